@@ -1,0 +1,124 @@
+//! Content-Type of an uploaded file, from its name.
+
+/// Upstream's table, matched first so every upstream answer stays the same.
+const UPSTREAM: &[(&str, &str)] = &[
+    ("txt", "text/plain"),
+    ("md", "text/markdown"),
+    ("csv", "text/csv"),
+    ("html", "text/html"),
+    ("css", "text/css"),
+    ("xml", "application/xml"),
+    ("js", "application/javascript"),
+    ("mjs", "application/javascript"),
+    ("cjs", "application/javascript"),
+    ("jsx", "application/javascript"),
+    ("ts", "application/typescript"),
+    ("tsx", "application/typescript"),
+    ("json", "application/json"),
+    ("py", "text/x-python"),
+    ("java", "text/x-java"),
+    ("cpp", "text/x-c++src"),
+    ("c", "text/x-c"),
+    ("h", "text/x-c"),
+    ("go", "text/x-go"),
+    ("rs", "text/x-rust"),
+    ("rb", "text/x-ruby"),
+    ("sh", "application/x-sh"),
+    ("sql", "application/sql"),
+    ("yaml", "application/x-yaml"),
+    ("yml", "application/x-yaml"),
+    ("toml", "application/toml"),
+    ("ini", "text/plain"),
+    ("conf", "text/plain"),
+    ("env", "text/plain"),
+    ("pdf", "application/pdf"),
+    ("doc", "application/msword"),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    ("xls", "application/vnd.ms-excel"),
+    (
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    (
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("png", "image/png"),
+    ("gif", "image/gif"),
+    ("svg", "image/svg+xml"),
+    ("webp", "image/webp"),
+    ("ico", "image/x-icon"),
+    ("mp3", "audio/mpeg"),
+    ("mp4", "video/mp4"),
+    ("webm", "video/webm"),
+    ("wav", "audio/wav"),
+    ("zip", "application/zip"),
+    ("tar", "application/x-tar"),
+    ("gz", "application/gzip"),
+    ("woff", "font/woff"),
+    ("woff2", "font/woff2"),
+    ("ttf", "font/ttf"),
+    ("otf", "font/otf"),
+];
+
+const FALLBACK: &str = "application/octet-stream";
+
+/// Guesses the Content-Type of `filename` (a name or a path) from its
+/// extension, case-insensitively. Text types carry `; charset=utf-8`.
+pub fn guess_content_type(filename: &str) -> String {
+    let name = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
+    // `.env` is a dotfile whose name is its extension, as in upstream.
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return FALLBACK.to_owned();
+    };
+    if ext.is_empty() {
+        return FALLBACK.to_owned();
+    }
+    let ext = ext.to_ascii_lowercase();
+    let mime = UPSTREAM
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map(|(_, m)| (*m).to_owned())
+        .or_else(|| mime_guess::from_ext(&ext).first().map(|m| m.to_string()));
+    match mime {
+        Some(m) if is_text(&m) => format!("{m}; charset=utf-8"),
+        Some(m) => m,
+        None => FALLBACK.to_owned(),
+    }
+}
+
+fn is_text(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || matches!(
+            mime,
+            "application/xml"
+                | "application/javascript"
+                | "application/typescript"
+                | "application/json"
+                | "application/x-sh"
+                | "application/sql"
+                | "application/x-yaml"
+                | "application/toml"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guess_content_type as g;
+
+    #[test]
+    fn upstream_answers_and_better_guesses() {
+        assert_eq!(g("a.png"), "image/png");
+        assert_eq!(g("dir/x.TS"), "application/typescript; charset=utf-8");
+        assert_eq!(g(".env"), "text/plain; charset=utf-8");
+        assert_eq!(g("README"), "application/octet-stream");
+        assert_eq!(g("noext."), "application/octet-stream");
+        assert_eq!(g("a.b.unknownext"), "application/octet-stream");
+        assert_eq!(g("x.avif"), "image/avif");
+    }
+}

@@ -1,0 +1,76 @@
+//! The engine's one error type. Every variant has a stable `code` that the
+//! binding exposes to JavaScript; tests assert codes, not message text.
+
+use std::path::Path;
+
+/// Everything that can make a sync operation (or one file of it) fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option has a missing or invalid value.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// An S3 request failed for a reason that stops the whole operation
+    /// (listing, missing bucket, credentials, unreachable endpoint).
+    #[error("{0}")]
+    S3(String),
+    /// The workspace directory is missing, is not a directory, or cannot be
+    /// read or written.
+    #[error("{0}")]
+    Workspace(String),
+    /// An object key cannot be mapped to a safe path inside the workspace.
+    #[error("{0}")]
+    UnsafeKey(String),
+    /// A local file could not be read, written, renamed or removed.
+    #[error("{0}")]
+    Io(String),
+    /// Downloaded bytes do not match what the server said they were.
+    #[error("{0}")]
+    Integrity(String),
+}
+
+impl Error {
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidOption(_) => "INVALID_OPTION",
+            Error::S3(_) => "S3_OPERATION_ERROR",
+            Error::Workspace(_) => "WORKSPACE_ERROR",
+            Error::UnsafeKey(_) => "UNSAFE_KEY",
+            Error::Io(_) => "IO_ERROR",
+            Error::Integrity(_) => "INTEGRITY_ERROR",
+        }
+    }
+
+    /// An I/O error on `path`, with the operation that failed.
+    pub fn io(op: &str, path: &Path, err: std::io::Error) -> Self {
+        Error::Io(format!("{op} {}: {err}", path.display()))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure confined to one file: the operation goes on with the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    /// Path relative to the workspace (or the raw key when it has no safe path).
+    pub path: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FileError {
+    pub fn new(path: impl Into<String>, err: &Error) -> Self {
+        FileError {
+            path: path.into(),
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}

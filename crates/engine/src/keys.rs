@@ -1,0 +1,121 @@
+//! Mapping between S3 keys and workspace-relative paths.
+//!
+//! A relative path accepted here is a sequence of plain `/`-separated names, so
+//! joining it onto the workspace directory can never leave the workspace.
+
+use crate::error::{Error, Result};
+
+/// Longest file name most filesystems accept, in bytes.
+const MAX_SEGMENT_BYTES: usize = 255;
+
+/// What an object key in a listing of `prefix` stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A file at this workspace-relative path.
+    File(String),
+    /// The prefix itself or a key ending in `/`: a folder marker, not a file.
+    FolderMarker,
+}
+
+/// Classifies `key`, listed under `prefix` (which ends in `/`).
+pub fn classify_key(prefix: &str, key: &str) -> Result<KeyKind> {
+    let rel = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| Error::UnsafeKey(format!("key {key:?} is outside the prefix {prefix:?}")))?;
+    if rel.is_empty() || rel.ends_with('/') {
+        return Ok(KeyKind::FolderMarker);
+    }
+    validate_relative_path(rel)?;
+    Ok(KeyKind::File(rel.to_owned()))
+}
+
+/// Checks that `rel` is a plain relative path: non-empty `/`-separated names,
+/// none of them `.` or `..`, over 255 bytes, or holding a backslash or a
+/// control character.
+pub fn validate_relative_path(rel: &str) -> Result<()> {
+    let reject = |why: &str| Err(Error::UnsafeKey(format!("unsafe key path {rel:?}: {why}")));
+    if rel.is_empty() {
+        return reject("empty path");
+    }
+    for segment in rel.split('/') {
+        match segment {
+            "" => return reject("empty segment or leading '/'"),
+            "." | ".." => return reject("'.' or '..' segment"),
+            _ => {}
+        }
+        if segment.len() > MAX_SEGMENT_BYTES {
+            return reject("segment longer than 255 bytes");
+        }
+        if segment.contains('\\') {
+            return reject("backslash");
+        }
+        if segment.chars().any(char::is_control) {
+            return reject("control character");
+        }
+    }
+    Ok(())
+}
+
+/// The S3 key of a workspace-relative path.
+pub fn key_for(prefix: &str, rel: &str) -> String {
+    format!("{prefix}{rel}")
+}
+
+/// Normalises a user-supplied prefix the way upstream does: a trailing `/`
+/// is added when missing.
+pub fn normalize_prefix(prefix: &str) -> String {
+    if prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_map_to_relative_paths() {
+        let p = "users/u1/";
+        assert_eq!(
+            classify_key(p, "users/u1/a/b c/日本.txt").unwrap(),
+            KeyKind::File("a/b c/日本.txt".into())
+        );
+        assert_eq!(classify_key(p, "users/u1/").unwrap(), KeyKind::FolderMarker);
+        assert_eq!(
+            classify_key(p, "users/u1/dir/").unwrap(),
+            KeyKind::FolderMarker
+        );
+    }
+
+    #[test]
+    fn hostile_keys_are_rejected() {
+        let p = "ws/";
+        for key in [
+            "ws/../x",
+            "ws/a/../../x",
+            "ws/./x",
+            "ws//x",
+            "ws/a//b",
+            "ws/a\\b",
+            "ws/a\0b",
+            "ws/a\nb",
+            "ws/..",
+            "other/x",
+        ] {
+            let err = classify_key(p, key).unwrap_err();
+            assert_eq!(err.code(), "UNSAFE_KEY", "{key:?}");
+        }
+        let long = format!("ws/{}", "x".repeat(256));
+        assert!(classify_key(p, &long).is_err());
+        let ok = format!("ws/{}", "x".repeat(255));
+        assert!(classify_key(p, &ok).is_ok());
+    }
+
+    #[test]
+    fn prefix_gets_trailing_slash() {
+        assert_eq!(normalize_prefix("a/b"), "a/b/");
+        assert_eq!(normalize_prefix("a/b/"), "a/b/");
+    }
+}

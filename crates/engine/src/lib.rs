@@ -1,0 +1,24 @@
+//! The S3 ⇄ workspace sync engine: pure Rust, no napi. The Node.js binding
+//! lives in the root crate and only converts values.
+//!
+//! Flow per operation: list → plan (pure, in `plan`) → transfer (bounded
+//! concurrency, streamed, atomic) → commit the snapshot → report.
+
+pub mod content_type;
+pub mod error;
+pub mod hashing;
+pub mod ignore_rules;
+pub mod keys;
+pub mod plan;
+pub mod progress;
+mod pull;
+mod push;
+pub mod s3;
+pub mod store;
+pub mod sync;
+mod transfer;
+pub mod workspace;
+
+pub use error::{Error, FileError, Result};
+pub use progress::{Level, Observer, Phase, Progress};
+pub use sync::{Config, Report, Workspace};

@@ -1,0 +1,187 @@
+//! `pull()`: make the workspace equal to the S3 prefix (minus ignored paths).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::error::{Error, FileError, Result};
+use crate::plan::{hash_candidates, plan_pull, remote_files, Download, Snapshot, SnapshotEntry};
+use crate::progress::{Level, Phase, PhaseProgress};
+use crate::sync::{blocking, Report, Workspace};
+use crate::transfer::download;
+use crate::workspace::{ensure_workspace, remove_file_and_empty_parents, scan};
+
+impl Workspace {
+    /// Downloads what changed on S3, deletes local files that are not on S3
+    /// (unless ignored), and records the snapshot `push` diffs against.
+    ///
+    /// Rejects (with `S3_OPERATION_ERROR`, `WORKSPACE_ERROR`, …) only when
+    /// nothing could be synced; failures of single files are in the report.
+    pub async fn pull(&self) -> Result<Report> {
+        let started = Instant::now();
+        let mut state = self.state.lock().await;
+        let cfg = &self.config;
+        let root = cfg.workspace_dir.clone();
+        self.log(
+            Level::Info,
+            &format!(
+                "Pull started: s3://{}/{} -> {}",
+                cfg.bucket,
+                cfg.prefix,
+                root.display()
+            ),
+        );
+        let result = self.pull_locked(&mut state.snapshot).await;
+        match &result {
+            Ok(r) => self.log(
+                Level::Info,
+                &format!(
+                    "Pull completed: {} downloaded, {} unchanged, {} deleted, {} errors in {} ms",
+                    r.transferred,
+                    r.unchanged,
+                    r.deleted,
+                    r.errors.len(),
+                    started.elapsed().as_millis()
+                ),
+            ),
+            Err(e) => self.log(Level::Error, &format!("Pull failed: {e}")),
+        }
+        result.map(|mut r| {
+            r.duration = started.elapsed();
+            r
+        })
+    }
+
+    async fn pull_locked(&self, snapshot: &mut Snapshot) -> Result<Report> {
+        let root = self.config.workspace_dir.clone();
+        let dir = root.clone();
+        blocking(move || ensure_workspace(&dir)).await?;
+        let store = self.store().await?;
+        let listing = store.list(&self.config.prefix).await?;
+        let rules = self.current_rules().await?;
+        let local = {
+            let (root, rules) = (root.clone(), rules.clone());
+            blocking(move || scan(&root, &rules)).await?
+        };
+        let remote = remote_files(&self.config.prefix, &listing, &rules);
+        let (md5s, _) = self.hash_files(hash_candidates(&remote, &local)).await;
+        let plan = plan_pull(remote, &local, &md5s);
+        for e in &plan.errors {
+            self.log(
+                Level::Warn,
+                &format!("Skipping object {}: {}", e.path, e.message),
+            );
+        }
+
+        let mut report = Report {
+            unchanged: plan.unchanged.len(),
+            errors: plan.errors,
+            ..Report::default()
+        };
+        let mut next: Snapshot = plan.unchanged.into_iter().collect();
+        let failed = self
+            .download_all(store, plan.downloads, &mut next, &mut report)
+            .await;
+        // A file that failed to download keeps its local content; record that
+        // content so a push uploads it only if the agent then changes it.
+        let (md5s, _) = self
+            .hash_files(
+                failed
+                    .into_iter()
+                    .filter(|rel| local.files.contains_key(rel))
+                    .collect(),
+            )
+            .await;
+        for (rel, md5) in md5s {
+            let stat = local.files[&rel];
+            next.insert(
+                rel,
+                SnapshotEntry {
+                    stat,
+                    md5,
+                    etag: None,
+                },
+            );
+        }
+
+        report.deleted = self.delete_local(plan.deletes, &mut report.errors).await;
+        for rel in local.temp_files {
+            let root = root.clone();
+            // Leftovers of an interrupted pull: never real content.
+            let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
+        }
+        *snapshot = next;
+        Ok(report)
+    }
+
+    /// Runs the downloads, `downloadConcurrency` at a time. Returns the
+    /// relative paths that failed.
+    async fn download_all(
+        &self,
+        store: Arc<dyn crate::store::Store>,
+        downloads: Vec<Download>,
+        snapshot: &mut Snapshot,
+        report: &mut Report,
+    ) -> Vec<String> {
+        let progress = PhaseProgress::new(&*self.observer, Phase::Download, downloads.len());
+        let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
+        let root = Arc::new(self.config.workspace_dir.clone());
+        let mut tasks = JoinSet::new();
+        for d in downloads {
+            let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = download(&*store, &root, &d).await;
+                (d.rel, result)
+            });
+        }
+        let mut failed = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (rel, result) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    report.errors.push(FileError::new(
+                        "",
+                        &Error::Io(format!("download task failed: {e}")),
+                    ));
+                    continue;
+                }
+            };
+            progress.advance(&rel);
+            match result {
+                Ok(entry) => {
+                    self.log(Level::Debug, &format!("Downloaded {rel}"));
+                    snapshot.insert(rel, entry);
+                    report.transferred += 1;
+                }
+                Err(e) => {
+                    self.log(Level::Warn, &format!("Download failed: {rel}: {e}"));
+                    report.errors.push(FileError::new(rel.clone(), &e));
+                    failed.push(rel);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Deletes local-only files and the directories they leave empty.
+    async fn delete_local(&self, rels: Vec<String>, errors: &mut Vec<FileError>) -> usize {
+        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, rels.len());
+        let mut deleted = 0;
+        for rel in rels {
+            let root = self.config.workspace_dir.clone();
+            let r = rel.clone();
+            match blocking(move || remove_file_and_empty_parents(&root, &r)).await {
+                Ok(()) => {
+                    self.log(Level::Debug, &format!("Deleted local file {rel}"));
+                    deleted += 1;
+                }
+                Err(e) => errors.push(FileError::new(rel.clone(), &e)),
+            }
+            progress.advance(&rel);
+        }
+        deleted
+    }
+}

@@ -1,0 +1,198 @@
+//! The sync engine for one workspace: configuration, shared state, and the
+//! helpers `pull` and `push` have in common.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::error::{Error, FileError, Result};
+use crate::hashing::md5_file_hex;
+use crate::ignore_rules::IgnoreRules;
+use crate::keys::normalize_prefix;
+use crate::plan::Snapshot;
+use crate::progress::{Level, Observer};
+use crate::s3::{S3Settings, S3Store};
+use crate::store::Store;
+
+pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
+/// Files hashed at once: hashing is CPU and disk bound, not network bound.
+const HASH_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bucket: String,
+    /// Key prefix; a trailing `/` is added when missing.
+    pub prefix: String,
+    pub workspace_dir: PathBuf,
+    pub s3: S3Settings,
+    pub download_concurrency: usize,
+    pub upload_concurrency: usize,
+    /// Ignore rules applied after the built-in defaults.
+    pub ignore_patterns: Vec<String>,
+}
+
+impl Config {
+    pub fn new(bucket: &str, prefix: &str, workspace_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            workspace_dir: workspace_dir.into(),
+            s3: S3Settings::default(),
+            download_concurrency: DEFAULT_DOWNLOAD_CONCURRENCY,
+            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            ignore_patterns: Vec::new(),
+        }
+    }
+
+    fn validate(mut self) -> Result<Self> {
+        for (name, value) in [("bucket", &self.bucket), ("prefix", &self.prefix)] {
+            if value.is_empty() {
+                return Err(Error::InvalidOption(format!("options.{name} is required")));
+            }
+        }
+        if self.workspace_dir.as_os_str().is_empty() {
+            return Err(Error::InvalidOption(
+                "options.workspaceDir is required".into(),
+            ));
+        }
+        for (name, value) in [
+            ("downloadConcurrency", self.download_concurrency),
+            ("uploadConcurrency", self.upload_concurrency),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidOption(format!(
+                    "options.{name} must be a positive integer"
+                )));
+            }
+        }
+        self.prefix = normalize_prefix(&self.prefix);
+        Ok(self)
+    }
+}
+
+/// The outcome of a pull or push.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Files downloaded (pull) or uploaded (push).
+    pub transferred: usize,
+    /// Local files deleted (pull) or objects deleted (push).
+    pub deleted: usize,
+    /// Files that were already in sync.
+    pub unchanged: usize,
+    pub errors: Vec<FileError>,
+    pub duration: Duration,
+}
+
+pub(crate) struct State {
+    pub snapshot: Snapshot,
+}
+
+/// Syncs one S3 prefix with one local directory. Operations on one
+/// instance run one at a time.
+pub struct Workspace {
+    pub(crate) config: Config,
+    store: OnceCell<Arc<dyn Store>>,
+    pub(crate) base_rules: IgnoreRules,
+    pub(crate) state: Mutex<State>,
+    pub(crate) observer: Arc<dyn Observer>,
+}
+
+impl Workspace {
+    /// A workspace that talks to S3 as `config.s3` says (connecting lazily).
+    pub fn new(config: Config, observer: Arc<dyn Observer>) -> Result<Self> {
+        let config = config.validate()?;
+        Ok(Workspace {
+            base_rules: IgnoreRules::new(&config.ignore_patterns)?,
+            config,
+            store: OnceCell::new(),
+            state: Mutex::new(State {
+                snapshot: Snapshot::new(),
+            }),
+            observer,
+        })
+    }
+
+    /// A workspace on another store.
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self> {
+        let ws = Self::new(config, observer)?;
+        ws.store
+            .set(store)
+            .unwrap_or_else(|_| unreachable!("fresh cell"));
+        Ok(ws)
+    }
+
+    pub fn workspace_dir(&self) -> &Path {
+        &self.config.workspace_dir
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    pub(crate) async fn store(&self) -> Result<Arc<dyn Store>> {
+        self.store
+            .get_or_try_init(|| async {
+                let store = S3Store::connect(&self.config.bucket, &self.config.s3).await?;
+                Ok::<_, Error>(Arc::new(store) as Arc<dyn Store>)
+            })
+            .await
+            .cloned()
+    }
+
+    pub(crate) fn log(&self, level: Level, message: &str) {
+        self.observer.log(level, message);
+    }
+
+    /// The rules in force: defaults, `ignorePatterns`, then `.syncignore`.
+    pub(crate) async fn current_rules(&self) -> Result<IgnoreRules> {
+        let base = self.base_rules.clone();
+        let dir = self.config.workspace_dir.clone();
+        blocking(move || base.with_syncignore(&dir)).await
+    }
+
+    /// Hashes `rels` in parallel off the async threads. Files that cannot be
+    /// read are left out of the map and reported in the second value.
+    pub(crate) async fn hash_files(
+        &self,
+        rels: Vec<String>,
+    ) -> (HashMap<String, String>, Vec<FileError>) {
+        use futures::StreamExt;
+        let root = &self.config.workspace_dir;
+        let results: Vec<_> = futures::stream::iter(rels)
+            .map(|rel| {
+                let path = root.join(&rel);
+                async move { (rel, md5_file_hex(path).await) }
+            })
+            .buffer_unordered(HASH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut md5s = HashMap::with_capacity(results.len());
+        let mut errors = Vec::new();
+        for (rel, r) in results {
+            match r {
+                Ok(md5) => {
+                    md5s.insert(rel, md5);
+                }
+                Err(e) => errors.push(FileError::new(rel, &e)),
+            }
+        }
+        (md5s, errors)
+    }
+}
+
+/// Runs blocking file-system work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(format!("file-system task failed: {e}")))?
+}

@@ -1,0 +1,125 @@
+//! Moving one file: a streamed, verified, atomic download, or an upload.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+
+use crate::content_type::guess_content_type;
+use crate::error::{Error, Result};
+use crate::plan::{Download, SnapshotEntry};
+use crate::store::{etag_md5, PutRequest, Store};
+use crate::sync::blocking;
+use crate::workspace::{commit_temp_file, create_parent_dirs, create_temp_file, FileStat};
+
+/// Attempts per download when the body breaks off or fails verification
+/// (request-level failures are retried by the S3 client itself).
+const DOWNLOAD_ATTEMPTS: usize = 3;
+
+/// Downloads `d` to `root/d.rel`: streamed into a temp file beside it,
+/// checked against the ETag, then renamed into place.
+pub async fn download(store: &dyn Store, root: &Path, d: &Download) -> Result<SnapshotEntry> {
+    let mut attempt = 1;
+    loop {
+        let result = download_once(store, root, d).await;
+        match &result {
+            Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
+            _ => return result,
+        }
+    }
+}
+
+/// Errors worth another attempt: a broken or corrupt body. A failed request
+/// was already retried by the client.
+fn is_body_error(e: &Error) -> bool {
+    match e {
+        Error::Integrity(_) => true,
+        Error::S3(m) => m.contains("while reading the body"),
+        _ => false,
+    }
+}
+
+async fn download_once(store: &dyn Store, root: &Path, d: &Download) -> Result<SnapshotEntry> {
+    let (root2, rel) = (root.to_path_buf(), d.rel.clone());
+    let (file, temp) = blocking(move || {
+        let dir = create_parent_dirs(&root2, &rel)?;
+        create_temp_file(&dir)
+    })
+    .await?;
+    let result = write_verified(store, d, file, &temp, &root.join(&d.rel)).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
+}
+
+async fn write_verified(
+    store: &dyn Store,
+    d: &Download,
+    file: std::fs::File,
+    temp: &Path,
+    dest: &Path,
+) -> Result<SnapshotEntry> {
+    let mut body = store.get(&d.key).await?;
+    let mut out = tokio::fs::File::from_std(file);
+    let mut hasher = Md5::new();
+    while let Some(chunk) = body.stream.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io("write", temp, e))?;
+    }
+    out.flush().await.map_err(|e| Error::io("write", temp, e))?;
+    drop(out);
+    let md5 = hex::encode(hasher.finalize());
+    let etag = body.etag.or_else(|| d.etag.clone());
+    if let Some(expected) = etag.as_deref().and_then(etag_md5) {
+        if expected != md5 {
+            return Err(Error::Integrity(format!(
+                "{}: downloaded bytes have MD5 {md5}, the object's ETag is {expected}",
+                d.rel
+            )));
+        }
+    }
+    let (temp, dest) = (temp.to_path_buf(), dest.to_path_buf());
+    let stat = blocking(move || {
+        commit_temp_file(&temp, &dest)?;
+        let meta = std::fs::symlink_metadata(&dest).map_err(|e| Error::io("inspect", &dest, e))?;
+        Ok(FileStat::of(&meta))
+    })
+    .await?;
+    Ok(SnapshotEntry { stat, md5, etag })
+}
+
+/// Uploads `root/rel` as `key`, with the MD5 the push hashed (sent as
+/// `Content-MD5`, so the server refuses bytes that changed since).
+pub async fn upload(
+    store: &dyn Store,
+    root: &Path,
+    rel: &str,
+    key: &str,
+    stat: FileStat,
+    md5_hex: &str,
+) -> Result<SnapshotEntry> {
+    let file: PathBuf = root.join(rel);
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(md5_hex, &mut md5)
+        .map_err(|e| Error::Io(format!("{rel}: bad hash {md5_hex}: {e}")))?;
+    let content_type = guess_content_type(rel);
+    let etag = store
+        .put(PutRequest {
+            key,
+            file: &file,
+            size: stat.size,
+            content_type: &content_type,
+            md5,
+        })
+        .await?;
+    Ok(SnapshotEntry {
+        stat,
+        md5: md5_hex.to_owned(),
+        etag,
+    })
+}

@@ -1,0 +1,291 @@
+//! The local side: scanning the workspace, writing files atomically, and
+//! creating or pruning directories without ever following a symlink.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use crate::error::{Error, FileError, Result};
+use crate::ignore_rules::IgnoreRules;
+use crate::keys::validate_relative_path;
+
+/// Temp files of in-flight downloads are named `.s3ws-<hex>.partial`; they
+/// never sync and a later pull removes leftovers of a killed process.
+const TEMP_PREFIX: &str = ".s3ws-";
+const TEMP_SUFFIX: &str = ".partial";
+
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Size and modification time of a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileStat {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => Some(d.as_nanos() as i128),
+                Err(e) => Some(-(e.duration().as_nanos() as i128)),
+            })
+            .unwrap_or(0);
+        FileStat {
+            size: meta.len(),
+            mtime_ns,
+        }
+    }
+}
+
+/// What a scan of the workspace found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Regular, non-ignored files by relative path.
+    pub files: BTreeMap<String, FileStat>,
+    /// Leftover temp files of interrupted downloads (relative paths).
+    pub temp_files: Vec<String>,
+    /// Directories that could not be read (relative paths): nothing below
+    /// them may be treated as deleted.
+    pub unreadable_dirs: Vec<String>,
+    /// Entries skipped with a reason (symlinks, names that cannot be keys).
+    pub skipped: Vec<FileError>,
+}
+
+impl Scan {
+    /// Whether `rel` lies under a directory the scan could not read.
+    pub fn is_under_unreadable(&self, rel: &str) -> bool {
+        self.unreadable_dirs.iter().any(|d| {
+            rel.len() > d.len() && rel.starts_with(d.as_str()) && rel.as_bytes()[d.len()] == b'/'
+        })
+    }
+}
+
+/// Checks that `dir` is an existing, readable directory.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(dir).map(|_| ()).map_err(|e| {
+            Error::Workspace(format!(
+                "workspace directory {} cannot be read: {e}",
+                dir.display()
+            ))
+        }),
+        Ok(_) => Err(Error::Workspace(format!(
+            "workspace path {} is not a directory",
+            dir.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Workspace(format!(
+            "workspace directory {} does not exist",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::Workspace(format!(
+            "workspace directory {} cannot be accessed: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Creates the workspace directory if needed and checks it is writable.
+pub fn ensure_workspace(dir: &Path) -> Result<()> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Err(Error::Workspace(format!(
+            "workspace directory {} cannot be created: {e}",
+            dir.display()
+        )));
+    }
+    check_dir(dir)?;
+    let probe = dir.join(format!(
+        "{TEMP_PREFIX}probe-{}{TEMP_SUFFIX}",
+        std::process::id()
+    ));
+    std::fs::write(&probe, b"")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            Error::Workspace(format!(
+                "workspace directory {} is not writable: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// Lists the regular files of the workspace. Symlinks are never followed;
+/// ignored directories are not entered. Blocking.
+pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
+    check_dir(root)?;
+    let mut scan = Scan::default();
+    let mut stack = vec![String::new()];
+    while let Some(dir_rel) = stack.pop() {
+        let dir = if dir_rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&dir_rel)
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if dir_rel.is_empty() => {
+                return Err(Error::Workspace(format!(
+                    "workspace directory {} cannot be read: {e}",
+                    root.display()
+                )))
+            }
+            Err(_) => {
+                scan.unreadable_dirs.push(dir_rel);
+                continue;
+            }
+        };
+        for entry in entries {
+            let Ok(entry) = entry else {
+                scan.unreadable_dirs.push(dir_rel.clone());
+                break;
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                scan.skipped.push(FileError::new(
+                    format!("{}/{}", dir_rel, name.to_string_lossy()),
+                    &Error::UnsafeKey("file name is not valid UTF-8".into()),
+                ));
+                continue;
+            };
+            let rel = if dir_rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{dir_rel}/{name}")
+            };
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                // Vanished while scanning, or unreadable: treat as unreadable,
+                // so it is never taken as deleted.
+                scan.unreadable_dirs.push(rel);
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !rules.is_ignored(&rel, true) {
+                    stack.push(rel);
+                }
+            } else if ft.is_file() {
+                if is_temp_name(name) {
+                    scan.temp_files.push(rel);
+                } else if rules.is_ignored(&rel, false) {
+                    // Ignored files never sync.
+                } else if let Err(e) = validate_relative_path(&rel) {
+                    scan.skipped.push(FileError::new(rel, &e));
+                } else {
+                    scan.files.insert(rel, FileStat::of(&meta));
+                }
+            } else if ft.is_symlink() && !rules.is_ignored(&rel, false) {
+                scan.skipped.push(FileError::new(
+                    rel,
+                    &Error::UnsafeKey("symbolic link not followed".into()),
+                ));
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Creates the directories of `rel`'s parent below `root`, refusing to pass
+/// through a symlink or a file. Blocking.
+pub fn create_parent_dirs(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut dir = root.to_path_buf();
+    let Some((parents, _)) = rel.rsplit_once('/') else {
+        return Ok(dir);
+    };
+    for segment in parents.split('/') {
+        dir.push(segment);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::UnsafeKey(format!(
+                    "{rel}: {} is a symbolic link; not followed",
+                    dir.display()
+                )))
+            }
+            Ok(_) => {
+                return Err(Error::Io(format!(
+                    "{rel}: {} exists and is not a directory",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    // Another download created it meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io("create directory", &dir, e)),
+                }
+            }
+            Err(e) => return Err(Error::io("inspect", &dir, e)),
+        }
+    }
+    Ok(dir)
+}
+
+/// A new temp file in `dir`, for the bytes of a download.
+pub fn create_temp_file(dir: &Path) -> Result<(std::fs::File, PathBuf)> {
+    loop {
+        let path = dir.join(format!("{TEMP_PREFIX}{:016x}{TEMP_SUFFIX}", rand_u64()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &path, e)),
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Moves a finished temp file to its final name, atomically. Refuses to
+/// replace a directory or a symlink.
+pub fn commit_temp_file(temp: &Path, dest: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::Io(format!(
+                "{} is a directory; not replaced by a file",
+                dest.display()
+            )))
+        }
+        Ok(m) if m.file_type().is_symlink() => {
+            // Replacing the link itself is safe (rename does not follow it),
+            // and what S3 holds is the truth.
+        }
+        _ => {}
+    }
+    std::fs::rename(temp, dest).map_err(|e| Error::io("rename into", dest, e))
+}
+
+/// Removes the file `rel` and then its parent directories that became
+/// empty, up to (not including) `root`. Blocking.
+pub fn remove_file_and_empty_parents(root: &Path, rel: &str) -> Result<()> {
+    let path = root.join(rel);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("delete", &path, e)),
+    }
+    let mut rel = rel;
+    while let Some((parent, _)) = rel.rsplit_once('/') {
+        if std::fs::remove_dir(root.join(parent)).is_err() {
+            break; // not empty (or gone): stop climbing
+        }
+        rel = parent;
+    }
+    Ok(())
+}
