@@ -13,7 +13,7 @@ use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::Store;
 use crate::sync::{blocking, Report, Workspace};
 use crate::transfer::upload;
-use crate::workspace::scan;
+use crate::workspace::{check_dir, scan};
 
 impl Workspace {
     /// Uploads files that are new or changed since the last pull or push and
@@ -55,8 +55,10 @@ impl Workspace {
     }
 
     async fn push_locked(&self, snapshot: &mut Snapshot) -> Result<Report> {
-        let rules = self.current_rules().await?;
         let root = self.config.workspace_dir.clone();
+        let dir = root.clone();
+        blocking(move || check_dir(&dir)).await?;
+        let rules = self.current_rules().await?;
         let local = {
             let root = root.clone();
             blocking(move || scan(&root, &rules)).await?

@@ -9,6 +9,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use base64::Engine as _;
@@ -48,12 +49,8 @@ impl S3Store {
             .clone()
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
-        // ring rather than aws-lc: it cross-compiles to every target we ship.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(https_client())
             .region(Region::new(region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(4))
             .timeout_config(
@@ -108,6 +105,14 @@ impl S3Store {
             self.bucket, self.endpoint
         ))
     }
+}
+
+/// The HTTP(S) client for the SDK: rustls on ring rather than aws-lc, since
+/// ring cross-compiles to every target the package ships.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

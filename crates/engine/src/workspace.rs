@@ -30,9 +30,9 @@ impl FileStat {
         let mtime_ns = meta
             .modified()
             .ok()
-            .and_then(|t| match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => Some(d.as_nanos() as i128),
-                Err(e) => Some(-(e.duration().as_nanos() as i128)),
+            .map(|t| match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => d.as_nanos() as i128,
+                Err(e) => -(e.duration().as_nanos() as i128),
             })
             .unwrap_or(0);
         FileStat {

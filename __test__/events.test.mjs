@@ -1,0 +1,134 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync, createDefaultLogger } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, readTree, recordingLogger } from './helpers.mjs'
+
+const quiet = () => recordingLogger().logger
+
+async function seeded(n) {
+  const bucket = await newBucket()
+  const files = {}
+  for (let i = 0; i < n; i++) files[`dir${i % 7}/f${i}.txt`] = `content ${i}`
+  await seed(bucket, 'p/', files)
+  return { bucket, files }
+}
+
+test('a 120-file pull emits download progress up to 100%', async () => {
+  const { bucket } = await seeded(120)
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
+  const events = []
+  sync.on('progress', (p) => events.push(p))
+  await sync.pull()
+  await new Promise((r) => setImmediate(r))
+  const downloads = events.filter((e) => e.phase === 'download')
+  assert.ok(downloads.length >= 10 && downloads.length <= 25, `${downloads.length} events`)
+  assert.equal(events[0].phase, 'download')
+  assert.equal(events[0].total, 120)
+  const last = downloads.at(-1)
+  assert.equal(last.percentage, 100)
+  assert.equal(last.current, 120)
+  for (let i = 1; i < downloads.length; i++) assert.ok(downloads[i].current > downloads[i - 1].current)
+  for (const e of downloads) {
+    assert.equal(e.percentage, Math.round((e.current / e.total) * 100))
+    assert.equal(typeof e.currentFile, 'string')
+  }
+})
+
+test('push emits upload and cleanup progress', async () => {
+  const { bucket } = await seeded(3)
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await sync.pull()
+  for (let i = 0; i < 30; i++) writeFileSync(path.join(dir, `n${i}.txt`), `${i}`)
+  const { rmSync } = await import('node:fs')
+  rmSync(path.join(dir, 'dir0'), { recursive: true })
+  const events = []
+  sync.on('progress', (p) => events.push(p))
+  const result = await sync.push()
+  await new Promise((r) => setImmediate(r))
+  assert.equal(result.uploadedFiles, 30)
+  assert.equal(result.deletedFiles, 1)
+  const uploads = events.filter((e) => e.phase === 'upload')
+  assert.equal(uploads[0].total, 30)
+  assert.equal(uploads.at(-1).percentage, 100)
+  assert.deepEqual(events.filter((e) => e.phase === 'cleanup').map((e) => e.current), [1])
+})
+
+test('the logger receives the engine log records', async () => {
+  const { bucket } = await seeded(2)
+  const { logger, calls } = recordingLogger()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger })
+  await sync.pull()
+  await new Promise((r) => setImmediate(r))
+  const info = calls.filter((c) => c.level === 'info').map((c) => c.message)
+  assert.ok(info.some((m) => m.startsWith('Pull started')), info.join('\n'))
+  assert.ok(info.some((m) => m.startsWith('Pull completed: 2 downloaded')), info.join('\n'))
+  assert.ok(calls.some((c) => c.level === 'debug' && c.message.includes('dir0/f0.txt')))
+  for (const c of calls) assert.equal(typeof c.message, 'string')
+})
+
+test('the default logger prefixes and routes to console', () => {
+  const seen = []
+  const saved = { log: console.log, debug: console.debug, warn: console.warn, error: console.error }
+  for (const k of Object.keys(saved)) console[k] = (...args) => seen.push([k, ...args])
+  try {
+    const logger = createDefaultLogger()
+    logger.info('hello', 1)
+    logger.debug('dbg')
+    logger.warn('careful')
+    logger.error('bad')
+  } finally {
+    Object.assign(console, saved)
+  }
+  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error'])
+  assert.match(seen[0][1], /^\[S3_WORKSPACE_SYNC\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z hello$/)
+  assert.equal(seen[0][2], 1)
+})
+
+test('background pull: waitForPull, isPullComplete, push waits for it', async () => {
+  const { bucket, files } = await seeded(60)
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  assert.equal(sync.isPullComplete(), false)
+  await sync.waitForPull() // nothing started: resolves at once
+  assert.equal(sync.startBackgroundPull(), undefined)
+  assert.equal(sync.isPullComplete(), false)
+  await sync.waitForPull()
+  assert.equal(sync.isPullComplete(), true)
+  assert.deepEqual(readTree(dir), files)
+  assert.equal(sync.getWorkspacePath(), dir)
+
+  // push() started right after startBackgroundPull() sees the pulled snapshot:
+  // nothing to upload, nothing deleted.
+  const dir2 = tmpDir()
+  const sync2 = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir2, endpoint, logger: quiet() })
+  sync2.startBackgroundPull()
+  const pushed = await sync2.push()
+  assert.equal(sync2.isPullComplete(), true)
+  assert.deepEqual(pushed, { success: true, uploadedFiles: 0, deletedFiles: 0, duration: pushed.duration })
+})
+
+test('a failed background pull is logged and still completes', async () => {
+  const { logger, calls } = recordingLogger()
+  const sync = new S3WorkspaceSync({ bucket: 'no-such-bucket-xyz', prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger })
+  sync.startBackgroundPull()
+  await sync.waitForPull()
+  assert.equal(sync.isPullComplete(), true)
+  assert.ok(calls.some((c) => c.level === 'error' && c.message.includes('Background pull failed')))
+})
+
+test('the class is an EventEmitter', () => {
+  const sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: tmpDir(), endpoint, logger: quiet() })
+  let n = 0
+  const f = () => n++
+  sync.on('x', f)
+  sync.once('y', f)
+  sync.emit('x')
+  sync.emit('y')
+  sync.emit('y')
+  sync.off('x', f)
+  sync.emit('x')
+  assert.equal(n, 2)
+})

@@ -1,0 +1,116 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync } from '../index.js'
+import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy } from './helpers.mjs'
+
+const quiet = () => recordingLogger().logger
+
+test('cold pull restores nested directories, unicode and space keys, empty files', async () => {
+  const bucket = await newBucket()
+  const files = {
+    'README.md': '# hi',
+    'src/index.ts': 'export {}',
+    'src/lib/deep/util.ts': 'x',
+    'with space/file name.txt': 'spaces',
+    '日本語/ファイル.txt': 'unicode',
+    'émoji-😀.txt': 'emoji',
+    'empty.txt': '',
+  }
+  await seed(bucket, 'users/u1/ws/', files)
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'users/u1/ws/', workspaceDir: dir, endpoint, logger: quiet() })
+  const result = await sync.pull()
+  assert.equal(result.success, true)
+  assert.equal(result.downloadedFiles, 7)
+  assert.equal(result.deletedFiles, 0)
+  assert.equal(result.errors, undefined)
+  assert.equal(typeof result.duration, 'number')
+  assert.deepEqual(readTree(dir), files)
+})
+
+test('a 20 MiB file arrives intact', async () => {
+  const bucket = await newBucket()
+  const big = randomBuffer(20 * 1024 * 1024)
+  await putObject(bucket, 'p/big.bin', big)
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p', workspaceDir: dir, endpoint, logger: quiet() })
+  const result = await sync.pull()
+  assert.equal(result.downloadedFiles, 1)
+  assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(big))
+  // No temp file is left next to it.
+  assert.deepEqual(readdirSync(dir), ['big.bin'])
+})
+
+test('pull deletes local-only files and emptied directories, keeps ignored ones', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'keep.txt': 'remote' })
+  const dir = tmpDir()
+  mkdirSync(path.join(dir, 'stale/deeper'), { recursive: true })
+  writeFileSync(path.join(dir, 'stale/deeper/old.txt'), 'old')
+  writeFileSync(path.join(dir, 'local-only.txt'), 'gone soon')
+  mkdirSync(path.join(dir, 'node_modules/pkg'), { recursive: true })
+  writeFileSync(path.join(dir, 'node_modules/pkg/index.js'), 'ignored')
+  writeFileSync(path.join(dir, 'debug.log'), 'ignored')
+  writeFileSync(path.join(dir, 'notes.secret'), 'ignored by option')
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['*.secret'], logger: quiet() })
+  const result = await sync.pull()
+  assert.equal(result.success, true)
+  assert.equal(result.deletedFiles, 2)
+  assert.deepEqual(readTree(dir), {
+    'keep.txt': 'remote',
+    'node_modules/pkg/index.js': 'ignored',
+    'debug.log': 'ignored',
+    'notes.secret': 'ignored by option',
+  })
+  assert.equal(existsSync(path.join(dir, 'stale')), false)
+})
+
+test('folder markers are skipped and ignored remote paths are not downloaded', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { '': '', 'dir/': '', 'dir/a.txt': 'a', 'x.log': 'log', 'node_modules/m.js': 'm' })
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const result = await sync.pull()
+  assert.equal(result.downloadedFiles, 1)
+  assert.deepEqual(readTree(dir), { 'dir/a.txt': 'a' })
+})
+
+test('a prefix without trailing slash does not take in a neighbouring prefix', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'users/a1/', { 'mine.txt': 'mine' })
+  await seed(bucket, 'users/a10/', { 'theirs.txt': 'theirs' })
+  await putObject(bucket, 'users/a1-sibling.txt', 'sibling')
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'users/a1', workspaceDir: dir, endpoint, logger: quiet() })
+  await sync.pull()
+  assert.deepEqual(readTree(dir), { 'mine.txt': 'mine' })
+})
+
+test('a second pull of an unchanged workspace downloads nothing', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a', 'b/c.txt': 'c' })
+  const proxy = await startProxy()
+  try {
+    const dir = tmpDir()
+    await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(proxy.count('GET', (r) => !r.query.has('list-type')), 2)
+    const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(again.downloadedFiles, 0)
+    assert.equal(proxy.count('GET', (r) => !r.query.has('list-type')), 2)
+  } finally {
+    await proxy.close()
+  }
+})
+
+test('a listing of more than one page is read whole', async () => {
+  const bucket = await newBucket()
+  const files = {}
+  for (let i = 0; i < 1005; i++) files[`f${String(i).padStart(4, '0')}.txt`] = `${i}`
+  await seed(bucket, 'p/', files)
+  const dir = tmpDir()
+  const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).pull()
+  assert.equal(result.downloadedFiles, 1005)
+  assert.equal(readdirSync(dir).length, 1005)
+})

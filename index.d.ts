@@ -1,0 +1,94 @@
+import { EventEmitter } from 'node:events'
+
+/** Anything with the four log methods (console, pino, winston, ...). */
+export interface SyncLogger {
+  debug(message: string, ...args: unknown[]): void
+  info(message: string, ...args: unknown[]): void
+  warn(message: string, ...args: unknown[]): void
+  error(message: string, ...args: unknown[]): void
+}
+
+export interface S3WorkspaceSyncOptions {
+  /** S3 bucket name. */
+  bucket: string
+  /** Key prefix, e.g. `users/user123/workspace/` (a trailing `/` is added). */
+  prefix: string
+  /** Local workspace directory. */
+  workspaceDir: string
+  /** AWS region; default `process.env.AWS_REGION`, then `us-east-1`. */
+  region?: string
+  /** Pre-configured AWS SDK v3 S3Client (typed loosely so the SDK stays optional). */
+  s3Client?: unknown
+  /** Max parallel downloads (default 50). */
+  downloadConcurrency?: number
+  /** Max parallel uploads (default 10). */
+  uploadConcurrency?: number
+  /** Receives log records; default: console with a `[S3_WORKSPACE_SYNC]` prefix. */
+  logger?: SyncLogger
+  /** gitignore-style patterns applied after the built-in defaults. */
+  ignorePatterns?: string[]
+  /** Content-Type for an uploaded file name. */
+  contentTypeResolver?: (filename: string) => string
+  /** Workspace-relative directory downloaded first during `pull()`. */
+  priorityPrefix?: string
+  /** Beyond upstream: endpoint URL of an S3-compatible server. */
+  endpoint?: string
+  /** Beyond upstream: path-style addressing (default: on with a custom endpoint). */
+  forcePathStyle?: boolean
+}
+
+export interface SyncResult {
+  success: boolean
+  downloadedFiles?: number
+  uploadedFiles?: number
+  deletedFiles?: number
+  errors?: string[]
+  duration?: number
+}
+
+export interface SyncProgress {
+  phase: 'download' | 'upload' | 'cleanup'
+  current: number
+  total: number
+  percentage: number
+  currentFile?: string
+}
+
+export declare class S3WorkspaceSync extends EventEmitter {
+  constructor(options: S3WorkspaceSyncOptions)
+  /** Download from S3 to local; S3 is the source of truth. */
+  pull(): Promise<SyncResult>
+  /** Upload local changes to S3. */
+  push(): Promise<SyncResult>
+  /** Start a pull in the background; never throws. */
+  startBackgroundPull(): void
+  /** Resolves when the background pull has finished. */
+  waitForPull(): Promise<void>
+  isPullComplete(): boolean
+  getWorkspacePath(): string
+  on(event: 'progress', listener: (progress: SyncProgress) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'progress', listener: (progress: SyncProgress) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off(event: 'progress', listener: (progress: SyncProgress) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+export declare class SyncError extends Error {
+  readonly code: string
+  readonly cause?: unknown
+  constructor(message: string, code: string, cause?: unknown)
+}
+
+export declare class PathValidationError extends SyncError {
+  constructor(message: string, cause?: unknown)
+}
+
+export declare class S3OperationError extends SyncError {
+  constructor(message: string, cause?: unknown)
+}
+
+export declare function createDefaultLogger(): SyncLogger
+export declare function guessContentType(filename: string): string
+export declare function validateStoragePath(path: string): void
+export declare function calculateFileHash(filePath: string): Promise<string>

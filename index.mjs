@@ -1,0 +1,13 @@
+import cjs from './index.js'
+
+export const {
+  S3WorkspaceSync,
+  SyncError,
+  PathValidationError,
+  S3OperationError,
+  createDefaultLogger,
+  validateStoragePath,
+  guessContentType,
+  calculateFileHash,
+} = cjs
+export default cjs
