@@ -9,9 +9,19 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeIgnoreRules {
+  constructor(patterns: Array<string>)
+  /** Adds the rules of the workspace's `.syncignore`, if any; returns how many. */
+  loadFromWorkspace(dir: string): number
+  /** `path` is a directory when it ends in `/`. */
+  isIgnored(path: string): boolean
+  defaultPatternsCount(): number
+  customPatternsLoaded(): boolean
+}
+
 /** One workspace's sync engine. */
 export declare class NativeWorkspace {
-  constructor(options: NativeOptions, onEvent: (arg: NativeEvent) => void)
+  constructor(options: NativeOptions, onEvent: (arg: NativeEvent) => void, hooks: NativeHooks)
   pull(): Promise<NativeOutcome>
   push(): Promise<NativeOutcome>
 }
@@ -22,9 +32,18 @@ export declare function calculateFileHash(path: string): Promise<string>
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
 
-/** A progress or log record from the engine. */
+/** Credentials as `S3Client.config.credentials()` resolves them. */
+export interface NativeCredentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+  /** Milliseconds since the epoch. */
+  expiration?: number
+}
+
+/** A progress, log or priority record from the engine. */
 export interface NativeEvent {
-  /** `progress` or `log`. */
+  /** `progress`, `log` or `priority` (the priority files have settled). */
   kind: string
   phase?: string
   current?: number
@@ -42,6 +61,16 @@ export interface NativeFileError {
   message: string
 }
 
+/** The JS functions a workspace may call besides the event callback. */
+export interface NativeHooks {
+  /** The `contentTypeResolver` option (already guarded against throws). */
+  contentType?: (arg: string) => string
+  /** `send()`-driven store for stand-in or stubbed S3 clients. */
+  store?: (arg: StoreRequest) => Promise<StoreReply>
+  /** A real S3Client's credential provider. */
+  credentials?: () => Promise<NativeCredentials>
+}
+
 export interface NativeOptions {
   bucket: string
   prefix: string
@@ -52,6 +81,7 @@ export interface NativeOptions {
   downloadConcurrency?: number
   uploadConcurrency?: number
   ignorePatterns?: Array<string>
+  priorityPrefix?: string
 }
 
 /**
@@ -69,4 +99,28 @@ export interface NativeReport {
   unchanged: number
   errors: Array<NativeFileError>
   durationMs: number
+}
+
+export interface StoreObject {
+  key: string
+  size?: number
+  etag?: string
+}
+
+export interface StoreReply {
+  objects?: Array<StoreObject>
+  truncated?: boolean
+  nextToken?: string
+  body?: Buffer
+  etag?: string
+}
+
+export interface StoreRequest {
+  /** `list`, `get`, `put` or `delete`. */
+  op: string
+  key?: string
+  token?: string
+  /** Local file to upload (`put`). */
+  path?: string
+  contentType?: string
 }

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeIgnoreRules = nativeBinding.NativeIgnoreRules
 module.exports.NativeWorkspace = nativeBinding.NativeWorkspace
 module.exports.calculateFileHash = nativeBinding.calculateFileHash
 module.exports.guessContentType = nativeBinding.guessContentType

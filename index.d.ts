@@ -8,6 +8,19 @@ export interface SyncLogger {
   error(message: string, ...args: unknown[]): void
 }
 
+/** What `s3Client` needs to be: an AWS SDK v3 `S3Client` is one. */
+export interface S3ClientLike {
+  send(command: any, ...rest: any[]): Promise<any>
+}
+
+/** Metadata about a single file tracked by the sync engine. */
+export interface FileInfo {
+  path: string
+  size: number
+  mtime: number
+  hash: string
+}
+
 export interface S3WorkspaceSyncOptions {
   /** S3 bucket name. */
   bucket: string
@@ -17,8 +30,14 @@ export interface S3WorkspaceSyncOptions {
   workspaceDir: string
   /** AWS region; default `process.env.AWS_REGION`, then `us-east-1`. */
   region?: string
-  /** Pre-configured AWS SDK v3 S3Client (typed loosely so the SDK stays optional). */
-  s3Client?: unknown
+  /**
+   * Pre-configured AWS SDK v3 S3Client: its region, endpoint, path style and
+   * credential provider are used. Any other object with `send()` (a stand-in
+   * in tests, or a client with a stubbed `send`) is driven through `send()`.
+   */
+  s3Client?: S3ClientLike
+  /** Beyond upstream: force how `s3Client` is used (default `'auto'`). */
+  s3ClientMode?: 'auto' | 'sdk' | 'send'
   /** Max parallel downloads (default 50). */
   downloadConcurrency?: number
   /** Max parallel uploads (default 10). */
@@ -27,7 +46,7 @@ export interface S3WorkspaceSyncOptions {
   logger?: SyncLogger
   /** gitignore-style patterns applied after the built-in defaults. */
   ignorePatterns?: string[]
-  /** Content-Type for an uploaded file name. */
+  /** Content-Type for an uploaded file, called with its base name. */
   contentTypeResolver?: (filename: string) => string
   /** Workspace-relative directory downloaded first during `pull()`. */
   priorityPrefix?: string
@@ -64,6 +83,8 @@ export declare class S3WorkspaceSync extends EventEmitter {
   startBackgroundPull(): void
   /** Resolves when the background pull has finished. */
   waitForPull(): Promise<void>
+  /** Resolves when the `priorityPrefix` files have arrived; never hangs. */
+  waitForPriorityPull(): Promise<void>
   isPullComplete(): boolean
   getWorkspacePath(): string
   on(event: 'progress', listener: (progress: SyncProgress) => void): this
@@ -86,6 +107,14 @@ export declare class PathValidationError extends SyncError {
 
 export declare class S3OperationError extends SyncError {
   constructor(message: string, cause?: unknown)
+}
+
+export declare class SyncIgnoreFilter {
+  constructor(logger: SyncLogger, additionalPatterns?: string[])
+  loadFromWorkspace(workspaceDir: string): void
+  isIgnored(relativePath: string): boolean
+  filter(paths: string[]): string[]
+  getInfo(): { defaultPatternsCount: number; customPatternsLoaded: boolean }
 }
 
 export declare function createDefaultLogger(): SyncLogger

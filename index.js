@@ -4,6 +4,7 @@
 // upstream package's names, option checks, results and error classes.
 
 const { EventEmitter } = require('node:events')
+const { readFile } = require('node:fs/promises')
 const native = require('./binding.js')
 
 class SyncError extends Error {
@@ -29,13 +30,15 @@ class S3OperationError extends SyncError {
   }
 }
 
+/** Console logger: `[S3_WORKSPACE_SYNC] <ISO time> message ...args` (objects as JSON), as upstream. */
 function createDefaultLogger() {
-  const line = (message) => `[S3_WORKSPACE_SYNC] ${new Date().toISOString()} ${message}`
+  const format = (args) => args.map((arg) => (typeof arg === 'object' && arg !== null ? JSON.stringify(arg) : arg))
+  const to = (write) => (message, ...args) => write('[S3_WORKSPACE_SYNC]', new Date().toISOString(), message, ...format(args))
   return {
-    debug: (message, ...args) => console.debug(line(message), ...args),
-    info: (message, ...args) => console.log(line(message), ...args),
-    warn: (message, ...args) => console.warn(line(message), ...args),
-    error: (message, ...args) => console.error(line(message), ...args),
+    debug: to((...a) => console.debug(...a)),
+    info: to((...a) => console.log(...a)),
+    warn: to((...a) => console.warn(...a)),
+    error: to((...a) => console.error(...a)),
   }
 }
 
@@ -83,7 +86,7 @@ function toResult(report, countKey) {
     deletedFiles: report.deleted,
     duration: Math.round(report.durationMs),
   }
-  if (report.errors.length > 0) result.errors = report.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message))
+  if (report.errors.length > 0) result.errors = report.errors.map((e) => e.message)
   return result
 }
 
@@ -93,6 +96,202 @@ function operationError(op, error) {
   return new SyncError(message, error.code)
 }
 
+class SyncIgnoreFilter {
+  /** Built-in rules, then `additionalPatterns`; `loadFromWorkspace` adds `.syncignore`. */
+  constructor(logger, additionalPatterns = []) {
+    this._logger = logger ?? createDefaultLogger()
+    const extra = checkPatterns(additionalPatterns, 'additionalPatterns')
+    this._rules = nativeCall(() => new native.NativeIgnoreRules(extra))
+    this._logger.debug(`Loaded ${this._rules.defaultPatternsCount()} default ignore patterns`)
+    if (extra.length > 0) this._logger.debug(`Loaded ${extra.length} additional ignore patterns`)
+  }
+
+  /** Adds the rules of `<workspaceDir>/.syncignore`, if present (synchronous, as upstream). */
+  loadFromWorkspace(workspaceDir) {
+    try {
+      const added = this._rules.loadFromWorkspace(String(workspaceDir))
+      if (added > 0) this._logger.info(`Loaded ${added} custom patterns from .syncignore`)
+      else this._logger.debug('No .syncignore file found, using defaults only')
+    } catch (e) {
+      this._logger.warn(`Failed to load .syncignore: ${e?.message ?? e}`)
+    }
+  }
+
+  isIgnored(relativePath) {
+    return this._rules.isIgnored(String(relativePath))
+  }
+
+  filter(paths) {
+    return paths.filter((p) => !this.isIgnored(p))
+  }
+
+  getInfo() {
+    return {
+      defaultPatternsCount: this._rules.defaultPatternsCount(),
+      customPatternsLoaded: this._rules.customPatternsLoaded(),
+    }
+  }
+}
+
+function checkPatterns(patterns, name) {
+  if (patterns === undefined || patterns === null) return []
+  if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string')) {
+    throw new SyncError(`options.${name} must be an array of strings`, 'INVALID_OPTION')
+  }
+  return patterns
+}
+
+/** Runs a native call, turning its `[CODE] message` errors into SyncErrors. */
+function nativeCall(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    const match = /^\[([A-Z_]+)\] (.*)$/s.exec(e?.message ?? '')
+    throw match ? new SyncError(match[2], match[1], e) : e
+  }
+}
+
+// ---- s3Client support -------------------------------------------------------
+
+const CLIENT_MODES = ['auto', 'sdk', 'send']
+
+function isStub(fn) {
+  return Boolean(fn && (fn.isSinonProxy || fn.mock || fn._isMockFunction))
+}
+
+/**
+ * 'sdk': a real AWS SDK v3 S3Client; the engine uses its region, endpoint,
+ * path style and credential provider. 'send': anything else with `send()`
+ * (a stand-in, or a client whose send is stubbed); the engine drives it
+ * through send() with the SDK's command classes.
+ */
+function clientMode(client, forced) {
+  if (forced !== 'auto') return forced
+  const config = client.config
+  const looksReal = config && typeof config.credentials === 'function' && typeof config.region === 'function'
+  return looksReal && !isStub(client.send) ? 'sdk' : 'send'
+}
+
+let commandClasses
+function s3Commands() {
+  if (!commandClasses) {
+    try {
+      const sdk = require('@aws-sdk/client-s3')
+      commandClasses = {
+        ListObjectsV2Command: sdk.ListObjectsV2Command,
+        GetObjectCommand: sdk.GetObjectCommand,
+        PutObjectCommand: sdk.PutObjectCommand,
+        DeleteObjectCommand: sdk.DeleteObjectCommand,
+      }
+    } catch {
+      // Without the SDK, commands of the same names and shape.
+      const command = (name) =>
+        ({
+          [name]: class {
+            constructor(input) {
+              this.input = input
+            }
+          },
+        })[name]
+      commandClasses = {
+        ListObjectsV2Command: command('ListObjectsV2Command'),
+        GetObjectCommand: command('GetObjectCommand'),
+        PutObjectCommand: command('PutObjectCommand'),
+        DeleteObjectCommand: command('DeleteObjectCommand'),
+      }
+    }
+  }
+  return commandClasses
+}
+
+async function bodyToBuffer(body) {
+  if (typeof body === 'string' || body instanceof Uint8Array) return Buffer.from(body)
+  if (typeof body[Symbol.asyncIterator] === 'function') {
+    const chunks = []
+    for await (const chunk of body) chunks.push(Buffer.from(chunk))
+    return Buffer.concat(chunks)
+  }
+  if (typeof body.transformToByteArray === 'function') return Buffer.from(await body.transformToByteArray())
+  throw new TypeError('GetObject returned a Body that is not a stream, string or buffer')
+}
+
+/** The engine's store requests, as SDK commands sent through `client.send`. */
+function sendStore(client, bucket) {
+  const cmds = s3Commands()
+  const send = async (command) => {
+    try {
+      return (await client.send(command)) ?? {}
+    } catch (e) {
+      throw new Error(`${e?.name ?? 'Error'}: ${e?.message ?? e}`)
+    }
+  }
+  return async (req) => {
+    switch (req.op) {
+      case 'list': {
+        const out = await send(new cmds.ListObjectsV2Command({ Bucket: bucket, Prefix: req.key, MaxKeys: 1000, ContinuationToken: req.token ?? undefined }))
+        return {
+          objects: (out.Contents ?? [])
+            .filter((o) => typeof o?.Key === 'string')
+            .map((o) => ({ key: o.Key, size: typeof o.Size === 'number' ? o.Size : undefined, etag: typeof o.ETag === 'string' ? o.ETag : undefined })),
+          // Upstream followed NextContinuationToken alone; stand-ins may omit IsTruncated.
+          truncated: Boolean(out.IsTruncated ?? out.NextContinuationToken),
+          nextToken: out.NextContinuationToken ?? undefined,
+        }
+      }
+      case 'get': {
+        const out = await send(new cmds.GetObjectCommand({ Bucket: bucket, Key: req.key }))
+        if (!out.Body) throw new Error(`Empty response body for ${req.key}`)
+        return { body: await bodyToBuffer(out.Body), etag: typeof out.ETag === 'string' ? out.ETag : undefined }
+      }
+      case 'put': {
+        const Body = await readFile(req.path)
+        const out = await send(new cmds.PutObjectCommand({ Bucket: bucket, Key: req.key, Body, ContentType: req.contentType }))
+        return { etag: typeof out.ETag === 'string' ? out.ETag : undefined }
+      }
+      case 'delete':
+        await send(new cmds.DeleteObjectCommand({ Bucket: bucket, Key: req.key }))
+        return {}
+      default:
+        throw new Error(`unknown store operation ${req.op}`)
+    }
+  }
+}
+
+function formatEndpoint(ep) {
+  if (typeof ep === 'string') return ep
+  if (ep instanceof URL) return ep.href.replace(/\/$/, '')
+  const port = ep.port ? `:${ep.port}` : ''
+  const path = ep.path && ep.path !== '/' ? ep.path : ''
+  return `${ep.protocol}//${ep.hostname}${port}${path}`
+}
+
+/** Region, endpoint and path style of a real S3Client (see COMPATIBILITY.md). */
+async function sdkClientSettings(client) {
+  const config = client.config
+  const region = typeof config.region === 'function' ? await config.region() : config.region
+  let endpoint
+  if (typeof config.endpoint === 'function') endpoint = formatEndpoint(await config.endpoint())
+  else if (typeof config.serviceConfiguredEndpoint === 'function') {
+    const configured = await config.serviceConfiguredEndpoint()
+    if (configured) endpoint = formatEndpoint(configured)
+  }
+  return { region, endpoint, forcePathStyle: typeof config.forcePathStyle === 'boolean' ? config.forcePathStyle : undefined }
+}
+
+function sdkCredentials(client) {
+  return async () => {
+    const c = await client.config.credentials()
+    return {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      sessionToken: c.sessionToken ?? undefined,
+      expiration: c.expiration instanceof Date ? c.expiration.getTime() : undefined,
+    }
+  }
+}
+
+// ---- the main class ---------------------------------------------------------
+
 class S3WorkspaceSync extends EventEmitter {
   constructor(options) {
     super()
@@ -101,43 +300,89 @@ class S3WorkspaceSync extends EventEmitter {
       if (!options[name]) throw new SyncError(`options.${name} is required`, 'INVALID_OPTION')
       if (typeof options[name] !== 'string') throw new SyncError(`options.${name} must be a string`, 'INVALID_OPTION')
     }
-    if (options.ignorePatterns !== undefined && !(Array.isArray(options.ignorePatterns) && options.ignorePatterns.every((p) => typeof p === 'string'))) {
-      throw new SyncError('options.ignorePatterns must be an array of strings', 'INVALID_OPTION')
-    }
     const logger = options.logger ?? createDefaultLogger()
     for (const level of ['debug', 'info', 'warn', 'error']) {
       if (typeof logger[level] !== 'function') {
         throw new SyncError(`options.logger.${level} must be a function`, 'INVALID_OPTION')
       }
     }
+    if (options.forcePathStyle !== undefined && typeof options.forcePathStyle !== 'boolean') {
+      throw new SyncError('options.forcePathStyle must be a boolean', 'INVALID_OPTION')
+    }
+    const resolver = options.contentTypeResolver
+    if (resolver !== undefined && typeof resolver !== 'function') {
+      throw new SyncError('options.contentTypeResolver must be a function', 'INVALID_OPTION')
+    }
+    const client = options.s3Client
+    if (client !== undefined && (client === null || typeof client.send !== 'function')) {
+      throw new SyncError('options.s3Client must have a send() method', 'INVALID_OPTION')
+    }
+    const forcedMode = options.s3ClientMode ?? 'auto'
+    if (!CLIENT_MODES.includes(forcedMode)) {
+      throw new SyncError(`options.s3ClientMode must be one of ${CLIENT_MODES.join(', ')}`, 'INVALID_OPTION')
+    }
+    const ignorePatterns = checkPatterns(options.ignorePatterns, 'ignorePatterns')
+    // Invalid patterns fail here, synchronously, like every other option.
+    nativeCall(() => new native.NativeIgnoreRules(ignorePatterns))
+
     this._logger = logger
     this._workspaceDir = options.workspaceDir
     this._backgroundPull = null
     this._pullComplete = false
-    const forcePathStyle = options.forcePathStyle
-    if (forcePathStyle !== undefined && typeof forcePathStyle !== 'boolean') {
-      throw new SyncError('options.forcePathStyle must be a boolean', 'INVALID_OPTION')
+    this._priorityWait = null
+    this._priorityDone = null
+    this._nativeOptions = {
+      bucket: options.bucket,
+      prefix: options.prefix,
+      workspaceDir: options.workspaceDir,
+      region: optionalString(options, 'region'),
+      endpoint: optionalString(options, 'endpoint'),
+      forcePathStyle: options.forcePathStyle,
+      downloadConcurrency: positiveInt(options, 'downloadConcurrency'),
+      uploadConcurrency: positiveInt(options, 'uploadConcurrency'),
+      ignorePatterns,
+      priorityPrefix: optionalString(options, 'priorityPrefix'),
     }
-    try {
-      this._native = new native.NativeWorkspace(
-        {
-          bucket: options.bucket,
-          prefix: options.prefix,
-          workspaceDir: options.workspaceDir,
-          region: optionalString(options, 'region'),
-          endpoint: optionalString(options, 'endpoint'),
-          forcePathStyle,
-          downloadConcurrency: positiveInt(options, 'downloadConcurrency'),
-          uploadConcurrency: positiveInt(options, 'uploadConcurrency'),
-          ignorePatterns: options.ignorePatterns,
-        },
-        (event) => this._onEvent(event),
-      )
-    } catch (e) {
-      if (e instanceof SyncError) throw e
-      const match = /^\[([A-Z_]+)\] (.*)$/s.exec(e.message)
-      throw match ? new SyncError(match[2], match[1], e) : e
+    // Called with the file's base name, as upstream did.
+    this._contentType = resolver && ((relativePath) => {
+      const name = relativePath.slice(relativePath.lastIndexOf('/') + 1)
+      try {
+        const type = resolver(name)
+        if (typeof type === 'string' && type) return type
+        this._logger.warn(`contentTypeResolver returned no string for ${name}; using the built-in guess`)
+      } catch (e) {
+        this._logger.warn(`contentTypeResolver threw for ${name} (${e?.message ?? e}); using the built-in guess`)
+      }
+      return native.guessContentType(name)
+    })
+    this._client = client
+    this._clientMode = client && clientMode(client, forcedMode)
+    this._engine = null
+  }
+
+  /** The native engine, created on first use (a real S3Client's settings are async). */
+  _native() {
+    if (!this._engine) {
+      this._engine = (async () => {
+        const options = { ...this._nativeOptions }
+        const hooks = { contentType: this._contentType }
+        if (this._clientMode === 'send') {
+          hooks.store = sendStore(this._client, options.bucket)
+        } else if (this._clientMode === 'sdk') {
+          const settings = await sdkClientSettings(this._client)
+          options.region = options.region ?? settings.region
+          options.endpoint = options.endpoint ?? settings.endpoint
+          options.forcePathStyle = options.forcePathStyle ?? settings.forcePathStyle
+          hooks.credentials = sdkCredentials(this._client)
+        }
+        return nativeCall(() => new native.NativeWorkspace(options, (event) => this._onEvent(event), hooks))
+      })()
+      // A failure here (say, a client whose region() rejects) is retried by the next call.
+      this._engine.catch(() => {
+        this._engine = null
+      })
     }
+    return this._engine
   }
 
   _onEvent(event) {
@@ -151,6 +396,8 @@ class S3WorkspaceSync extends EventEmitter {
         }
         if (event.currentFile !== undefined) progress.currentFile = event.currentFile
         this.emit('progress', progress)
+      } else if (event.kind === 'priority') {
+        this._priorityDone?.()
       } else {
         this._logger[event.level](event.message)
       }
@@ -163,12 +410,23 @@ class S3WorkspaceSync extends EventEmitter {
 
   /** Downloads the prefix into the workspace; S3 is the source of truth. */
   async pull() {
+    let settlePriority = () => {}
+    if (this._nativeOptions.priorityPrefix) {
+      this._priorityWait = new Promise((resolve) => {
+        settlePriority = resolve
+      })
+      this._priorityDone = settlePriority
+    }
     try {
-      const outcome = await this._native.pull()
+      const engine = await this._native()
+      const outcome = await engine.pull()
       if (outcome.error) throw operationError('Pull', outcome.error)
       return toResult(outcome.report, 'downloadedFiles')
+    } catch (e) {
+      if (e instanceof SyncError) throw e
+      throw new S3OperationError(`Pull failed: ${e?.message ?? e}`, e)
     } finally {
-      this._pullComplete = true
+      settlePriority()
     }
   }
 
@@ -176,34 +434,50 @@ class S3WorkspaceSync extends EventEmitter {
   async push() {
     if (this._backgroundPull) await this._backgroundPull
     const started = Date.now()
-    const outcome = await this._native.push()
-    if (outcome.error) {
-      return {
-        success: false,
-        uploadedFiles: 0,
-        deletedFiles: 0,
-        errors: [`${outcome.error.code}: Push failed: ${outcome.error.message}`],
-        duration: Date.now() - started,
-      }
+    const failed = (message) => ({
+      success: false,
+      uploadedFiles: 0,
+      deletedFiles: 0,
+      errors: [message],
+      duration: Date.now() - started,
+    })
+    let outcome
+    try {
+      outcome = await (await this._native()).push()
+    } catch (e) {
+      return failed(`Push failed: ${e?.message ?? e}`)
     }
+    if (outcome.error) return failed(`${outcome.error.code}: Push failed: ${outcome.error.message}`)
     return toResult(outcome.report, 'uploadedFiles')
   }
 
   /** Starts a pull without waiting for it; never throws. */
   startBackgroundPull() {
-    if (this._backgroundPull && !this._pullComplete) return
-    this._pullComplete = false
+    this._logger.debug('Starting background pull...')
     this._backgroundPull = this.pull().then(
-      () => undefined,
+      () => {
+        this._pullComplete = true
+      },
       (e) => {
-        this._logger.error(`Background pull failed: ${e.message}`)
+        this._logger.error('Background pull failed:', e)
+        this._pullComplete = true // so waiters unblock
       },
     )
   }
 
   /** Resolves when the background pull (if any) has finished. */
   async waitForPull() {
+    if (this._pullComplete) return
     if (this._backgroundPull) await this._backgroundPull
+  }
+
+  /**
+   * Resolves when the files under `priorityPrefix` have been downloaded (or
+   * failed), before the rest of the pull; at once without a priority prefix
+   * or a running pull. Never rejects, never hangs: a failed pull settles it.
+   */
+  async waitForPriorityPull() {
+    if (this._priorityWait) await this._priorityWait
   }
 
   isPullComplete() {
@@ -225,6 +499,7 @@ function calculateFileHash(filePath) {
 
 module.exports = {
   S3WorkspaceSync,
+  SyncIgnoreFilter,
   SyncError,
   PathValidationError,
   S3OperationError,

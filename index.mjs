@@ -2,6 +2,7 @@ import cjs from './index.js'
 
 export const {
   S3WorkspaceSync,
+  SyncIgnoreFilter,
   SyncError,
   PathValidationError,
   S3OperationError,

@@ -63,8 +63,8 @@ test('the logger receives the engine log records', async () => {
   await sync.pull()
   await new Promise((r) => setImmediate(r))
   const info = calls.filter((c) => c.level === 'info').map((c) => c.message)
-  assert.ok(info.some((m) => m.startsWith('Pull started')), info.join('\n'))
-  assert.ok(info.some((m) => m.startsWith('Pull completed: 2 downloaded')), info.join('\n'))
+  assert.ok(info.some((m) => m.startsWith('Pulling from s3://')), info.join('\n'))
+  assert.ok(info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')), info.join('\n'))
   assert.ok(calls.some((c) => c.level === 'debug' && c.message.includes('dir0/f0.txt')))
   for (const c of calls) assert.equal(typeof c.message, 'string')
 })
@@ -79,12 +79,15 @@ test('the default logger prefixes and routes to console', () => {
     logger.debug('dbg')
     logger.warn('careful')
     logger.error('bad')
+    logger.info('with object', { a: 1 })
   } finally {
     Object.assign(console, saved)
   }
-  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error'])
-  assert.match(seen[0][1], /^\[S3_WORKSPACE_SYNC\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z hello$/)
-  assert.equal(seen[0][2], 1)
+  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error', 'log'])
+  assert.deepEqual(seen[4].slice(3), ['with object', '{"a":1}'])
+  assert.equal(seen[0][1], '[S3_WORKSPACE_SYNC]')
+  assert.match(seen[0][2], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  assert.deepEqual(seen[0].slice(3), ['hello', 1])
 })
 
 test('background pull: waitForPull, isPullComplete, push waits for it', async () => {

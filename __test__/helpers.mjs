@@ -99,9 +99,10 @@ export function recordingLogger() {
 /**
  * An HTTP proxy in front of the S3 server that records each request
  * (method, path, query) and can be scripted per request with `fault(req)`
- * returning { status, body } to answer instead of the server.
+ * returning { status, body } to answer instead of the server, and delayed
+ * with `delay(req)` returning milliseconds.
  */
-export async function startProxy({ target = endpoint, fault } = {}) {
+export async function startProxy({ target = endpoint, fault, delay } = {}) {
   const upstream = new URL(target)
   const requests = []
   const server = http.createServer((req, res) => {
@@ -115,16 +116,21 @@ export async function startProxy({ target = endpoint, fault } = {}) {
       res.end(injected.body ?? '')
       return
     }
+    const wait = delay?.(entry) ?? 0
     // The Host header is kept: it is part of the SigV4 signature.
-    const fwd = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode, up.headers)
-        up.pipe(res)
-      },
-    )
-    fwd.on('error', () => res.destroy())
-    req.pipe(fwd)
+    const forward = () => {
+      const fwd = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode, up.headers)
+          up.pipe(res)
+        },
+      )
+      fwd.on('error', () => res.destroy())
+      req.pipe(fwd)
+    }
+    if (wait > 0) setTimeout(forward, wait)
+    else forward()
   })
   await new Promise((r) => server.listen(0, '127.0.0.1', r))
   return {

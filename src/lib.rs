@@ -1,15 +1,23 @@
-//! Node.js binding: converts values between JavaScript and the engine, and
-//! forwards the engine's progress and log records to a JS callback. No sync
-//! logic lives here.
+//! Node.js binding: converts values between JavaScript and the engine and
+//! wraps JS callbacks as ThreadsafeFunctions. No sync logic lives here.
+
+mod events;
+mod ignore_filter;
+mod js_hooks;
+mod js_store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use aws_credential_types::provider::SharedCredentialsProvider;
 use engine::s3::S3Settings;
-use engine::{Config, Level, Observer, Progress, Report, Workspace};
+use engine::{Config, Report, Workspace};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+
+use events::{JsObserver, NativeEvent};
+use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
+use js_store::{JsStore, StoreReply, StoreRequest};
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -22,21 +30,7 @@ pub struct NativeOptions {
     pub download_concurrency: Option<u32>,
     pub upload_concurrency: Option<u32>,
     pub ignore_patterns: Option<Vec<String>>,
-}
-
-/// A progress or log record from the engine.
-#[napi(object)]
-pub struct NativeEvent {
-    /// `progress` or `log`.
-    pub kind: String,
-    pub phase: Option<String>,
-    pub current: Option<u32>,
-    pub total: Option<u32>,
-    pub percentage: Option<u32>,
-    pub current_file: Option<String>,
-    /// `debug`, `info`, `warn` or `error`.
-    pub level: Option<String>,
-    pub message: Option<String>,
+    pub priority_prefix: Option<String>,
 }
 
 #[napi(object)]
@@ -63,56 +57,18 @@ pub struct NativeOutcome {
     pub error: Option<NativeFileError>,
 }
 
-type EventFn = ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false, true>;
-
-/// Queues engine records to JS without ever blocking the engine.
-struct JsObserver(EventFn);
-
-impl Observer for JsObserver {
-    fn progress(&self, p: Progress) {
-        self.0.call(
-            NativeEvent {
-                kind: "progress".into(),
-                phase: Some(p.phase.as_str().into()),
-                current: Some(p.current as u32),
-                total: Some(p.total as u32),
-                percentage: Some(p.percentage),
-                current_file: p.current_file,
-                level: None,
-                message: None,
-            },
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
-    }
-
-    fn log(&self, level: Level, message: &str) {
-        let level = match level {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
-        self.0.call(
-            NativeEvent {
-                kind: "log".into(),
-                phase: None,
-                current: None,
-                total: None,
-                percentage: None,
-                current_file: None,
-                level: Some(level.into()),
-                message: Some(message.into()),
-            },
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
-    }
-}
-
-fn invalid_option(err: engine::Error) -> Error {
+/// An engine error thrown synchronously; the JS wrapper turns the
+/// `[CODE] message` form into a `SyncError` with that code.
+pub(crate) fn to_js_error(err: engine::Error) -> Error {
     Error::new(Status::InvalidArg, format!("[{}] {err}", err.code()))
 }
 
 fn outcome(result: engine::Result<Report>) -> NativeOutcome {
+    let file_error = |e: engine::FileError| NativeFileError {
+        path: e.path,
+        code: e.code.into(),
+        message: e.message,
+    };
     match result {
         Ok(r) => NativeOutcome {
             report: Some(NativeReport {
@@ -135,12 +91,15 @@ fn outcome(result: engine::Result<Report>) -> NativeOutcome {
     }
 }
 
-fn file_error(e: engine::FileError) -> NativeFileError {
-    NativeFileError {
-        path: e.path,
-        code: e.code.into(),
-        message: e.message,
-    }
+/// The JS functions a workspace may call besides the event callback.
+#[napi(object)]
+pub struct NativeHooks<'a> {
+    /// The `contentTypeResolver` option (already guarded against throws).
+    pub content_type: Option<Function<'a, String, String>>,
+    /// `send()`-driven store for stand-in or stubbed S3 clients.
+    pub store: Option<Function<'a, StoreRequest, Promise<StoreReply>>>,
+    /// A real S3Client's credential provider.
+    pub credentials: Option<Function<'a, (), Promise<NativeCredentials>>>,
 }
 
 /// One workspace's sync engine.
@@ -152,21 +111,37 @@ pub struct NativeWorkspace {
 #[napi]
 impl NativeWorkspace {
     #[napi(constructor)]
-    pub fn new(options: NativeOptions, on_event: Function<NativeEvent, ()>) -> Result<Self> {
-        let events: EventFn = on_event
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
+    pub fn new(
+        options: NativeOptions,
+        on_event: Function<NativeEvent, ()>,
+        hooks: NativeHooks,
+    ) -> Result<Self> {
+        let observer = JsObserver(
+            on_event
+                .build_threadsafe_function()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?,
+        );
         let mut config = Config::new(
             &options.bucket,
             &options.prefix,
             PathBuf::from(options.workspace_dir),
         );
+        let credentials = match hooks.credentials {
+            Some(f) => Some(SharedCredentialsProvider::new(JsCredentials(
+                f.build_threadsafe_function()
+                    .callee_handled::<false>()
+                    .weak::<true>()
+                    .build()?,
+            ))),
+            None => None,
+        };
         config.s3 = S3Settings {
             region: options.region,
             endpoint: options.endpoint,
             force_path_style: options.force_path_style,
+            credentials,
         };
         if let Some(n) = options.download_concurrency {
             config.download_concurrency = n as usize;
@@ -175,7 +150,29 @@ impl NativeWorkspace {
             config.upload_concurrency = n as usize;
         }
         config.ignore_patterns = options.ignore_patterns.unwrap_or_default();
-        let inner = Workspace::new(config, Arc::new(JsObserver(events))).map_err(invalid_option)?;
+        config.priority_prefix = options.priority_prefix;
+        if let Some(f) = hooks.content_type {
+            config.content_types = Some(Arc::new(JsContentTypes(
+                f.build_threadsafe_function()
+                    .callee_handled::<false>()
+                    .weak::<true>()
+                    .build()?,
+            )));
+        }
+        let observer = Arc::new(observer);
+        let inner = match hooks.store {
+            Some(f) => {
+                let store = JsStore(
+                    f.build_threadsafe_function()
+                        .callee_handled::<false>()
+                        .weak::<true>()
+                        .build()?,
+                );
+                Workspace::with_store(config, Arc::new(store), observer)
+            }
+            None => Workspace::new(config, observer),
+        }
+        .map_err(to_js_error)?;
         Ok(NativeWorkspace {
             inner: Arc::new(inner),
         })

@@ -1,5 +1,13 @@
 //! Content-Type of an uploaded file, from its name.
 
+/// Chooses the Content-Type of each upload (the `contentTypeResolver`
+/// option); without one, `guess_content_type` is used.
+#[async_trait::async_trait]
+pub trait ContentTypeResolver: Send + Sync {
+    /// Content-Type for the workspace-relative path `rel`.
+    async fn content_type(&self, rel: &str) -> String;
+}
+
 /// Upstream's table, matched first so every upstream answer stays the same.
 const UPSTREAM: &[(&str, &str)] = &[
     ("txt", "text/plain"),

@@ -50,27 +50,46 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What was being done to a file when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Download,
+    Upload,
+    Delete,
+    Hash,
+    Read,
+}
+
 /// A failure confined to one file: the operation goes on with the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileError {
-    /// Path relative to the workspace (or the raw key when it has no safe path).
+    /// The object key (downloads) or workspace-relative path (the rest).
     pub path: String,
     pub code: &'static str,
+    /// Upstream's form: `Failed to <action> <path>: <error>`.
     pub message: String,
 }
 
 impl FileError {
-    pub fn new(path: impl Into<String>, err: &Error) -> Self {
+    pub fn new(action: Action, path: impl Into<String>, err: &Error) -> Self {
+        let path = path.into();
+        let verb = match action {
+            Action::Download => "download",
+            Action::Upload => "upload",
+            Action::Delete => "delete",
+            Action::Hash => "hash",
+            Action::Read => "read",
+        };
         FileError {
-            path: path.into(),
+            message: format!("Failed to {verb} {path}: {err}"),
             code: err.code(),
-            message: err.to_string(),
+            path,
         }
     }
 }
 
 impl std::fmt::Display for FileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        f.write_str(&self.message)
     }
 }

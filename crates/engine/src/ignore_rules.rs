@@ -78,7 +78,8 @@ impl IgnoreRules {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_owned),
         );
-        Self::build(patterns, true)
+        let added = patterns.len() > self.patterns.len();
+        Self::build(patterns, self.custom_loaded || added)
     }
 
     fn build(patterns: Vec<String>, custom_loaded: bool) -> Result<Self> {
@@ -118,6 +119,11 @@ impl IgnoreRules {
 
     fn matches(&self, path: &str, is_dir: bool) -> bool {
         matches!(self.matcher.matched(path, is_dir), Match::Ignore(_))
+    }
+
+    /// Number of rules in force (defaults included).
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
     }
 
     /// Number of built-in rules.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Error, FileError};
+use crate::error::{Action, Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
 use crate::store::{etag_md5, RemoteObject};
@@ -43,7 +43,9 @@ pub fn remote_files(prefix: &str, listing: &[RemoteObject], rules: &IgnoreRules)
                     out.files.insert(rel, obj.clone());
                 }
             }
-            Err(e) => out.errors.push(FileError::new(obj.key.clone(), &e)),
+            Err(e) => out
+                .errors
+                .push(FileError::new(Action::Download, obj.key.clone(), &e)),
         }
     }
     let conflicts: Vec<String> = out
@@ -58,7 +60,8 @@ pub fn remote_files(prefix: &str, listing: &[RemoteObject], rules: &IgnoreRules)
             let err = Error::UnsafeKey(format!(
                 "{dir} is both a file and the directory of other keys"
             ));
-            out.errors.push(FileError::new(obj.key, &err));
+            out.errors
+                .push(FileError::new(Action::Download, obj.key, &err));
         }
     }
     out
@@ -77,7 +80,10 @@ pub fn hash_candidates(remote: &RemoteFiles, scan: &Scan) -> Vec<String> {
         .iter()
         .filter(|(rel, obj)| {
             obj.etag.as_deref().and_then(etag_md5).is_some()
-                && scan.files.get(*rel).is_some_and(|s| s.size == obj.size)
+                && scan
+                    .files
+                    .get(*rel)
+                    .is_some_and(|s| Some(s.size) == obj.size)
         })
         .map(|(rel, _)| rel.clone())
         .collect()
@@ -87,7 +93,6 @@ pub fn hash_candidates(remote: &RemoteFiles, scan: &Scan) -> Vec<String> {
 pub struct Download {
     pub rel: String,
     pub key: String,
-    pub size: u64,
     pub etag: Option<String>,
 }
 
@@ -115,7 +120,7 @@ pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String
             obj.etag.as_deref().and_then(etag_md5),
         ) {
             (Some(stat), Some(local), Some(remote_md5))
-                if stat.size == obj.size && *local == remote_md5 =>
+                if Some(stat.size) == obj.size && *local == remote_md5 =>
             {
                 Some(SnapshotEntry {
                     stat: *stat,
@@ -130,7 +135,6 @@ pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String
             None => plan.downloads.push(Download {
                 rel: rel.clone(),
                 key: obj.key.clone(),
-                size: obj.size,
                 etag: obj.etag.clone(),
             }),
         }
@@ -183,7 +187,7 @@ mod tests {
     fn obj(key: &str, size: u64, etag: Option<&str>) -> RemoteObject {
         RemoteObject {
             key: key.into(),
-            size,
+            size: Some(size),
             etag: etag.map(str::to_owned),
         }
     }

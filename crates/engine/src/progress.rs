@@ -42,6 +42,9 @@ pub enum Level {
 pub trait Observer: Send + Sync {
     fn progress(&self, progress: Progress);
     fn log(&self, level: Level, message: &str);
+    /// The files under the priority prefix have all been downloaded (or
+    /// failed): the rest of the pull goes on.
+    fn priority_settled(&self) {}
 }
 
 /// An observer that drops everything.

@@ -6,9 +6,11 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::error::{Error, FileError, Result};
+use crate::error::{Action, Error, FileError, Result};
+use crate::keys::key_for;
 use crate::plan::{hash_candidates, plan_pull, remote_files, Download, Snapshot, SnapshotEntry};
 use crate::progress::{Level, Phase, PhaseProgress};
+use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, Workspace};
 use crate::transfer::download;
 use crate::workspace::{ensure_workspace, remove_file_and_empty_parents, scan};
@@ -27,7 +29,7 @@ impl Workspace {
         self.log(
             Level::Info,
             &format!(
-                "Pull started: s3://{}/{} -> {}",
+                "Pulling from s3://{}/{} into {}",
                 cfg.bucket,
                 cfg.prefix,
                 root.display()
@@ -35,17 +37,24 @@ impl Workspace {
         );
         let result = self.pull_locked(&mut state.snapshot).await;
         match &result {
-            Ok(r) => self.log(
-                Level::Info,
-                &format!(
-                    "Pull completed: {} downloaded, {} unchanged, {} deleted, {} errors in {} ms",
-                    r.transferred,
-                    r.unchanged,
-                    r.deleted,
-                    r.errors.len(),
-                    started.elapsed().as_millis()
-                ),
-            ),
+            Ok(r) => {
+                self.log(
+                    Level::Info,
+                    &format!(
+                        "Pull complete: {} downloaded, {} deleted in {}ms ({} unchanged)",
+                        r.transferred,
+                        r.deleted,
+                        started.elapsed().as_millis(),
+                        r.unchanged
+                    ),
+                );
+                if !r.errors.is_empty() {
+                    self.log(
+                        Level::Warn,
+                        &format!("Pull completed with {} errors", r.errors.len()),
+                    );
+                }
+            }
             Err(e) => self.log(Level::Error, &format!("Pull failed: {e}")),
         }
         result.map(|mut r| {
@@ -59,7 +68,7 @@ impl Workspace {
         let dir = root.clone();
         blocking(move || ensure_workspace(&dir)).await?;
         let store = self.store().await?;
-        let listing = store.list(&self.config.prefix).await?;
+        let listing = list_all(&*store, &self.config.prefix).await?;
         let rules = self.current_rules().await?;
         let local = {
             let (root, rules) = (root.clone(), rules.clone());
@@ -81,9 +90,20 @@ impl Workspace {
             ..Report::default()
         };
         let mut next: Snapshot = plan.unchanged.into_iter().collect();
-        let failed = self
-            .download_all(store, plan.downloads, &mut next, &mut report)
+        let progress = PhaseProgress::new(&*self.observer, Phase::Download, plan.downloads.len());
+        let priority = self.config.priority_prefix.as_deref();
+        let (first, rest): (Vec<_>, Vec<_>) = plan
+            .downloads
+            .into_iter()
+            .partition(|d| priority.is_some_and(|p| d.rel.starts_with(p)));
+        let mut failed = self
+            .download_all(&store, first, &progress, &mut next, &mut report)
             .await;
+        self.observer.priority_settled();
+        let more = self
+            .download_all(&store, rest, &progress, &mut next, &mut report)
+            .await;
+        failed.extend(more);
         // A file that failed to download keeps its local content; record that
         // content so a push uploads it only if the agent then changes it.
         let (md5s, _) = self
@@ -120,12 +140,12 @@ impl Workspace {
     /// relative paths that failed.
     async fn download_all(
         &self,
-        store: Arc<dyn crate::store::Store>,
+        store: &Arc<dyn Store>,
         downloads: Vec<Download>,
+        progress: &PhaseProgress<'_>,
         snapshot: &mut Snapshot,
         report: &mut Report,
     ) -> Vec<String> {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Download, downloads.len());
         let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
         let root = Arc::new(self.config.workspace_dir.clone());
         let mut tasks = JoinSet::new();
@@ -143,6 +163,7 @@ impl Workspace {
                 Ok(done) => done,
                 Err(e) => {
                     report.errors.push(FileError::new(
+                        Action::Download,
                         "",
                         &Error::Io(format!("download task failed: {e}")),
                     ));
@@ -157,8 +178,12 @@ impl Workspace {
                     report.transferred += 1;
                 }
                 Err(e) => {
-                    self.log(Level::Warn, &format!("Download failed: {rel}: {e}"));
-                    report.errors.push(FileError::new(rel.clone(), &e));
+                    self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
+                    report.errors.push(FileError::new(
+                        Action::Download,
+                        key_for(&self.config.prefix, &rel),
+                        &e,
+                    ));
                     failed.push(rel);
                 }
             }
@@ -178,7 +203,7 @@ impl Workspace {
                     self.log(Level::Debug, &format!("Deleted local file {rel}"));
                     deleted += 1;
                 }
-                Err(e) => errors.push(FileError::new(rel.clone(), &e)),
+                Err(e) => errors.push(FileError::new(Action::Delete, rel.clone(), &e)),
             }
             progress.advance(&rel);
         }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::error::{Error, FileError, Result};
+use crate::content_type::guess_content_type;
+use crate::error::{Action, Error, FileError, Result};
 use crate::keys::key_for;
 use crate::plan::{plan_push, Snapshot};
 use crate::progress::{Level, Phase, PhaseProgress};
@@ -27,7 +28,7 @@ impl Workspace {
         self.log(
             Level::Info,
             &format!(
-                "Push started: {} -> s3://{}/{}",
+                "Pushing changes from {} to s3://{}/{}",
                 cfg.workspace_dir.display(),
                 cfg.bucket,
                 cfg.prefix
@@ -38,12 +39,11 @@ impl Workspace {
             Ok(r) => self.log(
                 Level::Info,
                 &format!(
-                    "Push completed: {} uploaded, {} unchanged, {} deleted, {} errors in {} ms",
+                    "Push complete: {} uploaded, {} deleted in {}ms ({} unchanged)",
                     r.transferred,
-                    r.unchanged,
                     r.deleted,
-                    r.errors.len(),
-                    started.elapsed().as_millis()
+                    started.elapsed().as_millis(),
+                    r.unchanged
                 ),
             ),
             Err(e) => self.log(Level::Error, &format!("Push failed: {e}")),
@@ -92,17 +92,24 @@ impl Workspace {
             let stat = local.files[&rel];
             let md5 = md5s[&rel].clone();
             let key = key_for(&self.config.prefix, &rel);
+            let resolver = self.config.content_types.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = upload(&*store, &root, &rel, &key, stat, &md5).await;
+                let content_type = match resolver {
+                    Some(r) => r.content_type(&rel).await,
+                    None => guess_content_type(&rel),
+                };
+                let result = upload(&*store, &root, &rel, &key, stat, &md5, &content_type).await;
                 (rel, result)
             });
         }
         while let Some(joined) = tasks.join_next().await {
             let Ok((rel, result)) = joined else {
-                report
-                    .errors
-                    .push(FileError::new("", &Error::Io("upload task failed".into())));
+                report.errors.push(FileError::new(
+                    Action::Upload,
+                    "",
+                    &Error::Io("upload task failed".into()),
+                ));
                 continue;
             };
             progress.advance(&rel);
@@ -113,8 +120,8 @@ impl Workspace {
                     report.transferred += 1;
                 }
                 Err(e) => {
-                    self.log(Level::Warn, &format!("Upload failed: {rel}: {e}"));
-                    report.errors.push(FileError::new(rel, &e));
+                    self.log(Level::Error, &format!("Upload failed: {rel}: {e}"));
+                    report.errors.push(FileError::new(Action::Upload, rel, &e));
                 }
             }
         }
@@ -154,8 +161,8 @@ impl Workspace {
                     deleted += 1;
                 }
                 Err(e) => {
-                    self.log(Level::Warn, &format!("Delete failed: {rel}: {e}"));
-                    errors.push(FileError::new(rel, &e));
+                    self.log(Level::Error, &format!("Delete failed: {rel}: {e}"));
+                    errors.push(FileError::new(Action::Delete, rel, &e));
                 }
             }
         }

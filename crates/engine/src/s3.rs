@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -16,7 +17,7 @@ use base64::Engine as _;
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::store::{unquote_etag, ObjectBody, PutRequest, RemoteObject, Store};
+use crate::store::{unquote_etag, ListPage, ObjectBody, PutRequest, RemoteObject, Store};
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,9 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     /// Path-style addressing; defaults to on when a custom endpoint is used.
     pub force_path_style: Option<bool>,
+    /// Where credentials come from; the default AWS chain when `None`. The
+    /// SDK caches them and asks again before they expire.
+    pub credentials: Option<SharedCredentialsProvider>,
 }
 
 pub struct S3Store {
@@ -60,6 +64,9 @@ impl S3Store {
             );
         if let Some(ep) = &settings.endpoint {
             loader = loader.endpoint_url(ep);
+        }
+        if let Some(credentials) = &settings.credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         let sdk = loader.load().await;
         let config = aws_sdk_s3::config::Builder::from(&sdk)
@@ -121,41 +128,31 @@ fn env_nonempty(name: &str) -> Option<String> {
 
 #[async_trait]
 impl Store for S3Store {
-    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
-            out.extend(page.contents().iter().filter_map(|o| {
-                Some(RemoteObject {
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: o.e_tag().map(unquote_etag),
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
+        Ok(ListPage {
+            objects: page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(RemoteObject {
+                        key: o.key()?.to_owned(),
+                        size: o.size().and_then(|s| u64::try_from(s).ok()),
+                        etag: o.e_tag().map(unquote_etag),
+                    })
                 })
-            }));
-            if !page.is_truncated().unwrap_or(false) {
-                return Ok(out);
-            }
-            // A truncated page must move the listing forward; anything else
-            // would loop forever or end with a partial listing.
-            match page.next_continuation_token() {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_owned()),
-                _ => {
-                    return Err(Error::S3(format!(
-                        "ListObjectsV2 s3://{}/{prefix} at {} failed: truncated page without a new continuation token",
-                        self.bucket, self.endpoint
-                    )))
-                }
-            }
-        }
+                .collect(),
+            truncated: page.is_truncated().unwrap_or(false),
+            next_token: page.next_continuation_token().map(str::to_owned),
+        })
     }
 
     async fn get(&self, key: &str) -> Result<ObjectBody> {

@@ -7,13 +7,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteObject {
     pub key: String,
-    pub size: u64,
+    /// Size in bytes; stand-in clients may not say.
+    pub size: Option<u64>,
     /// The ETag without quotes, when the server gave one.
     pub etag: Option<String>,
 }
@@ -36,15 +37,44 @@ pub struct PutRequest<'a> {
     pub md5: [u8; 16],
 }
 
+/// One page of a listing.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<RemoteObject>,
+    pub truncated: bool,
+    pub next_token: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Every object under `prefix`, all pages. Fails rather than return a
-    /// partial listing.
-    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>>;
+    /// One page of the objects under `prefix`, after `token`.
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage>;
     async fn get(&self, key: &str) -> Result<ObjectBody>;
     /// Uploads the file; returns the new ETag when the server gave one.
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>>;
     async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Every object under `prefix`, all pages. Fails rather than return a
+/// partial listing: a truncated page must carry a new continuation token.
+pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObject>> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store.list_page(prefix, token.as_deref()).await?;
+        out.extend(page.objects);
+        if !page.truncated {
+            return Ok(out);
+        }
+        match page.next_token {
+            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+            _ => {
+                return Err(Error::S3(format!(
+                "listing {prefix:?} failed: a truncated page came without a new continuation token"
+            )))
+            }
+        }
+    }
 }
 
 /// Strips the quotes S3 puts around ETags.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::error::{Error, FileError, Result};
+use crate::content_type::ContentTypeResolver;
+use crate::error::{Action, Error, FileError, Result};
 use crate::hashing::md5_file_hex;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
@@ -22,7 +23,7 @@ pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub bucket: String,
     /// Key prefix; a trailing `/` is added when missing.
@@ -33,6 +34,10 @@ pub struct Config {
     pub upload_concurrency: usize,
     /// Ignore rules applied after the built-in defaults.
     pub ignore_patterns: Vec<String>,
+    /// Workspace-relative directory whose files a pull downloads first.
+    pub priority_prefix: Option<String>,
+    /// Content-Type of uploads; `guess_content_type` when `None`.
+    pub content_types: Option<Arc<dyn ContentTypeResolver>>,
 }
 
 impl Config {
@@ -45,6 +50,8 @@ impl Config {
             download_concurrency: DEFAULT_DOWNLOAD_CONCURRENCY,
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             ignore_patterns: Vec::new(),
+            priority_prefix: None,
+            content_types: None,
         }
     }
 
@@ -70,8 +77,18 @@ impl Config {
             }
         }
         self.prefix = normalize_prefix(&self.prefix);
+        self.priority_prefix = self
+            .priority_prefix
+            .as_deref()
+            .and_then(normalize_priority_prefix);
         Ok(self)
     }
+}
+
+/// `./src` → `src/`; an empty or root-only prefix means no priority.
+fn normalize_priority_prefix(p: &str) -> Option<String> {
+    let p = p.trim_start_matches("./").trim_start_matches('/');
+    (!p.is_empty()).then(|| normalize_prefix(p))
 }
 
 /// The outcome of a pull or push.
@@ -181,7 +198,7 @@ impl Workspace {
                 Ok(md5) => {
                     md5s.insert(rel, md5);
                 }
-                Err(e) => errors.push(FileError::new(rel, &e)),
+                Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
             }
         }
         (md5s, errors)

@@ -6,7 +6,6 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
-use crate::content_type::guess_content_type;
 use crate::error::{Error, Result};
 use crate::plan::{Download, SnapshotEntry};
 use crate::store::{etag_md5, PutRequest, Store};
@@ -102,18 +101,18 @@ pub async fn upload(
     key: &str,
     stat: FileStat,
     md5_hex: &str,
+    content_type: &str,
 ) -> Result<SnapshotEntry> {
     let file: PathBuf = root.join(rel);
     let mut md5 = [0u8; 16];
     hex::decode_to_slice(md5_hex, &mut md5)
         .map_err(|e| Error::Io(format!("{rel}: bad hash {md5_hex}: {e}")))?;
-    let content_type = guess_content_type(rel);
     let etag = store
         .put(PutRequest {
             key,
             file: &file,
             size: stat.size,
-            content_type: &content_type,
+            content_type,
             md5,
         })
         .await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::error::{Error, FileError, Result};
+use crate::error::{Action, Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::validate_relative_path;
 
@@ -145,6 +145,7 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 scan.skipped.push(FileError::new(
+                    Action::Read,
                     format!("{}/{}", dir_rel, name.to_string_lossy()),
                     &Error::UnsafeKey("file name is not valid UTF-8".into()),
                 ));
@@ -172,12 +173,13 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
                 } else if rules.is_ignored(&rel, false) {
                     // Ignored files never sync.
                 } else if let Err(e) = validate_relative_path(&rel) {
-                    scan.skipped.push(FileError::new(rel, &e));
+                    scan.skipped.push(FileError::new(Action::Read, rel, &e));
                 } else {
                     scan.files.insert(rel, FileStat::of(&meta));
                 }
             } else if ft.is_symlink() && !rules.is_ignored(&rel, false) {
                 scan.skipped.push(FileError::new(
+                    Action::Read,
                     rel,
                     &Error::UnsafeKey("symbolic link not followed".into()),
                 ));

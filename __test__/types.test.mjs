@@ -1,0 +1,22 @@
+// An agent written against the upstream README compiles under `tsc --strict`.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+test('index.d.ts: an upstream-style agent type-checks under --strict', () => {
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, '__test__', 'types', 'tsconfig.json')], { encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+})
+
+test('index.d.ts: misuse is rejected (the types are not `any`)', () => {
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, '__test__', 'types', 'tsconfig.bad.json')], { encoding: 'utf8' })
+  assert.notEqual(r.status, 0)
+  assert.match(r.stdout, /bad\.ts\(\d+,\d+\): error TS2345/)
+  assert.match(r.stdout, /bad\.ts\(\d+,\d+\): error TS2353/)
+})

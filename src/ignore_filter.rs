@@ -1,0 +1,52 @@
+//! The engine's ignore rules, for the exported `SyncIgnoreFilter` class.
+
+use engine::ignore_rules::IgnoreRules;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::to_js_error;
+
+#[napi]
+pub struct NativeIgnoreRules {
+    rules: IgnoreRules,
+}
+
+#[napi]
+impl NativeIgnoreRules {
+    #[napi(constructor)]
+    pub fn new(patterns: Vec<String>) -> Result<Self> {
+        Ok(NativeIgnoreRules {
+            rules: IgnoreRules::new(&patterns).map_err(to_js_error)?,
+        })
+    }
+
+    /// Adds the rules of the workspace's `.syncignore`, if any; returns how many.
+    #[napi]
+    pub fn load_from_workspace(&mut self, dir: String) -> Result<u32> {
+        let next = self
+            .rules
+            .with_syncignore(std::path::Path::new(&dir))
+            .map_err(to_js_error)?;
+        let added = next.pattern_count() - self.rules.pattern_count();
+        self.rules = next;
+        Ok(added as u32)
+    }
+
+    /// `path` is a directory when it ends in `/`.
+    #[napi]
+    pub fn is_ignored(&self, path: String) -> bool {
+        let is_dir = path.ends_with('/') || path.ends_with('\\');
+        self.rules
+            .is_ignored(path.trim_end_matches(['/', '\\']), is_dir)
+    }
+
+    #[napi]
+    pub fn default_patterns_count(&self) -> u32 {
+        self.rules.default_patterns_count() as u32
+    }
+
+    #[napi]
+    pub fn custom_patterns_loaded(&self) -> bool {
+        self.rules.custom_patterns_loaded()
+    }
+}

@@ -1,0 +1,127 @@
+//! A `Store` that drives a JS object with a `send()` method (a stand-in
+//! S3 client in a user's tests, or a client whose `send` is stubbed). The JS
+//! side turns each request into the SDK command the user's mock expects.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use engine::store::{ListPage, ObjectBody, PutRequest, RemoteObject, Store};
+use engine::{Error, Result};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+
+#[napi(object)]
+#[derive(Default)]
+pub struct StoreRequest {
+    /// `list`, `get`, `put` or `delete`.
+    pub op: String,
+    pub key: Option<String>,
+    pub token: Option<String>,
+    /// Local file to upload (`put`).
+    pub path: Option<String>,
+    pub content_type: Option<String>,
+}
+
+#[napi(object)]
+pub struct StoreObject {
+    pub key: String,
+    pub size: Option<f64>,
+    pub etag: Option<String>,
+}
+
+#[napi(object)]
+pub struct StoreReply {
+    pub objects: Option<Vec<StoreObject>>,
+    pub truncated: Option<bool>,
+    pub next_token: Option<String>,
+    pub body: Option<Buffer>,
+    pub etag: Option<String>,
+}
+
+pub type StoreFn =
+    ThreadsafeFunction<StoreRequest, Promise<StoreReply>, StoreRequest, Status, false, true>;
+
+pub struct JsStore(pub StoreFn);
+
+impl JsStore {
+    async fn call(&self, req: StoreRequest) -> Result<StoreReply> {
+        let what = format!("{} {}", req.op, req.key.as_deref().unwrap_or(""));
+        let failed =
+            |e: napi::Error| Error::S3(format!("s3Client.send ({what}) failed: {}", e.reason));
+        self.0
+            .call_async_catch(req)
+            .await
+            .map_err(failed)?
+            .await
+            .map_err(failed)
+    }
+}
+
+#[async_trait]
+impl Store for JsStore {
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage> {
+        let reply = self
+            .call(StoreRequest {
+                op: "list".into(),
+                key: Some(prefix.into()),
+                token: token.map(str::to_owned),
+                ..StoreRequest::default()
+            })
+            .await?;
+        Ok(ListPage {
+            objects: reply
+                .objects
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| RemoteObject {
+                    key: o.key,
+                    size: o
+                        .size
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(|s| s as u64),
+                    etag: o.etag.map(|e| engine::store::unquote_etag(&e)),
+                })
+                .collect(),
+            truncated: reply.truncated.unwrap_or(false),
+            next_token: reply.next_token,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<ObjectBody> {
+        let reply = self
+            .call(StoreRequest {
+                op: "get".into(),
+                key: Some(key.into()),
+                ..StoreRequest::default()
+            })
+            .await?;
+        let body = Bytes::copy_from_slice(reply.body.as_deref().unwrap_or_default());
+        Ok(ObjectBody {
+            stream: Box::pin(futures::stream::once(async move { Ok(body) })),
+            etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
+        })
+    }
+
+    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        let reply = self
+            .call(StoreRequest {
+                op: "put".into(),
+                key: Some(req.key.into()),
+                path: Some(req.file.to_string_lossy().into_owned()),
+                content_type: Some(req.content_type.into()),
+                ..StoreRequest::default()
+            })
+            .await?;
+        Ok(reply.etag.map(|e| engine::store::unquote_etag(&e)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.call(StoreRequest {
+            op: "delete".into(),
+            key: Some(key.into()),
+            ..StoreRequest::default()
+        })
+        .await
+        .map(|_| ())
+    }
+}
