@@ -105,6 +105,8 @@ export interface StoreObject {
   key: string
   size?: number
   etag?: string
+  /** Milliseconds since the epoch. */
+  lastModified?: number
 }
 
 export interface StoreReply {

@@ -232,7 +232,12 @@ function sendStore(client, bucket) {
         return {
           objects: (out.Contents ?? [])
             .filter((o) => typeof o?.Key === 'string')
-            .map((o) => ({ key: o.Key, size: typeof o.Size === 'number' ? o.Size : undefined, etag: typeof o.ETag === 'string' ? o.ETag : undefined })),
+            .map((o) => ({
+              key: o.Key,
+              size: typeof o.Size === 'number' ? o.Size : undefined,
+              etag: typeof o.ETag === 'string' ? o.ETag : undefined,
+              lastModified: o.LastModified instanceof Date ? o.LastModified.getTime() : undefined,
+            })),
           // Upstream followed NextContinuationToken alone; stand-ins may omit IsTruncated.
           truncated: Boolean(out.IsTruncated ?? out.NextContinuationToken),
           nextToken: out.NextContinuationToken ?? undefined,

@@ -98,6 +98,11 @@ export async function startS3Server({ quiet = false } = {}) {
       '-webdav=false',
       '-admin.ui=false',
       '-s3.autoCreateBucket=false',
+      // Never phone home (the only network here is loopback).
+      '-master.telemetry=false',
+      // Every bucket is a collection that takes volumes: small volumes let a
+      // test suite create hundreds of buckets.
+      '-master.volumeSizeLimitMB=64',
     ],
     {
       cwd: dir,

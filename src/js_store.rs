@@ -27,6 +27,8 @@ pub struct StoreObject {
     pub key: String,
     pub size: Option<f64>,
     pub etag: Option<String>,
+    /// Milliseconds since the epoch.
+    pub last_modified: Option<f64>,
 }
 
 #[napi(object)]
@@ -80,6 +82,12 @@ impl Store for JsStore {
                         .filter(|s| s.is_finite() && *s >= 0.0)
                         .map(|s| s as u64),
                     etag: o.etag.map(|e| engine::store::unquote_etag(&e)),
+                    last_modified: o
+                        .last_modified
+                        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                        .map(|ms| {
+                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)
+                        }),
                 })
                 .collect(),
             truncated: reply.truncated.unwrap_or(false),

@@ -6,6 +6,7 @@
 
 pub mod content_type;
 pub mod error;
+pub mod hash_cache;
 pub mod hashing;
 pub mod ignore_rules;
 pub mod keys;

@@ -7,7 +7,7 @@ use crate::error::{Action, Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
 use crate::store::{etag_md5, RemoteObject};
-use crate::workspace::{FileStat, Scan};
+use crate::workspace::{is_reserved_path, FileStat, Scan};
 
 /// What the engine knows of a file as of the last sync: its local state and
 /// the object it matches on S3.
@@ -38,6 +38,11 @@ pub fn remote_files(prefix: &str, listing: &[RemoteObject], rules: &IgnoreRules)
     for obj in listing {
         match classify_key(prefix, &obj.key) {
             Ok(KeyKind::FolderMarker) => {}
+            Ok(KeyKind::File(rel)) if is_reserved_path(&rel) => {
+                let err = Error::UnsafeKey(format!("{rel} is a name the engine reserves"));
+                out.errors
+                    .push(FileError::new(Action::Download, obj.key.clone(), &err));
+            }
             Ok(KeyKind::File(rel)) => {
                 if !rules.is_ignored(&rel, false) {
                     out.files.insert(rel, obj.clone());
@@ -94,6 +99,7 @@ pub struct Download {
     pub rel: String,
     pub key: String,
     pub etag: Option<String>,
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +142,7 @@ pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String
                 rel: rel.clone(),
                 key: obj.key.clone(),
                 etag: obj.etag.clone(),
+                last_modified: obj.last_modified,
             }),
         }
     }
@@ -189,6 +196,7 @@ mod tests {
             key: key.into(),
             size: Some(size),
             etag: etag.map(str::to_owned),
+            last_modified: None,
         }
     }
 
@@ -200,6 +208,7 @@ mod tests {
                 FileStat {
                     size: *size,
                     mtime_ns: 1,
+                    ..FileStat::default()
                 },
             );
         }
@@ -267,6 +276,7 @@ mod tests {
             stat: FileStat {
                 size: 1,
                 mtime_ns: 1,
+                ..FileStat::default()
             },
             md5: md5.into(),
             etag: None,

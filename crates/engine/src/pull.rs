@@ -1,19 +1,20 @@
 //! `pull()`: make the workspace equal to the S3 prefix (minus ignored paths).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::{Action, Error, FileError, Result};
+use crate::hash_cache::HashCache;
 use crate::keys::key_for;
 use crate::plan::{hash_candidates, plan_pull, remote_files, Download, Snapshot, SnapshotEntry};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{blocking, Report, Workspace};
+use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
-use crate::workspace::{ensure_workspace, remove_file_and_empty_parents, scan};
+use crate::workspace::{ensure_workspace, nanos, remove_file_and_empty_parents, scan};
 
 impl Workspace {
     /// Downloads what changed on S3, deletes local files that are not on S3
@@ -35,7 +36,7 @@ impl Workspace {
                 root.display()
             ),
         );
-        let result = self.pull_locked(&mut state.snapshot).await;
+        let result = self.pull_locked(&mut state).await;
         match &result {
             Ok(r) => {
                 self.log(
@@ -63,7 +64,7 @@ impl Workspace {
         })
     }
 
-    async fn pull_locked(&self, snapshot: &mut Snapshot) -> Result<Report> {
+    async fn pull_locked(&self, state: &mut State) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
         blocking(move || ensure_workspace(&dir)).await?;
@@ -75,7 +76,15 @@ impl Workspace {
             blocking(move || scan(&root, &rules)).await?
         };
         let remote = remote_files(&self.config.prefix, &listing, &rules);
-        let (md5s, _) = self.hash_files(hash_candidates(&remote, &local)).await;
+        let cache = self.cache(state).await;
+        let candidates = hash_candidates(&remote, &local)
+            .into_iter()
+            .map(|rel| {
+                let stat = local.files[&rel];
+                (rel, stat)
+            })
+            .collect();
+        let (md5s, _) = self.hash_files(candidates, cache).await;
         let plan = plan_pull(remote, &local, &md5s);
         for e in &plan.errors {
             self.log(
@@ -97,23 +106,20 @@ impl Workspace {
             .into_iter()
             .partition(|d| priority.is_some_and(|p| d.rel.starts_with(p)));
         let mut failed = self
-            .download_all(&store, first, &progress, &mut next, &mut report)
+            .download_all(&store, first, &progress, &mut next, cache, &mut report)
             .await;
         self.observer.priority_settled();
         let more = self
-            .download_all(&store, rest, &progress, &mut next, &mut report)
+            .download_all(&store, rest, &progress, &mut next, cache, &mut report)
             .await;
         failed.extend(more);
         // A file that failed to download keeps its local content; record that
         // content so a push uploads it only if the agent then changes it.
-        let (md5s, _) = self
-            .hash_files(
-                failed
-                    .into_iter()
-                    .filter(|rel| local.files.contains_key(rel))
-                    .collect(),
-            )
-            .await;
+        let kept = failed
+            .into_iter()
+            .filter_map(|rel| local.files.get(&rel).map(|stat| (rel, *stat)))
+            .collect();
+        let (md5s, _) = self.hash_files(kept, cache).await;
         for (rel, md5) in md5s {
             let stat = local.files[&rel];
             next.insert(
@@ -132,7 +138,9 @@ impl Workspace {
             // Leftovers of an interrupted pull: never real content.
             let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
         }
-        *snapshot = next;
+        cache.retain(|rel| next.contains_key(rel));
+        state.snapshot = next;
+        self.save_cache(state).await;
         Ok(report)
     }
 
@@ -144,6 +152,7 @@ impl Workspace {
         downloads: Vec<Download>,
         progress: &PhaseProgress<'_>,
         snapshot: &mut Snapshot,
+        cache: &mut HashCache,
         report: &mut Report,
     ) -> Vec<String> {
         let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
@@ -174,6 +183,8 @@ impl Workspace {
             match result {
                 Ok(entry) => {
                     self.log(Level::Debug, &format!("Downloaded {rel}"));
+                    let now = nanos(SystemTime::now());
+                    cache.insert(rel.clone(), entry.stat, entry.md5.clone(), now);
                     snapshot.insert(rel, entry);
                     report.transferred += 1;
                 }

@@ -12,7 +12,7 @@ use crate::keys::key_for;
 use crate::plan::{plan_push, Snapshot};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::Store;
-use crate::sync::{blocking, Report, Workspace};
+use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::upload;
 use crate::workspace::{check_dir, scan};
 
@@ -34,7 +34,7 @@ impl Workspace {
                 cfg.prefix
             ),
         );
-        let result = self.push_locked(&mut state.snapshot).await;
+        let result = self.push_locked(&mut state).await;
         match &result {
             Ok(r) => self.log(
                 Level::Info,
@@ -54,7 +54,7 @@ impl Workspace {
         })
     }
 
-    async fn push_locked(&self, snapshot: &mut Snapshot) -> Result<Report> {
+    async fn push_locked(&self, state: &mut State) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
         blocking(move || check_dir(&dir)).await?;
@@ -69,7 +69,15 @@ impl Workspace {
                 &format!("Not uploaded: {}: {}", s.path, s.message),
             );
         }
-        let (md5s, hash_errors) = self.hash_files(local.files.keys().cloned().collect()).await;
+        let files = local
+            .files
+            .iter()
+            .map(|(rel, stat)| (rel.clone(), *stat))
+            .collect();
+        let cache = self.cache(state).await;
+        let (md5s, hash_errors) = self.hash_files(files, cache).await;
+        cache.retain(|rel| local.files.contains_key(rel));
+        let snapshot = &mut state.snapshot;
         let plan = plan_push(&local, &md5s, snapshot);
         let mut report = Report {
             unchanged: plan.unchanged.len(),
@@ -129,6 +137,7 @@ impl Workspace {
         report.deleted = self
             .delete_remote(&*store, plan.deletes, snapshot, &mut report.errors)
             .await;
+        self.save_cache(state).await;
         Ok(report)
     }
 

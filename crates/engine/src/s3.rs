@@ -147,6 +147,9 @@ impl Store for S3Store {
                         key: o.key()?.to_owned(),
                         size: o.size().and_then(|s| u64::try_from(s).ok()),
                         etag: o.e_tag().map(unquote_etag),
+                        last_modified: o
+                            .last_modified()
+                            .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
                     })
                 })
                 .collect(),

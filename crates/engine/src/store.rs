@@ -17,6 +17,8 @@ pub struct RemoteObject {
     pub size: Option<u64>,
     /// The ETag without quotes, when the server gave one.
     pub etag: Option<String>,
+    /// Downloads get this as their mtime.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// The body of a GET, streamed.

@@ -4,19 +4,21 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result};
-use crate::hashing::md5_file_hex;
+use crate::hash_cache::HashCache;
+use crate::hashing::md5_file;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::plan::Snapshot;
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
+use crate::workspace::{nanos, FileStat};
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
@@ -106,6 +108,8 @@ pub struct Report {
 
 pub(crate) struct State {
     pub snapshot: Snapshot,
+    /// Loaded on first use.
+    pub cache: Option<HashCache>,
 }
 
 /// Syncs one S3 prefix with one local directory. Operations on one
@@ -128,6 +132,7 @@ impl Workspace {
             store: OnceCell::new(),
             state: Mutex::new(State {
                 snapshot: Snapshot::new(),
+                cache: None,
             }),
             observer,
         })
@@ -175,33 +180,91 @@ impl Workspace {
         blocking(move || base.with_syncignore(&dir)).await
     }
 
-    /// Hashes `rels` in parallel off the async threads. Files that cannot be
-    /// read are left out of the map and reported in the second value.
+    /// MD5s of `files` (relative path, scanned stat): from the hash cache
+    /// when it knows the exact stat, else hashed in parallel off the async
+    /// threads and recorded. Unreadable files are reported and left out.
     pub(crate) async fn hash_files(
         &self,
-        rels: Vec<String>,
+        files: Vec<(String, FileStat)>,
+        cache: &mut HashCache,
     ) -> (HashMap<String, String>, Vec<FileError>) {
         use futures::StreamExt;
+        let mut md5s = HashMap::with_capacity(files.len());
+        let mut todo = Vec::new();
+        for (rel, stat) in files {
+            match cache.lookup(&rel, &stat) {
+                Some(md5) => {
+                    md5s.insert(rel, md5.to_owned());
+                }
+                None => todo.push((rel, stat)),
+            }
+        }
         let root = &self.config.workspace_dir;
-        let results: Vec<_> = futures::stream::iter(rels)
-            .map(|rel| {
+        let results: Vec<_> = futures::stream::iter(todo)
+            .map(|(rel, stat)| {
                 let path = root.join(&rel);
-                async move { (rel, md5_file_hex(path).await) }
+                async move {
+                    let hashed_at = nanos(SystemTime::now());
+                    let result = blocking(move || {
+                        let md5 = hex::encode(md5_file(&path)?);
+                        let meta = std::fs::symlink_metadata(&path)
+                            .map_err(|e| Error::io("inspect", &path, e))?;
+                        Ok((md5, FileStat::of(&meta)))
+                    })
+                    .await;
+                    (rel, stat, hashed_at, result)
+                }
             })
             .buffer_unordered(HASH_CONCURRENCY)
             .collect()
             .await;
-        let mut md5s = HashMap::with_capacity(results.len());
         let mut errors = Vec::new();
-        for (rel, r) in results {
-            match r {
-                Ok(md5) => {
+        for (rel, stat, hashed_at, result) in results {
+            match result {
+                Ok((md5, after)) => {
+                    // A file that changed while it was read has no known hash.
+                    if after == stat {
+                        cache.insert(rel.clone(), stat, md5.clone(), hashed_at);
+                    }
                     md5s.insert(rel, md5);
                 }
                 Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
             }
         }
         (md5s, errors)
+    }
+
+    /// The hash cache, loaded from the workspace on first use.
+    pub(crate) async fn cache<'s>(&self, state: &'s mut State) -> &'s mut HashCache {
+        if state.cache.is_none() {
+            let dir = self.config.workspace_dir.clone();
+            let loaded = tokio::task::spawn_blocking(move || HashCache::load(&dir))
+                .await
+                .unwrap_or_else(|_| HashCache::load(Path::new("")));
+            state.cache = Some(loaded);
+        }
+        state.cache.as_mut().expect("just set")
+    }
+
+    /// Persists the hash cache; a failure only costs re-hashing later.
+    pub(crate) async fn save_cache(&self, state: &mut State) {
+        let Some(mut cache) = state.cache.take() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let r = cache.save();
+            (cache, r)
+        })
+        .await;
+        match result {
+            Ok((cache, r)) => {
+                if let Err(e) = r {
+                    self.log(Level::Warn, &format!("Could not save the hash cache: {e}"));
+                }
+                state.cache = Some(cache);
+            }
+            Err(e) => self.log(Level::Warn, &format!("Could not save the hash cache: {e}")),
+        }
     }
 }
 

@@ -71,7 +71,7 @@ async fn write_verified(
             .map_err(|e| Error::io("write", temp, e))?;
     }
     out.flush().await.map_err(|e| Error::io("write", temp, e))?;
-    drop(out);
+    let file = out.into_std().await;
     let md5 = hex::encode(hasher.finalize());
     let etag = body.etag.or_else(|| d.etag.clone());
     if let Some(expected) = etag.as_deref().and_then(etag_md5) {
@@ -82,8 +82,15 @@ async fn write_verified(
             )));
         }
     }
-    let (temp, dest) = (temp.to_path_buf(), dest.to_path_buf());
+    let (temp, dest, mtime) = (temp.to_path_buf(), dest.to_path_buf(), d.last_modified);
     let stat = blocking(move || {
+        // The object's time as mtime: the file then looks settled to the hash
+        // cache at once, and any later local write is seen.
+        if let Some(t) = mtime {
+            file.set_modified(t)
+                .map_err(|e| Error::io("set mtime of", &temp, e))?;
+        }
+        drop(file);
         commit_temp_file(&temp, &dest)?;
         let meta = std::fs::symlink_metadata(&dest).map_err(|e| Error::io("inspect", &dest, e))?;
         Ok(FileStat::of(&meta))

@@ -14,31 +14,57 @@ use crate::keys::validate_relative_path;
 const TEMP_PREFIX: &str = ".s3ws-";
 const TEMP_SUFFIX: &str = ".partial";
 
+/// The engine's own state file at the workspace root (the hash cache). It is
+/// never synced, and no key may be written over it.
+pub const STATE_FILE: &str = ".s3ws-state.json";
+
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
-/// Size and modification time of a regular file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Paths that belong to the engine: its state file and temp files.
+pub fn is_reserved_path(rel: &str) -> bool {
+    rel == STATE_FILE || is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+}
+
+/// What identifies a version of a regular file without reading it: size,
+/// modification and change times, and inode. A rewrite changes mtime or
+/// ctime (ctime even when a tool restores mtime); a replace changes the inode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStat {
     pub size: u64,
     pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
 }
 
 impl FileStat {
     pub fn of(meta: &std::fs::Metadata) -> Self {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .map(|t| match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_nanos() as i128,
-                Err(e) => -(e.duration().as_nanos() as i128),
-            })
-            .unwrap_or(0);
+        let mtime_ns = meta.modified().map(nanos).unwrap_or(0);
+        #[cfg(unix)]
+        let (ctime_ns, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+                meta.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, ino) = (meta.created().map(nanos).unwrap_or(0), 0);
         FileStat {
             size: meta.len(),
             mtime_ns,
+            ctime_ns,
+            ino,
         }
+    }
+}
+
+/// Nanoseconds since the Unix epoch (negative before it).
+pub fn nanos(t: std::time::SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
     }
 }
 
@@ -170,6 +196,8 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
             } else if ft.is_file() {
                 if is_temp_name(name) {
                     scan.temp_files.push(rel);
+                } else if rel == STATE_FILE {
+                    // The engine's own state: never synced.
                 } else if rules.is_ignored(&rel, false) {
                     // Ignored files never sync.
                 } else if let Err(e) = validate_relative_path(&rel) {

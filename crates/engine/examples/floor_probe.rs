@@ -1,0 +1,207 @@
+//! The benchmark's floor probe (issue 4): the least a client can do to fetch
+//! a prefix. Lists the prefix (ListObjectsV2 pages) and GETs every object,
+//! `--concurrency` (default 64) in flight, reading each body into memory; no
+//! disk, no hashing, no temp files. Prints one line of JSON:
+//! `{"ms":…,"listMs":…,"objects":…,"bytes":…,"maxRssKB":…}` (`ms` includes
+//! client setup and the listing, not process start).
+//!
+//! ```text
+//! cargo build --release -p s3ws-engine --example floor_probe
+//! floor_probe --endpoint http://127.0.0.1:9000 --bucket b --prefix p/ [--concurrency 64] [--discard] [--to-dir DIR]
+//! ```
+//!
+//! `--discard` drops each chunk as it arrives instead of collecting the body
+//! (for a single huge object). `--to-dir DIR` streams each body to
+//! `DIR/<index>` instead (plain buffered writes, no hashing, no rename): the
+//! "single-stream to disk" baseline of the 512 MiB pull. Credentials and
+//! region come from the environment (`AWS_ACCESS_KEY_ID`, …, `AWS_REGION`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::Client;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+enum Sink {
+    Memory,
+    Discard,
+    Dir(std::path::PathBuf),
+}
+
+struct Args {
+    endpoint: String,
+    bucket: String,
+    prefix: String,
+    concurrency: usize,
+    sink: Sink,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut endpoint = None;
+    let mut bucket = None;
+    let mut prefix = String::new();
+    let mut concurrency = 64;
+    let mut sink = Sink::Memory;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "--endpoint" => endpoint = Some(value("--endpoint")?),
+            "--bucket" => bucket = Some(value("--bucket")?),
+            "--prefix" => prefix = value("--prefix")?,
+            "--concurrency" => {
+                concurrency = value("--concurrency")?
+                    .parse()
+                    .map_err(|e| format!("--concurrency: {e}"))?
+            }
+            "--discard" => sink = Sink::Discard,
+            "--to-dir" => sink = Sink::Dir(value("--to-dir")?.into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        endpoint: endpoint.ok_or("--endpoint is required")?,
+        bucket: bucket.ok_or("--bucket is required")?,
+        prefix,
+        concurrency: concurrency.max(1),
+        sink,
+    })
+}
+
+async fn client(endpoint: &str) -> Client {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(s3ws_engine::s3::https_client())
+        .region(Region::new(region))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(config)
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn get(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    index: usize,
+    sink: &Sink,
+) -> Result<u64, BoxError> {
+    let out = client.get_object().bucket(bucket).key(key).send().await?;
+    let mut body = out.body;
+    match sink {
+        Sink::Memory => Ok(body.collect().await?.into_bytes().len() as u64),
+        Sink::Discard => {
+            let mut n = 0u64;
+            while let Some(chunk) = body.next().await {
+                n += chunk?.len() as u64;
+            }
+            Ok(n)
+        }
+        Sink::Dir(dir) => {
+            let file = tokio::fs::File::create(dir.join(index.to_string())).await?;
+            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            let mut n = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                n += chunk.len() as u64;
+                out.write_all(&chunk).await?;
+            }
+            out.flush().await?;
+            Ok(n)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<String, BoxError> {
+    let started = Instant::now();
+    let client = client(&args.endpoint).await;
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(&args.bucket)
+            .prefix(&args.prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    let list_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let objects = keys.len();
+    let (client, bucket, sink) = (Arc::new(client), Arc::new(args.bucket), Arc::new(args.sink));
+    let results: Vec<Result<u64, BoxError>> = futures::stream::iter(keys.into_iter().enumerate())
+        .map(|(i, key)| {
+            let (client, bucket, sink) = (client.clone(), bucket.clone(), sink.clone());
+            // A task each, as a real client would: bodies are read in parallel
+            // on every worker thread.
+            async move {
+                tokio::spawn(async move { get(&client, &bucket, &key, i, &sink).await })
+                    .await
+                    .map_err(|e| -> BoxError { Box::new(e) })?
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let mut bytes = 0u64;
+    for r in results {
+        bytes += r?;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(format!(
+        "{{\"ms\":{ms:.1},\"listMs\":{list_ms:.1},\"objects\":{objects},\"bytes\":{bytes},\"maxRssKB\":{}}}",
+        peak_rss_kb()
+    ))
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), 0 when unknown.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("floor_probe: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(args).await {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!(
+                "floor_probe: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e.as_ref())
+            );
+            std::process::exit(1);
+        }
+    }
+}
