@@ -82,6 +82,7 @@ export interface NativeOptions {
   uploadConcurrency?: number
   ignorePatterns?: Array<string>
   priorityPrefix?: string
+  stallTimeoutMs?: number
 }
 
 /**

@@ -54,6 +54,8 @@ export interface S3WorkspaceSyncOptions {
   endpoint?: string
   /** Beyond upstream: path-style addressing (default: on with a custom endpoint). */
   forcePathStyle?: boolean
+  /** Beyond upstream: a response or download body silent this long is cut and retried (default 30000). */
+  stallTimeoutMs?: number
 }
 
 export interface SyncResult {

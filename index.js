@@ -347,6 +347,7 @@ class S3WorkspaceSync extends EventEmitter {
       uploadConcurrency: positiveInt(options, 'uploadConcurrency'),
       ignorePatterns,
       priorityPrefix: optionalString(options, 'priorityPrefix'),
+      stallTimeoutMs: positiveInt(options, 'stallTimeoutMs'),
     }
     // Called with the file's base name, as upstream did.
     this._contentType = resolver && ((relativePath) => {

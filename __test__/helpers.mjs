@@ -62,17 +62,18 @@ export function tmpDir(name = 'ws') {
   return mkdtempSync(path.join(os.tmpdir(), `s3ws-${name}-`))
 }
 
-/** The engine's hash cache at the workspace root (never synced). */
-export const STATE_FILE = '.s3ws-state.json'
+/** The engine's own directory at the workspace root (hash cache, lock; never synced). */
+export const STATE_DIR = '.s3ws'
+export const STATE_FILE = '.s3ws/state.json'
 
-/** {relative path: content as string} of every regular file under `dir`, but the engine's state file. */
+/** {relative path: content as string} of every regular file under `dir`, but the engine's own directory. */
 export function readTree(dir) {
   const out = {}
   const walk = (d, rel) => {
     for (const name of readdirSync(d)) {
       const full = path.join(d, name)
       const r = rel ? `${rel}/${name}` : name
-      if (r === STATE_FILE) continue
+      if (r === STATE_DIR) continue
       const st = lstatSync(full)
       if (st.isDirectory()) walk(full, r)
       else if (st.isFile()) out[r] = readFileSync(full, 'utf8')

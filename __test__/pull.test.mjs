@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_FILE, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, STATE_FILE, listKeys } from './helpers.mjs'
 
 const quiet = () => recordingLogger().logger
 
@@ -40,7 +40,7 @@ test('a 20 MiB file arrives intact', async () => {
   assert.equal(result.downloadedFiles, 1)
   assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(big))
   // No temp file is left next to it.
-  assert.deepEqual(readdirSync(dir).sort(), [STATE_FILE, 'big.bin'].sort())
+  assert.deepEqual(readdirSync(dir).sort(), [STATE_DIR, 'big.bin'].sort())
 })
 
 test('pull deletes local-only files and emptied directories, keeps ignored ones', async () => {
@@ -112,7 +112,7 @@ test('a listing of more than one page is read whole', async () => {
   const dir = tmpDir()
   const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).pull()
   assert.equal(result.downloadedFiles, 1005)
-  assert.equal(readdirSync(dir).filter((n) => n !== STATE_FILE).length, 1005)
+  assert.equal(readdirSync(dir).filter((n) => n !== STATE_DIR).length, 1005)
 })
 
 test('the hash cache lets a fresh instance skip re-reading unchanged files, and never syncs', async () => {
@@ -124,7 +124,7 @@ test('the hash cache lets a fresh instance skip re-reading unchanged files, and 
   // A key that would overwrite the engine's state is refused, and reported.
   assert.equal(first.downloadedFiles, 2)
   assert.equal(first.success, false)
-  assert.match(first.errors.join('\n'), /\.s3ws-state\.json.*reserves/)
+  assert.match(first.errors.join('\n'), /\.s3ws\/state\.json.*reserves/)
   const state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8'))
   assert.deepEqual(Object.keys(state.entries).sort(), ['a.txt', 'b/c.txt'])
   assert.match(state.entries['a.txt'].md5, /^[0-9a-f]{32}$/)

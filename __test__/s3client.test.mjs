@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { S3Client } from '@aws-sdk/client-s3'
@@ -174,7 +174,8 @@ test('without @aws-sdk/client-s3 installed: plain use and stand-in clients work'
   // A copy of the package with no node_modules anywhere above it.
   const pkg = path.join(tmpDir('pkg'), 'node_modules', '@moca', 's3-workspace-sync')
   mkdirSync(pkg, { recursive: true })
-  for (const f of readdirSync(ROOT).filter((f) => /^(index\.(js|mjs|d\.ts)|binding\.js|package\.json|.*\.node)$/.test(f))) {
+  const { files } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+  for (const f of readdirSync(ROOT).filter((f) => f === 'package.json' || files.includes(f) || f.endsWith('.node'))) {
     cpSync(path.join(ROOT, f), path.join(pkg, f))
   }
   const app = path.join(pkg, '..', '..', '..', 'app.mjs')

@@ -95,7 +95,7 @@ impl Store for JsStore {
         })
     }
 
-    async fn get(&self, key: &str) -> Result<ObjectBody> {
+    async fn get(&self, key: &str, _size_hint: Option<u64>) -> Result<ObjectBody> {
         let reply = self
             .call(StoreRequest {
                 op: "get".into(),
@@ -107,6 +107,7 @@ impl Store for JsStore {
         Ok(ObjectBody {
             stream: Box::pin(futures::stream::once(async move { Ok(body) })),
             etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
+            md5: None,
         })
     }
 

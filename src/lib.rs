@@ -31,6 +31,7 @@ pub struct NativeOptions {
     pub upload_concurrency: Option<u32>,
     pub ignore_patterns: Option<Vec<String>>,
     pub priority_prefix: Option<String>,
+    pub stall_timeout_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -142,7 +143,11 @@ impl NativeWorkspace {
             endpoint: options.endpoint,
             force_path_style: options.force_path_style,
             credentials,
+            read_timeout: None,
         };
+        if let Some(ms) = options.stall_timeout_ms {
+            config.stall_timeout = std::time::Duration::from_millis(ms.into());
+        }
         if let Some(n) = options.download_concurrency {
             config.download_concurrency = n as usize;
         }

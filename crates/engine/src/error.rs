@@ -18,12 +18,18 @@ pub enum Error {
     /// read or written.
     #[error("{0}")]
     Workspace(String),
+    /// Another process is syncing the same workspace directory.
+    #[error("{0}")]
+    Busy(String),
     /// An object key cannot be mapped to a safe path inside the workspace.
     #[error("{0}")]
     UnsafeKey(String),
     /// A local file could not be read, written, renamed or removed.
     #[error("{0}")]
     Io(String),
+    /// A file changed while it was being uploaded.
+    #[error("{0}")]
+    Changed(String),
     /// Downloaded bytes do not match what the server said they were.
     #[error("{0}")]
     Integrity(String),
@@ -36,9 +42,11 @@ impl Error {
             Error::InvalidOption(_) => "INVALID_OPTION",
             Error::S3(_) => "S3_OPERATION_ERROR",
             Error::Workspace(_) => "WORKSPACE_ERROR",
+            Error::Busy(_) => "WORKSPACE_BUSY",
             Error::UnsafeKey(_) => "UNSAFE_KEY",
             Error::Io(_) => "IO_ERROR",
             Error::Integrity(_) => "INTEGRITY_ERROR",
+            Error::Changed(_) => "FILE_CHANGED",
         }
     }
 

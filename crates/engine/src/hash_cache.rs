@@ -98,8 +98,10 @@ impl HashCache {
         let json = serde_json::to_vec(&stored);
         self.entries = stored.entries;
         let json = json.map_err(|e| Error::Io(format!("encode hash cache: {e}")))?;
-        // A temp name the scan treats as a leftover: never synced, cleaned up.
-        let temp = self.path.with_file_name(".s3ws-state.partial");
+        let temp = self.path.with_extension("json.partial");
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        }
         std::fs::write(&temp, json)
             .and_then(|_| std::fs::rename(&temp, &self.path))
             .map_err(|e| Error::io("write", &self.path, e))?;
@@ -143,6 +145,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_an_empty_cache() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".s3ws")).unwrap();
         std::fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
         assert_eq!(HashCache::load(dir.path()).lookup("a", &stat(1)), None);
     }

@@ -77,20 +77,31 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-/// Local files that may already hold the remote content (same size, and an
-/// ETag that is an MD5): only these need hashing before the pull.
+/// Local files that may already hold the remote content (same size): only
+/// these need hashing before the pull.
 pub fn hash_candidates(remote: &RemoteFiles, scan: &Scan) -> Vec<String> {
     remote
         .files
         .iter()
         .filter(|(rel, obj)| {
-            obj.etag.as_deref().and_then(etag_md5).is_some()
-                && scan
-                    .files
-                    .get(*rel)
-                    .is_some_and(|s| Some(s.size) == obj.size)
+            scan.files
+                .get(*rel)
+                .is_some_and(|s| Some(s.size) == obj.size)
         })
         .map(|(rel, _)| rel.clone())
+        .collect()
+}
+
+/// Of the candidates, those whose ETag is not an MD5 (multipart, encrypted):
+/// their MD5 can only come from the object's metadata.
+pub fn needs_stored_md5<'a>(
+    remote: &'a RemoteFiles,
+    candidates: &'a [String],
+) -> Vec<&'a RemoteObject> {
+    candidates
+        .iter()
+        .filter_map(|rel| remote.files.get(rel))
+        .filter(|obj| obj.etag.as_deref().and_then(etag_md5).is_none())
         .collect()
 }
 
@@ -98,6 +109,7 @@ pub fn hash_candidates(remote: &RemoteFiles, scan: &Scan) -> Vec<String> {
 pub struct Download {
     pub rel: String,
     pub key: String,
+    pub size: Option<u64>,
     pub etag: Option<String>,
     pub last_modified: Option<std::time::SystemTime>,
 }
@@ -113,8 +125,15 @@ pub struct PullPlan {
     pub errors: Vec<FileError>,
 }
 
-/// Plans a pull. `md5s` holds the hashes of (some of) the `hash_candidates`.
-pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String>) -> PullPlan {
+/// Plans a pull. `md5s` holds the local hashes of (some of) the
+/// `hash_candidates`; `stored_md5s` the MD5s read from object metadata, by
+/// relative path, for objects whose ETag is not one.
+pub fn plan_pull(
+    remote: RemoteFiles,
+    scan: &Scan,
+    md5s: &HashMap<String, String>,
+    stored_md5s: &HashMap<String, String>,
+) -> PullPlan {
     let mut plan = PullPlan {
         errors: remote.errors,
         ..PullPlan::default()
@@ -123,7 +142,10 @@ pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String
         let same = match (
             scan.files.get(rel),
             md5s.get(rel),
-            obj.etag.as_deref().and_then(etag_md5),
+            obj.etag
+                .as_deref()
+                .and_then(etag_md5)
+                .or_else(|| stored_md5s.get(rel).cloned()),
         ) {
             (Some(stat), Some(local), Some(remote_md5))
                 if Some(stat.size) == obj.size && *local == remote_md5 =>
@@ -141,6 +163,7 @@ pub fn plan_pull(remote: RemoteFiles, scan: &Scan, md5s: &HashMap<String, String
             None => plan.downloads.push(Download {
                 rel: rel.clone(),
                 key: obj.key.clone(),
+                size: obj.size,
                 etag: obj.etag.clone(),
                 last_modified: obj.last_modified,
             }),
@@ -232,11 +255,12 @@ mod tests {
         assert!(remote.errors.is_empty());
         let local = scan(&[("a.txt", 1), ("b.txt", 2), ("old.txt", 3)]);
         assert_eq!(hash_candidates(&remote, &local), vec!["a.txt", "b.txt"]);
+        assert!(needs_stored_md5(&remote, &hash_candidates(&remote, &local)).is_empty());
         let md5s = HashMap::from([
             ("a.txt".to_owned(), MD5_A.to_owned()),
             ("b.txt".to_owned(), MD5_A.to_owned()),
         ]);
-        let plan = plan_pull(remote, &local, &md5s);
+        let plan = plan_pull(remote, &local, &md5s, &HashMap::new());
         assert_eq!(plan.unchanged.len(), 1);
         assert_eq!(plan.unchanged[0].0, "a.txt");
         assert_eq!(plan.downloads.len(), 1);
@@ -263,7 +287,12 @@ mod tests {
             codes,
             vec![("p/../../etc/passwd", "UNSAFE_KEY"), ("p/a", "UNSAFE_KEY")]
         );
-        let plan = plan_pull(remote, &scan(&[("local-only", 1)]), &HashMap::new());
+        let plan = plan_pull(
+            remote,
+            &scan(&[("local-only", 1)]),
+            &HashMap::new(),
+            &HashMap::new(),
+        );
         let rels: Vec<_> = plan.downloads.iter().map(|d| d.rel.as_str()).collect();
         assert_eq!(rels, vec!["a/b", "ok"]);
         assert!(plan.deletes.is_empty());
@@ -298,5 +327,46 @@ mod tests {
         assert_eq!(plan.uploads, vec!["changed", "new"]);
         assert_eq!(plan.unchanged, vec!["same"]);
         assert_eq!(plan.deletes, vec!["gone"]);
+    }
+}
+
+#[cfg(test)]
+mod multipart_tests {
+    use super::*;
+
+    #[test]
+    fn a_multipart_etag_is_matched_through_the_stored_md5() {
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let obj = RemoteObject {
+            key: "p/big".into(),
+            size: Some(5),
+            etag: Some("0123456789abcdef0123456789abcdef-3".into()),
+            last_modified: None,
+        };
+        let remote = remote_files("p/", std::slice::from_ref(&obj), &rules);
+        let mut local = Scan::default();
+        local.files.insert(
+            "big".into(),
+            FileStat {
+                size: 5,
+                ..FileStat::default()
+            },
+        );
+        let candidates = hash_candidates(&remote, &local);
+        assert_eq!(needs_stored_md5(&remote, &candidates), vec![&obj]);
+        let md5s = HashMap::from([("big".to_owned(), "aa".repeat(16))]);
+        // Without metadata: downloaded again (safe).
+        let plan = plan_pull(
+            remote_files("p/", std::slice::from_ref(&obj), &rules),
+            &local,
+            &md5s,
+            &HashMap::new(),
+        );
+        assert_eq!(plan.downloads.len(), 1);
+        // With the stored MD5 equal to the local one: unchanged.
+        let stored = HashMap::from([("big".to_owned(), "aa".repeat(16))]);
+        let plan = plan_pull(remote, &local, &md5s, &stored);
+        assert!(plan.downloads.is_empty());
+        assert_eq!(plan.unchanged.len(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! `pull()`: make the workspace equal to the S3 prefix (minus ignored paths).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -9,12 +10,16 @@ use tokio::task::JoinSet;
 use crate::error::{Action, Error, FileError, Result};
 use crate::hash_cache::HashCache;
 use crate::keys::key_for;
-use crate::plan::{hash_candidates, plan_pull, remote_files, Download, Snapshot, SnapshotEntry};
+use crate::plan::{
+    hash_candidates, needs_stored_md5, plan_pull, remote_files, Download, Snapshot, SnapshotEntry,
+};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
-use crate::workspace::{ensure_workspace, nanos, remove_file_and_empty_parents, scan};
+use crate::workspace::{
+    ensure_workspace, lock_workspace, nanos, remove_file_and_empty_parents, scan,
+};
 
 impl Workspace {
     /// Downloads what changed on S3, deletes local files that are not on S3
@@ -67,7 +72,11 @@ impl Workspace {
     async fn pull_locked(&self, state: &mut State) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
-        blocking(move || ensure_workspace(&dir)).await?;
+        let _lock = blocking(move || {
+            ensure_workspace(&dir)?;
+            lock_workspace(&dir)
+        })
+        .await?;
         let store = self.store().await?;
         let listing = list_all(&*store, &self.config.prefix).await?;
         let rules = self.current_rules().await?;
@@ -77,15 +86,25 @@ impl Workspace {
         };
         let remote = remote_files(&self.config.prefix, &listing, &rules);
         let cache = self.cache(state).await;
-        let candidates = hash_candidates(&remote, &local)
+        let candidates = hash_candidates(&remote, &local);
+        let stored_md5s = self
+            .stored_md5s(
+                &store,
+                needs_stored_md5(&remote, &candidates)
+                    .into_iter()
+                    .map(|obj| obj.key.clone())
+                    .collect(),
+            )
+            .await;
+        let with_stats = candidates
             .into_iter()
             .map(|rel| {
                 let stat = local.files[&rel];
                 (rel, stat)
             })
             .collect();
-        let (md5s, _) = self.hash_files(candidates, cache).await;
-        let plan = plan_pull(remote, &local, &md5s);
+        let (md5s, _) = self.hash_files(with_stats, cache).await;
+        let plan = plan_pull(remote, &local, &md5s, &stored_md5s);
         for e in &plan.errors {
             self.log(
                 Level::Warn,
@@ -144,6 +163,35 @@ impl Workspace {
         Ok(report)
     }
 
+    /// The MD5s kept in the metadata of the objects `keys` (by relative path). An
+    /// object whose metadata cannot be read is simply downloaded again.
+    async fn stored_md5s(
+        &self,
+        store: &Arc<dyn Store>,
+        keys: Vec<String>,
+    ) -> HashMap<String, String> {
+        use futures::StreamExt;
+        let prefix_len = self.config.prefix.len();
+        let lookups: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let store = store.clone();
+                async move {
+                    let md5 = store.head_md5(&key).await.ok().flatten();
+                    (key[prefix_len..].to_owned(), md5)
+                }
+            })
+            .collect();
+        let found: Vec<(String, Option<String>)> = futures::stream::iter(lookups)
+            .buffer_unordered(self.config.download_concurrency)
+            .collect()
+            .await;
+        found
+            .into_iter()
+            .filter_map(|(rel, md5)| Some((rel, md5?)))
+            .collect()
+    }
+
     /// Runs the downloads, `downloadConcurrency` at a time. Returns the
     /// relative paths that failed.
     async fn download_all(
@@ -157,12 +205,13 @@ impl Workspace {
     ) -> Vec<String> {
         let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
         let root = Arc::new(self.config.workspace_dir.clone());
+        let stall = self.config.stall_timeout;
         let mut tasks = JoinSet::new();
         for d in downloads {
             let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = download(&*store, &root, &d).await;
+                let result = download(&*store, &root, &d, stall).await;
                 (d.rel, result)
             });
         }

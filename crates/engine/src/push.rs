@@ -14,7 +14,7 @@ use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::Store;
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::upload;
-use crate::workspace::{check_dir, scan};
+use crate::workspace::{check_dir, lock_workspace, scan};
 
 impl Workspace {
     /// Uploads files that are new or changed since the last pull or push and
@@ -57,7 +57,11 @@ impl Workspace {
     async fn push_locked(&self, state: &mut State) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
-        blocking(move || check_dir(&dir)).await?;
+        let _lock = blocking(move || {
+            check_dir(&dir)?;
+            lock_workspace(&dir)
+        })
+        .await?;
         let rules = self.current_rules().await?;
         let local = {
             let root = root.clone();

@@ -7,17 +7,24 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use md5::Digest as _;
 
 use crate::error::{Error, Result};
 use crate::store::{unquote_etag, ListPage, ObjectBody, PutRequest, RemoteObject, Store};
+use crate::workspace::FileStat;
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +39,11 @@ pub struct S3Settings {
     /// Where credentials come from; the default AWS chain when `None`. The
     /// SDK caches them and asks again before they expire.
     pub credentials: Option<SharedCredentialsProvider>,
+    /// Longest wait for a response to start (the SDK then retries).
+    pub read_timeout: Option<Duration>,
 }
 
+#[derive(Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -60,6 +70,7 @@ impl S3Store {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(settings.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
                     .build(),
             );
         if let Some(ep) = &settings.endpoint {
@@ -122,6 +133,226 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const MIB: u64 = 1024 * 1024;
+/// Objects at least this large download as parallel ranged GETs.
+const RANGED_MIN: u64 = 32 * MIB;
+const RANGE_SIZE: u64 = 8 * MIB;
+const RANGES_IN_FLIGHT: usize = 6;
+/// Files at least this large upload in parts, read from disk part by part.
+const MULTIPART_MIN: u64 = 16 * MIB;
+const PART_SIZE: u64 = 8 * MIB;
+const PARTS_IN_FLIGHT: usize = 6;
+/// User metadata holding the MD5 of the whole object: the ETag of a multipart
+/// or encrypted object is not one.
+const MD5_META: &str = "s3ws-md5";
+
+fn stored_md5(meta: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
+    meta?
+        .get(MD5_META)
+        .filter(|m| m.len() == 32 && m.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|m| m.to_ascii_lowercase())
+}
+
+impl S3Store {
+    /// A GET of the whole object, or of `bytes=start-end` (inclusive),
+    /// optionally only if the object still has ETag `if_match`.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        if_match: Option<&str>,
+    ) -> Result<GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range.map(|(s, e)| format!("bytes={s}-{e}")))
+            .set_if_match(if_match.map(|e| format!("\"{e}\"")))
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", key, e))
+    }
+
+    fn body_stream(&self, key: &str, body: ByteStream) -> BoxStream<'static, Result<Bytes>> {
+        let what = format!("GetObject s3://{}/{key} at {}", self.bucket, self.endpoint);
+        futures::stream::unfold(Some(body), move |body| {
+            let what = what.clone();
+            async move {
+                let mut body: ByteStream = body?;
+                match body.next().await? {
+                    Ok(chunk) => Some((Ok(chunk), Some(body))),
+                    Err(e) => Some((
+                        Err(Error::S3(format!(
+                            "{what} failed while reading the body: {e}"
+                        ))),
+                        None,
+                    )),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// A large object as ranges fetched `RANGES_IN_FLIGHT` at a time and
+    /// yielded in order, so the caller still hashes and writes one stream.
+    /// Every range after the first must come from the same object version.
+    async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
+        let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
+        let etag = first.e_tag().map(unquote_etag);
+        let md5 = stored_md5(first.metadata());
+        let total = first
+            .content_range()
+            .and_then(|r| r.rsplit_once('/'))
+            .and_then(|(_, t)| t.parse::<u64>().ok());
+        let Some(total) = total else {
+            // The server sent the whole object: stream it as it is.
+            let stream = self.body_stream(key, first.body);
+            return Ok(ObjectBody { stream, etag, md5 });
+        };
+        let head = first.body.collect().await.map_err(|e| {
+            Error::S3(format!(
+                "GetObject {key} failed while reading the body: {e}"
+            ))
+        })?;
+        let this = self.clone();
+        let (key, version) = (key.to_owned(), etag.clone());
+        let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
+            .map(move |start| {
+                let (this, key, version) = (this.clone(), key.clone(), version.clone());
+                async move {
+                    let end = (start + RANGE_SIZE).min(total) - 1;
+                    let out = this
+                        .get_range(&key, Some((start, end)), version.as_deref())
+                        .await?;
+                    let bytes = out.body.collect().await.map_err(|e| {
+                        Error::S3(format!(
+                            "GetObject {key} failed while reading the body: {e}"
+                        ))
+                    })?;
+                    Ok(bytes.into_bytes())
+                }
+            })
+            .buffered(RANGES_IN_FLIGHT);
+        let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
+            .chain(rest)
+            .boxed();
+        Ok(ObjectBody { stream, etag, md5 })
+    }
+
+    /// Uploads in `PART_SIZE` parts, `PARTS_IN_FLIGHT` at a time, each read
+    /// from disk and sent with its own `Content-MD5`. Aborted (never left
+    /// half-done) on any failure, or if the file changed meanwhile.
+    async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(req.key)
+            .content_type(req.content_type)
+            .metadata(MD5_META, hex::encode(req.md5))
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", req.key, e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result = self.upload_parts(&req, &upload_id).await;
+        let done = match result {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(req.key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|out| out.e_tag().map(unquote_etag))
+                .map_err(|e| self.error("CompleteMultipartUpload", req.key, e)),
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(req.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        done
+    }
+
+    async fn upload_parts(
+        &self,
+        req: &PutRequest<'_>,
+        upload_id: &str,
+    ) -> Result<Vec<CompletedPart>> {
+        let size = req.stat.size;
+        let parts = (0..size.div_ceil(PART_SIZE)).map(|i| (i as i32 + 1, i * PART_SIZE));
+        let uploaded: Vec<CompletedPart> = futures::stream::iter(parts)
+            .map(|(number, offset)| async move {
+                let len = PART_SIZE.min(size - offset);
+                let file = req.file.to_path_buf();
+                let (bytes, md5) =
+                    tokio::task::spawn_blocking(move || read_part(&file, offset, len))
+                        .await
+                        .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(req.key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .content_length(len as i64)
+                    .content_md5(BASE64.encode(md5))
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("UploadPart", req.key, e))?;
+                Ok::<_, Error>(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .build(),
+                )
+            })
+            .buffered(PARTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        // The parts are the bytes read just now; they match the MD5 recorded
+        // in the metadata only if the file is still the one that was hashed.
+        let meta = tokio::fs::symlink_metadata(req.file)
+            .await
+            .map_err(|e| Error::io("inspect", req.file, e))?;
+        if FileStat::of(&meta) != req.stat {
+            return Err(Error::Changed(format!(
+                "{} changed while it was uploaded",
+                req.file.display()
+            )));
+        }
+        Ok(uploaded)
+    }
+}
+
+/// `len` bytes of `path` at `offset`, and their MD5. Blocking.
+fn read_part(path: &std::path::Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("seek", path, e))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    let md5: [u8; 16] = md5::Md5::digest(&buf).into();
+    Ok((Bytes::from(buf), md5))
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -158,40 +389,39 @@ impl Store for S3Store {
         })
     }
 
-    async fn get(&self, key: &str) -> Result<ObjectBody> {
+    async fn get(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody> {
+        match size_hint {
+            Some(size) if size >= RANGED_MIN => self.get_ranged(key).await,
+            _ => {
+                let out = self.get_range(key, None, None).await?;
+                Ok(ObjectBody {
+                    etag: out.e_tag().map(unquote_etag),
+                    md5: stored_md5(out.metadata()),
+                    stream: self.body_stream(key, out.body),
+                })
+            }
+        }
+    }
+
+    async fn head_md5(&self, key: &str) -> Result<Option<String>> {
         let out = self
             .client
-            .get_object()
+            .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| self.error("GetObject", key, e))?;
-        let etag = out.e_tag().map(unquote_etag);
-        let what = format!("GetObject s3://{}/{key} at {}", self.bucket, self.endpoint);
-        let stream = futures::stream::unfold(Some(out.body), move |body| {
-            let what = what.clone();
-            async move {
-                let mut body: ByteStream = body?;
-                match body.next().await? {
-                    Ok(chunk) => Some((Ok(chunk), Some(body))),
-                    Err(e) => Some((
-                        Err(Error::S3(format!(
-                            "{what} failed while reading the body: {e}"
-                        ))),
-                        None,
-                    )),
-                }
-            }
-        })
-        .boxed();
-        Ok(ObjectBody { stream, etag })
+            .map_err(|e| self.error("HeadObject", key, e))?;
+        Ok(stored_md5(out.metadata()))
     }
 
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        if req.stat.size >= MULTIPART_MIN {
+            return self.put_multipart(req).await;
+        }
         let body = ByteStream::read_from()
             .path(req.file)
-            .length(aws_smithy_types::byte_stream::Length::Exact(req.size))
+            .length(aws_smithy_types::byte_stream::Length::Exact(req.stat.size))
             .build()
             .await
             .map_err(|e| Error::Io(format!("read {}: {e}", req.file.display())))?;
@@ -201,9 +431,10 @@ impl Store for S3Store {
             .bucket(&self.bucket)
             .key(req.key)
             .body(body)
-            .content_length(req.size as i64)
+            .content_length(req.stat.size as i64)
             .content_type(req.content_type)
-            .content_md5(base64::engine::general_purpose::STANDARD.encode(req.md5))
+            .content_md5(BASE64.encode(req.md5))
+            .metadata(MD5_META, hex::encode(req.md5))
             .send()
             .await
             .map_err(|e| self.error("PutObject", req.key, e))?;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::{Error, Result};
+use crate::workspace::FileStat;
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,18 @@ pub struct RemoteObject {
 pub struct ObjectBody {
     pub stream: BoxStream<'static, Result<Bytes>>,
     pub etag: Option<String>,
+    /// The MD5 of the whole object as stored in its metadata by this engine
+    /// (the ETag of a multipart or encrypted object is not one).
+    pub md5: Option<String>,
+}
+
+impl ObjectBody {
+    /// The MD5 the downloaded bytes must have, when the server says it.
+    pub fn expected_md5(&self) -> Option<String> {
+        self.md5
+            .clone()
+            .or_else(|| self.etag.as_deref().and_then(etag_md5))
+    }
 }
 
 /// What an upload carries besides its bytes.
@@ -32,7 +45,9 @@ pub struct ObjectBody {
 pub struct PutRequest<'a> {
     pub key: &'a str,
     pub file: &'a Path,
-    pub size: u64,
+    /// The file as scanned and hashed; an upload that finds it different
+    /// fails rather than store bytes that do not match `md5`.
+    pub stat: FileStat,
     pub content_type: &'a str,
     /// MD5 of the file as hashed before the upload; sent as `Content-MD5` so
     /// the server refuses bytes that changed since.
@@ -51,7 +66,14 @@ pub struct ListPage {
 pub trait Store: Send + Sync {
     /// One page of the objects under `prefix`, after `token`.
     async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage>;
-    async fn get(&self, key: &str) -> Result<ObjectBody>;
+    /// The object's body; `size_hint` (from the listing) lets large objects
+    /// come as parallel ranges.
+    async fn get(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody>;
+    /// The MD5 this engine stored in the object's metadata, if any. Used to
+    /// recognise unchanged objects whose ETag is not an MD5.
+    async fn head_md5(&self, _key: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Uploads the file; returns the new ETag when the server gave one.
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>>;
     async fn delete(&self, key: &str) -> Result<()>;

@@ -22,6 +22,7 @@ use crate::workspace::{nanos, FileStat};
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
 
@@ -40,6 +41,9 @@ pub struct Config {
     pub priority_prefix: Option<String>,
     /// Content-Type of uploads; `guess_content_type` when `None`.
     pub content_types: Option<Arc<dyn ContentTypeResolver>>,
+    /// A download whose body sends nothing for this long is cut and retried;
+    /// also the longest wait for a response to start.
+    pub stall_timeout: Duration,
 }
 
 impl Config {
@@ -54,6 +58,7 @@ impl Config {
             ignore_patterns: Vec::new(),
             priority_prefix: None,
             content_types: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 
@@ -62,6 +67,11 @@ impl Config {
             if value.is_empty() {
                 return Err(Error::InvalidOption(format!("options.{name} is required")));
             }
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(Error::InvalidOption(
+                "options.stallTimeoutMs must be a positive integer".into(),
+            ));
         }
         if self.workspace_dir.as_os_str().is_empty() {
             return Err(Error::InvalidOption(
@@ -162,7 +172,11 @@ impl Workspace {
     pub(crate) async fn store(&self) -> Result<Arc<dyn Store>> {
         self.store
             .get_or_try_init(|| async {
-                let store = S3Store::connect(&self.config.bucket, &self.config.s3).await?;
+                let settings = S3Settings {
+                    read_timeout: Some(self.config.stall_timeout),
+                    ..self.config.s3.clone()
+                };
+                let store = S3Store::connect(&self.config.bucket, &settings).await?;
                 Ok::<_, Error>(Arc::new(store) as Arc<dyn Store>)
             })
             .await

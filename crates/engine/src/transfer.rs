@@ -1,6 +1,7 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
@@ -8,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::plan::{Download, SnapshotEntry};
-use crate::store::{etag_md5, PutRequest, Store};
+use crate::store::{PutRequest, Store};
 use crate::sync::blocking;
 use crate::workspace::{commit_temp_file, create_parent_dirs, create_temp_file, FileStat};
 
@@ -18,10 +19,15 @@ const DOWNLOAD_ATTEMPTS: usize = 3;
 
 /// Downloads `d` to `root/d.rel`: streamed into a temp file beside it,
 /// checked against the ETag, then renamed into place.
-pub async fn download(store: &dyn Store, root: &Path, d: &Download) -> Result<SnapshotEntry> {
+pub async fn download(
+    store: &dyn Store,
+    root: &Path,
+    d: &Download,
+    stall: Duration,
+) -> Result<SnapshotEntry> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d).await;
+        let result = download_once(store, root, d, stall).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -39,14 +45,19 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
-async fn download_once(store: &dyn Store, root: &Path, d: &Download) -> Result<SnapshotEntry> {
+async fn download_once(
+    store: &dyn Store,
+    root: &Path,
+    d: &Download,
+    stall: Duration,
+) -> Result<SnapshotEntry> {
     let (root2, rel) = (root.to_path_buf(), d.rel.clone());
     let (file, temp) = blocking(move || {
         let dir = create_parent_dirs(&root2, &rel)?;
         create_temp_file(&dir)
     })
     .await?;
-    let result = write_verified(store, d, file, &temp, &root.join(&d.rel)).await;
+    let result = write_verified(store, d, file, &temp, &root.join(&d.rel), stall).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&temp).await;
     }
@@ -59,11 +70,22 @@ async fn write_verified(
     file: std::fs::File,
     temp: &Path,
     dest: &Path,
+    stall: Duration,
 ) -> Result<SnapshotEntry> {
-    let mut body = store.get(&d.key).await?;
+    let mut body = store.get(&d.key, d.size).await?;
     let mut out = tokio::fs::File::from_std(file);
     let mut hasher = Md5::new();
-    while let Some(chunk) = body.stream.next().await {
+    loop {
+        // A body that stops sending is cut here and the download retried.
+        let next = tokio::time::timeout(stall, body.stream.next())
+            .await
+            .map_err(|_| {
+                Error::S3(format!(
+                    "{}: body stalled for {stall:?} while reading the body",
+                    d.key
+                ))
+            })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk?;
         hasher.update(&chunk);
         out.write_all(&chunk)
@@ -73,8 +95,9 @@ async fn write_verified(
     out.flush().await.map_err(|e| Error::io("write", temp, e))?;
     let file = out.into_std().await;
     let md5 = hex::encode(hasher.finalize());
+    let expected = body.expected_md5();
     let etag = body.etag.or_else(|| d.etag.clone());
-    if let Some(expected) = etag.as_deref().and_then(etag_md5) {
+    if let Some(expected) = expected {
         if expected != md5 {
             return Err(Error::Integrity(format!(
                 "{}: downloaded bytes have MD5 {md5}, the object's ETag is {expected}",
@@ -118,7 +141,7 @@ pub async fn upload(
         .put(PutRequest {
             key,
             file: &file,
-            size: stat.size,
+            stat,
             content_type,
             md5,
         })

@@ -14,9 +14,12 @@ use crate::keys::validate_relative_path;
 const TEMP_PREFIX: &str = ".s3ws-";
 const TEMP_SUFFIX: &str = ".partial";
 
-/// The engine's own state file at the workspace root (the hash cache). It is
-/// never synced, and no key may be written over it.
-pub const STATE_FILE: &str = ".s3ws-state.json";
+/// The engine's own directory at the workspace root: the hash cache, and the
+/// lock that keeps two processes from syncing one workspace at once. It is
+/// never synced, and no key may be written into it.
+pub const STATE_DIR: &str = ".s3ws";
+pub const STATE_FILE: &str = ".s3ws/state.json";
+pub const LOCK_FILE: &str = ".s3ws/lock";
 
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
@@ -24,7 +27,7 @@ pub fn is_temp_name(name: &str) -> bool {
 
 /// Paths that belong to the engine: its state file and temp files.
 pub fn is_reserved_path(rel: &str) -> bool {
-    rel == STATE_FILE || is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+    rel.split('/').next() == Some(STATE_DIR) || is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
 }
 
 /// What identifies a version of a regular file without reading it: size,
@@ -138,6 +141,35 @@ pub fn ensure_workspace(dir: &Path) -> Result<()> {
         })
 }
 
+/// An exclusive lock on a workspace, held for one pull or push. The OS
+/// releases it if the process dies.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    /// Holding the open file is holding the lock.
+    _file: std::fs::File,
+}
+
+/// Takes the workspace lock, or fails at once if another process holds it.
+pub fn lock_workspace(root: &Path) -> Result<WorkspaceLock> {
+    let dir = root.join(STATE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    let path = root.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(WorkspaceLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(format!(
+            "workspace {} is being synced by another process (lock {LOCK_FILE} is held)",
+            root.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
+}
+
 /// Lists the regular files of the workspace. Symlinks are never followed;
 /// ignored directories are not entered. Blocking.
 pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
@@ -190,14 +222,13 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
             };
             let ft = meta.file_type();
             if ft.is_dir() {
-                if !rules.is_ignored(&rel, true) {
+                // The engine's own directory is never synced.
+                if rel != STATE_DIR && !rules.is_ignored(&rel, true) {
                     stack.push(rel);
                 }
             } else if ft.is_file() {
                 if is_temp_name(name) {
                     scan.temp_files.push(rel);
-                } else if rel == STATE_FILE {
-                    // The engine's own state: never synced.
                 } else if rules.is_ignored(&rel, false) {
                     // Ignored files never sync.
                 } else if let Err(e) = validate_relative_path(&rel) {

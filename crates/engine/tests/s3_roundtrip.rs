@@ -83,6 +83,9 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n == ".s3ws") {
+                continue; // the engine's own state
+            }
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
