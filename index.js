@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require('node:events')
 const { readFile } = require('node:fs/promises')
-const native = require('./binding.js')
+const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 
 class SyncError extends Error {
   constructor(message, code, cause) {

