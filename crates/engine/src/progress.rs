@@ -82,7 +82,7 @@ impl<'a> PhaseProgress<'a> {
     /// One more item of the phase finished (successfully or not).
     pub fn advance(&self, file: &str) {
         let current = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if current == self.total || current % self.step == 0 {
+        if current == self.total || current.is_multiple_of(self.step) {
             self.observer.progress(Progress {
                 phase: self.phase,
                 current,
