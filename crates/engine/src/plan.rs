@@ -23,18 +23,54 @@ pub struct SnapshotEntry {
 /// Relative path → state at the last pull or push.
 pub type Snapshot = HashMap<String, SnapshotEntry>;
 
+/// How the workspace's filesystem compares names (see `workspace::probe_folding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folding {
+    /// `A` and `a` are the same file (macOS, Windows by default).
+    pub case: bool,
+    /// Unicode NFC and NFD spellings are the same file (macOS).
+    pub unicode: bool,
+}
+
+impl Folding {
+    /// The name under which the filesystem stores `rel`.
+    pub fn fold(&self, rel: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        let s: String = if self.unicode {
+            rel.nfc().collect()
+        } else {
+            rel.to_owned()
+        };
+        if self.case {
+            s.to_lowercase()
+        } else {
+            s
+        }
+    }
+}
+
 /// The files of a listing, by relative path, and the keys that cannot be.
 #[derive(Debug, Default)]
 pub struct RemoteFiles {
     pub files: BTreeMap<String, RemoteObject>,
     pub errors: Vec<FileError>,
+    pub folding: Folding,
 }
 
 /// Maps a listing of `prefix` to workspace paths: folder markers and ignored
-/// paths are dropped; unsafe keys, and a key that is also the directory of
-/// another key, become errors.
-pub fn remote_files(prefix: &str, listing: &[RemoteObject], rules: &IgnoreRules) -> RemoteFiles {
-    let mut out = RemoteFiles::default();
+/// paths are dropped; unsafe keys, a key that is also the directory of
+/// another key, and keys the filesystem would store as one file (`folding`)
+/// become errors.
+pub fn remote_files(
+    prefix: &str,
+    listing: &[RemoteObject],
+    rules: &IgnoreRules,
+    folding: Folding,
+) -> RemoteFiles {
+    let mut out = RemoteFiles {
+        folding,
+        ..RemoteFiles::default()
+    };
     for obj in listing {
         match classify_key(prefix, &obj.key) {
             Ok(KeyKind::FolderMarker) => {}
@@ -53,12 +89,46 @@ pub fn remote_files(prefix: &str, listing: &[RemoteObject], rules: &IgnoreRules)
                 .push(FileError::new(Action::Download, obj.key.clone(), &e)),
         }
     }
+    // Keys that would land on one file: none is written, all are reported.
+    let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+    for rel in out.files.keys() {
+        by_name
+            .entry(folding.fold(rel))
+            .or_default()
+            .push(rel.clone());
+    }
+    for group in by_name.values().filter(|g| g.len() > 1) {
+        for rel in group {
+            if let Some(obj) = out.files.remove(rel) {
+                let others: Vec<&str> = group
+                    .iter()
+                    .filter(|r| *r != rel)
+                    .map(String::as_str)
+                    .collect();
+                let err = Error::UnsafeKey(format!(
+                    "{rel} would be the same file as {} on this filesystem",
+                    others.join(", ")
+                ));
+                out.errors
+                    .push(FileError::new(Action::Download, obj.key, &err));
+            }
+        }
+    }
+    // A key that is also the directory of another key.
+    let names: HashMap<String, String> = out
+        .files
+        .keys()
+        .map(|rel| (folding.fold(rel), rel.clone()))
+        .collect();
     let conflicts: Vec<String> = out
         .files
         .keys()
-        .flat_map(|rel| ancestors(rel))
-        .filter(|dir| out.files.contains_key(*dir))
-        .map(str::to_owned)
+        .flat_map(|rel| {
+            ancestors(rel)
+                .map(|dir| folding.fold(dir))
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|dir| names.get(&dir).cloned())
         .collect();
     for dir in conflicts {
         if let Some(obj) = out.files.remove(&dir) {
@@ -170,10 +240,17 @@ pub fn plan_pull(
         }
     }
     if plan.errors.is_empty() {
+        // Compared as the filesystem compares names: on a case-insensitive
+        // one, a local `a.txt` *is* the remote `A.txt`, not a local-only file.
+        let remote_names: std::collections::HashSet<String> = remote
+            .files
+            .keys()
+            .map(|rel| remote.folding.fold(rel))
+            .collect();
         plan.deletes = scan
             .files
             .keys()
-            .filter(|rel| !remote.files.contains_key(*rel))
+            .filter(|rel| !remote_names.contains(&remote.folding.fold(rel)))
             .cloned()
             .collect();
     }
@@ -251,7 +328,7 @@ mod tests {
             obj("p/k.secret", 1, None),
             obj("p/node_modules/x.js", 1, None),
         ];
-        let remote = remote_files("p/", &listing, &rules);
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
         assert!(remote.errors.is_empty());
         let local = scan(&[("a.txt", 1), ("b.txt", 2), ("old.txt", 3)]);
         assert_eq!(hash_candidates(&remote, &local), vec!["a.txt", "b.txt"]);
@@ -277,7 +354,7 @@ mod tests {
             obj("p/a/b", 1, None),
             obj("p/ok", 1, None),
         ];
-        let remote = remote_files("p/", &listing, &rules);
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
         let codes: Vec<_> = remote
             .errors
             .iter()
@@ -343,7 +420,7 @@ mod multipart_tests {
             etag: Some("0123456789abcdef0123456789abcdef-3".into()),
             last_modified: None,
         };
-        let remote = remote_files("p/", std::slice::from_ref(&obj), &rules);
+        let remote = remote_files("p/", std::slice::from_ref(&obj), &rules, Folding::default());
         let mut local = Scan::default();
         local.files.insert(
             "big".into(),
@@ -357,7 +434,7 @@ mod multipart_tests {
         let md5s = HashMap::from([("big".to_owned(), "aa".repeat(16))]);
         // Without metadata: downloaded again (safe).
         let plan = plan_pull(
-            remote_files("p/", std::slice::from_ref(&obj), &rules),
+            remote_files("p/", std::slice::from_ref(&obj), &rules, Folding::default()),
             &local,
             &md5s,
             &HashMap::new(),
@@ -368,5 +445,75 @@ mod multipart_tests {
         let plan = plan_pull(remote, &local, &md5s, &stored);
         assert!(plan.downloads.is_empty());
         assert_eq!(plan.unchanged.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod folding_tests {
+    use super::*;
+
+    fn obj(key: &str) -> RemoteObject {
+        RemoteObject {
+            key: key.into(),
+            size: Some(1),
+            etag: None,
+            last_modified: None,
+        }
+    }
+
+    #[test]
+    fn names_the_filesystem_would_merge_are_reported_never_written() {
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let listing = vec![
+            obj("p/Readme.md"),
+            obj("p/README.md"),
+            obj("p/caf\u{e9}.txt"),
+            obj("p/cafe\u{301}.txt"),
+            obj("p/Dir"),
+            obj("p/dir/x"),
+            obj("p/ok"),
+        ];
+        let folding = Folding {
+            case: true,
+            unicode: true,
+        };
+        let remote = remote_files("p/", &listing, &rules, folding);
+        let mut reported: Vec<&str> = remote.errors.iter().map(|e| e.path.as_str()).collect();
+        reported.sort();
+        assert_eq!(
+            reported,
+            vec![
+                "p/Dir",
+                "p/README.md",
+                "p/Readme.md",
+                "p/cafe\u{301}.txt",
+                "p/caf\u{e9}.txt"
+            ]
+        );
+        assert_eq!(remote.files.keys().collect::<Vec<_>>(), vec!["dir/x", "ok"]);
+        // Case-sensitive: all are distinct files.
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
+        assert!(remote.errors.is_empty());
+    }
+
+    #[test]
+    fn a_local_file_differing_only_in_case_is_not_local_only() {
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let folding = Folding {
+            case: true,
+            unicode: false,
+        };
+        let remote = remote_files("p/", &[obj("p/A.txt")], &rules, folding);
+        let mut scan = Scan::default();
+        scan.files.insert(
+            "a.txt".into(),
+            FileStat {
+                size: 1,
+                ..FileStat::default()
+            },
+        );
+        let plan = plan_pull(remote, &scan, &HashMap::new(), &HashMap::new());
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.downloads.len(), 1);
     }
 }

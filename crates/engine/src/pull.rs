@@ -18,7 +18,7 @@ use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
 use crate::workspace::{
-    ensure_workspace, lock_workspace, nanos, remove_file_and_empty_parents, scan,
+    ensure_workspace, lock_workspace, nanos, probe_folding, remove_file_and_empty_parents, scan,
 };
 
 impl Workspace {
@@ -72,9 +72,10 @@ impl Workspace {
     async fn pull_locked(&self, state: &mut State) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
-        let _lock = blocking(move || {
+        let (_lock, folding) = blocking(move || {
             ensure_workspace(&dir)?;
-            lock_workspace(&dir)
+            let lock = lock_workspace(&dir)?;
+            Ok((lock, probe_folding(&dir)?))
         })
         .await?;
         let store = self.store().await?;
@@ -84,7 +85,7 @@ impl Workspace {
             let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules)).await?
         };
-        let remote = remote_files(&self.config.prefix, &listing, &rules);
+        let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
         let cache = self.cache(state).await;
         let candidates = hash_candidates(&remote, &local);
         let stored_md5s = self

@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 use crate::error::{Action, Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::validate_relative_path;
+use crate::plan::Folding;
 
 /// Temp files of in-flight downloads are named `.s3ws-<hex>.partial`; they
 /// never sync and a later pull removes leftovers of a killed process.
@@ -168,6 +169,24 @@ pub fn lock_workspace(root: &Path) -> Result<WorkspaceLock> {
         ))),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }
+}
+
+/// How the filesystem under `root` compares names, found by writing one
+/// spelling of a probe name and looking for another. Blocking.
+pub fn probe_folding(root: &Path) -> Result<Folding> {
+    let dir = root.join(STATE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    let probe = |written: &str, looked_up: &str| -> Result<bool> {
+        let path = dir.join(written);
+        std::fs::write(&path, b"").map_err(|e| Error::io("write", &path, e))?;
+        let same = dir.join(looked_up).exists();
+        let _ = std::fs::remove_file(&path);
+        Ok(same)
+    };
+    Ok(Folding {
+        case: probe("probe-Aa", "probe-aA")?,
+        unicode: probe("probe-\u{e9}", "probe-e\u{301}")?,
+    })
 }
 
 /// Lists the regular files of the workspace. Symlinks are never followed;
