@@ -364,6 +364,7 @@ class S3WorkspaceSync extends EventEmitter {
     this._client = client
     this._clientMode = client && clientMode(client, forcedMode)
     this._engine = null
+    logger.debug(`Initialized: bucket=${options.bucket}, prefix=${options.prefix}, dir=${options.workspaceDir}`)
   }
 
   /** The native engine, created on first use (a real S3Client's settings are async). */

@@ -199,3 +199,33 @@ console.log(JSON.stringify({ sdkMissing, real: real.downloadedFiles, standIn: st
   const out = JSON.parse(r.stdout.trim().split('\n').at(-1))
   assert.deepEqual(out, { sdkMissing: true, real: 1, standIn: 1, names: ['ListObjectsV2Command', 'GetObjectCommand'] })
 })
+
+test('forced signature failures leak no secret, session token or signature, even at debug level', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'x.txt': 'x' })
+  const secret = 'wrong-secret-0123456789abcdefghij'
+  const token = 'session-token-SHOULD-NEVER-APPEAR-0123456789'
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: async () => ({ accessKeyId: CREDENTIALS.accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: new Date(Date.now() + 3600e3) }),
+  })
+  const { logger, calls } = recordingLogger()
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'local.txt'), 'local')
+  try {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, s3Client: client, logger })
+    const pullError = await sync.pull().then(() => null, (e) => e)
+    assert.ok(pullError, 'pull should fail')
+    const pushed = await sync.push()
+    assert.equal(pushed.success, false)
+    const text = [pullError.message, pullError.stack, JSON.stringify(pushed), ...calls.map((c) => `${c.message} ${JSON.stringify(c.args)}`)].join('\n')
+    assert.ok(calls.some((c) => c.level === 'debug'), 'debug records were captured')
+    for (const s of [secret, token, CREDENTIALS.secretAccessKey]) assert.ok(!text.includes(s), `leaked ${s}`)
+    assert.ok(!/Signature=|Authorization:|X-Amz-Security-Token/i.test(text), text)
+    assert.deepEqual(readTree(dir), { 'local.txt': 'local' })
+  } finally {
+    client.destroy()
+  }
+})
