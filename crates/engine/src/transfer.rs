@@ -45,36 +45,37 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
+/// Bodies up to this size are gathered in memory and written with a single
+/// blocking call (most workspace files); larger ones stream to the temp file.
+const IN_MEMORY_MAX: usize = 1024 * 1024;
+
 async fn download_once(
     store: &dyn Store,
     root: &Path,
     d: &Download,
     stall: Duration,
 ) -> Result<SnapshotEntry> {
-    let (root2, rel) = (root.to_path_buf(), d.rel.clone());
-    let (file, temp) = blocking(move || {
-        let dir = create_parent_dirs(&root2, &rel)?;
-        create_temp_file(&dir)
-    })
-    .await?;
-    let result = write_verified(store, d, file, &temp, &root.join(&d.rel), stall).await;
-    if result.is_err() {
+    let mut spilled: Option<PathBuf> = None;
+    let result = receive(store, root, d, stall, &mut spilled).await;
+    if let (Err(_), Some(temp)) = (&result, spilled) {
         let _ = tokio::fs::remove_file(&temp).await;
     }
     result
 }
 
-async fn write_verified(
+/// Streams the body, hashing it, into memory or (past `IN_MEMORY_MAX`) a
+/// temp file whose path is put in `spilled`; verifies it; commits it.
+async fn receive(
     store: &dyn Store,
+    root: &Path,
     d: &Download,
-    file: std::fs::File,
-    temp: &Path,
-    dest: &Path,
     stall: Duration,
+    spilled: &mut Option<PathBuf>,
 ) -> Result<SnapshotEntry> {
     let mut body = store.get(&d.key, d.size).await?;
-    let mut out = tokio::fs::File::from_std(file);
     let mut hasher = Md5::new();
+    let mut memory: Vec<u8> = Vec::new();
+    let mut file: Option<tokio::fs::File> = None;
     loop {
         // A body that stops sending is cut here and the download retried.
         let next = tokio::time::timeout(stall, body.stream.next())
@@ -88,16 +89,35 @@ async fn write_verified(
         let Some(chunk) = next else { break };
         let chunk = chunk?;
         hasher.update(&chunk);
+        if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
+            memory.extend_from_slice(&chunk);
+            continue;
+        }
+        let out = match &mut file {
+            Some(out) => out,
+            None => {
+                let (root, rel) = (root.to_path_buf(), d.rel.clone());
+                let (std_file, temp) = blocking(move || {
+                    let dir = create_parent_dirs(&root, &rel)?;
+                    create_temp_file(&dir)
+                })
+                .await?;
+                *spilled = Some(temp);
+                let out = file.insert(tokio::fs::File::from_std(std_file));
+                out.write_all(&std::mem::take(&mut memory))
+                    .await
+                    .map_err(|e| Error::Io(format!("write {}: {e}", d.rel)))?;
+                out
+            }
+        };
         out.write_all(&chunk)
             .await
-            .map_err(|e| Error::io("write", temp, e))?;
+            .map_err(|e| Error::Io(format!("write {}: {e}", d.rel)))?;
     }
-    out.flush().await.map_err(|e| Error::io("write", temp, e))?;
-    let file = out.into_std().await;
+    // Verified before a byte reaches the final name (or, when gathered in
+    // memory, the disk at all).
     let md5 = hex::encode(hasher.finalize());
-    let expected = body.expected_md5();
-    let etag = body.etag.or_else(|| d.etag.clone());
-    if let Some(expected) = expected {
+    if let Some(expected) = body.expected_md5() {
         if expected != md5 {
             return Err(Error::Integrity(format!(
                 "{}: downloaded bytes have MD5 {md5}, the object's ETag is {expected}",
@@ -105,21 +125,53 @@ async fn write_verified(
             )));
         }
     }
-    let (temp, dest, mtime) = (temp.to_path_buf(), dest.to_path_buf(), d.last_modified);
-    let stat = blocking(move || {
-        // The object's time as mtime: the file then looks settled to the hash
-        // cache at once, and any later local write is seen.
-        if let Some(t) = mtime {
-            file.set_modified(t)
-                .map_err(|e| Error::io("set mtime of", &temp, e))?;
+    let etag = body.etag.or_else(|| d.etag.clone());
+    let dest = root.join(&d.rel);
+    let mtime = d.last_modified;
+    let stat = match (file, spilled.clone()) {
+        (Some(mut out), Some(temp)) => {
+            out.flush()
+                .await
+                .map_err(|e| Error::io("write", &temp, e))?;
+            let out = out.into_std().await;
+            blocking(move || commit(out, &temp, &dest, mtime)).await?
         }
-        drop(file);
-        commit_temp_file(&temp, &dest)?;
-        let meta = std::fs::symlink_metadata(&dest).map_err(|e| Error::io("inspect", &dest, e))?;
-        Ok(FileStat::of(&meta))
-    })
-    .await?;
+        _ => {
+            let (root, rel) = (root.to_path_buf(), d.rel.clone());
+            blocking(move || {
+                let dir = create_parent_dirs(&root, &rel)?;
+                let (mut out, temp) = create_temp_file(&dir)?;
+                let written = std::io::Write::write_all(&mut out, &memory)
+                    .map_err(|e| Error::io("write", &temp, e))
+                    .and_then(|()| commit(out, &temp, &dest, mtime));
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&temp);
+                }
+                written
+            })
+            .await?
+        }
+    };
     Ok(SnapshotEntry { stat, md5, etag })
+}
+
+/// Gives the finished temp file the object's time as mtime (so the hash
+/// cache trusts it at once, and any later local write shows), renames it
+/// into place and returns its stat. Blocking.
+fn commit(
+    file: std::fs::File,
+    temp: &Path,
+    dest: &Path,
+    mtime: Option<std::time::SystemTime>,
+) -> Result<FileStat> {
+    if let Some(t) = mtime {
+        file.set_modified(t)
+            .map_err(|e| Error::io("set mtime of", temp, e))?;
+    }
+    drop(file);
+    commit_temp_file(temp, dest)?;
+    let meta = std::fs::symlink_metadata(dest).map_err(|e| Error::io("inspect", dest, e))?;
+    Ok(FileStat::of(&meta))
 }
 
 /// Uploads `root/rel` as `key`, with the MD5 the push hashed (sent as
