@@ -1,8 +1,8 @@
 //! MD5s of local files, remembered across instances so unchanged files are
 //! never read again: `FileStat` → MD5, stored in the workspace's state file.
 //!
-//! An entry is trusted only if the file's mtime was already more than
-//! `RACY_WINDOW` old when it was hashed: a write in the same timestamp tick as
+//! An entry is trusted only if the file's mtime was already more than one
+//! timestamp granule (`racy_window`) old when it was hashed: a write in the same timestamp tick as
 //! the hashing could otherwise leave the stat unchanged (git's "racy clean"
 //! problem). Any later write moves mtime to a newer tick, so an older mtime
 //! that still matches proves the content is the one hashed. Racy entries are
@@ -10,14 +10,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::workspace::{FileStat, STATE_FILE};
 
-/// Longer than any filesystem's timestamp granularity we expect (FAT: 2 s).
-const RACY_WINDOW_NS: i128 = 2_000_000_000;
+/// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
+/// window unless the filesystem shows finer timestamps.
+pub const COARSE_WINDOW: Duration = Duration::from_secs(2);
+/// For filesystems with sub-second timestamps: well above the kernel's
+/// coarse clock tick (≤ 10 ms) that stamps them.
+pub const FINE_WINDOW: Duration = Duration::from_millis(100);
 const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,6 +44,7 @@ pub struct HashCache {
     path: PathBuf,
     entries: HashMap<String, Entry>,
     dirty: bool,
+    racy_window_ns: i128,
 }
 
 impl HashCache {
@@ -56,13 +62,19 @@ impl HashCache {
             path,
             entries,
             dirty: false,
+            racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         }
+    }
+
+    /// The filesystem's timestamp granularity, or more (see `probe_racy_window`).
+    pub fn set_racy_window(&mut self, window: Duration) {
+        self.racy_window_ns = window.as_nanos() as i128;
     }
 
     /// The MD5 of `rel` if it is known for exactly this `stat`.
     pub fn lookup(&self, rel: &str, stat: &FileStat) -> Option<&str> {
         let e = self.entries.get(rel)?;
-        let settled = stat.mtime_ns < e.hashed_at_ns - RACY_WINDOW_NS;
+        let settled = stat.mtime_ns < e.hashed_at_ns - self.racy_window_ns;
         (e.stat == *stat && settled).then_some(e.md5.as_str())
     }
 
@@ -127,7 +139,7 @@ mod tests {
     fn trusted_only_for_the_same_settled_stat_and_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = HashCache::load(dir.path());
-        let now = 100 * RACY_WINDOW_NS;
+        let now = 100 * COARSE_WINDOW.as_nanos() as i128;
         cache.insert("a".into(), stat(1), "m1".into(), now);
         // Modified in the same tick as the hashing: not trusted.
         cache.insert("racy".into(), stat(now - 1), "m2".into(), now);
@@ -140,6 +152,15 @@ mod tests {
         assert_eq!(cache.lookup("a", &FileStat { size: 4, ..stat(1) }), None);
         assert_eq!(cache.lookup("racy", &stat(now - 1)), None);
         assert_eq!(cache.lookup("missing", &stat(1)), None);
+
+        // On a fine-grained filesystem the window is shorter, never zero.
+        let mut cache = HashCache::load(dir.path());
+        cache.set_racy_window(FINE_WINDOW);
+        let fine = FINE_WINDOW.as_nanos() as i128;
+        cache.insert("b".into(), stat(now - 2 * fine), "m3".into(), now);
+        cache.insert("c".into(), stat(now - fine / 2), "m4".into(), now);
+        assert_eq!(cache.lookup("b", &stat(now - 2 * fine)), Some("m3"));
+        assert_eq!(cache.lookup("c", &stat(now - fine / 2)), None);
     }
 
     #[test]

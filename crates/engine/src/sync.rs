@@ -18,7 +18,7 @@ use crate::plan::Snapshot;
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
-use crate::workspace::{nanos, FileStat};
+use crate::workspace::{nanos, probe_racy_window, FileStat};
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
@@ -252,9 +252,13 @@ impl Workspace {
     pub(crate) async fn cache<'s>(&self, state: &'s mut State) -> &'s mut HashCache {
         if state.cache.is_none() {
             let dir = self.config.workspace_dir.clone();
-            let loaded = tokio::task::spawn_blocking(move || HashCache::load(&dir))
-                .await
-                .unwrap_or_else(|_| HashCache::load(Path::new("")));
+            let loaded = tokio::task::spawn_blocking(move || {
+                let mut cache = HashCache::load(&dir);
+                cache.set_racy_window(probe_racy_window(&dir));
+                cache
+            })
+            .await
+            .unwrap_or_else(|_| HashCache::load(Path::new("")));
             state.cache = Some(loaded);
         }
         state.cache.as_mut().expect("just set")

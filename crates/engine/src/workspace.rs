@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{Action, Error, FileError, Result};
+use crate::hash_cache::{COARSE_WINDOW, FINE_WINDOW};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::validate_relative_path;
 use crate::plan::Folding;
@@ -187,6 +188,25 @@ pub fn probe_folding(root: &Path) -> Result<Folding> {
         case: probe("probe-Aa", "probe-aA")?,
         unicode: probe("probe-\u{e9}", "probe-e\u{301}")?,
     })
+}
+
+/// The racy window for the hash cache: short when the filesystem keeps
+/// sub-second timestamps (a fresh file's mtime has nanoseconds), else the
+/// coarse default. Blocking.
+pub fn probe_racy_window(root: &Path) -> Duration {
+    let path = root.join(STATE_DIR).join("probe-time");
+    let fine = std::fs::create_dir_all(root.join(STATE_DIR))
+        .and_then(|()| std::fs::write(&path, b""))
+        .and_then(|()| std::fs::metadata(&path))
+        .and_then(|m| m.modified())
+        .map(|t| nanos(t) % 1_000_000_000 != 0)
+        .unwrap_or(false);
+    let _ = std::fs::remove_file(&path);
+    if fine {
+        FINE_WINDOW
+    } else {
+        COARSE_WINDOW
+    }
 }
 
 /// Lists the regular files of the workspace. Symlinks are never followed;
