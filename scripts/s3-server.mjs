@@ -79,8 +79,10 @@ async function waitReady(endpoint, child, logFile, timeoutMs = 60000) {
  * variables a client process needs (credentials, region, no IMDS lookups).
  * `baseDir` is where the server's data directory is created (default
  * `os.tmpdir()`; the benchmarks pass `/dev/shm` to keep it on tmpfs).
+ * `volumeSizeLimitMB`: small by default for the test suites' many buckets;
+ * the benchmarks (one bucket, 512 MiB objects) pass a large one.
  */
-export async function startS3Server({ quiet = false, baseDir = os.tmpdir() } = {}) {
+export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volumeSizeLimitMB = 64 } = {}) {
   const weed = ensureWeed()
   const dir = mkdtempSync(path.join(baseDir, 's3ws-seaweed-'))
   const [s3, master, volume, filer, admin] = await pickPorts()
@@ -107,7 +109,7 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir() } = {
       '-master.telemetry=false',
       // Every bucket is a collection that takes volumes: small volumes let a
       // test suite create hundreds of buckets.
-      '-master.volumeSizeLimitMB=64',
+      `-master.volumeSizeLimitMB=${volumeSizeLimitMB}`,
     ],
     {
       cwd: dir,

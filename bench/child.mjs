@@ -1,0 +1,116 @@
+// One measured run, in a fresh process: `node bench/child.mjs '<job json>'`.
+// Builds a fresh instance of the implementation, does the untimed setup
+// (a pull to get a snapshot, edits), then times one operation and prints
+// `__RESULT__ {json}`: time, peak RSS of this process, event-loop delay during
+// the operation, the operation's result, and what the workspace holds after.
+
+import { createRequire } from 'node:module'
+import { lstatSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { applyEdits } from './workload.mjs'
+import { cpuMsOf } from './sysstat.mjs'
+
+const job = JSON.parse(process.argv[2])
+const silent = { debug() {}, info() {}, warn() {}, error() {} }
+
+async function makeInstance() {
+  const options = { bucket: job.bucket, prefix: job.prefix, workspaceDir: job.workspaceDir, endpoint: job.endpoint }
+  if (job.impl === 'ours') {
+    const require = createRequire(import.meta.url)
+    const { S3WorkspaceSync } = require('..')
+    // binding.js falls back to the .node at the repo root (often a debug
+    // build) when the override does not load: refuse to measure that.
+    const want = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+    const loaded = Object.keys(require.cache).filter((k) => k.endsWith('.node'))
+    if (want && (loaded.length !== 1 || loaded[0] !== want)) {
+      throw new Error(`expected the addon ${want}, loaded ${loaded.join(', ') || 'none'}`)
+    }
+    return new S3WorkspaceSync({ ...options, logger: silent })
+  }
+  if (job.impl === 'reference') {
+    const { ReferenceSync } = await import('./reference.mjs')
+    return new ReferenceSync(options)
+  }
+  throw new Error(`unknown impl ${job.impl}`)
+}
+
+/**
+ * Regular files under `dir` and their bytes. The engine's own metadata
+ * (names starting `.s3ws`: its state directory, lock, temp files) is counted
+ * apart, as `meta`.
+ */
+function tree(dir) {
+  const out = { files: 0, bytes: 0, metaFiles: 0, metaBytes: 0 }
+  const walk = (d, meta = false) => {
+    let names
+    try {
+      names = readdirSync(d)
+    } catch {
+      return
+    }
+    for (const name of names) {
+      const full = path.join(d, name)
+      const st = lstatSync(full)
+      const isMeta = meta || name.startsWith('.s3ws')
+      if (st.isDirectory()) walk(full, isMeta)
+      else if (st.isFile() && isMeta) {
+        out.metaFiles++
+        out.metaBytes += st.size
+      } else if (st.isFile()) {
+        out.files++
+        out.bytes += st.size
+      }
+    }
+  }
+  walk(dir)
+  return out
+}
+
+async function main() {
+  const sync = await makeInstance()
+  if (job.setupPull) {
+    const r = await sync.pull()
+    if (!r.success) throw new Error(`setup pull failed: ${JSON.stringify(r.errors?.slice(0, 3))}`)
+  }
+  if (job.edits) applyEdits(job.workspaceDir, job.edits)
+  // Counting pass: tell the proxy the measured step starts now.
+  if (job.markUrl) await (await fetch(job.markUrl)).text()
+  const rssBeforeKB = Math.round(process.memoryUsage.rss() / 1024)
+  const server0 = cpuMsOf(job.serverPid)
+  const cpu0 = process.cpuUsage()
+
+  const lag = monitorEventLoopDelay({ resolution: 1 })
+  lag.enable()
+  const t0 = performance.now()
+  const result = job.op === 'pull' ? await sync.pull() : await sync.push()
+  const ms = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  const serverCpuMs = cpuMsOf(job.serverPid) - server0
+  lag.disable()
+  const maxRssKB = process.resourceUsage().maxRSS
+
+  const out = {
+    ms,
+    maxRssKB,
+    rssBeforeKB,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    serverCpuMs,
+    lagMaxMs: lag.max / 1e6,
+    lagP99Ms: lag.percentile(99) / 1e6,
+    result: { ...result, errors: result.errors?.slice(0, 5) },
+    after: tree(job.workspaceDir),
+  }
+  sync.destroy?.()
+  const total = process.cpuUsage()
+  out.processCpuMs = (total.user + total.system) / 1000
+  process.stdout.write(`__RESULT__ ${JSON.stringify(out)}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`child failed: ${e?.stack ?? e}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,83 @@
+// A counting HTTP proxy in front of the S3 server. Used only in the separate
+// counting pass (timed runs talk to the server directly), so its own cost
+// never shows in the times.
+
+import http from 'node:http'
+
+/** Kind of an S3 request, from its method and query. */
+export function kindOf(method, url) {
+  const q = new URL(url, 'http://proxy').searchParams
+  if (method === 'GET' && q.has('list-type')) return 'LIST'
+  if (method === 'GET' && (q.has('prefix') || q.has('delimiter'))) return 'LIST'
+  if (method === 'POST' && q.has('uploads')) return 'MPU-INIT'
+  if (method === 'POST' && q.has('uploadId')) return 'MPU-DONE'
+  if (method === 'PUT' && q.has('partNumber')) return 'PART'
+  if (method === 'GET' && q.has('partNumber')) return 'GET'
+  return method
+}
+
+export const MARK_PATH = '/__s3ws_bench__/mark'
+
+export async function startCountingProxy(target) {
+  const upstream = new URL(target)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+  let counts = {}
+  let ranged = 0
+  const server = http.createServer((req, res) => {
+    // A child calls this right before its measured step, so setup requests
+    // (a setup pull) are not counted.
+    if (req.url === MARK_PATH) {
+      counts = {}
+      ranged = 0
+      req.resume()
+      res.end('ok')
+      return
+    }
+    const kind = kindOf(req.method, req.url)
+    counts[kind] = (counts[kind] ?? 0) + 1
+    if (req.headers.range) ranged++
+    // The Host header is kept: it is part of the SigV4 signature.
+    const fwd = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+      (up) => {
+        res.writeHead(up.statusCode, up.headers)
+        up.pipe(res)
+      },
+    )
+    fwd.on('error', () => res.destroy())
+    req.pipe(fwd)
+  })
+  server.keepAliveTimeout = 60_000
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    endpoint: `http://127.0.0.1:${server.address().port}`,
+    reset() {
+      counts = {}
+      ranged = 0
+    },
+    /** { LIST: n, GET: n, PUT: n, ..., ranged: n (requests with a Range header) } since the last reset. */
+    snapshot() {
+      return ranged ? { ...counts, ranged } : { ...counts }
+    },
+    close() {
+      server.closeAllConnections?.()
+      agent.destroy()
+      return new Promise((r) => server.close(r))
+    },
+  }
+}
+
+/** "1 LIST + 2116 GET" */
+export function formatCounts(c) {
+  if (!c) return '–'
+  const order = ['LIST', 'HEAD', 'GET', 'PUT', 'MPU-INIT', 'PART', 'MPU-DONE', 'DELETE', 'POST']
+  const keys = Object.keys(c).sort((a, b) => {
+    const ia = order.indexOf(a)
+    const ib = order.indexOf(b)
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib)
+  })
+  const parts = keys
+    .filter((k) => c[k] > 0 && k !== 'ranged')
+    .map((k) => (k === 'GET' && c.ranged ? `${c[k]} GET (${c.ranged} ranged)` : `${c[k]} ${k}`))
+  return parts.length ? parts.join(' + ') : '0'
+}
