@@ -66,21 +66,29 @@ export function tmpDir(name = 'ws') {
 export const STATE_DIR = '.s3ws'
 export const STATE_FILE = '.s3ws/state.json'
 
-/** {relative path: content as string} of every regular file under `dir`, but the engine's own directory. */
-export function readTree(dir) {
-  const out = {}
+/** [relative path, full path] of every file under `dir` (symlinks included, not followed). */
+export function filesUnder(dir, skip = () => false) {
+  const out = []
   const walk = (d, rel) => {
     for (const name of readdirSync(d)) {
       const full = path.join(d, name)
       const r = rel ? `${rel}/${name}` : name
-      if (r === STATE_DIR) continue
-      const st = lstatSync(full)
-      if (st.isDirectory()) walk(full, r)
-      else if (st.isFile()) out[r] = readFileSync(full, 'utf8')
+      if (skip(r)) continue
+      if (lstatSync(full).isDirectory()) walk(full, r)
+      else out.push([r, full])
     }
   }
   walk(dir, '')
   return out
+}
+
+/** {relative path: content as string} of every regular file under `dir`, but the engine's own directory. */
+export function readTree(dir) {
+  return Object.fromEntries(
+    filesUnder(dir, (r) => r === STATE_DIR)
+      .filter(([, full]) => lstatSync(full).isFile())
+      .map(([r, full]) => [r, readFileSync(full, 'utf8')]),
+  )
 }
 
 export function md5(buf) {
@@ -194,16 +202,5 @@ export function listingXml({ bucket, prefix, objects, truncated = false, nextTok
 
 /** sha256 of every file under `dir` (a canary that must never change). */
 export function fingerprint(dir) {
-  const out = {}
-  const walk = (d, rel) => {
-    for (const name of readdirSync(d)) {
-      const full = path.join(d, name)
-      const r = rel ? `${rel}/${name}` : name
-      const st = lstatSync(full)
-      if (st.isDirectory()) walk(full, r)
-      else out[r] = createHash('sha256').update(readFileSync(full)).digest('hex')
-    }
-  }
-  walk(dir, '')
-  return out
+  return Object.fromEntries(filesUnder(dir).map(([r, full]) => [r, createHash('sha256').update(readFileSync(full)).digest('hex')]))
 }

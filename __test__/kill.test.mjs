@@ -4,30 +4,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readFileSync, readdirSync, lstatSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { S3WorkspaceSync } from '../index.js'
-import { newBucket, putObject, tmpDir, md5, randomBuffer, recordingLogger, startProxy, isList, STATE_DIR } from './helpers.mjs'
+import { newBucket, putObject, tmpDir, md5, randomBuffer, recordingLogger, startProxy, isList, STATE_DIR, filesUnder } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const KILL_POINTS_MS = [150, 300, 450, 600, 800, 1000, 1300, 1700]
 
 /** Every file under `dir` (but the engine's own), as relative path → content MD5. */
-function walk(dir) {
-  const out = {}
-  const go = (d, rel) => {
-    for (const name of readdirSync(d)) {
-      const r = rel ? `${rel}/${name}` : name
-      if (r === STATE_DIR) continue
-      const full = path.join(d, name)
-      if (lstatSync(full).isDirectory()) go(full, r)
-      else out[r] = md5(readFileSync(full))
-    }
-  }
-  go(dir, '')
-  return out
-}
+const walk = (dir) => Object.fromEntries(filesUnder(dir, (r) => r === STATE_DIR).map(([r, full]) => [r, md5(readFileSync(full))]))
 
 test(`SIGKILL during a pull at ${KILL_POINTS_MS.length} points: no torn file ever appears`, async () => {
   const bucket = await newBucket()

@@ -42,31 +42,7 @@ impl Workspace {
             ),
         );
         let result = self.pull_locked(&mut state).await;
-        match &result {
-            Ok(r) => {
-                self.log(
-                    Level::Info,
-                    &format!(
-                        "Pull complete: {} downloaded, {} deleted in {}ms ({} unchanged)",
-                        r.transferred,
-                        r.deleted,
-                        started.elapsed().as_millis(),
-                        r.unchanged
-                    ),
-                );
-                if !r.errors.is_empty() {
-                    self.log(
-                        Level::Warn,
-                        &format!("Pull completed with {} errors", r.errors.len()),
-                    );
-                }
-            }
-            Err(e) => self.log(Level::Error, &format!("Pull failed: {e}")),
-        }
-        result.map(|mut r| {
-            r.duration = started.elapsed();
-            r
-        })
+        self.finish("Pull", "downloaded", started, result)
     }
 
     async fn pull_locked(&self, state: &mut State) -> Result<Report> {

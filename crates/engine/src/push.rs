@@ -35,23 +35,7 @@ impl Workspace {
             ),
         );
         let result = self.push_locked(&mut state).await;
-        match &result {
-            Ok(r) => self.log(
-                Level::Info,
-                &format!(
-                    "Push complete: {} uploaded, {} deleted in {}ms ({} unchanged)",
-                    r.transferred,
-                    r.deleted,
-                    started.elapsed().as_millis(),
-                    r.unchanged
-                ),
-            ),
-            Err(e) => self.log(Level::Error, &format!("Push failed: {e}")),
-        }
-        result.map(|mut r| {
-            r.duration = started.elapsed();
-            r
-        })
+        self.finish("Push", "uploaded", started, result)
     }
 
     async fn push_locked(&self, state: &mut State) -> Result<Report> {

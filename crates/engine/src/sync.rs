@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, OnceCell};
 
@@ -185,6 +185,42 @@ impl Workspace {
 
     pub(crate) fn log(&self, level: Level, message: &str) {
         self.observer.log(level, message);
+    }
+
+    /// Logs how an operation ended (upstream's wording) and stamps its duration.
+    pub(crate) fn finish(
+        &self,
+        op: &str,
+        transferred: &str,
+        started: Instant,
+        result: Result<Report>,
+    ) -> Result<Report> {
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(r) => {
+                self.log(
+                    Level::Info,
+                    &format!(
+                        "{op} complete: {} {transferred}, {} deleted in {}ms ({} unchanged)",
+                        r.transferred,
+                        r.deleted,
+                        elapsed.as_millis(),
+                        r.unchanged
+                    ),
+                );
+                if !r.errors.is_empty() {
+                    self.log(
+                        Level::Warn,
+                        &format!("{op} completed with {} errors", r.errors.len()),
+                    );
+                }
+            }
+            Err(e) => self.log(Level::Error, &format!("{op} failed: {e}")),
+        }
+        result.map(|r| Report {
+            duration: elapsed,
+            ..r
+        })
     }
 
     /// The rules in force: defaults, `ignorePatterns`, then `.syncignore`.
