@@ -65,7 +65,7 @@ test('the logger receives the engine log records', async () => {
   const info = calls.filter((c) => c.level === 'info').map((c) => c.message)
   assert.ok(info.some((m) => m.startsWith('Pulling from s3://')), info.join('\n'))
   assert.ok(info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')), info.join('\n'))
-  assert.ok(calls.some((c) => c.level === 'debug' && c.message.includes('dir0/f0.txt')))
+  assert.ok(calls.some((c) => c.level === 'debug' && c.message.startsWith('Initialized: bucket=')))
   for (const c of calls) assert.equal(typeof c.message, 'string')
 })
 

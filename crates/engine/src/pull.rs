@@ -208,7 +208,6 @@ impl Workspace {
             progress.advance(&rel);
             match result {
                 Ok(entry) => {
-                    self.log(Level::Debug, &format!("Downloaded {rel}"));
                     let now = nanos(SystemTime::now());
                     cache.insert(rel.clone(), entry.stat, entry.md5.clone(), now);
                     snapshot.insert(rel, entry);
