@@ -19,7 +19,16 @@ use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
 use crate::workspace::{
     ensure_workspace, lock_workspace, nanos, probe_folding, remove_file_and_empty_parents, scan,
+    KnownDirs,
 };
+
+/// What the download batches of one pull share.
+struct Batch<'a> {
+    store: &'a Arc<dyn Store>,
+    progress: &'a PhaseProgress<'a>,
+    /// Directories already made or checked by this pull.
+    known: Arc<KnownDirs>,
+}
 
 impl Workspace {
     /// Downloads what changed on S3, deletes local files that are not on S3
@@ -101,12 +110,17 @@ impl Workspace {
             .downloads
             .into_iter()
             .partition(|d| priority.is_some_and(|p| d.rel.starts_with(p)));
+        let batch = Batch {
+            store: &store,
+            progress: &progress,
+            known: Arc::new(KnownDirs::default()),
+        };
         let mut failed = self
-            .download_all(&store, first, &progress, &mut next, cache, &mut report)
+            .download_all(&batch, first, &mut next, cache, &mut report)
             .await;
         self.observer.priority_settled();
         let more = self
-            .download_all(&store, rest, &progress, &mut next, cache, &mut report)
+            .download_all(&batch, rest, &mut next, cache, &mut report)
             .await;
         failed.extend(more);
         // A file that failed to download keeps its local content; record that
@@ -173,9 +187,8 @@ impl Workspace {
     /// relative paths that failed.
     async fn download_all(
         &self,
-        store: &Arc<dyn Store>,
+        batch: &Batch<'_>,
         downloads: Vec<Download>,
-        progress: &PhaseProgress<'_>,
         snapshot: &mut Snapshot,
         cache: &mut HashCache,
         report: &mut Report,
@@ -185,10 +198,15 @@ impl Workspace {
         let stall = self.config.stall_timeout;
         let mut tasks = JoinSet::new();
         for d in downloads {
-            let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
+            let (store, root, limit, known) = (
+                batch.store.clone(),
+                root.clone(),
+                limit.clone(),
+                batch.known.clone(),
+            );
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = download(&*store, &root, &d, stall).await;
+                let result = download(&*store, &root, &d, stall, &known).await;
                 (d.rel, result)
             });
         }
@@ -205,7 +223,7 @@ impl Workspace {
                     continue;
                 }
             };
-            progress.advance(&rel);
+            batch.progress.advance(&rel);
             match result {
                 Ok(entry) => {
                     let now = nanos(SystemTime::now());

@@ -1,6 +1,7 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::plan::{Download, SnapshotEntry};
 use crate::store::{PutRequest, Store};
 use crate::sync::blocking;
-use crate::workspace::{commit_temp_file, create_parent_dirs, create_temp_file, FileStat};
+use crate::workspace::{
+    commit_temp_file, create_parent_dirs, create_temp_file, FileStat, KnownDirs,
+};
 
 /// Attempts per download when the body breaks off or fails verification
 /// (request-level failures are retried by the S3 client itself).
@@ -24,10 +27,11 @@ pub async fn download(
     root: &Path,
     d: &Download,
     stall: Duration,
+    known: &Arc<KnownDirs>,
 ) -> Result<SnapshotEntry> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d, stall).await;
+        let result = download_once(store, root, d, stall, known).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -54,9 +58,10 @@ async fn download_once(
     root: &Path,
     d: &Download,
     stall: Duration,
+    known: &Arc<KnownDirs>,
 ) -> Result<SnapshotEntry> {
     let mut spilled: Option<PathBuf> = None;
-    let result = receive(store, root, d, stall, &mut spilled).await;
+    let result = receive(store, root, d, stall, known, &mut spilled).await;
     if let (Err(_), Some(temp)) = (&result, spilled) {
         let _ = tokio::fs::remove_file(&temp).await;
     }
@@ -70,6 +75,7 @@ async fn receive(
     root: &Path,
     d: &Download,
     stall: Duration,
+    known: &Arc<KnownDirs>,
     spilled: &mut Option<PathBuf>,
 ) -> Result<SnapshotEntry> {
     let mut body = store.get(&d.key, d.size).await?;
@@ -96,9 +102,9 @@ async fn receive(
         let out = match &mut file {
             Some(out) => out,
             None => {
-                let (root, rel) = (root.to_path_buf(), d.rel.clone());
+                let (root, rel, known) = (root.to_path_buf(), d.rel.clone(), known.clone());
                 let (std_file, temp) = blocking(move || {
-                    let dir = create_parent_dirs(&root, &rel)?;
+                    let dir = create_parent_dirs(&root, &rel, &known)?;
                     create_temp_file(&dir)
                 })
                 .await?;
@@ -137,9 +143,9 @@ async fn receive(
             blocking(move || commit(out, &temp, &dest, mtime)).await?
         }
         _ => {
-            let (root, rel) = (root.to_path_buf(), d.rel.clone());
+            let (root, rel, known) = (root.to_path_buf(), d.rel.clone(), known.clone());
             blocking(move || {
-                let dir = create_parent_dirs(&root, &rel)?;
+                let dir = create_parent_dirs(&root, &rel, &known)?;
                 let (mut out, temp) = create_temp_file(&dir)?;
                 let written = std::io::Write::write_all(&mut out, &memory)
                     .map_err(|e| Error::io("write", &temp, e))

@@ -1,7 +1,7 @@
 //! The local side: scanning the workspace, writing files atomically, and
 //! creating or pruning directories without ever following a symlink.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -287,15 +287,44 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
     Ok(scan)
 }
 
+/// Directories of the workspace already checked (or made) as real
+/// directories during one pull: each is looked at once, not once per file.
+#[derive(Debug, Default)]
+pub struct KnownDirs(std::sync::Mutex<HashSet<String>>);
+
+impl KnownDirs {
+    fn contains(&self, rel: &str) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(rel))
+    }
+
+    fn insert(&self, rel: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(rel.to_owned());
+        }
+    }
+}
+
 /// Creates the directories of `rel`'s parent below `root`, refusing to pass
 /// through a symlink or a file. Blocking.
-pub fn create_parent_dirs(root: &Path, rel: &str) -> Result<PathBuf> {
-    let mut dir = root.to_path_buf();
+pub fn create_parent_dirs(root: &Path, rel: &str, known: &KnownDirs) -> Result<PathBuf> {
     let Some((parents, _)) = rel.rsplit_once('/') else {
-        return Ok(dir);
+        return Ok(root.to_path_buf());
     };
-    for segment in parents.split('/') {
+    if known.contains(parents) {
+        return Ok(root.join(parents));
+    }
+    let mut dir = root.to_path_buf();
+    for (end, segment) in parents
+        .match_indices('/')
+        .map(|(i, _)| i)
+        .chain([parents.len()])
+        .zip(parents.split('/'))
+    {
         dir.push(segment);
+        let prefix = &parents[..end];
+        if known.contains(prefix) {
+            continue;
+        }
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.file_type().is_symlink() => {
@@ -320,6 +349,7 @@ pub fn create_parent_dirs(root: &Path, rel: &str) -> Result<PathBuf> {
             }
             Err(e) => return Err(Error::io("inspect", &dir, e)),
         }
+        known.insert(prefix);
     }
     Ok(dir)
 }
