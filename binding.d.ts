@@ -83,6 +83,11 @@ export interface NativeOptions {
   ignorePatterns?: Array<string>
   priorityPrefix?: string
   stallTimeoutMs?: number
+  /** `keep-both` (default) or `overwrite`. */
+  conflictPolicy?: string
+  maxDeletePercent?: number
+  lockTimeoutMs?: number
+  stateDir?: string
 }
 
 /**
@@ -98,6 +103,8 @@ export interface NativeReport {
   transferred: number
   deleted: number
   unchanged: number
+  /** Paths both sides changed (see `engine::Report::conflicts`). */
+  conflicts: Array<string>
   errors: Array<NativeFileError>
   durationMs: number
 }
@@ -116,14 +123,24 @@ export interface StoreReply {
   nextToken?: string
   body?: Buffer
   etag?: string
+  /** `head`: the MD5 kept in the object's metadata. */
+  md5?: string
+  /** `head`: there is no such object. */
+  missing?: boolean
+  /** `put`/`delete`: a condition did not hold (HTTP 412); nothing changed. */
+  preconditionFailed?: boolean
 }
 
 export interface StoreRequest {
-  /** `list`, `get`, `put` or `delete`. */
+  /** `list`, `get`, `head`, `put` or `delete`. */
   op: string
   key?: string
   token?: string
   /** Local file to upload (`put`). */
   path?: string
   contentType?: string
+  /** `put`/`delete`: only if the object still has this ETag. */
+  ifMatch?: string
+  /** `put`: only if there is no object. */
+  ifNoneMatch?: boolean
 }

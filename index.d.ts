@@ -56,6 +56,28 @@ export interface S3WorkspaceSyncOptions {
   forcePathStyle?: boolean
   /** Beyond upstream: a response or download body silent this long is cut and retried (default 30000). */
   stallTimeoutMs?: number
+  /**
+   * Beyond upstream: what happens when a file changed both locally and on S3
+   * since the last sync. `'keep-both'` (default): a pull downloads S3's
+   * version and keeps the local one as `name.conflict-<UTC time>.ext`; a push
+   * leaves the newer object alone and reports the path in `conflicts`.
+   * `'overwrite'`: upstream's last writer wins (never touching a file
+   * written after the pull was called).
+   */
+  conflictPolicy?: 'keep-both' | 'overwrite'
+  /**
+   * Beyond upstream: a pull or push deletes nothing when it would delete
+   * more than this percentage of the files (and more than 10 of them, or all
+   * of at least 2); the result says why. Default 50; 100 turns the guard off.
+   */
+  maxDeletePercent?: number
+  /** Beyond upstream: how long a call waits for another instance syncing the same directory (default 300000). */
+  lockTimeoutMs?: number
+  /**
+   * Beyond upstream: where the sync base and the lock live (default
+   * `<workspaceDir>/.s3ws`). Instances sharing a directory must share it.
+   */
+  stateDir?: string
 }
 
 export interface SyncResult {
@@ -65,6 +87,12 @@ export interface SyncResult {
   deletedFiles?: number
   errors?: string[]
   duration?: number
+  /**
+   * Beyond upstream: paths changed both here and on S3 since the last sync.
+   * After a pull both versions are kept (the local one under a conflict
+   * name); after a push the object was left as it is (also in `errors`).
+   */
+  conflicts?: string[]
 }
 
 export interface SyncProgress {

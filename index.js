@@ -72,6 +72,17 @@ function positiveInt(options, name) {
   return value
 }
 
+function intInRange(options, name, min, max) {
+  const value = options[name]
+  if (value === undefined || value === null) return undefined
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new SyncError(`options.${name} must be an integer from ${min} to ${max}`, 'INVALID_OPTION')
+  }
+  return value
+}
+
+const CONFLICT_POLICIES = ['keep-both', 'overwrite']
+
 function optionalString(options, name) {
   const value = options[name]
   if (value === undefined || value === null) return undefined
@@ -87,6 +98,7 @@ function toResult(report, countKey) {
     duration: Math.round(report.durationMs),
   }
   if (report.errors.length > 0) result.errors = report.errors.map((e) => e.message)
+  if (report.conflicts.length > 0) result.conflicts = report.conflicts
   return result
 }
 
@@ -180,6 +192,7 @@ function s3Commands() {
       commandClasses = {
         ListObjectsV2Command: sdk.ListObjectsV2Command,
         GetObjectCommand: sdk.GetObjectCommand,
+        HeadObjectCommand: sdk.HeadObjectCommand,
         PutObjectCommand: sdk.PutObjectCommand,
         DeleteObjectCommand: sdk.DeleteObjectCommand,
       }
@@ -196,6 +209,7 @@ function s3Commands() {
       commandClasses = {
         ListObjectsV2Command: command('ListObjectsV2Command'),
         GetObjectCommand: command('GetObjectCommand'),
+        HeadObjectCommand: command('HeadObjectCommand'),
         PutObjectCommand: command('PutObjectCommand'),
         DeleteObjectCommand: command('DeleteObjectCommand'),
       }
@@ -215,16 +229,24 @@ async function bodyToBuffer(body) {
   throw new TypeError('GetObject returned a Body that is not a stream, string or buffer')
 }
 
+const statusOf = (e) => e?.$metadata?.httpStatusCode
+const isPreconditionFailed = (e) => statusOf(e) === 412 || e?.name === 'PreconditionFailed'
+const isNotFound = (e) => statusOf(e) === 404 || e?.name === 'NotFound' || e?.name === 'NoSuchKey'
+
 /** The engine's store requests, as SDK commands sent through `client.send`. */
 function sendStore(client, bucket) {
   const cmds = s3Commands()
-  const send = async (command) => {
+  const send = async (command, answers = () => undefined) => {
     try {
       return (await client.send(command)) ?? {}
     } catch (e) {
+      const answer = answers(e)
+      if (answer) return answer
       throw new Error(`${e?.name ?? 'Error'}: ${e?.message ?? e}`)
     }
   }
+  // A failed condition is an answer (a conflict), not an error.
+  const conditional = (e) => (isPreconditionFailed(e) ? { preconditionFailed: true } : undefined)
   return async (req) => {
     switch (req.op) {
       case 'list': {
@@ -248,14 +270,27 @@ function sendStore(client, bucket) {
         if (!out.Body) throw new Error(`Empty response body for ${req.key}`)
         return { body: await bodyToBuffer(out.Body), etag: typeof out.ETag === 'string' ? out.ETag : undefined }
       }
+      case 'head': {
+        const out = await send(new cmds.HeadObjectCommand({ Bucket: bucket, Key: req.key }), (e) => (isNotFound(e) ? { missing: true } : undefined))
+        if (out.missing) return out
+        const md5 = out.Metadata?.['s3ws-md5']
+        return { etag: typeof out.ETag === 'string' ? out.ETag : undefined, md5: typeof md5 === 'string' ? md5 : undefined }
+      }
       case 'put': {
         const Body = await readFile(req.path)
-        const out = await send(new cmds.PutObjectCommand({ Bucket: bucket, Key: req.key, Body, ContentType: req.contentType }))
+        const input = { Bucket: bucket, Key: req.key, Body, ContentType: req.contentType }
+        if (req.ifMatch) input.IfMatch = req.ifMatch
+        if (req.ifNoneMatch) input.IfNoneMatch = '*'
+        const out = await send(new cmds.PutObjectCommand(input), conditional)
+        if (out.preconditionFailed) return out
         return { etag: typeof out.ETag === 'string' ? out.ETag : undefined }
       }
-      case 'delete':
-        await send(new cmds.DeleteObjectCommand({ Bucket: bucket, Key: req.key }))
-        return {}
+      case 'delete': {
+        const input = { Bucket: bucket, Key: req.key }
+        if (req.ifMatch) input.IfMatch = req.ifMatch
+        const out = await send(new cmds.DeleteObjectCommand(input), conditional)
+        return out.preconditionFailed ? out : {}
+      }
       default:
         throw new Error(`unknown store operation ${req.op}`)
     }
@@ -326,6 +361,10 @@ class S3WorkspaceSync extends EventEmitter {
     if (!CLIENT_MODES.includes(forcedMode)) {
       throw new SyncError(`options.s3ClientMode must be one of ${CLIENT_MODES.join(', ')}`, 'INVALID_OPTION')
     }
+    const conflictPolicy = options.conflictPolicy ?? 'keep-both'
+    if (!CONFLICT_POLICIES.includes(conflictPolicy)) {
+      throw new SyncError(`options.conflictPolicy must be one of ${CONFLICT_POLICIES.join(', ')}`, 'INVALID_OPTION')
+    }
     const ignorePatterns = checkPatterns(options.ignorePatterns, 'ignorePatterns')
     // Invalid patterns fail here, synchronously, like every other option.
     nativeCall(() => new native.NativeIgnoreRules(ignorePatterns))
@@ -348,6 +387,10 @@ class S3WorkspaceSync extends EventEmitter {
       ignorePatterns,
       priorityPrefix: optionalString(options, 'priorityPrefix'),
       stallTimeoutMs: positiveInt(options, 'stallTimeoutMs'),
+      conflictPolicy,
+      maxDeletePercent: intInRange(options, 'maxDeletePercent', 0, 100),
+      lockTimeoutMs: intInRange(options, 'lockTimeoutMs', 0, 0xffffffff),
+      stateDir: optionalString(options, 'stateDir'),
     }
     // Called with the file's base name, as upstream did.
     this._contentType = resolver && ((relativePath) => {

@@ -172,8 +172,9 @@ const HOSTILE_KEYS = [
   'q/outside-prefix.txt',
   'p10/neighbour.txt',
 ]
+const RESERVED_KEYS = ['p/.s3ws/state.json', 'p/sub/.s3ws-0123456789abcdef.partial']
 
-test('hostile keys are never written, each is reported, and that pull deletes nothing', async () => {
+test('hostile keys are never written, each is reported, and they block no other path', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'ok.txt': 'fine', 'clash/inner.txt': 'a' })
   // The workspace sits deep in a tree whose every other file must stay as it is.
@@ -189,15 +190,21 @@ test('hostile keys are never written, each is reported, and that pull deletes no
   const objects = [...HOSTILE_KEYS.map((key) => ({ key })), { key: 'p/ok.txt', size: 4, etag: md5(Buffer.from('fine')) }]
   const fault = (r) => (isList(r) ? { status: 200, body: listingXml({ bucket, prefix: 'p/', objects }) } : undefined)
   await withProxy({ fault }, async (proxy) => {
-    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    const { logger, calls } = recordingLogger()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger }).pull()
     assert.equal(result.success, false)
     assert.equal(result.downloadedFiles, 2) // ok.txt and clash/inner.txt
-    assert.equal(result.deletedFiles, 0)
+    // A first sync mirrors S3: the local-only file goes, the unsafe keys do not stop that.
+    assert.equal(result.deletedFiles, 1)
     const reported = result.errors.join('\n')
-    for (const key of HOSTILE_KEYS.filter((k) => k !== 'p/clash/inner.txt')) {
+    for (const key of HOSTILE_KEYS.filter((k) => k !== 'p/clash/inner.txt' && !RESERVED_KEYS.includes(k))) {
       assert.ok(reported.includes(`Failed to download ${key}:`), `${JSON.stringify(key)} not reported in\n${reported}`)
     }
-    assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'local-only.txt': 'mine', 'clash/inner.txt': 'a' })
+    // Names reserved for the engine's state are skipped with a warning.
+    for (const key of RESERVED_KEYS) {
+      assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes(key)), `${key} not logged`)
+    }
+    assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'clash/inner.txt': 'a' })
     // Only the safe keys were ever fetched.
     const fetched = proxy.requests.filter(isGet).map((r) => r.path)
     assert.ok(fetched.every((p) => p.endsWith('/p/ok.txt') || p.endsWith('/p/clash/inner.txt')), fetched.join(' '))
@@ -222,7 +229,7 @@ test('a symlink in the workspace is never followed when writing', async () => {
   assert.equal(readFileSync(path.join(dir, 'plain.txt'), 'utf8'), 'plain')
 })
 
-test('a second instance on the same workspace fails fast; one instance runs its operations in turn', async () => {
+test('instances on one workspace take turns across instances; lockTimeoutMs bounds the wait', async () => {
   const bucket = await newBucket()
   const files = {}
   for (let i = 0; i < 8; i++) files[`f${i}.txt`] = `${i}`
@@ -232,14 +239,19 @@ test('a second instance on the same workspace fails fast; one instance runs its 
     const first = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2, logger: quiet() })
     const running = first.pull()
     await new Promise((r) => setTimeout(r, 100))
-    const second = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const impatient = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, lockTimeoutMs: 0, logger: quiet() })
     const started = Date.now()
-    await assert.rejects(second.pull(), (e) => e.code === 'WORKSPACE_BUSY')
+    await assert.rejects(impatient.pull(), (e) => e.code === 'WORKSPACE_BUSY')
     assert.ok(Date.now() - started < 1000, 'did not fail fast')
+    const { logger, calls } = recordingLogger()
+    const second = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger })
+    const waiting = second.push() // waits for the first instance's pull, then finds nothing to do
     const pushedMeanwhile = first.push() // queued behind the pull on the same instance
     assert.equal((await running).downloadedFiles, 8)
-    const pushed = await pushedMeanwhile
-    assert.deepEqual([pushed.success, pushed.uploadedFiles, pushed.deletedFiles], [true, 0, 0])
+    for (const pushed of [await pushedMeanwhile, await waiting]) {
+      assert.deepEqual([pushed.success, pushed.uploadedFiles, pushed.deletedFiles], [true, 0, 0])
+    }
+    assert.ok(calls.some((c) => /Waiting for another instance/.test(c.message)))
     assert.equal((await second.pull()).success, true)
   })
 })

@@ -62,9 +62,8 @@ export function tmpDir(name = 'ws') {
   return mkdtempSync(path.join(os.tmpdir(), `s3ws-${name}-`))
 }
 
-/** The engine's own directory at the workspace root (hash cache, lock; never synced). */
+/** The engine's own directory at the workspace root (sync base, lock; never synced). */
 export const STATE_DIR = '.s3ws'
-export const STATE_FILE = '.s3ws/state.json'
 
 /** [relative path, full path] of every file under `dir` (symlinks included, not followed). */
 export function filesUnder(dir, skip = () => false) {

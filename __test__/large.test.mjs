@@ -38,19 +38,30 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
     assert.equal(gets.length, 5)
     assert.ok(gets.every((r) => /^bytes=\d+-\d+$/.test(r.headers.range)), 'ranged GETs')
 
-    // A fresh instance: one HEAD to read the stored MD5, no GET.
+    // A fresh instance: the sync base knows the object's ETag; no HEAD, no GET.
     const mark = proxy.requests.length
     const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dst, endpoint: proxy.endpoint, logger: quiet() }).pull()
     assert.equal(again.downloadedFiles, 0)
     const later = proxy.requests.slice(mark)
     assert.equal(later.filter((r) => r.method === 'GET' && !isList(r)).length, 0)
-    assert.equal(later.filter((r) => r.method === 'HEAD').length, 1)
+    assert.equal(later.filter((r) => r.method === 'HEAD').length, 0)
+
+    // Without a base (another directory already holding the bytes): one HEAD
+    // reads the stored MD5, no GET.
+    const copy = tmpDir('copy')
+    writeFileSync(path.join(copy, 'big.bin'), body)
+    const mark2 = proxy.requests.length
+    const adopted = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: copy, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(adopted.success, true)
+    const later2 = proxy.requests.slice(mark2)
+    assert.equal(later2.filter((r) => r.method === 'GET' && !isList(r)).length, 0)
+    assert.equal(later2.filter((r) => r.method === 'HEAD').length, 1)
   } finally {
     await proxy.close()
   }
 })
 
-test('a multipart object without a stored MD5 falls back to downloading it', async () => {
+test('a multipart object without a stored MD5 is downloaded once, then known by its ETag (no GET from a fresh instance)', async () => {
   const bucket = await newBucket()
   const part = randomBuffer(5 * MiB)
   const { UploadId } = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'p/other.bin' }))
@@ -64,6 +75,15 @@ test('a multipart object without a stored MD5 falls back to downloading it', asy
   const sync = () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: new URL(process.env.S3WS_TEST_ENDPOINT).origin, logger: quiet() })
   assert.equal((await sync().pull()).downloadedFiles, 1)
   assert.equal(md5(readFileSync(path.join(dir, 'other.bin'))), md5(Buffer.concat([part, part])))
-  // Its ETag cannot be checked against the local file: downloaded again, never assumed equal.
-  assert.equal((await sync().pull()).downloadedFiles, 1)
+  // Its ETag is no MD5, but the sync base recorded it: a fresh instance
+  // sees it unchanged. (Before the base, every fresh pull downloaded it again.)
+  const proxy = await startProxy()
+  try {
+    const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(again.success, true)
+    assert.equal(proxy.requests.filter((r) => r.method === 'GET' && !isList(r)).length, 0)
+    assert.equal(proxy.count('HEAD'), 0)
+  } finally {
+    await proxy.close()
+  }
 })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, STATE_FILE, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys } from './helpers.mjs'
 
 const quiet = () => recordingLogger().logger
 
@@ -115,21 +115,24 @@ test('a listing of more than one page is read whole', async () => {
   assert.equal(readdirSync(dir).filter((n) => n !== STATE_DIR).length, 1005)
 })
 
-test('the hash cache lets a fresh instance skip re-reading unchanged files, and never syncs', async () => {
+test('the sync base lets a fresh instance skip unchanged files, and never syncs', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a', 'b/c.txt': 'c' })
-  await putObject(bucket, `p/${STATE_FILE}`, 'hostile')
+  await putObject(bucket, 'p/.s3ws/base-0000.jsonl', 'hostile')
   const dir = tmpDir()
-  const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).pull()
-  // A key that would overwrite the engine's state is refused, and reported.
+  const { logger, calls } = recordingLogger()
+  const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger }).pull()
+  // A key in the engine's state directory is skipped with a warning, never written.
   assert.equal(first.downloadedFiles, 2)
-  assert.equal(first.success, false)
-  assert.match(first.errors.join('\n'), /\.s3ws\/state\.json.*reserves/)
-  const state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8'))
-  assert.deepEqual(Object.keys(state.entries).sort(), ['a.txt', 'b/c.txt'])
-  assert.match(state.entries['a.txt'].md5, /^[0-9a-f]{32}$/)
+  assert.equal(first.success, true, JSON.stringify(first.errors))
+  assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes('p/.s3ws/base-0000.jsonl')))
+  const bases = readdirSync(path.join(dir, STATE_DIR)).filter((n) => /^base-[0-9a-f]{16}\.jsonl$/.test(n))
+  assert.equal(bases.length, 1)
+  const lines = readFileSync(path.join(dir, STATE_DIR, bases[0]), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  assert.deepEqual(lines[0], { v: 1, bucket, prefix: 'p/' })
+  assert.deepEqual(lines.slice(1).map((l) => l.p).sort(), ['a.txt', 'b/c.txt'])
+  assert.match(lines[1].m, /^[0-9a-f]{32}$/)
   const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
-  assert.equal(pushed.uploadedFiles, 2) // a fresh instance has no snapshot: uploads (as upstream), but not the state file
-  assert.deepEqual(await listKeys(bucket, 'p/'), [`p/${STATE_FILE}`, 'p/a.txt', 'p/b/c.txt'])
-  assert.equal(readFileSync(path.join(dir, STATE_FILE), 'utf8').includes('hostile'), false)
+  assert.equal(pushed.uploadedFiles, 0) // a fresh instance reads the base: nothing to upload
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/base-0000.jsonl', 'p/a.txt', 'p/b/c.txt'])
 })

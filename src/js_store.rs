@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use engine::store::{ListPage, ObjectBody, PutRequest, RemoteObject, Store};
+use engine::store::{Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store};
 use engine::{Error, Result};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
@@ -13,13 +13,17 @@ use napi_derive::napi;
 #[napi(object)]
 #[derive(Default)]
 pub struct StoreRequest {
-    /// `list`, `get`, `put` or `delete`.
+    /// `list`, `get`, `head`, `put` or `delete`.
     pub op: String,
     pub key: Option<String>,
     pub token: Option<String>,
     /// Local file to upload (`put`).
     pub path: Option<String>,
     pub content_type: Option<String>,
+    /// `put`/`delete`: only if the object still has this ETag.
+    pub if_match: Option<String>,
+    /// `put`: only if there is no object.
+    pub if_none_match: Option<bool>,
 }
 
 #[napi(object)]
@@ -38,6 +42,12 @@ pub struct StoreReply {
     pub next_token: Option<String>,
     pub body: Option<Buffer>,
     pub etag: Option<String>,
+    /// `head`: the MD5 kept in the object's metadata.
+    pub md5: Option<String>,
+    /// `head`: there is no such object.
+    pub missing: Option<bool>,
+    /// `put`/`delete`: a condition did not hold (HTTP 412); nothing changed.
+    pub precondition_failed: Option<bool>,
 }
 
 pub type StoreFn =
@@ -57,6 +67,16 @@ impl JsStore {
             .await
             .map_err(failed)
     }
+}
+
+/// A failed condition, as the engine's conflict error.
+fn precondition(reply: &StoreReply, op: &str, key: &str) -> Result<()> {
+    if reply.precondition_failed == Some(true) {
+        return Err(Error::Conflict(format!(
+            "s3Client.send ({op} {key}): PreconditionFailed"
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -111,26 +131,53 @@ impl Store for JsStore {
         })
     }
 
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let reply = self
+            .call(StoreRequest {
+                op: "head".into(),
+                key: Some(key.into()),
+                ..StoreRequest::default()
+            })
+            .await?;
+        if reply.missing == Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(ObjectInfo {
+            etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
+            md5: reply.md5,
+        }))
+    }
+
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        let (if_match, if_none_match) = match req.condition {
+            Condition::None => (None, None),
+            Condition::IfMatch(etag) => (Some(format!("\"{etag}\"")), None),
+            Condition::IfNoneMatch => (None, Some(true)),
+        };
         let reply = self
             .call(StoreRequest {
                 op: "put".into(),
                 key: Some(req.key.into()),
                 path: Some(req.file.to_string_lossy().into_owned()),
                 content_type: Some(req.content_type.into()),
+                if_match,
+                if_none_match,
                 ..StoreRequest::default()
             })
             .await?;
+        precondition(&reply, "put", req.key)?;
         Ok(reply.etag.map(|e| engine::store::unquote_etag(&e)))
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.call(StoreRequest {
-            op: "delete".into(),
-            key: Some(key.into()),
-            ..StoreRequest::default()
-        })
-        .await
-        .map(|_| ())
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        let reply = self
+            .call(StoreRequest {
+                op: "delete".into(),
+                key: Some(key.into()),
+                if_match: if_match.map(|e| format!("\"{e}\"")),
+                ..StoreRequest::default()
+            })
+            .await?;
+        precondition(&reply, "delete", key)
     }
 }

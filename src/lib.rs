@@ -32,6 +32,11 @@ pub struct NativeOptions {
     pub ignore_patterns: Option<Vec<String>>,
     pub priority_prefix: Option<String>,
     pub stall_timeout_ms: Option<u32>,
+    /// `keep-both` (default) or `overwrite`.
+    pub conflict_policy: Option<String>,
+    pub max_delete_percent: Option<u32>,
+    pub lock_timeout_ms: Option<u32>,
+    pub state_dir: Option<String>,
 }
 
 #[napi(object)]
@@ -46,6 +51,8 @@ pub struct NativeReport {
     pub transferred: u32,
     pub deleted: u32,
     pub unchanged: u32,
+    /// Paths both sides changed (see `engine::Report::conflicts`).
+    pub conflicts: Vec<String>,
     pub errors: Vec<NativeFileError>,
     pub duration_ms: f64,
 }
@@ -76,6 +83,7 @@ fn outcome(result: engine::Result<Report>) -> NativeOutcome {
                 transferred: r.transferred as u32,
                 deleted: r.deleted as u32,
                 unchanged: r.unchanged as u32,
+                conflicts: r.conflicts,
                 errors: r.errors.into_iter().map(file_error).collect(),
                 duration_ms: r.duration.as_secs_f64() * 1000.0,
             }),
@@ -154,6 +162,22 @@ impl NativeWorkspace {
         if let Some(n) = options.upload_concurrency {
             config.upload_concurrency = n as usize;
         }
+        config.conflict_policy = match options.conflict_policy.as_deref() {
+            None | Some("keep-both") => engine::ConflictPolicy::KeepBoth,
+            Some("overwrite") => engine::ConflictPolicy::Overwrite,
+            Some(other) => {
+                return Err(to_js_error(engine::Error::InvalidOption(format!(
+                    "unknown conflict policy {other:?}"
+                ))))
+            }
+        };
+        if let Some(p) = options.max_delete_percent {
+            config.max_delete_percent = u8::try_from(p).unwrap_or(u8::MAX);
+        }
+        if let Some(ms) = options.lock_timeout_ms {
+            config.lock_timeout = std::time::Duration::from_millis(ms.into());
+        }
+        config.state_dir = options.state_dir.map(PathBuf::from);
         config.ignore_patterns = options.ignore_patterns.unwrap_or_default();
         config.priority_prefix = options.priority_prefix;
         if let Some(f) = hooks.content_type {

@@ -33,6 +33,12 @@ pub enum Error {
     /// Downloaded bytes do not match what the server said they were.
     #[error("{0}")]
     Integrity(String),
+    /// Both sides changed a path since the last sync; nothing was overwritten.
+    #[error("{0}")]
+    Conflict(String),
+    /// A sync would delete most files at once; it deleted none.
+    #[error("{0}")]
+    MassDelete(String),
 }
 
 impl Error {
@@ -47,6 +53,8 @@ impl Error {
             Error::Io(_) => "IO_ERROR",
             Error::Integrity(_) => "INTEGRITY_ERROR",
             Error::Changed(_) => "FILE_CHANGED",
+            Error::Conflict(_) => "CONFLICT",
+            Error::MassDelete(_) => "MASS_DELETE",
         }
     }
 
@@ -92,6 +100,18 @@ impl FileError {
             message: format!("Failed to {verb} {path}: {err}"),
             code: err.code(),
             path,
+        }
+    }
+}
+
+impl FileError {
+    /// A failure of the operation as a whole that did not stop it (the
+    /// mass-deletion guard): no path, the error's own message.
+    pub fn whole(err: &Error) -> Self {
+        FileError {
+            path: String::new(),
+            code: err.code(),
+            message: err.to_string(),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The S3 ⇄ workspace sync engine: pure Rust, no napi. The Node.js binding
 //! lives in the root crate and only converts values.
 //!
-//! Flow per operation: list → plan (pure, in `plan`) → transfer (bounded
-//! concurrency, streamed, atomic) → commit the snapshot → report.
+//! Flow per operation: lock → list and scan → plan three-way against the
+//! persisted sync base (pure, in `plan`) → transfer (bounded concurrency,
+//! streamed, atomic, conditional) → record each transfer in the base → report.
 
+pub mod base;
 pub mod content_type;
 pub mod error;
-pub mod hash_cache;
 pub mod hashing;
 pub mod ignore_rules;
 pub mod keys;
@@ -21,5 +22,6 @@ mod transfer;
 pub mod workspace;
 
 pub use error::{Error, FileError, Result};
+pub use plan::ConflictPolicy;
 pub use progress::{Level, Observer, Phase, Progress};
 pub use sync::{Config, Report, Workspace};

@@ -1,4 +1,5 @@
-//! `pull()`: make the workspace equal to the S3 prefix (minus ignored paths).
+//! `pull()`: bring S3's changes into the workspace, three-way against the
+//! sync base (see `plan::pull` for the table), keeping every local change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,19 +8,19 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::base::SyncBase;
 use crate::error::{Action, Error, FileError, Result};
-use crate::hash_cache::HashCache;
 use crate::keys::key_for;
 use crate::plan::{
-    hash_candidates, needs_stored_md5, plan_pull, remote_files, Download, Snapshot, SnapshotEntry,
+    plan_pull, pull_hash_candidates, remote_files, stored_md5_candidates, Download, LocalView,
 };
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
 use crate::workspace::{
-    ensure_workspace, lock_workspace, nanos, probe_folding, remove_file_and_empty_parents, scan,
-    KnownDirs,
+    delete_if_unchanged, ensure_workspace, nanos, probe_folding, remove_file_and_empty_parents,
+    scan, FileStat, KnownDirs,
 };
 
 /// What the download batches of one pull share.
@@ -31,38 +32,40 @@ struct Batch<'a> {
 }
 
 impl Workspace {
-    /// Downloads what changed on S3, deletes local files that are not on S3
-    /// (unless ignored), and records the snapshot `push` diffs against.
+    /// Downloads what changed on S3 since the base, deletes local files
+    /// whose objects were deleted (and that were not changed here), keeps
+    /// local changes for the next push, and keeps both versions of a file
+    /// changed on both sides. Without a base, mirrors S3 (as upstream), but
+    /// never touches a file changed after the call.
     ///
     /// Rejects (with `S3_OPERATION_ERROR`, `WORKSPACE_ERROR`, …) only when
     /// nothing could be synced; failures of single files are in the report.
     pub async fn pull(&self) -> Result<Report> {
         let started = Instant::now();
+        let started_ns = nanos(SystemTime::now());
         let mut state = self.state.lock().await;
         let cfg = &self.config;
-        let root = cfg.workspace_dir.clone();
         self.log(
             Level::Info,
             &format!(
                 "Pulling from s3://{}/{} into {}",
                 cfg.bucket,
                 cfg.prefix,
-                root.display()
+                cfg.workspace_dir.display()
             ),
         );
-        let result = self.pull_locked(&mut state).await;
+        let result = self.pull_locked(&mut state, started_ns).await;
         self.finish("Pull", "downloaded", started, result)
     }
 
-    async fn pull_locked(&self, state: &mut State) -> Result<Report> {
+    async fn pull_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
-        let (_lock, folding) = blocking(move || {
-            ensure_workspace(&dir)?;
-            let lock = lock_workspace(&dir)?;
-            Ok((lock, probe_folding(&dir)?))
-        })
-        .await?;
+        blocking(move || ensure_workspace(&dir)).await?;
+        let _lock = self.lock().await?;
+        let state_dir = self.config.state_dir();
+        let folding = blocking(move || probe_folding(&state_dir)).await?;
+        let mut base = self.base(state).await?;
         let store = self.store().await?;
         let listing = list_all(&*store, &self.config.prefix).await?;
         let rules = self.current_rules().await?;
@@ -71,39 +74,64 @@ impl Workspace {
             blocking(move || scan(&root, &rules)).await?
         };
         let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
-        let cache = self.cache(state).await;
-        let candidates = hash_candidates(&remote, &local);
-        let stored_md5s = self
-            .stored_md5s(
-                &store,
-                needs_stored_md5(&remote, &candidates)
-                    .into_iter()
-                    .map(|obj| obj.key.clone())
-                    .collect(),
-            )
-            .await;
-        let with_stats = candidates
+        for key in &remote.reserved {
+            self.log(
+                Level::Warn,
+                &format!("Skipping object {key}: the name is reserved for sync state"),
+            );
+        }
+        let no_hashes = HashMap::new();
+        let unhashed = LocalView {
+            scan: &local,
+            hashes: &no_hashes,
+            base: &base,
+            started_ns,
+        };
+        let candidates = pull_hash_candidates(&remote, &unhashed)
             .into_iter()
             .map(|rel| {
                 let stat = local.files[&rel];
                 (rel, stat)
             })
             .collect();
-        let (md5s, _) = self.hash_files(with_stats, cache).await;
-        let plan = plan_pull(remote, &local, &md5s, &stored_md5s);
+        let (hashes, _) = self.hash_files(candidates).await;
+        let view = LocalView {
+            hashes: &hashes,
+            ..unhashed
+        };
+        let lookups = stored_md5_candidates(&remote, &view)
+            .into_iter()
+            .map(|obj| obj.key.clone())
+            .collect();
+        let stored_md5s = self.stored_md5s(&store, lookups).await;
+        let plan = plan_pull(
+            remote,
+            &view,
+            &stored_md5s,
+            self.config.conflict_policy,
+            self.config.max_delete_percent,
+        );
         for e in &plan.errors {
+            self.log(Level::Warn, &format!("Skipping: {}", e.message));
+        }
+        for rel in &plan.pending {
             self.log(
-                Level::Warn,
-                &format!("Skipping object {}: {}", e.path, e.message),
+                Level::Debug,
+                &format!("Keeping local change {rel} for the next push"),
             );
         }
 
         let mut report = Report {
-            unchanged: plan.unchanged.len(),
+            unchanged: plan.unchanged,
             errors: plan.errors,
             ..Report::default()
         };
-        let mut next: Snapshot = plan.unchanged.into_iter().collect();
+        for (rel, entry) in plan.record {
+            self.journal(base.record(rel, entry));
+        }
+        for rel in &plan.forget {
+            self.journal(base.forget(rel));
+        }
         let progress = PhaseProgress::new(&*self.observer, Phase::Download, plan.downloads.len());
         let priority = self.config.priority_prefix.as_deref();
         let (first, rest): (Vec<_>, Vec<_>) = plan
@@ -115,42 +143,22 @@ impl Workspace {
             progress: &progress,
             known: Arc::new(KnownDirs::default()),
         };
-        let mut failed = self
-            .download_all(&batch, first, &mut next, cache, &mut report)
+        self.download_all(&batch, first, &mut base, &mut report)
             .await;
         self.observer.priority_settled();
-        let more = self
-            .download_all(&batch, rest, &mut next, cache, &mut report)
+        self.download_all(&batch, rest, &mut base, &mut report)
             .await;
-        failed.extend(more);
-        // A file that failed to download keeps its local content; record that
-        // content so a push uploads it only if the agent then changes it.
-        let kept = failed
-            .into_iter()
-            .filter_map(|rel| local.files.get(&rel).map(|stat| (rel, *stat)))
-            .collect();
-        let (md5s, _) = self.hash_files(kept, cache).await;
-        for (rel, md5) in md5s {
-            let stat = local.files[&rel];
-            next.insert(
-                rel,
-                SnapshotEntry {
-                    stat,
-                    md5,
-                    etag: None,
-                },
-            );
-        }
 
-        report.deleted = self.delete_local(plan.deletes, &mut report.errors).await;
+        report.deleted = self
+            .delete_local(plan.deletes, &mut base, &mut report.errors)
+            .await;
         for rel in local.temp_files {
             let root = root.clone();
             // Leftovers of an interrupted pull: never real content.
             let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
         }
-        cache.retain(|rel| next.contains_key(rel));
-        state.snapshot = next;
-        self.save_cache(state).await;
+        self.journal(base.start());
+        self.save_base(state, base).await;
         Ok(report)
     }
 
@@ -168,8 +176,8 @@ impl Workspace {
             .map(|key| {
                 let store = store.clone();
                 async move {
-                    let md5 = store.head_md5(&key).await.ok().flatten();
-                    (key[prefix_len..].to_owned(), md5)
+                    let info = store.head(&key).await.ok().flatten();
+                    (key[prefix_len..].to_owned(), info.and_then(|i| i.md5))
                 }
             })
             .collect();
@@ -183,16 +191,15 @@ impl Workspace {
             .collect()
     }
 
-    /// Runs the downloads, `downloadConcurrency` at a time. Returns the
-    /// relative paths that failed.
+    /// Runs the downloads, `downloadConcurrency` at a time, recording each
+    /// finished one in the base at once.
     async fn download_all(
         &self,
         batch: &Batch<'_>,
         downloads: Vec<Download>,
-        snapshot: &mut Snapshot,
-        cache: &mut HashCache,
+        base: &mut SyncBase,
         report: &mut Report,
-    ) -> Vec<String> {
+    ) {
         let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
         let root = Arc::new(self.config.workspace_dir.clone());
         let stall = self.config.stall_timeout;
@@ -210,7 +217,6 @@ impl Workspace {
                 (d.rel, result)
             });
         }
-        let mut failed = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let (rel, result) = match joined {
                 Ok(done) => done,
@@ -225,12 +231,23 @@ impl Workspace {
             };
             batch.progress.advance(&rel);
             match result {
-                Ok(entry) => {
-                    let now = nanos(SystemTime::now());
-                    cache.insert(rel.clone(), entry.stat, entry.md5.clone(), now);
-                    snapshot.insert(rel, entry);
+                Ok(done) => {
+                    if let Some(copy) = &done.conflict_copy {
+                        self.log(
+                            Level::Warn,
+                            &format!(
+                                "Conflict: {rel} changed both here and on S3; S3's version \
+                                 was downloaded and the local one kept as {}",
+                                copy.display()
+                            ),
+                        );
+                        report.conflicts.push(rel.clone());
+                    }
+                    self.journal(base.record(rel, done.entry));
                     report.transferred += 1;
                 }
+                // The agent wrote the file while it downloaded: its version stays.
+                Err(Error::Changed(m)) => self.log(Level::Info, &m),
                 Err(e) => {
                     self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
                     report.errors.push(FileError::new(
@@ -238,25 +255,34 @@ impl Workspace {
                         key_for(&self.config.prefix, &rel),
                         &e,
                     ));
-                    failed.push(rel);
                 }
             }
         }
-        failed
     }
 
-    /// Deletes local-only files and the directories they leave empty.
-    async fn delete_local(&self, rels: Vec<String>, errors: &mut Vec<FileError>) -> usize {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, rels.len());
+    /// Deletes local files whose objects are gone, each only if it is still
+    /// as scanned, and the directories they leave empty.
+    async fn delete_local(
+        &self,
+        deletes: Vec<(String, FileStat)>,
+        base: &mut SyncBase,
+        errors: &mut Vec<FileError>,
+    ) -> usize {
+        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
         let mut deleted = 0;
-        for rel in rels {
+        for (rel, stat) in deletes {
             let root = self.config.workspace_dir.clone();
             let r = rel.clone();
-            match blocking(move || remove_file_and_empty_parents(&root, &r)).await {
-                Ok(()) => {
+            match blocking(move || delete_if_unchanged(&root, &r, stat)).await {
+                Ok(true) => {
                     self.log(Level::Debug, &format!("Deleted local file {rel}"));
+                    self.journal(base.forget(&rel));
                     deleted += 1;
                 }
+                Ok(false) => self.log(
+                    Level::Info,
+                    &format!("Kept {rel}: it changed locally during the pull"),
+                ),
                 Err(e) => errors.push(FileError::new(Action::Delete, rel.clone(), &e)),
             }
             progress.advance(&rel);

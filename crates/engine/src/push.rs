@@ -1,28 +1,34 @@
-//! `push()`: upload new and changed files, delete on S3 what was deleted here.
+//! `push()`: upload what changed here since the base and delete on S3 what
+//! was deleted here, each write conditional on S3 still holding the base's
+//! version (see `plan::push`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::base::{BaseEntry, SyncBase};
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::key_for;
-use crate::plan::{plan_push, Snapshot};
+use crate::plan::{plan_push, remote_files, Folding, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
-use crate::store::Store;
+use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::upload;
-use crate::workspace::{check_dir, lock_workspace, scan};
+use crate::workspace::{check_dir, nanos, scan};
 
 impl Workspace {
-    /// Uploads files that are new or changed since the last pull or push and
-    /// deletes on S3 the files of that snapshot that are gone locally.
+    /// Uploads files that are new or changed since the base and deletes on
+    /// S3 the synced files that are gone here. A file changed on S3 since
+    /// the base is never overwritten or deleted (unless the conflict policy
+    /// is `Overwrite`): it is reported as a conflict.
     ///
     /// Rejects, deleting nothing, when the workspace cannot be scanned.
     pub async fn push(&self) -> Result<Report> {
         let started = Instant::now();
+        let started_ns = nanos(SystemTime::now());
         let mut state = self.state.lock().await;
         let cfg = &self.config;
         self.log(
@@ -34,21 +40,19 @@ impl Workspace {
                 cfg.prefix
             ),
         );
-        let result = self.push_locked(&mut state).await;
+        let result = self.push_locked(&mut state, started_ns).await;
         self.finish("Push", "uploaded", started, result)
     }
 
-    async fn push_locked(&self, state: &mut State) -> Result<Report> {
+    async fn push_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
         let root = self.config.workspace_dir.clone();
         let dir = root.clone();
-        let _lock = blocking(move || {
-            check_dir(&dir)?;
-            lock_workspace(&dir)
-        })
-        .await?;
+        blocking(move || check_dir(&dir)).await?;
+        let _lock = self.lock().await?;
+        let mut base = self.base(state).await?;
         let rules = self.current_rules().await?;
         let local = {
-            let root = root.clone();
+            let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules)).await?
         };
         for s in &local.skipped {
@@ -57,46 +61,109 @@ impl Workspace {
                 &format!("Not uploaded: {}: {}", s.path, s.message),
             );
         }
-        let files = local
+        let todo = local
             .files
             .iter()
+            .filter(|(rel, stat)| !base.unchanged_by_stat(rel, stat))
             .map(|(rel, stat)| (rel.clone(), *stat))
             .collect();
-        let cache = self.cache(state).await;
-        let (md5s, hash_errors) = self.hash_files(files, cache).await;
-        cache.retain(|rel| local.files.contains_key(rel));
-        let snapshot = &mut state.snapshot;
-        let plan = plan_push(&local, &md5s, snapshot);
+        let (hashes, hash_errors) = self.hash_files(todo).await;
+        let store = self.store().await?;
+        // Without a base, the listing tells which files S3 already has.
+        let listing = if base.exists() {
+            None
+        } else {
+            let objects = list_all(&*store, &self.config.prefix).await?;
+            Some(remote_files(&self.config.prefix, &objects, &rules, Folding::default()).files)
+        };
+        let view = LocalView {
+            scan: &local,
+            hashes: &hashes,
+            base: &base,
+            started_ns,
+        };
+        let plan = plan_push(
+            &view,
+            listing.as_ref(),
+            self.config.conflict_policy,
+            self.config.max_delete_percent,
+        );
         let mut report = Report {
-            unchanged: plan.unchanged.len(),
+            unchanged: plan.unchanged,
             errors: hash_errors,
             ..Report::default()
         };
-        for rel in &plan.unchanged {
-            if let Some(entry) = snapshot.get_mut(rel) {
-                entry.stat = local.files[rel];
-            }
+        for e in plan.errors {
+            self.log(Level::Warn, &e.message);
+            report.errors.push(e);
         }
+        for (rel, entry) in plan.record {
+            self.journal(base.record(rel, entry));
+        }
+        for rel in plan.conflicts {
+            let err = Error::Conflict(format!(
+                "{rel} differs on S3 and this directory never synced it: not uploaded. \
+                 Pull first (a pull keeps both versions) or set conflictPolicy: 'overwrite'"
+            ));
+            self.conflict(&mut report, Action::Upload, rel, &err);
+        }
+        self.upload_all(&store, plan.uploads, &mut base, &mut report)
+            .await;
+        report.deleted = self
+            .delete_remote(&*store, plan.deletes, &mut base, &mut report)
+            .await;
+        self.journal(base.start());
+        self.save_base(state, base).await;
+        Ok(report)
+    }
 
-        let store = self.store().await?;
-        let progress = PhaseProgress::new(&*self.observer, Phase::Upload, plan.uploads.len());
+    fn conflict(&self, report: &mut Report, action: Action, rel: String, err: &Error) {
+        self.log(Level::Warn, &format!("Conflict: {err}"));
+        report.errors.push(FileError::new(action, rel.clone(), err));
+        report.conflicts.push(rel);
+    }
+
+    /// Runs the uploads, `uploadConcurrency` at a time, recording each
+    /// finished one in the base at once.
+    async fn upload_all(
+        &self,
+        store: &Arc<dyn Store>,
+        uploads: Vec<Upload>,
+        base: &mut SyncBase,
+        report: &mut Report,
+    ) {
+        let progress = PhaseProgress::new(&*self.observer, Phase::Upload, uploads.len());
         let limit = Arc::new(Semaphore::new(self.config.upload_concurrency));
-        let root = Arc::new(root);
+        let root = Arc::new(self.config.workspace_dir.clone());
         let mut tasks = JoinSet::new();
-        for rel in plan.uploads {
+        for u in uploads {
             let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
-            let stat = local.files[&rel];
-            let md5 = md5s[&rel].clone();
-            let key = key_for(&self.config.prefix, &rel);
+            let key = key_for(&self.config.prefix, &u.rel);
             let resolver = self.config.content_types.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let content_type = match resolver {
-                    Some(r) => r.content_type(&rel).await,
-                    None => guess_content_type(&rel),
+                    Some(r) => r.content_type(&u.rel).await,
+                    None => guess_content_type(&u.rel),
                 };
-                let result = upload(&*store, &root, &rel, &key, stat, &md5, &content_type).await;
-                (rel, result)
+                let result = upload(&*store, &root, &u, &key, &content_type).await;
+                let result = match result {
+                    // Our own earlier upload (a push killed before it
+                    // recorded it) is no conflict.
+                    Err(Error::Conflict(m)) => match store.head(&key).await {
+                        Ok(Some(info)) if info.content_md5().as_ref() == Some(&u.md5) => {
+                            Ok(BaseEntry {
+                                etag: info.etag,
+                                md5: u.md5.clone(),
+                                stat: u.stat,
+                                recorded_ns: u.hashed_ns,
+                            })
+                        }
+                        _ => Err(Error::Conflict(m)),
+                    },
+                    other => other,
+                };
+                (u.rel, result)
             });
         }
         while let Some(joined) = tasks.join_next().await {
@@ -112,8 +179,15 @@ impl Workspace {
             match result {
                 Ok(entry) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
-                    snapshot.insert(rel, entry);
+                    self.journal(base.record(rel, entry));
                     report.transferred += 1;
+                }
+                Err(Error::Conflict(m)) => {
+                    let err = Error::Conflict(format!(
+                        "{rel} changed on S3 since the last sync; not overwritten (pull to \
+                         get both versions) ({m})"
+                    ));
+                    self.conflict(report, Action::Upload, rel, &err);
                 }
                 Err(e) => {
                     self.log(Level::Error, &format!("Upload failed: {rel}: {e}"));
@@ -121,45 +195,55 @@ impl Workspace {
                 }
             }
         }
-
-        report.deleted = self
-            .delete_remote(&*store, plan.deletes, snapshot, &mut report.errors)
-            .await;
-        self.save_cache(state).await;
-        Ok(report)
     }
 
-    /// Deletes on S3 each file that is confirmed gone from the workspace.
+    /// Deletes on S3 each file that is confirmed gone from the workspace,
+    /// if its object is still the one the base knows.
     async fn delete_remote(
         &self,
         store: &dyn Store,
-        rels: Vec<String>,
-        snapshot: &mut Snapshot,
-        errors: &mut Vec<FileError>,
+        deletes: Vec<RemoteDelete>,
+        base: &mut SyncBase,
+        report: &mut Report,
     ) -> usize {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, rels.len());
+        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
         let mut deleted = 0;
-        for rel in rels {
-            progress.advance(&rel);
-            let path = self.config.workspace_dir.join(&rel);
+        for d in deletes {
+            progress.advance(&d.rel);
+            let path = self.config.workspace_dir.join(&d.rel);
             // The scan did not see it; make sure it is really gone (not
-            // merely ignored now, or unreadable) before deleting on S3.
+            // merely ignored now) before deleting on S3.
             match tokio::fs::symlink_metadata(&path).await {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 _ => {
-                    snapshot.remove(&rel);
+                    self.journal(base.forget(&d.rel));
                     continue;
                 }
             }
-            match store.delete(&key_for(&self.config.prefix, &rel)).await {
+            let key = key_for(&self.config.prefix, &d.rel);
+            match store.delete(&key, d.if_match.as_deref()).await {
                 Ok(()) => {
-                    self.log(Level::Debug, &format!("Deleted s3 object {rel}"));
-                    snapshot.remove(&rel);
+                    self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
+                    self.journal(base.forget(&d.rel));
                     deleted += 1;
                 }
+                Err(Error::Conflict(m)) => match store.head(&key).await {
+                    // Deleted by someone else meanwhile: nothing to do.
+                    Ok(None) => self.journal(base.forget(&d.rel)),
+                    _ => {
+                        let err = Error::Conflict(format!(
+                            "{} changed on S3 since the last sync; not deleted (pull to get \
+                             it back) ({m})",
+                            d.rel
+                        ));
+                        self.conflict(report, Action::Delete, d.rel, &err);
+                    }
+                },
                 Err(e) => {
-                    self.log(Level::Error, &format!("Delete failed: {rel}: {e}"));
-                    errors.push(FileError::new(Action::Delete, rel, &e));
+                    self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));
+                    report
+                        .errors
+                        .push(FileError::new(Action::Delete, d.rel, &e));
                 }
             }
         }

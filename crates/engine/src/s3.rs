@@ -14,6 +14,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -24,7 +25,9 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
 use crate::error::{Error, Result};
-use crate::store::{unquote_etag, ListPage, ObjectBody, PutRequest, RemoteObject, Store};
+use crate::store::{
+    unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
+};
 use crate::workspace::FileStat;
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
@@ -106,10 +109,9 @@ impl S3Store {
 
     /// An error naming the operation, bucket, key, endpoint and S3's error
     /// code. The SDK's error text never holds credentials or signatures.
-    fn error<E, R>(&self, op: &str, key: &str, err: SdkError<E, R>) -> Error
+    fn error<E>(&self, op: &str, key: &str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let code = match &err {
             SdkError::ServiceError(e) => e.err().code().unwrap_or("Unknown").to_owned(),
@@ -123,10 +125,19 @@ impl S3Store {
             SdkError::ServiceError(e) => e.err().message().unwrap_or("").to_owned(),
             _ => DisplayErrorContext(&err).to_string(),
         };
-        Error::S3(format!(
+        let message = format!(
             "{op} s3://{}/{key} at {} failed: {code}: {detail}",
             self.bucket, self.endpoint
-        ))
+        );
+        let status = match &err {
+            SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
+            _ => None,
+        };
+        if status == Some(412) || code == "PreconditionFailed" {
+            Error::Conflict(message)
+        } else {
+            Error::S3(message)
+        }
     }
 }
 
@@ -173,7 +184,7 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(key)
             .set_range(range.map(|(s, e)| format!("bytes={s}-{e}")))
-            .set_if_match(if_match.map(|e| format!("\"{e}\"")))
+            .set_if_match(if_match.map(quote_etag))
             .send()
             .await
             .map_err(|e| self.error("GetObject", key, e))
@@ -273,6 +284,8 @@ impl S3Store {
                         .set_parts(Some(parts))
                         .build(),
                 )
+                .set_if_match(if_match(req.condition))
+                .set_if_none_match(if_none_match(req.condition))
                 .send()
                 .await
                 .map(|out| out.e_tag().map(unquote_etag))
@@ -358,6 +371,21 @@ fn read_part(path: &std::path::Path, offset: u64, len: u64) -> Result<(Bytes, [u
     Ok((Bytes::from(buf), md5))
 }
 
+fn quote_etag(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+fn if_match(c: &Condition) -> Option<String> {
+    match c {
+        Condition::IfMatch(etag) => Some(quote_etag(etag)),
+        _ => None,
+    }
+}
+
+fn if_none_match(c: &Condition) -> Option<String> {
+    (*c == Condition::IfNoneMatch).then(|| "*".to_owned())
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -408,16 +436,22 @@ impl Store for S3Store {
         }
     }
 
-    async fn head_md5(&self, key: &str) -> Result<Option<String>> {
-        let out = self
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self
             .client
             .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| self.error("HeadObject", key, e))?;
-        Ok(stored_md5(out.metadata()))
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                etag: out.e_tag().map(unquote_etag),
+                md5: stored_md5(out.metadata()),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(self.error("HeadObject", key, e)),
+        }
     }
 
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
@@ -440,17 +474,20 @@ impl Store for S3Store {
             .content_type(req.content_type)
             .content_md5(BASE64.encode(req.md5))
             .metadata(MD5_META, hex::encode(req.md5))
+            .set_if_match(if_match(req.condition))
+            .set_if_none_match(if_none_match(req.condition))
             .send()
             .await
             .map_err(|e| self.error("PutObject", req.key, e))?;
         Ok(out.e_tag().map(unquote_etag))
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_if_match(if_match.map(quote_etag))
             .send()
             .await
             .map_err(|e| self.error("DeleteObject", key, e))?;

@@ -52,6 +52,37 @@ pub struct PutRequest<'a> {
     /// MD5 of the file as hashed before the upload; sent as `Content-MD5` so
     /// the server refuses bytes that changed since.
     pub md5: [u8; 16],
+    /// What the object being replaced must be; a mismatch fails the upload
+    /// with `Error::Conflict` and leaves the object as it is.
+    pub condition: &'a Condition,
+}
+
+/// What a write requires of the object it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Unconditional (last writer wins).
+    None,
+    /// The object still has this ETag.
+    IfMatch(String),
+    /// There is no object.
+    IfNoneMatch,
+}
+
+/// What a HEAD tells of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub etag: Option<String>,
+    /// The MD5 this engine stored in the object's metadata, if any.
+    pub md5: Option<String>,
+}
+
+impl ObjectInfo {
+    /// The MD5 of the object's content, when known.
+    pub fn content_md5(&self) -> Option<String> {
+        self.md5
+            .clone()
+            .or_else(|| self.etag.as_deref().and_then(etag_md5))
+    }
 }
 
 /// One page of a listing.
@@ -69,14 +100,13 @@ pub trait Store: Send + Sync {
     /// The object's body; `size_hint` (from the listing) lets large objects
     /// come as parallel ranges.
     async fn get(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody>;
-    /// The MD5 this engine stored in the object's metadata, if any. Used to
-    /// recognise unchanged objects whose ETag is not an MD5.
-    async fn head_md5(&self, _key: &str) -> Result<Option<String>> {
-        Ok(None)
-    }
+    /// The object's ETag and stored MD5; `None` when there is no object.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
     /// Uploads the file; returns the new ETag when the server gave one.
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>>;
-    async fn delete(&self, key: &str) -> Result<()>;
+    /// Deletes the object, only if it still has ETag `if_match` when given
+    /// (else `Error::Conflict`).
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
 }
 
 /// Every object under `prefix`, all pages. Fails rather than return a

@@ -2,27 +2,31 @@
 //! helpers `pull` and `push` have in common.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::base::SyncBase;
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result};
-use crate::hash_cache::HashCache;
 use crate::hashing::md5_file;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
-use crate::plan::Snapshot;
+use crate::plan::{ConflictPolicy, Hashed};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
-use crate::workspace::{nanos, probe_racy_window, FileStat};
+use crate::workspace::{
+    lock_workspace, nanos, probe_racy_window, FileStat, WorkspaceLock, STATE_DIR,
+};
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
 
@@ -44,6 +48,15 @@ pub struct Config {
     /// A download whose body sends nothing for this long is cut and retried;
     /// also the longest wait for a response to start.
     pub stall_timeout: Duration,
+    /// What to do when both sides changed a path.
+    pub conflict_policy: ConflictPolicy,
+    /// A sync deletes nothing when it would delete more than this share of
+    /// the files (see `plan::is_mass_delete`); 100 turns the guard off.
+    pub max_delete_percent: u8,
+    /// Longest wait for another instance's operation on the same workspace.
+    pub lock_timeout: Duration,
+    /// Where the sync base and the lock live; `<workspace>/.s3ws` if `None`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -59,7 +72,18 @@ impl Config {
             priority_prefix: None,
             content_types: None,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            conflict_policy: ConflictPolicy::default(),
+            max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            state_dir: None,
         }
+    }
+
+    /// The directory of the sync base and the lock.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.workspace_dir.join(STATE_DIR))
     }
 
     fn validate(mut self) -> Result<Self> {
@@ -88,6 +112,11 @@ impl Config {
                 )));
             }
         }
+        if self.max_delete_percent > 100 {
+            return Err(Error::InvalidOption(
+                "the mass-deletion limit is a percentage (0 to 100)".into(),
+            ));
+        }
         self.prefix = normalize_prefix(&self.prefix);
         self.priority_prefix = self
             .priority_prefix
@@ -112,14 +141,18 @@ pub struct Report {
     pub deleted: usize,
     /// Files that were already in sync.
     pub unchanged: usize,
+    /// Paths both sides changed: a pull kept both versions (the local one
+    /// under a conflict name), a push left the newer object alone.
+    pub conflicts: Vec<String>,
     pub errors: Vec<FileError>,
     pub duration: Duration,
 }
 
+/// The base as last loaded or saved by this instance, with the stat of its
+/// file then: reused while the file is unchanged (no other instance wrote).
+#[derive(Default)]
 pub(crate) struct State {
-    pub snapshot: Snapshot,
-    /// Loaded on first use.
-    pub cache: Option<HashCache>,
+    base: Option<(SyncBase, Option<FileStat>)>,
 }
 
 /// Syncs one S3 prefix with one local directory. Operations on one
@@ -140,10 +173,7 @@ impl Workspace {
             base_rules: IgnoreRules::new(&config.ignore_patterns)?,
             config,
             store: OnceCell::new(),
-            state: Mutex::new(State {
-                snapshot: Snapshot::new(),
-                cache: None,
-            }),
+            state: Mutex::new(State::default()),
             observer,
         })
     }
@@ -159,14 +189,6 @@ impl Workspace {
             .set(store)
             .unwrap_or_else(|_| unreachable!("fresh cell"));
         Ok(ws)
-    }
-
-    pub fn workspace_dir(&self) -> &Path {
-        &self.config.workspace_dir
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.config.prefix
     }
 
     pub(crate) async fn store(&self) -> Result<Arc<dyn Store>> {
@@ -230,96 +252,126 @@ impl Workspace {
         blocking(move || base.with_syncignore(&dir)).await
     }
 
-    /// MD5s of `files` (relative path, scanned stat): from the hash cache
-    /// when it knows the exact stat, else hashed in parallel off the async
-    /// threads and recorded. Unreadable files are reported and left out.
+    /// Reports a failed append to the base's journal (at most once per
+    /// operation: see `SyncBase::record`); the final save still writes it.
+    pub(crate) fn journal(&self, appended: Result<()>) {
+        if let Err(e) = appended {
+            self.log(
+                Level::Warn,
+                &format!(
+                    "Could not record progress in the sync base (saved at the end instead): {e}"
+                ),
+            );
+        }
+    }
+
+    /// Takes the workspace lock, waiting (with a log line) while another
+    /// instance holds it.
+    pub(crate) async fn lock(&self) -> Result<WorkspaceLock> {
+        let dir = self.config.state_dir();
+        let timeout = self.config.lock_timeout;
+        let observer = self.observer.clone();
+        blocking(move || {
+            lock_workspace(&dir, timeout, || {
+                observer.log(
+                    Level::Info,
+                    "Waiting for another instance's sync of this workspace to finish",
+                )
+            })
+        })
+        .await
+    }
+
+    /// MD5s of `files` (relative path, scanned stat), hashed in parallel off
+    /// the async threads. Unreadable files, and files that changed while
+    /// they were read, are reported and left out.
     pub(crate) async fn hash_files(
         &self,
         files: Vec<(String, FileStat)>,
-        cache: &mut HashCache,
-    ) -> (HashMap<String, String>, Vec<FileError>) {
+    ) -> (HashMap<String, Hashed>, Vec<FileError>) {
         use futures::StreamExt;
-        let mut md5s = HashMap::with_capacity(files.len());
-        let mut todo = Vec::new();
-        for (rel, stat) in files {
-            match cache.lookup(&rel, &stat) {
-                Some(md5) => {
-                    md5s.insert(rel, md5.to_owned());
-                }
-                None => todo.push((rel, stat)),
-            }
-        }
         let root = &self.config.workspace_dir;
-        let results: Vec<_> = futures::stream::iter(todo)
+        let results: Vec<_> = futures::stream::iter(files)
             .map(|(rel, stat)| {
                 let path = root.join(&rel);
                 async move {
-                    let hashed_at = nanos(SystemTime::now());
+                    let at_ns = nanos(SystemTime::now());
                     let result = blocking(move || {
                         let md5 = hex::encode(md5_file(&path)?);
                         let meta = std::fs::symlink_metadata(&path)
                             .map_err(|e| Error::io("inspect", &path, e))?;
-                        Ok((md5, FileStat::of(&meta)))
+                        if FileStat::of(&meta) != stat {
+                            return Err(Error::Changed(format!(
+                                "{} changed while it was read",
+                                path.display()
+                            )));
+                        }
+                        Ok(md5)
                     })
                     .await;
-                    (rel, stat, hashed_at, result)
+                    (rel, at_ns, result)
                 }
             })
             .buffer_unordered(HASH_CONCURRENCY)
             .collect()
             .await;
+        let mut hashes = HashMap::with_capacity(results.len());
         let mut errors = Vec::new();
-        for (rel, stat, hashed_at, result) in results {
+        for (rel, at_ns, result) in results {
             match result {
-                Ok((md5, after)) => {
-                    // A file that changed while it was read has no known hash.
-                    if after == stat {
-                        cache.insert(rel.clone(), stat, md5.clone(), hashed_at);
-                    }
-                    md5s.insert(rel, md5);
+                Ok(md5) => {
+                    hashes.insert(rel, Hashed { md5, at_ns });
                 }
                 Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
             }
         }
-        (md5s, errors)
+        (hashes, errors)
     }
 
-    /// The hash cache, loaded from the workspace on first use.
-    pub(crate) async fn cache<'s>(&self, state: &'s mut State) -> &'s mut HashCache {
-        if state.cache.is_none() {
-            let dir = self.config.workspace_dir.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                let mut cache = HashCache::load(&dir);
-                cache.set_racy_window(probe_racy_window(&dir));
-                cache
-            })
-            .await
-            .unwrap_or_else(|_| HashCache::load(Path::new("")));
-            state.cache = Some(loaded);
-        }
-        state.cache.as_mut().expect("just set")
+    /// The sync base, as this instance last saw it if its file is unchanged
+    /// since, else loaded. Call with the workspace lock held.
+    pub(crate) async fn base(&self, state: &mut State) -> Result<SyncBase> {
+        let dir = self.config.state_dir();
+        let cached = state.base.take();
+        let (bucket, prefix) = (self.config.bucket.clone(), self.config.prefix.clone());
+        blocking(move || {
+            if let Some((base, Some(seen))) = cached {
+                if base_file_stat(&base).as_ref() == Some(&seen) {
+                    return Ok(base);
+                }
+            }
+            let mut base = SyncBase::load(&dir, &bucket, &prefix);
+            base.set_racy_window(probe_racy_window(&dir));
+            Ok(base)
+        })
+        .await
     }
 
-    /// Persists the hash cache; a failure only costs re-hashing later.
-    pub(crate) async fn save_cache(&self, state: &mut State) {
-        let Some(mut cache) = state.cache.take() else {
-            return;
-        };
-        let result = tokio::task::spawn_blocking(move || {
-            let r = cache.save();
-            (cache, r)
+    /// Writes the base compactly and keeps it for the next operation. A
+    /// failure is logged: the journal already holds every transfer.
+    pub(crate) async fn save_base(&self, state: &mut State, mut base: SyncBase) {
+        let saved = blocking(move || {
+            let r = base.save();
+            let seen = base_file_stat(&base);
+            Ok((base, seen, r))
         })
         .await;
-        match result {
-            Ok((cache, r)) => {
+        match saved {
+            Ok((base, seen, r)) => {
                 if let Err(e) = r {
-                    self.log(Level::Warn, &format!("Could not save the hash cache: {e}"));
+                    self.log(Level::Warn, &format!("Could not save the sync base: {e}"));
                 }
-                state.cache = Some(cache);
+                state.base = Some((base, seen));
             }
-            Err(e) => self.log(Level::Warn, &format!("Could not save the hash cache: {e}")),
+            Err(e) => self.log(Level::Warn, &format!("Could not save the sync base: {e}")),
         }
     }
+}
+
+fn base_file_stat(base: &SyncBase) -> Option<FileStat> {
+    std::fs::symlink_metadata(base.path())
+        .ok()
+        .map(|m| FileStat::of(&m))
 }
 
 /// Runs blocking file-system work on tokio's blocking pool.

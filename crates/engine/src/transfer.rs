@@ -8,13 +8,22 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
+use crate::base::BaseEntry;
 use crate::error::{Error, Result};
-use crate::plan::{Download, SnapshotEntry};
+use crate::plan::{Download, Upload};
 use crate::store::{PutRequest, Store};
 use crate::sync::blocking;
 use crate::workspace::{
-    commit_temp_file, create_parent_dirs, create_temp_file, FileStat, KnownDirs,
+    commit_temp_file, create_parent_dirs, create_temp_file, nanos, FileStat, KnownDirs,
 };
+
+/// A finished download: the new base entry, and where the local version
+/// went when both sides had changed (keep both).
+#[derive(Debug)]
+pub struct Downloaded {
+    pub entry: BaseEntry,
+    pub conflict_copy: Option<PathBuf>,
+}
 
 /// Attempts per download when the body breaks off or fails verification
 /// (request-level failures are retried by the S3 client itself).
@@ -28,7 +37,7 @@ pub async fn download(
     d: &Download,
     stall: Duration,
     known: &Arc<KnownDirs>,
-) -> Result<SnapshotEntry> {
+) -> Result<Downloaded> {
     let mut attempt = 1;
     loop {
         let result = download_once(store, root, d, stall, known).await;
@@ -59,7 +68,7 @@ async fn download_once(
     d: &Download,
     stall: Duration,
     known: &Arc<KnownDirs>,
-) -> Result<SnapshotEntry> {
+) -> Result<Downloaded> {
     let mut spilled: Option<PathBuf> = None;
     let result = receive(store, root, d, stall, known, &mut spilled).await;
     if let (Err(_), Some(temp)) = (&result, spilled) {
@@ -77,7 +86,7 @@ async fn receive(
     stall: Duration,
     known: &Arc<KnownDirs>,
     spilled: &mut Option<PathBuf>,
-) -> Result<SnapshotEntry> {
+) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let mut hasher = Md5::new();
     let mut memory: Vec<u8> = Vec::new();
@@ -132,15 +141,19 @@ async fn receive(
         }
     }
     let etag = body.etag.or_else(|| d.etag.clone());
-    let dest = root.join(&d.rel);
-    let mtime = d.last_modified;
-    let stat = match (file, spilled.clone()) {
+    let target = Target {
+        dest: root.join(&d.rel),
+        mtime: d.last_modified,
+        replaces: d.replaces,
+        keep_local: d.keep_local,
+    };
+    let (stat, conflict_copy) = match (file, spilled.clone()) {
         (Some(mut out), Some(temp)) => {
             out.flush()
                 .await
                 .map_err(|e| Error::io("write", &temp, e))?;
             let out = out.into_std().await;
-            blocking(move || commit(out, &temp, &dest, mtime)).await?
+            blocking(move || target.commit(out, &temp)).await?
         }
         _ => {
             let (root, rel, known) = (root.to_path_buf(), d.rel.clone(), known.clone());
@@ -149,7 +162,7 @@ async fn receive(
                 let (mut out, temp) = create_temp_file(&dir)?;
                 let written = std::io::Write::write_all(&mut out, &memory)
                     .map_err(|e| Error::io("write", &temp, e))
-                    .and_then(|()| commit(out, &temp, &dest, mtime));
+                    .and_then(|()| target.commit(out, &temp));
                 if written.is_err() {
                     let _ = std::fs::remove_file(&temp);
                 }
@@ -158,55 +171,72 @@ async fn receive(
             .await?
         }
     };
-    Ok(SnapshotEntry { stat, md5, etag })
+    let entry = BaseEntry {
+        etag,
+        md5,
+        stat,
+        recorded_ns: nanos(std::time::SystemTime::now()),
+    };
+    Ok(Downloaded {
+        entry,
+        conflict_copy,
+    })
 }
 
-/// Gives the finished temp file the object's time as mtime (so the hash
-/// cache trusts it at once, and any later local write shows), renames it
-/// into place and returns its stat. Blocking.
-fn commit(
-    file: std::fs::File,
-    temp: &Path,
-    dest: &Path,
+/// Where a verified download goes, and what may be there.
+struct Target {
+    dest: PathBuf,
     mtime: Option<std::time::SystemTime>,
-) -> Result<FileStat> {
-    if let Some(t) = mtime {
-        file.set_modified(t)
-            .map_err(|e| Error::io("set mtime of", temp, e))?;
-    }
-    drop(file);
-    commit_temp_file(temp, dest)?;
-    let meta = std::fs::symlink_metadata(dest).map_err(|e| Error::io("inspect", dest, e))?;
-    Ok(FileStat::of(&meta))
+    replaces: Option<FileStat>,
+    keep_local: bool,
 }
 
-/// Uploads `root/rel` as `key`, with the MD5 the push hashed (sent as
-/// `Content-MD5`, so the server refuses bytes that changed since).
+impl Target {
+    /// Gives the finished temp file the object's time as mtime (so the base
+    /// trusts its stat at once, and any later local write shows), moves it
+    /// into place (see `commit_temp_file`) and returns its stat and the
+    /// conflict copy, if one was made. Blocking.
+    fn commit(self, file: std::fs::File, temp: &Path) -> Result<(FileStat, Option<PathBuf>)> {
+        if let Some(t) = self.mtime {
+            file.set_modified(t)
+                .map_err(|e| Error::io("set mtime of", temp, e))?;
+        }
+        drop(file);
+        let copy = commit_temp_file(temp, &self.dest, self.replaces, self.keep_local)?;
+        let meta = std::fs::symlink_metadata(&self.dest)
+            .map_err(|e| Error::io("inspect", &self.dest, e))?;
+        Ok((FileStat::of(&meta), copy))
+    }
+}
+
+/// Uploads `root/u.rel` as `key`, with the MD5 the push hashed (sent as
+/// `Content-MD5`, so the server refuses bytes that changed since) and the
+/// plan's condition. Returns the new base entry.
 pub async fn upload(
     store: &dyn Store,
     root: &Path,
-    rel: &str,
+    u: &Upload,
     key: &str,
-    stat: FileStat,
-    md5_hex: &str,
     content_type: &str,
-) -> Result<SnapshotEntry> {
-    let file: PathBuf = root.join(rel);
+) -> Result<BaseEntry> {
+    let file: PathBuf = root.join(&u.rel);
     let mut md5 = [0u8; 16];
-    hex::decode_to_slice(md5_hex, &mut md5)
-        .map_err(|e| Error::Io(format!("{rel}: bad hash {md5_hex}: {e}")))?;
+    hex::decode_to_slice(&u.md5, &mut md5)
+        .map_err(|e| Error::Io(format!("{}: bad hash {}: {e}", u.rel, u.md5)))?;
     let etag = store
         .put(PutRequest {
             key,
             file: &file,
-            stat,
+            stat: u.stat,
             content_type,
             md5,
+            condition: &u.condition,
         })
         .await?;
-    Ok(SnapshotEntry {
-        stat,
-        md5: md5_hex.to_owned(),
+    Ok(BaseEntry {
         etag,
+        md5: u.md5.clone(),
+        stat: u.stat,
+        recorded_ns: u.hashed_ns,
     })
 }

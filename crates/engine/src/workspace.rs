@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::base::{COARSE_WINDOW, FINE_WINDOW};
 use crate::error::{Action, Error, FileError, Result};
-use crate::hash_cache::{COARSE_WINDOW, FINE_WINDOW};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::validate_relative_path;
 use crate::plan::Folding;
@@ -16,20 +16,23 @@ use crate::plan::Folding;
 const TEMP_PREFIX: &str = ".s3ws-";
 const TEMP_SUFFIX: &str = ".partial";
 
-/// The engine's own directory at the workspace root: the hash cache, and the
-/// lock that keeps two processes from syncing one workspace at once. It is
-/// never synced, and no key may be written into it.
+/// The engine's own directory, by default at the workspace root: the sync
+/// base and the lock that makes processes on one workspace take turns. A
+/// directory of this name is never synced at any depth (a nested
+/// workspace keeps its own there), and no key may be written into one.
 pub const STATE_DIR: &str = ".s3ws";
-pub const STATE_FILE: &str = ".s3ws/state.json";
-pub const LOCK_FILE: &str = ".s3ws/lock";
+const LOCK_FILE: &str = "lock";
+/// The hash cache of versions before the sync base; removed when found.
+const OLD_STATE_FILE: &str = "state.json";
 
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
-/// Paths that belong to the engine: its state file and temp files.
+/// Paths that belong to the engine: anything in a state directory, and
+/// temp files.
 pub fn is_reserved_path(rel: &str) -> bool {
-    rel.split('/').next() == Some(STATE_DIR) || is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+    rel.split('/').any(|s| s == STATE_DIR) || is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
 }
 
 /// What identifies a version of a regular file without reading it: size,
@@ -151,32 +154,52 @@ pub struct WorkspaceLock {
     _file: std::fs::File,
 }
 
-/// Takes the workspace lock, or fails at once if another process holds it.
-pub fn lock_workspace(root: &Path) -> Result<WorkspaceLock> {
-    let dir = root.join(STATE_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-    let path = root.join(LOCK_FILE);
+/// Takes the workspace lock in `state_dir`. While another instance (in
+/// this process or another) holds it, waits up to `timeout`, calling
+/// `waiting` once; then fails with `Error::Busy`. Blocking.
+pub fn lock_workspace(
+    state_dir: &Path,
+    timeout: Duration,
+    waiting: impl FnOnce(),
+) -> Result<WorkspaceLock> {
+    std::fs::create_dir_all(state_dir).map_err(|e| Error::io("create directory", state_dir, e))?;
+    let _ = std::fs::remove_file(state_dir.join(OLD_STATE_FILE));
+    let path = state_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(WorkspaceLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(format!(
-            "workspace {} is being synced by another process (lock {LOCK_FILE} is held)",
-            root.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    let deadline = std::time::Instant::now() + timeout;
+    let mut waiting = Some(waiting);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(WorkspaceLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                if let Some(f) = waiting.take() {
+                    f();
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Busy(format!(
+                    "another instance kept the workspace lock {} for longer than \
+                     lockTimeoutMs ({} ms)",
+                    path.display(),
+                    timeout.as_millis()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        }
     }
 }
 
-/// How the filesystem under `root` compares names, found by writing one
-/// spelling of a probe name and looking for another. Blocking.
-pub fn probe_folding(root: &Path) -> Result<Folding> {
-    let dir = root.join(STATE_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+/// How the filesystem under the workspace compares names, found by writing
+/// one spelling of a probe name into the state directory `dir` (on the
+/// workspace's filesystem by default) and looking for another. Blocking.
+pub fn probe_folding(dir: &Path) -> Result<Folding> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     let probe = |written: &str, looked_up: &str| -> Result<bool> {
         let path = dir.join(written);
         std::fs::write(&path, b"").map_err(|e| Error::io("write", &path, e))?;
@@ -193,9 +216,9 @@ pub fn probe_folding(root: &Path) -> Result<Folding> {
 /// The racy window for the hash cache: short when the filesystem keeps
 /// sub-second timestamps (a fresh file's mtime has nanoseconds), else the
 /// coarse default. Blocking.
-pub fn probe_racy_window(root: &Path) -> Duration {
-    let path = root.join(STATE_DIR).join("probe-time");
-    let fine = std::fs::create_dir_all(root.join(STATE_DIR))
+pub fn probe_racy_window(state_dir: &Path) -> Duration {
+    let path = state_dir.join("probe-time");
+    let fine = std::fs::create_dir_all(state_dir)
         .and_then(|()| std::fs::write(&path, b""))
         .and_then(|()| std::fs::metadata(&path))
         .and_then(|m| m.modified())
@@ -261,8 +284,8 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Result<Scan> {
             };
             let ft = meta.file_type();
             if ft.is_dir() {
-                // The engine's own directory is never synced.
-                if rel != STATE_DIR && !rules.is_ignored(&rel, true) {
+                // The engine's own directories are never synced.
+                if name != STATE_DIR && !rules.is_ignored(&rel, true) {
                     stack.push(rel);
                 }
             } else if ft.is_file() {
@@ -382,23 +405,132 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// Moves a finished temp file to its final name, atomically. Refuses to
-/// replace a directory or a symlink.
-pub fn commit_temp_file(temp: &Path, dest: &Path) -> Result<()> {
+/// Moves a finished temp file to `dest`, atomically, only while `dest` is
+/// as the plan saw it: no file (`replaces: None`), or a file whose stat is
+/// still `replaces`. With `keep_local`, that file is first moved to a
+/// conflict name, which is returned. A file the agent created or changed
+/// meanwhile is never replaced (`Error::Changed`); neither is a directory.
+/// A symlink is replaced (never followed): links are not synced. Blocking.
+pub fn commit_temp_file(
+    temp: &Path,
+    dest: &Path,
+    replaces: Option<FileStat>,
+    keep_local: bool,
+) -> Result<Option<PathBuf>> {
+    let changed = || {
+        Error::Changed(format!(
+            "{} changed locally during the pull; kept, not replaced",
+            dest.display()
+        ))
+    };
     match std::fs::symlink_metadata(dest) {
-        Ok(m) if m.is_dir() => {
-            return Err(Error::Io(format!(
-                "{} is a directory; not replaced by a file",
-                dest.display()
-            )))
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            move_no_replace(temp, dest).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => changed(),
+                _ => Error::io("rename into", dest, e),
+            })?;
+            Ok(None)
         }
+        Err(e) => Err(Error::io("inspect", dest, e)),
+        Ok(m) if m.is_dir() => Err(Error::Io(format!(
+            "{} is a directory; not replaced by a file",
+            dest.display()
+        ))),
         Ok(m) if m.file_type().is_symlink() => {
-            // Replacing the link itself is safe (rename does not follow it),
-            // and what S3 holds is the truth.
+            std::fs::rename(temp, dest).map_err(|e| Error::io("rename into", dest, e))?;
+            Ok(None)
         }
-        _ => {}
+        Ok(m) if Some(FileStat::of(&m)) != replaces => Err(changed()),
+        Ok(_) if keep_local => {
+            let copy = free_conflict_name(dest);
+            move_no_replace(dest, &copy).map_err(|e| Error::io("rename aside", dest, e))?;
+            move_no_replace(temp, dest).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => changed(),
+                _ => Error::io("rename into", dest, e),
+            })?;
+            Ok(Some(copy))
+        }
+        Ok(_) => {
+            std::fs::rename(temp, dest).map_err(|e| Error::io("rename into", dest, e))?;
+            Ok(None)
+        }
     }
-    std::fs::rename(temp, dest).map_err(|e| Error::io("rename into", dest, e))
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`): a hard
+/// link fails rather than replace, and the old name is removed after it.
+/// Filesystems without hard links get a plain rename after a check.
+fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(from, to)
+        }
+    }
+}
+
+/// `dir/name.conflict-YYYYMMDD-HHMMSS.ext` beside `path` (a counter added
+/// if taken): where a pull keeps the local version of a conflicting file.
+fn free_conflict_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.unwrap_or_default();
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
+        _ => (name.clone(), String::new()),
+    };
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    (0..)
+        .map(|n| {
+            let counter = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            path.with_file_name(format!("{stem}.conflict-{stamp}{counter}{ext}"))
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("some counter is free")
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Deletes the local file `rel` if it is still as scanned (`expected`), then
+/// its parent directories that became empty. Returns whether it deleted:
+/// a file changed since the scan is the agent's work and stays. Blocking.
+pub fn delete_if_unchanged(root: &Path, rel: &str, expected: FileStat) -> Result<bool> {
+    let path = root.join(rel);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() && FileStat::of(&m) == expected => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("inspect", &path, e)),
+        Ok(_) => return Ok(false),
+    }
+    remove_file_and_empty_parents(root, rel)?;
+    Ok(true)
 }
 
 /// Removes the file `rel` and then its parent directories that became
@@ -418,4 +550,45 @@ pub fn remove_file_and_empty_parents(root: &Path, rel: &str) -> Result<()> {
         rel = parent;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_797_296);
+        assert_eq!(utc_stamp(t), "20261127-163456");
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
+    }
+
+    #[test]
+    fn commit_never_replaces_a_file_changed_since_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("notes.md");
+        let temp = dir.path().join(".s3ws-1.partial");
+        std::fs::write(&dest, "agent").unwrap();
+        let scanned = FileStat::of(&std::fs::symlink_metadata(&dest).unwrap());
+        std::fs::write(&temp, "s3").unwrap();
+        // Absent when planned, present now: kept.
+        let err = commit_temp_file(&temp, &dest, None, false).unwrap_err();
+        assert_eq!(err.code(), "FILE_CHANGED");
+        // Keep both: the local version moves to a conflict name.
+        let copy = commit_temp_file(&temp, &dest, Some(scanned), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "s3");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "agent");
+        let name = copy.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("notes.conflict-") && name.ends_with(".md"),
+            "{name}"
+        );
+        // Deleting checks the stat too.
+        let now = FileStat::of(&std::fs::symlink_metadata(&dest).unwrap());
+        std::fs::write(&dest, "agent again").unwrap();
+        assert!(!delete_if_unchanged(dir.path(), "notes.md", now).unwrap());
+        assert!(dest.exists());
+    }
 }

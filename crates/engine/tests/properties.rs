@@ -2,14 +2,15 @@
 //! the ignore matcher never panics and stays fast, and the planner's
 //! invariants hold for any listing and local state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use s3ws_engine::base::{BaseEntry, SyncBase};
 use s3ws_engine::ignore_rules::IgnoreRules;
 use s3ws_engine::keys::{classify_key, KeyKind};
-use s3ws_engine::plan::{hash_candidates, plan_pull, remote_files, Folding};
+use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, Folding, Hashed, LocalView};
 use s3ws_engine::store::RemoteObject;
 use s3ws_engine::workspace::{FileStat, Scan};
 
@@ -80,53 +81,71 @@ proptest! {
     }
 
     #[test]
-    fn a_pull_plan_downloads_or_keeps_every_safe_key_and_deletes_only_local_only_files(
-        remote in prop::collection::btree_map("[a-c]{1,2}(/[a-c]{1,2}){0,2}", (0u64..4, any::<bool>()), 0..12),
-        local in prop::collection::btree_map("[a-c]{1,2}(/[a-c]{1,2}){0,2}", 0u64..4, 0..12),
+    fn a_pull_never_deletes_or_replaces_local_work(
+        paths in prop::collection::btree_map(
+            "[a-c]{1,2}(/[a-c]{1,2}){0,2}",
+            // (base content, local (content, written after the call), remote content)
+            (prop::option::of(0u8..3), prop::option::of((0u8..3, any::<bool>())), prop::option::of(0u8..3)),
+            0..12,
+        ),
         hostile in prop::collection::vec(hostile_key(), 0..3),
+        has_base in any::<bool>(),
+        overwrite in any::<bool>(),
     ) {
-        let md5 = |n: u64| format!("{n:032x}");
-        let rules = IgnoreRules::new(&[]).unwrap();
-        let mut listing: Vec<RemoteObject> = remote
-            .iter()
-            .map(|(rel, (size, same))| RemoteObject {
-                key: format!("p/{rel}"),
-                size: Some(*size),
-                etag: Some(md5(if *same { *size } else { 99 })),
-                last_modified: None,
-            })
-            .collect();
-        listing.extend(hostile.iter().map(|k| RemoteObject { key: k.clone(), size: Some(1), etag: None, last_modified: None }));
+        const NOW: i128 = 1_000_000_000_000_000_000;
+        let md5 = |n: u8| format!("{n:032x}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = SyncBase::load(dir.path(), "b", "p/");
         let mut scan = Scan::default();
-        for (rel, size) in &local {
-            scan.files.insert(rel.clone(), FileStat { size: *size, ..FileStat::default() });
+        let mut hashes = HashMap::new();
+        let mut listing = Vec::new();
+        let synced = FileStat { size: 1, mtime_ns: 1, ctime_ns: 1, ino: 1 };
+        for (rel, (b, l, r)) in &paths {
+            if let (true, Some(b)) = (has_base, b) {
+                let entry = BaseEntry { etag: Some(md5(*b)), md5: md5(*b), stat: synced, recorded_ns: NOW };
+                base.record(rel.clone(), entry).unwrap();
+            }
+            if let Some((content, after)) = l {
+                let unchanged = has_base && *b == Some(*content) && !after;
+                let mtime = if *after { NOW + 1 } else if unchanged { 1 } else { 2 };
+                scan.files.insert(rel.clone(), FileStat { mtime_ns: mtime, ctime_ns: mtime, ..synced });
+                hashes.insert(rel.clone(), Hashed { md5: md5(*content), at_ns: NOW });
+            }
+            if let Some(r) = r {
+                listing.push(RemoteObject { key: format!("p/{rel}"), size: Some(1), etag: Some(md5(*r)), last_modified: None });
+            }
         }
-        let files = remote_files("p/", &listing, &rules, Folding::default());
-        let safe: BTreeMap<String, RemoteObject> = files.files.clone();
-        let had_errors = !files.errors.is_empty();
-        let md5s: HashMap<String, String> = hash_candidates(&files, &scan)
-            .into_iter()
-            .map(|rel| {
-                let size = scan.files[&rel].size;
-                (rel, md5(size))
-            })
-            .collect();
-        let plan = plan_pull(files, &scan, &md5s, &HashMap::new());
-        let mut covered: Vec<&str> = plan.downloads.iter().map(|d| d.rel.as_str()).collect();
-        covered.extend(plan.unchanged.iter().map(|(r, _)| r.as_str()));
-        covered.sort();
-        prop_assert_eq!(covered, safe.keys().map(String::as_str).collect::<Vec<_>>());
-        for rel in &plan.deletes {
-            prop_assert!(!safe.contains_key(rel) && scan.files.contains_key(rel));
+        if has_base {
+            base.start().unwrap();
         }
-        if had_errors {
-            prop_assert!(plan.deletes.is_empty());
-        } else {
-            prop_assert_eq!(plan.deletes.len(), scan.files.keys().filter(|r| !safe.contains_key(*r)).count());
+        listing.extend(hostile.iter().map(|k| RemoteObject { key: k.clone(), size: Some(1), etag: None, last_modified: None }));
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
+        let blocked = remote.blocked.clone();
+        let view = LocalView { scan: &scan, hashes: &hashes, base: &base, started_ns: NOW };
+        let policy = if overwrite { ConflictPolicy::Overwrite } else { ConflictPolicy::KeepBoth };
+        let plan = plan_pull(remote, &view, &HashMap::new(), policy, 100);
+        let local_work = |rel: &str| {
+            let (b, l, _) = &paths[rel];
+            let (content, after) = l.expect("a local file");
+            (after, !has_base || *b != Some(content))
+        };
+        for (rel, _) in &plan.deletes {
+            let (_, _, r) = &paths[rel.as_str()];
+            prop_assert!(r.is_none(), "{rel} deleted though on S3");
+            let (after, modified) = local_work(rel);
+            prop_assert!(!after, "{rel} written after the call was deleted");
+            prop_assert!(!modified || !has_base, "{rel}: a local change was deleted");
         }
-        // Unchanged means: same size and same MD5 as the object.
-        for (rel, entry) in &plan.unchanged {
-            prop_assert_eq!(Some(entry.stat.size), safe[rel].size);
+        for d in &plan.downloads {
+            prop_assert!(!blocked.contains(&d.rel));
+            let Some((_, Some(_), _)) = paths.get(&d.rel) else { continue };
+            let (after, modified) = local_work(&d.rel);
+            prop_assert!(!after, "{} written after the call was replaced", d.rel);
+            if modified && has_base && !overwrite {
+                prop_assert!(d.keep_local, "{}: a local change replaced without a copy", d.rel);
+            }
+            prop_assert!(!plan.deletes.iter().any(|(r, _)| *r == d.rel));
         }
     }
 }

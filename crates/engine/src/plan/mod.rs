@@ -1,0 +1,136 @@
+//! What a pull or push will do, decided without I/O: three-way, from the
+//! listing (remote), a scan with hashes (local) and the sync base.
+
+mod pull;
+mod push;
+mod remote;
+
+use std::collections::HashMap;
+
+pub use pull::{plan_pull, pull_hash_candidates, stored_md5_candidates, Download, PullPlan};
+pub use push::{plan_push, PushPlan, RemoteDelete, Upload};
+pub use remote::{remote_files, Folding, RemoteFiles};
+
+use crate::base::{BaseEntry, SyncBase};
+use crate::workspace::{FileStat, Scan};
+
+/// What to do when both sides changed one path since the base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Keep both: a pull saves the local version under a conflict name
+    /// before it downloads; a push leaves the newer object and reports it.
+    #[default]
+    KeepBoth,
+    /// Upstream's last writer wins: a pull overwrites local changes (never
+    /// those made after the pull was called), a push overwrites S3.
+    Overwrite,
+}
+
+/// A local file's MD5 and when its hashing began (for the base's racy check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub md5: String,
+    pub at_ns: i128,
+}
+
+/// What the plan knows of the local side.
+pub struct LocalView<'a> {
+    pub scan: &'a Scan,
+    pub hashes: &'a HashMap<String, Hashed>,
+    pub base: &'a SyncBase,
+    /// When the operation was called (ns since the epoch): a file changed
+    /// since is the agent's current work, never deleted or overwritten.
+    pub started_ns: i128,
+}
+
+/// How the local file at a path compares with the base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Local {
+    Absent,
+    /// Under a directory the scan could not read: unknown, left alone.
+    Unknown,
+    /// Holds the base's content (and `refresh` holds a new base entry when
+    /// only its stat changed).
+    Unchanged {
+        refresh: Option<BaseEntry>,
+    },
+    /// New since the base, or changed; `md5` when it was hashed.
+    Modified {
+        stat: FileStat,
+        md5: Option<String>,
+        after_start: bool,
+    },
+}
+
+impl LocalView<'_> {
+    pub(crate) fn classify(&self, rel: &str) -> Local {
+        let Some(stat) = self.scan.files.get(rel) else {
+            return if self.scan.is_under_unreadable(rel) {
+                Local::Unknown
+            } else {
+                Local::Absent
+            };
+        };
+        if self.base.unchanged_by_stat(rel, stat) {
+            return Local::Unchanged { refresh: None };
+        }
+        let hashed = self.hashes.get(rel);
+        if let (Some(entry), Some(h)) = (self.base.get(rel), hashed) {
+            if entry.md5 == h.md5 {
+                let refresh = BaseEntry {
+                    stat: *stat,
+                    recorded_ns: h.at_ns,
+                    ..entry.clone()
+                };
+                return Local::Unchanged {
+                    refresh: Some(refresh),
+                };
+            }
+        }
+        Local::Modified {
+            stat: *stat,
+            md5: hashed.map(|h| h.md5.clone()),
+            after_start: stat.mtime_ns.max(stat.ctime_ns) >= self.started_ns,
+        }
+    }
+}
+
+/// Whether deleting `deletes` of `total` files is a mass deletion that
+/// needs the user's consent: more than `max_percent` of them, and either
+/// more than 10 files or every file (of more than one). A workspace emptied
+/// by mistake or an unmounted volume looks like this; an agent tidying up
+/// a few files does not.
+pub fn is_mass_delete(deletes: usize, total: usize, max_percent: u8) -> bool {
+    over_percent(deletes, total, max_percent) && (deletes > 10 || (deletes == total && total > 1))
+}
+
+/// The same guard for a first pull, which deletes local files it has never
+/// seen synced (a pull into the wrong directory): more than `max_percent`
+/// of them and more than 50.
+pub fn is_mass_first_delete(deletes: usize, total: usize, max_percent: u8) -> bool {
+    over_percent(deletes, total, max_percent) && deletes > 50
+}
+
+fn over_percent(deletes: usize, total: usize, max_percent: u8) -> bool {
+    deletes * 100 > usize::from(max_percent) * total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mass_delete_guard() {
+        assert!(!is_mass_delete(1, 1, 50));
+        assert!(is_mass_delete(2, 2, 50));
+        assert!(!is_mass_delete(2, 3, 50));
+        assert!(!is_mass_delete(10, 15, 50));
+        assert!(is_mass_delete(11, 15, 50));
+        assert!(!is_mass_delete(11, 15, 100));
+        assert!(!is_mass_delete(0, 0, 50));
+        assert!(!is_mass_first_delete(2, 2, 50));
+        assert!(!is_mass_first_delete(50, 60, 50));
+        assert!(is_mass_first_delete(51, 60, 50));
+        assert!(!is_mass_first_delete(51, 200, 50));
+    }
+}

@@ -1,0 +1,290 @@
+//! The push plan, decided per path against the base. Every write is
+//! conditional on S3 still holding what the base says (unless the policy is
+//! `Overwrite`), so another agent's newer object is never replaced:
+//!
+//! | local since base | S3 write                                     |
+//! |------------------|----------------------------------------------|
+//! | unchanged        | none                                         |
+//! | changed          | PUT `If-Match: <base ETag>`                  |
+//! | new              | PUT `If-None-Match: *`                       |
+//! | deleted          | DELETE `If-Match: <base ETag>`               |
+//!
+//! Without a base (this directory never synced with the prefix) the
+//! listing stands in for it: identical objects are recorded, different
+//! ones are conflicts, absent ones are uploaded with `If-None-Match: *`.
+
+use std::collections::BTreeMap;
+
+use super::{is_mass_delete, ConflictPolicy, Local, LocalView};
+use crate::base::BaseEntry;
+use crate::error::{Error, FileError};
+use crate::store::{etag_md5, Condition, RemoteObject};
+use crate::workspace::FileStat;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub rel: String,
+    pub stat: FileStat,
+    pub md5: String,
+    /// When hashing began, for the base entry.
+    pub hashed_ns: i128,
+    pub condition: Condition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteDelete {
+    pub rel: String,
+    /// The base ETag the object must still have (`None`: unconditional).
+    pub if_match: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct PushPlan {
+    pub uploads: Vec<Upload>,
+    /// Objects of files deleted here (the caller confirms each is really
+    /// gone before deleting it on S3).
+    pub deletes: Vec<RemoteDelete>,
+    /// New base entries for paths whose sides already hold the same bytes.
+    pub record: Vec<(String, BaseEntry)>,
+    /// Paths whose object differs and that have no base to say which side
+    /// is newer: left as they are, reported.
+    pub conflicts: Vec<String>,
+    pub unchanged: usize,
+    pub errors: Vec<FileError>,
+}
+
+/// Plans a push. `listing`: the objects under the prefix by relative path,
+/// needed only when there is no base yet.
+pub fn plan_push(
+    local: &LocalView,
+    listing: Option<&BTreeMap<String, RemoteObject>>,
+    policy: ConflictPolicy,
+    max_delete_percent: u8,
+) -> PushPlan {
+    let mut plan = PushPlan::default();
+    let overwrite = policy == ConflictPolicy::Overwrite;
+    for rel in local.scan.files.keys() {
+        let entry = local.base.get(rel);
+        let (stat, md5) = match local.classify(rel) {
+            Local::Unchanged { refresh } => {
+                plan.unchanged += 1;
+                if let Some(e) = refresh {
+                    plan.record.push((rel.clone(), e));
+                }
+                continue;
+            }
+            Local::Modified {
+                stat, md5: Some(m), ..
+            } => (stat, m),
+            // Not hashed: its read error is already reported.
+            _ => continue,
+        };
+        let hashed_ns = local.hashes[rel].at_ns;
+        let condition = match (entry, listing.and_then(|l| l.get(rel))) {
+            _ if overwrite => Condition::None,
+            (Some(e), _) => e.etag.clone().map_or(Condition::None, Condition::IfMatch),
+            (None, Some(obj)) => {
+                if obj.etag.as_deref().and_then(etag_md5).as_deref() == Some(md5.as_str()) {
+                    let entry = BaseEntry {
+                        etag: obj.etag.clone(),
+                        md5,
+                        stat,
+                        recorded_ns: hashed_ns,
+                    };
+                    plan.unchanged += 1;
+                    plan.record.push((rel.clone(), entry));
+                } else {
+                    plan.conflicts.push(rel.clone());
+                }
+                continue;
+            }
+            (None, None) => Condition::IfNoneMatch,
+        };
+        plan.uploads.push(Upload {
+            rel: rel.clone(),
+            stat,
+            md5,
+            hashed_ns,
+            condition,
+        });
+    }
+    let mut deletes: Vec<RemoteDelete> = local
+        .base
+        .paths()
+        .filter(|rel| local.classify(rel) == Local::Absent)
+        .map(|rel| RemoteDelete {
+            rel: rel.clone(),
+            if_match: if overwrite {
+                None
+            } else {
+                local.base.get(rel).and_then(|e| e.etag.clone())
+            },
+        })
+        .collect();
+    deletes.sort_by(|a, b| a.rel.cmp(&b.rel));
+    if is_mass_delete(deletes.len(), local.base.len(), max_delete_percent) {
+        let err = Error::MassDelete(format!(
+            "the push would delete {} of {} synced files on S3; none was deleted. \
+             Is the workspace empty or unmounted by mistake? If the deletions are \
+             intended, raise maxDeletePercent (now {max_delete_percent})",
+            deletes.len(),
+            local.base.len()
+        ));
+        plan.errors.push(FileError::whole(&err));
+        deletes.clear();
+    }
+    plan.deletes = deletes;
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::Hashed;
+    use super::*;
+    use crate::base::SyncBase;
+    use crate::workspace::Scan;
+
+    const NOW: i128 = 1_000_000_000_000_000_000;
+
+    fn stat(mtime_ns: i128) -> FileStat {
+        FileStat {
+            size: 1,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            ino: 1,
+        }
+    }
+
+    fn setup(
+        synced: &[&str],
+        local: &[(&str, i128, &str)],
+    ) -> (SyncBase, Scan, HashMap<String, Hashed>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        for rel in synced {
+            let entry = BaseEntry {
+                etag: Some(format!("etag-{rel}")),
+                md5: "m0".into(),
+                stat: stat(1),
+                recorded_ns: NOW,
+            };
+            base.record((*rel).into(), entry).unwrap();
+        }
+        let mut scan = Scan::default();
+        let mut hashes = HashMap::new();
+        for (rel, mtime, md5) in local {
+            scan.files.insert((*rel).into(), stat(*mtime));
+            hashes.insert(
+                (*rel).into(),
+                Hashed {
+                    md5: (*md5).into(),
+                    at_ns: NOW,
+                },
+            );
+        }
+        (base, scan, hashes, dir)
+    }
+
+    #[test]
+    fn conditions_follow_the_base() {
+        let (base, scan, hashes, _d) = setup(
+            &["same", "changed", "gone", "locked/inside"],
+            &[("same", 1, "m0"), ("changed", 5, "m1"), ("new", 5, "m2")],
+        );
+        let mut scan = scan;
+        scan.unreadable_dirs.push("locked".into());
+        let view = LocalView {
+            scan: &scan,
+            hashes: &hashes,
+            base: &base,
+            started_ns: NOW,
+        };
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
+        let ups: Vec<_> = plan
+            .uploads
+            .iter()
+            .map(|u| (u.rel.as_str(), u.condition.clone()))
+            .collect();
+        assert_eq!(
+            ups,
+            vec![
+                ("changed", Condition::IfMatch("etag-changed".into())),
+                ("new", Condition::IfNoneMatch)
+            ]
+        );
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(
+            plan.deletes,
+            vec![RemoteDelete {
+                rel: "gone".into(),
+                if_match: Some("etag-gone".into())
+            }]
+        );
+        let plan = plan_push(&view, None, ConflictPolicy::Overwrite, 50);
+        assert!(plan.uploads.iter().all(|u| u.condition == Condition::None));
+        assert_eq!(plan.deletes[0].if_match, None);
+    }
+
+    #[test]
+    fn an_emptied_workspace_deletes_nothing() {
+        let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (base, scan, hashes, _d) = setup(&refs, &[]);
+        let view = LocalView {
+            scan: &scan,
+            hashes: &hashes,
+            base: &base,
+            started_ns: NOW,
+        };
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.errors[0].code, "MASS_DELETE");
+        assert_eq!(
+            plan_push(&view, None, ConflictPolicy::KeepBoth, 100)
+                .deletes
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn without_a_base_the_listing_decides() {
+        let (base, scan, hashes, _d) = setup(
+            &[],
+            &[
+                ("same", 1, "0cc175b9c0f1b6a831c399e269772661"),
+                ("differs", 1, "0cc175b9c0f1b6a831c399e269772661"),
+                ("new", 1, "0cc175b9c0f1b6a831c399e269772661"),
+            ],
+        );
+        let obj = |key: &str, etag: &str| RemoteObject {
+            key: key.into(),
+            size: Some(1),
+            etag: Some(etag.into()),
+            last_modified: None,
+        };
+        let listing = BTreeMap::from([
+            (
+                "same".to_owned(),
+                obj("p/same", "0cc175b9c0f1b6a831c399e269772661"),
+            ),
+            (
+                "differs".to_owned(),
+                obj("p/differs", "92eb5ffee6ae2fec3ad71c777531578f"),
+            ),
+        ]);
+        let view = LocalView {
+            scan: &scan,
+            hashes: &hashes,
+            base: &base,
+            started_ns: NOW,
+        };
+        let plan = plan_push(&view, Some(&listing), ConflictPolicy::KeepBoth, 50);
+        assert_eq!(plan.conflicts, vec!["differs"]);
+        assert_eq!(plan.record.len(), 1);
+        assert_eq!(plan.uploads.len(), 1);
+        assert_eq!(plan.uploads[0].condition, Condition::IfNoneMatch);
+    }
+}
