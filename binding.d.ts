@@ -22,7 +22,8 @@ export declare class NativeIgnoreRules {
 /** One workspace's sync engine. */
 export declare class NativeWorkspace {
   constructor(options: NativeOptions, onEvent: (arg: NativeEvent) => void, hooks: NativeHooks)
-  pull(): Promise<NativeOutcome>
+  /** `called_at_ms`: when the user called `pull()` (ms since the epoch). */
+  pull(calledAtMs: number): Promise<NativeOutcome>
   push(): Promise<NativeOutcome>
 }
 

@@ -460,6 +460,7 @@ class S3WorkspaceSync extends EventEmitter {
 
   /** Downloads the prefix into the workspace; S3 is the source of truth. */
   async pull() {
+    const calledAt = Date.now()
     let settlePriority = () => {}
     if (this._nativeOptions.priorityPrefix) {
       this._priorityWait = new Promise((resolve) => {
@@ -469,7 +470,7 @@ class S3WorkspaceSync extends EventEmitter {
     }
     try {
       const engine = await this._native()
-      const outcome = await engine.pull()
+      const outcome = await engine.pull(calledAt)
       if (outcome.error) throw operationError('Pull', outcome.error)
       return toResult(outcome.report, 'downloadedFiles')
     } catch (e) {

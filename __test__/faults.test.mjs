@@ -20,6 +20,7 @@ import {
   listingXml,
   fingerprint,
   listKeys,
+  settle,
 } from './helpers.mjs'
 
 const quiet = () => recordingLogger().logger
@@ -70,6 +71,7 @@ test('an object that keeps failing is a per-file error: the rest lands, its old 
   await seed(bucket, 'p/', { 'good.txt': 'good', 'bad.txt': 'new content' })
   const dir = tmpDir()
   writeFileSync(path.join(dir, 'bad.txt'), 'old content')
+  await settle()
   await withProxy({ fault: (r) => (isGet(r) && r.path.endsWith('/bad.txt') ? internal : undefined) }, async (proxy) => {
     const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
     assert.equal(result.success, false)
@@ -97,6 +99,7 @@ test('a corrupted body is caught by its MD5: retried once flipped, never lands w
   await withProxy({ fault: (r) => (isGet(r) ? { flip: true } : undefined) }, async (proxy) => {
     const dir = tmpDir()
     writeFileSync(path.join(dir, 'data.bin'), 'previous')
+    await settle()
     const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
     assert.equal(result.success, false)
     assert.match(result.errors[0], /INTEGRITY|MD5/i)
@@ -187,6 +190,7 @@ test('hostile keys are never written, each is reported, and they block no other 
   const outsideWs = () => Object.fromEntries(Object.entries(fingerprint(root)).filter(([p]) => !p.startsWith('a/b/ws/')))
   const before = outsideWs()
   writeFileSync(path.join(dir, 'local-only.txt'), 'mine')
+  await settle()
   const objects = [...HOSTILE_KEYS.map((key) => ({ key })), { key: 'p/ok.txt', size: 4, etag: md5(Buffer.from('fine')) }]
   const fault = (r) => (isList(r) ? { status: 200, body: listingXml({ bucket, prefix: 'p/', objects }) } : undefined)
   await withProxy({ fault }, async (proxy) => {

@@ -3,6 +3,7 @@
 
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, lstatSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -116,9 +117,11 @@ export function recordingLogger() {
  *   { flip: true }           forward, but flip one byte of the response body,
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more;
- * `delay(req)` returns milliseconds to wait before forwarding.
+ * `delay(req)` returns milliseconds to wait before forwarding;
+ * `hold(req)` milliseconds to hold the server's answer before passing it on
+ * (the server has acted, the client does not know yet).
  */
-export async function startProxy({ target = endpoint, fault, delay } = {}) {
+export async function startProxy({ target = endpoint, fault, delay, hold } = {}) {
   const upstream = new URL(target)
   const requests = []
   const sockets = new Set()
@@ -137,7 +140,13 @@ export async function startProxy({ target = endpoint, fault, delay } = {}) {
       // The Host header is kept: it is part of the SigV4 signature.
       const fwd = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-        (up) => {
+        async (up) => {
+          const held = hold?.(entry) ?? 0
+          if (held > 0) {
+            up.pause()
+            await new Promise((r) => setTimeout(r, held))
+            up.resume()
+          }
           res.writeHead(up.statusCode, up.headers)
           if (!action) return up.pipe(res)
           let sent = 0
@@ -187,6 +196,13 @@ export async function startProxy({ target = endpoint, fault, delay } = {}) {
   }
 }
 
+/**
+ * A file stamped within ~20 ms before a pull is called counts as written
+ * during it (the kernel stamps files from a coarse clock) and is left alone.
+ * A test whose files mean "written before the pull" waits this long first.
+ */
+export const settle = () => new Promise((r) => setTimeout(r, 40))
+
 /** Whether a recorded request is a listing (ListObjectsV2). */
 export const isList = (r) => r.method === 'GET' && r.query.get('list-type') === '2'
 
@@ -202,4 +218,38 @@ export function listingXml({ bucket, prefix, objects, truncated = false, nextTok
 /** sha256 of every file under `dir` (a canary that must never change). */
 export function fingerprint(dir) {
   return Object.fromEntries(filesUnder(dir).map(([r, full]) => [r, createHash('sha256').update(readFileSync(full)).digest('hex')]))
+}
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+
+/**
+ * Runs `op` ('pull' or 'push') in a fresh Node process, as a new container
+ * would: a new instance with `options` (logger silenced). Resolves to the
+ * result object; `onStart(child)` may kill it.
+ */
+export function inChild(options, op, { onStart } = {}) {
+  const script = `
+    const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+    const sync = new S3WorkspaceSync({ ...${JSON.stringify(options)}, logger: quiet })
+    sync.${op}().then(
+      (r) => process.stdout.write(JSON.stringify(r)),
+      (e) => { process.stdout.write(JSON.stringify({ rejected: { code: e.code, message: e.message } })) },
+    )
+  `
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.once('error', reject)
+    child.once('exit', (code, signal) => {
+      if (signal) return resolve({ killed: signal })
+      try {
+        resolve(JSON.parse(out))
+      } catch {
+        reject(new Error(`child exited ${code} with ${JSON.stringify(out)}`))
+      }
+    })
+    onStart?.(child)
+  })
 }

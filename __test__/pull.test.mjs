@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys, settle } from './helpers.mjs'
 
 const quiet = () => recordingLogger().logger
 
@@ -54,6 +54,7 @@ test('pull deletes local-only files and emptied directories, keeps ignored ones'
   writeFileSync(path.join(dir, 'node_modules/pkg/index.js'), 'ignored')
   writeFileSync(path.join(dir, 'debug.log'), 'ignored')
   writeFileSync(path.join(dir, 'notes.secret'), 'ignored by option')
+  await settle()
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['*.secret'], logger: quiet() })
   const result = await sync.pull()
   assert.equal(result.success, true)

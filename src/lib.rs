@@ -207,10 +207,13 @@ impl NativeWorkspace {
         })
     }
 
+    /// `called_at_ms`: when the user called `pull()` (ms since the epoch).
     #[napi]
-    pub async fn pull(&self) -> Result<NativeOutcome> {
+    pub async fn pull(&self, called_at_ms: f64) -> Result<NativeOutcome> {
         let ws = self.inner.clone();
-        Ok(outcome(ws.pull().await))
+        let called = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs_f64(called_at_ms.max(0.0) / 1000.0);
+        Ok(outcome(ws.pull_called_at(called).await))
     }
 
     #[napi]

@@ -199,6 +199,18 @@ impl SyncBase {
         self.racy_window_ns = window.as_nanos() as i128;
     }
 
+    /// How far a file's timestamp may lag the clock that timed a call: the
+    /// kernel stamps files from a coarse clock (≤ one tick, 10 ms at
+    /// HZ=100), or in whole granules on coarse filesystems.
+    pub fn clock_lag_ns(&self) -> i128 {
+        const TICK_MARGIN_NS: i128 = 20_000_000;
+        if self.racy_window_ns > FINE_WINDOW.as_nanos() as i128 {
+            self.racy_window_ns
+        } else {
+            TICK_MARGIN_NS
+        }
+    }
+
     pub fn get(&self, rel: &str) -> Option<&BaseEntry> {
         self.entries.get(rel)
     }

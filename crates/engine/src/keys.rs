@@ -56,6 +56,21 @@ pub fn validate_relative_path(rel: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses a key S3 would reject as too long (before any byte is sent).
+pub fn check_key_length(key: &str) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::UnsafeKey(format!(
+            "the key would be {} bytes, over S3's limit of {MAX_KEY_BYTES}; the file stays local \
+             only (shorten its path)",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The S3 key of a workspace-relative path.
 pub fn key_for(prefix: &str, rel: &str) -> String {
     format!("{prefix}{rel}")

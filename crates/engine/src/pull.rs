@@ -41,8 +41,14 @@ impl Workspace {
     /// Rejects (with `S3_OPERATION_ERROR`, `WORKSPACE_ERROR`, …) only when
     /// nothing could be synced; failures of single files are in the report.
     pub async fn pull(&self) -> Result<Report> {
+        self.pull_called_at(SystemTime::now()).await
+    }
+
+    /// `pull()` for a call made at `called` (the JS wrapper's own time:
+    /// files written since then are the agent's and stay untouched).
+    pub async fn pull_called_at(&self, called: SystemTime) -> Result<Report> {
         let started = Instant::now();
-        let started_ns = nanos(SystemTime::now());
+        let started_ns = nanos(called.min(SystemTime::now()));
         let mut state = self.state.lock().await;
         let cfg = &self.config;
         self.log(
@@ -85,7 +91,9 @@ impl Workspace {
             scan: &local,
             hashes: &no_hashes,
             base: &base,
-            started_ns,
+            // A file stamped just before the call by a lagging clock may
+            // have been written after it: the margin counts it as after.
+            started_ns: started_ns - base.clock_lag_ns(),
         };
         let candidates = pull_hash_candidates(&remote, &unhashed)
             .into_iter()

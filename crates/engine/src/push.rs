@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use crate::base::{BaseEntry, SyncBase};
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
-use crate::keys::key_for;
+use crate::keys::{check_key_length, key_for};
 use crate::plan::{plan_push, remote_files, Folding, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
@@ -107,7 +107,20 @@ impl Workspace {
             ));
             self.conflict(&mut report, Action::Upload, rel, &err);
         }
-        self.upload_all(&store, plan.uploads, &mut base, &mut report)
+        let mut uploads = plan.uploads;
+        uploads.retain(
+            |u| match check_key_length(&key_for(&self.config.prefix, &u.rel)) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.log(Level::Warn, &format!("Not uploaded: {}: {e}", u.rel));
+                    report
+                        .errors
+                        .push(FileError::new(Action::Upload, u.rel.clone(), &e));
+                    false
+                }
+            },
+        );
+        self.upload_all(&store, uploads, &mut base, &mut report)
             .await;
         report.deleted = self
             .delete_remote(&*store, plan.deletes, &mut base, &mut report)

@@ -141,11 +141,10 @@ pub fn plan_pull(
         };
         // Even rewritten with the base's bytes, a file written since the
         // call is the agent's current work.
-        let touched = local
-            .scan
-            .files
-            .get(local_rel)
-            .is_some_and(|s| s.mtime_ns.max(s.ctime_ns) >= local.started_ns);
+        // (Our own writes are recorded with their stat in the base.)
+        let touched = local.scan.files.get(local_rel).is_some_and(|s| {
+            s.mtime_ns.max(s.ctime_ns) >= local.started_ns && entry.is_none_or(|e| e.stat != *s)
+        });
         match (obj, state) {
             (_, Local::Unknown) => {}
             (None, Local::Absent) => plan.forget.push(rel.clone()),
