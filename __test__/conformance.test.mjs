@@ -1,15 +1,31 @@
-// The upstream package's own answers (../shared/spec/*.json), checked entry by entry.
+// The upstream package's own answers, checked entry by entry. The vectors
+// are kept in __test__/fixtures/spec/ exactly as the team's shared spec has
+// them (a test below compares the two when ../shared/spec is beside the clone).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SyncIgnoreFilter, guessContentType, validateStoragePath, PathValidationError, SyncError } from '../index.js'
 import { tmpDir, recordingLogger } from './helpers.mjs'
 
-const SPEC = process.env.S3WS_SPEC_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'spec')
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const SPEC = path.join(HERE, 'fixtures', 'spec')
+const SHARED_SPEC = process.env.S3WS_SPEC_DIR || path.resolve(HERE, '..', '..', 'shared', 'spec')
 const vectors = (name) => JSON.parse(readFileSync(path.join(SPEC, name), 'utf8'))
+
+test('the vectors in the repository are the shared spec as it is (when it is beside the clone)', (t) => {
+  const ours = readdirSync(SPEC).filter((n) => n.endsWith('.json')).sort()
+  assert.deepEqual(ours, ['content-types.json', 'syncignore-cases.json', 'validate-storage-path.json'])
+  if (!existsSync(SHARED_SPEC)) {
+    t.diagnostic(`no ${SHARED_SPEC}: the copies in ${SPEC} are used as they are`)
+    return
+  }
+  for (const name of ours) {
+    assert.equal(readFileSync(path.join(SPEC, name), 'utf8'), readFileSync(path.join(SHARED_SPEC, name), 'utf8'), `${name} differs from ${SHARED_SPEC}`)
+  }
+})
 
 test('syncignore-cases.json: every isIgnored answer', async () => {
   const { cases } = vectors('syncignore-cases.json')

@@ -16,9 +16,9 @@ const silent = { debug() {}, info() {}, warn() {}, error() {} }
 
 async function makeInstance() {
   const options = { bucket: job.bucket, prefix: job.prefix, workspaceDir: job.workspaceDir, endpoint: job.endpoint }
-  if (job.impl === 'ours') {
+  if (job.impl === 'ours' || job.impl === 'baseline') {
     const require = createRequire(import.meta.url)
-    const { S3WorkspaceSync } = require('..')
+    const { S3WorkspaceSync } = require(job.impl === 'baseline' ? job.baselineDir : '..')
     // binding.js falls back to the .node at the repo root (often a debug
     // build) when the override does not load: refuse to measure that.
     const want = process.env.NAPI_RS_NATIVE_LIBRARY_PATH

@@ -101,6 +101,29 @@ function newestSource() {
 }
 
 /**
+ * The package as it was at git revision `rev`, with its own release addon:
+ * exported once to bench/.native-baseline/<commit>/ and built there (the
+ * shared cargo cache serves the dependencies; the path crates differ by
+ * path, so the two builds never mix). Returns the directory to require()
+ * and the .node to load, for the `baseline` implementation.
+ */
+export function ensureBaseline(rev) {
+  const commit = git(['rev-parse', '--short', `${rev}^{commit}`])
+  if (!commit) throw new Error(`--baseline: ${rev} is not a commit`)
+  const dir = path.join(ROOT, 'bench', '.native-baseline', commit)
+  const nodeFile = () => (existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.node')) : undefined)
+  if (!nodeFile()) {
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir, { recursive: true })
+    const r = spawnSync('sh', ['-c', `git archive --format=tar ${commit} | tar -x -m -C '${dir}'`], { cwd: ROOT, stdio: 'inherit' })
+    if (r.status !== 0) throw new Error(`git archive ${commit} failed`)
+    useTargetDir(false)
+    run('npx', ['napi', 'build', '--cwd', dir, '--platform', '--release', '--output-dir', dir, '--no-js'])
+  }
+  return { dir, addon: path.join(dir, nodeFile()), commit }
+}
+
+/**
  * Makes sure both release builds exist; returns their paths and where they
  * came from. `rebuild`: false (build only what is missing), 'worktree' (the
  * working tree as it is) or 'head' (the last commit, via git archive).

@@ -32,7 +32,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { ROOT, ensureNodeModules } from '../scripts/setup.mjs'
 import { startS3Server, ensureWeed } from '../scripts/s3-server.mjs'
-import { ensureNative } from './native.mjs'
+import { ensureNative, ensureBaseline } from './native.mjs'
 import { cpuMsOf, machineBusyMs } from './sysstat.mjs'
 import { startCountingProxy, formatCounts, MARK_PATH } from './proxy.mjs'
 import { mapLimit } from './reference.mjs'
@@ -43,7 +43,7 @@ const MiB = 1024 * 1024
 // ---- arguments ----------------------------------------------------------------
 
 function parseArgs(argv) {
-  const o = { reps: null, quick: false, build: false, only: null, count: true, tmp: null, out: null, help: false, quietWait: 180 }
+  const o = { reps: null, quick: false, build: false, only: null, count: true, tmp: null, out: null, help: false, quietWait: 180, baseline: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const val = () => {
@@ -59,6 +59,7 @@ function parseArgs(argv) {
     else if (a === '--tmp') o.tmp = val()
     else if (a === '--quiet-wait') o.quietWait = Number(val())
     else if (a === '--out') o.out = val()
+    else if (a === '--baseline') o.baseline = val()
     else if (a === '--help' || a === '-h') o.help = true
     else throw new Error(`unknown argument ${a} (see --help)`)
   }
@@ -79,7 +80,9 @@ const HELP = `npm run bench -- [options]
   --quiet-wait S  before each timed run, wait while other processes keep the CPU busy,
                 up to S seconds in all (default 180; 0: never wait)
   --tmp DIR     where the server data and workspaces go (default /dev/shm, else the OS temp dir)
-  --out FILE    markdown output (default bench/results/latest.md; quick: bench/results/quick.md)`
+  --out FILE    markdown output (default bench/results/latest.md; quick: bench/results/quick.md)
+  --baseline REV  also run the package as of git revision REV (its own release build) in
+                every scenario, side by side: "ours vs baseline" ratios show a change's effect`
 
 // ---- small helpers ------------------------------------------------------------
 
@@ -188,6 +191,7 @@ async function main() {
   ensureNodeModules()
   ensureWeed()
   const built = ensureNative({ rebuild: opts.build })
+  const baseline = opts.baseline ? ensureBaseline(opts.baseline) : null
   if (built.stale) {
     console.warn(`warning: Rust sources changed since the release addon was built (${built.builtAt}, from ${built.source}); --build measures the working tree`)
   }
@@ -270,8 +274,11 @@ async function main() {
 
     /** Runs bench/child.mjs with `job`; returns its result. */
     async function runChild(job) {
-      const { stdout } = await runProcess(process.execPath, [path.join(ROOT, 'bench', 'child.mjs'), JSON.stringify({ bucket, ...job })], {
-        env,
+      // The baseline is another tree (its own JS) with its own addon.
+      const childEnv = job.impl === 'baseline' ? { ...env, NAPI_RS_NATIVE_LIBRARY_PATH: baseline.addon } : env
+      const full = job.impl === 'baseline' ? { bucket, baselineDir: baseline.dir, ...job } : { bucket, ...job }
+      const { stdout } = await runProcess(process.execPath, [path.join(ROOT, 'bench', 'child.mjs'), JSON.stringify(full)], {
+        env: childEnv,
         timeoutMs: childTimeout,
       })
       const line = stdout.split('\n').find((l) => l.startsWith('__RESULT__ '))
@@ -414,7 +421,9 @@ async function main() {
         prefix: () => 'big/',
         check: (s) => (expectTree(s).bytes === bigSize ? null : `got ${expectTree(s).bytes} B`),
       },
-    ].filter((s) => !opts.only || opts.only.includes(s.name))
+    ]
+      .filter((s) => !opts.only || opts.only.includes(s.name))
+      .map((s) => (baseline ? { ...s, impls: s.impls.flatMap((i) => (i === 'ours' ? ['ours', 'baseline'] : [i])) } : s))
     if (scenarios.length === 0) throw new Error(`--only matched no scenario`)
 
     // A shared machine: let a build or test run elsewhere finish first.
@@ -462,7 +471,7 @@ async function main() {
       results.push(entry)
     }
 
-    const report = renderReport({ opts, results, native, ws, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs })
+    const report = renderReport({ opts, results, native, baseline, ws, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs })
     console.log(`\n${report}`)
     const out = opts.out ?? path.join(ROOT, 'bench', 'results', opts.quick ? 'quick.md' : 'latest.md')
     mkdirSync(path.dirname(out), { recursive: true })
@@ -496,7 +505,7 @@ function stats(samples) {
   }
 }
 
-function renderReport({ opts, results, native, ws, bigSize, tmpBase, elapsedMs, waitedMs }) {
+function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, elapsedMs, waitedMs }) {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no']) ? ' (uncommitted changes)' : ''
   const lines = []
@@ -505,7 +514,7 @@ function renderReport({ opts, results, native, ws, bigSize, tmpBase, elapsedMs, 
   lines.push(`- Machine: ${os.availableParallelism?.() ?? os.cpus().length} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`)
   lines.push(`- Load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}; waited ${Math.round(waitedMs / 1000)} s in all for other processes to go quiet before timed runs`)
   lines.push(`- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback`)
-  lines.push(`- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}`)
+  lines.push(`- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}${baseline ? `; baseline: the package at ${baseline.commit}, built from that commit` : ''}`)
   lines.push(`- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB; ${opts.reps} timed reps per implementation, order rotated each rep; medians`)
   lines.push('')
   lines.push('| scenario | impl | median time (min–max) | client CPU | server CPU | peak RSS | requests | loop lag max / p99 | ratio |')
@@ -523,6 +532,7 @@ function renderReport({ opts, results, native, ws, bigSize, tmpBase, elapsedMs, 
       }
       let ratio = ''
       if (impl === 'ours' && ref) ratio = `${fmtX(ref.ms / s.ms)} faster than reference`
+      if (impl === 'baseline' && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} the speed of ${baseline.commit}`
       if (impl === 'floor' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} floor`
       if (impl === 'single-stream' && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} faster`
       const lag = s.lagMax === null ? '–' : `${s.lagMax.toFixed(0)} / ${s.lagP99.toFixed(0)} ms`
