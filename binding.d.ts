@@ -11,7 +11,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeIgnoreRules {
   constructor(patterns: Array<string>)
-  /** Adds the rules of the workspace's `.syncignore`, if any; returns how many. */
+  /**
+   * Adds the rules of the workspace's `.syncignore`, if any; returns how
+   * many. Never blocks: only a regular file is read, with size limits.
+   */
   loadFromWorkspace(dir: string): number
   /** `path` is a directory when it ends in `/`. */
   isIgnored(path: string): boolean

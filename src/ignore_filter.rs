@@ -20,13 +20,20 @@ impl NativeIgnoreRules {
         })
     }
 
-    /// Adds the rules of the workspace's `.syncignore`, if any; returns how many.
+    /// Adds the rules of the workspace's `.syncignore`, if any; returns how
+    /// many. Never blocks: only a regular file is read, with size limits.
     #[napi]
     pub fn load_from_workspace(&mut self, dir: String) -> Result<u32> {
-        let next = self
-            .rules
-            .with_syncignore(std::path::Path::new(&dir))
-            .map_err(to_js_error)?;
+        let root = match engine::local::Dir::open_root(std::path::Path::new(&dir)) {
+            Ok(root) => root,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => {
+                return Err(to_js_error(engine::Error::Syncignore(format!(
+                    "{dir} cannot be read: {e}"
+                ))))
+            }
+        };
+        let next = self.rules.with_syncignore(&root).map_err(to_js_error)?;
         let added = next.pattern_count() - self.rules.pattern_count();
         self.rules = next;
         Ok(added as u32)

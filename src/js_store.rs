@@ -158,7 +158,7 @@ impl Store for JsStore {
             .call(StoreRequest {
                 op: "put".into(),
                 key: Some(req.key.into()),
-                path: Some(req.file.to_string_lossy().into_owned()),
+                path: Some(req.path.to_string_lossy().into_owned()),
                 content_type: Some(req.content_type.into()),
                 if_match,
                 if_none_match,

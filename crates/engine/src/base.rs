@@ -17,15 +17,16 @@
 //! unchanged (git's "racy clean" problem); later writes move mtime on.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::workspace::FileStat;
+use crate::local::{create_temp_file, Dir, FileStat};
 
 /// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
 /// window unless the filesystem shows finer timestamps.
@@ -110,7 +111,9 @@ impl Line {
 /// The base of one (bucket, prefix) in one state directory.
 #[derive(Debug)]
 pub struct SyncBase {
-    path: PathBuf,
+    /// The state directory, and the file's name in it.
+    dir: Arc<Dir>,
+    name: String,
     header: String,
     /// Whether a base was on disk (or has been started): without one, the
     /// first pull mirrors S3.
@@ -131,19 +134,19 @@ fn file_name(bucket: &str, prefix: &str) -> String {
 }
 
 impl SyncBase {
-    /// The base of `bucket`/`prefix` kept in `state_dir`; empty (and not
-    /// `exists`) when there is none. An unreadable or foreign file counts as
-    /// none. Blocking.
-    pub fn load(state_dir: &Path, bucket: &str, prefix: &str) -> Self {
+    /// The base of `bucket`/`prefix` kept in the state directory `dir`;
+    /// empty (and not `exists`) when there is none. An unreadable or foreign
+    /// file counts as none. Blocking.
+    pub fn load(dir: Arc<Dir>, bucket: &str, prefix: &str) -> Self {
         let header = serde_json::to_string(&Header {
             v: VERSION,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
         })
         .expect("a header always serialises");
-        let path = state_dir.join(file_name(bucket, prefix));
         let mut base = SyncBase {
-            path,
+            name: file_name(bucket, prefix),
+            dir,
             header,
             exists: false,
             entries: HashMap::new(),
@@ -151,9 +154,14 @@ impl SyncBase {
             journal_failed: false,
             racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         };
-        let Ok(text) = std::fs::read_to_string(&base.path) else {
+        let mut text = String::new();
+        let read = base
+            .dir
+            .open_regular(&base.name)
+            .and_then(|mut f| f.read_to_string(&mut text));
+        if read.is_err() {
             return base;
-        };
+        }
         let mut lines = text.lines();
         let ours = lines
             .next()
@@ -185,8 +193,24 @@ impl SyncBase {
         base
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The state directory the base is kept in (this operation's handle).
+    pub fn dir(&self) -> &Arc<Dir> {
+        &self.dir
+    }
+
+    /// Uses `dir` (this operation's handle of the same state directory).
+    pub fn set_dir(&mut self, dir: Arc<Dir>) {
+        self.journal = None;
+        self.dir = dir;
+    }
+
+    /// The file's name in the state directory.
+    pub fn file_name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.name)
     }
 
     /// Whether this (bucket, prefix) has synced with this directory before.
@@ -276,10 +300,10 @@ impl SyncBase {
             if !self.exists {
                 self.save()?;
             }
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| Error::io("open", &self.path, e))?;
+            let file = self
+                .dir
+                .open_append(&self.name)
+                .map_err(|e| Error::io("open", &self.path(), e))?;
             self.journal = Some(file);
         }
         let mut bytes = serde_json::to_vec(line).map_err(|e| Error::Io(e.to_string()))?;
@@ -287,7 +311,7 @@ impl SyncBase {
         let journal = self.journal.as_mut().expect("just opened");
         journal
             .write_all(&bytes)
-            .map_err(|e| Error::io("append to", &self.path, e))
+            .map_err(|e| Error::io("append to", &self.dir.path().join(&self.name), e))
     }
 
     /// Writes the whole base compactly (temp file + rename). Blocking.
@@ -304,13 +328,14 @@ impl SyncBase {
                 .map_err(|e| Error::Io(e.to_string()))?;
             out.push(b'\n');
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        let (mut file, temp) = create_temp_file(&self.dir)?;
+        let written = file
+            .write_all(&out)
+            .and_then(|()| self.dir.rename(&temp, &self.name));
+        if let Err(e) = written {
+            let _ = self.dir.remove_file(&temp);
+            return Err(Error::io("write", &self.path(), e));
         }
-        let temp = self.path.with_extension("jsonl.partial");
-        std::fs::write(&temp, out)
-            .and_then(|()| std::fs::rename(&temp, &self.path))
-            .map_err(|e| Error::io("write", &self.path, e))?;
         self.exists = true;
         Ok(())
     }
@@ -341,7 +366,8 @@ mod tests {
     #[test]
     fn missing_then_recorded_entries_survive_a_reload_and_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
+        let mut base = SyncBase::load(state(), "b", "p/");
         assert!(!base.exists());
         let now = 100 * COARSE_WINDOW.as_nanos() as i128;
         base.record("a".into(), entry("m1", 1, now)).unwrap();
@@ -356,18 +382,19 @@ mod tests {
             .open(&path)
             .unwrap();
         f.write_all(b"{\"p\":\"torn").unwrap();
-        let base = SyncBase::load(dir.path(), "b", "p/");
+        let base = SyncBase::load(state(), "b", "p/");
         assert!(base.exists());
         assert_eq!(base.len(), 1);
         assert_eq!(base.get("a").unwrap().md5, "m3");
         // Another prefix has no base here.
-        assert!(!SyncBase::load(dir.path(), "b", "q/").exists());
+        assert!(!SyncBase::load(state(), "b", "q/").exists());
     }
 
     #[test]
     fn stat_is_trusted_only_when_settled() {
         let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
+        let mut base = SyncBase::load(state(), "b", "p/");
         let now = 100 * COARSE_WINDOW.as_nanos() as i128;
         base.record("old".into(), entry("m", 1, now)).unwrap();
         base.record("racy".into(), entry("m", now - 1, now))
@@ -381,16 +408,17 @@ mod tests {
             .unwrap();
         assert!(base.unchanged_by_stat("b", &stat(now - 2 * fine)));
         base.save().unwrap();
-        let reloaded = SyncBase::load(dir.path(), "b", "p/");
+        let reloaded = SyncBase::load(state(), "b", "p/");
         assert_eq!(reloaded.len(), 3);
     }
 
     #[test]
     fn start_makes_an_empty_base_exist() {
         let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
+        let mut base = SyncBase::load(state(), "b", "p/");
         base.start().unwrap();
-        assert!(SyncBase::load(dir.path(), "b", "p/").exists());
-        assert!(SyncBase::load(dir.path(), "b", "p/").is_empty());
+        assert!(SyncBase::load(state(), "b", "p/").exists());
+        assert!(SyncBase::load(state(), "b", "p/").is_empty());
     }
 }

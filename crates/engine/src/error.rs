@@ -39,6 +39,10 @@ pub enum Error {
     /// A sync would delete most files at once; it deleted none.
     #[error("{0}")]
     MassDelete(String),
+    /// The workspace's `.syncignore` is not a regular file, too large, or
+    /// holds too many patterns.
+    #[error("{0}")]
+    Syncignore(String),
 }
 
 impl Error {
@@ -55,6 +59,7 @@ impl Error {
             Error::Changed(_) => "FILE_CHANGED",
             Error::Conflict(_) => "CONFLICT",
             Error::MassDelete(_) => "MASS_DELETE",
+            Error::Syncignore(_) => "INVALID_SYNCIGNORE",
         }
     }
 

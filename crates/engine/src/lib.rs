@@ -11,6 +11,7 @@ pub mod error;
 pub mod hashing;
 pub mod ignore_rules;
 pub mod keys;
+pub mod local;
 pub mod plan;
 pub mod progress;
 mod pull;
@@ -19,7 +20,6 @@ pub mod s3;
 pub mod store;
 pub mod sync;
 mod transfer;
-pub mod workspace;
 
 pub use error::{Error, FileError, Result};
 pub use plan::ConflictPolicy;

@@ -11,6 +11,9 @@ use tokio::task::JoinSet;
 use crate::base::SyncBase;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::key_for;
+use crate::local::{
+    delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, Dir, FileStat,
+};
 use crate::plan::{
     plan_pull, pull_hash_candidates, remote_files, stored_md5_candidates, Download, LocalView,
 };
@@ -18,17 +21,12 @@ use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::download;
-use crate::workspace::{
-    delete_if_unchanged, ensure_workspace, nanos, probe_folding, remove_file_and_empty_parents,
-    scan, FileStat, KnownDirs,
-};
 
 /// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: &'a PhaseProgress<'a>,
-    /// Directories already made or checked by this pull.
-    known: Arc<KnownDirs>,
+    root: &'a Arc<Dir>,
 }
 
 impl Workspace {
@@ -65,16 +63,14 @@ impl Workspace {
     }
 
     async fn pull_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
-        let root = self.config.workspace_dir.clone();
-        let dir = root.clone();
-        blocking(move || ensure_workspace(&dir)).await?;
-        let _lock = self.lock().await?;
-        let state_dir = self.config.state_dir();
+        let opened = self.open(true).await?;
+        let root = opened.root.clone();
+        let state_dir = opened.state.clone();
         let folding = blocking(move || probe_folding(&state_dir)).await?;
-        let mut base = self.base(state).await?;
+        let mut base = self.base(state, &opened.state).await?;
         let store = self.store().await?;
         let listing = list_all(&*store, &self.config.prefix).await?;
-        let rules = self.current_rules().await?;
+        let rules = self.current_rules(&root).await?;
         let local = {
             let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules)).await?
@@ -102,7 +98,7 @@ impl Workspace {
                 (rel, stat)
             })
             .collect();
-        let (hashes, _) = self.hash_files(candidates).await;
+        let (hashes, _) = self.hash_files(&root, candidates).await;
         let view = LocalView {
             hashes: &hashes,
             ..unhashed
@@ -149,7 +145,7 @@ impl Workspace {
         let batch = Batch {
             store: &store,
             progress: &progress,
-            known: Arc::new(KnownDirs::default()),
+            root: &root,
         };
         self.download_all(&batch, first, &mut base, &mut report)
             .await;
@@ -158,11 +154,18 @@ impl Workspace {
             .await;
 
         report.deleted = self
-            .delete_local(plan.deletes, &mut base, &mut report.errors)
+            .delete_local(&root, plan.deletes, &mut base, &mut report.errors)
             .await;
+        if !local.temp_files.is_empty() {
+            let n = local.temp_files.len();
+            self.log(
+                Level::Info,
+                &format!("Removing {n} temp files left by an interrupted sync"),
+            );
+        }
         for rel in local.temp_files {
             let root = root.clone();
-            // Leftovers of an interrupted pull: never real content.
+            self.log(Level::Debug, &format!("Removing leftover temp file {rel}"));
             let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
         }
         self.journal(base.start());
@@ -209,19 +212,13 @@ impl Workspace {
         report: &mut Report,
     ) {
         let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
-        let root = Arc::new(self.config.workspace_dir.clone());
         let stall = self.config.stall_timeout;
         let mut tasks = JoinSet::new();
         for d in downloads {
-            let (store, root, limit, known) = (
-                batch.store.clone(),
-                root.clone(),
-                limit.clone(),
-                batch.known.clone(),
-            );
+            let (store, root, limit) = (batch.store.clone(), batch.root.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = download(&*store, &root, &d, stall, &known).await;
+                let result = download(&*store, &root, &d, stall).await;
                 (d.rel, result)
             });
         }
@@ -272,6 +269,7 @@ impl Workspace {
     /// as scanned, and the directories they leave empty.
     async fn delete_local(
         &self,
+        root: &Arc<Dir>,
         deletes: Vec<(String, FileStat)>,
         base: &mut SyncBase,
         errors: &mut Vec<FileError>,
@@ -279,7 +277,7 @@ impl Workspace {
         let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
         let mut deleted = 0;
         for (rel, stat) in deletes {
-            let root = self.config.workspace_dir.clone();
+            let root = root.clone();
             let r = rel.clone();
             match blocking(move || delete_if_unchanged(&root, &r, stat)).await {
                 Ok(true) => {

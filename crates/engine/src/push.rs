@@ -12,12 +12,12 @@ use crate::base::{BaseEntry, SyncBase};
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::{check_key_length, key_for};
+use crate::local::{nanos, scan, split_parent, Dir};
 use crate::plan::{plan_push, remote_files, Folding, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{blocking, Report, State, Workspace};
 use crate::transfer::upload;
-use crate::workspace::{check_dir, nanos, scan};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -45,12 +45,10 @@ impl Workspace {
     }
 
     async fn push_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
-        let root = self.config.workspace_dir.clone();
-        let dir = root.clone();
-        blocking(move || check_dir(&dir)).await?;
-        let _lock = self.lock().await?;
-        let mut base = self.base(state).await?;
-        let rules = self.current_rules().await?;
+        let opened = self.open(false).await?;
+        let root = opened.root.clone();
+        let mut base = self.base(state, &opened.state).await?;
+        let rules = self.current_rules(&root).await?;
         let local = {
             let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules)).await?
@@ -67,7 +65,7 @@ impl Workspace {
             .filter(|(rel, stat)| !base.unchanged_by_stat(rel, stat))
             .map(|(rel, stat)| (rel.clone(), *stat))
             .collect();
-        let (hashes, hash_errors) = self.hash_files(todo).await;
+        let (hashes, hash_errors) = self.hash_files(&root, todo).await;
         let store = self.store().await?;
         // Without a base, the listing tells which files S3 already has.
         let listing = if base.exists() {
@@ -120,10 +118,10 @@ impl Workspace {
                 }
             },
         );
-        self.upload_all(&store, uploads, &mut base, &mut report)
+        self.upload_all(&store, &root, uploads, &mut base, &mut report)
             .await;
         report.deleted = self
-            .delete_remote(&*store, plan.deletes, &mut base, &mut report)
+            .delete_remote(&*store, &root, plan.deletes, &mut base, &mut report)
             .await;
         self.journal(base.start());
         self.save_base(state, base).await;
@@ -141,13 +139,13 @@ impl Workspace {
     async fn upload_all(
         &self,
         store: &Arc<dyn Store>,
+        root: &Arc<Dir>,
         uploads: Vec<Upload>,
         base: &mut SyncBase,
         report: &mut Report,
     ) {
         let progress = PhaseProgress::new(&*self.observer, Phase::Upload, uploads.len());
         let limit = Arc::new(Semaphore::new(self.config.upload_concurrency));
-        let root = Arc::new(self.config.workspace_dir.clone());
         let mut tasks = JoinSet::new();
         for u in uploads {
             let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
@@ -215,6 +213,7 @@ impl Workspace {
     async fn delete_remote(
         &self,
         store: &dyn Store,
+        root: &Arc<Dir>,
         deletes: Vec<RemoteDelete>,
         base: &mut SyncBase,
         report: &mut Report,
@@ -223,15 +222,21 @@ impl Workspace {
         let mut deleted = 0;
         for d in deletes {
             progress.advance(&d.rel);
-            let path = self.config.workspace_dir.join(&d.rel);
             // The scan did not see it; make sure it is really gone (not
             // merely ignored now) before deleting on S3.
-            match tokio::fs::symlink_metadata(&path).await {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                _ => {
-                    self.journal(base.forget(&d.rel));
-                    continue;
-                }
+            let (dir, rel) = (root.clone(), d.rel.clone());
+            let gone = blocking(move || {
+                let (parent, name) = split_parent(&rel);
+                Ok(match dir.open_sub(parent) {
+                    Ok(parent) => matches!(parent.stat(name), Ok(None)),
+                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+                })
+            })
+            .await
+            .unwrap_or(false);
+            if !gone {
+                self.journal(base.forget(&d.rel));
+                continue;
             }
             let key = key_for(&self.config.prefix, &d.rel);
             match store.delete(&key, d.if_match.as_deref()).await {

@@ -25,10 +25,10 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
 use crate::error::{Error, Result};
+use crate::local::Dir;
 use crate::store::{
     unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
 };
-use crate::workspace::FileStat;
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
 #[derive(Debug, Clone, Default)]
@@ -155,8 +155,9 @@ const MIB: u64 = 1024 * 1024;
 const RANGED_MIN: u64 = 32 * MIB;
 const RANGE_SIZE: u64 = 8 * MIB;
 const RANGES_IN_FLIGHT: usize = 6;
-/// Files at least this large upload in parts, read from disk part by part.
-const MULTIPART_MIN: u64 = 16 * MIB;
+/// Files at least this large upload in parts, read from disk part by part;
+/// smaller ones are read whole (at most this much per upload in memory).
+const MULTIPART_MIN: u64 = 8 * MIB;
 const PART_SIZE: u64 = 8 * MIB;
 const PARTS_IN_FLIGHT: usize = 6;
 /// User metadata holding the MD5 of the whole object: the ETag of a multipart
@@ -315,11 +316,18 @@ impl S3Store {
         let uploaded: Vec<CompletedPart> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
-                let file = req.file.to_path_buf();
-                let (bytes, md5) =
-                    tokio::task::spawn_blocking(move || read_part(&file, offset, len))
-                        .await
-                        .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+                let file = req
+                    .file
+                    .try_clone()
+                    .map_err(|e| Error::io("read", req.path, e))?;
+                let path = req.path.to_path_buf();
+                let (bytes, md5) = tokio::task::spawn_blocking(move || {
+                    let bytes = read_at(&file, &path, offset, len)?;
+                    let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+                    Ok::<_, Error>((bytes, md5))
+                })
+                .await
+                .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
                 let out = self
                     .client
                     .upload_part()
@@ -345,30 +353,47 @@ impl S3Store {
             .await?;
         // The parts are the bytes read just now; they match the MD5 recorded
         // in the metadata only if the file is still the one that was hashed.
-        let meta = tokio::fs::symlink_metadata(req.file)
-            .await
-            .map_err(|e| Error::io("inspect", req.file, e))?;
-        if FileStat::of(&meta) != req.stat {
+        let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
+        if now != req.stat {
             return Err(Error::Changed(format!(
                 "{} changed while it was uploaded",
-                req.file.display()
+                req.path.display()
             )));
         }
         Ok(uploaded)
     }
 }
 
-/// `len` bytes of `path` at `offset`, and their MD5. Blocking.
-fn read_part(path: &std::path::Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| Error::io("seek", path, e))?;
+/// `len` bytes of `file` at `offset` (`path` names it in errors). Blocking.
+fn read_at(file: &std::fs::File, path: &std::path::Path, offset: u64, len: u64) -> Result<Bytes> {
     let mut buf = vec![0u8; len as usize];
-    file.read_exact(&mut buf)
-        .map_err(|e| Error::io("read", path, e))?;
-    let md5: [u8; 16] = md5::Md5::digest(&buf).into();
-    Ok((Bytes::from(buf), md5))
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset);
+    #[cfg(windows)]
+    let read = {
+        let mut done = 0;
+        let mut r = Ok(());
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            ) {
+                Ok(0) => {
+                    r = Err(std::io::ErrorKind::UnexpectedEof.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        r
+    };
+    read.map_err(|e| Error::io("read", path, e))?;
+    Ok(Bytes::from(buf))
 }
 
 fn quote_etag(etag: &str) -> String {
@@ -458,12 +483,17 @@ impl Store for S3Store {
         if req.stat.size >= MULTIPART_MIN {
             return self.put_multipart(req).await;
         }
-        let body = ByteStream::read_from()
-            .path(req.file)
-            .length(aws_smithy_types::byte_stream::Length::Exact(req.stat.size))
-            .build()
+        // Read from the handle opened beneath the root (a path could be
+        // redirected meanwhile), into memory so the SDK can retry the body.
+        let file = req
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("read", req.path, e))?;
+        let (path, size) = (req.path.to_path_buf(), req.stat.size);
+        let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
             .await
-            .map_err(|e| Error::Io(format!("read {}: {e}", req.file.display())))?;
+            .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+        let body = ByteStream::from(bytes);
         let out = self
             .client
             .put_object()

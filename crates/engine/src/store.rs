@@ -1,6 +1,7 @@
 //! The object store the engine syncs with. The S3 implementation is in
 //! `s3.rs`; the binding may add others (a JavaScript `send()` client).
 
+use std::fs::File;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::{Error, Result};
-use crate::workspace::FileStat;
+use crate::local::FileStat;
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,10 @@ impl ObjectBody {
 #[derive(Debug, Clone)]
 pub struct PutRequest<'a> {
     pub key: &'a str,
-    pub file: &'a Path,
+    /// The file, opened (beneath the workspace root, as scanned).
+    pub file: &'a File,
+    /// Its path, for messages (and for stores that read by path).
+    pub path: &'a Path,
     /// The file as scanned and hashed; an upload that finds it different
     /// fails rather than store bytes that do not match `md5`.
     pub stat: FileStat,

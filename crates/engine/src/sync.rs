@@ -11,16 +11,17 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::base::SyncBase;
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result};
-use crate::hashing::md5_file;
+use crate::hashing::md5_reader;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
+use crate::local::{
+    lock_workspace, nanos, open_state_dir, open_workspace, probe_racy_window, split_parent, Dir,
+    FileStat, WorkspaceLock, STATE_DIR,
+};
 use crate::plan::{ConflictPolicy, Hashed};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
-use crate::workspace::{
-    lock_workspace, nanos, probe_racy_window, FileStat, WorkspaceLock, STATE_DIR,
-};
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
@@ -245,11 +246,41 @@ impl Workspace {
         })
     }
 
+    /// Opens the workspace (made if missing with `create`) and the state
+    /// directory, and takes the lock: what every operation starts with.
+    pub(crate) async fn open(&self, create: bool) -> Result<Opened> {
+        let path = self.config.workspace_dir.clone();
+        let custom = self.config.state_dir.clone();
+        let (root, state) = blocking(move || {
+            let root = open_workspace(&path, create)?;
+            let state = open_state_dir(&root, custom.as_deref())?;
+            Ok((Arc::new(root), Arc::new(state)))
+        })
+        .await?;
+        let timeout = self.config.lock_timeout;
+        let observer = self.observer.clone();
+        let dir = state.clone();
+        let lock = blocking(move || {
+            lock_workspace(&dir, timeout, || {
+                observer.log(
+                    Level::Info,
+                    "Waiting for another instance's sync of this workspace to finish",
+                )
+            })
+        })
+        .await?;
+        Ok(Opened {
+            root,
+            state,
+            _lock: lock,
+        })
+    }
+
     /// The rules in force: defaults, `ignorePatterns`, then `.syncignore`.
-    pub(crate) async fn current_rules(&self) -> Result<IgnoreRules> {
+    pub(crate) async fn current_rules(&self, root: &Arc<Dir>) -> Result<IgnoreRules> {
         let base = self.base_rules.clone();
-        let dir = self.config.workspace_dir.clone();
-        blocking(move || base.with_syncignore(&dir)).await
+        let root = root.clone();
+        blocking(move || base.with_syncignore(&root)).await
     }
 
     /// Reports a failed append to the base's journal (at most once per
@@ -265,46 +296,27 @@ impl Workspace {
         }
     }
 
-    /// Takes the workspace lock, waiting (with a log line) while another
-    /// instance holds it.
-    pub(crate) async fn lock(&self) -> Result<WorkspaceLock> {
-        let dir = self.config.state_dir();
-        let timeout = self.config.lock_timeout;
-        let observer = self.observer.clone();
-        blocking(move || {
-            lock_workspace(&dir, timeout, || {
-                observer.log(
-                    Level::Info,
-                    "Waiting for another instance's sync of this workspace to finish",
-                )
-            })
-        })
-        .await
-    }
-
     /// MD5s of `files` (relative path, scanned stat), hashed in parallel off
-    /// the async threads. Unreadable files, and files that changed while
-    /// they were read, are reported and left out.
+    /// the async threads. Only the scanned regular file is read (opened
+    /// beneath the root, not through a link, checked on its handle); files
+    /// that changed since the scan or while read are reported and left out.
     pub(crate) async fn hash_files(
         &self,
+        root: &Arc<Dir>,
         files: Vec<(String, FileStat)>,
     ) -> (HashMap<String, Hashed>, Vec<FileError>) {
         use futures::StreamExt;
-        let root = &self.config.workspace_dir;
         let results: Vec<_> = futures::stream::iter(files)
             .map(|(rel, stat)| {
-                let path = root.join(&rel);
+                let root = root.clone();
                 async move {
                     let at_ns = nanos(SystemTime::now());
+                    let r = rel.clone();
                     let result = blocking(move || {
-                        let md5 = hex::encode(md5_file(&path)?);
-                        let meta = std::fs::symlink_metadata(&path)
-                            .map_err(|e| Error::io("inspect", &path, e))?;
-                        if FileStat::of(&meta) != stat {
-                            return Err(Error::Changed(format!(
-                                "{} changed while it was read",
-                                path.display()
-                            )));
+                        let file = open_scanned(&root, &r, stat)?;
+                        let md5 = hex::encode(md5_reader(&file, &root.path().join(&r))?);
+                        if Dir::file_stat(&file).ok() != Some(stat) {
+                            return Err(Error::Changed(format!("{r} changed while it was read")));
                         }
                         Ok(md5)
                     })
@@ -330,18 +342,20 @@ impl Workspace {
 
     /// The sync base, as this instance last saw it if its file is unchanged
     /// since, else loaded. Call with the workspace lock held.
-    pub(crate) async fn base(&self, state: &mut State) -> Result<SyncBase> {
-        let dir = self.config.state_dir();
+    pub(crate) async fn base(&self, state: &mut State, dir: &Arc<Dir>) -> Result<SyncBase> {
         let cached = state.base.take();
         let (bucket, prefix) = (self.config.bucket.clone(), self.config.prefix.clone());
+        let dir = dir.clone();
         blocking(move || {
-            if let Some((base, Some(seen))) = cached {
-                if base_file_stat(&base).as_ref() == Some(&seen) {
+            if let Some((mut base, Some(seen))) = cached {
+                if base_file_stat(&dir, base.file_name()).as_ref() == Some(&seen) {
+                    base.set_dir(dir);
                     return Ok(base);
                 }
             }
-            let mut base = SyncBase::load(&dir, &bucket, &prefix);
-            base.set_racy_window(probe_racy_window(&dir));
+            let window = probe_racy_window(&dir);
+            let mut base = SyncBase::load(dir, &bucket, &prefix);
+            base.set_racy_window(window);
             Ok(base)
         })
         .await
@@ -352,7 +366,7 @@ impl Workspace {
     pub(crate) async fn save_base(&self, state: &mut State, mut base: SyncBase) {
         let saved = blocking(move || {
             let r = base.save();
-            let seen = base_file_stat(&base);
+            let seen = base_file_stat(base.dir(), base.file_name());
             Ok((base, seen, r))
         })
         .await;
@@ -368,10 +382,36 @@ impl Workspace {
     }
 }
 
-fn base_file_stat(base: &SyncBase) -> Option<FileStat> {
-    std::fs::symlink_metadata(base.path())
-        .ok()
-        .map(|m| FileStat::of(&m))
+/// What an operation holds while it runs: the workspace root and the state
+/// directory, opened once, and the workspace lock.
+pub(crate) struct Opened {
+    pub root: Arc<Dir>,
+    pub state: Arc<Dir>,
+    _lock: WorkspaceLock,
+}
+
+fn base_file_stat(dir: &Dir, name: &str) -> Option<FileStat> {
+    dir.stat(name).ok().flatten().map(|(_, stat)| stat)
+}
+
+/// The file `rel` below `root`, opened for reading if it is still the
+/// regular file the scan saw (`stat`), else `Error::Changed`. Blocking.
+pub(crate) fn open_scanned(root: &Dir, rel: &str, stat: FileStat) -> Result<std::fs::File> {
+    let (parent, name) = split_parent(rel);
+    let shown = root.path().join(rel);
+    let file = root
+        .open_sub(parent)
+        .and_then(|d| d.open_regular(name))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Changed(format!("{rel} was removed after the scan"))
+            }
+            _ => Error::io("open", &shown, e),
+        })?;
+    if Dir::file_stat(&file).ok() != Some(stat) {
+        return Err(Error::Changed(format!("{rel} changed after the scan")));
+    }
+    Ok(file)
 }
 
 /// Runs blocking file-system work on tokio's blocking pool.

@@ -1,6 +1,6 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +10,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::base::BaseEntry;
 use crate::error::{Error, Result};
+use crate::local::anchor::is_link_error;
+use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
 use crate::plan::{Download, Upload};
 use crate::store::{PutRequest, Store};
-use crate::sync::blocking;
-use crate::workspace::{
-    commit_temp_file, create_parent_dirs, create_temp_file, nanos, FileStat, KnownDirs,
-};
+use crate::sync::{blocking, open_scanned};
 
 /// A finished download: the new base entry, and where the local version
 /// went when both sides had changed (keep both).
@@ -23,6 +22,23 @@ use crate::workspace::{
 pub struct Downloaded {
     pub entry: BaseEntry,
     pub conflict_copy: Option<PathBuf>,
+}
+
+/// The directory a download lands in, opened (made if missing) beneath the
+/// root without passing a link. Blocking.
+fn parent_dir(root: &Dir, rel: &str) -> Result<Dir> {
+    let parent = split_parent(rel).0;
+    root.make_sub(parent).map_err(|e| {
+        let shown = root.path().join(parent);
+        if is_link_error(&e) {
+            Error::UnsafeKey(format!(
+                "{rel}: {} is or passes through a symbolic link; not followed",
+                shown.display()
+            ))
+        } else {
+            Error::io("create directory", &shown, e)
+        }
+    })
 }
 
 /// Attempts per download when the body breaks off or fails verification
@@ -33,14 +49,13 @@ const DOWNLOAD_ATTEMPTS: usize = 3;
 /// checked against the ETag, then renamed into place.
 pub async fn download(
     store: &dyn Store,
-    root: &Path,
+    root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
-    known: &Arc<KnownDirs>,
 ) -> Result<Downloaded> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d, stall, known).await;
+        let result = download_once(store, root, d, stall).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -62,17 +77,19 @@ fn is_body_error(e: &Error) -> bool {
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
 
+/// A temp file in its directory.
+type Spilled = Option<(Arc<Dir>, String)>;
+
 async fn download_once(
     store: &dyn Store,
-    root: &Path,
+    root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
-    known: &Arc<KnownDirs>,
 ) -> Result<Downloaded> {
-    let mut spilled: Option<PathBuf> = None;
-    let result = receive(store, root, d, stall, known, &mut spilled).await;
-    if let (Err(_), Some(temp)) = (&result, spilled) {
-        let _ = tokio::fs::remove_file(&temp).await;
+    let mut spilled: Spilled = None;
+    let result = receive(store, root, d, stall, &mut spilled).await;
+    if let (Err(_), Some((dir, temp))) = (&result, spilled) {
+        let _ = blocking(move || Ok(dir.remove_file(&temp))).await;
     }
     result
 }
@@ -81,11 +98,10 @@ async fn download_once(
 /// temp file whose path is put in `spilled`; verifies it; commits it.
 async fn receive(
     store: &dyn Store,
-    root: &Path,
+    root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
-    known: &Arc<KnownDirs>,
-    spilled: &mut Option<PathBuf>,
+    spilled: &mut Spilled,
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let mut hasher = Md5::new();
@@ -111,13 +127,14 @@ async fn receive(
         let out = match &mut file {
             Some(out) => out,
             None => {
-                let (root, rel, known) = (root.to_path_buf(), d.rel.clone(), known.clone());
-                let (std_file, temp) = blocking(move || {
-                    let dir = create_parent_dirs(&root, &rel, &known)?;
-                    create_temp_file(&dir)
+                let (root, rel) = (root.clone(), d.rel.clone());
+                let (std_file, dir, temp) = blocking(move || {
+                    let dir = parent_dir(&root, &rel)?;
+                    let (file, temp) = create_temp_file(&dir)?;
+                    Ok((file, Arc::new(dir), temp))
                 })
                 .await?;
-                *spilled = Some(temp);
+                *spilled = Some((dir, temp));
                 let out = file.insert(tokio::fs::File::from_std(std_file));
                 out.write_all(&std::mem::take(&mut memory))
                     .await
@@ -142,29 +159,29 @@ async fn receive(
     }
     let etag = body.etag.or_else(|| d.etag.clone());
     let target = Target {
-        dest: root.join(&d.rel),
+        dest: split_parent(&d.rel).1.to_owned(),
         mtime: d.last_modified,
         replaces: d.replaces,
         keep_local: d.keep_local,
     };
     let (stat, conflict_copy) = match (file, spilled.clone()) {
-        (Some(mut out), Some(temp)) => {
+        (Some(mut out), Some((dir, temp))) => {
             out.flush()
                 .await
-                .map_err(|e| Error::io("write", &temp, e))?;
+                .map_err(|e| Error::io("write", &dir.path().join(&temp), e))?;
             let out = out.into_std().await;
-            blocking(move || target.commit(out, &temp)).await?
+            blocking(move || target.commit(&dir, out, &temp)).await?
         }
         _ => {
-            let (root, rel, known) = (root.to_path_buf(), d.rel.clone(), known.clone());
+            let (root, rel) = (root.clone(), d.rel.clone());
             blocking(move || {
-                let dir = create_parent_dirs(&root, &rel, &known)?;
+                let dir = parent_dir(&root, &rel)?;
                 let (mut out, temp) = create_temp_file(&dir)?;
                 let written = std::io::Write::write_all(&mut out, &memory)
-                    .map_err(|e| Error::io("write", &temp, e))
-                    .and_then(|()| target.commit(out, &temp));
+                    .map_err(|e| Error::io("write", &root.path().join(&rel), e))
+                    .and_then(|()| target.commit(&dir, out, &temp));
                 if written.is_err() {
-                    let _ = std::fs::remove_file(&temp);
+                    let _ = dir.remove_file(&temp);
                 }
                 written
             })
@@ -183,9 +200,10 @@ async fn receive(
     })
 }
 
-/// Where a verified download goes, and what may be there.
+/// Where a verified download goes (a name in its directory), and what may
+/// be there.
 struct Target {
-    dest: PathBuf,
+    dest: String,
     mtime: Option<std::time::SystemTime>,
     replaces: Option<FileStat>,
     keep_local: bool,
@@ -196,37 +214,51 @@ impl Target {
     /// trusts its stat at once, and any later local write shows), moves it
     /// into place (see `commit_temp_file`) and returns its stat and the
     /// conflict copy, if one was made. Blocking.
-    fn commit(self, file: std::fs::File, temp: &Path) -> Result<(FileStat, Option<PathBuf>)> {
+    fn commit(
+        self,
+        dir: &Dir,
+        file: std::fs::File,
+        temp: &str,
+    ) -> Result<(FileStat, Option<PathBuf>)> {
+        let shown = dir.path().join(&self.dest);
         if let Some(t) = self.mtime {
             file.set_modified(t)
-                .map_err(|e| Error::io("set mtime of", temp, e))?;
+                .map_err(|e| Error::io("set mtime of", &shown, e))?;
         }
         drop(file);
-        let copy = commit_temp_file(temp, &self.dest, self.replaces, self.keep_local)?;
-        let meta = std::fs::symlink_metadata(&self.dest)
-            .map_err(|e| Error::io("inspect", &self.dest, e))?;
-        Ok((FileStat::of(&meta), copy))
+        let copy = commit_temp_file(dir, temp, &self.dest, self.replaces, self.keep_local)?;
+        // The stat after the rename (which changes ctime) is the one recorded.
+        let stat = match dir.stat(&self.dest) {
+            Ok(Some((_, stat))) => stat,
+            Ok(None) => return Err(Error::Changed(format!("{} vanished", shown.display()))),
+            Err(e) => return Err(Error::io("inspect", &shown, e)),
+        };
+        Ok((stat, copy.map(|c| dir.path().join(c))))
     }
 }
 
 /// Uploads `root/u.rel` as `key`, with the MD5 the push hashed (sent as
 /// `Content-MD5`, so the server refuses bytes that changed since) and the
-/// plan's condition. Returns the new base entry.
+/// plan's condition. The file is opened beneath the root, not through a
+/// link, and must still be the scanned one. Returns the new base entry.
 pub async fn upload(
     store: &dyn Store,
-    root: &Path,
+    root: &Arc<Dir>,
     u: &Upload,
     key: &str,
     content_type: &str,
 ) -> Result<BaseEntry> {
-    let file: PathBuf = root.join(&u.rel);
     let mut md5 = [0u8; 16];
     hex::decode_to_slice(&u.md5, &mut md5)
         .map_err(|e| Error::Io(format!("{}: bad hash {}: {e}", u.rel, u.md5)))?;
+    let (dir, rel, stat) = (root.clone(), u.rel.clone(), u.stat);
+    let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
+    let path = root.path().join(&u.rel);
     let etag = store
         .put(PutRequest {
             key,
             file: &file,
+            path: &path,
             stat: u.stat,
             content_type,
             md5,

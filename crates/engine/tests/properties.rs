@@ -10,9 +10,9 @@ use proptest::prelude::*;
 use s3ws_engine::base::{BaseEntry, SyncBase};
 use s3ws_engine::ignore_rules::IgnoreRules;
 use s3ws_engine::keys::{classify_key, KeyKind};
+use s3ws_engine::local::{FileStat, Scan};
 use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, Folding, Hashed, LocalView};
 use s3ws_engine::store::RemoteObject;
-use s3ws_engine::workspace::{FileStat, Scan};
 
 /// Key material biased towards what breaks paths.
 fn hostile_segment() -> impl Strategy<Value = String> {
@@ -95,7 +95,7 @@ proptest! {
         const NOW: i128 = 1_000_000_000_000_000_000;
         let md5 = |n: u8| format!("{n:032x}");
         let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        let mut base = SyncBase::load(std::sync::Arc::new(s3ws_engine::local::Dir::open_root(dir.path()).unwrap()), "b", "p/");
         let mut scan = Scan::default();
         let mut hashes = HashMap::new();
         let mut listing = Vec::new();

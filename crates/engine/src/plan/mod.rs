@@ -12,7 +12,7 @@ pub use push::{plan_push, PushPlan, RemoteDelete, Upload};
 pub use remote::{remote_files, Folding, RemoteFiles};
 
 use crate::base::{BaseEntry, SyncBase};
-use crate::workspace::{FileStat, Scan};
+use crate::local::{FileStat, Scan};
 
 /// What to do when both sides changed one path since the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use std::collections::{BTreeSet, HashMap};
 use super::{is_mass_delete, is_mass_first_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
+use crate::local::FileStat;
 use crate::store::{etag_md5, RemoteObject};
-use crate::workspace::FileStat;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
@@ -274,7 +274,7 @@ mod tests {
     use super::*;
     use crate::base::SyncBase;
     use crate::ignore_rules::IgnoreRules;
-    use crate::workspace::Scan;
+    use crate::local::Scan;
 
     const MD5_A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
@@ -308,7 +308,11 @@ mod tests {
     impl Case {
         fn new(with_base: bool) -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let mut base = SyncBase::load(dir.path(), "b", "p/");
+            let mut base = SyncBase::load(
+                std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
+                "b",
+                "p/",
+            );
             if with_base {
                 base.start().unwrap();
             }

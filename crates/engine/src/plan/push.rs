@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use super::{is_mass_delete, ConflictPolicy, Local, LocalView};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
+use crate::local::FileStat;
 use crate::store::{etag_md5, Condition, RemoteObject};
-use crate::workspace::FileStat;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -144,7 +144,7 @@ mod tests {
     use super::super::Hashed;
     use super::*;
     use crate::base::SyncBase;
-    use crate::workspace::Scan;
+    use crate::local::Scan;
 
     const NOW: i128 = 1_000_000_000_000_000_000;
 
@@ -162,7 +162,11 @@ mod tests {
         local: &[(&str, i128, &str)],
     ) -> (SyncBase, Scan, HashMap<String, Hashed>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(dir.path(), "b", "p/");
+        let mut base = SyncBase::load(
+            std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
+            "b",
+            "p/",
+        );
         for rel in synced {
             let entry = BaseEntry {
                 etag: Some(format!("etag-{rel}")),

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::error::{Action, Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
+use crate::local::is_reserved_path;
 use crate::store::RemoteObject;
-use crate::workspace::is_reserved_path;
 
 /// How the workspace's filesystem compares names (see `workspace::probe_folding`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,588 @@
+//! File-system access anchored at a directory handle. Every path below the
+//! workspace root is resolved from handles, never through a symbolic link,
+//! so a directory swapped for a link mid-sync cannot redirect a write,
+//! rename or delete outside: on Linux ≥ 5.6 one `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` resolves a directory, elsewhere `openat(O_NOFOLLOW)`
+//! per component. Operations on a `Dir` take one name, no separators. Files
+//! are created exclusively (`O_EXCL | O_NOFOLLOW`), and only regular files
+//! are read: opened without following links and non-blocking (a FIFO cannot
+//! hang the open), then checked with `fstat` on the handle.
+//!
+//! Windows and other non-Unix systems get the same interface on paths, with
+//! every component checked by `symlink_metadata` first: that closes the
+//! planted-link cases but leaves a window between check and use (reasoned,
+//! not tested here).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::local::FileStat;
+
+/// What a directory entry is, never following a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// FIFO, socket, device.
+    Other,
+}
+
+/// An error for a path that passes through a symbolic link.
+pub fn is_link_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput && e.to_string().contains("symbolic link")
+}
+
+fn not_regular(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is not a regular file", path.display()),
+    )
+}
+
+#[cfg(unix)]
+mod imp {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::fs::{
+        fstat, mkdirat, openat, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags, Stat,
+    };
+    use rustix::io::Errno;
+
+    use super::*;
+
+    /// `openat2` is missing (kernel < 5.6) or filtered (some container
+    /// sandboxes): the per-component walk is used from then on.
+    static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+    /// A directory, held open.
+    #[derive(Debug)]
+    pub struct Dir {
+        fd: OwnedFd,
+        path: PathBuf,
+    }
+
+    // The field types of `stat` differ across Unix targets (`st_mode` is 16
+    // bits on macOS, `st_ino` 32 bits on some): casts that are no-ops here.
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn stat_of(st: &Stat) -> FileStat {
+        FileStat {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+            ino: st.st_ino as u64,
+        }
+    }
+
+    #[allow(clippy::unnecessary_cast)]
+    fn kind_of(st: &Stat) -> Kind {
+        match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+
+    const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+        .union(OFlags::RDONLY)
+        .union(OFlags::CLOEXEC)
+        .union(OFlags::NOFOLLOW);
+
+    impl Dir {
+        /// Opens the directory at `path` (a path the user chose: links in it
+        /// are theirs, and followed).
+        pub fn open_root(path: &Path) -> io::Result<Dir> {
+            let fd = rustix::fs::open(
+                path,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            Ok(Dir {
+                fd,
+                path: path.to_owned(),
+            })
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+
+        /// The directory `rel` (`/`-separated, "" for this one) beneath this
+        /// one, never through a symbolic link.
+        pub fn open_sub(&self, rel: &str) -> io::Result<Dir> {
+            let path = self.path.join(rel);
+            if rel.is_empty() {
+                let fd = self.fd.try_clone()?;
+                return Ok(Dir { fd, path });
+            }
+            self.resolve(rel)
+                .map(|fd| Dir { fd, path })
+                .map_err(|e| self.explain(rel, e))
+        }
+
+        fn resolve(&self, rel: &str) -> Result<OwnedFd, Errno> {
+            if !NO_OPENAT2.load(Ordering::Relaxed) {
+                use rustix::fs::ResolveFlags;
+                let how =
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+                match rustix::fs::openat2(&self.fd, rel, DIR_FLAGS, Mode::empty(), how) {
+                    Err(Errno::NOSYS | Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                    // A concurrent rename elsewhere: the walk below decides.
+                    Err(Errno::AGAIN) => {}
+                    other => return other,
+                }
+            }
+            let mut fd = self
+                .fd
+                .try_clone()
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            for name in rel.split('/') {
+                fd = openat(&fd, name, DIR_FLAGS, Mode::empty())?;
+            }
+            Ok(fd)
+        }
+
+        /// A failed resolution, worded: which component is a link or a file.
+        fn explain(&self, rel: &str, e: Errno) -> io::Error {
+            if !matches!(e, Errno::LOOP | Errno::NOTDIR | Errno::XDEV) {
+                return e.into();
+            }
+            let mut at = String::new();
+            for name in rel.split('/') {
+                if !at.is_empty() {
+                    at.push('/');
+                }
+                at.push_str(name);
+                let (parent, last) = split_parent(&at);
+                let kind = openat(
+                    &self.fd,
+                    if parent.is_empty() { "." } else { parent },
+                    DIR_FLAGS,
+                    Mode::empty(),
+                )
+                .ok()
+                .and_then(|d| statat(&d, last, AtFlags::SYMLINK_NOFOLLOW).ok());
+                match kind.map(|st| kind_of(&st)) {
+                    Some(Kind::Dir) => continue,
+                    Some(Kind::Symlink) => {
+                        return io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "{} is a symbolic link; not followed",
+                                self.path.join(&at).display()
+                            ),
+                        )
+                    }
+                    Some(_) => {
+                        return io::Error::new(
+                            io::ErrorKind::NotADirectory,
+                            format!("{} is not a directory", self.path.join(&at).display()),
+                        )
+                    }
+                    None => break,
+                }
+            }
+            e.into()
+        }
+
+        /// `open_sub`, creating the directories that are missing.
+        pub fn make_sub(&self, rel: &str) -> io::Result<Dir> {
+            match self.open_sub(rel) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => return other,
+            }
+            let mut fd = self.fd.try_clone()?;
+            for name in rel.split('/') {
+                fd = match openat(&fd, name, DIR_FLAGS, Mode::empty()) {
+                    Err(e @ (Errno::LOOP | Errno::NOTDIR)) => return Err(self.explain(rel, e)),
+                    Err(Errno::NOENT) => {
+                        match mkdirat(&fd, name, Mode::from_raw_mode(0o777)) {
+                            Ok(()) | Err(Errno::EXIST) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        openat(&fd, name, DIR_FLAGS, Mode::empty())?
+                    }
+                    other => other?,
+                };
+            }
+            Ok(Dir {
+                fd,
+                path: self.path.join(rel),
+            })
+        }
+
+        /// The entry `name`, not following a link; `None` when absent.
+        pub fn stat(&self, name: &str) -> io::Result<Option<(Kind, FileStat)>> {
+            match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Ok(Some((kind_of(&st), stat_of(&st)))),
+                Err(Errno::NOENT) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// A new file `name` for writing; fails if anything (a link too)
+        /// is there.
+        pub fn create_new(&self, name: &str) -> io::Result<File> {
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            Ok(openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))?.into())
+        }
+
+        /// The regular file `name`, for reading. A link, FIFO, socket or
+        /// device is refused without blocking.
+        pub fn open_regular(&self, name: &str) -> io::Result<File> {
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd =
+                openat(&self.fd, name, flags, Mode::empty()).map_err(|e| self.refusal(name, e))?;
+            if kind_of(&fstat(&fd)?) != Kind::File {
+                return Err(not_regular(&self.path.join(name)));
+            }
+            // Regular files ignore O_NONBLOCK; cleared for clarity.
+            rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
+            Ok(fd.into())
+        }
+
+        /// The regular file `name`, for appending.
+        pub fn open_append(&self, name: &str) -> io::Result<File> {
+            let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+            let fd = openat(&self.fd, name, flags | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| self.refusal(name, e))?;
+            if kind_of(&fstat(&fd)?) != Kind::File {
+                return Err(not_regular(&self.path.join(name)));
+            }
+            Ok(fd.into())
+        }
+
+        /// The regular file `name`, created if missing, for a lock.
+        pub fn open_lock(&self, name: &str) -> io::Result<File> {
+            let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+            let fd = openat(
+                &self.fd,
+                name,
+                flags | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o666),
+            )
+            .map_err(|e| self.refusal(name, e))?;
+            if kind_of(&fstat(&fd)?) != Kind::File {
+                return Err(not_regular(&self.path.join(name)));
+            }
+            Ok(fd.into())
+        }
+
+        fn refusal(&self, name: &str, e: Errno) -> io::Error {
+            match e {
+                Errno::LOOP => io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symbolic link; not followed",
+                        self.path.join(name).display()
+                    ),
+                ),
+                Errno::NXIO => not_regular(&self.path.join(name)),
+                e => e.into(),
+            }
+        }
+
+        pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            Ok(renameat(&self.fd, from, &self.fd, to)?)
+        }
+
+        /// Renames unless `to` exists (`AlreadyExists` then).
+        pub fn rename_no_replace(&self, from: &str, to: &str) -> io::Result<()> {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                use rustix::fs::{renameat_with, RenameFlags};
+                match renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE) {
+                    Err(Errno::INVAL | Errno::NOSYS) => {} // the filesystem cannot: link below
+                    other => return Ok(other?),
+                }
+            }
+            rustix::fs::linkat(&self.fd, from, &self.fd, to, AtFlags::empty())?;
+            Ok(unlinkat(&self.fd, from, AtFlags::empty())?)
+        }
+
+        pub fn remove_file(&self, name: &str) -> io::Result<()> {
+            Ok(unlinkat(&self.fd, name, AtFlags::empty())?)
+        }
+
+        pub fn remove_dir(&self, name: &str) -> io::Result<()> {
+            Ok(unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
+        }
+
+        /// The entries of this directory (not `.` and `..`), with their kind.
+        pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {
+            let fd = openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
+            let mut out = Vec::new();
+            for entry in rustix::fs::Dir::new(fd)? {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let name = std::ffi::OsStr::from_bytes(name).to_owned();
+                let kind = match entry.file_type() {
+                    FileType::RegularFile => Kind::File,
+                    FileType::Directory => Kind::Dir,
+                    FileType::Symlink => Kind::Symlink,
+                    FileType::Unknown => match statat(&self.fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => kind_of(&st),
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    },
+                    _ => Kind::Other,
+                };
+                out.push((name, kind));
+            }
+            Ok(out)
+        }
+
+        /// The entry `name` (not followed), by its OS name.
+        pub fn stat_os(&self, name: &std::ffi::OsStr) -> io::Result<Option<(Kind, FileStat)>> {
+            match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Ok(Some((kind_of(&st), stat_of(&st)))),
+                Err(Errno::NOENT) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// The stat of an open file.
+        pub fn file_stat(file: &File) -> io::Result<FileStat> {
+            Ok(stat_of(&fstat(file.as_fd())?))
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod imp {
+    use super::*;
+
+    /// A directory, by path; every component checked not to be a link.
+    #[derive(Debug)]
+    pub struct Dir {
+        path: PathBuf,
+    }
+
+    fn kind_of(ft: std::fs::FileType) -> Kind {
+        if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        }
+    }
+
+    fn link_refused(path: &Path) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is a symbolic link; not followed", path.display()),
+        )
+    }
+
+    impl Dir {
+        pub fn open_root(path: &Path) -> io::Result<Dir> {
+            if !std::fs::metadata(path)?.is_dir() {
+                return Err(io::Error::new(io::ErrorKind::Other, "not a directory"));
+            }
+            Ok(Dir {
+                path: path.to_owned(),
+            })
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+
+        fn walk(&self, rel: &str, create: bool) -> io::Result<Dir> {
+            let mut path = self.path.clone();
+            for name in rel.split('/').filter(|n| !n.is_empty()) {
+                path.push(name);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(m) if m.file_type().is_symlink() => return Err(link_refused(&path)),
+                    Ok(_) => return Err(io::Error::new(io::ErrorKind::Other, "not a directory")),
+                    Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                        match std::fs::create_dir(&path) {
+                            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                            _ => {}
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Dir { path })
+        }
+
+        pub fn open_sub(&self, rel: &str) -> io::Result<Dir> {
+            self.walk(rel, false)
+        }
+
+        pub fn make_sub(&self, rel: &str) -> io::Result<Dir> {
+            self.walk(rel, true)
+        }
+
+        pub fn stat(&self, name: &str) -> io::Result<Option<(Kind, FileStat)>> {
+            self.stat_os(std::ffi::OsStr::new(name))
+        }
+
+        pub fn stat_os(&self, name: &std::ffi::OsStr) -> io::Result<Option<(Kind, FileStat)>> {
+            match std::fs::symlink_metadata(self.path.join(name)) {
+                Ok(m) => Ok(Some((kind_of(m.file_type()), FileStat::of(&m)))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+
+        pub fn create_new(&self, name: &str) -> io::Result<File> {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.path.join(name))
+        }
+
+        fn open_checked(&self, name: &str, opts: &std::fs::OpenOptions) -> io::Result<File> {
+            let path = self.path.join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Err(link_refused(&path)),
+                Ok(m) if !m.is_file() => return Err(not_regular(&path)),
+                _ => {}
+            }
+            let file = opts.open(&path)?;
+            if !file.metadata()?.is_file() {
+                return Err(not_regular(&path));
+            }
+            Ok(file)
+        }
+
+        pub fn open_regular(&self, name: &str) -> io::Result<File> {
+            self.open_checked(name, std::fs::OpenOptions::new().read(true))
+        }
+
+        pub fn open_append(&self, name: &str) -> io::Result<File> {
+            self.open_checked(name, std::fs::OpenOptions::new().append(true))
+        }
+
+        pub fn open_lock(&self, name: &str) -> io::Result<File> {
+            self.open_checked(
+                name,
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+        }
+
+        pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            std::fs::rename(self.path.join(from), self.path.join(to))
+        }
+
+        pub fn rename_no_replace(&self, from: &str, to: &str) -> io::Result<()> {
+            std::fs::hard_link(self.path.join(from), self.path.join(to))?;
+            std::fs::remove_file(self.path.join(from))
+        }
+
+        pub fn remove_file(&self, name: &str) -> io::Result<()> {
+            std::fs::remove_file(self.path.join(name))
+        }
+
+        pub fn remove_dir(&self, name: &str) -> io::Result<()> {
+            std::fs::remove_dir(self.path.join(name))
+        }
+
+        pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&self.path)? {
+                let entry = entry?;
+                out.push((entry.file_name(), kind_of(entry.file_type()?)));
+            }
+            Ok(out)
+        }
+
+        pub fn file_stat(file: &File) -> io::Result<FileStat> {
+            Ok(FileStat::of(&file.metadata()?))
+        }
+    }
+}
+
+pub use imp::Dir;
+
+/// `(parent, name)` of a relative path: `a/b/c` → (`a/b`, `c`).
+pub fn split_parent(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_through_a_link_and_only_regular_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(ws.join("d")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(&outside, ws.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), ws.join("d/file-link")).unwrap();
+        let root = Dir::open_root(&ws).unwrap();
+        let err = root.open_sub("link").unwrap_err();
+        assert!(is_link_error(&err), "{err}");
+        assert!(root.make_sub("link/deeper").is_err());
+        assert!(!outside.join("deeper").exists());
+        let d = root.open_sub("d").unwrap();
+        assert!(d.open_regular("file-link").is_err());
+        assert!(d.create_new("file-link").is_err());
+        assert_eq!(d.stat("file-link").unwrap().unwrap().0, Kind::Symlink);
+        // A FIFO is refused at once, without blocking.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            ws.join("d/fifo").as_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            d.open_regular("fifo").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert!(root.make_sub("new/a/b").is_ok());
+        assert!(ws.join("new/a/b").is_dir());
+        d.create_new("x").unwrap();
+        d.rename_no_replace("x", "y").unwrap();
+        d.create_new("x").unwrap();
+        assert_eq!(
+            d.rename_no_replace("x", "y").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        let mut names: Vec<_> = d
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|(n, k)| (n.into_string().unwrap(), k))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ("fifo".to_owned(), Kind::Other),
+                ("file-link".to_owned(), Kind::Symlink),
+                ("x".to_owned(), Kind::File),
+                ("y".to_owned(), Kind::File)
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret")).unwrap(),
+            "s"
+        );
+    }
+}

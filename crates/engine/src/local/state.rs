@@ -1,0 +1,150 @@
+//! Opening the workspace and the engine's state directory; the lock that
+//! makes instances take turns; probes of how the filesystem behaves.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{anchor::Dir, temp_name, STATE_DIR};
+use crate::base::{COARSE_WINDOW, FINE_WINDOW};
+use crate::error::{Error, Result};
+use crate::plan::Folding;
+
+const LOCK_FILE: &str = "lock";
+/// The hash cache of versions before the sync base; removed when found.
+const OLD_STATE_FILE: &str = "state.json";
+
+/// The workspace directory, opened once for an operation: everything below
+/// it is reached from this handle. With `create`, made if missing and
+/// checked writable. Blocking.
+pub fn open_workspace(path: &Path, create: bool) -> Result<Dir> {
+    let shown = path.display();
+    if create {
+        std::fs::create_dir_all(path).map_err(|e| {
+            Error::Workspace(format!(
+                "workspace directory {shown} cannot be created: {e}"
+            ))
+        })?;
+    }
+    let root = Dir::open_root(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Workspace(format!("workspace directory {shown} does not exist"))
+        }
+        _ if path.is_file() => {
+            Error::Workspace(format!("workspace path {shown} is not a directory"))
+        }
+        _ => Error::Workspace(format!("workspace directory {shown} cannot be read: {e}")),
+    })?;
+    root.entries().map_err(|e| {
+        Error::Workspace(format!("workspace directory {shown} cannot be read: {e}"))
+    })?;
+    if create {
+        let probe = temp_name();
+        root.create_new(&probe)
+            .and_then(|_| root.remove_file(&probe))
+            .map_err(|e| {
+                Error::Workspace(format!("workspace directory {shown} is not writable: {e}"))
+            })?;
+    }
+    Ok(root)
+}
+
+/// The state directory: `custom` (a path the user chose), else `.s3ws`
+/// under the workspace root, made if missing, never through a link.
+/// Blocking.
+pub fn open_state_dir(root: &Dir, custom: Option<&Path>) -> Result<Dir> {
+    let dir = match custom {
+        Some(path) => std::fs::create_dir_all(path).and_then(|()| Dir::open_root(path)),
+        None => root.make_sub(STATE_DIR),
+    };
+    let dir = dir.map_err(|e| {
+        let path = custom.map_or_else(|| root.path().join(STATE_DIR), Path::to_path_buf);
+        Error::Workspace(format!(
+            "state directory {} cannot be used: {e}",
+            path.display()
+        ))
+    })?;
+    let _ = dir.remove_file(OLD_STATE_FILE);
+    Ok(dir)
+}
+
+/// An exclusive lock on a workspace, held for one pull or push. The OS
+/// releases it if the process dies.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    /// Holding the open file is holding the lock.
+    _file: std::fs::File,
+}
+
+/// Takes the workspace lock in the state directory. While another instance
+/// (in this process or another) holds it, waits up to `timeout`, calling
+/// `waiting` once; then fails with `Error::Busy`. Blocking.
+pub fn lock_workspace(
+    state: &Dir,
+    timeout: Duration,
+    waiting: impl FnOnce(),
+) -> Result<WorkspaceLock> {
+    let path = state.path().join(LOCK_FILE);
+    let file = state
+        .open_lock(LOCK_FILE)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut waiting = Some(waiting);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(WorkspaceLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                if let Some(f) = waiting.take() {
+                    f();
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Busy(format!(
+                    "another instance kept the workspace lock {} for longer than \
+                     lockTimeoutMs ({} ms)",
+                    path.display(),
+                    timeout.as_millis()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        }
+    }
+}
+
+/// How the filesystem of the state directory (the workspace's, by default)
+/// compares names: one spelling of a probe name is created, another looked
+/// up. Blocking.
+pub fn probe_folding(state: &Dir) -> Result<Folding> {
+    let probe = |written: &str, looked_up: &str| -> Result<bool> {
+        let tag = temp_name();
+        let (written, looked_up) = (format!("{tag}{written}"), format!("{tag}{looked_up}"));
+        state
+            .create_new(&written)
+            .map_err(|e| Error::io("create", &state.path().join(&written), e))?;
+        let same = state.stat(&looked_up).ok().flatten().is_some();
+        let _ = state.remove_file(&written);
+        Ok(same)
+    };
+    Ok(Folding {
+        case: probe("-Aa", "-aA")?,
+        unicode: probe("-\u{e9}", "-e\u{301}")?,
+    })
+}
+
+/// The racy window for the sync base: short when the filesystem keeps
+/// sub-second timestamps (a fresh file's mtime has nanoseconds), else the
+/// coarse default. Blocking.
+pub fn probe_racy_window(state: &Dir) -> Duration {
+    let name = temp_name();
+    let fine = state
+        .create_new(&name)
+        .and_then(|f| Dir::file_stat(&f))
+        .map(|s| s.mtime_ns % 1_000_000_000 != 0)
+        .unwrap_or(false);
+    let _ = state.remove_file(&name);
+    if fine {
+        FINE_WINDOW
+    } else {
+        COARSE_WINDOW
+    }
+}
