@@ -33,6 +33,12 @@ export declare class NativeWorkspace {
 /** Lowercase hex MD5 of a file, computed off the JS thread. */
 export declare function calculateFileHash(path: string): Promise<string>
 
+/**
+ * Throws `[INVALID_OPTION]` for a workspace directory that must never be
+ * mirrored (a filesystem root, the home directory, a system directory).
+ */
+export declare function checkWorkspaceDir(dir: string): void
+
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
 
@@ -109,6 +115,8 @@ export interface NativeReport {
   unchanged: number
   /** Paths both sides changed (see `engine::Report::conflicts`). */
   conflicts: Array<string>
+  /** Local entries push could not sync (see `engine::Report::skipped`). */
+  skipped: Array<NativeFileError>
   errors: Array<NativeFileError>
   durationMs: number
 }

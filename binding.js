@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.NativeIgnoreRules = nativeBinding.NativeIgnoreRules
 module.exports.NativeWorkspace = nativeBinding.NativeWorkspace
 module.exports.calculateFileHash = nativeBinding.calculateFileHash
+module.exports.checkWorkspaceDir = nativeBinding.checkWorkspaceDir
 module.exports.guessContentType = nativeBinding.guessContentType

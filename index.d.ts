@@ -93,6 +93,13 @@ export interface SyncResult {
    * name); after a push the object was left as it is (also in `errors`).
    */
   conflicts?: string[]
+  /**
+   * Beyond upstream: local entries `push()` could not sync. `code`:
+   * `'SYMLINK'` (links are never followed; not a failure), `'SPECIAL_FILE'`
+   * (FIFO, socket, device), `'UNSAFE_NAME'` (a name that cannot be an S3
+   * key), `'UNREADABLE'`. All but links are in `errors` too.
+   */
+  skipped?: Array<{ path: string; code: 'SYMLINK' | 'SPECIAL_FILE' | 'UNSAFE_NAME' | 'UNREADABLE'; reason: string }>
 }
 
 export interface SyncProgress {

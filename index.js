@@ -83,6 +83,28 @@ function intInRange(options, name, min, max) {
 
 const CONFLICT_POLICIES = ['keep-both', 'overwrite']
 
+const KNOWN_OPTIONS = new Set([
+  'bucket',
+  'prefix',
+  'workspaceDir',
+  'region',
+  's3Client',
+  's3ClientMode',
+  'downloadConcurrency',
+  'uploadConcurrency',
+  'logger',
+  'ignorePatterns',
+  'contentTypeResolver',
+  'priorityPrefix',
+  'endpoint',
+  'forcePathStyle',
+  'stallTimeoutMs',
+  'conflictPolicy',
+  'maxDeletePercent',
+  'lockTimeoutMs',
+  'stateDir',
+])
+
 function optionalString(options, name) {
   const value = options[name]
   if (value === undefined || value === null) return undefined
@@ -99,6 +121,7 @@ function toResult(report, countKey) {
   }
   if (report.errors.length > 0) result.errors = report.errors.map((e) => e.message)
   if (report.conflicts.length > 0) result.conflicts = report.conflicts
+  if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
   return result
 }
 
@@ -330,6 +353,35 @@ function sdkCredentials(client) {
   }
 }
 
+// ---- callbacks handed to the native object ----------------------------------
+//
+// The native object keeps its callbacks alive (thread-safe functions are GC
+// roots) and the instance keeps the native object: a callback that held the
+// instance would make both uncollectable. So they are made here, at module
+// level, where no closure can capture `this` (V8 shares one context among
+// the closures of a scope), and reach the instance only through a WeakRef;
+// while an operation runs, its promise keeps the instance alive.
+
+function eventSink(instance) {
+  const ref = new WeakRef(instance)
+  return (event) => ref.deref()?._onEvent(event)
+}
+
+/** `contentTypeResolver`, called with the file's base name as upstream did; a throw or a non-string falls back to the guess. */
+function contentTypeHook(resolver, logger) {
+  return (relativePath) => {
+    const name = relativePath.slice(relativePath.lastIndexOf('/') + 1)
+    try {
+      const type = resolver(name)
+      if (typeof type === 'string' && type) return type
+      logger.warn(`contentTypeResolver returned no string for ${name}; using the built-in guess`)
+    } catch (e) {
+      logger.warn(`contentTypeResolver threw for ${name} (${e?.message ?? e}); using the built-in guess`)
+    }
+    return native.guessContentType(name)
+  }
+}
+
 // ---- the main class ---------------------------------------------------------
 
 class S3WorkspaceSync extends EventEmitter {
@@ -365,6 +417,11 @@ class S3WorkspaceSync extends EventEmitter {
     if (!CONFLICT_POLICIES.includes(conflictPolicy)) {
       throw new SyncError(`options.conflictPolicy must be one of ${CONFLICT_POLICIES.join(', ')}`, 'INVALID_OPTION')
     }
+    nativeCall(() => native.checkWorkspaceDir(options.workspaceDir))
+    const unknown = Object.keys(options).filter((k) => !KNOWN_OPTIONS.has(k))
+    if (unknown.length > 0) {
+      logger.warn(`Unknown options ignored: ${unknown.join(', ')} (see S3WorkspaceSyncOptions; downloadConcurrency and uploadConcurrency set parallelism)`)
+    }
     const ignorePatterns = checkPatterns(options.ignorePatterns, 'ignorePatterns')
     // Invalid patterns fail here, synchronously, like every other option.
     nativeCall(() => new native.NativeIgnoreRules(ignorePatterns))
@@ -392,18 +449,7 @@ class S3WorkspaceSync extends EventEmitter {
       lockTimeoutMs: intInRange(options, 'lockTimeoutMs', 0, 0xffffffff),
       stateDir: optionalString(options, 'stateDir'),
     }
-    // Called with the file's base name, as upstream did.
-    this._contentType = resolver && ((relativePath) => {
-      const name = relativePath.slice(relativePath.lastIndexOf('/') + 1)
-      try {
-        const type = resolver(name)
-        if (typeof type === 'string' && type) return type
-        this._logger.warn(`contentTypeResolver returned no string for ${name}; using the built-in guess`)
-      } catch (e) {
-        this._logger.warn(`contentTypeResolver threw for ${name} (${e?.message ?? e}); using the built-in guess`)
-      }
-      return native.guessContentType(name)
-    })
+    this._contentType = resolver && contentTypeHook(resolver, logger)
     this._client = client
     this._clientMode = client && clientMode(client, forcedMode)
     this._engine = null
@@ -425,7 +471,7 @@ class S3WorkspaceSync extends EventEmitter {
           options.forcePathStyle = options.forcePathStyle ?? settings.forcePathStyle
           hooks.credentials = sdkCredentials(this._client)
         }
-        return nativeCall(() => new native.NativeWorkspace(options, (event) => this._onEvent(event), hooks))
+        return nativeCall(() => new native.NativeWorkspace(options, eventSink(this), hooks))
       })()
       // A failure here (say, a client whose region() rejects) is retried by the next call.
       this._engine.catch(() => {

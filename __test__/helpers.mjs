@@ -118,8 +118,8 @@ export function recordingLogger() {
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more;
  * `delay(req)` returns milliseconds to wait before forwarding;
- * `hold(req)` milliseconds to hold the server's answer before passing it on
- * (the server has acted, the client does not know yet).
+ * `hold(req)` milliseconds (or a promise) to hold the server's answer before
+ * passing it on (the server has acted, the client does not know yet).
  */
 export async function startProxy({ target = endpoint, fault, delay, hold } = {}) {
   const upstream = new URL(target)
@@ -141,10 +141,10 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
       const fwd = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
         async (up) => {
-          const held = hold?.(entry) ?? 0
-          if (held > 0) {
+          const held = hold?.(entry)
+          if (held) {
             up.pause()
-            await new Promise((r) => setTimeout(r, held))
+            await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
             up.resume()
           }
           res.writeHead(up.statusCode, up.headers)

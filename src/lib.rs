@@ -1,6 +1,7 @@
 //! Node.js binding: converts values between JavaScript and the engine and
 //! wraps JS callbacks as ThreadsafeFunctions. No sync logic lives here.
 
+mod env_cleanup;
 mod events;
 mod ignore_filter;
 mod js_hooks;
@@ -53,6 +54,8 @@ pub struct NativeReport {
     pub unchanged: u32,
     /// Paths both sides changed (see `engine::Report::conflicts`).
     pub conflicts: Vec<String>,
+    /// Local entries push could not sync (see `engine::Report::skipped`).
+    pub skipped: Vec<NativeFileError>,
     pub errors: Vec<NativeFileError>,
     pub duration_ms: f64,
 }
@@ -84,6 +87,15 @@ fn outcome(result: engine::Result<Report>) -> NativeOutcome {
                 deleted: r.deleted as u32,
                 unchanged: r.unchanged as u32,
                 conflicts: r.conflicts,
+                skipped: r
+                    .skipped
+                    .into_iter()
+                    .map(|s| NativeFileError {
+                        code: s.reason.code().into(),
+                        path: s.path,
+                        message: s.message,
+                    })
+                    .collect(),
                 errors: r.errors.into_iter().map(file_error).collect(),
                 duration_ms: r.duration.as_secs_f64() * 1000.0,
             }),
@@ -121,6 +133,7 @@ pub struct NativeWorkspace {
 impl NativeWorkspace {
     #[napi(constructor)]
     pub fn new(
+        env: Env,
         options: NativeOptions,
         on_event: Function<NativeEvent, ()>,
         hooks: NativeHooks,
@@ -202,9 +215,9 @@ impl NativeWorkspace {
             None => Workspace::new(config, observer),
         }
         .map_err(to_js_error)?;
-        Ok(NativeWorkspace {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        env_cleanup::watch(&env, &inner)?;
+        Ok(NativeWorkspace { inner })
     }
 
     /// `called_at_ms`: when the user called `pull()` (ms since the epoch).
@@ -221,6 +234,13 @@ impl NativeWorkspace {
         let ws = self.inner.clone();
         Ok(outcome(ws.push().await))
     }
+}
+
+/// Throws `[INVALID_OPTION]` for a workspace directory that must never be
+/// mirrored (a filesystem root, the home directory, a system directory).
+#[napi]
+pub fn check_workspace_dir(dir: String) -> Result<()> {
+    engine::local::check_workspace_path(std::path::Path::new(&dir)).map_err(to_js_error)
 }
 
 /// Content-Type for a file name, as uploads use it.

@@ -43,6 +43,9 @@ pub enum Error {
     /// holds too many patterns.
     #[error("{0}")]
     Syncignore(String),
+    /// The operation was cancelled before it finished.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl Error {
@@ -60,6 +63,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::MassDelete(_) => "MASS_DELETE",
             Error::Syncignore(_) => "INVALID_SYNCIGNORE",
+            Error::Cancelled(_) => "CANCELLED",
         }
     }
 

@@ -47,7 +47,9 @@ impl Workspace {
     pub async fn pull_called_at(&self, called: SystemTime) -> Result<Report> {
         let started = Instant::now();
         let started_ns = nanos(called.min(SystemTime::now()));
-        let mut state = self.state.lock().await;
+        let mut state = self
+            .cancellable(async { Ok(self.state.lock().await) })
+            .await?;
         let cfg = &self.config;
         self.log(
             Level::Info,
@@ -58,7 +60,9 @@ impl Workspace {
                 cfg.workspace_dir.display()
             ),
         );
-        let result = self.pull_locked(&mut state, started_ns).await;
+        let result = self
+            .cancellable(self.pull_locked(&mut state, started_ns))
+            .await;
         self.finish("Pull", "downloaded", started, result)
     }
 

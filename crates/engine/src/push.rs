@@ -12,7 +12,7 @@ use crate::base::{BaseEntry, SyncBase};
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::{check_key_length, key_for};
-use crate::local::{nanos, scan, split_parent, Dir};
+use crate::local::{nanos, scan, split_parent, Dir, SkipReason, Skipped};
 use crate::plan::{plan_push, remote_files, Folding, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
@@ -29,7 +29,9 @@ impl Workspace {
     pub async fn push(&self) -> Result<Report> {
         let started = Instant::now();
         let started_ns = nanos(SystemTime::now());
-        let mut state = self.state.lock().await;
+        let mut state = self
+            .cancellable(async { Ok(self.state.lock().await) })
+            .await?;
         let cfg = &self.config;
         self.log(
             Level::Info,
@@ -40,7 +42,9 @@ impl Workspace {
                 cfg.prefix
             ),
         );
-        let result = self.push_locked(&mut state, started_ns).await;
+        let result = self
+            .cancellable(self.push_locked(&mut state, started_ns))
+            .await;
         self.finish("Push", "uploaded", started, result)
     }
 
@@ -59,6 +63,11 @@ impl Workspace {
                 &format!("Not uploaded: {}: {}", s.path, s.message),
             );
         }
+        let skip_errors = local
+            .skipped
+            .iter()
+            .filter(|s| s.reason != SkipReason::Symlink)
+            .map(Skipped::to_error);
         let todo = local
             .files
             .iter()
@@ -88,7 +97,8 @@ impl Workspace {
         );
         let mut report = Report {
             unchanged: plan.unchanged,
-            errors: hash_errors,
+            errors: skip_errors.chain(hash_errors).collect(),
+            skipped: local.skipped.clone(),
             ..Report::default()
         };
         for e in plan.errors {

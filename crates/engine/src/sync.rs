@@ -15,8 +15,8 @@ use crate::hashing::md5_reader;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::local::{
-    lock_workspace, nanos, open_state_dir, open_workspace, probe_racy_window, split_parent, Dir,
-    FileStat, WorkspaceLock, STATE_DIR,
+    check_workspace_path, lock_workspace, nanos, open_state_dir, open_workspace, probe_racy_window,
+    split_parent, Dir, FileStat, Skipped, WorkspaceLock, STATE_DIR,
 };
 use crate::plan::{ConflictPolicy, Hashed};
 use crate::progress::{Level, Observer};
@@ -98,11 +98,7 @@ impl Config {
                 "options.stallTimeoutMs must be a positive integer".into(),
             ));
         }
-        if self.workspace_dir.as_os_str().is_empty() {
-            return Err(Error::InvalidOption(
-                "options.workspaceDir is required".into(),
-            ));
-        }
+        check_workspace_path(&self.workspace_dir)?;
         for (name, value) in [
             ("downloadConcurrency", self.download_concurrency),
             ("uploadConcurrency", self.upload_concurrency),
@@ -145,6 +141,9 @@ pub struct Report {
     /// Paths both sides changed: a pull kept both versions (the local one
     /// under a conflict name), a push left the newer object alone.
     pub conflicts: Vec<String>,
+    /// Local entries a push could not sync, and why (those that are
+    /// failures, all but links, are in `errors` too).
+    pub skipped: Vec<Skipped>,
     pub errors: Vec<FileError>,
     pub duration: Duration,
 }
@@ -160,6 +159,8 @@ pub(crate) struct State {
 /// instance run one at a time.
 pub struct Workspace {
     pub(crate) config: Config,
+    /// Cancels every running and later operation (see `cancel_all`).
+    cancel: tokio_util::sync::CancellationToken,
     store: OnceCell<Arc<dyn Store>>,
     pub(crate) base_rules: IgnoreRules,
     pub(crate) state: Mutex<State>,
@@ -175,6 +176,7 @@ impl Workspace {
             config,
             store: OnceCell::new(),
             state: Mutex::new(State::default()),
+            cancel: tokio_util::sync::CancellationToken::new(),
             observer,
         })
     }
@@ -204,6 +206,28 @@ impl Workspace {
             })
             .await
             .cloned()
+    }
+
+    /// Stops every running operation at its next await point (transfers
+    /// are dropped: a temp file may stay, never a torn file; the lock is
+    /// released) and makes later ones fail at once. For an environment
+    /// that is going away (a terminated worker thread).
+    pub fn cancel_all(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Runs `op` unless and until `cancel_all` is called.
+    pub(crate) async fn cancellable<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(Error::Cancelled(
+                "the operation was cancelled: the instance's JavaScript environment ended".into(),
+            )),
+            result = op => result,
+        }
     }
 
     pub(crate) fn log(&self, level: Level, message: &str) {

@@ -10,9 +10,10 @@ mod write;
 use std::time::UNIX_EPOCH;
 
 pub use anchor::{split_parent, Dir, Kind};
-pub use scan::{scan, Scan};
+pub use scan::{scan, Scan, SkipReason, Skipped};
 pub use state::{
-    lock_workspace, open_state_dir, open_workspace, probe_folding, probe_racy_window, WorkspaceLock,
+    check_workspace_path, lock_workspace, open_state_dir, open_workspace, probe_folding,
+    probe_racy_window, WorkspaceLock,
 };
 pub use write::{
     commit_temp_file, create_temp_file, delete_if_unchanged, remove_file_and_empty_parents,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::anchor::{Dir, Kind};
 use super::{is_temp_name, FileStat, STATE_DIR};
-use crate::error::{Action, Error, FileError, Result};
+use crate::error::{Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::validate_relative_path;
 
@@ -21,7 +21,51 @@ pub struct Scan {
     pub unreadable_dirs: Vec<String>,
     /// Entries that cannot sync, with the reason: links, FIFOs, sockets and
     /// devices, names that cannot be keys, unreadable directories.
-    pub skipped: Vec<FileError>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Why a local entry does not sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Links are never followed (by design: not a failure).
+    Symlink,
+    /// A FIFO, socket or device.
+    SpecialFile,
+    /// A name that cannot be an S3 key (not UTF-8, control characters…).
+    UnsafeName,
+    /// A directory or file that could not be read.
+    Unreadable,
+}
+
+impl SkipReason {
+    /// The stable code reported for it.
+    pub fn code(self) -> &'static str {
+        match self {
+            SkipReason::Symlink => "SYMLINK",
+            SkipReason::SpecialFile => "SPECIAL_FILE",
+            SkipReason::UnsafeName => "UNSAFE_NAME",
+            SkipReason::Unreadable => "UNREADABLE",
+        }
+    }
+}
+
+/// A local entry that does not sync, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: SkipReason,
+    pub message: String,
+}
+
+impl Skipped {
+    /// As a per-file error (every reason but a link is one for push).
+    pub fn to_error(&self) -> FileError {
+        FileError {
+            path: self.path.clone(),
+            code: self.reason.code(),
+            message: format!("Not uploaded {}: {}", self.path, self.message),
+        }
+    }
 }
 
 impl Scan {
@@ -36,9 +80,13 @@ impl Scan {
         })
     }
 
-    fn skip(&mut self, rel: String, why: &str) {
-        let err = Error::UnsafeKey(why.to_owned());
-        self.skipped.push(FileError::new(Action::Read, rel, &err));
+    fn skip(&mut self, path: String, reason: SkipReason, message: impl Into<String>) {
+        let message = message.into();
+        self.skipped.push(Skipped {
+            path,
+            reason,
+            message,
+        });
     }
 }
 
@@ -60,7 +108,8 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
                 )))
             }
             Err(e) => {
-                scan.skip(dir_rel.clone(), &format!("directory cannot be read: {e}"));
+                let why = format!("directory cannot be read: {e}");
+                scan.skip(dir_rel.clone(), SkipReason::Unreadable, why);
                 scan.unreadable_dirs.push(dir_rel);
                 continue;
             }
@@ -76,10 +125,8 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
             let Some(name) = os_name.to_str() else {
                 // Shown with escapes, so the log names the file exactly.
                 let shown = join(format!("{os_name:?}").trim_matches('"'));
-                scan.skip(
-                    shown,
-                    "file name is not valid UTF-8; it cannot be an S3 key",
-                );
+                let why = "file name is not valid UTF-8; it cannot be an S3 key";
+                scan.skip(shown, SkipReason::UnsafeName, why);
                 continue;
             };
             let rel = join(name);
@@ -97,17 +144,22 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
                         Ok(()) => {
                             scan.files.insert(rel, stat);
                         }
-                        Err(e) => scan.skipped.push(FileError::new(Action::Read, rel, &e)),
+                        Err(e) => scan.skip(rel, SkipReason::UnsafeName, e.to_string()),
                     },
                     // Gone since the listing, or replaced: seen next time.
                     Ok(_) => {}
                     Err(e) => {
-                        scan.skip(rel.clone(), &format!("cannot be inspected: {e}"));
+                        let why = format!("cannot be inspected: {e}");
+                        scan.skip(rel.clone(), SkipReason::Unreadable, why);
                         scan.unreadable_dirs.push(rel);
                     }
                 },
-                Kind::Symlink => scan.skip(rel, "symbolic link not followed"),
-                Kind::Other => scan.skip(rel, "not a regular file (FIFO, socket or device)"),
+                Kind::Symlink => scan.skip(rel, SkipReason::Symlink, "symbolic link not followed"),
+                Kind::Other => scan.skip(
+                    rel,
+                    SkipReason::SpecialFile,
+                    "not a regular file (FIFO, socket or device)",
+                ),
             }
         }
     }
