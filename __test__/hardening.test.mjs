@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, renameSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { S3WorkspaceSync, SyncIgnoreFilter } from '../index.js'
 import { DeleteObjectCommand } from '@aws-sdk/client-s3'
@@ -246,4 +247,64 @@ test('a worker terminated mid-pull stops writing and releases the workspace lock
     assert.equal(next.success, true, JSON.stringify(next.errors))
     assert.equal(count(), 200)
   })
+})
+
+test('workspaceDir: a filesystem root, the home directory, a system directory or "~/…" is refused at construction', () => {
+  for (const dir of ['/', os.homedir(), '/etc', '/usr', '/tmp', '/tmp/../var', '~/ws']) {
+    assert.throws(
+      () => new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: dir, logger: quiet() }),
+      (e) => e.code === 'INVALID_OPTION' && /workspaceDir/.test(e.message),
+      dir,
+    )
+  }
+  // A directory of its own is fine, existing or not.
+  new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: path.join(os.homedir(), 'ws-not-yet'), logger: quiet() })
+  new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), logger: quiet() })
+})
+
+test('a first pull that would delete more than 50 never-synced local files deletes none and says why', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  const dir = tmpDir()
+  for (let i = 0; i < 60; i++) writeFileSync(path.join(dir, `mine-${i}.txt`), 'not from S3')
+  await settle()
+  const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).pull()
+  assert.equal(result.success, false)
+  assert.equal(result.deletedFiles, 0)
+  assert.match(result.errors.join('\n'), /would delete 60 of 60 local files.*maxDeletePercent/)
+  assert.equal(readdirSync(dir).filter((n) => n.startsWith('mine-')).length, 60)
+  assert.equal(readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'a')
+})
+
+test('push reports every entry it could not sync: special files, unsafe names, links', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'ok.txt'), 'ok')
+  mkfifo(path.join(dir, 'pipe'))
+  execFileSync('sh', ['-c', `printf x > '${dir}/bad-'$(printf '\\377')'.bin'`])
+  writeFileSync(path.join(dir, 'tab\there.txt'), 'control character')
+  symlinkSync(path.join(dir, 'ok.txt'), path.join(dir, 'link.txt'))
+  const { logger, calls } = recordingLogger()
+  const started = Date.now()
+  const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger }).push()
+  assert.ok(Date.now() - started < 10000, 'a FIFO must not stall the push')
+  assert.equal(pushed.success, false)
+  const byCode = {}
+  for (const s of pushed.skipped) (byCode[s.code] ??= []).push(s)
+  assert.deepEqual(byCode.SPECIAL_FILE.map((s) => s.path), ['pipe'])
+  assert.deepEqual(byCode.SYMLINK.map((s) => s.path), ['link.txt'])
+  assert.ok(byCode.UNSAFE_NAME.some((s) => s.path.startsWith('bad-') && s.path.endsWith('.bin') && /UTF-8/.test(s.reason)), JSON.stringify(byCode.UNSAFE_NAME))
+  assert.ok(byCode.UNSAFE_NAME.some((s) => s.path === 'tab\there.txt'))
+  // Failures are errors (the link is a documented non-sync, not one), and logged.
+  const errors = pushed.errors.join('\n')
+  assert.match(errors, /Not uploaded pipe/)
+  assert.doesNotMatch(errors, /link\.txt/)
+  for (const s of pushed.skipped) assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes(s.path)), s.path)
+  assert.ok((await listKeys(bucket, 'p/')).includes('p/ok.txt'))
+})
+
+test('unknown options are named in a warning, not ignored silently', () => {
+  const { logger, calls } = recordingLogger()
+  new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), concurrency: 5, logger })
+  assert.ok(calls.some((c) => c.level === 'warn' && /Unknown options ignored: concurrency/.test(c.message)))
 })

@@ -80,11 +80,8 @@ impl Workspace {
             blocking(move || scan(&root, &rules)).await?
         };
         let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
-        for key in &remote.reserved {
-            self.log(
-                Level::Warn,
-                &format!("Skipping object {key}: the name is reserved for sync state"),
-            );
+        for (key, why) in &remote.skipped {
+            self.log(Level::Warn, &format!("Skipping object {key}: {why}"));
         }
         let no_hashes = HashMap::new();
         let unhashed = LocalView {

@@ -67,8 +67,26 @@ impl S3Store {
             .clone()
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
+        let plain = custom_endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
+        let http = match (plain, has_ca_roots()) {
+            (_, true) => https_client(),
+            // No TLS needed for an http:// endpoint (a local server).
+            (true, false) => aws_smithy_http_client::Builder::new().build_http(),
+            (false, false) => {
+                return Err(Error::S3(format!(
+                    "no trusted CA certificates were found, so HTTPS to {} cannot be \
+                     verified: install the system CA bundle (ca-certificates) or point \
+                     SSL_CERT_FILE at one",
+                    custom_endpoint
+                        .clone()
+                        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"))
+                )))
+            }
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
+            .http_client(http)
             .region(Region::new(region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(4))
             .timeout_config(
@@ -139,6 +157,14 @@ impl S3Store {
             Error::S3(message)
         }
     }
+}
+
+/// Whether the system has CA certificates to verify HTTPS with (looked up
+/// once per process; the HTTP client would otherwise fail obscurely, or
+/// panic in debug builds).
+fn has_ca_roots() -> bool {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
 }
 
 /// The HTTP(S) client for the SDK: rustls on ring rather than aws-lc, since

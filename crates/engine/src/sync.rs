@@ -446,3 +446,37 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Error::Io(format!("file-system task failed: {e}")))?
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_replaced_by_a_fifo_after_the_scan_is_refused_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path()).unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), "scanned").unwrap();
+        let scanned = root.open_sub("d").unwrap().stat("f").unwrap().unwrap().1;
+        assert!(open_scanned(&root, "d/f", scanned).is_ok());
+        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            tmp.path().join("d/f").as_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // No writer on the FIFO: a blocking open would never return.
+        let err = open_scanned(&root, "d/f", scanned).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // Replaced by another regular file: not the scanned one either.
+        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), "rewritten").unwrap();
+        assert_eq!(
+            open_scanned(&root, "d/f", scanned).unwrap_err().code(),
+            "FILE_CHANGED"
+        );
+    }
+}

@@ -45,9 +45,10 @@ pub struct RemoteFiles {
     /// Folded relative paths that an unwritable key names: a pull neither
     /// writes nor deletes there, since S3's content for them is unknown.
     pub blocked: HashSet<String>,
-    /// Keys under names the engine reserves (`.s3ws` at any depth, temp
-    /// names), left by older versions or other tools: skipped, not errors.
-    pub reserved: Vec<String>,
+    /// Keys skipped with a warning, not errors, and why: names the engine
+    /// reserves (`.s3ws` at any depth, temp names; left by older versions or
+    /// other tools), folder markers that carry content.
+    pub skipped: Vec<(String, &'static str)>,
     pub folding: Folding,
 }
 
@@ -74,8 +75,14 @@ pub fn remote_files(
     };
     for obj in listing {
         match classify_key(prefix, &obj.key) {
+            Ok(KeyKind::FolderMarker) if obj.size.is_some_and(|s| s > 0) => out.skipped.push((
+                obj.key.clone(),
+                "a key ending in '/' is a folder marker, but this one has content",
+            )),
             Ok(KeyKind::FolderMarker) => {}
-            Ok(KeyKind::File(rel)) if is_reserved_path(&rel) => out.reserved.push(obj.key.clone()),
+            Ok(KeyKind::File(rel)) if is_reserved_path(&rel) => out
+                .skipped
+                .push((obj.key.clone(), "the name is reserved for sync state")),
             Ok(KeyKind::File(rel)) => {
                 if !rules.is_ignored(&rel, false) {
                     out.files.insert(rel, obj.clone());
@@ -204,7 +211,7 @@ mod folding_tests {
         ];
         let remote = remote_files("p/", &listing, &rules, Folding::default());
         assert!(remote.errors.is_empty());
-        assert_eq!(remote.reserved.len(), 2);
+        assert_eq!(remote.skipped.len(), 2);
         assert_eq!(remote.files.keys().collect::<Vec<_>>(), vec!["ok"]);
     }
 }

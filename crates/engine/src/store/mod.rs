@@ -1,5 +1,8 @@
 //! The object store the engine syncs with. The S3 implementation is in
-//! `s3.rs`; the binding may add others (a JavaScript `send()` client).
+//! `s3.rs`, an in-memory one in `memory`; the binding may add others (a
+//! JavaScript `send()` client).
+
+pub mod memory;
 
 use std::fs::File;
 use std::path::Path;
