@@ -551,6 +551,7 @@ class S3WorkspaceSync extends EventEmitter {
   /** Starts a pull without waiting for it; never throws. */
   startBackgroundPull() {
     this._logger.debug('Starting background pull...')
+    this._pullComplete = false // a second background pull is not complete yet
     this._backgroundPull = this.pull().then(
       () => {
         this._pullComplete = true

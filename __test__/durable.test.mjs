@@ -25,9 +25,9 @@ import {
   isList,
   inChild,
   STATE_DIR,
+  quiet,
 } from './helpers.mjs'
 
-const quiet = () => recordingLogger().logger
 const isGet = (r) => r.method === 'GET' && !isList(r)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const write = (dir, rel, body) => {

@@ -5,9 +5,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { S3WorkspaceSync, S3OperationError, SyncError } from '../index.js'
 import { CREDENTIALS } from '../scripts/s3-server.mjs'
-import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, recordingLogger } from './helpers.mjs'
-
-const quiet = () => recordingLogger().logger
+import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, recordingLogger, quiet } from './helpers.mjs'
 
 test('constructor rejects missing options with the upstream messages', () => {
   const base = { bucket: 'b', prefix: 'p', workspaceDir: '/tmp/x' }

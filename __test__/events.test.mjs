@@ -3,9 +3,7 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync, createDefaultLogger } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, readTree, recordingLogger } from './helpers.mjs'
-
-const quiet = () => recordingLogger().logger
+import { endpoint, newBucket, seed, tmpDir, readTree, recordingLogger, quiet } from './helpers.mjs'
 
 async function seeded(n) {
   const bucket = await newBucket()
@@ -102,6 +100,11 @@ test('background pull: waitForPull, isPullComplete, push waits for it', async ()
   assert.equal(sync.isPullComplete(), true)
   assert.deepEqual(readTree(dir), files)
   assert.equal(sync.getWorkspacePath(), dir)
+  // A second background pull is not complete until it finishes.
+  sync.startBackgroundPull()
+  assert.equal(sync.isPullComplete(), false)
+  await sync.waitForPull()
+  assert.equal(sync.isPullComplete(), true)
 
   // push() started right after startBackgroundPull() sees the pulled snapshot:
   // nothing to upload, nothing deleted.

@@ -21,9 +21,9 @@ import {
   fingerprint,
   listKeys,
   settle,
+  quiet,
 } from './helpers.mjs'
 
-const quiet = () => recordingLogger().logger
 const isGet = (r) => r.method === 'GET' && !isList(r)
 const slowDown = { status: 503, body: '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>' }
 const internal = { status: 500, body: '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>boom</Message></Error>' }

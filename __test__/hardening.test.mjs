@@ -10,9 +10,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { S3WorkspaceSync, SyncIgnoreFilter } from '../index.js'
 import { DeleteObjectCommand } from '@aws-sdk/client-s3'
-import { admin, endpoint, newBucket, seed, tmpDir, recordingLogger, startProxy, isList, fingerprint, listKeys, settle, STATE_DIR } from './helpers.mjs'
+import { admin, endpoint, newBucket, seed, tmpDir, recordingLogger, startProxy, isList, listingXml, md5, fingerprint, listKeys, settle, STATE_DIR, quiet } from './helpers.mjs'
 
-const quiet = () => recordingLogger().logger
 const isGet = (r) => r.method === 'GET' && !isList(r)
 const mkfifo = (p) => execFileSync('mkfifo', [p])
 
@@ -307,4 +306,37 @@ test('unknown options are named in a warning, not ignored silently', () => {
   const { logger, calls } = recordingLogger()
   new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), concurrency: 5, logger })
   assert.ok(calls.some((c) => c.level === 'warn' && /Unknown options ignored: concurrency/.test(c.message)))
+})
+
+test('a folder marker that carries content is skipped with a warning, not silently', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'dir/a.txt': 'a' })
+  // The server here stores `dir/` as a directory; the listing says what S3 would.
+  const objects = [
+    { key: 'p/dir/', size: 19 },
+    { key: 'p/dir/a.txt', size: 1, etag: md5(Buffer.from('a')) },
+  ]
+  const fault = (r) => (isList(r) ? { status: 200, body: listingXml({ bucket, prefix: 'p/', objects }) } : undefined)
+  const { logger, calls } = recordingLogger()
+  const dir = tmpDir()
+  const pulled = await withProxy({ fault }, (proxy) => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger }).pull())
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(readFileSync(path.join(dir, 'dir/a.txt'), 'utf8'), 'a')
+  assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes('p/dir/') && /folder marker/.test(c.message)))
+})
+
+test('without any CA certificates an http:// endpoint still works, and nothing panics', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  const dir = tmpDir()
+  const env = { ...process.env, SSL_CERT_FILE: '/nonexistent/ca.pem', SSL_CERT_DIR: '/nonexistent' }
+  const script = `
+    const { S3WorkspaceSync } = require(${JSON.stringify(path.resolve(import.meta.dirname, '..'))})
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+    new S3WorkspaceSync({ bucket: ${JSON.stringify(bucket)}, prefix: 'p/', workspaceDir: ${JSON.stringify(dir)}, endpoint: ${JSON.stringify(endpoint)}, logger: quiet })
+      .pull().then((r) => process.stdout.write(JSON.stringify(r)))
+  `
+  const out = execFileSync(process.execPath, ['-e', script], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  assert.equal(JSON.parse(out).success, true)
+  assert.equal(readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'a')
 })

@@ -99,6 +99,9 @@ export function randomBuffer(size) {
   return randomBytes(size)
 }
 
+/** A logger that records calls nobody reads: keeps test output quiet. */
+export const quiet = () => recordingLogger().logger
+
 /** A logger that records every call. */
 export function recordingLogger() {
   const calls = []

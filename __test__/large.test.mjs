@@ -7,9 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, newBucket, tmpDir, md5, randomBuffer, recordingLogger, startProxy, headObject, isList } from './helpers.mjs'
+import { admin, newBucket, tmpDir, md5, randomBuffer, recordingLogger, startProxy, headObject, isList, quiet } from './helpers.mjs'
 
-const quiet = () => recordingLogger().logger
 const MiB = 1024 * 1024
 
 test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is known unchanged', async () => {

@@ -3,9 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, headObject, readTree, recordingLogger, startProxy } from './helpers.mjs'
-
-const quiet = () => recordingLogger().logger
+import { endpoint, newBucket, seed, tmpDir, headObject, readTree, recordingLogger, startProxy, quiet } from './helpers.mjs'
 
 test('priorityPrefix: waitForPriorityPull resolves once the priority files are there, before the rest', async () => {
   const bucket = await newBucket()

@@ -3,9 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys, settle } from './helpers.mjs'
-
-const quiet = () => recordingLogger().logger
+import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys, settle, quiet } from './helpers.mjs'
 
 test('cold pull restores nested directories, unicode and space keys, empty files', async () => {
   const bucket = await newBucket()

@@ -3,9 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync, rmSync, symlinkSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, listKeys, getObject, headObject, recordingLogger, startProxy } from './helpers.mjs'
-
-const quiet = () => recordingLogger().logger
+import { endpoint, newBucket, seed, tmpDir, listKeys, getObject, headObject, recordingLogger, startProxy, quiet } from './helpers.mjs'
 
 test('push uploads new and modified files and deletes removed ones', async () => {
   const bucket = await newBucket()

@@ -8,9 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { CREDENTIALS } from '../scripts/s3-server.mjs'
-import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, getObject, recordingLogger } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, getObject, recordingLogger, quiet } from './helpers.mjs'
 
-const quiet = () => recordingLogger().logger
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 test('a real S3Client: its endpoint, region, path style and refreshing credentials are used', async () => {

@@ -123,6 +123,8 @@ pub struct SyncBase {
     journal: Option<std::fs::File>,
     /// Appending failed once this operation: only the final save is tried.
     journal_failed: bool,
+    /// Entries changed since the file was last written whole.
+    changed: bool,
     racy_window_ns: i128,
 }
 
@@ -152,6 +154,7 @@ impl SyncBase {
             entries: HashMap::new(),
             journal: None,
             journal_failed: false,
+            changed: false,
             racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         };
         let mut text = String::new();
@@ -264,6 +267,7 @@ impl SyncBase {
     pub fn record(&mut self, rel: String, entry: BaseEntry) -> Result<()> {
         let line = Line::entry(&rel, &entry);
         self.entries.insert(rel, entry);
+        self.changed = true;
         self.append(&line)
     }
 
@@ -272,6 +276,7 @@ impl SyncBase {
         if self.entries.remove(rel).is_none() {
             return Ok(());
         }
+        self.changed = true;
         self.append(&Line::removal(rel))
     }
 
@@ -279,7 +284,7 @@ impl SyncBase {
     /// completed first pull, later pulls compare with it instead of mirroring.
     pub fn start(&mut self) -> Result<()> {
         if !self.exists {
-            self.save()?;
+            self.write_whole()?;
         }
         Ok(())
     }
@@ -298,7 +303,7 @@ impl SyncBase {
     fn try_append(&mut self, line: &Line) -> Result<()> {
         if self.journal.is_none() {
             if !self.exists {
-                self.save()?;
+                self.write_whole()?;
             }
             let file = self
                 .dir
@@ -314,8 +319,18 @@ impl SyncBase {
             .map_err(|e| Error::io("append to", &self.dir.path().join(&self.name), e))
     }
 
-    /// Writes the whole base compactly (temp file + rename). Blocking.
+    /// Ends an operation's writing: the base is rewritten compactly (temp
+    /// file + rename) if anything changed, and the journal closed. Blocking.
     pub fn save(&mut self) -> Result<()> {
+        if self.exists && !self.changed {
+            self.journal = None;
+            self.journal_failed = false;
+            return Ok(());
+        }
+        self.write_whole()
+    }
+
+    fn write_whole(&mut self) -> Result<()> {
         self.journal = None;
         self.journal_failed = false;
         let mut out = Vec::with_capacity(64 + self.entries.len() * 160);
@@ -337,6 +352,7 @@ impl SyncBase {
             return Err(Error::io("write", &self.path(), e));
         }
         self.exists = true;
+        self.changed = false;
         Ok(())
     }
 }
