@@ -42,6 +42,11 @@ export declare function checkWorkspaceDir(dir: string): void
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
 
+export declare const enum NativeConflictPolicy {
+  KeepBoth = 'keep-both',
+  Overwrite = 'overwrite',
+}
+
 /** Credentials as `S3Client.config.credentials()` resolves them. */
 export interface NativeCredentials {
   accessKeyId: string
@@ -93,8 +98,7 @@ export interface NativeOptions {
   ignorePatterns?: Array<string>
   priorityPrefix?: string
   stallTimeoutMs?: number
-  /** `keep-both` (default) or `overwrite`. */
-  conflictPolicy?: string
+  conflictPolicy?: NativeConflictPolicy
   maxDeletePercent?: number
   lockTimeoutMs?: number
   stateDir?: string

@@ -840,3 +840,4 @@ module.exports.NativeWorkspace = nativeBinding.NativeWorkspace
 module.exports.calculateFileHash = nativeBinding.calculateFileHash
 module.exports.checkWorkspaceDir = nativeBinding.checkWorkspaceDir
 module.exports.guessContentType = nativeBinding.guessContentType
+module.exports.NativeConflictPolicy = nativeBinding.NativeConflictPolicy

@@ -33,7 +33,7 @@ impl NativeIgnoreRules {
                 ))))
             }
         };
-        let next = self.rules.with_syncignore(&root).map_err(to_js_error)?;
+        let next = engine::local::with_syncignore(&self.rules, &root).map_err(to_js_error)?;
         let added = next.pattern_count() - self.rules.pattern_count();
         self.rules = next;
         Ok(added as u32)

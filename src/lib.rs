@@ -6,12 +6,12 @@ mod events;
 mod ignore_filter;
 mod js_hooks;
 mod js_store;
+mod options;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use engine::s3::S3Settings;
 use engine::{Config, Report, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -19,26 +19,7 @@ use napi_derive::napi;
 use events::{JsObserver, NativeEvent};
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsStore, StoreReply, StoreRequest};
-
-#[napi(object)]
-pub struct NativeOptions {
-    pub bucket: String,
-    pub prefix: String,
-    pub workspace_dir: String,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub force_path_style: Option<bool>,
-    pub download_concurrency: Option<u32>,
-    pub upload_concurrency: Option<u32>,
-    pub ignore_patterns: Option<Vec<String>>,
-    pub priority_prefix: Option<String>,
-    pub stall_timeout_ms: Option<u32>,
-    /// `keep-both` (default) or `overwrite`.
-    pub conflict_policy: Option<String>,
-    pub max_delete_percent: Option<u32>,
-    pub lock_timeout_ms: Option<u32>,
-    pub state_dir: Option<String>,
-}
+use options::NativeOptions;
 
 #[napi(object)]
 pub struct NativeFileError {
@@ -145,11 +126,7 @@ impl NativeWorkspace {
                 .weak::<true>()
                 .build()?,
         );
-        let mut config = Config::new(
-            &options.bucket,
-            &options.prefix,
-            PathBuf::from(options.workspace_dir),
-        );
+        let mut config = Config::try_from(options).map_err(to_js_error)?;
         let credentials = match hooks.credentials {
             Some(f) => Some(SharedCredentialsProvider::new(JsCredentials(
                 f.build_threadsafe_function()
@@ -159,40 +136,7 @@ impl NativeWorkspace {
             ))),
             None => None,
         };
-        config.s3 = S3Settings {
-            region: options.region,
-            endpoint: options.endpoint,
-            force_path_style: options.force_path_style,
-            credentials,
-            read_timeout: None,
-        };
-        if let Some(ms) = options.stall_timeout_ms {
-            config.stall_timeout = std::time::Duration::from_millis(ms.into());
-        }
-        if let Some(n) = options.download_concurrency {
-            config.download_concurrency = n as usize;
-        }
-        if let Some(n) = options.upload_concurrency {
-            config.upload_concurrency = n as usize;
-        }
-        config.conflict_policy = match options.conflict_policy.as_deref() {
-            None | Some("keep-both") => engine::ConflictPolicy::KeepBoth,
-            Some("overwrite") => engine::ConflictPolicy::Overwrite,
-            Some(other) => {
-                return Err(to_js_error(engine::Error::InvalidOption(format!(
-                    "unknown conflict policy {other:?}"
-                ))))
-            }
-        };
-        if let Some(p) = options.max_delete_percent {
-            config.max_delete_percent = u8::try_from(p).unwrap_or(u8::MAX);
-        }
-        if let Some(ms) = options.lock_timeout_ms {
-            config.lock_timeout = std::time::Duration::from_millis(ms.into());
-        }
-        config.state_dir = options.state_dir.map(PathBuf::from);
-        config.ignore_patterns = options.ignore_patterns.unwrap_or_default();
-        config.priority_prefix = options.priority_prefix;
+        config.s3.credentials = credentials;
         if let Some(f) = hooks.content_type {
             config.content_types = Some(Arc::new(JsContentTypes(
                 f.build_threadsafe_function()

@@ -26,14 +26,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::local::{create_temp_file, Dir, FileStat};
+use crate::local::{create_temp_file, Dir, FileStat, COARSE_WINDOW, FINE_WINDOW};
 
-/// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
-/// window unless the filesystem shows finer timestamps.
-pub const COARSE_WINDOW: Duration = Duration::from_secs(2);
-/// For filesystems with sub-second timestamps: well above the kernel's
-/// coarse clock tick (≤ 10 ms) that stamps them.
-pub const FINE_WINDOW: Duration = Duration::from_millis(100);
 const VERSION: u32 = 1;
 
 /// One synced path: both sides held the content `md5` when it was recorded.

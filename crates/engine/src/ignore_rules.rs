@@ -2,8 +2,6 @@
 //! npm `ignore` package that upstream used (case-insensitive, and a path under
 //! an ignored directory stays ignored whatever a later `!` rule says).
 
-use crate::local::Dir;
-
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
@@ -36,14 +34,8 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
 
 /// Name of the per-workspace rules file.
 pub const SYNCIGNORE_FILE: &str = ".syncignore";
-/// Largest `.syncignore` read.
-pub const MAX_SYNCIGNORE_BYTES: u64 = 1024 * 1024;
-/// Most patterns a `.syncignore` may hold (the matcher's automaton grows
-/// with them; far beyond any real rules file).
-pub const MAX_SYNCIGNORE_PATTERNS: usize = 5_000;
-
 /// A line of a rules file that holds a pattern (not blank, not a comment).
-fn is_pattern(line: &str) -> bool {
+pub fn is_pattern(line: &str) -> bool {
     let l = line.trim();
     !l.is_empty() && !l.starts_with('#')
 }
@@ -65,40 +57,6 @@ impl IgnoreRules {
             .chain(extra.iter().cloned())
             .collect();
         Self::build(patterns, false)
-    }
-
-    /// These rules followed by the lines of the workspace's `.syncignore`,
-    /// if that file exists. Blank lines and `#` comments are skipped, lines
-    /// trimmed. Only a regular file is read (never through a link, never a
-    /// FIFO), and at most `MAX_SYNCIGNORE_BYTES` and `MAX_SYNCIGNORE_PATTERNS`
-    /// of it: configuration may not cost unbounded memory or time.
-    pub fn with_syncignore(&self, workspace: &Dir) -> Result<Self> {
-        use std::io::Read;
-        let shown = workspace.path().join(SYNCIGNORE_FILE);
-        let refused = |why: String| Error::Syncignore(format!("{} {why}", shown.display()));
-        let file = match workspace.open_regular(SYNCIGNORE_FILE) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(self.clone()),
-            Err(e) => return Err(refused(format!("cannot be read: {e}"))),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_SYNCIGNORE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| refused(format!("cannot be read: {e}")))?;
-        if bytes.len() as u64 > MAX_SYNCIGNORE_BYTES {
-            return Err(refused(format!(
-                "is larger than {} KiB; not used",
-                MAX_SYNCIGNORE_BYTES / 1024
-            )));
-        }
-        let text = String::from_utf8_lossy(&bytes);
-        let lines = text.lines().filter(|l| is_pattern(l)).count();
-        if lines > MAX_SYNCIGNORE_PATTERNS {
-            return Err(refused(format!(
-                "has {lines} patterns, more than {MAX_SYNCIGNORE_PATTERNS}; not used"
-            )));
-        }
-        self.with_lines(text.lines())
     }
 
     /// These rules followed by `lines` in `.syncignore` syntax.

@@ -6,6 +6,7 @@
 //! streamed, atomic, conditional) → record each transfer in the base → report.
 
 pub mod base;
+mod blocking;
 pub mod content_type;
 pub mod error;
 pub mod hashing;

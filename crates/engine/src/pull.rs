@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::base::SyncBase;
+use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::key_for;
 use crate::local::{
@@ -19,7 +20,7 @@ use crate::plan::{
 };
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{blocking, Report, State, Workspace};
+use crate::sync::{Report, State, Workspace};
 use crate::transfer::download;
 
 /// What the download batches of one pull share.

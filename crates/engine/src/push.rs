@@ -9,14 +9,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::base::{BaseEntry, SyncBase};
+use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::{check_key_length, key_for};
-use crate::local::{nanos, scan, split_parent, Dir, SkipReason, Skipped};
-use crate::plan::{plan_push, remote_files, Folding, LocalView, RemoteDelete, Upload};
+use crate::local::{nanos, scan, split_parent, Dir, Folding, SkipReason, Skipped};
+use crate::plan::{plan_push, remote_files, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{blocking, Report, State, Workspace};
+use crate::sync::{Report, State, Workspace};
 use crate::transfer::upload;
 
 impl Workspace {

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::base::SyncBase;
+use crate::blocking::blocking;
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result};
 use crate::hashing::md5_reader;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::local::{
-    check_workspace_path, lock_workspace, nanos, open_state_dir, open_workspace, probe_racy_window,
-    split_parent, Dir, FileStat, Skipped, WorkspaceLock, STATE_DIR,
+    check_workspace_path, lock_workspace, nanos, open_scanned, open_state_dir, open_workspace,
+    probe_racy_window, with_syncignore, Dir, FileStat, Skipped, WorkspaceLock, STATE_DIR,
 };
 use crate::plan::{ConflictPolicy, Hashed};
 use crate::progress::{Level, Observer};
@@ -304,7 +305,7 @@ impl Workspace {
     pub(crate) async fn current_rules(&self, root: &Arc<Dir>) -> Result<IgnoreRules> {
         let base = self.base_rules.clone();
         let root = root.clone();
-        blocking(move || base.with_syncignore(&root)).await
+        blocking(move || with_syncignore(&base, &root)).await
     }
 
     /// Reports a failed append to the base's journal (at most once per
@@ -416,67 +417,4 @@ pub(crate) struct Opened {
 
 fn base_file_stat(dir: &Dir, name: &str) -> Option<FileStat> {
     dir.stat(name).ok().flatten().map(|(_, stat)| stat)
-}
-
-/// The file `rel` below `root`, opened for reading if it is still the
-/// regular file the scan saw (`stat`), else `Error::Changed`. Blocking.
-pub(crate) fn open_scanned(root: &Dir, rel: &str, stat: FileStat) -> Result<std::fs::File> {
-    let (parent, name) = split_parent(rel);
-    let shown = root.path().join(rel);
-    let file = root
-        .open_sub(parent)
-        .and_then(|d| d.open_regular(name))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::Changed(format!("{rel} was removed after the scan"))
-            }
-            _ => Error::io("open", &shown, e),
-        })?;
-    if Dir::file_stat(&file).ok() != Some(stat) {
-        return Err(Error::Changed(format!("{rel} changed after the scan")));
-    }
-    Ok(file)
-}
-
-/// Runs blocking file-system work on tokio's blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Io(format!("file-system task failed: {e}")))?
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_replaced_by_a_fifo_after_the_scan_is_refused_at_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = Dir::open_root(tmp.path()).unwrap();
-        std::fs::create_dir(tmp.path().join("d")).unwrap();
-        std::fs::write(tmp.path().join("d/f"), "scanned").unwrap();
-        let scanned = root.open_sub("d").unwrap().stat("f").unwrap().unwrap().1;
-        assert!(open_scanned(&root, "d/f", scanned).is_ok());
-        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            tmp.path().join("d/f").as_path(),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        // No writer on the FIFO: a blocking open would never return.
-        let err = open_scanned(&root, "d/f", scanned).unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
-        // Replaced by another regular file: not the scanned one either.
-        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
-        std::fs::write(tmp.path().join("d/f"), "rewritten").unwrap();
-        assert_eq!(
-            open_scanned(&root, "d/f", scanned).unwrap_err().code(),
-            "FILE_CHANGED"
-        );
-    }
 }

@@ -9,12 +9,13 @@ use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
 use crate::base::BaseEntry;
+use crate::blocking::blocking;
 use crate::error::{Error, Result};
 use crate::local::anchor::is_link_error;
+use crate::local::open_scanned;
 use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
 use crate::plan::{Download, Upload};
 use crate::store::{PutRequest, Store};
-use crate::sync::{blocking, open_scanned};
 
 /// A finished download: the new base entry, and where the local version
 /// went when both sides had changed (keep both).

@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use s3ws_engine::base::{BaseEntry, SyncBase};
 use s3ws_engine::ignore_rules::IgnoreRules;
 use s3ws_engine::keys::{classify_key, KeyKind};
+use s3ws_engine::local::Folding;
 use s3ws_engine::local::{FileStat, Scan};
-use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, Folding, Hashed, LocalView};
+use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, Hashed, LocalView};
 use s3ws_engine::store::RemoteObject;
 
 /// Key material biased towards what breaks paths.

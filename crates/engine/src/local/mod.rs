@@ -5,16 +5,18 @@
 pub mod anchor;
 mod scan;
 mod state;
+mod syncignore;
 mod write;
 
 use std::time::UNIX_EPOCH;
 
 pub use anchor::{split_parent, Dir, Kind};
-pub use scan::{scan, Scan, SkipReason, Skipped};
+pub use scan::{open_scanned, scan, Scan, SkipReason, Skipped};
 pub use state::{
     check_workspace_path, lock_workspace, open_state_dir, open_workspace, probe_folding,
-    probe_racy_window, WorkspaceLock,
+    probe_racy_window, WorkspaceLock, COARSE_WINDOW, FINE_WINDOW,
 };
+pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTERNS};
 pub use write::{
     commit_temp_file, create_temp_file, delete_if_unchanged, remove_file_and_empty_parents,
 };
@@ -59,6 +61,32 @@ fn rand_u64() -> u64 {
 /// temp files.
 pub fn is_reserved_path(rel: &str) -> bool {
     rel.split('/').any(|s| s == STATE_DIR) || is_temp_name(split_parent(rel).1)
+}
+
+/// How the workspace's filesystem compares names (see `probe_folding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folding {
+    /// `A` and `a` are the same file (macOS, Windows by default).
+    pub case: bool,
+    /// Unicode NFC and NFD spellings are the same file (macOS).
+    pub unicode: bool,
+}
+
+impl Folding {
+    /// The name under which the filesystem stores `rel`.
+    pub fn fold(&self, rel: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        let s: String = if self.unicode {
+            rel.nfc().collect()
+        } else {
+            rel.to_owned()
+        };
+        if self.case {
+            s.to_lowercase()
+        } else {
+            s
+        }
+    }
 }
 
 /// What identifies a version of a regular file without reading it: size,

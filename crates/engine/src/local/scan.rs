@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::anchor::{Dir, Kind};
+use super::anchor::{split_parent, Dir, Kind};
 use super::{is_temp_name, FileStat, STATE_DIR};
 use crate::error::{Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
@@ -164,4 +164,59 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
         }
     }
     Ok(scan)
+}
+
+/// The file `rel` below `root`, opened for reading if it is still the
+/// regular file the scan saw (`stat`), else `Error::Changed`. Blocking.
+pub fn open_scanned(root: &Dir, rel: &str, stat: FileStat) -> Result<std::fs::File> {
+    let (parent, name) = split_parent(rel);
+    let shown = root.path().join(rel);
+    let file = root
+        .open_sub(parent)
+        .and_then(|d| d.open_regular(name))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Changed(format!("{rel} was removed after the scan"))
+            }
+            _ => Error::io("open", &shown, e),
+        })?;
+    if Dir::file_stat(&file).ok() != Some(stat) {
+        return Err(Error::Changed(format!("{rel} changed after the scan")));
+    }
+    Ok(file)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::local::Dir;
+
+    #[test]
+    fn a_file_replaced_by_a_fifo_after_the_scan_is_refused_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path()).unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), "scanned").unwrap();
+        let scanned = root.open_sub("d").unwrap().stat("f").unwrap().unwrap().1;
+        assert!(open_scanned(&root, "d/f", scanned).is_ok());
+        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            tmp.path().join("d/f").as_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // No writer on the FIFO: a blocking open would never return.
+        let err = open_scanned(&root, "d/f", scanned).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // Replaced by another regular file: not the scanned one either.
+        std::fs::remove_file(tmp.path().join("d/f")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), "rewritten").unwrap();
+        assert_eq!(
+            open_scanned(&root, "d/f", scanned).unwrap_err().code(),
+            "FILE_CHANGED"
+        );
+    }
 }

@@ -4,10 +4,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::Folding;
 use super::{anchor::Dir, temp_name, STATE_DIR};
-use crate::base::{COARSE_WINDOW, FINE_WINDOW};
 use crate::error::{Error, Result};
-use crate::plan::Folding;
+
+/// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
+/// window unless the filesystem shows finer timestamps.
+pub const COARSE_WINDOW: Duration = Duration::from_secs(2);
+/// For filesystems with sub-second timestamps: well above the kernel's
+/// coarse clock tick (≤ 10 ms) that stamps them.
+pub const FINE_WINDOW: Duration = Duration::from_millis(100);
 
 const LOCK_FILE: &str = "lock";
 /// The hash cache of versions before the sync base; removed when found.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 pub use pull::{plan_pull, pull_hash_candidates, stored_md5_candidates, Download, PullPlan};
 pub use push::{plan_push, PushPlan, RemoteDelete, Upload};
-pub use remote::{remote_files, Folding, RemoteFiles};
+pub use remote::{remote_files, RemoteFiles};
 
 use crate::base::{BaseEntry, SyncBase};
 use crate::local::{FileStat, Scan};

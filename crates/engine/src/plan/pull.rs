@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::{is_mass_delete, is_mass_first_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
-use crate::local::FileStat;
+use crate::local::{FileStat, Folding};
 use crate::store::{etag_md5, RemoteObject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +248,7 @@ fn local_names(remote: &RemoteFiles, local: &LocalView) -> HashMap<String, Strin
         .keys()
         .map(|rel| (rel.clone(), rel.clone()))
         .collect();
-    if folding == super::Folding::default() {
+    if folding == Folding::default() {
         return names;
     }
     let by_fold: HashMap<String, &String> = local
@@ -270,7 +270,7 @@ fn local_names(remote: &RemoteFiles, local: &LocalView) -> HashMap<String, Strin
 
 #[cfg(test)]
 mod tests {
-    use super::super::{remote_files, Folding, Hashed};
+    use super::super::{remote_files, Hashed};
     use super::*;
     use crate::base::SyncBase;
     use crate::ignore_rules::IgnoreRules;

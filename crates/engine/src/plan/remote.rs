@@ -6,34 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::error::{Action, Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
-use crate::local::is_reserved_path;
+use crate::local::{is_reserved_path, Folding};
 use crate::store::RemoteObject;
-
-/// How the workspace's filesystem compares names (see `workspace::probe_folding`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Folding {
-    /// `A` and `a` are the same file (macOS, Windows by default).
-    pub case: bool,
-    /// Unicode NFC and NFD spellings are the same file (macOS).
-    pub unicode: bool,
-}
-
-impl Folding {
-    /// The name under which the filesystem stores `rel`.
-    pub fn fold(&self, rel: &str) -> String {
-        use unicode_normalization::UnicodeNormalization;
-        let s: String = if self.unicode {
-            rel.nfc().collect()
-        } else {
-            rel.to_owned()
-        };
-        if self.case {
-            s.to_lowercase()
-        } else {
-            s
-        }
-    }
-}
 
 /// The files of a listing, by relative path, and the keys that cannot be.
 #[derive(Debug, Default)]
