@@ -21,11 +21,11 @@ import {
   tmpDir,
   readTree,
   recordingLogger,
-  startProxy,
   isList,
   inChild,
   STATE_DIR,
   quiet,
+  withProxy,
 } from './helpers.mjs'
 
 const isGet = (r) => r.method === 'GET' && !isList(r)
@@ -35,15 +35,6 @@ const write = (dir, rel, body) => {
   writeFileSync(path.join(dir, rel), body)
 }
 const read = (dir, rel) => readFileSync(path.join(dir, rel), 'utf8')
-
-async function withProxy(options, fn) {
-  const proxy = await startProxy(options)
-  try {
-    return await fn(proxy)
-  } finally {
-    await proxy.close()
-  }
-}
 
 function files(n, prefix = 'f') {
   const out = {}

@@ -15,13 +15,13 @@ import {
   md5,
   randomBuffer,
   recordingLogger,
-  startProxy,
   isList,
   listingXml,
   fingerprint,
   listKeys,
   settle,
   quiet,
+  withProxy,
 } from './helpers.mjs'
 
 const isGet = (r) => r.method === 'GET' && !isList(r)
@@ -36,15 +36,6 @@ function perObject(script) {
     const n = (attempts.get(r.path) ?? 0) + 1
     attempts.set(r.path, n)
     return script(r.path, n)
-  }
-}
-
-async function withProxy(options, fn) {
-  const proxy = await startProxy(options)
-  try {
-    return await fn(proxy)
-  } finally {
-    await proxy.close()
   }
 }
 

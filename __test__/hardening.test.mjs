@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { S3WorkspaceSync, SyncIgnoreFilter } from '../index.js'
 import { DeleteObjectCommand } from '@aws-sdk/client-s3'
-import { admin, endpoint, newBucket, seed, tmpDir, recordingLogger, startProxy, isList, listingXml, md5, fingerprint, listKeys, settle, STATE_DIR, quiet } from './helpers.mjs'
+import { admin, endpoint, newBucket, seed, tmpDir, recordingLogger, isList, listingXml, md5, fingerprint, listKeys, settle, STATE_DIR, quiet, withProxy } from './helpers.mjs'
 
 const isGet = (r) => r.method === 'GET' && !isList(r)
 const mkfifo = (p) => execFileSync('mkfifo', [p])
@@ -151,16 +151,6 @@ test('user files named like temp files are kept and synced; only the engine\'s e
   assert.equal(pushed.uploadedFiles, 1)
   assert.ok((await listKeys(bucket, 'p/')).includes('p/.s3ws-notes.partial'))
 })
-
-async function withProxy(options, fn) {
-  const proxy = await startProxy(options)
-  try {
-    return await fn(proxy)
-  } finally {
-    await proxy.close()
-  }
-}
-
 
 /** Runs `body` (an async function's source) in a fresh Node process with `flags`; resolves to what it prints as JSON. */
 function runScript(body, flags = []) {

@@ -206,6 +206,16 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
  */
 export const settle = () => new Promise((r) => setTimeout(r, 40))
 
+/** Runs `fn(proxy)` with a proxy started with `options` (see `startProxy`), closing it after. */
+export async function withProxy(options, fn) {
+  const proxy = await startProxy(options)
+  try {
+    return await fn(proxy)
+  } finally {
+    await proxy.close()
+  }
+}
+
 /** Whether a recorded request is a listing (ListObjectsV2). */
 export const isList = (r) => r.method === 'GET' && r.query.get('list-type') === '2'
 
