@@ -4,7 +4,8 @@
 // upstream package's names, option checks, results and error classes.
 
 const { EventEmitter } = require('node:events')
-const { readFile } = require('node:fs/promises')
+const { constants: fsConstants } = require('node:fs')
+const { open, readFile } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 
 class SyncError extends Error {
@@ -63,6 +64,14 @@ function validateStoragePath(path) {
   }
 }
 
+/** Most transfers in flight for a concurrency of `Infinity` (upstream accepted it: "no limit"). */
+const UNLIMITED_CONCURRENCY = 256
+
+function concurrency(options, name) {
+  if (options[name] === Infinity) return UNLIMITED_CONCURRENCY
+  return positiveInt(options, name)
+}
+
 function positiveInt(options, name) {
   const value = options[name]
   if (value === undefined || value === null) return undefined
@@ -82,6 +91,15 @@ function intInRange(options, name, min, max) {
 }
 
 const CONFLICT_POLICIES = ['keep-both', 'overwrite']
+
+/** `priorityPrefix`: a workspace-relative directory; `..` segments (leaving the workspace) are refused. */
+function priorityPrefixOption(options) {
+  const value = optionalString(options, 'priorityPrefix')
+  if (value !== undefined && value.split(/[\\/]/).includes('..')) {
+    throw new SyncError(`options.priorityPrefix must be a directory inside the workspace (got ${JSON.stringify(value)})`, 'INVALID_OPTION')
+  }
+  return value
+}
 
 const KNOWN_OPTIONS = new Set([
   'bucket',
@@ -439,10 +457,10 @@ class S3WorkspaceSync extends EventEmitter {
       region: optionalString(options, 'region'),
       endpoint: optionalString(options, 'endpoint'),
       forcePathStyle: options.forcePathStyle,
-      downloadConcurrency: positiveInt(options, 'downloadConcurrency'),
-      uploadConcurrency: positiveInt(options, 'uploadConcurrency'),
+      downloadConcurrency: concurrency(options, 'downloadConcurrency'),
+      uploadConcurrency: concurrency(options, 'uploadConcurrency'),
       ignorePatterns,
-      priorityPrefix: optionalString(options, 'priorityPrefix'),
+      priorityPrefix: priorityPrefixOption(options),
       stallTimeoutMs: positiveInt(options, 'stallTimeoutMs'),
       conflictPolicy,
       maxDeletePercent: intInRange(options, 'maxDeletePercent', 0, 100),
@@ -498,9 +516,24 @@ class S3WorkspaceSync extends EventEmitter {
         this._logger[event.level](event.message)
       }
     } catch (e) {
-      // A throwing listener or logger must not break the sync; surface it the
-      // way EventEmitter would, without crashing the process from a callback.
-      process.nextTick(() => this.emit('error', e))
+      this._callbackThrew(e, event.kind === 'progress' ? 'A progress listener' : 'The logger')
+    }
+  }
+
+  /**
+   * A throwing progress listener or logger never fails the sync or crashes
+   * the process: it is reported once per instance, through the logger (or
+   * console.error when the logger is what throws), and the sync goes on.
+   */
+  _callbackThrew(e, who) {
+    if (this._callbackErrorReported) return
+    this._callbackErrorReported = true
+    const message = `${who} threw (${e?.message ?? e}); the sync goes on. Reported once per instance.`
+    try {
+      if (who === 'The logger') throw e
+      this._logger.warn(message)
+    } catch {
+      console.error('[S3_WORKSPACE_SYNC]', message)
     }
   }
 
@@ -557,8 +590,12 @@ class S3WorkspaceSync extends EventEmitter {
         this._pullComplete = true
       },
       (e) => {
-        this._logger.error('Background pull failed:', e)
         this._pullComplete = true // so waiters unblock
+        try {
+          this._logger.error('Background pull failed:', e)
+        } catch (thrown) {
+          this._callbackThrew(thrown, 'The logger')
+        }
       },
     )
   }
@@ -591,8 +628,13 @@ function guessContentType(filename) {
   return native.guessContentType(String(filename))
 }
 
-function calculateFileHash(filePath) {
-  return native.calculateFileHash(String(filePath))
+/** Lowercase hex MD5 of a file. Rejects as `fs` does for a missing or unreadable path (`code: 'ENOENT'`, `errno`, `syscall`, `path`). */
+async function calculateFileHash(filePath) {
+  const path = String(filePath)
+  // Node's own open gives upstream's errors; the native side never blocks on a FIFO.
+  const handle = await open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0))
+  await handle.close()
+  return native.calculateFileHash(path)
 }
 
 module.exports = {

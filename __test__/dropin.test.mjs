@@ -1,0 +1,56 @@
+// Drop-in fidelity: what upstream's users rely on beyond the happy path.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync, calculateFileHash } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, md5, quiet } from './helpers.mjs'
+
+test('a throwing progress listener or logger never fails the sync or crashes the process', async () => {
+  const bucket = await newBucket()
+  const files = {}
+  for (let i = 0; i < 30; i++) files[`f${i}.txt`] = `${i}`
+  await seed(bucket, 'p/', files)
+  const dir = tmpDir()
+  const script = `
+    const { S3WorkspaceSync } = require(${JSON.stringify(path.resolve(import.meta.dirname, '..'))})
+    const throwing = { debug() {}, info() { throw new Error('logger bug') }, warn() {}, error() {} }
+    const sync = new S3WorkspaceSync({ bucket: ${JSON.stringify(bucket)}, prefix: 'p/', workspaceDir: ${JSON.stringify(dir)}, endpoint: ${JSON.stringify(endpoint)}, logger: throwing })
+    sync.on('progress', () => { throw new Error('listener bug') })
+    sync.pull().then(async (r) => {
+      const pushed = await sync.push()
+      await new Promise((res) => setTimeout(res, 100))
+      process.stdout.write(JSON.stringify({ pulled: r.success, downloaded: r.downloadedFiles, pushed: pushed.success }))
+    })
+  `
+  // execFileSync throws on a non-zero exit: the process must end normally.
+  const out = execFileSync(process.execPath, ['-e', script], { env: process.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  assert.deepEqual(JSON.parse(out), { pulled: true, downloaded: 30, pushed: true })
+})
+
+test('calculateFileHash of a missing file rejects as fs does; of a file, its MD5', async () => {
+  const dir = tmpDir()
+  const missing = path.join(dir, 'nope.txt')
+  await assert.rejects(calculateFileHash(missing), (e) => e.code === 'ENOENT' && e.syscall === 'open' && e.path === missing && typeof e.errno === 'number')
+  writeFileSync(path.join(dir, 'a.txt'), 'hello')
+  assert.equal(await calculateFileHash(path.join(dir, 'a.txt')), md5(Buffer.from('hello')))
+  execFileSync('mkfifo', [path.join(dir, 'fifo')])
+  await assert.rejects(calculateFileHash(path.join(dir, 'fifo')), /not a regular file/)
+})
+
+test('a priorityPrefix that leaves the workspace is refused', () => {
+  for (const bad of ['../x', 'a/../../x', '..\\x']) {
+    assert.throws(() => new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), priorityPrefix: bad, logger: quiet() }), (e) => e.code === 'INVALID_OPTION', bad)
+  }
+  new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), priorityPrefix: './.agents/skills/', logger: quiet() })
+})
+
+test('a concurrency of Infinity, accepted upstream, means "no limit" (capped), not an error', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a', 'b.txt': 'b' })
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, downloadConcurrency: Infinity, uploadConcurrency: Infinity, logger: quiet() })
+  assert.equal((await sync.pull()).downloadedFiles, 2)
+  assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), downloadConcurrency: -Infinity }), (e) => e.code === 'INVALID_OPTION')
+})
