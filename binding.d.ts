@@ -115,6 +115,7 @@ export interface NativeOutcome {
 
 export interface NativeReport {
   transferred: number
+  bytes: number
   deleted: number
   unchanged: number
   /** Paths both sides changed (see `engine::Report::conflicts`). */

@@ -82,6 +82,11 @@ export interface S3WorkspaceSyncOptions {
 
 export interface SyncResult {
   success: boolean
+  /**
+   * Files this pull made current from S3: downloaded, or found identical
+   * already (upstream's pulls downloaded every file, so a warm pull still
+   * counts them; see `transferredFiles` for what moved).
+   */
   downloadedFiles?: number
   uploadedFiles?: number
   deletedFiles?: number
@@ -93,6 +98,12 @@ export interface SyncResult {
    * name); after a push the object was left as it is (also in `errors`).
    */
   conflicts?: string[]
+  /** Beyond upstream: files actually downloaded (pull) or uploaded (push). */
+  transferredFiles?: number
+  /** Beyond upstream: files already in sync, not transferred. */
+  unchangedFiles?: number
+  /** Beyond upstream: bytes of the transferred files. */
+  bytesTransferred?: number
   /**
    * Beyond upstream: local entries `push()` could not sync. `code`:
    * `'SYMLINK'` (links are never followed; not a failure), `'SPECIAL_FILE'`

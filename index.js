@@ -133,9 +133,14 @@ function optionalString(options, name) {
 function toResult(report, countKey) {
   const result = {
     success: report.errors.length === 0,
-    [countKey]: report.transferred,
+    // Upstream's meaning: a pull "downloaded" every file it made current
+    // (its pulls downloaded everything), so files already identical count.
+    [countKey]: countKey === 'downloadedFiles' ? report.transferred + report.unchanged : report.transferred,
     deletedFiles: report.deleted,
     duration: Math.round(report.durationMs),
+    transferredFiles: report.transferred,
+    unchangedFiles: report.unchanged,
+    bytesTransferred: report.bytes,
   }
   if (report.errors.length > 0) result.errors = report.errors.map((e) => e.message)
   if (report.conflicts.length > 0) result.conflicts = report.conflicts

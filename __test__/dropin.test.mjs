@@ -54,3 +54,25 @@ test('a concurrency of Infinity, accepted upstream, means "no limit" (capped), n
   assert.equal((await sync.pull()).downloadedFiles, 2)
   assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), downloadConcurrency: -Infinity }), (e) => e.code === 'INVALID_OPTION')
 })
+
+test('downloadedFiles counts the files a pull made current, also on a warm pull by a fresh instance (the shared-skills check)', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'shared/', { '.agents/skills/a/SKILL.md': 'a', '.agents/skills/b/SKILL.md': 'b' })
+  const dir = tmpDir()
+  const fresh = () => new S3WorkspaceSync({ bucket, prefix: 'shared/', workspaceDir: dir, endpoint, logger: quiet() })
+  const first = await fresh().pull()
+  assert.deepEqual([first.downloadedFiles, first.transferredFiles, first.bytesTransferred], [2, 2, 2])
+  // The consumer treats downloadedFiles === 0 as "no shared skills": a warm pull must not say so.
+  const second = await fresh().pull()
+  assert.deepEqual([second.downloadedFiles, second.transferredFiles, second.unchangedFiles], [2, 0, 2])
+  const none = await new S3WorkspaceSync({ bucket, prefix: 'nobody/', workspaceDir: tmpDir(), endpoint, logger: quiet() }).pull()
+  assert.equal(none.downloadedFiles, 0)
+})
+
+test("guessContentType: upstream's answers, TypeScript module extensions, and octet-stream rather than exotic database types", async () => {
+  const { guessContentType } = await import('../index.js')
+  assert.equal(guessContentType('file.xyz'), 'application/octet-stream')
+  assert.equal(guessContentType('a.mts'), 'application/typescript; charset=utf-8')
+  assert.equal(guessContentType('a.cts'), 'application/typescript; charset=utf-8')
+  assert.equal(guessContentType('photo.avif'), 'image/avif')
+})

@@ -93,7 +93,8 @@ test('3. an unpushed edit and an unpushed new file survive a pull by a new conta
   write(dir, 'new.txt', 'unpushed new file')
   const pulled = await inChild(options, 'pull')
   assert.equal(pulled.success, true, JSON.stringify(pulled))
-  assert.deepEqual([pulled.downloadedFiles, pulled.deletedFiles], [0, 0])
+  // other.txt made current (already identical); notes.md kept as the agent left it.
+  assert.deepEqual([pulled.downloadedFiles, pulled.transferredFiles, pulled.deletedFiles], [1, 0, 0])
   assert.deepEqual(readTree(dir), { 'notes.md': 'unpushed edit', 'new.txt': 'unpushed new file', 'other.txt': 'o' })
   const pushed = await inChild(options, 'push')
   assert.deepEqual([pushed.success, pushed.uploadedFiles], [true, 2])

@@ -113,7 +113,7 @@ test('background pull: waitForPull, isPullComplete, push waits for it', async ()
   sync2.startBackgroundPull()
   const pushed = await sync2.push()
   assert.equal(sync2.isPullComplete(), true)
-  assert.deepEqual(pushed, { success: true, uploadedFiles: 0, deletedFiles: 0, duration: pushed.duration })
+  assert.deepEqual(pushed, { success: true, uploadedFiles: 0, deletedFiles: 0, duration: pushed.duration, transferredFiles: 0, unchangedFiles: 60, bytesTransferred: 0 })
 })
 
 test('a failed background pull is logged and still completes', async () => {

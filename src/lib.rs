@@ -31,6 +31,7 @@ pub struct NativeFileError {
 #[napi(object)]
 pub struct NativeReport {
     pub transferred: u32,
+    pub bytes: f64,
     pub deleted: u32,
     pub unchanged: u32,
     /// Paths both sides changed (see `engine::Report::conflicts`).
@@ -65,6 +66,7 @@ fn outcome(result: engine::Result<Report>) -> NativeOutcome {
         Ok(r) => NativeOutcome {
             report: Some(NativeReport {
                 transferred: r.transferred as u32,
+                bytes: r.bytes as f64,
                 deleted: r.deleted as u32,
                 unchanged: r.unchanged as u32,
                 conflicts: r.conflicts,

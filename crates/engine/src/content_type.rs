@@ -74,6 +74,59 @@ const UPSTREAM: &[(&str, &str)] = &[
     ("otf", "font/otf"),
 ];
 
+/// Beyond upstream's table: extensions whose database answer is wrong or
+/// surprising for a workspace (`.mts` is TypeScript here, not an MPEG
+/// transport stream), reviewed by hand.
+const EXTRA: &[(&str, &str)] = &[
+    ("mts", "application/typescript"),
+    ("cts", "application/typescript"),
+    ("htm", "text/html"),
+    ("markdown", "text/markdown"),
+    ("jsonl", "application/jsonl"),
+    ("ndjson", "application/x-ndjson"),
+    ("log", "text/plain"),
+    ("tsv", "text/tab-separated-values"),
+    ("ipynb", "application/x-ipynb+json"),
+    ("wasm", "application/wasm"),
+];
+
+/// `application/*` types of the `mime_guess` database that are mainstream
+/// enough to trust; any other `application/*` answer, and odd top-level
+/// types (`chemical/`, `x-conference/`, …), fall back to octet-stream.
+const MAINSTREAM_APPLICATION: &[&str] = &[
+    "application/epub+zip",
+    "application/gzip",
+    "application/json",
+    "application/ld+json",
+    "application/msword",
+    "application/ogg",
+    "application/pdf",
+    "application/rtf",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.text",
+    "application/x-7z-compressed",
+    "application/x-bzip2",
+    "application/x-rar-compressed",
+    "application/x-tar",
+    "application/x-xz",
+    "application/xml",
+    "application/zip",
+];
+
+/// Database answers that are wrong for a workspace file.
+const DISTRUSTED: &[&str] = &["video/vnd.dlna.mpeg-tts"];
+
+/// Whether a `mime_guess` answer is one a user would agree with.
+fn mainstream(mime: &str) -> bool {
+    let top = mime.split('/').next().unwrap_or("");
+    !DISTRUSTED.contains(&mime)
+        && (matches!(top, "text" | "image" | "audio" | "video" | "font")
+            || MAINSTREAM_APPLICATION.contains(&mime))
+}
+
 const FALLBACK: &str = "application/octet-stream";
 
 /// Guesses the Content-Type of `filename` (a name or a path) from its
@@ -90,9 +143,15 @@ pub fn guess_content_type(filename: &str) -> String {
     let ext = ext.to_ascii_lowercase();
     let mime = UPSTREAM
         .iter()
+        .chain(EXTRA)
         .find(|(e, _)| *e == ext)
         .map(|(_, m)| (*m).to_owned())
-        .or_else(|| mime_guess::from_ext(&ext).first().map(|m| m.to_string()));
+        .or_else(|| {
+            mime_guess::from_ext(&ext)
+                .first()
+                .map(|m| m.to_string())
+                .filter(|m| mainstream(m))
+        });
     match mime {
         Some(m) if is_text(&m) => format!("{m}; charset=utf-8"),
         Some(m) => m,
@@ -112,6 +171,10 @@ fn is_text(mime: &str) -> bool {
                 | "application/sql"
                 | "application/x-yaml"
                 | "application/toml"
+                | "application/jsonl"
+                | "application/x-ndjson"
+                | "application/x-ipynb+json"
+                | "application/ld+json"
         )
 }
 
@@ -128,5 +191,12 @@ mod tests {
         assert_eq!(g("noext."), "application/octet-stream");
         assert_eq!(g("a.b.unknownext"), "application/octet-stream");
         assert_eq!(g("x.avif"), "image/avif");
+        // Upstream's own test; the database would say chemical/x-xyz.
+        assert_eq!(g("file.xyz"), "application/octet-stream");
+        assert_eq!(g("a.mts"), "application/typescript; charset=utf-8");
+        assert_eq!(g("a.cts"), "application/typescript; charset=utf-8");
+        assert_eq!(g("movie.mov"), "video/quicktime");
+        assert_eq!(g("book.epub"), "application/epub+zip");
+        assert_eq!(g("x.ics"), "text/calendar; charset=utf-8");
     }
 }

@@ -250,6 +250,7 @@ impl Workspace {
                         );
                         report.conflicts.push(rel.clone());
                     }
+                    report.bytes += done.entry.stat.size;
                     self.journal(base.record(rel, done.entry));
                     report.transferred += 1;
                 }

@@ -201,6 +201,7 @@ impl Workspace {
             match result {
                 Ok(entry) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
+                    report.bytes += entry.stat.size;
                     self.journal(base.record(rel, entry));
                     report.transferred += 1;
                 }

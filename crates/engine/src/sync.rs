@@ -135,6 +135,8 @@ fn normalize_priority_prefix(p: &str) -> Option<String> {
 pub struct Report {
     /// Files downloaded (pull) or uploaded (push).
     pub transferred: usize,
+    /// Bytes of those files.
+    pub bytes: u64,
     /// Local files deleted (pull) or objects deleted (push).
     pub deleted: usize,
     /// Files that were already in sync.
