@@ -18,6 +18,8 @@ export declare class NativeIgnoreRules {
   loadFromWorkspace(dir: string): number
   /** `path` is a directory when it ends in `/`. */
   isIgnored(path: string): boolean
+  /** Patterns left out (the matcher cannot take them), as `pattern: reason`. */
+  skippedPatterns(): Array<string>
   defaultPatternsCount(): number
   customPatternsLoaded(): boolean
 }

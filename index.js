@@ -160,6 +160,7 @@ class SyncIgnoreFilter {
     this._logger = logger ?? createDefaultLogger()
     const extra = checkPatterns(additionalPatterns, 'additionalPatterns')
     this._rules = nativeCall(() => new native.NativeIgnoreRules(extra))
+    warnSkippedPatterns(this._rules, this._logger)
     this._logger.debug(`Loaded ${this._rules.defaultPatternsCount()} default ignore patterns`)
     if (extra.length > 0) this._logger.debug(`Loaded ${extra.length} additional ignore patterns`)
   }
@@ -189,6 +190,10 @@ class SyncIgnoreFilter {
       customPatternsLoaded: this._rules.customPatternsLoaded(),
     }
   }
+}
+
+function warnSkippedPatterns(rules, logger) {
+  for (const skipped of rules.skippedPatterns()) logger.warn(`Ignore pattern skipped (not a valid gitignore pattern): ${skipped}`)
 }
 
 function checkPatterns(patterns, name) {
@@ -446,8 +451,9 @@ class S3WorkspaceSync extends EventEmitter {
       logger.warn(`Unknown options ignored: ${unknown.join(', ')} (see S3WorkspaceSyncOptions; downloadConcurrency and uploadConcurrency set parallelism)`)
     }
     const ignorePatterns = checkPatterns(options.ignorePatterns, 'ignorePatterns')
-    // Invalid patterns fail here, synchronously, like every other option.
-    nativeCall(() => new native.NativeIgnoreRules(ignorePatterns))
+    // Patterns the matcher cannot take are skipped (the npm `ignore` package
+    // that upstream used tolerated them), with a warning here.
+    warnSkippedPatterns(nativeCall(() => new native.NativeIgnoreRules(ignorePatterns)), logger)
 
     this._logger = logger
     this._workspaceDir = options.workspaceDir

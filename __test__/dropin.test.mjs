@@ -3,10 +3,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { S3WorkspaceSync, calculateFileHash } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, md5, quiet } from './helpers.mjs'
+import { S3WorkspaceSync, SyncIgnoreFilter, calculateFileHash } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, md5, quiet, recordingLogger } from './helpers.mjs'
 
 test('a throwing progress listener or logger never fails the sync or crashes the process', async () => {
   const bucket = await newBucket()
@@ -75,4 +75,19 @@ test("guessContentType: upstream's answers, TypeScript module extensions, and oc
   assert.equal(guessContentType('a.mts'), 'application/typescript; charset=utf-8')
   assert.equal(guessContentType('a.cts'), 'application/typescript; charset=utf-8')
   assert.equal(guessContentType('photo.avif'), 'image/avif')
+})
+
+test('ignore patterns the npm ignore package tolerated are skipped with a warning, never thrown; braces are literal', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a', '{a,b}.txt': 'braces', 'ok.txt': 'ok' })
+  const { logger, calls } = recordingLogger()
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['\\', '[z-a]', 'ok.txt', '{a,b}.txt'], logger })
+  const warned = calls.filter((c) => c.level === 'warn' && /Ignore pattern skipped/.test(c.message)).map((c) => c.message)
+  assert.equal(warned.length, 2, warned.join('\n'))
+  await sync.pull()
+  assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.')).sort(), ['a.txt'])
+  const filter = new SyncIgnoreFilter(logger, ['[z-a]', '{a,b}.txt'])
+  assert.equal(filter.isIgnored('{a,b}.txt'), true)
+  assert.equal(filter.isIgnored('a.txt'), false)
 })

@@ -47,6 +47,16 @@ impl NativeIgnoreRules {
             .is_ignored(path.trim_end_matches(['/', '\\']), is_dir)
     }
 
+    /// Patterns left out (the matcher cannot take them), as `pattern: reason`.
+    #[napi]
+    pub fn skipped_patterns(&self) -> Vec<String> {
+        self.rules
+            .skipped_patterns()
+            .iter()
+            .map(|(p, why)| format!("{p:?}: {why}"))
+            .collect()
+    }
+
     #[napi]
     pub fn default_patterns_count(&self) -> u32 {
         self.rules.default_patterns_count() as u32

@@ -34,6 +34,21 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
 
 /// Name of the per-workspace rules file.
 pub const SYNCIGNORE_FILE: &str = ".syncignore";
+/// `{` and `}` escaped: gitignore has no brace expansion (`{a,b}.txt`
+/// names that file), but the glob matcher would expand them.
+fn literal_braces(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut escaped = false;
+    for c in pattern.chars() {
+        if !escaped && (c == '{' || c == '}') {
+            out.push('\\');
+        }
+        escaped = !escaped && c == '\\';
+        out.push(c);
+    }
+    out
+}
+
 /// A line of a rules file that holds a pattern (not blank, not a comment).
 pub fn is_pattern(line: &str) -> bool {
     let l = line.trim();
@@ -46,6 +61,9 @@ pub struct IgnoreRules {
     matcher: Gitignore,
     patterns: Vec<String>,
     custom_loaded: bool,
+    /// Patterns the matcher cannot take (the npm `ignore` package tolerated
+    /// them): left out, with the reason, for the caller to warn about.
+    skipped: Vec<(String, String)>,
 }
 
 impl IgnoreRules {
@@ -75,15 +93,35 @@ impl IgnoreRules {
     fn build(patterns: Vec<String>, custom_loaded: bool) -> Result<Self> {
         let mut builder = GitignoreBuilder::new("");
         builder.case_insensitive(true).map_err(invalid)?;
+        let mut skipped = Vec::new();
         for p in &patterns {
-            builder.add_line(None, p).map_err(invalid)?;
+            // A pattern is checked on its own first, so one the matcher
+            // rejects is skipped rather than failing the whole set.
+            let mut alone = GitignoreBuilder::new("");
+            let literal = literal_braces(p);
+            match alone
+                .add_line(None, &literal)
+                .map(|_| ())
+                .and_then(|()| alone.build().map(|_| ()))
+            {
+                Ok(()) => {
+                    builder.add_line(None, &literal).map_err(invalid)?;
+                }
+                Err(e) => skipped.push((p.clone(), e.to_string())),
+            }
         }
         let matcher = builder.build().map_err(invalid)?;
         Ok(IgnoreRules {
             matcher,
             patterns,
             custom_loaded,
+            skipped,
         })
+    }
+
+    /// Patterns left out because the matcher cannot take them, with why.
+    pub fn skipped_patterns(&self) -> &[(String, String)] {
+        &self.skipped
     }
 
     /// Whether the workspace-relative `path` (a file unless `is_dir`) is
@@ -161,5 +199,25 @@ mod tests {
         let r = IgnoreRules::new(&["*.txt".into(), "!keep.txt".into()]).unwrap();
         assert!(!r.is_ignored("keep.txt", false));
         assert!(r.is_ignored("other.txt", false));
+    }
+
+    #[test]
+    fn patterns_the_npm_package_tolerated_are_skipped_and_braces_are_literal() {
+        let r = IgnoreRules::new(&[
+            "\\".into(),
+            "[z-a]".into(),
+            "ok.txt".into(),
+            "{a,b}.txt".into(),
+        ])
+        .unwrap();
+        let skipped: Vec<&str> = r
+            .skipped_patterns()
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(skipped, vec!["\\", "[z-a]"]);
+        assert!(r.is_ignored("ok.txt", false));
+        assert!(r.is_ignored("{a,b}.txt", false));
+        assert!(!r.is_ignored("a.txt", false));
     }
 }

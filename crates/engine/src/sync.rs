@@ -303,11 +303,20 @@ impl Workspace {
         })
     }
 
-    /// The rules in force: defaults, `ignorePatterns`, then `.syncignore`.
+    /// The rules in force: defaults, `ignorePatterns`, then `.syncignore`
+    /// (whose invalid patterns are skipped with a warning).
     pub(crate) async fn current_rules(&self, root: &Arc<Dir>) -> Result<IgnoreRules> {
         let base = self.base_rules.clone();
         let root = root.clone();
-        blocking(move || with_syncignore(&base, &root)).await
+        let known = self.base_rules.skipped_patterns().len();
+        let rules = blocking(move || with_syncignore(&base, &root)).await?;
+        for (pattern, why) in &rules.skipped_patterns()[known..] {
+            self.log(
+                Level::Warn,
+                &format!(".syncignore pattern {pattern:?} skipped: {why}"),
+            );
+        }
+        Ok(rules)
     }
 
     /// Reports a failed append to the base's journal (at most once per
