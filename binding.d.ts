@@ -148,6 +148,11 @@ export interface StoreReply {
   missing?: boolean
   /** `put`/`delete`: a condition did not hold (HTTP 412); nothing changed. */
   preconditionFailed?: boolean
+  /**
+   * `get`/`head`: the object is encrypted with a KMS or customer key, so
+   * its ETag is not the MD5 of its bytes.
+   */
+  encryptedEtag?: boolean
 }
 
 export interface StoreRequest {

@@ -280,6 +280,9 @@ async function bodyToBuffer(body) {
   throw new TypeError('GetObject returned a Body that is not a stream, string or buffer')
 }
 
+/** Whether a GetObject/HeadObject output says the ETag is not the MD5 (SSE-KMS, DSSE-KMS, SSE-C). */
+const encryptedEtag = (out) => out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm)
+
 const statusOf = (e) => e?.$metadata?.httpStatusCode
 const isPreconditionFailed = (e) => statusOf(e) === 412 || e?.name === 'PreconditionFailed'
 const isNotFound = (e) => statusOf(e) === 404 || e?.name === 'NotFound' || e?.name === 'NoSuchKey'
@@ -319,13 +322,13 @@ function sendStore(client, bucket) {
       case 'get': {
         const out = await send(new cmds.GetObjectCommand({ Bucket: bucket, Key: req.key }))
         if (!out.Body) throw new Error(`Empty response body for ${req.key}`)
-        return { body: await bodyToBuffer(out.Body), etag: typeof out.ETag === 'string' ? out.ETag : undefined }
+        return { body: await bodyToBuffer(out.Body), etag: typeof out.ETag === 'string' ? out.ETag : undefined, encryptedEtag: encryptedEtag(out) }
       }
       case 'head': {
         const out = await send(new cmds.HeadObjectCommand({ Bucket: bucket, Key: req.key }), (e) => (isNotFound(e) ? { missing: true } : undefined))
         if (out.missing) return out
         const md5 = out.Metadata?.['s3ws-md5']
-        return { etag: typeof out.ETag === 'string' ? out.ETag : undefined, md5: typeof md5 === 'string' ? md5 : undefined }
+        return { etag: typeof out.ETag === 'string' ? out.ETag : undefined, md5: typeof md5 === 'string' ? md5 : undefined, encryptedEtag: encryptedEtag(out) }
       }
       case 'put': {
         const Body = await readFile(req.path)

@@ -3,10 +3,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync, SyncIgnoreFilter, calculateFileHash } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, md5, quiet, recordingLogger } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, md5, quiet, recordingLogger, isList, listingXml, withProxy } from './helpers.mjs'
 
 test('a throwing progress listener or logger never fails the sync or crashes the process', async () => {
   const bucket = await newBucket()
@@ -90,4 +90,40 @@ test('ignore patterns the npm ignore package tolerated are skipped with a warnin
   const filter = new SyncIgnoreFilter(logger, ['[z-a]', '{a,b}.txt'])
   assert.equal(filter.isIgnored('{a,b}.txt'), true)
   assert.equal(filter.isIgnored('a.txt'), false)
+})
+
+test('objects in SSE-KMS or SSE-C buckets (ETag not the MD5) download, verified by length; a warm pull makes no request per file', async () => {
+  const bucket = await newBucket()
+  const files = { 'kms.txt': 'encrypted with a KMS key', 'ssec.txt': 'encrypted with a customer key' }
+  await seed(bucket, 'p/', files)
+  // What S3 answers for such objects: an ETag of 32 hex digits that is not the MD5, and the encryption headers.
+  const fakeEtag = (key) => md5(Buffer.from(`not the md5 of ${key}`))
+  const sse = { 'p/kms.txt': { 'x-amz-server-side-encryption': 'aws:kms' }, 'p/ssec.txt': { 'x-amz-server-side-encryption-customer-algorithm': 'AES256' } }
+  const objects = Object.entries(files).map(([rel, body]) => ({ key: `p/${rel}`, size: Buffer.byteLength(body), etag: fakeEtag(`p/${rel}`) }))
+  const fault = (r) => {
+    if (isList(r)) return { status: 200, body: listingXml({ bucket, prefix: 'p/', objects }) }
+    const key = r.path.slice(`/${bucket}/`.length)
+    if (r.method === 'GET' && sse[key]) return { headers: { etag: `"${fakeEtag(key)}"`, ...sse[key] } }
+    return undefined
+  }
+  const dir = tmpDir()
+  await withProxy({ fault }, async (proxy) => {
+    const sync = () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const first = await sync().pull()
+    assert.equal(first.success, true, JSON.stringify(first.errors))
+    assert.equal(first.transferredFiles, 2)
+    for (const [rel, body] of Object.entries(files)) assert.equal(readFileSync(path.join(dir, rel), 'utf8'), body)
+    const mark = proxy.requests.length
+    const warm = await sync().pull()
+    assert.deepEqual([warm.success, warm.transferredFiles, warm.downloadedFiles], [true, 0, 2])
+    const later = proxy.requests.slice(mark)
+    assert.equal(later.filter((r) => !isList(r)).length, 0, later.map((r) => `${r.method} ${r.path}`).join(', '))
+  })
+  // A body of the wrong length is still caught.
+  const short = { status: 200, body: listingXml({ bucket, prefix: 'p/', objects: objects.map((o) => ({ ...o, size: o.size + 1 })) }) }
+  await withProxy({ fault: (r) => (isList(r) ? short : fault(r)) }, async (proxy) => {
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, false)
+    assert.match(result.errors.join('\n'), /bytes, the listing says/)
+  })
 })

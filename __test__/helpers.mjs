@@ -119,7 +119,8 @@ export function recordingLogger() {
  *   { status, body }         answer instead of the server,
  *   { flip: true }           forward, but flip one byte of the response body,
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
- *   { stallAfter: n }        forward n body bytes, then send nothing more;
+ *   { stallAfter: n }        forward n body bytes, then send nothing more,
+ *   { headers: {...} }      forward, with these response headers set;
  * `delay(req)` returns milliseconds to wait before forwarding;
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
@@ -150,8 +151,10 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
             await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
             up.resume()
           }
-          res.writeHead(up.statusCode, up.headers)
-          if (!action) return up.pipe(res)
+          res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
+          if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {
+            return up.pipe(res)
+          }
           let sent = 0
           let flipped = false
           up.on('data', (chunk) => {

@@ -48,6 +48,9 @@ pub struct StoreReply {
     pub missing: Option<bool>,
     /// `put`/`delete`: a condition did not hold (HTTP 412); nothing changed.
     pub precondition_failed: Option<bool>,
+    /// `get`/`head`: the object is encrypted with a KMS or customer key, so
+    /// its ETag is not the MD5 of its bytes.
+    pub encrypted_etag: Option<bool>,
 }
 
 pub type StoreFn =
@@ -128,6 +131,7 @@ impl Store for JsStore {
             stream: Box::pin(futures::stream::once(async move { Ok(body) })),
             etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
             md5: None,
+            etag_is_md5: reply.encrypted_etag != Some(true),
         })
     }
 
@@ -145,6 +149,7 @@ impl Store for JsStore {
         Ok(Some(ObjectInfo {
             etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
             md5: reply.md5,
+            etag_is_md5: reply.encrypted_etag != Some(true),
         }))
     }
 

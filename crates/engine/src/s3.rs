@@ -9,7 +9,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
@@ -244,6 +244,10 @@ impl S3Store {
         let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
         let etag = first.e_tag().map(unquote_etag);
         let md5 = stored_md5(first.metadata());
+        let etag_is_md5 = etag_is_md5(
+            first.server_side_encryption(),
+            first.sse_customer_algorithm(),
+        );
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
@@ -251,7 +255,12 @@ impl S3Store {
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
             let stream = self.body_stream(key, first.body);
-            return Ok(ObjectBody { stream, etag, md5 });
+            return Ok(ObjectBody {
+                stream,
+                etag,
+                md5,
+                etag_is_md5,
+            });
         };
         let head = first.body.collect().await.map_err(|e| {
             Error::S3(format!(
@@ -280,7 +289,12 @@ impl S3Store {
         let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
             .chain(rest)
             .boxed();
-        Ok(ObjectBody { stream, etag, md5 })
+        Ok(ObjectBody {
+            stream,
+            etag,
+            md5,
+            etag_is_md5,
+        })
     }
 
     /// Uploads in `PART_SIZE` parts, `PARTS_IN_FLIGHT` at a time, each read
@@ -422,6 +436,16 @@ fn read_at(file: &std::fs::File, path: &std::path::Path, offset: u64, len: u64) 
     Ok(Bytes::from(buf))
 }
 
+/// Whether the ETag of an object encrypted as the response says is its
+/// MD5: not with KMS keys (SSE-KMS, DSSE-KMS) or customer keys (SSE-C).
+fn etag_is_md5(sse: Option<&ServerSideEncryption>, customer_key: Option<&str>) -> bool {
+    customer_key.is_none()
+        && !matches!(
+            sse,
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+        )
+}
+
 fn quote_etag(etag: &str) -> String {
     format!("\"{etag}\"")
 }
@@ -481,6 +505,10 @@ impl Store for S3Store {
                 Ok(ObjectBody {
                     etag: out.e_tag().map(unquote_etag),
                     md5: stored_md5(out.metadata()),
+                    etag_is_md5: etag_is_md5(
+                        out.server_side_encryption(),
+                        out.sse_customer_algorithm(),
+                    ),
                     stream: self.body_stream(key, out.body),
                 })
             }
@@ -499,6 +527,10 @@ impl Store for S3Store {
             Ok(out) => Ok(Some(ObjectInfo {
                 etag: out.e_tag().map(unquote_etag),
                 md5: stored_md5(out.metadata()),
+                etag_is_md5: etag_is_md5(
+                    out.server_side_encryption(),
+                    out.sse_customer_algorithm(),
+                ),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(self.error("HeadObject", key, e)),

@@ -106,6 +106,7 @@ async fn receive(
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let mut hasher = Md5::new();
+    let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<tokio::fs::File> = None;
     loop {
@@ -120,6 +121,7 @@ async fn receive(
             })?;
         let Some(chunk) = next else { break };
         let chunk = chunk?;
+        received += chunk.len() as u64;
         hasher.update(&chunk);
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
             memory.extend_from_slice(&chunk);
@@ -148,7 +150,14 @@ async fn receive(
             .map_err(|e| Error::Io(format!("write {}: {e}", d.rel)))?;
     }
     // Verified before a byte reaches the final name (or, when gathered in
-    // memory, the disk at all).
+    // memory, the disk at all): the length always, the MD5 when known.
+    if d.size.is_some_and(|size| size != received) {
+        return Err(Error::Integrity(format!(
+            "{}: downloaded {received} bytes, the listing says {}",
+            d.rel,
+            d.size.unwrap_or_default()
+        )));
+    }
     let md5 = hex::encode(hasher.finalize());
     if let Some(expected) = body.expected_md5() {
         if expected != md5 {

@@ -105,6 +105,7 @@ impl Store for MemoryStore {
             stream: Box::pin(stream),
             etag: Some(etag),
             md5: None,
+            etag_is_md5: true,
         })
     }
 
@@ -112,6 +113,7 @@ impl Store for MemoryStore {
         Ok(self.lock().get(key).map(|(_, etag)| ObjectInfo {
             etag: Some(etag.clone()),
             md5: None,
+            etag_is_md5: true,
         }))
     }
 

@@ -33,15 +33,23 @@ pub struct ObjectBody {
     /// The MD5 of the whole object as stored in its metadata by this engine
     /// (the ETag of a multipart or encrypted object is not one).
     pub md5: Option<String>,
+    /// Whether a 32-hex-digit ETag is the MD5 of the bytes: not for objects
+    /// encrypted with KMS keys or customer keys (SSE-KMS, DSSE, SSE-C).
+    pub etag_is_md5: bool,
 }
 
 impl ObjectBody {
     /// The MD5 the downloaded bytes must have, when the server says it.
     pub fn expected_md5(&self) -> Option<String> {
-        self.md5
-            .clone()
-            .or_else(|| self.etag.as_deref().and_then(etag_md5))
+        expected_md5(self.md5.as_deref(), self.etag.as_deref(), self.etag_is_md5)
     }
+}
+
+/// The stored MD5, else the ETag when it is one.
+fn expected_md5(stored: Option<&str>, etag: Option<&str>, etag_is_md5: bool) -> Option<String> {
+    stored
+        .map(str::to_owned)
+        .or_else(|| etag.filter(|_| etag_is_md5).and_then(etag_md5))
 }
 
 /// What an upload carries besides its bytes.
@@ -76,19 +84,19 @@ pub enum Condition {
 }
 
 /// What a HEAD tells of an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub etag: Option<String>,
     /// The MD5 this engine stored in the object's metadata, if any.
     pub md5: Option<String>,
+    /// See `ObjectBody::etag_is_md5`.
+    pub etag_is_md5: bool,
 }
 
 impl ObjectInfo {
     /// The MD5 of the object's content, when known.
     pub fn content_md5(&self) -> Option<String> {
-        self.md5
-            .clone()
-            .or_else(|| self.etag.as_deref().and_then(etag_md5))
+        expected_md5(self.md5.as_deref(), self.etag.as_deref(), self.etag_is_md5)
     }
 }
 
