@@ -95,19 +95,10 @@ impl IgnoreRules {
         builder.case_insensitive(true).map_err(invalid)?;
         let mut skipped = Vec::new();
         for p in &patterns {
-            // A pattern is checked on its own first, so one the matcher
-            // rejects is skipped rather than failing the whole set.
-            let mut alone = GitignoreBuilder::new("");
-            let literal = literal_braces(p);
-            match alone
-                .add_line(None, &literal)
-                .map(|_| ())
-                .and_then(|()| alone.build().map(|_| ()))
-            {
-                Ok(()) => {
-                    builder.add_line(None, &literal).map_err(invalid)?;
-                }
-                Err(e) => skipped.push((p.clone(), e.to_string())),
+            // `add_line` parses the glob before adding it: a pattern it
+            // rejects leaves the builder as it was and is skipped.
+            if let Err(e) = builder.add_line(None, &literal_braces(p)) {
+                skipped.push((p.clone(), e.to_string()));
             }
         }
         let matcher = builder.build().map_err(invalid)?;

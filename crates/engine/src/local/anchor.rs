@@ -236,41 +236,31 @@ mod imp {
         /// The regular file `name`, for reading. A link, FIFO, socket or
         /// device is refused without blocking.
         pub fn open_regular(&self, name: &str) -> io::Result<File> {
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let fd =
-                openat(&self.fd, name, flags, Mode::empty()).map_err(|e| self.refusal(name, e))?;
-            if kind_of(&fstat(&fd)?) != Kind::File {
-                return Err(not_regular(&self.path.join(name)));
-            }
-            // Regular files ignore O_NONBLOCK; cleared for clarity.
-            rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
-            Ok(fd.into())
+            self.open_checked(name, OFlags::RDONLY, Mode::empty())
         }
 
         /// The regular file `name`, for appending.
         pub fn open_append(&self, name: &str) -> io::Result<File> {
-            let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-            let fd = openat(&self.fd, name, flags | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| self.refusal(name, e))?;
-            if kind_of(&fstat(&fd)?) != Kind::File {
-                return Err(not_regular(&self.path.join(name)));
-            }
-            Ok(fd.into())
+            self.open_checked(name, OFlags::WRONLY | OFlags::APPEND, Mode::empty())
         }
 
         /// The regular file `name`, created if missing, for a lock.
         pub fn open_lock(&self, name: &str) -> io::Result<File> {
-            let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-            let fd = openat(
-                &self.fd,
-                name,
-                flags | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
-            )
-            .map_err(|e| self.refusal(name, e))?;
+            let mode = Mode::from_raw_mode(0o666);
+            self.open_checked(name, OFlags::RDWR | OFlags::CREATE, mode)
+        }
+
+        /// Opens `name` with `flags`, never through a link and without
+        /// blocking, and only if it is a regular file (checked on the handle).
+        fn open_checked(&self, name: &str, flags: OFlags, mode: Mode) -> io::Result<File> {
+            let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = openat(&self.fd, name, flags, mode).map_err(|e| self.refusal(name, e))?;
             if kind_of(&fstat(&fd)?) != Kind::File {
                 return Err(not_regular(&self.path.join(name)));
             }
+            // Regular files ignore O_NONBLOCK; cleared so later reads and
+            // writes are plainly blocking.
+            rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
             Ok(fd.into())
         }
 

@@ -108,7 +108,8 @@ fn resolve(path: &Path) -> std::path::PathBuf {
 
 /// The workspace directory, opened once for an operation: everything below
 /// it is reached from this handle. With `create`, made if missing and
-/// checked writable. Blocking.
+/// checked writable. (Whether it can be listed, the scan finds out.)
+/// Blocking.
 pub fn open_workspace(path: &Path, create: bool) -> Result<Dir> {
     let shown = path.display();
     if create {
@@ -126,9 +127,6 @@ pub fn open_workspace(path: &Path, create: bool) -> Result<Dir> {
             Error::Workspace(format!("workspace path {shown} is not a directory"))
         }
         _ => Error::Workspace(format!("workspace directory {shown} cannot be read: {e}")),
-    })?;
-    root.entries().map_err(|e| {
-        Error::Workspace(format!("workspace directory {shown} cannot be read: {e}"))
     })?;
     if create {
         let probe = temp_name();

@@ -115,6 +115,25 @@ fn over_percent(deletes: usize, total: usize, max_percent: u8) -> bool {
     deletes * 100 > usize::from(max_percent) * total
 }
 
+/// What the planner tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::local::FileStat;
+
+    /// "Now" in the tests: every recorded entry is older than it.
+    pub const NOW: i128 = 1_000_000_000_000_000_000;
+
+    /// A one-byte file's stat with this mtime (and ctime).
+    pub fn stat(mtime_ns: i128) -> FileStat {
+        FileStat {
+            size: 1,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            ino: 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,6 +270,7 @@ fn local_names(remote: &RemoteFiles, local: &LocalView) -> HashMap<String, Strin
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::{stat, NOW};
     use super::super::{remote_files, Hashed};
     use super::*;
     use crate::base::SyncBase;
@@ -278,23 +279,12 @@ mod tests {
 
     const MD5_A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
-    const NOW: i128 = 1_000_000_000_000_000_000;
-
     fn obj(key: &str, etag: &str) -> RemoteObject {
         RemoteObject {
             key: key.into(),
             size: Some(1),
             etag: Some(etag.into()),
             last_modified: None,
-        }
-    }
-
-    fn stat(mtime_ns: i128) -> FileStat {
-        FileStat {
-            size: 1,
-            mtime_ns,
-            ctime_ns: mtime_ns,
-            ino: 1,
         }
     }
 

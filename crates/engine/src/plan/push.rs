@@ -141,19 +141,22 @@ pub fn plan_push(
 mod tests {
     use std::collections::HashMap;
 
+    use super::super::fixtures::{stat, NOW};
     use super::super::Hashed;
     use super::*;
     use crate::base::SyncBase;
     use crate::local::Scan;
 
-    const NOW: i128 = 1_000_000_000_000_000_000;
-
-    fn stat(mtime_ns: i128) -> FileStat {
-        FileStat {
-            size: 1,
-            mtime_ns,
-            ctime_ns: mtime_ns,
-            ino: 1,
+    fn view<'a>(
+        base: &'a SyncBase,
+        scan: &'a Scan,
+        hashes: &'a HashMap<String, Hashed>,
+    ) -> LocalView<'a> {
+        LocalView {
+            scan,
+            hashes,
+            base,
+            started_ns: NOW,
         }
     }
 
@@ -199,12 +202,7 @@ mod tests {
         );
         let mut scan = scan;
         scan.unreadable_dirs.push("locked".into());
-        let view = LocalView {
-            scan: &scan,
-            hashes: &hashes,
-            base: &base,
-            started_ns: NOW,
-        };
+        let view = view(&base, &scan, &hashes);
         let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
         let ups: Vec<_> = plan
             .uploads
@@ -236,12 +234,7 @@ mod tests {
         let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (base, scan, hashes, _d) = setup(&refs, &[]);
-        let view = LocalView {
-            scan: &scan,
-            hashes: &hashes,
-            base: &base,
-            started_ns: NOW,
-        };
+        let view = view(&base, &scan, &hashes);
         let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
         assert!(plan.deletes.is_empty());
         assert_eq!(plan.errors[0].code, "MASS_DELETE");
@@ -279,12 +272,7 @@ mod tests {
                 obj("p/differs", "92eb5ffee6ae2fec3ad71c777531578f"),
             ),
         ]);
-        let view = LocalView {
-            scan: &scan,
-            hashes: &hashes,
-            base: &base,
-            started_ns: NOW,
-        };
+        let view = view(&base, &scan, &hashes);
         let plan = plan_push(&view, Some(&listing), ConflictPolicy::KeepBoth, 50);
         assert_eq!(plan.conflicts, vec!["differs"]);
         assert_eq!(plan.record.len(), 1);
