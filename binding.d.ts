@@ -9,6 +9,34 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Receives a download's body from JS, one chunk at a time. */
+export declare class BodySink {
+  /**
+   * Hands a chunk over; resolves once the engine took it (backpressure).
+   * `false`: the engine stopped reading; the body should be destroyed.
+   */
+  write(chunk: Buffer): Promise<boolean>
+  /** The body is complete. */
+  end(): void
+  /** The body broke off: the download fails (and is tried again). */
+  fail(message: string): Promise<undefined>
+}
+
+/**
+ * A large upload's body, read from the checked file handle in order and
+ * hashed on the way (JS reads one chunk at a time).
+ */
+export declare class FileSource {
+  /** The next chunk, or `null` at the end. */
+  read(): Promise<Buffer | null>
+}
+
+/** Cancels one operation (the JS wrapper wires an `AbortSignal` to it). */
+export declare class NativeCancel {
+  constructor()
+  cancel(): void
+}
+
 export declare class NativeIgnoreRules {
   constructor(patterns: Array<string>)
   /**
@@ -28,16 +56,21 @@ export declare class NativeIgnoreRules {
 export declare class NativeWorkspace {
   constructor(options: NativeOptions, onEvent: (arg: NativeEvent) => void, hooks: NativeHooks)
   /** `called_at_ms`: when the user called `pull()` (ms since the epoch). */
-  pull(calledAtMs: number): Promise<NativeOutcome>
-  push(): Promise<NativeOutcome>
+  pull(calledAtMs: number, cancel: NativeCancel): Promise<NativeOutcome>
+  push(cancel: NativeCancel): Promise<NativeOutcome>
+  /**
+   * Cancels running operations and lets go of the engine (its S3 client,
+   * callbacks and cached base); later calls fail with `CLOSED`.
+   */
+  close(): void
 }
 
 /** Lowercase hex MD5 of a file, computed off the JS thread. */
 export declare function calculateFileHash(path: string): Promise<string>
 
 /**
- * Throws `[INVALID_OPTION]` for a workspace directory that must never be
- * mirrored (a filesystem root, the home directory, a system directory).
+ * Throws (code `INVALID_OPTION`) for a workspace directory that must never
+ * be mirrored (a filesystem root, the home directory, a system directory).
  */
 export declare function checkWorkspaceDir(dir: string): void
 
@@ -58,34 +91,60 @@ export interface NativeCredentials {
   expiration?: number
 }
 
+/** An error of an operation or of one of its files. */
+export interface NativeError {
+  /** The engine's stable code (`S3_OPERATION_ERROR`, `CONFLICT`, …). */
+  code: string
+  message: string
+  /** The file (workspace-relative path or key); empty for the operation. */
+  path: string
+  /**
+   * S3 failures: S3's error code (`NoSuchBucket`) or the kind of failure
+   * (`NetworkError`, `Timeout`, `CredentialsError`, …).
+   */
+  s3Code?: string
+  /** S3 failures: the HTTP status, when an answer came. */
+  statusCode?: number
+  /** S3 failures: whether trying again later may succeed. */
+  retryable?: boolean
+  /** S3 failures: the request (`ListObjectsV2`, `PutObject`, …). */
+  operation?: string
+}
+
 /** A progress, log or priority record from the engine. */
 export interface NativeEvent {
-  /** `progress`, `log` or `priority` (the priority files have settled). */
-  kind: string
-  phase?: string
+  kind: NativeEventKind
+  phase?: NativePhase
   current?: number
   total?: number
   percentage?: number
   currentFile?: string
-  /** `debug`, `info`, `warn` or `error`. */
-  level?: string
+  level?: NativeLevel
   message?: string
 }
 
-export interface NativeFileError {
-  path: string
-  code: string
-  message: string
+export declare const enum NativeEventKind {
+  Progress = 'progress',
+  Log = 'log',
+  /** The files under the priority prefix have settled. */
+  Priority = 'priority',
 }
 
 /** The JS functions a workspace may call besides the event callback. */
 export interface NativeHooks {
   /** The `contentTypeResolver` option (already guarded against throws). */
   contentType?: (arg: string) => string
-  /** `send()`-driven store for stand-in or stubbed S3 clients. */
+  /** `send()`-driven store for stand-in, stubbed or customised clients. */
   store?: (arg: StoreRequest) => Promise<StoreReply>
   /** A real S3Client's credential provider. */
   credentials?: () => Promise<NativeCredentials>
+}
+
+export declare const enum NativeLevel {
+  Debug = 'debug',
+  Info = 'info',
+  Warn = 'warn',
+  Error = 'error',
 }
 
 export interface NativeOptions {
@@ -106,13 +165,16 @@ export interface NativeOptions {
   stateDir?: string
 }
 
-/**
- * Either a report or the error that stopped the operation, so the JS side
- * gets the engine's stable `code` with it.
- */
+/** Either a report or the error that stopped the operation. */
 export interface NativeOutcome {
   report?: NativeReport
-  error?: NativeFileError
+  error?: NativeError
+}
+
+export declare const enum NativePhase {
+  Download = 'download',
+  Upload = 'upload',
+  Cleanup = 'cleanup',
 }
 
 export interface NativeReport {
@@ -123,9 +185,16 @@ export interface NativeReport {
   /** Paths both sides changed (see `engine::Report::conflicts`). */
   conflicts: Array<string>
   /** Local entries push could not sync (see `engine::Report::skipped`). */
-  skipped: Array<NativeFileError>
-  errors: Array<NativeFileError>
+  skipped: Array<NativeError>
+  errors: Array<NativeError>
   durationMs: number
+}
+
+/** What `send()` threw: the SDK exception's name, status and message. */
+export interface StoreError {
+  code: string
+  status?: number
+  message: string
 }
 
 export interface StoreObject {
@@ -136,13 +205,20 @@ export interface StoreObject {
   lastModified?: number
 }
 
+export declare const enum StoreOp {
+  List = 'list',
+  Get = 'get',
+  Head = 'head',
+  Put = 'put',
+  Delete = 'delete',
+}
+
 export interface StoreReply {
   objects?: Array<StoreObject>
   truncated?: boolean
   nextToken?: string
-  body?: Buffer
   etag?: string
-  /** `head`: the MD5 kept in the object's metadata. */
+  /** `get`/`head`: the MD5 kept in the object's metadata. */
   md5?: string
   /** `head`: there is no such object. */
   missing?: boolean
@@ -153,18 +229,34 @@ export interface StoreReply {
    * its ETag is not the MD5 of its bytes.
    */
   encryptedEtag?: boolean
+  /** The request failed. */
+  error?: StoreError
 }
 
 export interface StoreRequest {
-  /** `list`, `get`, `head`, `put` or `delete`. */
-  op: string
-  key?: string
+  op: StoreOp
+  /** The key, or the prefix of a listing. */
+  key: string
+  /** `list`: the continuation token. */
   token?: string
-  /** Local file to upload (`put`). */
-  path?: string
+  /**
+   * `put`: the whole body, for files under `STREAM_MIN` (a Buffer, as
+   * upstream sent); larger ones come through `source`.
+   */
+  body?: Buffer
+  /** `put`: the body of a large file, read chunk by chunk. */
+  source?: FileSource
+  /** `put`: the body's length in bytes. */
+  size?: number
   contentType?: string
+  /** `put`: base64 MD5 of the body, for `Content-MD5`. */
+  contentMd5?: string
+  /** `put`: hex MD5 of the body, kept as `s3ws-md5` metadata. */
+  md5?: string
   /** `put`/`delete`: only if the object still has this ETag. */
   ifMatch?: string
   /** `put`: only if there is no object. */
   ifNoneMatch?: boolean
+  /** `get`: where the body goes. */
+  sink?: BodySink
 }

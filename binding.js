@@ -835,9 +835,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BodySink = nativeBinding.BodySink
+module.exports.FileSource = nativeBinding.FileSource
+module.exports.NativeCancel = nativeBinding.NativeCancel
 module.exports.NativeIgnoreRules = nativeBinding.NativeIgnoreRules
 module.exports.NativeWorkspace = nativeBinding.NativeWorkspace
 module.exports.calculateFileHash = nativeBinding.calculateFileHash
 module.exports.checkWorkspaceDir = nativeBinding.checkWorkspaceDir
 module.exports.guessContentType = nativeBinding.guessContentType
 module.exports.NativeConflictPolicy = nativeBinding.NativeConflictPolicy
+module.exports.NativeEventKind = nativeBinding.NativeEventKind
+module.exports.NativeLevel = nativeBinding.NativeLevel
+module.exports.NativePhase = nativeBinding.NativePhase
+module.exports.StoreOp = nativeBinding.StoreOp

@@ -6,6 +6,7 @@ export const {
   SyncError,
   PathValidationError,
   S3OperationError,
+  AbortError,
   createDefaultLogger,
   validateStoragePath,
   guessContentType,

@@ -72,17 +72,24 @@ test('the default logger prefixes and routes to console', () => {
   const saved = { log: console.log, debug: console.debug, warn: console.warn, error: console.error }
   for (const k of Object.keys(saved)) console[k] = (...args) => seen.push([k, ...args])
   try {
-    const logger = createDefaultLogger()
+    const logger = createDefaultLogger('debug')
     logger.info('hello', 1)
     logger.debug('dbg')
     logger.warn('careful')
     logger.error('bad')
     logger.info('with object', { a: 1 })
+    logger.error('failed:', Object.assign(new Error('no such bucket'), { code: 'S3_OPERATION_ERROR' }))
+    // The default level is 'info': debug records are left out.
+    createDefaultLogger().debug('hidden')
+    createDefaultLogger('silent').error('hidden too')
   } finally {
     Object.assign(console, saved)
   }
-  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error', 'log'])
+  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error', 'log', 'error'])
   assert.deepEqual(seen[4].slice(3), ['with object', '{"a":1}'])
+  // An Error prints its name, code and message (JSON would print `{}`).
+  assert.deepEqual(seen[5].slice(3), ['failed:', 'Error [S3_OPERATION_ERROR]: no such bucket'])
+  assert.throws(() => createDefaultLogger('verbose'), TypeError)
   assert.equal(seen[0][1], '[S3_WORKSPACE_SYNC]')
   assert.match(seen[0][2], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
   assert.deepEqual(seen[0].slice(3), ['hello', 1])
@@ -94,10 +101,14 @@ test('background pull: waitForPull, isPullComplete, push waits for it', async ()
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
   assert.equal(sync.isPullComplete(), false)
   await sync.waitForPull() // nothing started: resolves at once
-  assert.equal(sync.startBackgroundPull(), undefined)
+  const handle = sync.startBackgroundPull()
+  assert.deepEqual(Object.keys(handle).sort(), ['cancel', 'done', 'priorityDone'])
   assert.equal(sync.isPullComplete(), false)
-  await sync.waitForPull()
+  const waited = await sync.waitForPull()
   assert.equal(sync.isPullComplete(), true)
+  assert.equal(waited.success, true)
+  assert.equal(waited.downloadedFiles, 60)
+  assert.equal(await handle.done, waited)
   assert.deepEqual(readTree(dir), files)
   assert.equal(sync.getWorkspacePath(), dir)
   // A second background pull is not complete until it finishes.

@@ -175,8 +175,9 @@ test('without @aws-sdk/client-s3 installed: plain use and stand-in clients work'
   const pkg = path.join(tmpDir('pkg'), 'node_modules', '@moca', 's3-workspace-sync')
   mkdirSync(pkg, { recursive: true })
   const { files } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-  for (const f of readdirSync(ROOT).filter((f) => f === 'package.json' || files.includes(f) || f.endsWith('.node'))) {
-    cpSync(path.join(ROOT, f), path.join(pkg, f))
+  const listed = files.map((f) => f.replace(/\/$/, ''))
+  for (const f of readdirSync(ROOT).filter((f) => f === 'package.json' || listed.includes(f) || f.endsWith('.node'))) {
+    cpSync(path.join(ROOT, f), path.join(pkg, f), { recursive: true })
   }
   const app = path.join(pkg, '..', '..', '..', 'app.mjs')
   writeFileSync(

@@ -1,31 +1,64 @@
 //! Engine progress and log records → one JS callback, queued without ever
 //! blocking the engine.
 
-use engine::{Level, Observer, Progress};
-use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use engine::{Level, Observer, Phase, Progress};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
+
+use crate::js_callback::JsCallback;
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeEventKind {
+    Progress,
+    Log,
+    /// The files under the priority prefix have settled.
+    Priority,
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativePhase {
+    Download,
+    Upload,
+    Cleanup,
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 /// A progress, log or priority record from the engine.
 #[napi(object)]
-#[derive(Default)]
 pub struct NativeEvent {
-    /// `progress`, `log` or `priority` (the priority files have settled).
-    pub kind: String,
-    pub phase: Option<String>,
+    pub kind: NativeEventKind,
+    pub phase: Option<NativePhase>,
     pub current: Option<u32>,
     pub total: Option<u32>,
     pub percentage: Option<u32>,
     pub current_file: Option<String>,
-    /// `debug`, `info`, `warn` or `error`.
-    pub level: Option<String>,
+    pub level: Option<NativeLevel>,
     pub message: Option<String>,
 }
 
-/// Weak: a sync instance must not keep the Node.js process alive.
-pub type EventFn = ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false, true>;
+impl NativeEvent {
+    fn of(kind: NativeEventKind) -> Self {
+        NativeEvent {
+            kind,
+            phase: None,
+            current: None,
+            total: None,
+            percentage: None,
+            current_file: None,
+            level: None,
+            message: None,
+        }
+    }
+}
 
-pub struct JsObserver(pub EventFn);
+pub struct JsObserver(pub JsCallback<NativeEvent, ()>);
 
 impl JsObserver {
     fn send(&self, event: NativeEvent) {
@@ -36,35 +69,33 @@ impl JsObserver {
 impl Observer for JsObserver {
     fn progress(&self, p: Progress) {
         self.send(NativeEvent {
-            kind: "progress".into(),
-            phase: Some(p.phase.as_str().into()),
+            phase: Some(match p.phase {
+                Phase::Download => NativePhase::Download,
+                Phase::Upload => NativePhase::Upload,
+                Phase::Cleanup => NativePhase::Cleanup,
+            }),
             current: Some(p.current as u32),
             total: Some(p.total as u32),
             percentage: Some(p.percentage),
             current_file: p.current_file,
-            ..NativeEvent::default()
+            ..NativeEvent::of(NativeEventKind::Progress)
         });
     }
 
     fn log(&self, level: Level, message: &str) {
-        let level = match level {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
         self.send(NativeEvent {
-            kind: "log".into(),
-            level: Some(level.into()),
+            level: Some(match level {
+                Level::Debug => NativeLevel::Debug,
+                Level::Info => NativeLevel::Info,
+                Level::Warn => NativeLevel::Warn,
+                Level::Error => NativeLevel::Error,
+            }),
             message: Some(message.into()),
-            ..NativeEvent::default()
+            ..NativeEvent::of(NativeEventKind::Log)
         });
     }
 
     fn priority_settled(&self) {
-        self.send(NativeEvent {
-            kind: "priority".into(),
-            ..NativeEvent::default()
-        });
+        self.send(NativeEvent::of(NativeEventKind::Priority));
     }
 }

@@ -1,10 +1,11 @@
 //! The engine's ignore rules, for the exported `SyncIgnoreFilter` class.
 
 use engine::ignore_rules::IgnoreRules;
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::to_js_error;
+use napi::Result;
+
+use crate::errors::engine_error;
 
 #[napi]
 pub struct NativeIgnoreRules {
@@ -14,26 +15,26 @@ pub struct NativeIgnoreRules {
 #[napi]
 impl NativeIgnoreRules {
     #[napi(constructor)]
-    pub fn new(patterns: Vec<String>) -> Result<Self> {
+    pub fn new(patterns: Vec<String>) -> Result<Self, String> {
         Ok(NativeIgnoreRules {
-            rules: IgnoreRules::new(&patterns).map_err(to_js_error)?,
+            rules: IgnoreRules::new(&patterns).map_err(engine_error)?,
         })
     }
 
     /// Adds the rules of the workspace's `.syncignore`, if any; returns how
     /// many. Never blocks: only a regular file is read, with size limits.
     #[napi]
-    pub fn load_from_workspace(&mut self, dir: String) -> Result<u32> {
+    pub fn load_from_workspace(&mut self, dir: String) -> Result<u32, String> {
         let root = match engine::local::Dir::open_root(std::path::Path::new(&dir)) {
             Ok(root) => root,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => {
-                return Err(to_js_error(engine::Error::Syncignore(format!(
+                return Err(engine_error(engine::Error::Syncignore(format!(
                     "{dir} cannot be read: {e}"
                 ))))
             }
         };
-        let next = engine::local::with_syncignore(&self.rules, &root).map_err(to_js_error)?;
+        let next = engine::local::with_syncignore(&self.rules, &root).map_err(engine_error)?;
         let added = next.pattern_count() - self.rules.pattern_count();
         self.rules = next;
         Ok(added as u32)

@@ -7,13 +7,12 @@ use aws_credential_types::provider::{error::CredentialsError, future, ProvideCre
 use aws_credential_types::Credentials;
 use engine::content_type::{guess_content_type, ContentTypeResolver};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
-pub type ContentTypeFn = ThreadsafeFunction<String, String, String, Status, false, true>;
+use crate::js_callback::{call_and_await, JsCallback};
 
 /// Calls the user's `contentTypeResolver` with the workspace-relative path.
-pub struct JsContentTypes(pub ContentTypeFn);
+pub struct JsContentTypes(pub JsCallback<String, String>);
 
 #[async_trait::async_trait]
 impl ContentTypeResolver for JsContentTypes {
@@ -37,12 +36,9 @@ pub struct NativeCredentials {
     pub expiration: Option<f64>,
 }
 
-pub type CredentialsFn =
-    ThreadsafeFunction<(), Promise<NativeCredentials>, (), Status, false, true>;
-
 /// Asks the JS client's provider each time the SDK's cache needs fresh
 /// credentials (first use, and before they expire).
-pub struct JsCredentials(pub CredentialsFn);
+pub struct JsCredentials(pub JsCallback<(), Promise<NativeCredentials>>);
 
 impl std::fmt::Debug for JsCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,13 +53,7 @@ impl JsCredentials {
         let failed = |e: napi::Error| {
             CredentialsError::provider_error(format!("s3Client credentials: {}", e.reason))
         };
-        let c = self
-            .0
-            .call_async_catch(())
-            .await
-            .map_err(failed)?
-            .await
-            .map_err(failed)?;
+        let c = call_and_await(&self.0, ()).await.map_err(failed)?;
         let expiry = c
             .expiration
             .filter(|ms| ms.is_finite() && *ms > 0.0)

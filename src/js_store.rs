@@ -1,29 +1,99 @@
 //! A `Store` that drives a JS object with a `send()` method (a stand-in
-//! S3 client in a user's tests, or a client whose `send` is stubbed). The JS
-//! side turns each request into the SDK command the user's mock expects.
+//! S3 client in a user's tests, a client whose `send` is stubbed, or a real
+//! S3Client with customisations the native client would bypass). The JS
+//! side turns each request into the SDK command the client expects.
+//!
+//! Bodies stream both ways: a download is pushed chunk by chunk into a
+//! `BodySink` (with backpressure), a large upload is pulled chunk by chunk
+//! from a `FileSource` reading the checked file handle.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use bytes::Bytes;
-use engine::store::{Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store};
+use engine::error::{S3Error, BODY_ERROR};
+use engine::local::{read_at, Dir};
+use engine::store::{
+    unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
+};
 use engine::{Error, Result};
+use md5::{Digest, Md5};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
+use tokio::sync::mpsc;
 
-#[napi(object)]
-#[derive(Default)]
+use crate::js_callback::{call_and_await, JsCallback};
+
+#[napi(string_enum = "lowercase")]
+pub enum StoreOp {
+    List,
+    Get,
+    Head,
+    Put,
+    Delete,
+}
+
+impl StoreOp {
+    /// The S3 operation it stands for, for errors.
+    fn operation(&self) -> &'static str {
+        match self {
+            StoreOp::List => "ListObjectsV2",
+            StoreOp::Get => "GetObject",
+            StoreOp::Head => "HeadObject",
+            StoreOp::Put => "PutObject",
+            StoreOp::Delete => "DeleteObject",
+        }
+    }
+}
+
+#[napi(object, object_from_js = false)]
 pub struct StoreRequest {
-    /// `list`, `get`, `head`, `put` or `delete`.
-    pub op: String,
-    pub key: Option<String>,
+    pub op: StoreOp,
+    /// The key, or the prefix of a listing.
+    pub key: String,
+    /// `list`: the continuation token.
     pub token: Option<String>,
-    /// Local file to upload (`put`).
-    pub path: Option<String>,
+    /// `put`: the whole body, for files under `STREAM_MIN` (a Buffer, as
+    /// upstream sent); larger ones come through `source`.
+    pub body: Option<Buffer>,
+    /// `put`: the body of a large file, read chunk by chunk.
+    pub source: Option<FileSource>,
+    /// `put`: the body's length in bytes.
+    pub size: Option<f64>,
     pub content_type: Option<String>,
+    /// `put`: base64 MD5 of the body, for `Content-MD5`.
+    pub content_md5: Option<String>,
+    /// `put`: hex MD5 of the body, kept as `s3ws-md5` metadata.
+    pub md5: Option<String>,
     /// `put`/`delete`: only if the object still has this ETag.
     pub if_match: Option<String>,
     /// `put`: only if there is no object.
     pub if_none_match: Option<bool>,
+    /// `get`: where the body goes.
+    pub sink: Option<BodySink>,
+}
+
+impl StoreRequest {
+    fn new(op: StoreOp, key: &str) -> Self {
+        StoreRequest {
+            op,
+            key: key.to_owned(),
+            token: None,
+            body: None,
+            source: None,
+            size: None,
+            content_type: None,
+            content_md5: None,
+            md5: None,
+            if_match: None,
+            if_none_match: None,
+            sink: None,
+        }
+    }
 }
 
 #[napi(object)]
@@ -35,14 +105,21 @@ pub struct StoreObject {
     pub last_modified: Option<f64>,
 }
 
+/// What `send()` threw: the SDK exception's name, status and message.
 #[napi(object)]
+pub struct StoreError {
+    pub code: String,
+    pub status: Option<u32>,
+    pub message: String,
+}
+
+#[napi(object, object_to_js = false)]
 pub struct StoreReply {
     pub objects: Option<Vec<StoreObject>>,
     pub truncated: Option<bool>,
     pub next_token: Option<String>,
-    pub body: Option<Buffer>,
     pub etag: Option<String>,
-    /// `head`: the MD5 kept in the object's metadata.
+    /// `get`/`head`: the MD5 kept in the object's metadata.
     pub md5: Option<String>,
     /// `head`: there is no such object.
     pub missing: Option<bool>,
@@ -51,35 +128,150 @@ pub struct StoreReply {
     /// `get`/`head`: the object is encrypted with a KMS or customer key, so
     /// its ETag is not the MD5 of its bytes.
     pub encrypted_etag: Option<bool>,
+    /// The request failed.
+    pub error: Option<StoreError>,
 }
 
-pub type StoreFn =
-    ThreadsafeFunction<StoreRequest, Promise<StoreReply>, StoreRequest, Status, false, true>;
+/// Receives a download's body from JS, one chunk at a time.
+#[napi]
+pub struct BodySink {
+    tx: Mutex<Option<mpsc::Sender<Result<Bytes>>>>,
+    key: String,
+}
 
-pub struct JsStore(pub StoreFn);
+#[napi]
+impl BodySink {
+    fn sender(&self) -> Option<mpsc::Sender<Result<Bytes>>> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Hands a chunk over; resolves once the engine took it (backpressure).
+    /// `false`: the engine stopped reading; the body should be destroyed.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        chunk: Buffer,
+    ) -> napi::Result<PromiseRaw<'env, bool>> {
+        let bytes = Bytes::copy_from_slice(&chunk);
+        let tx = self.sender();
+        env.spawn_future(async move {
+            Ok(match tx {
+                Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
+                None => false,
+            })
+        })
+    }
+
+    /// The body is complete.
+    #[napi]
+    pub fn end(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// The body broke off: the download fails (and is tried again).
+    #[napi]
+    pub fn fail<'env>(
+        &self,
+        env: &'env Env,
+        message: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let error = S3Error::new(
+            "GetObject",
+            &self.key,
+            BODY_ERROR,
+            format!(
+                "s3Client.send (GetObject {}) failed while reading the body: {message}",
+                self.key
+            ),
+        );
+        env.spawn_future(async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(error.into())).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Chunk size of streamed uploads.
+const CHUNK: u64 = 1024 * 1024;
+/// Files at least this large upload as a stream; smaller ones as a Buffer.
+const STREAM_MIN: u64 = 8 * 1024 * 1024;
+
+/// A large upload's body, read from the checked file handle in order and
+/// hashed on the way (JS reads one chunk at a time).
+#[napi]
+pub struct FileSource {
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+    offset: Mutex<u64>,
+    hasher: Arc<Mutex<Md5>>,
+}
+
+#[napi]
+impl FileSource {
+    /// The next chunk, or `null` at the end.
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn read<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
+        let (offset, len) = {
+            let mut at = self.offset.lock().unwrap_or_else(|p| p.into_inner());
+            let len = CHUNK.min(self.size - *at);
+            let offset = *at;
+            *at += len;
+            (offset, len)
+        };
+        let (file, path, hasher) = (self.file.clone(), self.path.clone(), self.hasher.clone());
+        env.spawn_future(async move {
+            if len == 0 {
+                return Ok(None);
+            }
+            let bytes = tokio::task::spawn_blocking(move || {
+                let bytes = read_at(&file, &path, offset, len)?;
+                hasher
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .update(&bytes);
+                Ok::<_, Error>(bytes)
+            })
+            .await
+            .map_err(|e| napi::Error::from_reason(e.to_string()))?
+            .map_err(|e| napi::Error::from_reason(e.to_string()))?;
+            Ok(Some(Buffer::from(bytes.to_vec())))
+        })
+    }
+}
+
+pub struct JsStore(pub JsCallback<StoreRequest, Promise<StoreReply>>);
 
 impl JsStore {
     async fn call(&self, req: StoreRequest) -> Result<StoreReply> {
-        let what = format!("{} {}", req.op, req.key.as_deref().unwrap_or(""));
-        let failed =
-            |e: napi::Error| Error::S3(format!("s3Client.send ({what}) failed: {}", e.reason));
-        self.0
-            .call_async_catch(req)
+        let (operation, key) = (req.op.operation(), req.key.clone());
+        let failed = |code: String, status: Option<u32>, message: String| -> Error {
+            let text = format!("s3Client.send ({operation} {key}) failed: {code}: {message}");
+            S3Error::new(operation, &key, code, text)
+                .with_status(status.and_then(|s| u16::try_from(s).ok()))
+                .into()
+        };
+        let reply = call_and_await(&self.0, req)
             .await
-            .map_err(failed)?
-            .await
-            .map_err(failed)
+            .map_err(|e| failed("Unknown".into(), None, e.reason.clone()))?;
+        match reply.error {
+            Some(e) if e.status == Some(412) || e.code == "PreconditionFailed" => {
+                Err(Error::Conflict(format!(
+                    "s3Client.send ({operation} {key}): PreconditionFailed"
+                )))
+            }
+            Some(e) => Err(failed(e.code, e.status, e.message)),
+            None => Ok(reply),
+        }
     }
 }
 
-/// A failed condition, as the engine's conflict error.
-fn precondition(reply: &StoreReply, op: &str, key: &str) -> Result<()> {
-    if reply.precondition_failed == Some(true) {
-        return Err(Error::Conflict(format!(
-            "s3Client.send ({op} {key}): PreconditionFailed"
-        )));
-    }
-    Ok(())
+fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
 }
 
 #[async_trait]
@@ -87,10 +279,8 @@ impl Store for JsStore {
     async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage> {
         let reply = self
             .call(StoreRequest {
-                op: "list".into(),
-                key: Some(prefix.into()),
                 token: token.map(str::to_owned),
-                ..StoreRequest::default()
+                ..StoreRequest::new(StoreOp::List, prefix)
             })
             .await?;
         Ok(ListPage {
@@ -104,7 +294,7 @@ impl Store for JsStore {
                         .size
                         .filter(|s| s.is_finite() && *s >= 0.0)
                         .map(|s| s as u64),
-                    etag: o.etag.map(|e| engine::store::unquote_etag(&e)),
+                    etag: o.etag.map(|e| unquote_etag(&e)),
                     last_modified: o
                         .last_modified
                         .filter(|ms| ms.is_finite() && *ms >= 0.0)
@@ -119,70 +309,118 @@ impl Store for JsStore {
     }
 
     async fn get(&self, key: &str, _size_hint: Option<u64>) -> Result<ObjectBody> {
+        let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+        let sink = BodySink {
+            tx: Mutex::new(Some(tx)),
+            key: key.to_owned(),
+        };
         let reply = self
             .call(StoreRequest {
-                op: "get".into(),
-                key: Some(key.into()),
-                ..StoreRequest::default()
+                sink: Some(sink),
+                ..StoreRequest::new(StoreOp::Get, key)
             })
             .await?;
-        let body = Bytes::copy_from_slice(reply.body.as_deref().unwrap_or_default());
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
         Ok(ObjectBody {
-            stream: Box::pin(futures::stream::once(async move { Ok(body) })),
-            etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
-            md5: None,
+            stream: Box::pin(stream),
+            etag: reply.etag.map(|e| unquote_etag(&e)),
+            md5: reply.md5,
             etag_is_md5: reply.encrypted_etag != Some(true),
         })
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        let reply = self
-            .call(StoreRequest {
-                op: "head".into(),
-                key: Some(key.into()),
-                ..StoreRequest::default()
-            })
-            .await?;
+        let reply = self.call(StoreRequest::new(StoreOp::Head, key)).await?;
         if reply.missing == Some(true) {
             return Ok(None);
         }
         Ok(Some(ObjectInfo {
-            etag: reply.etag.map(|e| engine::store::unquote_etag(&e)),
+            etag: reply.etag.map(|e| unquote_etag(&e)),
             md5: reply.md5,
             etag_is_md5: reply.encrypted_etag != Some(true),
         }))
     }
 
+    /// Sends the file with `Content-MD5` and the `s3ws-md5` metadata, as the
+    /// native client does; a file that is not the one hashed (changed since
+    /// the scan, or while it streamed) fails with `FILE_CHANGED`.
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        let changed = || {
+            Error::Changed(format!(
+                "{} changed while it was uploaded",
+                req.path.display()
+            ))
+        };
+        let file = Arc::new(
+            req.file
+                .try_clone()
+                .map_err(|e| Error::io("read", req.path, e))?,
+        );
+        let (path, size) = (req.path.to_path_buf(), req.stat.size);
+        let hasher = Arc::new(Mutex::new(Md5::new()));
+        let (body, source) = if size < STREAM_MIN {
+            let (file, path) = (file.clone(), path.clone());
+            let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
+                .await
+                .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+            if Md5::digest(&bytes).as_slice() != req.md5 {
+                return Err(changed());
+            }
+            (Some(Buffer::from(bytes.to_vec())), None)
+        } else {
+            let source = FileSource {
+                file: file.clone(),
+                path,
+                size,
+                offset: Mutex::new(0),
+                hasher: hasher.clone(),
+            };
+            (None, Some(source))
+        };
+        let streamed = source.is_some();
         let (if_match, if_none_match) = match req.condition {
             Condition::None => (None, None),
-            Condition::IfMatch(etag) => (Some(format!("\"{etag}\"")), None),
+            Condition::IfMatch(etag) => (Some(quoted(etag)), None),
             Condition::IfNoneMatch => (None, Some(true)),
         };
         let reply = self
             .call(StoreRequest {
-                op: "put".into(),
-                key: Some(req.key.into()),
-                path: Some(req.path.to_string_lossy().into_owned()),
+                body,
+                source,
+                size: Some(size as f64),
                 content_type: Some(req.content_type.into()),
+                content_md5: Some(BASE64.encode(req.md5)),
+                md5: Some(hex::encode(req.md5)),
                 if_match,
                 if_none_match,
-                ..StoreRequest::default()
+                ..StoreRequest::new(StoreOp::Put, req.key)
             })
             .await?;
-        precondition(&reply, "put", req.key)?;
-        Ok(reply.etag.map(|e| engine::store::unquote_etag(&e)))
+        // A streamed body is checked after the fact (a stand-in client does
+        // not check Content-MD5): its bytes, then the file itself.
+        let sent: [u8; 16] = hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .finalize()
+            .into();
+        if streamed && sent != req.md5 {
+            return Err(changed());
+        }
+        if Dir::file_stat(&file).ok() != Some(req.stat) {
+            return Err(changed());
+        }
+        Ok(reply.etag.map(|e| unquote_etag(&e)))
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
-        let reply = self
-            .call(StoreRequest {
-                op: "delete".into(),
-                key: Some(key.into()),
-                if_match: if_match.map(|e| format!("\"{e}\"")),
-                ..StoreRequest::default()
-            })
-            .await?;
-        precondition(&reply, "delete", key)
+        self.call(StoreRequest {
+            if_match: if_match.map(quoted),
+            ..StoreRequest::new(StoreOp::Delete, key)
+        })
+        .await?;
+        Ok(())
     }
 }

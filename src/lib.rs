@@ -2,31 +2,28 @@
 //! wraps JS callbacks as ThreadsafeFunctions. No sync logic lives here.
 
 mod env_cleanup;
+mod errors;
 mod events;
 mod ignore_filter;
+mod js_callback;
 mod js_hooks;
 mod js_store;
 mod options;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use engine::{Config, Report, Workspace};
+use engine::{CancellationToken, Config, Report, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use errors::{engine_error, napi_error, NativeError};
 use events::{JsObserver, NativeEvent};
+use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsStore, StoreReply, StoreRequest};
 use options::NativeOptions;
-
-#[napi(object)]
-pub struct NativeFileError {
-    pub path: String,
-    pub code: String,
-    pub message: String,
-}
 
 #[napi(object)]
 pub struct NativeReport {
@@ -37,61 +34,39 @@ pub struct NativeReport {
     /// Paths both sides changed (see `engine::Report::conflicts`).
     pub conflicts: Vec<String>,
     /// Local entries push could not sync (see `engine::Report::skipped`).
-    pub skipped: Vec<NativeFileError>,
-    pub errors: Vec<NativeFileError>,
+    pub skipped: Vec<NativeError>,
+    pub errors: Vec<NativeError>,
     pub duration_ms: f64,
 }
 
-/// Either a report or the error that stopped the operation, so the JS side
-/// gets the engine's stable `code` with it.
+/// Either a report or the error that stopped the operation.
 #[napi(object)]
 pub struct NativeOutcome {
     pub report: Option<NativeReport>,
-    pub error: Option<NativeFileError>,
+    pub error: Option<NativeError>,
 }
 
-/// An engine error thrown synchronously; the JS wrapper turns the
-/// `[CODE] message` form into a `SyncError` with that code.
-pub(crate) fn to_js_error(err: engine::Error) -> Error {
-    Error::new(Status::InvalidArg, format!("[{}] {err}", err.code()))
-}
-
-fn outcome(result: engine::Result<Report>) -> NativeOutcome {
-    let file_error = |e: engine::FileError| NativeFileError {
-        path: e.path,
-        code: e.code.into(),
-        message: e.message,
-    };
-    match result {
-        Ok(r) => NativeOutcome {
-            report: Some(NativeReport {
-                transferred: r.transferred as u32,
-                bytes: r.bytes as f64,
-                deleted: r.deleted as u32,
-                unchanged: r.unchanged as u32,
-                conflicts: r.conflicts,
-                skipped: r
-                    .skipped
-                    .into_iter()
-                    .map(|s| NativeFileError {
-                        code: s.reason.code().into(),
-                        path: s.path,
-                        message: s.message,
-                    })
-                    .collect(),
-                errors: r.errors.into_iter().map(file_error).collect(),
-                duration_ms: r.duration.as_secs_f64() * 1000.0,
-            }),
-            error: None,
-        },
-        Err(e) => NativeOutcome {
-            report: None,
-            error: Some(NativeFileError {
-                path: String::new(),
-                code: e.code().into(),
-                message: e.to_string(),
-            }),
-        },
+impl From<engine::Result<Report>> for NativeOutcome {
+    fn from(result: engine::Result<Report>) -> Self {
+        match result {
+            Ok(r) => NativeOutcome {
+                report: Some(NativeReport {
+                    transferred: r.transferred as u32,
+                    bytes: r.bytes as f64,
+                    deleted: r.deleted as u32,
+                    unchanged: r.unchanged as u32,
+                    conflicts: r.conflicts,
+                    skipped: r.skipped.iter().map(|s| s.to_error().into()).collect(),
+                    errors: r.errors.into_iter().map(NativeError::from).collect(),
+                    duration_ms: r.duration.as_secs_f64() * 1000.0,
+                }),
+                error: None,
+            },
+            Err(e) => NativeOutcome {
+                report: None,
+                error: Some(e.into()),
+            },
+        }
     }
 }
 
@@ -100,16 +75,35 @@ fn outcome(result: engine::Result<Report>) -> NativeOutcome {
 pub struct NativeHooks<'a> {
     /// The `contentTypeResolver` option (already guarded against throws).
     pub content_type: Option<Function<'a, String, String>>,
-    /// `send()`-driven store for stand-in or stubbed S3 clients.
+    /// `send()`-driven store for stand-in, stubbed or customised clients.
     pub store: Option<Function<'a, StoreRequest, Promise<StoreReply>>>,
     /// A real S3Client's credential provider.
     pub credentials: Option<Function<'a, (), Promise<NativeCredentials>>>,
 }
 
+/// Cancels one operation (the JS wrapper wires an `AbortSignal` to it).
+#[napi]
+#[derive(Default)]
+pub struct NativeCancel(CancellationToken);
+
+#[napi]
+impl NativeCancel {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
 /// One workspace's sync engine.
 #[napi]
 pub struct NativeWorkspace {
-    inner: Arc<Workspace>,
+    /// `None` once closed.
+    inner: Mutex<Option<Arc<Workspace>>>,
 }
 
 #[napi]
@@ -120,73 +114,85 @@ impl NativeWorkspace {
         options: NativeOptions,
         on_event: Function<NativeEvent, ()>,
         hooks: NativeHooks,
-    ) -> Result<Self> {
-        let observer = JsObserver(
-            on_event
-                .build_threadsafe_function()
-                .callee_handled::<false>()
-                .weak::<true>()
-                .build()?,
-        );
-        let mut config = Config::try_from(options).map_err(to_js_error)?;
-        let credentials = match hooks.credentials {
-            Some(f) => Some(SharedCredentialsProvider::new(JsCredentials(
-                f.build_threadsafe_function()
-                    .callee_handled::<false>()
-                    .weak::<true>()
-                    .build()?,
-            ))),
-            None => None,
-        };
-        config.s3.credentials = credentials;
-        if let Some(f) = hooks.content_type {
-            config.content_types = Some(Arc::new(JsContentTypes(
-                f.build_threadsafe_function()
-                    .callee_handled::<false>()
-                    .weak::<true>()
-                    .build()?,
-            )));
+    ) -> Result<Self, String> {
+        let observer = Arc::new(JsObserver(js_callback(&on_event).map_err(napi_error)?));
+        let mut config = Config::try_from(options).map_err(engine_error)?;
+        if let Some(f) = &hooks.credentials {
+            let provider = JsCredentials(js_callback(f).map_err(napi_error)?);
+            config.s3.credentials = Some(SharedCredentialsProvider::new(provider));
         }
-        let observer = Arc::new(observer);
-        let inner = match hooks.store {
+        if let Some(f) = &hooks.content_type {
+            let resolver = JsContentTypes(js_callback(f).map_err(napi_error)?);
+            config.content_types = Some(Arc::new(resolver));
+        }
+        let inner = match &hooks.store {
             Some(f) => {
-                let store = JsStore(
-                    f.build_threadsafe_function()
-                        .callee_handled::<false>()
-                        .weak::<true>()
-                        .build()?,
-                );
+                let store = JsStore(js_callback(f).map_err(napi_error)?);
                 Workspace::with_store(config, Arc::new(store), observer)
             }
             None => Workspace::new(config, observer),
         }
-        .map_err(to_js_error)?;
+        .map_err(engine_error)?;
         let inner = Arc::new(inner);
-        env_cleanup::watch(&env, &inner)?;
-        Ok(NativeWorkspace { inner })
+        env_cleanup::watch(&env, &inner).map_err(napi_error)?;
+        Ok(NativeWorkspace {
+            inner: Mutex::new(Some(inner)),
+        })
+    }
+
+    fn workspace(&self) -> Result<Arc<Workspace>, String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                napi::Error::new("CLOSED".to_owned(), "the instance was closed".to_owned())
+            })
     }
 
     /// `called_at_ms`: when the user called `pull()` (ms since the epoch).
-    #[napi]
-    pub async fn pull(&self, called_at_ms: f64) -> Result<NativeOutcome> {
-        let ws = self.inner.clone();
+    #[napi(ts_return_type = "Promise<NativeOutcome>")]
+    pub fn pull<'env>(
+        &self,
+        env: &'env Env,
+        called_at_ms: f64,
+        cancel: &NativeCancel,
+    ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
+        let (ws, cancel) = (self.workspace()?, cancel.0.clone());
         let called = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs_f64(called_at_ms.max(0.0) / 1000.0);
-        Ok(outcome(ws.pull_called_at(called).await))
+        env.spawn_future(
+            async move { Ok(NativeOutcome::from(ws.pull_with(called, &cancel).await)) },
+        )
+        .map_err(napi_error)
     }
 
+    #[napi(ts_return_type = "Promise<NativeOutcome>")]
+    pub fn push<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &NativeCancel,
+    ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
+        let (ws, cancel) = (self.workspace()?, cancel.0.clone());
+        env.spawn_future(async move { Ok(NativeOutcome::from(ws.push_with(&cancel).await)) })
+            .map_err(napi_error)
+    }
+
+    /// Cancels running operations and lets go of the engine (its S3 client,
+    /// callbacks and cached base); later calls fail with `CLOSED`.
     #[napi]
-    pub async fn push(&self) -> Result<NativeOutcome> {
-        let ws = self.inner.clone();
-        Ok(outcome(ws.push().await))
+    pub fn close(&self) {
+        if let Some(ws) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            ws.cancel_all();
+        }
     }
 }
 
-/// Throws `[INVALID_OPTION]` for a workspace directory that must never be
-/// mirrored (a filesystem root, the home directory, a system directory).
+/// Throws (code `INVALID_OPTION`) for a workspace directory that must never
+/// be mirrored (a filesystem root, the home directory, a system directory).
 #[napi]
-pub fn check_workspace_dir(dir: String) -> Result<()> {
-    engine::local::check_workspace_path(std::path::Path::new(&dir)).map_err(to_js_error)
+pub fn check_workspace_dir(dir: String) -> Result<(), String> {
+    engine::local::check_workspace_path(std::path::Path::new(&dir)).map_err(engine_error)
 }
 
 /// Content-Type for a file name, as uploads use it.

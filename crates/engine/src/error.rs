@@ -1,7 +1,9 @@
 //! The engine's one error type. Every variant has a stable `code` that the
-//! binding exposes to JavaScript; tests assert codes, not message text.
+//! binding exposes to JavaScript; tests assert codes, not message text. S3
+//! failures carry structured fields (`S3Error`) so callers never parse text.
 
 use std::path::Path;
+use std::sync::Arc;
 
 /// Everything that can make a sync operation (or one file of it) fail.
 #[derive(Debug, thiserror::Error)]
@@ -10,10 +12,9 @@ pub enum Error {
     /// An option has a missing or invalid value.
     #[error("{0}")]
     InvalidOption(String),
-    /// An S3 request failed for a reason that stops the whole operation
-    /// (listing, missing bucket, credentials, unreachable endpoint).
+    /// An S3 request failed (or its response body broke off).
     #[error("{0}")]
-    S3(String),
+    S3(Box<S3Error>),
     /// The workspace directory is missing, is not a directory, or cannot be
     /// read or written.
     #[error("{0}")]
@@ -67,13 +68,130 @@ impl Error {
         }
     }
 
+    /// The S3 failure's fields, when this is one.
+    pub fn s3(&self) -> Option<&S3Error> {
+        match self {
+            Error::S3(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// An I/O error on `path`, with the operation that failed.
     pub fn io(op: &str, path: &Path, err: std::io::Error) -> Self {
         Error::Io(format!("{op} {}: {err}", path.display()))
     }
 }
 
+impl From<S3Error> for Error {
+    fn from(e: S3Error) -> Self {
+        Error::S3(Box::new(e))
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failed S3 request: what was asked, what came back, whether to retry.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct S3Error {
+    /// The S3 operation (`ListObjectsV2`, `GetObject`, `PutObject`, …).
+    pub operation: String,
+    /// The object key, or the prefix for a listing.
+    pub key: String,
+    /// S3's error code (`NoSuchBucket`, `AccessDenied`, …), else one of
+    /// `NetworkError`, `Timeout`, `CredentialsError`, `InvalidResponse`,
+    /// `RequestNotSent`, `BodyError`, `Unknown`.
+    pub code: String,
+    /// The HTTP status of the answer, when one came.
+    pub status: Option<u16>,
+    /// The whole message: operation, bucket, key, endpoint, cause, hint.
+    pub message: String,
+    /// The client's own error, for `std::error::Error::source`.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl S3Error {
+    pub fn new(
+        operation: impl Into<String>,
+        key: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        S3Error {
+            operation: operation.into(),
+            key: key.into(),
+            code: code.into(),
+            status: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: Option<u16>) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// A response body that broke off (or stalled) after the answer began:
+    /// worth another download attempt.
+    pub fn is_body_error(&self) -> bool {
+        self.code == BODY_ERROR
+    }
+
+    /// Whether the same request may succeed later: throttling, server
+    /// errors, network trouble, a broken body. (Clients already retried.)
+    pub fn retryable(&self) -> bool {
+        matches!(self.status, Some(408 | 429 | 500..=599))
+            || matches!(
+                self.code.as_str(),
+                BODY_ERROR | "NetworkError" | "Timeout" | "SlowDown" | "RequestTimeout"
+            )
+    }
+
+    /// Whether every other request of the operation would fail the same
+    /// way (bucket missing, credentials refused, endpoint unreachable): the
+    /// operation stops at the first such failure instead of repeating it.
+    pub fn is_global(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "NoSuchBucket"
+                | "AccessDenied"
+                | "AllAccessDisabled"
+                | "AccountProblem"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired"
+                | "AuthorizationHeaderMalformed"
+                | "PermanentRedirect"
+                | "CredentialsError"
+                | "NetworkError"
+        )
+    }
+}
+
+/// `S3Error::code` of a body that broke off after the answer began.
+pub const BODY_ERROR: &str = "BodyError";
+
+impl std::fmt::Display for S3Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for S3Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// What was being done to a file when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +204,15 @@ pub enum Action {
 }
 
 /// A failure confined to one file: the operation goes on with the others.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FileError {
     /// The object key (downloads) or workspace-relative path (the rest).
     pub path: String,
     pub code: &'static str,
     /// Upstream's form: `Failed to <action> <path>: <error>`.
     pub message: String,
+    /// The S3 failure behind it, when there was one.
+    pub s3: Option<S3Error>,
 }
 
 impl FileError {
@@ -108,6 +228,7 @@ impl FileError {
         FileError {
             message: format!("Failed to {verb} {path}: {err}"),
             code: err.code(),
+            s3: err.s3().cloned(),
             path,
         }
     }
@@ -121,6 +242,7 @@ impl FileError {
             path: String::new(),
             code: err.code(),
             message: err.to_string(),
+            s3: err.s3().cloned(),
         }
     }
 }

@@ -25,4 +25,4 @@ mod transfer;
 pub use error::{Error, FileError, Result};
 pub use plan::ConflictPolicy;
 pub use progress::{Level, Observer, Phase, Progress};
-pub use sync::{Config, Report, Workspace};
+pub use sync::{CancellationToken, Config, Report, Workspace};

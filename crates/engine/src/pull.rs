@@ -20,14 +20,15 @@ use crate::plan::{
 };
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{Report, State, Workspace};
-use crate::transfer::download;
+use crate::sync::{CancellationToken, Report, State, Workspace};
+use crate::transfer::{download, Halt};
 
 /// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: &'a PhaseProgress<'a>,
     root: &'a Arc<Dir>,
+    halt: Halt,
 }
 
 impl Workspace {
@@ -40,16 +41,22 @@ impl Workspace {
     /// Rejects (with `S3_OPERATION_ERROR`, `WORKSPACE_ERROR`, …) only when
     /// nothing could be synced; failures of single files are in the report.
     pub async fn pull(&self) -> Result<Report> {
-        self.pull_called_at(SystemTime::now()).await
+        self.pull_with(SystemTime::now(), &CancellationToken::new())
+            .await
     }
 
     /// `pull()` for a call made at `called` (the JS wrapper's own time:
-    /// files written since then are the agent's and stay untouched).
-    pub async fn pull_called_at(&self, called: SystemTime) -> Result<Report> {
+    /// files written since then are the agent's and stay untouched) that
+    /// stops with `Error::Cancelled` when `cancel` is cancelled.
+    pub async fn pull_with(
+        &self,
+        called: SystemTime,
+        cancel: &CancellationToken,
+    ) -> Result<Report> {
         let started = Instant::now();
         let started_ns = nanos(called.min(SystemTime::now()));
         let mut state = self
-            .cancellable(async { Ok(self.state.lock().await) })
+            .cancellable(cancel, async { Ok(self.state.lock().await) })
             .await?;
         let cfg = &self.config;
         self.log(
@@ -62,7 +69,7 @@ impl Workspace {
             ),
         );
         let result = self
-            .cancellable(self.pull_locked(&mut state, started_ns))
+            .cancellable(cancel, self.pull_locked(&mut state, started_ns))
             .await;
         self.finish("Pull", "downloaded", started, result)
     }
@@ -148,6 +155,7 @@ impl Workspace {
             store: &store,
             progress: &progress,
             root: &root,
+            halt: Halt::default(),
         };
         self.download_all(&batch, first, &mut base, &mut report)
             .await;
@@ -218,9 +226,13 @@ impl Workspace {
         let mut tasks = JoinSet::new();
         for d in downloads {
             let (store, root, limit) = (batch.store.clone(), batch.root.clone(), limit.clone());
+            let halt = batch.halt.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = download(&*store, &root, &d, stall).await;
+                let result = match halt.go_on() {
+                    true => Some(download(&*store, &root, &d, stall).await),
+                    false => None,
+                };
                 (d.rel, result)
             });
         }
@@ -237,6 +249,7 @@ impl Workspace {
                 }
             };
             batch.progress.advance(&rel);
+            let Some(result) = result else { continue };
             match result {
                 Ok(done) => {
                     if let Some(copy) = &done.conflict_copy {
@@ -256,6 +269,7 @@ impl Workspace {
                 }
                 // The agent wrote the file while it downloaded: its version stays.
                 Err(Error::Changed(m)) => self.log(Level::Info, &m),
+                Err(e) if !batch.halt.report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
                     report.errors.push(FileError::new(

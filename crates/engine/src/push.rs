@@ -17,8 +17,8 @@ use crate::local::{nanos, scan, split_parent, Dir, Folding, SkipReason, Skipped}
 use crate::plan::{plan_push, remote_files, LocalView, RemoteDelete, Upload};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{Report, State, Workspace};
-use crate::transfer::upload;
+use crate::sync::{CancellationToken, Report, State, Workspace};
+use crate::transfer::{upload, Halt};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -28,10 +28,15 @@ impl Workspace {
     ///
     /// Rejects, deleting nothing, when the workspace cannot be scanned.
     pub async fn push(&self) -> Result<Report> {
+        self.push_with(&CancellationToken::new()).await
+    }
+
+    /// `push()` that stops with `Error::Cancelled` when `cancel` is cancelled.
+    pub async fn push_with(&self, cancel: &CancellationToken) -> Result<Report> {
         let started = Instant::now();
         let started_ns = nanos(SystemTime::now());
         let mut state = self
-            .cancellable(async { Ok(self.state.lock().await) })
+            .cancellable(cancel, async { Ok(self.state.lock().await) })
             .await?;
         let cfg = &self.config;
         self.log(
@@ -44,7 +49,7 @@ impl Workspace {
             ),
         );
         let result = self
-            .cancellable(self.push_locked(&mut state, started_ns))
+            .cancellable(cancel, self.push_locked(&mut state, started_ns))
             .await;
         self.finish("Push", "uploaded", started, result)
     }
@@ -129,10 +134,11 @@ impl Workspace {
                 }
             },
         );
-        self.upload_all(&store, &root, uploads, &mut base, &mut report)
+        let halt = Halt::default();
+        self.upload_all(&store, &root, uploads, &mut base, &mut report, &halt)
             .await;
         report.deleted = self
-            .delete_remote(&*store, &root, plan.deletes, &mut base, &mut report)
+            .delete_remote(&*store, &root, plan.deletes, &mut base, &mut report, &halt)
             .await;
         self.journal(base.start());
         self.save_base(state, base).await;
@@ -154,6 +160,7 @@ impl Workspace {
         uploads: Vec<Upload>,
         base: &mut SyncBase,
         report: &mut Report,
+        halt: &Halt,
     ) {
         let progress = PhaseProgress::new(&*self.observer, Phase::Upload, uploads.len());
         let limit = Arc::new(Semaphore::new(self.config.upload_concurrency));
@@ -162,8 +169,12 @@ impl Workspace {
             let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
             let key = key_for(&self.config.prefix, &u.rel);
             let resolver = self.config.content_types.clone();
+            let halt = halt.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                if !halt.go_on() {
+                    return (u.rel, None);
+                }
                 let content_type = match resolver {
                     Some(r) => r.content_type(&u.rel).await,
                     None => guess_content_type(&u.rel),
@@ -185,7 +196,7 @@ impl Workspace {
                     },
                     other => other,
                 };
-                (u.rel, result)
+                (u.rel, Some(result))
             });
         }
         while let Some(joined) = tasks.join_next().await {
@@ -198,6 +209,7 @@ impl Workspace {
                 continue;
             };
             progress.advance(&rel);
+            let Some(result) = result else { continue };
             match result {
                 Ok(entry) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
@@ -212,6 +224,7 @@ impl Workspace {
                     ));
                     self.conflict(report, Action::Upload, rel, &err);
                 }
+                Err(e) if !halt.report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Upload failed: {rel}: {e}"));
                     report.errors.push(FileError::new(Action::Upload, rel, &e));
@@ -229,11 +242,15 @@ impl Workspace {
         deletes: Vec<RemoteDelete>,
         base: &mut SyncBase,
         report: &mut Report,
+        halt: &Halt,
     ) -> usize {
         let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
         let mut deleted = 0;
         for d in deletes {
             progress.advance(&d.rel);
+            if !halt.go_on() {
+                continue;
+            }
             // The scan did not see it; make sure it is really gone (not
             // merely ignored now) before deleting on S3.
             let (dir, rel) = (root.clone(), d.rel.clone());
@@ -269,6 +286,7 @@ impl Workspace {
                         self.conflict(report, Action::Delete, d.rel, &err);
                     }
                 },
+                Err(e) if !halt.report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));
                     report

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
@@ -24,8 +24,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
-use crate::error::{Error, Result};
-use crate::local::Dir;
+use crate::error::{Error, Result, S3Error, BODY_ERROR};
+use crate::local::{read_at, Dir};
 use crate::store::{
     unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
 };
@@ -51,8 +51,9 @@ pub struct S3Settings {
 pub struct S3Store {
     client: Client,
     bucket: String,
-    /// Where requests go, for error messages.
+    /// Where requests go, and in which region, for error messages.
     endpoint: String,
+    region: String,
 }
 
 impl S3Store {
@@ -75,14 +76,15 @@ impl S3Store {
             // No TLS needed for an http:// endpoint (a local server).
             (true, false) => aws_smithy_http_client::Builder::new().build_http(),
             (false, false) => {
-                return Err(Error::S3(format!(
-                    "no trusted CA certificates were found, so HTTPS to {} cannot be \
+                let endpoint = custom_endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+                let message = format!(
+                    "no trusted CA certificates were found, so HTTPS to {endpoint} cannot be \
                      verified: install the system CA bundle (ca-certificates) or point \
-                     SSL_CERT_FILE at one",
-                    custom_endpoint
-                        .clone()
-                        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"))
-                )))
+                     SSL_CERT_FILE at one"
+                );
+                return Err(S3Error::new("Connect", "", "NetworkError", message).into());
             }
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -122,40 +124,120 @@ impl S3Store {
             bucket: bucket.to_owned(),
             endpoint: custom_endpoint
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+            region,
         })
     }
 
     /// An error naming the operation, bucket, key, endpoint and S3's error
-    /// code. The SDK's error text never holds credentials or signatures.
+    /// code, with a hint for the usual mistakes. The SDK's error text never
+    /// holds credentials or signatures; its `Debug` form is never shown.
     fn error<E>(&self, op: &str, key: &str, err: SdkError<E, HttpResponse>) -> Error
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = match &err {
-            SdkError::ServiceError(e) => e.err().code().unwrap_or("Unknown").to_owned(),
-            SdkError::DispatchFailure(_) => "NetworkError".to_owned(),
-            SdkError::TimeoutError(_) => "Timeout".to_owned(),
-            SdkError::ResponseError(_) => "InvalidResponse".to_owned(),
-            SdkError::ConstructionFailure(_) => "RequestNotSent".to_owned(),
-            _ => "Unknown".to_owned(),
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let chain = error_chain(&err);
+        let (code, detail) = match &err {
+            SdkError::ServiceError(e) => (
+                e.err()
+                    .code()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| status_code_name(status)),
+                e.err().message().unwrap_or("").to_owned(),
+            ),
+            SdkError::DispatchFailure(e) if e.is_timeout() => ("Timeout".to_owned(), chain),
+            SdkError::DispatchFailure(e) if e.is_other() && chain.contains("credential") => {
+                ("CredentialsError".to_owned(), chain)
+            }
+            SdkError::DispatchFailure(_) => ("NetworkError".to_owned(), chain),
+            SdkError::TimeoutError(_) => ("Timeout".to_owned(), chain),
+            SdkError::ResponseError(_) => ("InvalidResponse".to_owned(), chain),
+            SdkError::ConstructionFailure(_) => ("RequestNotSent".to_owned(), chain),
+            _ => ("Unknown".to_owned(), chain),
         };
-        let detail = match &err {
-            SdkError::ServiceError(e) => e.err().message().unwrap_or("").to_owned(),
-            _ => DisplayErrorContext(&err).to_string(),
-        };
-        let message = format!(
-            "{op} s3://{}/{key} at {} failed: {code}: {detail}",
+        let mut message = format!(
+            "{op} s3://{}/{key} at {} failed: {code}",
             self.bucket, self.endpoint
         );
-        let status = match &err {
-            SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
-            _ => None,
-        };
-        if status == Some(412) || code == "PreconditionFailed" {
-            Error::Conflict(message)
-        } else {
-            Error::S3(message)
+        if !detail.is_empty() {
+            message = format!("{message}: {detail}");
         }
+        if let Some(hint) = self.hint(&code, &detail) {
+            message = format!("{message}. {hint}");
+        }
+        let conflict = status == Some(412) || code == "PreconditionFailed";
+        let failure = S3Error::new(op, key, code, message)
+            .with_status(status)
+            .with_source(err);
+        if conflict {
+            Error::Conflict(failure.message)
+        } else {
+            failure.into()
+        }
+    }
+
+    /// What to check for the failures people meet while setting up.
+    fn hint(&self, code: &str, detail: &str) -> Option<String> {
+        let region = &self.region;
+        Some(match code {
+            "CredentialsError" => "No usable AWS credentials: set AWS_ACCESS_KEY_ID and \
+                AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass an s3Client"
+                .to_owned(),
+            "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                "The credentials were refused: check the access key and secret key".to_owned()
+            }
+            "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {
+                "The session token expired or is invalid: refresh the credentials".to_owned()
+            }
+            "NoSuchBucket" => {
+                format!("Check the bucket name, the region ({region}) and the endpoint")
+            }
+            "AccessDenied" | "Forbidden" => {
+                "The credentials lack permission for this request on this bucket and prefix \
+                 (see the IAM policy in the README)"
+                    .to_owned()
+            }
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => {
+                format!("The bucket is in another region than {region}: set the region option")
+            }
+            "NetworkError" if detail.contains("certificate") || detail.contains("tls") => {
+                "The TLS handshake failed: check the endpoint's certificate, or point \
+                 SSL_CERT_FILE at the CA bundle that signed it"
+                    .to_owned()
+            }
+            "NetworkError" => "The endpoint could not be reached: check the endpoint option \
+                (scheme, host and port), the network and any proxy"
+                .to_owned(),
+            _ => return None,
+        })
+    }
+}
+
+/// An error and its sources as one line of their `Display` forms (a
+/// source that repeats its parent's text is left out).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// S3's code for an answer with no error body (HEAD requests).
+fn status_code_name(status: Option<u16>) -> String {
+    match status {
+        Some(301) => "PermanentRedirect".into(),
+        Some(403) => "AccessDenied".into(),
+        Some(404) => "NotFound".into(),
+        Some(s) => format!("Http{s}"),
+        None => "Unknown".into(),
     }
 }
 
@@ -217,20 +299,28 @@ impl S3Store {
             .map_err(|e| self.error("GetObject", key, e))
     }
 
+    /// A body that broke off after the answer began (worth a retry).
+    fn body_error(&self, key: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+        let message = format!(
+            "GetObject s3://{}/{key} at {} failed while reading the body: {}",
+            self.bucket,
+            self.endpoint,
+            error_chain(&err)
+        );
+        S3Error::new("GetObject", key, BODY_ERROR, message)
+            .with_source(err)
+            .into()
+    }
+
     fn body_stream(&self, key: &str, body: ByteStream) -> BoxStream<'static, Result<Bytes>> {
-        let what = format!("GetObject s3://{}/{key} at {}", self.bucket, self.endpoint);
+        let (this, key) = (self.clone(), key.to_owned());
         futures::stream::unfold(Some(body), move |body| {
-            let what = what.clone();
+            let (this, key) = (this.clone(), key.clone());
             async move {
                 let mut body: ByteStream = body?;
                 match body.next().await? {
                     Ok(chunk) => Some((Ok(chunk), Some(body))),
-                    Err(e) => Some((
-                        Err(Error::S3(format!(
-                            "{what} failed while reading the body: {e}"
-                        ))),
-                        None,
-                    )),
+                    Err(e) => Some((Err(this.body_error(&key, e)), None)),
                 }
             }
         })
@@ -262,11 +352,11 @@ impl S3Store {
                 etag_is_md5,
             });
         };
-        let head = first.body.collect().await.map_err(|e| {
-            Error::S3(format!(
-                "GetObject {key} failed while reading the body: {e}"
-            ))
-        })?;
+        let head = first
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.body_error(key, e))?;
         let this = self.clone();
         let (key, version) = (key.to_owned(), etag.clone());
         let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
@@ -277,11 +367,11 @@ impl S3Store {
                     let out = this
                         .get_range(&key, Some((start, end)), version.as_deref())
                         .await?;
-                    let bytes = out.body.collect().await.map_err(|e| {
-                        Error::S3(format!(
-                            "GetObject {key} failed while reading the body: {e}"
-                        ))
-                    })?;
+                    let bytes = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| this.body_error(&key, e))?;
                     Ok(bytes.into_bytes())
                 }
             })
@@ -312,6 +402,9 @@ impl S3Store {
             .await
             .map_err(|e| self.error("CreateMultipartUpload", req.key, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        // Dropped mid-way (the operation was aborted), the upload is aborted
+        // rather than left to linger, billed, on S3.
+        let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), upload_id.clone())));
         let result = self.upload_parts(&req, &upload_id).await;
         let done = match result {
             Ok(parts) => self
@@ -333,17 +426,21 @@ impl S3Store {
                 .map_err(|e| self.error("CompleteMultipartUpload", req.key, e)),
             Err(e) => Err(e),
         };
-        if done.is_err() {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(req.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+        if done.is_ok() {
+            guard.0 = None;
         }
         done
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
     }
 
     async fn upload_parts(
@@ -404,36 +501,19 @@ impl S3Store {
     }
 }
 
-/// `len` bytes of `file` at `offset` (`path` names it in errors). Blocking.
-fn read_at(file: &std::fs::File, path: &std::path::Path, offset: u64, len: u64) -> Result<Bytes> {
-    let mut buf = vec![0u8; len as usize];
-    #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset);
-    #[cfg(windows)]
-    let read = {
-        let mut done = 0;
-        let mut r = Ok(());
-        while done < buf.len() {
-            match std::os::windows::fs::FileExt::seek_read(
-                file,
-                &mut buf[done..],
-                offset + done as u64,
-            ) {
-                Ok(0) => {
-                    r = Err(std::io::ErrorKind::UnexpectedEof.into());
-                    break;
-                }
-                Ok(n) => done += n,
-                Err(e) => {
-                    r = Err(e);
-                    break;
-                }
-            }
+/// Aborts a multipart upload when dropped armed (on failure, or when the
+/// upload's future is dropped because its operation was cancelled).
+struct AbortOnDrop(Option<(S3Store, String, String)>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let Some((store, key, upload_id)) = self.0.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { store.abort_multipart(&key, &upload_id).await });
         }
-        r
-    };
-    read.map_err(|e| Error::io("read", path, e))?;
-    Ok(Bytes::from(buf))
+    }
 }
 
 /// Whether the ETag of an object encrypted as the response says is its

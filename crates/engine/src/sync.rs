@@ -23,6 +23,7 @@ use crate::plan::{ConflictPolicy, Hashed};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
+pub use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
@@ -163,7 +164,7 @@ pub(crate) struct State {
 pub struct Workspace {
     pub(crate) config: Config,
     /// Cancels every running and later operation (see `cancel_all`).
-    cancel: tokio_util::sync::CancellationToken,
+    cancel: CancellationToken,
     store: OnceCell<Arc<dyn Store>>,
     pub(crate) base_rules: IgnoreRules,
     pub(crate) state: Mutex<State>,
@@ -179,7 +180,7 @@ impl Workspace {
             config,
             store: OnceCell::new(),
             state: Mutex::new(State::default()),
-            cancel: tokio_util::sync::CancellationToken::new(),
+            cancel: CancellationToken::new(),
             observer,
         })
     }
@@ -219,16 +220,23 @@ impl Workspace {
         self.cancel.cancel();
     }
 
-    /// Runs `op` unless and until `cancel_all` is called.
+    /// Runs `op` unless and until `cancel_all` is called or `token` is
+    /// cancelled. Dropping `op` stops its transfers where they stand: each
+    /// finished one is already in the base's journal, a temp file may stay
+    /// (never a torn file under a final name), a started multipart upload is
+    /// aborted, the lock is released.
     pub(crate) async fn cancellable<T>(
         &self,
+        token: &CancellationToken,
         op: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(Error::Cancelled(
-                "the operation was cancelled: the instance's JavaScript environment ended".into(),
+                "the operation was cancelled: the instance was closed or its JavaScript \
+                 environment ended".into(),
             )),
+            _ = token.cancelled() => Err(Error::Cancelled("the operation was aborted".into())),
             result = op => result,
         }
     }

@@ -1,6 +1,7 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::local::anchor::is_link_error;
 use crate::local::open_scanned;
 use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
@@ -42,6 +43,29 @@ fn parent_dir(root: &Dir, rel: &str) -> Result<Dir> {
     })
 }
 
+/// Stops an operation's remaining transfers after a failure that every
+/// other request would repeat (`S3Error::is_global`: a missing bucket,
+/// refused credentials, an unreachable endpoint), so the report holds one
+/// error rather than one per file. What was not attempted stays pending.
+#[derive(Clone, Default)]
+pub struct Halt(Arc<AtomicBool>);
+
+impl Halt {
+    /// Whether a transfer should still start.
+    pub fn go_on(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether `err` should be reported: a global failure halts the rest and
+    /// is reported once; repeats of it from transfers already in flight are not.
+    pub fn report(&self, err: &Error) -> bool {
+        match err.s3() {
+            Some(s3) if s3.is_global() => !self.0.swap(true, Ordering::Relaxed),
+            _ => true,
+        }
+    }
+}
+
 /// Attempts per download when the body breaks off or fails verification
 /// (request-level failures are retried by the S3 client itself).
 const DOWNLOAD_ATTEMPTS: usize = 3;
@@ -69,7 +93,7 @@ pub async fn download(
 fn is_body_error(e: &Error) -> bool {
     match e {
         Error::Integrity(_) => true,
-        Error::S3(m) => m.contains("while reading the body"),
+        Error::S3(s3) => s3.is_body_error(),
         _ => false,
     }
 }
@@ -114,10 +138,12 @@ async fn receive(
         let next = tokio::time::timeout(stall, body.stream.next())
             .await
             .map_err(|_| {
-                Error::S3(format!(
-                    "{}: body stalled for {stall:?} while reading the body",
-                    d.key
-                ))
+                S3Error::new(
+                    "GetObject",
+                    &d.key,
+                    BODY_ERROR,
+                    format!("GetObject {}: the body stalled for {stall:?}", d.key),
+                )
             })?;
         let Some(chunk) = next else { break };
         let chunk = chunk?;

@@ -8,7 +8,10 @@ mod state;
 mod syncignore;
 mod write;
 
+use std::path::Path;
 use std::time::UNIX_EPOCH;
+
+use crate::error::{Error, Result};
 
 pub use anchor::{split_parent, Dir, Kind};
 pub use scan::{open_scanned, scan, Scan, SkipReason, Skipped};
@@ -128,6 +131,38 @@ pub fn nanos(t: std::time::SystemTime) -> i128 {
         Ok(d) => d.as_nanos() as i128,
         Err(e) => -(e.duration().as_nanos() as i128),
     }
+}
+
+/// `len` bytes of `file` at `offset` (`path` names it in errors). Blocking.
+pub fn read_at(file: &std::fs::File, path: &Path, offset: u64, len: u64) -> Result<bytes::Bytes> {
+    let mut buf = vec![0u8; len as usize];
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset);
+    #[cfg(windows)]
+    let read = {
+        let mut done = 0;
+        let mut r = Ok(());
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            ) {
+                Ok(0) => {
+                    r = Err(std::io::ErrorKind::UnexpectedEof.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        r
+    };
+    read.map_err(|e| Error::io("read", path, e))?;
+    Ok(bytes::Bytes::from(buf))
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ impl Skipped {
             path: self.path.clone(),
             code: self.reason.code(),
             message: format!("Not uploaded {}: {}", self.path, self.message),
+            s3: None,
         }
     }
 }

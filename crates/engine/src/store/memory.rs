@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use md5::{Digest, Md5};
 
 use super::{Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, S3Error};
 
 /// Bodies are streamed in chunks of this size, yielding between them, so
 /// concurrent tests can interleave with a download.
@@ -89,11 +89,15 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, key: &str, _size_hint: Option<u64>) -> Result<ObjectBody> {
-        let (body, etag) = self
-            .lock()
-            .get(key)
-            .cloned()
-            .ok_or_else(|| Error::S3(format!("GetObject {key} failed: NoSuchKey")))?;
+        let (body, etag) = self.lock().get(key).cloned().ok_or_else(|| {
+            S3Error::new(
+                "GetObject",
+                key,
+                "NoSuchKey",
+                format!("GetObject {key} failed: NoSuchKey"),
+            )
+            .with_status(Some(404))
+        })?;
         let chunks: Vec<Bytes> = (0..body.len().div_ceil(CHUNK).max(1))
             .map(|i| body.slice(i * CHUNK..((i + 1) * CHUNK).min(body.len())))
             .collect();
@@ -126,7 +130,14 @@ impl Store for MemoryStore {
         std::io::Read::read_exact(&mut &*req.file, &mut body)
             .map_err(|e| Error::io("read", req.path, e))?;
         if Md5::digest(&body).as_slice() != req.md5 {
-            return Err(Error::S3(format!("PutObject {}: BadDigest", req.key)));
+            return Err(S3Error::new(
+                "PutObject",
+                req.key,
+                "BadDigest",
+                format!("PutObject {}: BadDigest", req.key),
+            )
+            .with_status(Some(400))
+            .into());
         }
         let mut objects = self.lock();
         let current = objects.get(req.key).map(|(_, etag)| etag.as_str());

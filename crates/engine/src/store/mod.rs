@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, S3Error};
 use crate::local::FileStat;
 
 /// One object of a listing.
@@ -138,9 +138,16 @@ pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObjec
         match page.next_token {
             Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
             _ => {
-                return Err(Error::S3(format!(
-                "listing {prefix:?} failed: a truncated page came without a new continuation token"
-            )))
+                return Err(S3Error::new(
+                    "ListObjectsV2",
+                    prefix,
+                    "InvalidResponse",
+                    format!(
+                        "listing {prefix:?} failed: a truncated page came without a new \
+                         continuation token"
+                    ),
+                )
+                .into())
             }
         }
     }
