@@ -31,9 +31,12 @@ export interface S3WorkspaceSyncOptions {
   /** AWS region; default `process.env.AWS_REGION`, then `us-east-1`. */
   region?: string
   /**
-   * Pre-configured AWS SDK v3 S3Client: its region, endpoint, path style and
-   * credential provider are used. Any other object with `send()` (a stand-in
-   * in tests, or a client with a stubbed `send`) is driven through `send()`.
+   * Pre-configured AWS SDK v3 S3Client. A stock client lends the native
+   * engine its region, endpoint, path style and credential provider. A
+   * client with anything the native engine would bypass (added middleware, a
+   * custom request handler or HTTP agent, retry settings, endpoint variants
+   * such as `useAccelerateEndpoint`), a stubbed `send`, or any other object
+   * with `send()` is driven through its own `send()`.
    */
   s3Client?: S3ClientLike
   /** Beyond upstream: force how `s3Client` is used (default `'auto'`). */
@@ -44,13 +47,15 @@ export interface S3WorkspaceSyncOptions {
   uploadConcurrency?: number
   /** Receives log records; default: console with a `[S3_WORKSPACE_SYNC]` prefix. */
   logger?: SyncLogger
+  /** Beyond upstream: the lowest level the default logger prints (default `'info'`; ignored with `logger`). */
+  logLevel?: LogLevel
   /** gitignore-style patterns applied after the built-in defaults. */
   ignorePatterns?: string[]
   /** Content-Type for an uploaded file, called with its base name. */
   contentTypeResolver?: (filename: string) => string
   /** Workspace-relative directory downloaded first during `pull()`. */
   priorityPrefix?: string
-  /** Beyond upstream: endpoint URL of an S3-compatible server. */
+  /** Beyond upstream: endpoint URL of an S3-compatible server (`http://` or `https://` with a host; checked by the constructor). */
   endpoint?: string
   /** Beyond upstream: path-style addressing (default: on with a custom endpoint). */
   forcePathStyle?: boolean
@@ -80,6 +85,43 @@ export interface S3WorkspaceSyncOptions {
   stateDir?: string
 }
 
+/** Every `code` a `SyncError` (or an entry of `errorDetails`) can have. */
+export type SyncErrorCode =
+  | 'INVALID_OPTION'
+  | 'PATH_VALIDATION_ERROR'
+  | 'S3_OPERATION_ERROR'
+  | 'WORKSPACE_ERROR'
+  | 'WORKSPACE_BUSY'
+  | 'UNSAFE_KEY'
+  | 'IO_ERROR'
+  | 'FILE_CHANGED'
+  | 'INTEGRITY_ERROR'
+  | 'CONFLICT'
+  | 'MASS_DELETE'
+  | 'INVALID_SYNCIGNORE'
+  | 'CANCELLED'
+  | 'CLOSED'
+  | 'ABORT_ERR'
+  | 'SYMLINK'
+  | 'SPECIAL_FILE'
+  | 'UNSAFE_NAME'
+  | 'UNREADABLE'
+
+/** One failure of a sync, as data (beyond upstream; `errors` holds the messages). */
+export interface SyncErrorDetail {
+  /** Workspace-relative path or object key; `''` for the operation as a whole. */
+  path: string
+  code: SyncErrorCode
+  message: string
+  /** S3 failures: S3's error code (`'NoSuchBucket'`, `'AccessDenied'`) or `'NetworkError'`, `'Timeout'`, `'CredentialsError'`, … */
+  s3Code?: string
+  /** S3 failures: the HTTP status of S3's answer, when one came. */
+  statusCode?: number
+  /** S3 failures: whether trying again later may succeed. */
+  retryable?: boolean
+}
+
+/** The result of `pull()` or `push()`. */
 export interface SyncResult {
   success: boolean
   /**
@@ -89,9 +131,11 @@ export interface SyncResult {
    */
   downloadedFiles?: number
   uploadedFiles?: number
-  deletedFiles?: number
+  deletedFiles: number
   errors?: string[]
-  duration?: number
+  /** Beyond upstream: `errors` as data, in the same order. */
+  errorDetails?: SyncErrorDetail[]
+  duration: number
   /**
    * Beyond upstream: paths changed both here and on S3 since the last sync.
    * After a pull both versions are kept (the local one under a conflict
@@ -99,11 +143,11 @@ export interface SyncResult {
    */
   conflicts?: string[]
   /** Beyond upstream: files actually downloaded (pull) or uploaded (push). */
-  transferredFiles?: number
+  transferredFiles: number
   /** Beyond upstream: files already in sync, not transferred. */
-  unchangedFiles?: number
+  unchangedFiles: number
   /** Beyond upstream: bytes of the transferred files. */
-  bytesTransferred?: number
+  bytesTransferred: number
   /**
    * Beyond upstream: local entries `push()` could not sync. `code`:
    * `'SYMLINK'` (links are never followed; not a failure), `'SPECIAL_FILE'`
@@ -113,6 +157,37 @@ export interface SyncResult {
   skipped?: Array<{ path: string; code: 'SYMLINK' | 'SPECIAL_FILE' | 'UNSAFE_NAME' | 'UNREADABLE'; reason: string }>
 }
 
+export interface PullResult extends SyncResult {
+  downloadedFiles: number
+}
+
+export interface PushResult extends SyncResult {
+  uploadedFiles: number
+}
+
+/** Beyond upstream: options of one `pull()`, `push()` or `startBackgroundPull()`. */
+export interface OperationOptions {
+  /**
+   * Aborts the operation: it rejects within a second with an `AbortError`
+   * (`name === 'AbortError'`), leaving no torn file, aborting started
+   * multipart uploads and keeping every finished transfer, so the next call
+   * resumes where this one stopped.
+   */
+  signal?: AbortSignal
+}
+
+/** Beyond upstream: what `startBackgroundPull()` returns. */
+export interface BackgroundPull {
+  /** The pull's result; `success: false` with its errors when it failed. Never rejects. */
+  done: Promise<PullResult>
+  /** Settles when the `priorityPrefix` files have arrived (at once without one). */
+  priorityDone: Promise<void>
+  /** Stops the pull, as an aborted signal would. */
+  cancel(): void
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+
 export interface SyncProgress {
   phase: 'download' | 'upload' | 'cleanup'
   current: number
@@ -121,32 +196,67 @@ export interface SyncProgress {
   currentFile?: string
 }
 
+/** The events an `S3WorkspaceSync` emits. */
+export interface S3WorkspaceSyncEvents {
+  /** About 20 per phase, the last at 100%. */
+  progress: [progress: SyncProgress]
+}
+
 export declare class S3WorkspaceSync extends EventEmitter {
   constructor(options: S3WorkspaceSyncOptions)
-  /** Download from S3 to local; S3 is the source of truth. */
-  pull(): Promise<SyncResult>
-  /** Upload local changes to S3. */
-  push(): Promise<SyncResult>
-  /** Start a pull in the background; never throws. */
-  startBackgroundPull(): void
-  /** Resolves when the background pull has finished. */
-  waitForPull(): Promise<void>
+  /**
+   * Download from S3 to local; S3 is the source of truth. Rejects with an
+   * `S3OperationError` when nothing could be synced (a failed listing);
+   * single files that fail are in `errors`.
+   */
+  pull(options?: OperationOptions): Promise<PullResult>
+  /**
+   * Upload local changes to S3. Resolves `{ success: false, errors }` when it
+   * fails (as upstream); rejects only when aborted (`AbortError`) or closed
+   * (`CLOSED`).
+   */
+  push(options?: OperationOptions): Promise<PushResult>
+  /** Start a pull in the background; never throws. Returns a handle (upstream returned nothing). */
+  startBackgroundPull(options?: OperationOptions): BackgroundPull
+  /** Resolves when the background pull has finished, to its result (`undefined` when none ran). */
+  waitForPull(): Promise<PullResult | undefined>
   /** Resolves when the `priorityPrefix` files have arrived; never hangs. */
   waitForPriorityPull(): Promise<void>
   isPullComplete(): boolean
   getWorkspacePath(): string
-  on(event: 'progress', listener: (progress: SyncProgress) => void): this
-  on(event: string | symbol, listener: (...args: any[]) => void): this
-  once(event: 'progress', listener: (progress: SyncProgress) => void): this
-  once(event: string | symbol, listener: (...args: any[]) => void): this
-  off(event: 'progress', listener: (progress: SyncProgress) => void): this
-  off(event: string | symbol, listener: (...args: any[]) => void): this
+  /**
+   * Beyond upstream: releases the instance. Waits for running operations,
+   * or cancels them with `abort: true`; then lets go of the engine, its S3
+   * client and callbacks. Later calls reject with code `'CLOSED'`.
+   */
+  close(options?: { abort?: boolean }): Promise<void>
+  /** `await using sync = new S3WorkspaceSync(…)` closes it (waiting for running work). */
+  [Symbol.asyncDispose](): Promise<void>
+  on<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  once<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  off<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  addListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  removeListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  prependListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  emit<K extends keyof S3WorkspaceSyncEvents>(event: K, ...args: S3WorkspaceSyncEvents[K]): boolean
 }
 
+/** The base class of every error this package throws. */
 export declare class SyncError extends Error {
-  readonly code: string
+  readonly code: SyncErrorCode | (string & {})
   readonly cause?: unknown
+  /** S3 failures: S3's error code (`'NoSuchBucket'`) or `'NetworkError'`, `'Timeout'`, `'CredentialsError'`, … */
+  s3Code?: string
+  /** S3 failures: the HTTP status of S3's answer, when one came. */
+  statusCode?: number
+  /** S3 failures: whether trying again later may succeed. */
+  retryable?: boolean
   constructor(message: string, code: string, cause?: unknown)
+}
+
+/** What an aborted `pull()`/`push()` rejects with (`name === 'AbortError'`, `code === 'ABORT_ERR'`, `cause`: the signal's reason). */
+export declare class AbortError extends SyncError {
+  constructor(reason?: unknown)
 }
 
 export declare class PathValidationError extends SyncError {
@@ -165,7 +275,8 @@ export declare class SyncIgnoreFilter {
   getInfo(): { defaultPatternsCount: number; customPatternsLoaded: boolean }
 }
 
-export declare function createDefaultLogger(): SyncLogger
+/** Console logger with upstream's format; prints records at `level` and above (default `'info'`). */
+export declare function createDefaultLogger(level?: LogLevel): SyncLogger
 export declare function guessContentType(filename: string): string
 export declare function validateStoragePath(path: string): void
 export declare function calculateFileHash(filePath: string): Promise<string>

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 
 // Loads the native addon through the loader that `napi build` generates
@@ -24,9 +25,9 @@ const SUPPORTED = [
 /** 'glibc', 'musl' or null (unknown), on Linux. */
 function linuxLibc() {
   try {
-    const report = process.report && process.report.getReport()
+    const report = /** @type {any} */ (process.report && process.report.getReport())
     if (report && report.header && report.header.glibcVersionRuntime) return 'glibc'
-    if (report && Array.isArray(report.sharedObjects) && report.sharedObjects.some((f) => /ld-musl-|libc\.musl-/.test(f))) {
+    if (report && Array.isArray(report.sharedObjects) && report.sharedObjects.some((/** @type {string} */ f) => /ld-musl-|libc\.musl-/.test(f))) {
       return 'musl'
     }
   } catch {
@@ -39,7 +40,7 @@ function linuxLibc() {
   }
 }
 
-/** napi-rs's name for this platform, as in the package and file names. */
+/** napi-rs's name for this platform, as in the package and file names. @param {string | null} libc */
 function platformTriple(libc) {
   const { platform, arch } = process
   if (platform === 'linux') return `linux-${arch}-${libc === 'musl' ? 'musl' : 'gnu'}`
@@ -47,7 +48,9 @@ function platformTriple(libc) {
   return `${platform}-${arch}`
 }
 
+/** @param {any} error */
 function causes(error) {
+  /** @type {string[]} */
   const lines = []
   for (let e = error, depth = 0; e && depth < 12; e = e.cause, depth++) {
     const message = String((e && e.message) || e).split('\n')[0]
@@ -56,6 +59,7 @@ function causes(error) {
   return lines
 }
 
+/** @param {unknown} cause */
 function bindingError(cause) {
   const libc = process.platform === 'linux' ? linuxLibc() : null
   const triple = platformTriple(libc)
@@ -75,13 +79,14 @@ function bindingError(cause) {
     'Loader errors:',
     ...causes(cause).map((line) => `  ${line}`),
   ]
-  const error = new Error(lines.join('\n'), { cause })
+  const error = /** @type {Error & { code?: string }} */ (new Error(lines.join('\n'), { cause }))
   error.code = 'ERR_S3WS_NATIVE_BINDING'
   error.cause = cause // Node < 16.9 ignores the options form
   return error
 }
 
 try {
+  /** @type {typeof import('./binding')} */
   module.exports = require('./binding.js')
 } catch (cause) {
   throw bindingError(cause)

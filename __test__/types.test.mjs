@@ -19,4 +19,13 @@ test('index.d.ts: misuse is rejected (the types are not `any`)', () => {
   assert.notEqual(r.status, 0)
   assert.match(r.stdout, /bad\.ts\(\d+,\d+\): error TS2345/)
   assert.match(r.stdout, /bad\.ts\(\d+,\d+\): error TS2353/)
+  // Event names are checked: a typo does not compile.
+  assert.match(r.stdout, /bad\.ts\(6,\d+\): error TS2345: Argument of type '"progres"'/)
+  assert.match(r.stdout, /bad\.ts\(7,\d+\): error TS2322: Type '"verbose"'/)
+})
+
+test('the JavaScript sources type-check (checkJs against index.d.ts and binding.d.ts)', () => {
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json')], { encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
 })

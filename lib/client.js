@@ -30,7 +30,9 @@ async function handlerSettings(handler) {
   const config = (await handler?.configProvider) ?? handler?.config ?? {}
   /** @type {Record<string, unknown>} */
   const out = {}
-  for (const [key, value] of Object.entries(config)) {
+  for (let [key, value] of Object.entries(config)) {
+    // The plain-HTTP agent hides behind a lazy provider.
+    if (key === 'httpAgentProvider' && typeof value === 'function') value = await value()
     if (typeof value === 'function') continue
     out[key] = value && typeof value === 'object' ? `${value.constructor?.name}:${JSON.stringify(value.options ?? null)}` : value
   }

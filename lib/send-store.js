@@ -23,6 +23,7 @@ let commandClasses
 /** The SDK's command classes; without the SDK, classes of the same names and shape. */
 function s3Commands() {
   if (!commandClasses) {
+    /** @type {Record<string, any>} */
     let sdk
     try {
       sdk = require('@aws-sdk/client-s3')

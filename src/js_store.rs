@@ -244,18 +244,29 @@ impl FileSource {
     }
 }
 
-pub struct JsStore(pub JsCallback<StoreRequest, Promise<StoreReply>>);
+pub struct JsStore {
+    pub send: JsCallback<StoreRequest, Promise<StoreReply>>,
+    /// For messages.
+    pub bucket: String,
+}
 
 impl JsStore {
     async fn call(&self, req: StoreRequest) -> Result<StoreReply> {
         let (operation, key) = (req.op.operation(), req.key.clone());
         let failed = |code: String, status: Option<u32>, message: String| -> Error {
-            let text = format!("s3Client.send ({operation} {key}) failed: {code}: {message}");
+            let mut text = format!(
+                "s3Client.send ({operation} s3://{}/{key}) failed: {code}: {}",
+                self.bucket,
+                message.trim_end_matches('.')
+            );
+            if let Some(hint) = S3Error::hint(&code, &message, None) {
+                text = format!("{text}. {hint}");
+            }
             S3Error::new(operation, &key, code, text)
                 .with_status(status.and_then(|s| u16::try_from(s).ok()))
                 .into()
         };
-        let reply = call_and_await(&self.0, req)
+        let reply = call_and_await(&self.send, req)
             .await
             .map_err(|e| failed("Unknown".into(), None, e.reason.clone()))?;
         match reply.error {

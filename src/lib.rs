@@ -127,7 +127,10 @@ impl NativeWorkspace {
         }
         let inner = match &hooks.store {
             Some(f) => {
-                let store = JsStore(js_callback(f).map_err(napi_error)?);
+                let store = JsStore {
+                    send: js_callback(f).map_err(napi_error)?,
+                    bucket: config.bucket.clone(),
+                };
                 Workspace::with_store(config, Arc::new(store), observer)
             }
             None => Workspace::new(config, observer),

@@ -1,5 +1,7 @@
-// Must NOT compile: wrong option types and unknown options.
+// Must NOT compile: wrong option types, unknown options, event typos.
 import { S3WorkspaceSync, guessContentType } from '@moca/s3-workspace-sync'
 
 guessContentType(42)
-new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: '/tmp', notAnOption: true })
+const sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: '/tmp', notAnOption: true })
+sync.on('progres', () => {})
+new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: '/tmp', logLevel: 'verbose' })

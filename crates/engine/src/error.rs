@@ -176,6 +176,45 @@ impl S3Error {
     }
 }
 
+impl S3Error {
+    /// What to check, for the failures people meet while setting up
+    /// (`detail`: the failure's text; `region`: where requests went).
+    pub fn hint(code: &str, detail: &str, region: Option<&str>) -> Option<String> {
+        let region = region.map(|r| format!(" ({r})")).unwrap_or_default();
+        Some(match code {
+            "CredentialsError" => "No usable AWS credentials: set AWS_ACCESS_KEY_ID and \
+                AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass an s3Client"
+                .to_owned(),
+            "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                "The credentials were refused: check the access key and secret key".to_owned()
+            }
+            "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {
+                "The session token expired or is invalid: refresh the credentials".to_owned()
+            }
+            "NoSuchBucket" => format!("Check the bucket name, the region{region} and the endpoint"),
+            "AccessDenied" | "Forbidden" => {
+                "The credentials lack permission for this request on this bucket and prefix \
+                 (see the IAM policy in the README)"
+                    .to_owned()
+            }
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => {
+                format!("The bucket is in another region than the one used{region}: set the region option")
+            }
+            "NetworkError" if detail.contains("certificate") || detail.contains("tls") => {
+                "The TLS handshake failed: check the endpoint's certificate, or point \
+                 SSL_CERT_FILE at the CA bundle that signed it"
+                    .to_owned()
+            }
+            "NetworkError" => "The endpoint could not be reached: check the endpoint option \
+                (scheme, host and port), the network and any proxy"
+                .to_owned(),
+            _ => return None,
+        })
+    }
+}
+
 /// `S3Error::code` of a body that broke off after the answer began.
 pub const BODY_ERROR: &str = "BodyError";
 

@@ -229,10 +229,7 @@ impl Workspace {
             let halt = batch.halt.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = match halt.go_on() {
-                    true => Some(download(&*store, &root, &d, stall).await),
-                    false => None,
-                };
+                let result = halt.run(download(&*store, &root, &d, stall)).await;
                 (d.rel, result)
             });
         }

@@ -172,14 +172,18 @@ impl Workspace {
             let halt = halt.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                if !halt.go_on() {
+                let result = halt
+                    .run(async {
+                        let content_type = match resolver {
+                            Some(r) => r.content_type(&u.rel).await,
+                            None => guess_content_type(&u.rel),
+                        };
+                        upload(&*store, &root, &u, &key, &content_type).await
+                    })
+                    .await;
+                let Some(result) = result else {
                     return (u.rel, None);
-                }
-                let content_type = match resolver {
-                    Some(r) => r.content_type(&u.rel).await,
-                    None => guess_content_type(&u.rel),
                 };
-                let result = upload(&*store, &root, &u, &key, &content_type).await;
                 let result = match result {
                     // Our own earlier upload (a push killed before it
                     // recorded it) is no conflict.
@@ -248,9 +252,6 @@ impl Workspace {
         let mut deleted = 0;
         for d in deletes {
             progress.advance(&d.rel);
-            if !halt.go_on() {
-                continue;
-            }
             // The scan did not see it; make sure it is really gone (not
             // merely ignored now) before deleting on S3.
             let (dir, rel) = (root.clone(), d.rel.clone());
@@ -268,7 +269,10 @@ impl Workspace {
                 continue;
             }
             let key = key_for(&self.config.prefix, &d.rel);
-            match store.delete(&key, d.if_match.as_deref()).await {
+            let Some(result) = halt.run(store.delete(&key, d.if_match.as_deref())).await else {
+                continue;
+            };
+            match result {
                 Ok(()) => {
                     self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
                     self.journal(base.forget(&d.rel));

@@ -160,9 +160,9 @@ impl S3Store {
             self.bucket, self.endpoint
         );
         if !detail.is_empty() {
-            message = format!("{message}: {detail}");
+            message = format!("{message}: {}", detail.trim_end_matches('.'));
         }
-        if let Some(hint) = self.hint(&code, &detail) {
+        if let Some(hint) = S3Error::hint(&code, &detail, Some(&self.region)) {
             message = format!("{message}. {hint}");
         }
         let conflict = status == Some(412) || code == "PreconditionFailed";
@@ -174,44 +174,6 @@ impl S3Store {
         } else {
             failure.into()
         }
-    }
-
-    /// What to check for the failures people meet while setting up.
-    fn hint(&self, code: &str, detail: &str) -> Option<String> {
-        let region = &self.region;
-        Some(match code {
-            "CredentialsError" => "No usable AWS credentials: set AWS_ACCESS_KEY_ID and \
-                AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass an s3Client"
-                .to_owned(),
-            "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-                "The credentials were refused: check the access key and secret key".to_owned()
-            }
-            "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {
-                "The session token expired or is invalid: refresh the credentials".to_owned()
-            }
-            "NoSuchBucket" => {
-                format!("Check the bucket name, the region ({region}) and the endpoint")
-            }
-            "AccessDenied" | "Forbidden" => {
-                "The credentials lack permission for this request on this bucket and prefix \
-                 (see the IAM policy in the README)"
-                    .to_owned()
-            }
-            "PermanentRedirect"
-            | "AuthorizationHeaderMalformed"
-            | "IllegalLocationConstraintException" => {
-                format!("The bucket is in another region than {region}: set the region option")
-            }
-            "NetworkError" if detail.contains("certificate") || detail.contains("tls") => {
-                "The TLS handshake failed: check the endpoint's certificate, or point \
-                 SSL_CERT_FILE at the CA bundle that signed it"
-                    .to_owned()
-            }
-            "NetworkError" => "The endpoint could not be reached: check the endpoint option \
-                (scheme, host and port), the network and any proxy"
-                .to_owned(),
-            _ => return None,
-        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,19 +49,32 @@ fn parent_dir(root: &Dir, rel: &str) -> Result<Dir> {
 /// refused credentials, an unreachable endpoint), so the report holds one
 /// error rather than one per file. What was not attempted stays pending.
 #[derive(Clone, Default)]
-pub struct Halt(Arc<AtomicBool>);
+pub struct Halt {
+    halted: Arc<AtomicBool>,
+    reported: Arc<AtomicBool>,
+}
 
 impl Halt {
-    /// Whether a transfer should still start.
-    pub fn go_on(&self) -> bool {
-        !self.0.load(Ordering::Relaxed)
+    /// Runs one transfer unless halted (`None`); a global failure halts the
+    /// rest before the transfer lets go of its concurrency slot.
+    pub async fn run<T>(&self, transfer: impl Future<Output = Result<T>>) -> Option<Result<T>> {
+        if self.halted.load(Ordering::Relaxed) {
+            return None;
+        }
+        let result = transfer.await;
+        if let Err(e) = &result {
+            if e.s3().is_some_and(|s3| s3.is_global()) {
+                self.halted.store(true, Ordering::Relaxed);
+            }
+        }
+        Some(result)
     }
 
-    /// Whether `err` should be reported: a global failure halts the rest and
-    /// is reported once; repeats of it from transfers already in flight are not.
+    /// Whether `err` should be reported: a global failure once, not its
+    /// repeats from the transfers that were already in flight.
     pub fn report(&self, err: &Error) -> bool {
         match err.s3() {
-            Some(s3) if s3.is_global() => !self.0.swap(true, Ordering::Relaxed),
+            Some(s3) if s3.is_global() => !self.reported.swap(true, Ordering::Relaxed),
             _ => true,
         }
     }

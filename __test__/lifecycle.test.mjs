@@ -1,0 +1,173 @@
+// Cancellation, close, background-pull handles: against the real server,
+// slowed by a proxy so that the operations are still running when stopped.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'
+import { S3WorkspaceSync, AbortError, SyncError } from '../index.js'
+import { admin, newBucket, seed, tmpDir, readTree, quiet, recordingLogger, withProxy, randomBuffer, listKeys, endpoint, isList } from './helpers.mjs'
+
+const FILES = 40
+const content = (i) => `file ${i} `.repeat(50)
+
+async function seeded() {
+  const bucket = await newBucket()
+  const files = Object.fromEntries(Array.from({ length: FILES }, (_, i) => [`f${String(i).padStart(2, '0')}.txt`, content(i)]))
+  await seed(bucket, 'p/', files)
+  return { bucket, files }
+}
+
+/** Every file present has its full content (nothing torn under a final name). */
+function assertWhole(dir, files) {
+  for (const [name, body] of Object.entries(readTree(dir))) assert.equal(body, files[name], name)
+}
+
+test('pull({ signal }): aborting rejects with AbortError within a second, leaves no torn file, and the next pull resumes', async () => {
+  const { bucket, files } = await seeded()
+  const dir = tmpDir()
+  await withProxy({ delay: (r) => (r.method === 'GET' && !isList(r) ? 150 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2, logger: quiet() })
+    const controller = new AbortController()
+    const pulling = sync.pull({ signal: controller.signal })
+    await new Promise((r) => setTimeout(r, 600))
+    const abortedAt = Date.now()
+    controller.abort(new Error('Lambda deadline'))
+    await assert.rejects(pulling, (e) => {
+      assert.ok(e instanceof AbortError && e instanceof SyncError)
+      assert.equal(e.name, 'AbortError')
+      assert.equal(e.code, 'ABORT_ERR')
+      assert.equal(e.cause.message, 'Lambda deadline')
+      return true
+    })
+    assert.ok(Date.now() - abortedAt < 1000, `rejected after ${Date.now() - abortedAt} ms`)
+    const partial = Object.keys(readTree(dir)).length
+    assert.ok(partial > 0 && partial < FILES, `${partial} files before the abort`)
+    assertWhole(dir, files)
+  })
+  // A fresh instance (the next Lambda) resumes: only what was missing moves.
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const before = Object.keys(readTree(dir)).length
+  const result = await sync.pull()
+  assert.equal(result.success, true)
+  assert.equal(result.downloadedFiles, FILES)
+  assert.equal(result.transferredFiles, FILES - before)
+  assert.deepEqual(readTree(dir), files)
+})
+
+test('an already aborted signal rejects at once and sends nothing', async () => {
+  const { bucket } = await seeded()
+  await withProxy({}, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint: proxy.endpoint, logger: quiet() })
+    await assert.rejects(sync.pull({ signal: AbortSignal.abort() }), { name: 'AbortError' })
+    await assert.rejects(sync.push({ signal: AbortSignal.abort() }), { name: 'AbortError' })
+    assert.equal(proxy.requests.length, 0)
+    await assert.rejects(sync.pull({ signal: 'soon' }), { code: 'INVALID_OPTION' })
+  })
+})
+
+test('push({ signal }): aborting mid multipart upload aborts the upload on S3; the next push completes it', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const big = randomBuffer(24 * 1024 * 1024) // 3 parts
+  writeFileSync(path.join(dir, 'big.bin'), big)
+  await withProxy({ delay: (r) => (r.method === 'PUT' && r.query.has('partNumber') ? 400 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const controller = new AbortController()
+    const pushing = sync.push({ signal: controller.signal })
+    while (proxy.count('POST', (r) => r.query.has('uploads')) === 0) await new Promise((r) => setTimeout(r, 20))
+    const abortedAt = Date.now()
+    controller.abort()
+    await assert.rejects(pushing, { name: 'AbortError' })
+    assert.ok(Date.now() - abortedAt < 1000)
+    // The started multipart upload is aborted (not left behind, billed).
+    let open = 1
+    for (let i = 0; i < 50 && open > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      open = ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length
+    }
+    assert.equal(open, 0, 'multipart upload left open')
+    assert.equal(proxy.count('DELETE', (r) => r.query.has('uploadId')), 1)
+    assert.deepEqual(await listKeys(bucket, 'p/'), [])
+  })
+  const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
+  assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
+  assert.equal(pushed.uploadedFiles, 1)
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/big.bin'])
+})
+
+test('close(): waits for a running push, then every call rejects with CLOSED; close({ abort: true }) cancels', async () => {
+  const { bucket, files } = await seeded()
+  const dir = tmpDir()
+  await withProxy({ delay: (r) => (r.method === 'GET' && !isList(r) ? 100 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 4, logger: quiet() })
+    const pulling = sync.pull()
+    await new Promise((r) => setTimeout(r, 200))
+    await sync.close() // waits
+    const pulled = await pulling
+    assert.equal(pulled.success, true)
+    assert.deepEqual(readTree(dir), files)
+    await assert.rejects(sync.pull(), { code: 'CLOSED' })
+    await assert.rejects(sync.push(), { code: 'CLOSED' })
+    await sync.close() // idempotent
+
+    const dir2 = tmpDir()
+    const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir2, endpoint: proxy.endpoint, downloadConcurrency: 2, logger: quiet() })
+    const running = other.pull()
+    await new Promise((r) => setTimeout(r, 300))
+    const closedAt = Date.now()
+    await other.close({ abort: true })
+    assert.ok(Date.now() - closedAt < 1000)
+    await assert.rejects(running, { code: 'CLOSED' })
+    assertWhole(dir2, files)
+  })
+})
+
+test('await using releases the instance; a second instance can then use the workspace at once', async () => {
+  const { bucket } = await seeded()
+  const dir = tmpDir()
+  let sync
+  {
+    // `await using` as TypeScript compiles it: Symbol.asyncDispose at scope end.
+    sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+    await sync.pull()
+    await sync[Symbol.asyncDispose]()
+  }
+  await assert.rejects(sync.pull(), { code: 'CLOSED' })
+  const next = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, lockTimeoutMs: 0, logger: quiet() })
+  assert.equal((await next.push()).success, true)
+})
+
+test('startBackgroundPull returns a handle: done resolves to the result, cancel() stops the pull', async () => {
+  const { bucket } = await seeded()
+  await withProxy({ delay: (r) => (r.method === 'GET' && !isList(r) ? 150 : 0) }, async (proxy) => {
+    const { logger, calls } = recordingLogger()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint: proxy.endpoint, downloadConcurrency: 2, logger })
+    const handle = sync.startBackgroundPull()
+    await new Promise((r) => setTimeout(r, 300))
+    handle.cancel()
+    const result = await handle.done
+    assert.equal(result.success, false)
+    assert.equal(result.errorDetails[0].code, 'ABORT_ERR')
+    assert.equal(sync.isPullComplete(), true)
+    assert.equal(await sync.waitForPull(), result)
+    // The default-logger-style record carries the message, not `{}`.
+    const logged = calls.find((c) => c.level === 'error' && c.message.includes('Background pull failed'))
+    assert.ok(logged.args[0] instanceof AbortError)
+  })
+})
+
+test('a failed background pull: waitForPull resolves to success false with the S3 fields', async () => {
+  const sync = new S3WorkspaceSync({ bucket: 'no-such-bucket-bg', prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
+  const handle = sync.startBackgroundPull({ signal: new AbortController().signal })
+  const result = await sync.waitForPull()
+  assert.equal(result, await handle.done)
+  assert.equal(result.success, false)
+  assert.match(result.errors[0], /NoSuchBucket/)
+  assert.deepEqual(
+    { code: result.errorDetails[0].code, s3Code: result.errorDetails[0].s3Code, statusCode: result.errorDetails[0].statusCode, retryable: result.errorDetails[0].retryable },
+    { code: 'S3_OPERATION_ERROR', s3Code: 'NoSuchBucket', statusCode: 404, retryable: false },
+  )
+  await handle.priorityDone
+})

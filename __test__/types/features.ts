@@ -1,0 +1,29 @@
+// The API beyond upstream, type-checked under --strict: cancellation,
+// close/`await using`, background handles, structured errors, results.
+import { S3WorkspaceSync, SyncError, AbortError, createDefaultLogger } from '@moca/s3-workspace-sync'
+import type { PullResult, PushResult, SyncErrorCode, SyncErrorDetail, BackgroundPull } from '@moca/s3-workspace-sync'
+
+export async function lambdaHandler(deadlineMs: number): Promise<number> {
+  await using sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: '/tmp/ws', logLevel: 'warn' })
+  const handle: BackgroundPull = sync.startBackgroundPull({ signal: AbortSignal.timeout(deadlineMs) })
+  await handle.priorityDone
+  const pulled: PullResult = await handle.done
+  const count: number = pulled.downloadedFiles + pulled.transferredFiles + pulled.bytesTransferred
+  sync.on('progress', (p) => console.log(p.phase, p.percentage))
+  try {
+    const pushed: PushResult = await sync.push({ signal: AbortSignal.timeout(deadlineMs) })
+    const details: SyncErrorDetail[] = pushed.errorDetails ?? []
+    for (const d of details) if (d.retryable) console.log(d.path, d.s3Code, d.statusCode)
+    return count + pushed.uploadedFiles
+  } catch (e) {
+    if (e instanceof AbortError) return -1
+    if (e instanceof SyncError) {
+      const code: SyncErrorCode | (string & {}) = e.code
+      console.log(code, e.s3Code, e.statusCode, e.retryable)
+    }
+    throw e
+  } finally {
+    await sync.close({ abort: true })
+    createDefaultLogger('silent').info('done')
+  }
+}
