@@ -119,6 +119,9 @@ export interface NativeEvent {
   total?: number
   percentage?: number
   currentFile?: string
+  /** Bytes moved in the phase so far, of `total_bytes`. */
+  bytes?: number
+  totalBytes?: number
   level?: NativeLevel
   message?: string
 }

@@ -190,15 +190,26 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 
 export interface SyncProgress {
   phase: 'download' | 'upload' | 'cleanup'
+  /** Files finished (successfully or not) of `total`. */
   current: number
   total: number
+  /** 0–100, by files (as upstream). */
   percentage: number
+  /** The file that just finished; absent on the 0% event and on in-flight byte updates. */
   currentFile?: string
+  /** Beyond upstream: bytes moved in this phase so far (0 for cleanup). */
+  bytes: number
+  /** Beyond upstream: bytes the phase moves in all; the 100% event has `bytes === totalBytes`. */
+  totalBytes: number
 }
 
 /** The events an `S3WorkspaceSync` emits. */
 export interface S3WorkspaceSyncEvents {
-  /** About 20 per phase, the last at 100%. */
+  /**
+   * A 0% event when a phase starts, then about 20 by files finished, the
+   * last at 100%; while a large file moves, one at least every 8 MiB or
+   * 250 ms (whichever is later).
+   */
   progress: [progress: SyncProgress]
 }
 

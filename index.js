@@ -237,6 +237,8 @@ class S3WorkspaceSync extends EventEmitter {
           current: event.current ?? 0,
           total: event.total ?? 0,
           percentage: event.percentage ?? 0,
+          bytes: event.bytes ?? 0,
+          totalBytes: event.totalBytes ?? 0,
         }
         if (event.currentFile !== undefined && event.currentFile !== null) progress.currentFile = event.currentFile
         this.emit('progress', progress)

@@ -14,7 +14,7 @@ async function seeded(n) {
 }
 
 test('a 120-file pull emits download progress up to 100%', async () => {
-  const { bucket } = await seeded(120)
+  const { bucket, files } = await seeded(120)
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
   const events = []
   sync.on('progress', (p) => events.push(p))
@@ -24,14 +24,44 @@ test('a 120-file pull emits download progress up to 100%', async () => {
   assert.ok(downloads.length >= 10 && downloads.length <= 25, `${downloads.length} events`)
   assert.equal(events[0].phase, 'download')
   assert.equal(events[0].total, 120)
+  // The phase starts at 0% and ends at 100% with every byte.
+  const totalBytes = Object.values(files).reduce((n, b) => n + Buffer.byteLength(b), 0)
+  assert.deepEqual([downloads[0].current, downloads[0].percentage, downloads[0].bytes, downloads[0].totalBytes], [0, 0, 0, totalBytes])
   const last = downloads.at(-1)
-  assert.equal(last.percentage, 100)
-  assert.equal(last.current, 120)
-  for (let i = 1; i < downloads.length; i++) assert.ok(downloads[i].current > downloads[i - 1].current)
-  for (const e of downloads) {
-    assert.equal(e.percentage, Math.round((e.current / e.total) * 100))
-    assert.equal(typeof e.currentFile, 'string')
-  }
+  assert.deepEqual([last.percentage, last.current, last.bytes, last.totalBytes], [100, 120, totalBytes, totalBytes])
+  for (let i = 1; i < downloads.length; i++) assert.ok(downloads[i].bytes >= downloads[i - 1].bytes)
+  // Events for finished files (the rest are in-flight byte updates, sent when a slow run takes 250 ms).
+  const finished = downloads.filter((e) => e.currentFile !== undefined)
+  assert.ok(finished.length >= 10)
+  for (let i = 1; i < finished.length; i++) assert.ok(finished[i].current > finished[i - 1].current)
+  for (const e of finished) assert.equal(e.percentage, Math.round((e.current / e.total) * 100))
+})
+
+test('a large file reports bytes while it moves, both ways', async () => {
+  const { randomBuffer } = await import('./helpers.mjs')
+  const bucket = await newBucket()
+  const size = 48 * 1024 * 1024
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(size))
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const events = []
+  sync.on('progress', (p) => events.push(p))
+  await sync.push()
+  await new Promise((r) => setImmediate(r))
+  const up = events.filter((e) => e.phase === 'upload')
+  // 0%, in-flight updates (one per 8 MiB part at most), 100%.
+  assert.deepEqual([up[0].bytes, up.at(-1).bytes, up.at(-1).totalBytes], [0, size, size])
+  assert.ok(up.filter((e) => e.current === 0 && e.bytes > 0).length >= 2, JSON.stringify(up))
+
+  const pulled = []
+  const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
+  other.on('progress', (p) => pulled.push(p))
+  await other.pull()
+  await new Promise((r) => setImmediate(r))
+  const down = pulled.filter((e) => e.phase === 'download')
+  assert.deepEqual([down[0].bytes, down.at(-1).bytes, down.at(-1).totalBytes], [0, size, size])
+  const inFlight = down.filter((e) => e.current === 0 && e.bytes > 0)
+  assert.ok(inFlight.length >= 2 && inFlight.length <= 12, `${inFlight.length} in-flight events`)
 })
 
 test('push emits upload and cleanup progress', async () => {
@@ -51,7 +81,7 @@ test('push emits upload and cleanup progress', async () => {
   const uploads = events.filter((e) => e.phase === 'upload')
   assert.equal(uploads[0].total, 30)
   assert.equal(uploads.at(-1).percentage, 100)
-  assert.deepEqual(events.filter((e) => e.phase === 'cleanup').map((e) => e.current), [1])
+  assert.deepEqual(events.filter((e) => e.phase === 'cleanup').map((e) => e.current), [0, 1])
 })
 
 test('the logger receives the engine log records', async () => {

@@ -29,3 +29,15 @@ test('the JavaScript sources type-check (checkJs against index.d.ts and binding.
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json')], { encoding: 'utf8' })
   assert.equal(r.status, 0, r.stdout + r.stderr)
 })
+
+test('the examples are valid JavaScript and JSON', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs')
+  const dir = path.join(ROOT, 'examples')
+  for (const f of readdirSync(dir)) {
+    if (f.endsWith('.json')) JSON.parse(readFileSync(path.join(dir, f), 'utf8'))
+    else {
+      const r = spawnSync(process.execPath, ['--check', path.join(dir, f)], { encoding: 'utf8' })
+      assert.equal(r.status, 0, `${f}: ${r.stderr}`)
+    }
+  }
+})

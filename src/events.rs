@@ -39,6 +39,9 @@ pub struct NativeEvent {
     pub total: Option<u32>,
     pub percentage: Option<u32>,
     pub current_file: Option<String>,
+    /// Bytes moved in the phase so far, of `total_bytes`.
+    pub bytes: Option<f64>,
+    pub total_bytes: Option<f64>,
     pub level: Option<NativeLevel>,
     pub message: Option<String>,
 }
@@ -52,6 +55,8 @@ impl NativeEvent {
             total: None,
             percentage: None,
             current_file: None,
+            bytes: None,
+            total_bytes: None,
             level: None,
             message: None,
         }
@@ -78,6 +83,8 @@ impl Observer for JsObserver {
             total: Some(p.total as u32),
             percentage: Some(p.percentage),
             current_file: p.current_file,
+            bytes: Some(p.bytes as f64),
+            total_bytes: Some(p.total_bytes as f64),
             ..NativeEvent::of(NativeEventKind::Progress)
         });
     }

@@ -1,6 +1,8 @@
 //! Progress and log records, sent to an `Observer` the caller provides.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -22,11 +24,16 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub phase: Phase,
+    /// Files finished (successfully or not) of `total`.
     pub current: usize,
     pub total: usize,
-    /// Rounded, 0–100.
+    /// Rounded, 0–100, by files (as upstream).
     pub percentage: u32,
     pub current_file: Option<String>,
+    /// Bytes moved so far in the phase, of `total_bytes` (as the listing or
+    /// scan said; 0 for the cleanup phase).
+    pub bytes: u64,
+    pub total_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,42 +62,121 @@ impl Observer for Silent {
     fn log(&self, _: Level, _: &str) {}
 }
 
-/// Events per phase, as upstream (about 20, the last at 100%).
+/// Events per phase by files finished, as upstream (about 20, the last at 100%).
 const EVENTS_PER_PHASE: usize = 20;
+/// While bytes move: an event every `BYTES_STEP` bytes, or after
+/// `INTERVAL` when they flow slower than that.
+const BYTES_STEP: u64 = 8 * 1024 * 1024;
+const INTERVAL: Duration = Duration::from_millis(250);
 
-/// Counts finished items of one phase and reports every 1/20th of the way,
-/// so a large transfer sends ~20 events however many files it moves.
-pub struct PhaseProgress<'a> {
-    observer: &'a dyn Observer,
+/// Counts finished items and moved bytes of one phase: a 0% event when it
+/// starts, then every 1/20th of the files (so a large transfer sends ~20
+/// events however many files it moves), the last at 100% with all bytes,
+/// and while bytes move, an event per `BYTES_STEP` bytes or per `INTERVAL`,
+/// whichever comes first.
+pub struct PhaseProgress {
+    observer: Arc<dyn Observer>,
     phase: Phase,
     total: usize,
+    total_bytes: u64,
     step: usize,
     done: AtomicUsize,
+    bytes: AtomicU64,
+    /// Bytes and time of the last event sent for moving bytes.
+    last: Mutex<(u64, Instant)>,
 }
 
-impl<'a> PhaseProgress<'a> {
-    pub fn new(observer: &'a dyn Observer, phase: Phase, total: usize) -> Self {
-        PhaseProgress {
+impl PhaseProgress {
+    pub fn new(observer: Arc<dyn Observer>, phase: Phase, total: usize, total_bytes: u64) -> Self {
+        let progress = PhaseProgress {
             observer,
             phase,
             total,
+            total_bytes,
             step: total.div_ceil(EVENTS_PER_PHASE).max(1),
             done: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            last: Mutex::new((0, Instant::now())),
+        };
+        if total > 0 {
+            progress.send(0, 0, None);
+        }
+        progress
+    }
+
+    fn send(&self, current: usize, bytes: u64, file: Option<&str>) {
+        self.observer.progress(Progress {
+            phase: self.phase,
+            current,
+            total: self.total,
+            percentage: ((current * 100) as f64 / self.total.max(1) as f64).round() as u32,
+            current_file: file.map(str::to_owned),
+            bytes: bytes.min(self.total_bytes),
+            total_bytes: self.total_bytes,
+        });
+    }
+
+    /// `n` more bytes moved (a chunk of a file in flight).
+    pub fn moved(&self, n: u64) {
+        let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if bytes - last.0 >= BYTES_STEP || last.1.elapsed() >= INTERVAL {
+            *last = (bytes, Instant::now());
+            drop(last);
+            self.send(self.done.load(Ordering::Relaxed), bytes, None);
         }
     }
 
-    /// One more item of the phase finished (successfully or not).
-    pub fn advance(&self, file: &str) {
+    /// One more item of the phase finished (successfully or not); `rest`:
+    /// its bytes not yet counted by `moved`.
+    pub fn advance(&self, file: &str, rest: u64) {
+        let bytes = self.bytes.fetch_add(rest, Ordering::Relaxed) + rest;
         let current = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if current == self.total || current.is_multiple_of(self.step) {
-            self.observer.progress(Progress {
-                phase: self.phase,
-                current,
-                total: self.total,
-                percentage: ((current * 100) as f64 / self.total as f64).round() as u32,
-                current_file: Some(file.to_owned()),
-            });
+        if current == self.total {
+            // The end: every byte, whatever failed on the way.
+            self.send(current, self.total_bytes, Some(file));
+        } else if current.is_multiple_of(self.step) {
+            self.send(current, bytes, Some(file));
         }
+    }
+}
+
+/// One file's share of a phase: the bytes it moved, so that finishing it
+/// counts only the rest (a store that does not report bytes moves them all
+/// at the end).
+pub struct FileProgress {
+    phase: Arc<PhaseProgress>,
+    moved: AtomicU64,
+}
+
+impl FileProgress {
+    pub fn new(phase: &Arc<PhaseProgress>) -> Self {
+        FileProgress {
+            phase: phase.clone(),
+            moved: AtomicU64::new(0),
+        }
+    }
+
+    /// `n` more bytes of this file moved.
+    pub fn moved(&self, n: u64) {
+        self.moved.fetch_add(n, Ordering::Relaxed);
+        self.phase.moved(n);
+    }
+
+    /// The file is done (or failed); `size`: its length.
+    pub fn finish(&self, file: &str, size: u64) {
+        let moved = self.moved.swap(0, Ordering::Relaxed);
+        self.phase.advance(file, size.saturating_sub(moved));
+    }
+}
+
+impl std::fmt::Debug for FileProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FileProgress({} bytes)",
+            self.moved.load(Ordering::Relaxed)
+        )
     }
 }
 
@@ -109,23 +195,52 @@ mod tests {
     }
 
     #[test]
-    fn about_twenty_events_last_at_100() {
-        let c = Collect::default();
-        let p = PhaseProgress::new(&c, Phase::Download, 120);
+    fn about_twenty_events_from_0_to_100_with_bytes() {
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::new(c.clone(), Phase::Download, 120, 1200);
         for i in 0..120 {
-            p.advance(&format!("f{i}"));
+            p.advance(&format!("f{i}"), 10);
         }
         let events = c.0.lock().unwrap();
-        assert_eq!(events.len(), 20);
+        assert_eq!(events.len(), 21);
         assert!(events
             .iter()
-            .all(|e| e.total == 120 && e.phase == Phase::Download));
-        assert_eq!(events.last().unwrap().percentage, 100);
-        assert_eq!(events.last().unwrap().current, 120);
+            .all(|e| e.total == 120 && e.phase == Phase::Download && e.total_bytes == 1200));
+        assert_eq!((events[0].percentage, events[0].bytes), (0, 0));
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.percentage, last.current, last.bytes),
+            (100, 120, 1200)
+        );
 
-        let c = Collect::default();
-        let p = PhaseProgress::new(&c, Phase::Upload, 3);
-        (0..3).for_each(|_| p.advance("x"));
-        assert_eq!(c.0.lock().unwrap().len(), 3);
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::new(c.clone(), Phase::Upload, 3, 0);
+        (0..3).for_each(|_| p.advance("x", 0));
+        assert_eq!(c.0.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_large_file_reports_while_it_moves() {
+        // Fast: one event per BYTES_STEP, not one per 64 KiB chunk.
+        let c = Arc::new(Collect::default());
+        let total = 8 * BYTES_STEP;
+        let p = PhaseProgress::new(c.clone(), Phase::Download, 1, total);
+        (0..total / 65536).for_each(|_| p.moved(65536));
+        p.advance("big", 0);
+        let events = c.0.lock().unwrap();
+        assert!((9..=11).contains(&events.len()), "{}", events.len());
+        assert!(events.windows(2).all(|w| w[0].bytes <= w[1].bytes));
+        assert_eq!(events.last().unwrap().bytes, total);
+        drop(events);
+
+        // Slow: one event per INTERVAL.
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::new(c.clone(), Phase::Download, 1, 1 << 20);
+        for _ in 0..6 {
+            std::thread::sleep(INTERVAL / 2 + Duration::from_millis(5));
+            p.moved(1024);
+        }
+        let events = c.0.lock().unwrap();
+        assert!((3..=5).contains(&events.len()), "{}", events.len());
     }
 }

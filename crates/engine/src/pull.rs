@@ -18,7 +18,7 @@ use crate::local::{
 use crate::plan::{
     plan_pull, pull_hash_candidates, remote_files, stored_md5_candidates, Download, LocalView,
 };
-use crate::progress::{Level, Phase, PhaseProgress};
+use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{CancellationToken, Report, State, Workspace};
 use crate::transfer::{download, Halt};
@@ -26,7 +26,7 @@ use crate::transfer::{download, Halt};
 /// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
-    progress: &'a PhaseProgress<'a>,
+    progress: Arc<PhaseProgress>,
     root: &'a Arc<Dir>,
     halt: Halt,
 }
@@ -145,7 +145,13 @@ impl Workspace {
         for rel in &plan.forget {
             self.journal(base.forget(rel));
         }
-        let progress = PhaseProgress::new(&*self.observer, Phase::Download, plan.downloads.len());
+        let total_bytes = plan.downloads.iter().filter_map(|d| d.size).sum();
+        let progress = PhaseProgress::new(
+            self.observer.clone(),
+            Phase::Download,
+            plan.downloads.len(),
+            total_bytes,
+        );
         let priority = self.config.priority_prefix.as_deref();
         let (first, rest): (Vec<_>, Vec<_>) = plan
             .downloads
@@ -153,7 +159,7 @@ impl Workspace {
             .partition(|d| priority.is_some_and(|p| d.rel.starts_with(p)));
         let batch = Batch {
             store: &store,
-            progress: &progress,
+            progress: Arc::new(progress),
             root: &root,
             halt: Halt::default(),
         };
@@ -227,9 +233,13 @@ impl Workspace {
         for d in downloads {
             let (store, root, limit) = (batch.store.clone(), batch.root.clone(), limit.clone());
             let halt = batch.halt.clone();
+            let progress = FileProgress::new(&batch.progress);
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = halt.run(download(&*store, &root, &d, stall)).await;
+                let result = halt
+                    .run(download(&*store, &root, &d, stall, &progress))
+                    .await;
+                progress.finish(&d.rel, d.size.unwrap_or(0));
                 (d.rel, result)
             });
         }
@@ -245,7 +255,6 @@ impl Workspace {
                     continue;
                 }
             };
-            batch.progress.advance(&rel);
             let Some(result) = result else { continue };
             match result {
                 Ok(done) => {
@@ -288,7 +297,7 @@ impl Workspace {
         base: &mut SyncBase,
         errors: &mut Vec<FileError>,
     ) -> usize {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
+        let progress = PhaseProgress::new(self.observer.clone(), Phase::Cleanup, deletes.len(), 0);
         let mut deleted = 0;
         for (rel, stat) in deletes {
             let root = root.clone();
@@ -305,7 +314,7 @@ impl Workspace {
                 ),
                 Err(e) => errors.push(FileError::new(Action::Delete, rel.clone(), &e)),
             }
-            progress.advance(&rel);
+            progress.advance(&rel, 0);
         }
         deleted
     }

@@ -15,7 +15,7 @@ use crate::error::{Action, Error, FileError, Result};
 use crate::keys::{check_key_length, key_for};
 use crate::local::{nanos, scan, split_parent, Dir, Folding, SkipReason, Skipped};
 use crate::plan::{plan_push, remote_files, LocalView, RemoteDelete, Upload};
-use crate::progress::{Level, Phase, PhaseProgress};
+use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{CancellationToken, Report, State, Workspace};
 use crate::transfer::{upload, Halt};
@@ -162,7 +162,13 @@ impl Workspace {
         report: &mut Report,
         halt: &Halt,
     ) {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Upload, uploads.len());
+        let total_bytes = uploads.iter().map(|u| u.stat.size).sum();
+        let progress = Arc::new(PhaseProgress::new(
+            self.observer.clone(),
+            Phase::Upload,
+            uploads.len(),
+            total_bytes,
+        ));
         let limit = Arc::new(Semaphore::new(self.config.upload_concurrency));
         let mut tasks = JoinSet::new();
         for u in uploads {
@@ -170,6 +176,7 @@ impl Workspace {
             let key = key_for(&self.config.prefix, &u.rel);
             let resolver = self.config.content_types.clone();
             let halt = halt.clone();
+            let progress = FileProgress::new(&progress);
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let result = halt
@@ -178,9 +185,10 @@ impl Workspace {
                             Some(r) => r.content_type(&u.rel).await,
                             None => guess_content_type(&u.rel),
                         };
-                        upload(&*store, &root, &u, &key, &content_type).await
+                        upload(&*store, &root, &u, &key, &content_type, &progress).await
                     })
                     .await;
+                progress.finish(&u.rel, u.stat.size);
                 let Some(result) = result else {
                     return (u.rel, None);
                 };
@@ -212,7 +220,6 @@ impl Workspace {
                 ));
                 continue;
             };
-            progress.advance(&rel);
             let Some(result) = result else { continue };
             match result {
                 Ok(entry) => {
@@ -248,10 +255,10 @@ impl Workspace {
         report: &mut Report,
         halt: &Halt,
     ) -> usize {
-        let progress = PhaseProgress::new(&*self.observer, Phase::Cleanup, deletes.len());
+        let progress = PhaseProgress::new(self.observer.clone(), Phase::Cleanup, deletes.len(), 0);
         let mut deleted = 0;
         for d in deletes {
-            progress.advance(&d.rel);
+            progress.advance(&d.rel, 0);
             // The scan did not see it; make sure it is really gone (not
             // merely ignored now) before deleting on S3.
             let (dir, rel) = (root.clone(), d.rel.clone());

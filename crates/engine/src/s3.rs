@@ -440,6 +440,7 @@ impl S3Store {
                     .send()
                     .await
                     .map_err(|e| self.error("UploadPart", req.key, e))?;
+                req.progress.moved(len);
                 Ok::<_, Error>(
                     CompletedPart::builder()
                         .part_number(number)

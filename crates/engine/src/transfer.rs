@@ -17,6 +17,7 @@ use crate::local::anchor::is_link_error;
 use crate::local::open_scanned;
 use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
 use crate::plan::{Download, Upload};
+use crate::progress::FileProgress;
 use crate::store::{PutRequest, Store};
 
 /// A finished download: the new base entry, and where the local version
@@ -91,10 +92,11 @@ pub async fn download(
     root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
+    progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d, stall).await;
+        let result = download_once(store, root, d, stall, progress).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -124,9 +126,10 @@ async fn download_once(
     root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
+    progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut spilled: Spilled = None;
-    let result = receive(store, root, d, stall, &mut spilled).await;
+    let result = receive(store, root, d, stall, progress, &mut spilled).await;
     if let (Err(_), Some((dir, temp))) = (&result, spilled) {
         let _ = blocking(move || Ok(dir.remove_file(&temp))).await;
     }
@@ -140,6 +143,7 @@ async fn receive(
     root: &Arc<Dir>,
     d: &Download,
     stall: Duration,
+    progress: &FileProgress,
     spilled: &mut Spilled,
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
@@ -162,6 +166,7 @@ async fn receive(
         let Some(chunk) = next else { break };
         let chunk = chunk?;
         received += chunk.len() as u64;
+        progress.moved(chunk.len() as u64);
         hasher.update(&chunk);
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
             memory.extend_from_slice(&chunk);
@@ -297,6 +302,7 @@ pub async fn upload(
     u: &Upload,
     key: &str,
     content_type: &str,
+    progress: &FileProgress,
 ) -> Result<BaseEntry> {
     let mut md5 = [0u8; 16];
     hex::decode_to_slice(&u.md5, &mut md5)
@@ -313,6 +319,7 @@ pub async fn upload(
             content_type,
             md5,
             condition: &u.condition,
+            progress,
         })
         .await?;
     Ok(BaseEntry {

@@ -7,10 +7,12 @@
 
 use md5::{Digest, Md5};
 use s3ws_engine::local::FileStat;
+use s3ws_engine::progress::{FileProgress, PhaseProgress, Silent};
 use s3ws_engine::s3::{S3Settings, S3Store};
 use s3ws_engine::store::memory::MemoryStore;
 use s3ws_engine::store::{list_all, Condition, PutRequest, Store};
-use s3ws_engine::Error;
+use s3ws_engine::{Error, Phase};
+use std::sync::Arc;
 
 /// Puts `body` at `key` under `condition`, from a real file as the engine does.
 async fn put(
@@ -25,6 +27,7 @@ async fn put(
     let file = std::fs::File::open(&path).unwrap();
     let stat = FileStat::of(&file.metadata().unwrap());
     let md5: [u8; 16] = Md5::digest(body).into();
+    let phase = Arc::new(PhaseProgress::new(Arc::new(Silent), Phase::Upload, 1, 0));
     store
         .put(PutRequest {
             key,
@@ -34,6 +37,7 @@ async fn put(
             content_type: "text/plain",
             md5,
             condition: &condition,
+            progress: &FileProgress::new(&phase),
         })
         .await
 }

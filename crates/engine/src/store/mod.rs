@@ -13,6 +13,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{Result, S3Error};
 use crate::local::FileStat;
+use crate::progress::FileProgress;
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct PutRequest<'a> {
     /// What the object being replaced must be; a mismatch fails the upload
     /// with `Error::Conflict` and leaves the object as it is.
     pub condition: &'a Condition,
+    /// Where a store that sends in parts reports the bytes sent.
+    pub progress: &'a FileProgress,
 }
 
 /// What a write requires of the object it replaces.
