@@ -165,6 +165,8 @@ export interface NativeOptions {
   conflictPolicy?: NativeConflictPolicy
   maxDeletePercent?: number
   lockTimeoutMs?: number
+  /** 0: never abort abandoned multipart uploads. */
+  abandonedUploadAgeMs?: number
   stateDir?: string
 }
 

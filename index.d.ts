@@ -83,6 +83,13 @@ export interface S3WorkspaceSyncOptions {
    * `<workspaceDir>/.s3ws`). Instances sharing a directory must share it.
    */
   stateDir?: string
+  /**
+   * Beyond upstream: multipart uploads under the prefix started longer ago
+   * than this (left by a killed process) are aborted by the instance's first
+   * push (default 86400000, one day; 0 never). A bucket lifecycle rule
+   * (`AbortIncompleteMultipartUpload`) is recommended too.
+   */
+  abandonedUploadAgeMs?: number
 }
 
 /** Every `code` a `SyncError` (or an entry of `errorDetails`) can have. */

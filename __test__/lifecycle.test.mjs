@@ -171,3 +171,33 @@ test('a failed background pull: waitForPull resolves to success false with the S
   )
   await handle.priorityDone
 })
+
+test("multipart uploads a killed process left under the prefix are aborted by the next instance's first push, after the grace period", async () => {
+  const { CreateMultipartUploadCommand, UploadPartCommand } = await import('@aws-sdk/client-s3')
+  const bucket = await newBucket()
+  const open = async (key) => {
+    const { UploadId } = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))
+    await admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }))
+  }
+  const openUploads = async () => ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key).sort()
+  await open('p/left-by-killed-push.bin')
+  await open('other/not-ours.bin')
+  await new Promise((r) => setTimeout(r, 1500))
+  await open('p/in-progress-elsewhere.bin') // younger than the grace period
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'a.txt'), 'a')
+  // The default grace period (a day) leaves all three alone.
+  assert.equal((await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()).success, true)
+  assert.equal((await openUploads()).length, 3)
+  await withProxy({}, async (proxy) => {
+    const { logger, calls } = recordingLogger()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, abandonedUploadAgeMs: 1000, logger })
+    await sync.push()
+    assert.deepEqual(await openUploads(), ['other/not-ours.bin', 'p/in-progress-elsewhere.bin'])
+    assert.ok(calls.some((c) => c.level === 'info' && /Aborted 1 multipart uploads/.test(c.message)))
+    // Once per instance: a later push does not list uploads again.
+    await sync.push()
+    assert.equal(proxy.count('GET', (r) => r.query.has('uploads')), 1)
+  })
+  assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, abandonedUploadAgeMs: -1 }), { code: 'INVALID_OPTION' })
+})

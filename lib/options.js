@@ -57,6 +57,14 @@ function positiveInt(options, name) {
   return value
 }
 
+/** @param {Options} options @param {string} name @returns {number | undefined} */
+function nonNegative(options, name) {
+  const value = options[name]
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid(`options.${name} must be a number of milliseconds (0 or more)`)
+  return value
+}
+
 /** @param {Options} options @param {string} name @param {number} min @param {number} max @returns {number | undefined} */
 function intInRange(options, name, min, max) {
   const value = options[name]
@@ -142,6 +150,7 @@ const KNOWN_OPTIONS = new Set([
   'maxDeletePercent',
   'lockTimeoutMs',
   'stateDir',
+  'abandonedUploadAgeMs',
 ])
 
 /**
@@ -172,6 +181,7 @@ function nativeOptions(options) {
     maxDeletePercent: intInRange(options, 'maxDeletePercent', 0, 100),
     lockTimeoutMs: intInRange(options, 'lockTimeoutMs', 0, 0xffffffff),
     stateDir: optionalString(options, 'stateDir'),
+    abandonedUploadAgeMs: nonNegative(options, 'abandonedUploadAgeMs'),
   }
 }
 

@@ -33,6 +33,8 @@ pub struct NativeOptions {
     pub conflict_policy: Option<NativeConflictPolicy>,
     pub max_delete_percent: Option<u32>,
     pub lock_timeout_ms: Option<u32>,
+    /// 0: never abort abandoned multipart uploads.
+    pub abandoned_upload_age_ms: Option<f64>,
     pub state_dir: Option<String>,
 }
 
@@ -67,6 +69,9 @@ impl TryFrom<NativeOptions> for Config {
         }
         if let Some(ms) = o.lock_timeout_ms {
             config.lock_timeout = Duration::from_millis(ms.into());
+        }
+        if let Some(ms) = o.abandoned_upload_age_ms {
+            config.abandoned_upload_age = (ms > 0.0).then(|| Duration::from_millis(ms as u64));
         }
         config.state_dir = o.state_dir.map(PathBuf::from);
         config.ignore_patterns = o.ignore_patterns.unwrap_or_default();

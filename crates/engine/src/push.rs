@@ -2,6 +2,7 @@
 //! was deleted here, each write conditional on S3 still holding the base's
 //! version (see `plan::push`).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -142,7 +143,31 @@ impl Workspace {
             .await;
         self.journal(base.start());
         self.save_base(state, base).await;
+        self.abort_abandoned_uploads(&*store).await;
         Ok(report)
+    }
+
+    /// Once per instance: aborts the multipart uploads a killed process left
+    /// under the prefix (older than `abandoned_upload_age`). Best effort: a
+    /// policy without `s3:ListBucketMultipartUploads` only logs.
+    async fn abort_abandoned_uploads(&self, store: &dyn Store) {
+        let Some(age) = self.config.abandoned_upload_age else {
+            return;
+        };
+        if self.abandoned_uploads_checked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match store.abort_abandoned_uploads(&self.config.prefix, age).await {
+            Ok(0) => {}
+            Ok(n) => self.log(
+                Level::Info,
+                &format!("Aborted {n} multipart uploads left unfinished under the prefix by an earlier process"),
+            ),
+            Err(e) => self.log(
+                Level::Debug,
+                &format!("Could not look for abandoned multipart uploads: {e}"),
+            ),
+        }
     }
 
     fn conflict(&self, report: &mut Report, action: Action, rel: String, err: &Error) {

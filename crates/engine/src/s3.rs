@@ -613,6 +613,45 @@ impl Store for S3Store {
         Ok(out.e_tag().map(unquote_etag))
     }
 
+    async fn abort_abandoned_uploads(&self, prefix: &str, age: Duration) -> Result<usize> {
+        let cutoff = std::time::SystemTime::now() - age;
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await
+                .map_err(|e| self.error("ListMultipartUploads", prefix, e))?;
+            for upload in page.uploads() {
+                let started = upload
+                    .initiated()
+                    .and_then(|t| std::time::SystemTime::try_from(*t).ok());
+                if let (Some(key), Some(id), Some(started)) =
+                    (upload.key(), upload.upload_id(), started)
+                {
+                    if started < cutoff {
+                        self.abort_multipart(key, id).await;
+                        aborted += 1;
+                    }
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(aborted);
+            }
+        }
+    }
+
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
         self.client
             .delete_object()

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +30,9 @@ pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longer than any upload of the largest object this engine sends (10,000
+/// parts of 8 MiB) takes on a slow link.
+pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
@@ -60,6 +64,10 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// Where the sync base and the lock live; `<workspace>/.s3ws` if `None`.
     pub state_dir: Option<PathBuf>,
+    /// Multipart uploads under the prefix started longer ago than this (left
+    /// by a killed process) are aborted by the instance's first push;
+    /// `None` leaves them to a bucket lifecycle rule.
+    pub abandoned_upload_age: Option<Duration>,
 }
 
 impl Config {
@@ -79,6 +87,7 @@ impl Config {
             max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             state_dir: None,
+            abandoned_upload_age: Some(DEFAULT_ABANDONED_UPLOAD_AGE),
         }
     }
 
@@ -169,6 +178,8 @@ pub struct Workspace {
     pub(crate) base_rules: IgnoreRules,
     pub(crate) state: Mutex<State>,
     pub(crate) observer: Arc<dyn Observer>,
+    /// Whether this instance already looked for abandoned multipart uploads.
+    pub(crate) abandoned_uploads_checked: AtomicBool,
 }
 
 impl Workspace {
@@ -182,6 +193,7 @@ impl Workspace {
             state: Mutex::new(State::default()),
             cancel: CancellationToken::new(),
             observer,
+            abandoned_uploads_checked: AtomicBool::new(false),
         })
     }
 

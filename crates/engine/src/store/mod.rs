@@ -6,6 +6,7 @@ pub mod memory;
 
 use std::fs::File;
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -125,6 +126,11 @@ pub trait Store: Send + Sync {
     /// Deletes the object, only if it still has ETag `if_match` when given
     /// (else `Error::Conflict`).
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+    /// Aborts the multipart uploads under `prefix` started more than `age`
+    /// ago; returns how many. Stores without multipart uploads have none.
+    async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Every object under `prefix`, all pages. Fails rather than return a
