@@ -21,6 +21,7 @@ export interface FileInfo {
   hash: string
 }
 
+/** Options of `new S3WorkspaceSync()`; the first three are required. */
 export interface S3WorkspaceSyncOptions {
   /** S3 bucket name. */
   bucket: string
@@ -164,10 +165,12 @@ export interface SyncResult {
   skipped?: Array<{ path: string; code: 'SYMLINK' | 'SPECIAL_FILE' | 'UNSAFE_NAME' | 'UNREADABLE'; reason: string }>
 }
 
+/** What `pull()` resolves to. */
 export interface PullResult extends SyncResult {
   downloadedFiles: number
 }
 
+/** What `push()` resolves to. */
 export interface PushResult extends SyncResult {
   uploadedFiles: number
 }
@@ -193,8 +196,10 @@ export interface BackgroundPull {
   cancel(): void
 }
 
+/** The lowest level the default logger prints (`'silent'`: nothing). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 
+/** A `'progress'` event. */
 export interface SyncProgress {
   phase: 'download' | 'upload' | 'cleanup'
   /** Files finished (successfully or not) of `total`. */
@@ -220,6 +225,10 @@ export interface S3WorkspaceSyncEvents {
   progress: [progress: SyncProgress]
 }
 
+/**
+ * Syncs an S3 prefix with a local workspace directory: `pull()` restores it,
+ * `push()` persists what changed. Emits `'progress'`.
+ */
 export declare class S3WorkspaceSync extends EventEmitter {
   constructor(options: S3WorkspaceSyncOptions)
   /**
@@ -277,24 +286,38 @@ export declare class AbortError extends SyncError {
   constructor(reason?: unknown)
 }
 
+/** Thrown by `validateStoragePath` (`code === 'PATH_VALIDATION_ERROR'`). */
 export declare class PathValidationError extends SyncError {
   constructor(message: string, cause?: unknown)
 }
 
+/**
+ * An S3 request failed for the operation as a whole (`code ===
+ * 'S3_OPERATION_ERROR'`); `s3Code`, `statusCode`, `retryable` say how, and
+ * `cause` has the AWS SDK exception's shape (`name`, `$metadata.httpStatusCode`).
+ */
 export declare class S3OperationError extends SyncError {
   constructor(message: string, cause?: unknown)
 }
 
+/** gitignore-style rules, as a sync applies them: built-in defaults, extra patterns, then `.syncignore`. */
 export declare class SyncIgnoreFilter {
+  /** Built-in rules plus `additionalPatterns`; patterns the matcher cannot take are skipped with a warning. */
   constructor(logger: SyncLogger, additionalPatterns?: string[])
+  /** Adds the rules of `<workspaceDir>/.syncignore`, if there is one (a regular file up to 1 MiB). */
   loadFromWorkspace(workspaceDir: string): void
+  /** Whether a workspace-relative path is ignored; a path ending in `/` is a directory. */
   isIgnored(relativePath: string): boolean
+  /** `paths` without the ignored ones. */
   filter(paths: string[]): string[]
   getInfo(): { defaultPatternsCount: number; customPatternsLoaded: boolean }
 }
 
 /** Console logger with upstream's format; prints records at `level` and above (default `'info'`). */
 export declare function createDefaultLogger(level?: LogLevel): SyncLogger
+/** The Content-Type an upload of `filename` gets: upstream's table, then a reviewed list, else `application/octet-stream`. */
 export declare function guessContentType(filename: string): string
+/** Throws `PathValidationError` unless `path` is a safe storage path (upstream's rules). */
 export declare function validateStoragePath(path: string): void
+/** Lowercase hex MD5 of a file, computed off the JS thread; rejects as `fs` does for a missing path. */
 export declare function calculateFileHash(filePath: string): Promise<string>

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync, AbortError, SyncError } from '../index.js'
-import { admin, newBucket, seed, tmpDir, readTree, quiet, recordingLogger, withProxy, randomBuffer, listKeys, endpoint, isList } from './helpers.mjs'
+import { admin, newBucket, seed, tmpDir, readTree, quiet, recordingLogger, withProxy, randomBuffer, listKeys, endpoint, isList, inChild } from './helpers.mjs'
 
 const FILES = 40
 const content = (i) => `file ${i} `.repeat(50)
@@ -172,27 +172,40 @@ test('a failed background pull: waitForPull resolves to success false with the S
   await handle.priorityDone
 })
 
-test("multipart uploads a killed process left under the prefix are aborted by the next instance's first push, after the grace period", async () => {
-  const { CreateMultipartUploadCommand, UploadPartCommand } = await import('@aws-sdk/client-s3')
+test("a push killed mid multipart upload leaves the upload open; the next instance's first push aborts it after the grace period", async () => {
+  const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3')
   const bucket = await newBucket()
-  const open = async (key) => {
-    const { UploadId } = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))
-    await admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }))
-  }
   const openUploads = async () => ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key).sort()
-  await open('p/left-by-killed-push.bin')
-  await open('other/not-ours.bin')
-  await new Promise((r) => setTimeout(r, 1500))
-  await open('p/in-progress-elsewhere.bin') // younger than the grace period
   const dir = tmpDir()
-  writeFileSync(path.join(dir, 'a.txt'), 'a')
-  // The default grace period (a day) leaves all three alone.
-  assert.equal((await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()).success, true)
+  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(24 * 1024 * 1024))
+  // A push in a child process, killed (SIGKILL) while its parts are held by the proxy.
+  let child
+  await withProxy(
+    {
+      delay: (r) => (r.method === 'PUT' && r.query.has('partNumber') ? 60_000 : 0),
+      fault: (r) => {
+        if (r.method === 'POST' && r.query.has('uploads')) setTimeout(() => child.kill('SIGKILL'), 300)
+      },
+    },
+    async (proxy) => {
+      const outcome = await inChild({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint }, 'push', { onStart: (c) => (child = c) })
+      assert.deepEqual(outcome, { killed: 'SIGKILL' })
+    },
+  )
+  assert.deepEqual(await openUploads(), ['p/big.bin'])
+  // Someone else's upload in another prefix, and one too young, stay.
+  await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'other/not-ours.bin' }))
+  await new Promise((r) => setTimeout(r, 2500))
+  await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'p/in-progress-elsewhere.bin' }))
+  // The default grace period (a day) leaves them all alone.
+  const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() }).push()
+  assert.equal(first.success, true)
   assert.equal((await openUploads()).length, 3)
   await withProxy({}, async (proxy) => {
     const { logger, calls } = recordingLogger()
-    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, abandonedUploadAgeMs: 1000, logger })
-    await sync.push()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, abandonedUploadAgeMs: 2000, logger })
+    const pushed = await sync.push()
+    assert.equal(pushed.uploadedFiles, 1, JSON.stringify(pushed.errors))
     assert.deepEqual(await openUploads(), ['other/not-ours.bin', 'p/in-progress-elsewhere.bin'])
     assert.ok(calls.some((c) => c.level === 'info' && /Aborted 1 multipart uploads/.test(c.message)))
     // Once per instance: a later push does not list uploads again.

@@ -83,6 +83,7 @@ impl Workspace {
             .collect();
         let (hashes, hash_errors) = self.hash_files(&root, todo).await;
         let store = self.store().await?;
+        self.abort_abandoned_uploads(&*store).await;
         // Without a base, the listing tells which files S3 already has.
         let listing = if base.exists() {
             None
@@ -143,7 +144,6 @@ impl Workspace {
             .await;
         self.journal(base.start());
         self.save_base(state, base).await;
-        self.abort_abandoned_uploads(&*store).await;
         Ok(report)
     }
 
