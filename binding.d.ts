@@ -111,27 +111,14 @@ export interface NativeError {
   operation?: string
 }
 
-/** A progress, log or priority record from the engine. */
-export interface NativeEvent {
-  kind: NativeEventKind
-  phase?: NativePhase
-  current?: number
-  total?: number
-  percentage?: number
-  currentFile?: string
-  /** Bytes moved in the phase so far, of `total_bytes`. */
-  bytes?: number
-  totalBytes?: number
-  level?: NativeLevel
-  message?: string
-}
-
-export declare const enum NativeEventKind {
-  Progress = 'progress',
-  Log = 'log',
-  /** The files under the priority prefix have settled. */
-  Priority = 'priority',
-}
+/**
+ * A progress, log or priority record from the engine (progress: files
+ * finished of `total`, bytes moved of `total_bytes`).
+ */
+export type NativeEvent =
+  | { kind: 'progress'; phase: NativePhase; current: number; total: number; percentage: number; currentFile?: string; bytes: number; totalBytes: number }
+  | { kind: 'log'; level: NativeLevel; message: string }
+  | { kind: 'priority' }
 
 /** The JS functions a workspace may call besides the event callback. */
 export interface NativeHooks {
@@ -194,6 +181,12 @@ export interface NativeReport {
   errors: Array<NativeError>
   durationMs: number
 }
+
+/**
+ * Runs the engine's store-conformance suite against a `send()` store (for
+ * the test suite: the same rules the S3 and in-memory stores are held to).
+ */
+export declare function storeConformance(store: (arg: StoreRequest) => Promise<StoreReply>, bucket: string): Promise<undefined>
 
 /** What `send()` threw: the SDK exception's name, status and message. */
 export interface StoreError {

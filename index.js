@@ -233,19 +233,19 @@ class S3WorkspaceSync extends EventEmitter {
       if (event.kind === 'progress') {
         /** @type {import('./index').SyncProgress} */
         const progress = {
-          phase: /** @type {any} */ (event.phase),
-          current: event.current ?? 0,
-          total: event.total ?? 0,
-          percentage: event.percentage ?? 0,
-          bytes: event.bytes ?? 0,
-          totalBytes: event.totalBytes ?? 0,
+          phase: event.phase,
+          current: event.current,
+          total: event.total,
+          percentage: event.percentage,
+          bytes: event.bytes,
+          totalBytes: event.totalBytes,
         }
         if (event.currentFile !== undefined && event.currentFile !== null) progress.currentFile = event.currentFile
         this.emit('progress', progress)
       } else if (event.kind === 'priority') {
         this._priorityDone?.()
       } else {
-        this._logger[/** @type {'debug' | 'info' | 'warn' | 'error'} */ (event.level)](event.message ?? '')
+        this._logger[event.level](event.message)
       }
     } catch (e) {
       this._callbackThrew(e, event.kind === 'progress' ? 'A progress listener' : 'The logger')

@@ -198,6 +198,26 @@ pub fn check_workspace_dir(dir: String) -> Result<(), String> {
     engine::local::check_workspace_path(std::path::Path::new(&dir)).map_err(engine_error)
 }
 
+/// Runs the engine's store-conformance suite against a `send()` store (for
+/// the test suite: the same rules the S3 and in-memory stores are held to).
+#[napi]
+pub fn store_conformance<'env>(
+    env: &'env Env,
+    store: Function<StoreRequest, Promise<StoreReply>>,
+    bucket: String,
+) -> Result<PromiseRaw<'env, ()>, String> {
+    let store = JsStore {
+        send: js_callback(&store).map_err(napi_error)?,
+        bucket,
+    };
+    env.spawn_future(async move {
+        engine::store::conformance::run(&store)
+            .await
+            .map_err(napi::Error::from_reason)
+    })
+    .map_err(napi_error)
+}
+
 /// Content-Type for a file name, as uploads use it.
 #[napi]
 pub fn guess_content_type(filename: String) -> String {

@@ -44,7 +44,7 @@ pub fn is_temp_name(name: &str) -> bool {
 
 /// A fresh temp-file name: unguessable (random keys of the std hasher),
 /// and created exclusively anyway.
-fn temp_name() -> String {
+pub(crate) fn temp_name() -> String {
     format!("{TEMP_PREFIX}{:016x}{TEMP_SUFFIX}", rand_u64())
 }
 

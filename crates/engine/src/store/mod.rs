@@ -2,6 +2,7 @@
 //! `s3.rs`, an in-memory one in `memory`; the binding may add others (a
 //! JavaScript `send()` client).
 
+pub mod conformance;
 pub mod memory;
 
 use std::fs::File;

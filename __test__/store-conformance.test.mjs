@@ -1,0 +1,31 @@
+// The engine's store-conformance suite (crates/engine/src/store/conformance.rs)
+// run against the JavaScript send() store, as the Rust tests run it against
+// the S3 and in-memory stores: the three stores answer alike.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { S3Client } from '@aws-sdk/client-s3'
+import native from '../load-binding.js'
+import { sendStore } from '../lib/send-store.js'
+import { endpoint, newBucket } from './helpers.mjs'
+
+test('the send() store conforms (a real S3Client driven through send())', async () => {
+  const bucket = await newBucket()
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true })
+  try {
+    await native.storeConformance(sendStore(client, bucket), bucket)
+  } finally {
+    client.destroy()
+  }
+})
+
+test('the suite catches a store that breaks a rule (a client that ignores If-None-Match)', async () => {
+  const bucket = await newBucket()
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true })
+  const careless = { send: (command) => (delete command.input.IfNoneMatch, client.send(command)) }
+  try {
+    await assert.rejects(native.storeConformance(sendStore(careless, bucket), bucket), /If-None-Match on an existing key is a conflict/)
+  } finally {
+    client.destroy()
+  }
+})
