@@ -111,12 +111,14 @@ after(() => {
 const FORBIDDEN = /(^|\/)(__test__|crates|src|target|bench|scripts|npm|node_modules|\.ci|\.github|\.cache)\/|\.(node|map|rs|tgz|log)$|(^|\/)Cargo\.(toml|lock)$|(^|\/)\.(git|npm)ignore$/
 
 test('main tarball: the declared files and nothing else', { skip }, () => {
-  const declared = new Set([...PKG.files, 'package.json'])
-  for (const f of PKG.files) assert.ok(main.files.includes(f), `${f} is declared in files but not packed`)
+  // An entry ending in `/` declares a directory: every file under it.
+  const isDeclared = (f) => f === 'package.json' || PKG.files.some((d) => (d.endsWith('/') ? f.startsWith(d) : f === d))
+  for (const d of PKG.files) assert.ok(main.files.some((f) => (d.endsWith('/') ? f.startsWith(d) : f === d)), `${d} is declared in files but not packed`)
   assert.ok(main.files.includes('README.md'))
+  assert.ok(main.files.includes('LICENSE'))
   for (const f of main.files) {
     assert.doesNotMatch(f, FORBIDDEN)
-    assert.ok(declared.has(f) || /^(README|LICEN[CS]E)(\.md|\.txt)?$/i.test(f), `unexpected file in the tarball: ${f}`)
+    assert.ok(isDeclared(f) || /^(README|LICEN[CS]E)(\.md|\.txt)?$/i.test(f), `unexpected file in the tarball: ${f}`)
   }
   assert.ok(main.unpackedSize < 1024 * 1024, `${main.unpackedSize} bytes unpacked`)
 })
