@@ -31,12 +31,6 @@ export declare class FileSource {
   read(): Promise<Buffer | null>
 }
 
-/** Cancels one operation (the JS wrapper wires an `AbortSignal` to it). */
-export declare class NativeCancel {
-  constructor()
-  cancel(): void
-}
-
 export declare class NativeIgnoreRules {
   constructor(patterns: Array<string>)
   /**
@@ -52,12 +46,21 @@ export declare class NativeIgnoreRules {
   customPatternsLoaded(): boolean
 }
 
+/**
+ * One operation's controls: a dry run, and cancellation (the JS wrapper
+ * wires an `AbortSignal` to `cancel()`).
+ */
+export declare class NativeRun {
+  constructor(dryRun: boolean)
+  cancel(): void
+}
+
 /** One workspace's sync engine. */
 export declare class NativeWorkspace {
   constructor(options: NativeOptions, onEvent: (arg: NativeEvent) => void, hooks: NativeHooks)
   /** `called_at_ms`: when the user called `pull()` (ms since the epoch). */
-  pull(calledAtMs: number, cancel: NativeCancel): Promise<NativeOutcome>
-  push(cancel: NativeCancel): Promise<NativeOutcome>
+  pull(calledAtMs: number, run: NativeRun): Promise<NativeOutcome>
+  push(run: NativeRun): Promise<NativeOutcome>
   /**
    * Cancels running operations and lets go of the engine (its S3 client,
    * callbacks and cached base); later calls fail with `CLOSED`.
@@ -169,6 +172,15 @@ export declare const enum NativePhase {
   Cleanup = 'cleanup',
 }
 
+/** What a dry run would do (workspace-relative paths, sorted). */
+export interface NativePlan {
+  download: Array<string>
+  deleteLocal: Array<string>
+  upload: Array<string>
+  deleteRemote: Array<string>
+  conflicts: Array<string>
+}
+
 export interface NativeReport {
   transferred: number
   bytes: number
@@ -180,6 +192,8 @@ export interface NativeReport {
   skipped: Array<NativeError>
   errors: Array<NativeError>
   durationMs: number
+  /** A dry run's decisions. */
+  plan?: NativePlan
 }
 
 /**

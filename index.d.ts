@@ -156,6 +156,8 @@ export interface SyncResult {
   unchangedFiles: number
   /** Beyond upstream: bytes of the transferred files. */
   bytesTransferred: number
+  /** Beyond upstream: a dry run's decisions (absent for a real run). */
+  plan?: SyncPlan
   /**
    * Beyond upstream: local entries `push()` could not sync. `code`:
    * `'SYMLINK'` (links are never followed; not a failure), `'SPECIAL_FILE'`
@@ -184,6 +186,23 @@ export interface OperationOptions {
    * resumes where this one stopped.
    */
   signal?: AbortSignal
+  /**
+   * Decide exactly as the real call would (same listing, scan, sync base,
+   * ignore and conflict rules) and change nothing anywhere: no S3 write, no
+   * local write, no state write. The result's `plan` says what the call
+   * would do.
+   */
+  dryRun?: boolean
+}
+
+/** What a dry run would do: workspace-relative paths, sorted. */
+export interface SyncPlan {
+  download: string[]
+  deleteLocal: string[]
+  upload: string[]
+  deleteRemote: string[]
+  /** Changed on both sides: a pull keeps both versions (also in `download`), a push leaves the object alone. */
+  conflicts: string[]
 }
 
 /** Beyond upstream: what `startBackgroundPull()` returns. */

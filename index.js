@@ -60,6 +60,10 @@ function toResult(report, kind) {
   }
   if (report.conflicts.length > 0) result.conflicts = report.conflicts
   if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
+  if (report.plan) {
+    const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
+    result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
+  }
   return result
 }
 
@@ -99,16 +103,19 @@ function contentTypeHook(resolver, logger) {
 }
 
 /**
- * Runs `start(cancel)` with a native cancel token wired to `signal`.
+ * Runs `start(run)` with a native run (dry or not) whose cancellation is
+ * wired to `options.signal`.
  * @template T
- * @param {AbortSignal | undefined} signal
- * @param {(cancel: import('./binding').NativeCancel) => Promise<T>} start
+ * @param {OperationOptions | undefined} options
+ * @param {(run: import('./binding').NativeRun) => Promise<T>} start
  * @returns {Promise<{ value: T, aborted: boolean }>}
  */
-async function withSignal(signal, start) {
+async function withSignal(options, start) {
+  const signal = options?.signal
   if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('options.signal must be an AbortSignal')
+  if (options?.dryRun !== undefined && typeof options.dryRun !== 'boolean') invalid('options.dryRun must be a boolean')
   if (signal?.aborted) throw new AbortError(signal.reason)
-  const cancel = new native.NativeCancel()
+  const cancel = new native.NativeRun(options?.dryRun ?? false)
   const onAbort = () => cancel.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
@@ -166,7 +173,7 @@ class S3WorkspaceSync extends EventEmitter {
     this._forcedMode = forcedMode
     /** @type {Promise<import('./binding').NativeWorkspace> | null} */
     this._engine = null
-    /** Running operations, so `close()` can wait for or cancel them. @type {Set<{ done: Promise<unknown>, cancel: import('./binding').NativeCancel }>} */
+    /** Running operations, so `close()` can wait for or cancel them. @type {Set<{ done: Promise<unknown>, cancel: import('./binding').NativeRun }>} */
     this._running = new Set()
     this._closed = false
     this._callbackErrorReported = false
@@ -208,13 +215,13 @@ class S3WorkspaceSync extends EventEmitter {
    * Runs one native operation: refused once closed, cancellable by `signal`
    * and by `close({ abort: true })`.
    * @param {OperationOptions | undefined} options
-   * @param {(engine: import('./binding').NativeWorkspace, cancel: import('./binding').NativeCancel) => Promise<NativeOutcome>} run
+   * @param {(engine: import('./binding').NativeWorkspace, run: import('./binding').NativeRun) => Promise<NativeOutcome>} run
    * @returns {Promise<NativeOutcome>}
    */
   async _operation(options, run) {
     if (this._closed) throw new SyncError('This S3WorkspaceSync was closed', 'CLOSED')
     const engine = await this._native()
-    const { value, aborted } = await withSignal(options?.signal, (cancel) => {
+    const { value, aborted } = await withSignal(options, (cancel) => {
       const done = run(engine, cancel)
       const entry = { done, cancel }
       this._running.add(entry)

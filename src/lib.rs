@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use engine::{CancellationToken, Config, Report, Workspace};
+use engine::{Config, Report, Run, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -37,6 +37,18 @@ pub struct NativeReport {
     pub skipped: Vec<NativeError>,
     pub errors: Vec<NativeError>,
     pub duration_ms: f64,
+    /// A dry run's decisions.
+    pub plan: Option<NativePlan>,
+}
+
+/// What a dry run would do (workspace-relative paths, sorted).
+#[napi(object)]
+pub struct NativePlan {
+    pub download: Vec<String>,
+    pub delete_local: Vec<String>,
+    pub upload: Vec<String>,
+    pub delete_remote: Vec<String>,
+    pub conflicts: Vec<String>,
 }
 
 /// Either a report or the error that stopped the operation.
@@ -59,6 +71,13 @@ impl From<engine::Result<Report>> for NativeOutcome {
                     skipped: r.skipped.iter().map(|s| s.to_error().into()).collect(),
                     errors: r.errors.into_iter().map(NativeError::from).collect(),
                     duration_ms: r.duration.as_secs_f64() * 1000.0,
+                    plan: r.plan.map(|p| NativePlan {
+                        download: p.download,
+                        delete_local: p.delete_local,
+                        upload: p.upload,
+                        delete_remote: p.delete_remote,
+                        conflicts: p.conflicts,
+                    }),
                 }),
                 error: None,
             },
@@ -81,21 +100,24 @@ pub struct NativeHooks<'a> {
     pub credentials: Option<Function<'a, (), Promise<NativeCredentials>>>,
 }
 
-/// Cancels one operation (the JS wrapper wires an `AbortSignal` to it).
+/// One operation's controls: a dry run, and cancellation (the JS wrapper
+/// wires an `AbortSignal` to `cancel()`).
 #[napi]
-#[derive(Default)]
-pub struct NativeCancel(CancellationToken);
+pub struct NativeRun(Run);
 
 #[napi]
-impl NativeCancel {
+impl NativeRun {
     #[napi(constructor)]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(dry_run: bool) -> Self {
+        NativeRun(Run {
+            dry_run,
+            ..Run::default()
+        })
     }
 
     #[napi]
     pub fn cancel(&self) {
-        self.0.cancel();
+        self.0.cancel.cancel();
     }
 }
 
@@ -159,25 +181,23 @@ impl NativeWorkspace {
         &self,
         env: &'env Env,
         called_at_ms: f64,
-        cancel: &NativeCancel,
+        run: &NativeRun,
     ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
-        let (ws, cancel) = (self.workspace()?, cancel.0.clone());
+        let (ws, run) = (self.workspace()?, run.0.clone());
         let called = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs_f64(called_at_ms.max(0.0) / 1000.0);
-        env.spawn_future(
-            async move { Ok(NativeOutcome::from(ws.pull_with(called, &cancel).await)) },
-        )
-        .map_err(napi_error)
+        env.spawn_future(async move { Ok(NativeOutcome::from(ws.pull_with(called, &run).await)) })
+            .map_err(napi_error)
     }
 
     #[napi(ts_return_type = "Promise<NativeOutcome>")]
     pub fn push<'env>(
         &self,
         env: &'env Env,
-        cancel: &NativeCancel,
+        run: &NativeRun,
     ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
-        let (ws, cancel) = (self.workspace()?, cancel.0.clone());
-        env.spawn_future(async move { Ok(NativeOutcome::from(ws.push_with(&cancel).await)) })
+        let (ws, run) = (self.workspace()?, run.0.clone());
+        env.spawn_future(async move { Ok(NativeOutcome::from(ws.push_with(&run).await)) })
             .map_err(napi_error)
     }
 

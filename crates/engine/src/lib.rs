@@ -23,6 +23,6 @@ pub mod sync;
 mod transfer;
 
 pub use error::{Error, FileError, Result};
-pub use plan::ConflictPolicy;
+pub use plan::{ConflictPolicy, PlanSummary};
 pub use progress::{Level, Observer, Phase, Progress};
-pub use sync::{CancellationToken, Config, Report, Workspace};
+pub use sync::{CancellationToken, Config, Report, Run, Workspace};

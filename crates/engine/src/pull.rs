@@ -14,13 +14,15 @@ use crate::error::{Action, Error, FileError, Result};
 use crate::keys::key_for;
 use crate::local::{
     delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, Dir, FileStat,
+    Folding,
 };
 use crate::plan::{
     plan_pull, pull_hash_candidates, remote_files, stored_md5_candidates, Download, LocalView,
+    PlanSummary,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{CancellationToken, Report, State, Workspace};
+use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{download, Halt};
 
 /// What the download batches of one pull share.
@@ -41,18 +43,14 @@ impl Workspace {
     /// Rejects (with `S3_OPERATION_ERROR`, `WORKSPACE_ERROR`, …) only when
     /// nothing could be synced; failures of single files are in the report.
     pub async fn pull(&self) -> Result<Report> {
-        self.pull_with(SystemTime::now(), &CancellationToken::new())
-            .await
+        self.pull_with(SystemTime::now(), &Run::default()).await
     }
 
     /// `pull()` for a call made at `called` (the JS wrapper's own time:
-    /// files written since then are the agent's and stay untouched) that
-    /// stops with `Error::Cancelled` when `cancel` is cancelled.
-    pub async fn pull_with(
-        &self,
-        called: SystemTime,
-        cancel: &CancellationToken,
-    ) -> Result<Report> {
+    /// files written since then are the agent's and stay untouched), run
+    /// as `run` says (cancellable, or a dry run).
+    pub async fn pull_with(&self, called: SystemTime, run: &Run) -> Result<Report> {
+        let cancel = &run.cancel;
         let started = Instant::now();
         let started_ns = nanos(called.min(SystemTime::now()));
         let mut state = self
@@ -69,17 +67,32 @@ impl Workspace {
             ),
         );
         let result = self
-            .cancellable(cancel, self.pull_locked(&mut state, started_ns))
+            .cancellable(
+                cancel,
+                self.pull_locked(&mut state, started_ns, run.dry_run),
+            )
             .await;
         self.finish("Pull", "downloaded", started, result)
     }
 
-    async fn pull_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
-        let opened = self.open(true).await?;
+    async fn pull_locked(
+        &self,
+        state: &mut State,
+        started_ns: i128,
+        dry_run: bool,
+    ) -> Result<Report> {
+        if dry_run && !self.config.workspace_dir.exists() {
+            return self.dry_run_into_nothing().await;
+        }
+        let opened = self.open(true, dry_run).await?;
         let root = opened.root.clone();
         let state_dir = opened.state.clone();
-        let folding = blocking(move || probe_folding(&state_dir)).await?;
-        let mut base = self.base(state, &opened.state).await?;
+        // A dry run writes no probe: it assumes distinct names stay distinct.
+        let folding = match dry_run {
+            true => Folding::default(),
+            false => blocking(move || probe_folding(&state_dir)).await?,
+        };
+        let mut base = self.base(state, &opened.state, dry_run).await?;
         let store = self.store().await?;
         let listing = list_all(&*store, &self.config.prefix).await?;
         let rules = self.current_rules(&root).await?;
@@ -134,6 +147,25 @@ impl Workspace {
             );
         }
 
+        if dry_run {
+            let summary = PlanSummary {
+                download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
+                delete_local: plan.deletes.iter().map(|(rel, _)| rel.clone()).collect(),
+                conflicts: plan
+                    .downloads
+                    .iter()
+                    .filter(|d| d.keep_local)
+                    .map(|d| d.rel.clone())
+                    .collect(),
+                ..PlanSummary::default()
+            };
+            return Ok(Report {
+                unchanged: plan.unchanged,
+                errors: plan.errors,
+                plan: Some(summary.sorted()),
+                ..Report::default()
+            });
+        }
         let mut report = Report {
             unchanged: plan.unchanged,
             errors: plan.errors,
@@ -187,6 +219,29 @@ impl Workspace {
         self.journal(base.start());
         self.save_base(state, base).await;
         Ok(report)
+    }
+
+    /// A dry run into a workspace that does not exist yet: every object
+    /// would be downloaded.
+    async fn dry_run_into_nothing(&self) -> Result<Report> {
+        let store = self.store().await?;
+        let listing = list_all(&*store, &self.config.prefix).await?;
+        let remote = remote_files(
+            &self.config.prefix,
+            &listing,
+            &self.base_rules,
+            Folding::default(),
+        );
+        Ok(Report {
+            plan: Some(
+                PlanSummary {
+                    download: remote.files.keys().cloned().collect(),
+                    ..PlanSummary::default()
+                }
+                .sorted(),
+            ),
+            ..Report::default()
+        })
     }
 
     /// The MD5s kept in the metadata of the objects `keys` (by relative path). An

@@ -15,10 +15,10 @@ use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::keys::{check_key_length, key_for};
 use crate::local::{nanos, scan, split_parent, Dir, Folding, SkipReason, Skipped};
-use crate::plan::{plan_push, remote_files, LocalView, RemoteDelete, Upload};
+use crate::plan::{plan_push, predict_push, remote_files, LocalView, RemoteDelete, Upload};
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{CancellationToken, Report, State, Workspace};
+use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{upload, Halt};
 
 impl Workspace {
@@ -29,11 +29,12 @@ impl Workspace {
     ///
     /// Rejects, deleting nothing, when the workspace cannot be scanned.
     pub async fn push(&self) -> Result<Report> {
-        self.push_with(&CancellationToken::new()).await
+        self.push_with(&Run::default()).await
     }
 
-    /// `push()` that stops with `Error::Cancelled` when `cancel` is cancelled.
-    pub async fn push_with(&self, cancel: &CancellationToken) -> Result<Report> {
+    /// `push()` run as `run` says (cancellable, or a dry run).
+    pub async fn push_with(&self, run: &Run) -> Result<Report> {
+        let cancel = &run.cancel;
         let started = Instant::now();
         let started_ns = nanos(SystemTime::now());
         let mut state = self
@@ -50,15 +51,23 @@ impl Workspace {
             ),
         );
         let result = self
-            .cancellable(cancel, self.push_locked(&mut state, started_ns))
+            .cancellable(
+                cancel,
+                self.push_locked(&mut state, started_ns, run.dry_run),
+            )
             .await;
         self.finish("Push", "uploaded", started, result)
     }
 
-    async fn push_locked(&self, state: &mut State, started_ns: i128) -> Result<Report> {
-        let opened = self.open(false).await?;
+    async fn push_locked(
+        &self,
+        state: &mut State,
+        started_ns: i128,
+        dry_run: bool,
+    ) -> Result<Report> {
+        let opened = self.open(false, dry_run).await?;
         let root = opened.root.clone();
-        let mut base = self.base(state, &opened.state).await?;
+        let mut base = self.base(state, &opened.state, dry_run).await?;
         let rules = self.current_rules(&root).await?;
         let local = {
             let (root, rules) = (root.clone(), rules.clone());
@@ -83,9 +92,12 @@ impl Workspace {
             .collect();
         let (hashes, hash_errors) = self.hash_files(&root, todo).await;
         let store = self.store().await?;
-        self.abort_abandoned_uploads(&*store).await;
+        if !dry_run {
+            self.abort_abandoned_uploads(&*store).await;
+        }
         // Without a base, the listing tells which files S3 already has.
-        let listing = if base.exists() {
+        // A dry run lists anyway, to tell which conditional writes would hold.
+        let listing = if base.exists() && !dry_run {
             None
         } else {
             let objects = list_all(&*store, &self.config.prefix).await?;
@@ -103,6 +115,17 @@ impl Workspace {
             self.config.conflict_policy,
             self.config.max_delete_percent,
         );
+        if let (true, Some(listing)) = (dry_run, &listing) {
+            let mut errors: Vec<FileError> = skip_errors.chain(hash_errors).collect();
+            errors.extend(plan.errors.iter().cloned());
+            return Ok(Report {
+                unchanged: plan.unchanged,
+                errors,
+                skipped: local.skipped.clone(),
+                plan: Some(predict_push(&plan, listing)),
+                ..Report::default()
+            });
+        }
         let mut report = Report {
             unchanged: plan.unchanged,
             errors: skip_errors.chain(hash_errors).collect(),

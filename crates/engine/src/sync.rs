@@ -17,10 +17,11 @@ use crate::hashing::md5_reader;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::local::{
-    check_workspace_path, lock_workspace, nanos, open_scanned, open_state_dir, open_workspace,
-    probe_racy_window, with_syncignore, Dir, FileStat, Skipped, WorkspaceLock, STATE_DIR,
+    check_workspace_path, lock_workspace, nanos, observe_racy_window, open_scanned, open_state_dir,
+    open_workspace, probe_racy_window, with_syncignore, Dir, FileStat, Skipped, WorkspaceLock,
+    STATE_DIR,
 };
-use crate::plan::{ConflictPolicy, Hashed};
+use crate::plan::{ConflictPolicy, Hashed, PlanSummary};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
@@ -159,6 +160,19 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     pub errors: Vec<FileError>,
     pub duration: Duration,
+    /// A dry run's decisions (nothing was done); `None` for a real run.
+    pub plan: Option<PlanSummary>,
+}
+
+/// How one pull or push runs.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    /// Stops the operation with `Error::Cancelled`.
+    pub cancel: CancellationToken,
+    /// Decide exactly as a real run would (same listing, scan, base, rules)
+    /// and change nothing anywhere: no S3 write, no local write, no state
+    /// write, no lock. The report's `plan` says what a real run would do.
+    pub dry_run: bool,
 }
 
 /// The base as last loaded or saved by this instance, with the stat of its
@@ -295,9 +309,26 @@ impl Workspace {
 
     /// Opens the workspace (made if missing with `create`) and the state
     /// directory, and takes the lock: what every operation starts with.
-    pub(crate) async fn open(&self, create: bool) -> Result<Opened> {
+    pub(crate) async fn open(&self, create: bool, dry_run: bool) -> Result<Opened> {
         let path = self.config.workspace_dir.clone();
         let custom = self.config.state_dir.clone();
+        if dry_run {
+            // Existing directories only; without a state directory the base
+            // is empty (read from the root, where no base file is).
+            return blocking(move || {
+                let root = Arc::new(open_workspace(&path, false)?);
+                let state = match &custom {
+                    Some(dir) => Dir::open_root(dir).ok(),
+                    None => root.open_sub(STATE_DIR).ok(),
+                };
+                Ok(Opened {
+                    state: state.map_or_else(|| root.clone(), Arc::new),
+                    root,
+                    _lock: None,
+                })
+            })
+            .await;
+        }
         let (root, state) = blocking(move || {
             let root = open_workspace(&path, create)?;
             let state = open_state_dir(&root, custom.as_deref())?;
@@ -319,7 +350,7 @@ impl Workspace {
         Ok(Opened {
             root,
             state,
-            _lock: lock,
+            _lock: Some(lock),
         })
     }
 
@@ -398,7 +429,28 @@ impl Workspace {
 
     /// The sync base, as this instance last saw it if its file is unchanged
     /// since, else loaded. Call with the workspace lock held.
-    pub(crate) async fn base(&self, state: &mut State, dir: &Arc<Dir>) -> Result<SyncBase> {
+    /// The base (the cached one while its file is unchanged). In a dry run
+    /// nothing is probed or written, and the cache is left in place.
+    pub(crate) async fn base(
+        &self,
+        state: &mut State,
+        dir: &Arc<Dir>,
+        dry_run: bool,
+    ) -> Result<SyncBase> {
+        if dry_run {
+            let (bucket, prefix, dir) = (
+                self.config.bucket.clone(),
+                self.config.prefix.clone(),
+                dir.clone(),
+            );
+            return blocking(move || {
+                let window = observe_racy_window(&dir);
+                let mut base = SyncBase::load(dir, &bucket, &prefix);
+                base.set_racy_window(window);
+                Ok(base)
+            })
+            .await;
+        }
         let cached = state.base.take();
         let (bucket, prefix) = (self.config.bucket.clone(), self.config.prefix.clone());
         let dir = dir.clone();
@@ -443,7 +495,8 @@ impl Workspace {
 pub(crate) struct Opened {
     pub root: Arc<Dir>,
     pub state: Arc<Dir>,
-    _lock: WorkspaceLock,
+    /// `None` in a dry run.
+    _lock: Option<WorkspaceLock>,
 }
 
 fn base_file_stat(dir: &Dir, name: &str) -> Option<FileStat> {

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 pub use anchor::{split_parent, Dir, Kind};
 pub use scan::{open_scanned, scan, Scan, SkipReason, Skipped};
 pub use state::{
-    check_workspace_path, lock_workspace, open_state_dir, open_workspace, probe_folding,
-    probe_racy_window, WorkspaceLock, COARSE_WINDOW, FINE_WINDOW,
+    check_workspace_path, lock_workspace, observe_racy_window, open_state_dir, open_workspace,
+    probe_folding, probe_racy_window, WorkspaceLock, COARSE_WINDOW, FINE_WINDOW,
 };
 pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTERNS};
 pub use write::{

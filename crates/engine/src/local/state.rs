@@ -230,9 +230,27 @@ pub fn probe_racy_window(state: &Dir) -> Duration {
     let fine = state
         .create_new(&name)
         .and_then(|f| Dir::file_stat(&f))
-        .map(|s| s.mtime_ns % 1_000_000_000 != 0)
-        .unwrap_or(false);
+        .is_ok_and(|s| has_subseconds(&s));
     let _ = state.remove_file(&name);
+    window(fine)
+}
+
+/// `probe_racy_window` without writing (for dry runs): the directory's own
+/// timestamp tells (odds of an exact second on a fine filesystem: 1e-9).
+pub fn observe_racy_window(dir: &Dir) -> Duration {
+    window(
+        dir.stat(".")
+            .ok()
+            .flatten()
+            .is_some_and(|(_, s)| has_subseconds(&s)),
+    )
+}
+
+fn has_subseconds(stat: &super::FileStat) -> bool {
+    stat.mtime_ns % 1_000_000_000 != 0
+}
+
+fn window(fine: bool) -> Duration {
     if fine {
         FINE_WINDOW
     } else {

@@ -8,7 +8,7 @@ mod remote;
 use std::collections::HashMap;
 
 pub use pull::{plan_pull, pull_hash_candidates, stored_md5_candidates, Download, PullPlan};
-pub use push::{plan_push, PushPlan, RemoteDelete, Upload};
+pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
 pub use remote::{remote_files, RemoteFiles};
 
 use crate::base::{BaseEntry, SyncBase};
@@ -116,6 +116,34 @@ fn over_percent(deletes: usize, total: usize, max_percent: u8) -> bool {
 }
 
 /// What the planner tests share.
+/// What a pull or push would do: workspace-relative paths, sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlanSummary {
+    pub download: Vec<String>,
+    pub delete_local: Vec<String>,
+    pub upload: Vec<String>,
+    pub delete_remote: Vec<String>,
+    /// Paths changed on both sides: a pull would keep both versions (they
+    /// are in `download` too), a push would leave the object alone.
+    pub conflicts: Vec<String>,
+}
+
+impl PlanSummary {
+    pub fn sorted(mut self) -> Self {
+        for list in [
+            &mut self.download,
+            &mut self.delete_local,
+            &mut self.upload,
+            &mut self.delete_remote,
+            &mut self.conflicts,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     use crate::local::FileStat;

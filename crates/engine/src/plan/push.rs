@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{is_mass_delete, ConflictPolicy, Local, LocalView};
+use super::{is_mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
 use crate::local::FileStat;
@@ -137,6 +137,43 @@ pub fn plan_push(
     plan
 }
 
+/// What the conditional writes of `plan` would meet on S3 as `listing`
+/// shows it (a push dry run): the uploads and deletes that would go through
+/// and the paths that would be conflicts. An object that already holds the
+/// local bytes counts as uploaded, as the real push recognises its own
+/// earlier upload; a delete of an object already gone is nothing to do.
+pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -> PlanSummary {
+    let mut out = PlanSummary {
+        conflicts: plan.conflicts.clone(),
+        ..PlanSummary::default()
+    };
+    let etag_of = |rel: &str| listing.get(rel).and_then(|o| o.etag.clone());
+    for u in &plan.uploads {
+        let now = etag_of(&u.rel);
+        let holds = match &u.condition {
+            Condition::None => true,
+            Condition::IfMatch(etag) => now.as_deref() == Some(etag.as_str()),
+            Condition::IfNoneMatch => !listing.contains_key(&u.rel),
+        };
+        let same_bytes = now.as_deref().and_then(etag_md5).as_deref() == Some(u.md5.as_str());
+        if holds || same_bytes {
+            out.upload.push(u.rel.clone());
+        } else {
+            out.conflicts.push(u.rel.clone());
+        }
+    }
+    for d in &plan.deletes {
+        match (&d.if_match, listing.get(&d.rel)) {
+            (_, None) => {}
+            (Some(etag), Some(o)) if o.etag.as_deref() != Some(etag.as_str()) => {
+                out.conflicts.push(d.rel.clone())
+            }
+            _ => out.delete_remote.push(d.rel.clone()),
+        }
+    }
+    out.sorted()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -227,6 +264,45 @@ mod tests {
         let plan = plan_push(&view, None, ConflictPolicy::Overwrite, 50);
         assert!(plan.uploads.iter().all(|u| u.condition == Condition::None));
         assert_eq!(plan.deletes[0].if_match, None);
+    }
+
+    #[test]
+    fn a_dry_run_predicts_which_conditions_hold() {
+        let (base, scan, hashes, _d) = setup(
+            &["changed", "raced", "gone", "gone-raced", "gone-already"],
+            &[
+                ("changed", 5, "m1"),
+                ("raced", 5, "m2"),
+                ("new", 5, "m3"),
+                ("new-taken", 5, "m4"),
+                ("new-same", 5, "0123456789abcdef0123456789abcdef"),
+            ],
+        );
+        let view = view(&base, &scan, &hashes);
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 100);
+        let object = |rel: &str, etag: &str| {
+            let o = RemoteObject {
+                key: format!("p/{rel}"),
+                size: Some(1),
+                etag: Some(etag.into()),
+                last_modified: None,
+            };
+            (rel.to_owned(), o)
+        };
+        let listing: BTreeMap<String, RemoteObject> = [
+            object("changed", "etag-changed"),
+            object("raced", "someone-else"),
+            object("gone", "etag-gone"),
+            object("gone-raced", "someone-else"),
+            object("new-taken", "someone-else"),
+            object("new-same", "0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .collect();
+        let predicted = predict_push(&plan, &listing);
+        assert_eq!(predicted.upload, ["changed", "new", "new-same"]);
+        assert_eq!(predicted.delete_remote, ["gone"]);
+        assert_eq!(predicted.conflicts, ["gone-raced", "new-taken", "raced"]);
     }
 
     #[test]
