@@ -205,6 +205,22 @@ export interface SyncPlan {
   conflicts: string[]
 }
 
+/** Beyond upstream: options of `watch()`. */
+export interface WatchOptions {
+  /** Push this long after the last change (default 2000). */
+  debounceMs?: number
+  /** Aborting stops watching, after a final push. */
+  signal?: AbortSignal
+}
+
+/** Beyond upstream: what `watch()` resolves to. */
+export interface Watcher {
+  /** Stops watching; resolves with the final push's result (idempotent). */
+  stop(): Promise<PushResult>
+  /** Pushes started so far. */
+  readonly pushes: number
+}
+
 /** Beyond upstream: what `startBackgroundPull()` returns. */
 export interface BackgroundPull {
   /** The pull's result; `success: false` with its errors when it failed. Never rejects. */
@@ -270,6 +286,13 @@ export declare class S3WorkspaceSync extends EventEmitter {
   waitForPriorityPull(): Promise<void>
   isPullComplete(): boolean
   getWorkspacePath(): string
+  /**
+   * Beyond upstream: pulls, then pushes each change `debounceMs` after it
+   * happens (file-system notifications, with a periodic rescan), never two
+   * pushes at once; `stop()` resolves after a final push. An agent that
+   * crashes loses at most the debounce window of work.
+   */
+  watch(options?: WatchOptions): Promise<Watcher>
   /**
    * Beyond upstream: releases the instance. Waits for running operations,
    * or cancels them with `abort: true`; then lets go of the engine, its S3

@@ -7,7 +7,7 @@
 // the send() store.
 
 const { EventEmitter } = require('node:events')
-const { constants: fsConstants } = require('node:fs')
+const { constants: fsConstants, watch } = require('node:fs')
 const { open } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 const { SyncError, PathValidationError, S3OperationError, AbortError, fromNative, nativeCall } = require('./lib/errors.js')
@@ -386,6 +386,60 @@ class S3WorkspaceSync extends EventEmitter {
   }
 
   /**
+   * Pulls, then keeps the workspace pushed: a push `debounceMs` after the
+   * last change (file-system notifications, with a rescan every
+   * `RESCAN_MS` as a safety net), never two at once. `stop()` (or aborting
+   * `signal`) stops watching and resolves after a final push.
+   * @param {import('./index').WatchOptions} [options]
+   * @returns {Promise<import('./index').Watcher>}
+   */
+  async watch(options) {
+    const debounceMs = options?.debounceMs ?? 2000
+    if (!Number.isInteger(debounceMs) || debounceMs < 0) invalid('options.debounceMs must be a whole number of milliseconds')
+    const signal = options?.signal
+    await this.pull({ signal })
+    const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
+    /** @returns {Promise<PushResult>} */
+    const pushNow = () => {
+      const next = state.chain.then(() => {
+        state.pushes++
+        return this.push()
+      })
+      state.chain = next.catch(() => {})
+      return next
+    }
+    const schedule = () => {
+      if (state.stopped) return
+      clearTimeout(state.timer)
+      state.timer = setTimeout(() => void pushNow(), debounceMs)
+    }
+    const stateDir = this._nativeOptions.stateDir
+    const watcher = watchTree(this._workspaceDir, (name) => {
+      // The engine's own state is not the agent's work.
+      if (!stateDir && (name === '.s3ws' || name.startsWith('.s3ws/') || name.startsWith('.s3ws\\'))) return
+      schedule()
+    })
+    const rescan = setInterval(schedule, Math.max(RESCAN_MS, debounceMs * 10))
+    rescan.unref()
+    /** @type {Promise<PushResult> | undefined} */
+    let stopping
+    const stop = () => {
+      stopping ??= (async () => {
+        state.stopped = true
+        clearTimeout(state.timer)
+        clearInterval(rescan)
+        watcher.close()
+        signal?.removeEventListener('abort', onAbort)
+        return pushNow()
+      })()
+      return stopping
+    }
+    const onAbort = () => void stop()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    return { stop, get pushes() { return state.pushes } }
+  }
+
+  /**
    * Resolves when the background pull (if any) has finished, to its result
    * (`undefined` when no background pull ran).
    * @returns {Promise<PullResult | undefined>}
@@ -432,6 +486,21 @@ class S3WorkspaceSync extends EventEmitter {
   async [Symbol.asyncDispose]() {
     await this.close()
   }
+}
+
+/** A periodic rescan under `watch()`, for changes notifications missed. */
+const RESCAN_MS = 30_000
+
+/**
+ * Calls `onChange(relativeName)` for changes anywhere under `dir`
+ * (recursive notifications: inotify on Linux, FSEvents on macOS).
+ * @param {string} dir
+ * @param {(name: string) => void} onChange
+ */
+function watchTree(dir, onChange) {
+  const watcher = watch(dir, { recursive: true, persistent: true }, (_event, name) => onChange(String(name ?? '')))
+  watcher.on('error', () => onChange(''))
+  return watcher
 }
 
 /** @param {string} filename */

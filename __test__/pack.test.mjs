@@ -12,7 +12,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { endpoint, newBucket, seed, listKeys, getObject, randomBuffer, md5 } from './helpers.mjs'
+import { endpoint, newBucket, seed, listKeys, getObject, headObject, randomBuffer, md5 } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
@@ -304,4 +304,100 @@ test('no binary for the platform: the error names it and says what to do', { ski
     assert.match(err, /Rust toolchain/)
     if (process.platform === 'linux') assert.match(err, PLATFORM.endsWith('musl') ? /\(musl\)/ : /\(glibc\)/)
   }
+})
+
+/** The installed CLI (node_modules/.bin), run against the test server. */
+function cli(args, extraEnv = {}) {
+  const bin = path.join(app, 'node_modules', '.bin', process.platform === 'win32' ? 's3-workspace-sync.cmd' : 's3-workspace-sync')
+  return run(bin, args, app, cleanEnv({ S3WS_TEST_ENDPOINT: endpoint, ...extraEnv }))
+}
+
+test('the installed CLI: pull, status after an edit, push --dry-run changes nothing, push, --json, exit codes', { skip }, async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'cli/', { 'a.txt': 'a', 'd/b.txt': 'b', 'gone.txt': 'g' })
+  const dir = path.join(work, 'ws-cli')
+  const common = ['--bucket', bucket, '--prefix', 'cli/', '--dir', dir, '--endpoint', endpoint]
+
+  const pulled = cli(['pull', ...common, '--json'])
+  assert.equal(pulled.status, 0, pulled.stderr)
+  const pullResult = JSON.parse(pulled.stdout)
+  assert.equal(pullResult.downloadedFiles, 3)
+  assert.equal(pulled.stdout.trim().split('\n').length, 1, '--json prints one line')
+
+  writeFileSync(path.join(dir, 'a.txt'), 'a2')
+  writeFileSync(path.join(dir, 'new.txt'), 'n')
+  rmSync(path.join(dir, 'gone.txt'))
+  await new Promise((r) => setTimeout(r, 50))
+  const status = cli(['status', ...common, '--json'])
+  assert.equal(status.status, 0, status.stderr)
+  assert.deepEqual(JSON.parse(status.stdout).push, { download: [], deleteLocal: [], upload: ['a.txt', 'new.txt'], deleteRemote: ['gone.txt'], conflicts: [] })
+  const text = cli(['status', ...common])
+  assert.match(text.stdout, /Push would:\n {2}upload +a\.txt\n {2}upload +new\.txt\n {2}delete on S3 +gone\.txt/)
+
+  const etag = async () => (await headObject(bucket, 'cli/a.txt')).ETag
+  const before = await etag()
+  const dry = cli(['push', ...common, '--dry-run'])
+  assert.equal(dry.status, 0, dry.stderr)
+  assert.match(dry.stdout, /Push \(dry run\) would:/)
+  assert.equal(await etag(), before, 'a dry run changes nothing on S3')
+  assert.equal(readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'a2')
+
+  const pushed = cli(['push', ...common])
+  assert.equal(pushed.status, 0, pushed.stderr)
+  assert.match(pushed.stdout, /^Push: 2 uploaded, 1 deleted/m)
+  assert.notEqual(await etag(), before)
+  assert.deepEqual(await listKeys(bucket, 'cli/'), ['cli/a.txt', 'cli/d/b.txt', 'cli/new.txt'])
+
+  const missing = cli(['pull', '--bucket', 'no-such-bucket-cli', '--prefix', 'p/', '--dir', path.join(work, 'ws-none'), '--endpoint', endpoint])
+  assert.equal(missing.status, 2)
+  assert.match(missing.stderr, /s3Code: NoSuchBucket/)
+  assert.match(missing.stderr, /statusCode: 404/)
+  assert.equal(cli(['frobnicate', ...common]).status, 2)
+  assert.equal(cli(['pull', '--bucket', bucket]).status, 2)
+  const help = cli(['--help'])
+  assert.equal(help.status, 0)
+  assert.match(help.stdout, /Usage: s3-workspace-sync <command>/)
+  assert.equal(cli(['--version']).stdout.trim(), PKG.version)
+})
+
+test('the installed CLI draws a live progress line on a terminal (under script(1))', { skip: skip || (process.platform !== 'linux' && 'script(1) flags are util-linux') }, async () => {
+  const bucket = await newBucket()
+  const files = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}.bin`, randomBuffer(64 * 1024)]))
+  await seed(bucket, 'tty/', files)
+  const bin = path.join(app, 'node_modules', '.bin', 's3-workspace-sync')
+  const command = [bin, 'pull', '--bucket', bucket, '--prefix', 'tty/', '--dir', path.join(work, 'ws-tty'), '--endpoint', endpoint].map((a) => `'${a}'`).join(' ')
+  const r = run('script', ['-qec', command, '/dev/null'], app, cleanEnv())
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  // Redrawn in place (carriage return / cursor moves), with percent, files, bytes and rate.
+  assert.match(r.stdout, /\r|\x1b\[/)
+  assert.match(r.stdout, /download +100% +30\/30 files +1\.9\/1\.9 MiB +[\d.]+ MiB\/s/)
+  assert.match(r.stdout, /Pull: 30 downloaded/)
+})
+
+test('the installed CLI: watch pushes changes as they happen and a final push on SIGINT', { skip: skip || (process.platform === 'win32' && 'signals') }, async () => {
+  const { spawn } = await import('node:child_process')
+  const bucket = await newBucket()
+  await seed(bucket, 'w/', { 'a.txt': 'a' })
+  const dir = path.join(work, 'ws-watch')
+  const bin = path.join(app, 'node_modules', '.bin', 's3-workspace-sync')
+  const child = spawn(bin, ['watch', '--bucket', bucket, '--prefix', 'w/', '--dir', dir, '--endpoint', endpoint, '--debounce', '200', '--json'], { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const until = async (check, ms) => {
+    const deadline = Date.now() + ms
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  await until(() => existsSync(path.join(dir, 'a.txt')), 10_000)
+  await new Promise((r) => setTimeout(r, 300)) // the watcher is set up after the pull
+  writeFileSync(path.join(dir, 'live.txt'), 'pushed while watching')
+  await until(async () => (await listKeys(bucket, 'w/')).includes('w/live.txt'), 2_500)
+  writeFileSync(path.join(dir, 'at-exit.txt'), 'pushed on SIGINT')
+  child.kill('SIGINT')
+  const code = await new Promise((r) => child.once('exit', r))
+  assert.equal(code, 0)
+  assert.equal(JSON.parse(out.trim().split('\n').at(-1)).success, true)
+  assert.deepEqual(await listKeys(bucket, 'w/'), ['w/a.txt', 'w/at-exit.txt', 'w/live.txt'])
 })

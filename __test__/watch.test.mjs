@@ -1,0 +1,86 @@
+// watch(): a workspace kept pushed as it changes, against the real server.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys } from './helpers.mjs'
+
+/** Resolves when `check()` is true, polling; rejects after `ms`. */
+async function eventually(check, ms) {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return Date.now()
+}
+
+/** Counts the pushes running at once (the most ever seen). */
+function countOverlap(sync) {
+  const seen = { running: 0, most: 0 }
+  const push = sync.push.bind(sync)
+  sync.push = async (...args) => {
+    seen.running++
+    seen.most = Math.max(seen.most, seen.running)
+    try {
+      return await push(...args)
+    } finally {
+      seen.running--
+    }
+  }
+  return seen
+}
+
+test('watch: a file written is on S3 within debounce + 2 s; a burst is a few pushes; stop() pushes what is left', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'start.txt': 'from S3' })
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const overlap = countOverlap(sync)
+  const debounceMs = 300
+  const watcher = await sync.watch({ debounceMs })
+  assert.equal((await import('node:fs')).readFileSync(path.join(dir, 'start.txt'), 'utf8'), 'from S3', 'watch pulls first')
+
+  const written = Date.now()
+  writeFileSync(path.join(dir, 'note.md'), 'first note')
+  const landed = await eventually(async () => (await listKeys(bucket, 'p/')).includes('p/note.md'), debounceMs + 2000)
+  assert.ok(landed - written <= debounceMs + 2000)
+
+  // 1,000 files in a burst (some in new directories): a few pushes, not hundreds.
+  const pushesBefore = watcher.pushes
+  for (let d = 0; d < 10; d++) {
+    mkdirSync(path.join(dir, `batch${d}`))
+    for (let i = 0; i < 100; i++) writeFileSync(path.join(dir, `batch${d}`, `f${i}.txt`), `${d}/${i}`)
+  }
+  await eventually(async () => (await listKeys(bucket, 'p/')).length === 1002, 20_000)
+  assert.ok(watcher.pushes - pushesBefore <= 4, `${watcher.pushes - pushesBefore} pushes for the burst`)
+
+  // Written just before stop(): the final push sends it.
+  writeFileSync(path.join(dir, 'last-words.txt'), 'bye')
+  const final = await watcher.stop()
+  assert.equal(final.success, true)
+  assert.equal((await getObject(bucket, 'p/last-words.txt')).toString(), 'bye')
+  assert.equal(overlap.most, 1, 'two pushes ran at once')
+  // Stopped: later writes are not pushed.
+  const pushes = watcher.pushes
+  writeFileSync(path.join(dir, 'after.txt'), 'x')
+  await new Promise((r) => setTimeout(r, debounceMs + 300))
+  assert.equal(watcher.pushes, pushes)
+  assert.equal(await watcher.stop(), final, 'stop() is idempotent')
+})
+
+test('watch: aborting the signal stops it after a final push; bad options are refused', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await assert.rejects(sync.watch({ debounceMs: -1 }), { code: 'INVALID_OPTION' })
+  const controller = new AbortController()
+  const watcher = await sync.watch({ debounceMs: 60_000, signal: controller.signal })
+  writeFileSync(path.join(dir, 'pending.txt'), 'not yet pushed')
+  controller.abort()
+  const final = await watcher.stop()
+  assert.equal(final.uploadedFiles, 1)
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/pending.txt'])
+})
