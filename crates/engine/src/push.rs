@@ -2,6 +2,7 @@
 //! was deleted here, each write conditional on S3 still holding the base's
 //! version (see `plan::push`).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -304,13 +305,12 @@ impl Workspace {
         halt: &Halt,
     ) -> usize {
         let progress = PhaseProgress::new(self.observer.clone(), Phase::Cleanup, deletes.len(), 0);
-        let mut deleted = 0;
+        // The scan did not see them; make sure each is really gone (not
+        // merely ignored now) before deleting it on S3.
+        let mut gone = Vec::with_capacity(deletes.len());
         for d in deletes {
-            progress.advance(&d.rel, 0);
-            // The scan did not see it; make sure it is really gone (not
-            // merely ignored now) before deleting on S3.
             let (dir, rel) = (root.clone(), d.rel.clone());
-            let gone = blocking(move || {
+            let absent = blocking(move || {
                 let (parent, name) = split_parent(&rel);
                 Ok(match dir.open_sub(parent) {
                     Ok(parent) => matches!(parent.stat(name), Ok(None)),
@@ -319,12 +319,27 @@ impl Workspace {
             })
             .await
             .unwrap_or(false);
-            if !gone {
+            if absent {
+                gone.push(d);
+            } else {
+                progress.advance(&d.rel, 0);
                 self.journal(base.forget(&d.rel));
-                continue;
             }
-            let key = key_for(&self.config.prefix, &d.rel);
-            let Some(result) = halt.run(store.delete(&key, d.if_match.as_deref())).await else {
+        }
+        if gone.is_empty() || halt.halted() {
+            return 0;
+        }
+        let objects: Vec<(String, Option<String>)> = gone
+            .iter()
+            .map(|d| (key_for(&self.config.prefix, &d.rel), d.if_match.clone()))
+            .collect();
+        let mut results: HashMap<String, Result<()>> =
+            store.delete_many(&objects).await.into_iter().collect();
+        let mut deleted = 0;
+        for (d, (key, _)) in gone.into_iter().zip(objects) {
+            progress.advance(&d.rel, 0);
+            // Missing: not attempted (the store stopped at a global failure).
+            let Some(result) = results.remove(&key) else {
                 continue;
             };
             match result {

@@ -9,7 +9,9 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption,
+};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
@@ -230,6 +232,9 @@ const RANGES_IN_FLIGHT: usize = 6;
 const MULTIPART_MIN: u64 = 8 * MIB;
 const PART_SIZE: u64 = 8 * MIB;
 const PARTS_IN_FLIGHT: usize = 6;
+/// Keys per `DeleteObjects` request (S3's limit), and requests at once.
+const DELETE_BATCH: usize = 1000;
+const DELETE_BATCHES_IN_FLIGHT: usize = 4;
 /// User metadata holding the MD5 of the whole object: the ETag of a multipart
 /// or encrypted object is not one.
 const MD5_META: &str = "s3ws-md5";
@@ -479,6 +484,77 @@ impl Drop for AbortOnDrop {
     }
 }
 
+impl S3Store {
+    /// One `DeleteObjects` request; a failure of the whole request fails
+    /// its first key and leaves the others not attempted.
+    async fn delete_batch(
+        &self,
+        batch: Vec<(String, Option<String>)>,
+    ) -> Vec<(String, Result<()>)> {
+        let identifiers: Vec<ObjectIdentifier> = batch
+            .iter()
+            .filter_map(|(key, if_match)| {
+                ObjectIdentifier::builder()
+                    .key(key)
+                    .set_e_tag(if_match.as_deref().map(quote_etag))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let answer = match Delete::builder()
+            .set_objects(Some(identifiers))
+            .quiet(true)
+            .build()
+        {
+            Ok(delete) => self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| self.error("DeleteObjects", &batch[0].0, e)),
+            Err(e) => Err(Error::Io(format!("DeleteObjects request: {e}"))),
+        };
+        match answer {
+            // Quiet: only the keys that failed are named.
+            Ok(out) => {
+                let failed: std::collections::HashMap<&str, &aws_sdk_s3::types::Error> = out
+                    .errors()
+                    .iter()
+                    .filter_map(|e| Some((e.key()?, e)))
+                    .collect();
+                batch
+                    .iter()
+                    .map(|(key, _)| {
+                        let result = match failed.get(key.as_str()) {
+                            None => Ok(()),
+                            Some(e) => Err(self.delete_error(key, e)),
+                        };
+                        (key.clone(), result)
+                    })
+                    .collect()
+            }
+            Err(e) => vec![(batch[0].0.clone(), Err(e))],
+        }
+    }
+
+    /// One key's failure in a `DeleteObjects` answer.
+    fn delete_error(&self, key: &str, e: &aws_sdk_s3::types::Error) -> Error {
+        let code = e.code().unwrap_or("Unknown");
+        let message = format!(
+            "DeleteObjects s3://{}/{key} at {} failed: {code}: {}",
+            self.bucket,
+            self.endpoint,
+            e.message().unwrap_or("")
+        );
+        match code {
+            "PreconditionFailed" => Error::Conflict(message),
+            _ => S3Error::new("DeleteObjects", key, code, message).into(),
+        }
+    }
+}
+
 /// Whether the ETag of an object encrypted as the response says is its
 /// MD5: not with KMS keys (SSE-KMS, DSSE-KMS) or customer keys (SSE-C).
 fn etag_is_md5(sse: Option<&ServerSideEncryption>, customer_key: Option<&str>) -> bool {
@@ -650,6 +726,19 @@ impl Store for S3Store {
                 return Ok(aborted);
             }
         }
+    }
+
+    /// `DeleteObjects` of up to 1,000 keys per request, a few requests at
+    /// once, each key conditional on its ETag (`ObjectIdentifier.ETag`).
+    async fn delete_many(&self, objects: &[(String, Option<String>)]) -> Vec<(String, Result<()>)> {
+        let batches: Vec<Vec<(String, Option<String>)>> =
+            objects.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
+        futures::stream::iter(batches)
+            .map(|batch| self.delete_batch(batch))
+            .buffered(DELETE_BATCHES_IN_FLIGHT)
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {

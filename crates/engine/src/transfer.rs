@@ -56,10 +56,15 @@ pub struct Halt {
 }
 
 impl Halt {
+    /// Whether a global failure stopped the operation's transfers.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
     /// Runs one transfer unless halted (`None`); a global failure halts the
     /// rest before the transfer lets go of its concurrency slot.
     pub async fn run<T>(&self, transfer: impl Future<Output = Result<T>>) -> Option<Result<T>> {
-        if self.halted.load(Ordering::Relaxed) {
+        if self.halted() {
             return None;
         }
         let result = transfer.await;

@@ -184,5 +184,52 @@ pub async fn run(store: &dyn Store) -> Result<(), String> {
         .delete("p/never-there", None)
         .await
         .map_err(|e| fail("deleting a missing key succeeds", e))?;
+
+    // Batch deletes: each key under its own condition.
+    let mut etags = Vec::new();
+    for key in ["p/m1", "p/m2", "p/m3"] {
+        let etag = put(store, key, key.as_bytes(), Condition::None)
+            .await
+            .map_err(|e| fail("an unconditional put", e))?;
+        etags.push(etag);
+    }
+    let batch = [
+        ("p/m1".to_owned(), etags[0].clone()),
+        ("p/m2".to_owned(), Some("0".repeat(32))),
+        ("p/m3".to_owned(), None),
+        ("p/never-there".to_owned(), None),
+    ];
+    let results = store.delete_many(&batch).await;
+    let outcome: Vec<(&str, &str)> = results
+        .iter()
+        .map(|(key, r)| {
+            let what = match r {
+                Ok(()) => "deleted",
+                Err(Error::Conflict(_)) => "conflict",
+                Err(_) => "error",
+            };
+            (key.as_str(), what)
+        })
+        .collect();
+    check!(
+        outcome
+            == [
+                ("p/m1", "deleted"),
+                ("p/m2", "conflict"),
+                ("p/m3", "deleted"),
+                ("p/never-there", "deleted")
+            ],
+        "a batch delete answers per key (got {outcome:?})"
+    );
+    let left: Vec<String> = list_all(store, "p/m")
+        .await
+        .map_err(|e| fail("list", e))?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    check!(
+        left == ["p/m2"],
+        "a batch delete deletes exactly the keys whose conditions hold (left {left:?})"
+    );
     Ok(())
 }

@@ -127,6 +127,27 @@ pub trait Store: Send + Sync {
     /// Deletes the object, only if it still has ETag `if_match` when given
     /// (else `Error::Conflict`).
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+    /// Deletes many objects, each only if it still has its ETag when given;
+    /// returns each key's outcome (`Error::Conflict` for a failed
+    /// condition). A key missing from the answer was not attempted: the
+    /// store stopped at a failure every request would repeat. Stores with a
+    /// batch request override this; here, one delete at a time.
+    async fn delete_many(&self, objects: &[(String, Option<String>)]) -> Vec<(String, Result<()>)> {
+        let mut out = Vec::with_capacity(objects.len());
+        for (key, if_match) in objects {
+            let result = self.delete(key, if_match.as_deref()).await;
+            let global = result
+                .as_ref()
+                .err()
+                .and_then(|e| e.s3())
+                .is_some_and(|s| s.is_global());
+            out.push((key.clone(), result));
+            if global {
+                break;
+            }
+        }
+        out
+    }
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.
     async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {
