@@ -70,9 +70,16 @@ impl Workspace {
         let root = opened.root.clone();
         let mut base = self.base(state, &opened.state, dry_run).await?;
         let rules = self.current_rules(&root).await?;
-        let local = {
+        let store = self.store().await?;
+        let scanning = {
             let (root, rules) = (root.clone(), rules.clone());
-            blocking(move || scan(&root, &rules)).await?
+            blocking(move || scan(&root, &rules))
+        };
+        // The once-per-instance cleanup's request overlaps the scan.
+        let local = if dry_run {
+            scanning.await?
+        } else {
+            tokio::join!(self.abort_abandoned_uploads(&*store), scanning).1?
         };
         for s in &local.skipped {
             self.log(
@@ -92,10 +99,6 @@ impl Workspace {
             .map(|(rel, stat)| (rel.clone(), *stat))
             .collect();
         let (hashes, hash_errors) = self.hash_files(&root, todo).await;
-        let store = self.store().await?;
-        if !dry_run {
-            self.abort_abandoned_uploads(&*store).await;
-        }
         // Without a base, the listing tells which files S3 already has.
         // A dry run lists anyway, to tell which conditional writes would hold.
         let listing = if base.exists() && !dry_run {
