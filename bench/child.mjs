@@ -32,6 +32,10 @@ async function makeInstance() {
     const { ReferenceSync } = await import('./reference.mjs')
     return new ReferenceSync(options)
   }
+  if (job.impl === 'rclone' || job.impl === 'awscli') {
+    const { PeerSync } = await import('./peers.mjs')
+    return new PeerSync(job.impl, options)
+  }
   throw new Error(`unknown impl ${job.impl}`)
 }
 
@@ -90,11 +94,13 @@ async function main() {
   lag.disable()
   const maxRssKB = process.resourceUsage().maxRSS
 
+  // A peer's own process: its peak RSS and CPU, not this wrapper's.
+  const peer = sync.last
   const out = {
     ms,
-    maxRssKB,
+    maxRssKB: peer ? peer.maxRssKB : maxRssKB,
     rssBeforeKB,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: peer ? peer.cpuMs : (cpu.user + cpu.system) / 1000,
     serverCpuMs,
     lagMaxMs: lag.max / 1e6,
     lagP99Ms: lag.percentile(99) / 1e6,

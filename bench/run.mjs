@@ -20,6 +20,7 @@
 // (bench/proxy.mjs), one run per scenario and implementation; that pass also
 // warms the server up. Timed runs talk to the server directly.
 
+import { PEERS_LIST as PEERS, availablePeers } from './peers.mjs'
 import { spawn, execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -192,6 +193,7 @@ async function main() {
   ensureWeed()
   const built = ensureNative({ rebuild: opts.build })
   const baseline = opts.baseline ? ensureBaseline(opts.baseline) : null
+  const peers = availablePeers()
   if (built.stale) {
     console.warn(`warning: Rust sources changed since the release addon was built (${built.builtAt}, from ${built.source}); --build measures the working tree`)
   }
@@ -252,6 +254,7 @@ async function main() {
     const tplWs = path.join(tpl, 'ws')
     const tplBig = path.join(tpl, 'big', 'big.bin')
     console.log(`Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB`)
+    for (const why of peers.missing) console.log(`Peer skipped: ${why}`)
     writeWorkload(tplWs, files)
     writeBigFile(tplBig, bigSize)
     const seed = async (prefix) =>
@@ -334,7 +337,9 @@ async function main() {
         // CPU that neither this run (child, server) nor the orchestrator used:
         // other work on the machine, which skews the numbers.
         sample.otherCpuMs = Math.max(0, machineBusyMs() - busy0 - sample.processCpuMs - serverRunCpu - (ownCpuMs() - own0))
-        sample.problem = scenario.check?.(sample, impl) ?? null
+        // Peers report no counts: a push is checked by its exit status, a pull by the tree.
+        const peerPush = PEERS.includes(impl) && scenario.op === 'push'
+        sample.problem = peerPush ? (sample.result.success ? null : `failed: ${sample.result.errors?.[0]}`) : (scenario.check?.(sample, impl) ?? null)
         return sample
       } catch (e) {
         return { error: e.message }
@@ -424,6 +429,8 @@ async function main() {
     ]
       .filter((s) => !opts.only || opts.only.includes(s.name))
       .map((s) => (baseline ? { ...s, impls: s.impls.flatMap((i) => (i === 'ours' ? ['ours', 'baseline'] : [i])) } : s))
+      // rclone and `aws s3 sync` in every scenario, when installed.
+      .map((s) => ({ ...s, impls: [...s.impls, ...peers.available] }))
     if (scenarios.length === 0) throw new Error(`--only matched no scenario`)
 
     // A shared machine: let a build or test run elsewhere finish first.
@@ -471,7 +478,7 @@ async function main() {
       results.push(entry)
     }
 
-    const report = renderReport({ opts, results, native, baseline, ws, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs })
+    const report = renderReport({ opts, results, native, baseline, ws, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs, peers })
     console.log(`\n${report}`)
     const out = opts.out ?? path.join(ROOT, 'bench', 'results', opts.quick ? 'quick.md' : 'latest.md')
     mkdirSync(path.dirname(out), { recursive: true })
@@ -505,7 +512,7 @@ function stats(samples) {
   }
 }
 
-function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, elapsedMs, waitedMs }) {
+function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, elapsedMs, waitedMs, peers }) {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no']) ? ' (uncommitted changes)' : ''
   const lines = []
@@ -535,6 +542,7 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
       if (impl === 'baseline' && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} the speed of ${baseline.commit}`
       if (impl === 'floor' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} floor`
       if (impl === 'single-stream' && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} faster`
+      if (PEERS.includes(impl) && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} faster than ${impl}`
       const lag = s.lagMax === null ? '–' : `${s.lagMax.toFixed(0)} / ${s.lagP99.toFixed(0)} ms`
       const flags = [
         s.failed ? `${s.failed} failed` : '',
@@ -579,7 +587,8 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
   lines.push('- Client CPU: user + system time of the child process (all threads) during the operation. Server CPU: CPU time SeaweedFS used during the operation; it shares the 2 cores, so client + server CPU close to 2 × time means the machine was saturated.')
   lines.push('- Loop lag: `perf_hooks.monitorEventLoopDelay` (1 ms resolution) in the child during the operation.')
   lines.push('- Other load: CPU used by processes outside the benchmark during each run (/proc/stat), flagged ⚠ when above 0.2 cores.')
-  lines.push('- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. rclone (in the issue: cold pull ≈ 1.8 s) is not installable here and is not measured.')
+  lines.push('- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing.')
+  lines.push(`- rclone: \`rclone sync --checksum --fast-list --transfers=64 --checkers=64\`; awscli: \`aws s3 sync --delete\` with max_concurrent_requests = 64 (Debian packages). Each is its own process: the time includes its start-up; RSS and CPU are its own (GNU time). Peers not installed: ${peers.missing.join('; ') || 'none'}.`)
   return lines.join('\n') + '\n'
 }
 
