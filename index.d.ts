@@ -295,7 +295,7 @@ export declare class S3WorkspaceSync extends EventEmitter {
   watch(options?: WatchOptions): Promise<Watcher>
   /**
    * Beyond upstream: releases the instance. Waits for running operations,
-   * or cancels them with `abort: true`; then lets go of the engine, its S3
+   * or cancels them with `abort: true` (they reject with code `'CLOSED'`); then lets go of the engine, its S3
    * client and callbacks. Later calls reject with code `'CLOSED'`.
    */
   close(options?: { abort?: boolean }): Promise<void>

@@ -38,13 +38,26 @@ function errorDetail(e) {
 }
 
 /**
+ * A thrown error as a result's `errorDetails` entry (S3 fields only when set).
+ * @param {SyncError | undefined} err
+ * @param {unknown} thrown
+ */
+function detailOf(err, thrown) {
+  /** @type {import('./index').SyncErrorDetail} */
+  const detail = { path: '', code: /** @type {any} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(thrown) }
+  if (err?.s3Code !== undefined) Object.assign(detail, { s3Code: err.s3Code, statusCode: err.statusCode, retryable: err.retryable })
+  return detail
+}
+
+/**
  * @param {NativeReport} report
  * @param {'pull' | 'push'} kind
  */
 function toResult(report, kind) {
   /** @type {any} */
   const result = {
-    success: report.errors.length === 0,
+    // A push dry run with conflicts predicts a push that fails.
+    success: report.errors.length === 0 && !(kind === 'push' && report.plan?.conflicts.length),
     // Upstream's meaning: a pull "downloaded" every file it made current
     // (its pulls downloaded everything), so files already identical count.
     ...(kind === 'pull' ? { downloadedFiles: report.transferred + report.unchanged } : { uploadedFiles: report.transferred }),
@@ -369,7 +382,7 @@ class S3WorkspaceSync extends EventEmitter {
           downloadedFiles: 0,
           deletedFiles: 0,
           errors: [err?.message ?? String(e)],
-          errorDetails: [{ path: '', code: /** @type {any} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(e), s3Code: err?.s3Code, statusCode: err?.statusCode, retryable: err?.retryable }],
+          errorDetails: [detailOf(err, e)],
           duration: 0,
           transferredFiles: 0,
           unchangedFiles: 0,
@@ -395,7 +408,8 @@ class S3WorkspaceSync extends EventEmitter {
    */
   async watch(options) {
     const debounceMs = options?.debounceMs ?? 2000
-    if (!Number.isInteger(debounceMs) || debounceMs < 0) invalid('options.debounceMs must be a whole number of milliseconds')
+    // setTimeout's limit: a longer delay would fire at once.
+    if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 2_147_483_647) invalid('options.debounceMs must be a whole number of milliseconds up to 2147483647')
     const signal = options?.signal
     await this.pull({ signal })
     const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }

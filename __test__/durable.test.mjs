@@ -26,6 +26,7 @@ import {
   STATE_DIR,
   quiet,
   withProxy,
+  settle,
 } from './helpers.mjs'
 
 const isGet = (r) => r.method === 'GET' && !isList(r)
@@ -369,4 +370,27 @@ test('without a base, push adopts identical objects and reports differing ones a
     assert.equal(proxy.requests.find((r) => r.method === 'PUT').headers['if-none-match'], '*')
   })
   assert.equal((await getObject(bucket, 'p/differs.txt')).toString(), 'on S3')
+})
+
+test('an object deleted on S3 while the file was edited here is created again by the push; deleted on both sides is nothing to do', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'edited.txt': 'v1', 'both-gone.txt': 'x', 'other.txt': 'o' })
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await sync.pull()
+  await settle()
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/edited.txt' }))
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/both-gone.txt' }))
+  writeFileSync(path.join(dir, 'edited.txt'), 'v2, written after the object was deleted elsewhere')
+  rmSync(path.join(dir, 'both-gone.txt'))
+  await settle()
+  const planned = await sync.push({ dryRun: true })
+  assert.deepEqual([planned.plan.upload, planned.plan.deleteRemote, planned.plan.conflicts], [['edited.txt'], [], []])
+  const pushed = await sync.push()
+  assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
+  assert.deepEqual([pushed.uploadedFiles, pushed.deletedFiles], [1, 0])
+  assert.equal((await getObject(bucket, 'p/edited.txt')).toString(), 'v2, written after the object was deleted elsewhere')
+  // And the next push has nothing left to do.
+  const again = await sync.push()
+  assert.deepEqual([again.success, again.uploadedFiles, again.deletedFiles, again.errors], [true, 0, 0, undefined])
 })

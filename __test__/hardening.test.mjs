@@ -251,13 +251,21 @@ test('workspaceDir: a filesystem root, the home directory, a system directory or
   new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), logger: quiet() })
 })
 
-test('a first pull that would delete more than 50 never-synced local files deletes none and says why', async () => {
+test('a first pull deletes no never-synced local file; with overwrite (mirror), more than 50 trip the guard', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a' })
+  // A project directory synced with a new, empty prefix (the CLI's watch on a new prefix).
+  const project = tmpDir()
+  for (let i = 0; i < 5; i++) writeFileSync(path.join(project, `src-${i}.ts`), `code ${i}`)
+  await settle()
+  const empty = await new S3WorkspaceSync({ bucket, prefix: 'new-prefix/', workspaceDir: project, endpoint, logger: quiet() }).pull()
+  assert.deepEqual([empty.success, empty.deletedFiles], [true, 0])
+  assert.equal(readdirSync(project).filter((n) => n.startsWith('src-')).length, 5)
+
   const dir = tmpDir()
   for (let i = 0; i < 60; i++) writeFileSync(path.join(dir, `mine-${i}.txt`), 'not from S3')
   await settle()
-  const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).pull()
+  const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, conflictPolicy: 'overwrite', logger: quiet() }).pull()
   assert.equal(result.success, false)
   assert.equal(result.deletedFiles, 0)
   assert.match(result.errors.join('\n'), /would delete 60 of 60 local files.*maxDeletePercent/)

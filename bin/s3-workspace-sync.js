@@ -75,13 +75,22 @@ function parse(argv) {
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`)
   for (const name of ['bucket', 'prefix', 'dir']) if (!values[/** @type {'bucket'} */ (name)]) throw new UsageError(`--${name} is required`)
-  const number = (/** @type {string | undefined} */ v, /** @type {string} */ flag) => {
+  const number = (/** @type {string | undefined} */ v, /** @type {string} */ flag, /** @type {number} */ min, /** @type {number} */ max) => {
     if (v === undefined) return undefined
     const n = Number(v)
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number`)
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`)
     return n
   }
-  return { command, values, concurrency: number(values.concurrency, '--concurrency'), debounce: number(values.debounce, '--debounce') }
+  if (values['dry-run'] && (command === 'watch' || command === 'status')) {
+    throw new UsageError(`--dry-run is for pull and push (${command === 'status' ? 'status is a dry run already' : 'watch always writes'})`)
+  }
+  if (values.debounce !== undefined && command !== 'watch') throw new UsageError('--debounce is for watch')
+  return {
+    command,
+    values,
+    concurrency: number(values.concurrency, '--concurrency', 1, 256),
+    debounce: number(values.debounce, '--debounce', 0, 2_147_483_647),
+  }
 }
 
 /**
@@ -158,10 +167,15 @@ async function main(argv) {
     // Warnings as they happen; errors are printed once, with the result.
     logger: { ...createDefaultLogger(quiet ? 'silent' : 'warn'), error() {} },
   })
+  // The first SIGINT/SIGTERM stops the operation (watch: after a final
+  // push); a second one cancels that final push too.
   const stop = new AbortController()
-  const onSignal = () => stop.abort(new Error('interrupted'))
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const onSignal = () => {
+    if (stop.signal.aborted) void sync.close({ abort: true })
+    else stop.abort(new Error('interrupted'))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   const progress = quiet ? null : progressReporter(process.stderr)
   if (progress) sync.on('progress', progress.update)
   const out = (/** @type {unknown} */ result, /** @type {string} */ text) => {
@@ -173,7 +187,13 @@ async function main(argv) {
     if (command === 'status') {
       const pull = await sync.pull({ dryRun: true, signal: stop.signal })
       const push = await sync.push({ dryRun: true, signal: stop.signal })
-      out({ pull: pull.plan, push: push.plan }, `Pull would:\n${describePlan(/** @type {any} */ (pull.plan))}\nPush would:\n${describePlan(/** @type {any} */ (push.plan))}`)
+      // A side that cannot be planned (say, a push from a directory that
+      // does not exist yet) says why instead.
+      const side = (/** @type {import('../index').SyncResult} */ r) => (r.plan ? describePlan(r.plan) : `  (cannot tell: ${r.errors?.[0]})`)
+      out(
+        { pull: pull.plan ?? null, push: push.plan ?? null, errors: [...(pull.errors ?? []), ...(push.errors ?? [])] },
+        `Pull would:\n${side(pull)}\nPush would:\n${side(push)}`,
+      )
       return pull.success && push.success ? 0 : 1
     }
     if (command === 'watch') {
@@ -187,14 +207,22 @@ async function main(argv) {
     const dryRun = Boolean(values['dry-run'])
     const result = command === 'pull' ? await sync.pull({ dryRun, signal: stop.signal }) : await sync.push({ dryRun, signal: stop.signal })
     const label = `${command === 'pull' ? 'Pull' : 'Push'}${dryRun ? ' (dry run)' : ''}`
-    out(result, result.plan ? `${label} would:\n${describePlan(result.plan)}` : summary(label, result))
-    if (!result.success && result.errorDetails?.length === 1 && !result.errorDetails[0].path) {
-      printError(result.errorDetails[0])
+    // A push that failed as a whole resolves (as upstream): a fatal error here.
+    const fatal = !result.success && result.errorDetails?.length === 1 && !result.errorDetails[0].path
+    if (fatal) {
+      progress?.done()
+      if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
+      printError(result.errorDetails?.[0])
       return 2
     }
+    out(result, result.plan ? `${label} would:\n${describePlan(result.plan)}` : summary(label, result))
     return exitCodeOf(result)
   } catch (e) {
     progress?.done()
+    if (values.json) {
+      const err = /** @type {any} */ (e)
+      process.stdout.write(`${JSON.stringify({ success: false, error: { message: err?.message, code: err?.code, s3Code: err?.s3Code, statusCode: err?.statusCode, retryable: err?.retryable } })}\n`)
+    }
     printError(e)
     return 2
   } finally {

@@ -289,14 +289,14 @@ impl Workspace {
             let (store, root, limit) = (batch.store.clone(), batch.root.clone(), limit.clone());
             let halt = batch.halt.clone();
             let progress = FileProgress::new(&batch.progress);
-            tasks.spawn(async move {
+            tasks.spawn(self.transfers.track_future(async move {
                 let _permit = limit.acquire_owned().await;
                 let result = halt
                     .run(download(&*store, &root, &d, stall, &progress))
                     .await;
                 progress.finish(&d.rel, d.size.unwrap_or(0));
                 (d.rel, result)
-            });
+            }));
         }
         while let Some(joined) = tasks.join_next().await {
             let (rel, result) = match joined {

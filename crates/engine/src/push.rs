@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::base::{BaseEntry, SyncBase};
+use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
@@ -20,7 +20,7 @@ use crate::plan::{plan_push, predict_push, remote_files, LocalView, RemoteDelete
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{upload, Halt};
+use crate::transfer::{upload_checked, Halt};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -229,7 +229,7 @@ impl Workspace {
             let resolver = self.config.content_types.clone();
             let halt = halt.clone();
             let progress = FileProgress::new(&progress);
-            tasks.spawn(async move {
+            tasks.spawn(self.transfers.track_future(async move {
                 let _permit = limit.acquire_owned().await;
                 let result = halt
                     .run(async {
@@ -237,31 +237,12 @@ impl Workspace {
                             Some(r) => r.content_type(&u.rel).await,
                             None => guess_content_type(&u.rel),
                         };
-                        upload(&*store, &root, &u, &key, &content_type, &progress).await
+                        upload_checked(&*store, &root, &u, &key, &content_type, &progress).await
                     })
                     .await;
                 progress.finish(&u.rel, u.stat.size);
-                let Some(result) = result else {
-                    return (u.rel, None);
-                };
-                let result = match result {
-                    // Our own earlier upload (a push killed before it
-                    // recorded it) is no conflict.
-                    Err(Error::Conflict(m)) => match store.head(&key).await {
-                        Ok(Some(info)) if info.content_md5().as_ref() == Some(&u.md5) => {
-                            Ok(BaseEntry {
-                                etag: info.etag,
-                                md5: u.md5.clone(),
-                                stat: u.stat,
-                                recorded_ns: u.hashed_ns,
-                            })
-                        }
-                        _ => Err(Error::Conflict(m)),
-                    },
-                    other => other,
-                };
-                (u.rel, Some(result))
-            });
+                (u.rel, result)
+            }));
         }
         while let Some(joined) = tasks.join_next().await {
             let Ok((rel, result)) = joined else {
@@ -363,6 +344,14 @@ impl Workspace {
                         self.conflict(report, Action::Delete, d.rel, &err);
                     }
                 },
+                // Deleted on S3 too (a conditional delete of a missing key
+                // may answer NoSuchKey): nothing left to do.
+                Err(e)
+                    if e.s3()
+                        .is_some_and(|s| s.code == "NoSuchKey" || s.status == Some(404)) =>
+                {
+                    self.journal(base.forget(&d.rel))
+                }
                 Err(e) if !halt.report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));

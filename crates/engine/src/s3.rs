@@ -1,5 +1,6 @@
 //! `Store` on Amazon S3 (or any S3-compatible server) through aws-sdk-s3.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,6 +57,8 @@ pub struct S3Store {
     /// Where requests go, and in which region, for error messages.
     endpoint: String,
     region: String,
+    /// Aborts of dropped multipart uploads still being sent (see `settle`).
+    aborting: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl S3Store {
@@ -127,6 +130,7 @@ impl S3Store {
             endpoint: custom_endpoint
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
             region,
+            aborting: Arc::default(),
         })
     }
 
@@ -191,7 +195,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         }
         next = e.source();
     }
-    parts.join(": ")
+    // One line: a credential chain lists its attempts on lines of their own.
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// S3's code for an answer with no error body (HEAD requests).
@@ -235,6 +244,9 @@ const PARTS_IN_FLIGHT: usize = 6;
 /// Keys per `DeleteObjects` request (S3's limit), and requests at once.
 const DELETE_BATCH: usize = 1000;
 const DELETE_BATCHES_IN_FLIGHT: usize = 4;
+/// Longest wait for clean-up requests when an operation is cancelled (it
+/// must still end within a second).
+const SETTLE_MAX: Duration = Duration::from_millis(600);
 /// User metadata holding the MD5 of the whole object: the ETag of a multipart
 /// or encrypted object is not one.
 const MD5_META: &str = "s3ws-md5";
@@ -479,7 +491,11 @@ impl Drop for AbortOnDrop {
             return;
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { store.abort_multipart(&key, &upload_id).await });
+            let aborting = store.aborting.clone();
+            let task = rt.spawn(async move { store.abort_multipart(&key, &upload_id).await });
+            let mut pending = aborting.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|t| !t.is_finished());
+            pending.push(task);
         }
     }
 }
@@ -739,6 +755,13 @@ impl Store for S3Store {
             .flat_map(futures::stream::iter)
             .collect()
             .await
+    }
+
+    /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads.
+    async fn settle(&self) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.aborting.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::time::timeout(SETTLE_MAX, futures::future::join_all(pending)).await;
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {

@@ -26,6 +26,10 @@ use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
 pub use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest wait for a cancelled operation's transfer tasks to be dropped.
+const CANCEL_SETTLE: Duration = Duration::from_millis(300);
 
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
@@ -194,6 +198,10 @@ pub struct Workspace {
     pub(crate) observer: Arc<dyn Observer>,
     /// Whether this instance already looked for abandoned multipart uploads.
     pub(crate) abandoned_uploads_checked: AtomicBool,
+    /// The running operation's transfer tasks: a cancelled operation waits
+    /// until they are dropped (their temp files removed, their multipart
+    /// uploads being aborted) before it returns.
+    pub(crate) transfers: TaskTracker,
 }
 
 impl Workspace {
@@ -208,6 +216,7 @@ impl Workspace {
             cancel: CancellationToken::new(),
             observer,
             abandoned_uploads_checked: AtomicBool::new(false),
+            transfers: TaskTracker::new(),
         })
     }
 
@@ -256,7 +265,7 @@ impl Workspace {
         token: &CancellationToken,
         op: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        tokio::select! {
+        let result = tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(Error::Cancelled(
                 "the operation was cancelled: the instance was closed or its JavaScript \
@@ -264,7 +273,19 @@ impl Workspace {
             )),
             _ = token.cancelled() => Err(Error::Cancelled("the operation was aborted".into())),
             result = op => result,
+        };
+        // `op` is dropped now, its transfer tasks are being aborted: wait for
+        // them to be dropped (temp files removed), then for the clean-up
+        // requests they started (multipart aborts) to go out.
+        if let Err(Error::Cancelled(_)) = &result {
+            self.transfers.close();
+            let _ = tokio::time::timeout(CANCEL_SETTLE, self.transfers.wait()).await;
+            self.transfers.reopen();
+            if let Some(store) = self.store.get() {
+                store.settle().await;
+            }
         }
+        result
     }
 
     pub(crate) fn log(&self, level: Level, message: &str) {

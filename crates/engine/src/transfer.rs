@@ -18,7 +18,7 @@ use crate::local::open_scanned;
 use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
 use crate::plan::{Download, Upload};
 use crate::progress::FileProgress;
-use crate::store::{PutRequest, Store};
+use crate::store::{Condition, PutRequest, Store};
 
 /// A finished download: the new base entry, and where the local version
 /// went when both sides had changed (keep both).
@@ -123,8 +123,19 @@ fn is_body_error(e: &Error) -> bool {
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
 
-/// A temp file in its directory.
-type Spilled = Option<(Arc<Dir>, String)>;
+/// A download's temp file in its directory, removed unless the download
+/// succeeded: on failure, and when the download is dropped mid-way (its
+/// operation was cancelled), so no `.partial` file outlives it.
+#[derive(Default)]
+struct Spilled(Option<(Arc<Dir>, String)>);
+
+impl Drop for Spilled {
+    fn drop(&mut self) {
+        if let Some((dir, temp)) = self.0.take() {
+            let _ = dir.remove_file(&temp);
+        }
+    }
+}
 
 async fn download_once(
     store: &dyn Store,
@@ -133,10 +144,11 @@ async fn download_once(
     stall: Duration,
     progress: &FileProgress,
 ) -> Result<Downloaded> {
-    let mut spilled: Spilled = None;
+    let mut spilled = Spilled::default();
     let result = receive(store, root, d, stall, progress, &mut spilled).await;
-    if let (Err(_), Some((dir, temp))) = (&result, spilled) {
-        let _ = blocking(move || Ok(dir.remove_file(&temp))).await;
+    if result.is_ok() {
+        // Committed: the temp name is the file's now.
+        spilled.0 = None;
     }
     result
 }
@@ -187,7 +199,7 @@ async fn receive(
                     Ok((file, Arc::new(dir), temp))
                 })
                 .await?;
-                *spilled = Some((dir, temp));
+                spilled.0 = Some((dir, temp));
                 let out = file.insert(tokio::fs::File::from_std(std_file));
                 out.write_all(&std::mem::take(&mut memory))
                     .await
@@ -224,7 +236,7 @@ async fn receive(
         replaces: d.replaces,
         keep_local: d.keep_local,
     };
-    let (stat, conflict_copy) = match (file, spilled.clone()) {
+    let (stat, conflict_copy) = match (file, spilled.0.clone()) {
         (Some(mut out), Some((dir, temp))) => {
             out.flush()
                 .await
@@ -294,6 +306,40 @@ impl Target {
             Err(e) => return Err(Error::io("inspect", &shown, e)),
         };
         Ok((stat, copy.map(|c| dir.path().join(c))))
+    }
+}
+
+/// `upload`, then what a failed condition means: our own earlier upload
+/// (a push killed before it recorded it: the object holds these bytes) is
+/// success; an object deleted on S3 since the base is created again (the
+/// local change wins over nothing); anything else is a conflict.
+pub async fn upload_checked(
+    store: &dyn Store,
+    root: &Arc<Dir>,
+    u: &Upload,
+    key: &str,
+    content_type: &str,
+    progress: &FileProgress,
+) -> Result<BaseEntry> {
+    let conflict = match upload(store, root, u, key, content_type, progress).await {
+        Err(Error::Conflict(m)) => m,
+        other => return other,
+    };
+    match store.head(key).await {
+        Ok(Some(info)) if info.content_md5().as_ref() == Some(&u.md5) => Ok(BaseEntry {
+            etag: info.etag,
+            md5: u.md5.clone(),
+            stat: u.stat,
+            recorded_ns: u.hashed_ns,
+        }),
+        Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
+            let again = Upload {
+                condition: Condition::IfNoneMatch,
+                ..u.clone()
+            };
+            upload(store, root, &again, key, content_type, progress).await
+        }
+        _ => Err(Error::Conflict(conflict)),
     }
 }
 

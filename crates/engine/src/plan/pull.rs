@@ -9,8 +9,12 @@
 //! | changed              | changed              | same bytes: record; else keep  |
 //! |                      |                      | both (local → conflict name)   |
 //!
-//! Without a base (first sync) S3 is mirrored: local files that differ are
-//! replaced and local-only files deleted. In every case a file changed after
+//! Without a base (first sync of this directory) nothing local is known to
+//! have been synced, so nothing local is lost: local-only files are kept
+//! for the next push, and a local file that differs from its object is kept
+//! under a conflict name beside S3's version. `ConflictPolicy::Overwrite`
+//! mirrors S3 instead, as upstream did (differing files replaced, local-only
+//! files deleted, behind the first-sync mass-deletion guard). In every case a file changed after
 //! the pull was called is left alone, and so is any path an unwritable key
 //! names or that lies under an unreadable directory.
 
@@ -110,7 +114,8 @@ pub fn plan_pull(
         errors: std::mem::take(&mut remote.errors),
         ..PullPlan::default()
     };
-    let mirror = !local.base.exists();
+    // Upstream's mirror: only on request, and only for a first sync.
+    let mirror = !local.base.exists() && policy == ConflictPolicy::Overwrite;
     let scan_names = local_names(&remote, local);
     let paths: BTreeSet<&String> = remote
         .files
@@ -417,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn first_sync_mirrors_but_spares_files_written_after_the_call() {
+    fn first_sync_loses_nothing_local_unless_told_to_mirror() {
         let mut c = Case::new(false);
         c.local("old-local-only", 1, MD5_B);
         c.local("new-local-only", NOW + 1, MD5_B);
@@ -429,12 +434,23 @@ mod tests {
             obj("p/differs-new", MD5_A),
             obj("p/same", MD5_A),
         ];
+        // Keep both: S3's version lands, the local one is kept beside it;
+        // local-only files stay for the next push.
         let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert_eq!(rels(&plan.downloads), vec![("differs", true, true)]);
+        assert!(plan.deletes.is_empty());
+        assert_eq!(
+            plan.pending,
+            vec!["differs-new", "new-local-only", "old-local-only"]
+        );
+        assert_eq!(plan.record.len(), 1);
+
+        // Overwrite: upstream's mirror, sparing files written after the call.
+        let plan = c.plan(&listing, ConflictPolicy::Overwrite);
         assert_eq!(rels(&plan.downloads), vec![("differs", true, false)]);
         assert_eq!(plan.deletes.len(), 1);
         assert_eq!(plan.deletes[0].0, "old-local-only");
         assert_eq!(plan.pending, vec!["differs-new", "new-local-only"]);
-        assert_eq!(plan.record.len(), 1);
     }
 
     #[test]
@@ -492,6 +508,7 @@ mod tests {
         };
         let plan = plan_pull(remote, &view, &HashMap::new(), ConflictPolicy::KeepBoth, 50);
         assert!(plan.deletes.is_empty());
-        assert_eq!(rels(&plan.downloads), vec![("A.txt", true, false)]);
+        // First sync: S3's `A.txt` lands on the local `a.txt`, kept beside it.
+        assert_eq!(rels(&plan.downloads), vec![("A.txt", true, true)]);
     }
 }

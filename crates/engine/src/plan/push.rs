@@ -152,7 +152,8 @@ pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -
         let now = etag_of(&u.rel);
         let holds = match &u.condition {
             Condition::None => true,
-            Condition::IfMatch(etag) => now.as_deref() == Some(etag.as_str()),
+            // A missing object is created again (see `upload_checked`).
+            Condition::IfMatch(etag) => now.is_none() || now.as_deref() == Some(etag.as_str()),
             Condition::IfNoneMatch => !listing.contains_key(&u.rel),
         };
         let same_bytes = now.as_deref().and_then(etag_md5).as_deref() == Some(u.md5.as_str());
@@ -269,9 +270,17 @@ mod tests {
     #[test]
     fn a_dry_run_predicts_which_conditions_hold() {
         let (base, scan, hashes, _d) = setup(
-            &["changed", "raced", "gone", "gone-raced", "gone-already"],
+            &[
+                "changed",
+                "raced",
+                "gone",
+                "gone-raced",
+                "gone-already",
+                "recreated",
+            ],
             &[
                 ("changed", 5, "m1"),
+                ("recreated", 5, "m5"),
                 ("raced", 5, "m2"),
                 ("new", 5, "m3"),
                 ("new-taken", 5, "m4"),
@@ -300,7 +309,10 @@ mod tests {
         .into_iter()
         .collect();
         let predicted = predict_push(&plan, &listing);
-        assert_eq!(predicted.upload, ["changed", "new", "new-same"]);
+        assert_eq!(
+            predicted.upload,
+            ["changed", "new", "new-same", "recreated"]
+        );
         assert_eq!(predicted.delete_remote, ["gone"]);
         assert_eq!(predicted.conflicts, ["gone-raced", "new-taken", "raced"]);
     }

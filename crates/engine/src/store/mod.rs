@@ -148,6 +148,10 @@ pub trait Store: Send + Sync {
         }
         out
     }
+    /// Waits (briefly) for clean-up requests still under way, such as the
+    /// aborts of multipart uploads an operation dropped when cancelled, so a
+    /// process that exits right after sees them sent.
+    async fn settle(&self) {}
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.
     async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {
