@@ -199,7 +199,7 @@ test('hostile keys are never written, each is reported, and they block no other 
     for (const key of RESERVED_KEYS) {
       assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes(key)), `${key} not logged`)
     }
-    assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'clash/inner.txt': 'a' })
+    assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'clash/inner.txt': 'a', 'local-only.txt': 'mine' })
     // Only the safe keys were ever fetched.
     const fetched = proxy.requests.filter(isGet).map((r) => r.path)
     assert.ok(fetched.every((p) => p.endsWith('/p/ok.txt') || p.endsWith('/p/clash/inner.txt')), fetched.join(' '))

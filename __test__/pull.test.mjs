@@ -41,7 +41,7 @@ test('a 20 MiB file arrives intact', async () => {
   assert.deepEqual(readdirSync(dir).sort(), [STATE_DIR, 'big.bin'].sort())
 })
 
-test('pull deletes local-only files and emptied directories, keeps ignored ones', async () => {
+test("a mirroring first pull (conflictPolicy: 'overwrite') deletes local-only files and emptied directories, keeps ignored ones", async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'keep.txt': 'remote' })
   const dir = tmpDir()
@@ -53,7 +53,11 @@ test('pull deletes local-only files and emptied directories, keeps ignored ones'
   writeFileSync(path.join(dir, 'debug.log'), 'ignored')
   writeFileSync(path.join(dir, 'notes.secret'), 'ignored by option')
   await settle()
-  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['*.secret'], logger: quiet() })
+  // The default first pull keeps them (nothing local was ever synced).
+  const kept = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['*.secret'], stateDir: tmpDir('state'), logger: quiet() }).pull()
+  assert.deepEqual([kept.success, kept.deletedFiles], [true, 0])
+  assert.equal(readFileSync(path.join(dir, 'local-only.txt'), 'utf8'), 'gone soon')
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, ignorePatterns: ['*.secret'], conflictPolicy: 'overwrite', logger: quiet() })
   const result = await sync.pull()
   assert.equal(result.success, true)
   assert.equal(result.deletedFiles, 2)
