@@ -51,6 +51,19 @@ test('an unreachable endpoint: NetworkError, retryable, a hint, no Debug dump', 
   assert.doesNotMatch(e.message, NO_DEBUG_DUMP)
 })
 
+test('a push whose first request meets a missing bucket stops there: one request, one error', async () => {
+  const dir = tmpDir()
+  for (let i = 0; i < 5; i++) writeFileSync(path.join(dir, `f${i}.txt`), `${i}`)
+  const missing = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>`
+  await withProxy({ fault: () => ({ status: 404, body: missing }) }, async (proxy) => {
+    const pushed = await new S3WorkspaceSync({ bucket: 'gone', prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).push()
+    assert.equal(pushed.success, false)
+    assert.equal(pushed.errors.length, 1)
+    assert.equal(pushed.errorDetails[0].s3Code, 'NoSuchBucket')
+    assert.equal(proxy.requests.length, 1, proxy.requests.map((r) => `${r.method} ${r.path}`).join(', '))
+  })
+})
+
 test('wrong credentials: SignatureDoesNotMatch, not retryable, a hint; the secret never shows', async () => {
   const bucket = await newBucket()
   const script = `

@@ -79,7 +79,13 @@ impl Workspace {
         let local = if dry_run {
             scanning.await?
         } else {
-            tokio::join!(self.abort_abandoned_uploads(&*store), scanning).1?
+            let (cleanup, scanned) = tokio::join!(self.abort_abandoned_uploads(&*store), scanning);
+            // A failure every request would repeat ends the push now rather
+            // than after the listing or uploads retry it too.
+            if let Some(e) = cleanup {
+                return Err(e);
+            }
+            scanned?
         };
         for s in &local.skipped {
             self.log(
@@ -177,23 +183,42 @@ impl Workspace {
     /// Once per instance: aborts the multipart uploads a killed process left
     /// under the prefix (older than `abandoned_upload_age`). Best effort: a
     /// policy without `s3:ListBucketMultipartUploads` only logs.
-    async fn abort_abandoned_uploads(&self, store: &dyn Store) {
-        let Some(age) = self.config.abandoned_upload_age else {
-            return;
-        };
+    /// Returns a failure every request would repeat (the bucket, the
+    /// credentials, the endpoint); a missing permission for the listing
+    /// (`AccessDenied`: it is optional) only logs.
+    async fn abort_abandoned_uploads(&self, store: &dyn Store) -> Option<Error> {
+        let age = self.config.abandoned_upload_age?;
         if self.abandoned_uploads_checked.swap(true, Ordering::Relaxed) {
-            return;
+            return None;
         }
-        match store.abort_abandoned_uploads(&self.config.prefix, age).await {
-            Ok(0) => {}
-            Ok(n) => self.log(
-                Level::Info,
-                &format!("Aborted {n} multipart uploads left unfinished under the prefix by an earlier process"),
-            ),
-            Err(e) => self.log(
-                Level::Debug,
-                &format!("Could not look for abandoned multipart uploads: {e}"),
-            ),
+        match store
+            .abort_abandoned_uploads(&self.config.prefix, age)
+            .await
+        {
+            Ok(0) => None,
+            Ok(n) => {
+                self.log(
+                    Level::Info,
+                    &format!("Aborted {n} multipart uploads left unfinished under the prefix by an earlier process"),
+                );
+                None
+            }
+            Err(e)
+                if e.s3()
+                    .is_some_and(|s| s.is_global() && s.code != "AccessDenied") =>
+            {
+                // Looked for again by the next push.
+                self.abandoned_uploads_checked
+                    .store(false, Ordering::Relaxed);
+                Some(e)
+            }
+            Err(e) => {
+                self.log(
+                    Level::Debug,
+                    &format!("Could not look for abandoned multipart uploads: {e}"),
+                );
+                None
+            }
         }
     }
 

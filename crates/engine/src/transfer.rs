@@ -347,7 +347,7 @@ pub async fn upload_checked(
 /// `Content-MD5`, so the server refuses bytes that changed since) and the
 /// plan's condition. The file is opened beneath the root, not through a
 /// link, and must still be the scanned one. Returns the new base entry.
-pub async fn upload(
+async fn upload(
     store: &dyn Store,
     root: &Arc<Dir>,
     u: &Upload,
