@@ -18,7 +18,8 @@ use bytes::Bytes;
 use engine::error::{S3Error, BODY_ERROR};
 use engine::local::{read_at, Dir};
 use engine::store::{
-    unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
+    missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
+    RemoteObject, Store,
 };
 use engine::{Error, Result};
 use md5::{Digest, Md5};
@@ -427,11 +428,12 @@ impl Store for JsStore {
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
-        self.call(StoreRequest {
-            if_match: if_match.map(quoted),
-            ..StoreRequest::new(StoreOp::Delete, key)
-        })
-        .await?;
-        Ok(())
+        let result = self
+            .call(StoreRequest {
+                if_match: if_match.map(quoted),
+                ..StoreRequest::new(StoreOp::Delete, key)
+            })
+            .await;
+        missing_is_conflict(result.map(drop), if_match)
     }
 }

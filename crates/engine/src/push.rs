@@ -369,14 +369,6 @@ impl Workspace {
                         self.conflict(report, Action::Delete, d.rel, &err);
                     }
                 },
-                // Deleted on S3 too (a conditional delete of a missing key
-                // may answer NoSuchKey): nothing left to do.
-                Err(e)
-                    if e.s3()
-                        .is_some_and(|s| s.code == "NoSuchKey" || s.status == Some(404)) =>
-                {
-                    self.journal(base.forget(&d.rel))
-                }
                 Err(e) if !halt.report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));

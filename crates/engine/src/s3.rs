@@ -30,7 +30,8 @@ use md5::Digest as _;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::local::{read_at, Dir};
 use crate::store::{
-    unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store,
+    missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
+    RemoteObject, Store,
 };
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
@@ -542,10 +543,13 @@ impl S3Store {
                     .collect();
                 batch
                     .iter()
-                    .map(|(key, _)| {
+                    .map(|(key, if_match)| {
                         let result = match failed.get(key.as_str()) {
                             None => Ok(()),
-                            Some(e) => Err(self.delete_error(key, e)),
+                            Some(e) => missing_is_conflict(
+                                Err(self.delete_error(key, e)),
+                                if_match.as_deref(),
+                            ),
                         };
                         (key.clone(), result)
                     })
@@ -765,14 +769,15 @@ impl Store for S3Store {
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
-        self.client
+        let result = self
+            .client
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
             .set_if_match(if_match.map(quote_etag))
             .send()
             .await
-            .map_err(|e| self.error("DeleteObject", key, e))?;
-        Ok(())
+            .map_err(|e| self.error("DeleteObject", key, e));
+        missing_is_conflict(result.map(drop), if_match)
     }
 }

@@ -184,6 +184,11 @@ pub async fn run(store: &dyn Store) -> Result<(), String> {
         .delete("p/never-there", None)
         .await
         .map_err(|e| fail("deleting a missing key succeeds", e))?;
+    let gone = store.delete("p/never-there", Some(&"0".repeat(32))).await;
+    check!(
+        is_conflict(&gone),
+        "a conditional delete of a missing key is a conflict (got {gone:?})"
+    );
 
     // Batch deletes: each key under its own condition.
     let mut etags = Vec::new();

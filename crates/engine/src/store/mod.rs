@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::{Result, S3Error};
+use crate::error::{Error, Result, S3Error};
 use crate::local::FileStat;
 use crate::progress::FileProgress;
 
@@ -125,7 +125,8 @@ pub trait Store: Send + Sync {
     /// Uploads the file; returns the new ETag when the server gave one.
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>>;
     /// Deletes the object, only if it still has ETag `if_match` when given
-    /// (else `Error::Conflict`).
+    /// (else `Error::Conflict`, also when there is no object to match: see
+    /// `missing_is_conflict`).
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
     /// Deletes many objects, each only if it still has its ETag when given;
     /// returns each key's outcome (`Error::Conflict` for a failed
@@ -185,6 +186,22 @@ pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObjec
                 .into())
             }
         }
+    }
+}
+
+/// A conditional delete's outcome with "no such object" as the failed
+/// condition it is (servers answer `NoSuchKey` or 412): every store reports
+/// it as `Error::Conflict`, so callers have one case to handle.
+pub fn missing_is_conflict(result: Result<()>, if_match: Option<&str>) -> Result<()> {
+    match result {
+        Err(e)
+            if if_match.is_some()
+                && e.s3()
+                    .is_some_and(|s| s.code == "NoSuchKey" || s.status == Some(404)) =>
+        {
+            Err(Error::Conflict(e.to_string()))
+        }
+        other => other,
     }
 }
 
