@@ -1,7 +1,7 @@
 //! Progress and log records, sent to an `Observer` the caller provides.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +82,11 @@ pub struct PhaseProgress {
     step: usize,
     done: AtomicUsize,
     bytes: AtomicU64,
-    /// Bytes and time of the last event sent for moving bytes.
-    last: Mutex<(u64, Instant)>,
+    /// Bytes, and milliseconds since `started`, of the last event sent for
+    /// moving bytes (atomics: `moved` runs for every chunk of every file).
+    last_bytes: AtomicU64,
+    last_ms: AtomicU64,
+    started: Instant,
 }
 
 impl PhaseProgress {
@@ -96,7 +99,9 @@ impl PhaseProgress {
             step: total.div_ceil(EVENTS_PER_PHASE).max(1),
             done: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
-            last: Mutex::new((0, Instant::now())),
+            last_bytes: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            started: Instant::now(),
         };
         if total > 0 {
             progress.send(0, 0, None);
@@ -119,10 +124,18 @@ impl PhaseProgress {
     /// `n` more bytes moved (a chunk of a file in flight).
     pub fn moved(&self, n: u64) {
         let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if bytes - last.0 >= BYTES_STEP || last.1.elapsed() >= INTERVAL {
-            *last = (bytes, Instant::now());
-            drop(last);
+        let now = self.started.elapsed().as_millis() as u64;
+        let last_ms = self.last_ms.load(Ordering::Relaxed);
+        let due = bytes.saturating_sub(self.last_bytes.load(Ordering::Relaxed)) >= BYTES_STEP
+            || now.saturating_sub(last_ms) >= INTERVAL.as_millis() as u64;
+        // Of concurrent callers, the one that moves `last_ms` sends.
+        if due
+            && self
+                .last_ms
+                .compare_exchange(last_ms, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.last_bytes.store(bytes, Ordering::Relaxed);
             self.send(self.done.load(Ordering::Relaxed), bytes, None);
         }
     }
