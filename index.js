@@ -50,6 +50,28 @@ function detailOf(err, thrown) {
 }
 
 /**
+ * The result of an operation that failed as a whole (upstream's shape for a
+ * push: it resolves rather than rejects).
+ * @param {'pull' | 'push'} kind
+ * @param {string} message
+ * @param {import('./index').SyncErrorDetail} detail
+ * @param {number} duration
+ */
+function failedResult(kind, message, detail, duration) {
+  return {
+    success: false,
+    ...(kind === 'pull' ? { downloadedFiles: 0 } : { uploadedFiles: 0 }),
+    deletedFiles: 0,
+    errors: [message],
+    errorDetails: [detail],
+    duration,
+    transferredFiles: 0,
+    unchangedFiles: 0,
+    bytesTransferred: 0,
+  }
+}
+
+/**
  * @param {NativeReport} report
  * @param {'pull' | 'push'} kind
  */
@@ -328,17 +350,8 @@ class S3WorkspaceSync extends EventEmitter {
     if (this._backgroundPull) await this._backgroundPull
     const started = Date.now()
     /** @param {string} message @param {NativeError} [detail] @returns {PushResult} */
-    const failed = (message, detail) => ({
-      success: false,
-      uploadedFiles: 0,
-      deletedFiles: 0,
-      errors: [message],
-      errorDetails: detail ? [errorDetail(detail)] : [{ path: '', code: 'S3_OPERATION_ERROR', message }],
-      duration: Date.now() - started,
-      transferredFiles: 0,
-      unchangedFiles: 0,
-      bytesTransferred: 0,
-    })
+    const failed = (message, detail) =>
+      /** @type {PushResult} */ (failedResult('push', message, detail ? errorDetail(detail) : { path: '', code: 'S3_OPERATION_ERROR', message }, Date.now() - started))
     let outcome
     try {
       outcome = await this._operation(options, (engine, cancel) => engine.push(cancel))
@@ -376,19 +389,7 @@ class S3WorkspaceSync extends EventEmitter {
           this._callbackThrew(thrown, 'The logger')
         }
         const err = /** @type {SyncError} */ (e)
-        /** @type {PullResult} */
-        const result = {
-          success: false,
-          downloadedFiles: 0,
-          deletedFiles: 0,
-          errors: [err?.message ?? String(e)],
-          errorDetails: [detailOf(err, e)],
-          duration: 0,
-          transferredFiles: 0,
-          unchangedFiles: 0,
-          bytesTransferred: 0,
-        }
-        return result
+        return /** @type {PullResult} */ (failedResult('pull', err?.message ?? String(e), detailOf(err, e), 0))
       },
     )
     this._backgroundPull = done.finally(() => {
