@@ -24,7 +24,8 @@ export declare class BodySink {
 
 /**
  * A large upload's body, read from the checked file handle in order and
- * hashed on the way (JS reads one chunk at a time).
+ * hashed on the way (JS reads one chunk at a time) to be checked against
+ * the content hash afterwards.
  */
 export declare class FileSource {
   /** The next chunk, or `null` at the end. */
@@ -230,7 +231,7 @@ export interface StoreReply {
   truncated?: boolean
   nextToken?: string
   etag?: string
-  /** `get`/`head`: the MD5 kept in the object's metadata. */
+  /** `get`/`head`: the content hash kept in the object's metadata. */
   md5?: string
   /** `head`: there is no such object. */
   missing?: boolean
@@ -263,7 +264,10 @@ export interface StoreRequest {
   contentType?: string
   /** `put`: base64 MD5 of the body, for `Content-MD5`. */
   contentMd5?: string
-  /** `put`: hex MD5 of the body, kept as `s3ws-md5` metadata. */
+  /**
+   * `put`: the content hash of the body (see the engine's `hashing`),
+   * kept as `s3ws-md5` metadata.
+   */
   md5?: string
   /** `put`/`delete`: only if the object still has this ETag. */
   ifMatch?: string

@@ -29,8 +29,8 @@ export async function newBucket() {
   return name
 }
 
-export async function putObject(bucket, key, body) {
-  await admin.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))
+export async function putObject(bucket, key, body, extra = {}) {
+  await admin.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...extra }))
 }
 
 /** Seeds `files` ({relative path: content}) under `prefix`. */
@@ -93,6 +93,19 @@ export function readTree(dir) {
 
 export function md5(buf) {
   return createHash('md5').update(buf).digest('hex')
+}
+
+/** The engine's content hash: the MD5 below 8 MiB, else the S3 multipart
+ * ETag form over 8 MiB parts (what this package's uploads get as ETag). */
+export function contentHash(buf) {
+  const PART = 8 * 1024 * 1024
+  if (buf.length < PART) return md5(buf)
+  const outer = createHash('md5')
+  let parts = 0
+  for (let at = 0; at < buf.length; at += PART, parts++) {
+    outer.update(createHash('md5').update(buf.subarray(at, at + PART)).digest())
+  }
+  return `${outer.digest('hex')}-${parts}`
 }
 
 export function randomBuffer(size) {

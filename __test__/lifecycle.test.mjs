@@ -96,7 +96,8 @@ test('push({ signal }): aborting mid multipart upload aborts the upload on S3; t
     const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
     const controller = new AbortController()
     const pushing = sync.push({ signal: controller.signal })
-    while (proxy.count('POST', (r) => r.query.has('uploads')) === 0) await new Promise((r) => setTimeout(r, 20))
+    // Parts are on their way: the upload exists on S3.
+    while (proxy.count('PUT', (r) => r.query.has('partNumber')) === 0) await new Promise((r) => setTimeout(r, 20))
     const abortedAt = Date.now()
     controller.abort()
     await assert.rejects(pushing, { name: 'AbortError' })
@@ -112,6 +113,25 @@ test('push({ signal }): aborting mid multipart upload aborts the upload on S3; t
   assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
   assert.equal(pushed.uploadedFiles, 1)
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/big.bin'])
+})
+
+test('push({ signal }): aborted while the multipart upload is being created, the upload is still aborted on S3', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(16 * 1024 * 1024))
+  await withProxy({ delay: (r) => (r.method === 'POST' && r.query.has('uploads') ? 300 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const controller = new AbortController()
+    const pushing = sync.push({ signal: controller.signal })
+    while (proxy.count('POST', (r) => r.query.has('uploads')) === 0) await new Promise((r) => setTimeout(r, 10))
+    controller.abort()
+    await assert.rejects(pushing, { name: 'AbortError' })
+    // The creation answered after the push had let go; its task aborted it.
+    const open = ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length
+    assert.equal(open, 0, 'multipart upload left open')
+    assert.equal(proxy.count('DELETE', (r) => r.query.has('uploadId')), 1)
+    assert.equal(proxy.count('PUT', (r) => r.query.has('partNumber')), 0)
+  })
 })
 
 test('close(): waits for a running push, then every call rejects with CLOSED; close({ abort: true }) cancels', async () => {

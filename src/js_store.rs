@@ -8,6 +8,7 @@
 //! from a `FileSource` reading the checked file handle.
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
 use engine::error::{S3Error, BODY_ERROR};
+use engine::hashing::{hash_bytes, md5_reader, parse_hash, ContentHasher};
 use engine::local::{read_at, Dir};
 use engine::store::{
     missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
@@ -68,7 +70,8 @@ pub struct StoreRequest {
     pub content_type: Option<String>,
     /// `put`: base64 MD5 of the body, for `Content-MD5`.
     pub content_md5: Option<String>,
-    /// `put`: hex MD5 of the body, kept as `s3ws-md5` metadata.
+    /// `put`: the content hash of the body (see the engine's `hashing`),
+    /// kept as `s3ws-md5` metadata.
     pub md5: Option<String>,
     /// `put`/`delete`: only if the object still has this ETag.
     pub if_match: Option<String>,
@@ -120,7 +123,7 @@ pub struct StoreReply {
     pub truncated: Option<bool>,
     pub next_token: Option<String>,
     pub etag: Option<String>,
-    /// `get`/`head`: the MD5 kept in the object's metadata.
+    /// `get`/`head`: the content hash kept in the object's metadata.
     pub md5: Option<String>,
     /// `head`: there is no such object.
     pub missing: Option<bool>,
@@ -202,14 +205,15 @@ const CHUNK: u64 = 1024 * 1024;
 const STREAM_MIN: u64 = 8 * 1024 * 1024;
 
 /// A large upload's body, read from the checked file handle in order and
-/// hashed on the way (JS reads one chunk at a time).
+/// hashed on the way (JS reads one chunk at a time) to be checked against
+/// the content hash afterwards.
 #[napi]
 pub struct FileSource {
     file: Arc<File>,
     path: PathBuf,
     size: u64,
     offset: Mutex<u64>,
-    hasher: Arc<Mutex<Md5>>,
+    hasher: Arc<Mutex<ContentHasher>>,
 }
 
 #[napi]
@@ -338,7 +342,7 @@ impl Store for JsStore {
         Ok(ObjectBody {
             stream: Box::pin(stream),
             etag: reply.etag.map(|e| unquote_etag(&e)),
-            md5: reply.md5,
+            hash: reply.md5.as_deref().and_then(parse_hash),
             etag_is_md5: reply.encrypted_etag != Some(true),
         })
     }
@@ -350,7 +354,7 @@ impl Store for JsStore {
         }
         Ok(Some(ObjectInfo {
             etag: reply.etag.map(|e| unquote_etag(&e)),
-            md5: reply.md5,
+            hash: reply.md5.as_deref().and_then(parse_hash),
             etag_is_md5: reply.encrypted_etag != Some(true),
         }))
     }
@@ -371,17 +375,29 @@ impl Store for JsStore {
                 .map_err(|e| Error::io("read", req.path, e))?,
         );
         let (path, size) = (req.path.to_path_buf(), req.stat.size);
-        let hasher = Arc::new(Mutex::new(Md5::new()));
-        let (body, source) = if size < STREAM_MIN {
+        let hasher = Arc::new(Mutex::new(ContentHasher::new(false)));
+        // Content-MD5 is the MD5 of the whole body, sent in one PUT: for a
+        // large file, one more pass over it (this is not the native path).
+        let (body, source, md5) = if size < STREAM_MIN {
             let (file, path) = (file.clone(), path.clone());
             let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
                 .await
                 .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
-            if Md5::digest(&bytes).as_slice() != req.md5 {
+            if hash_bytes(&bytes) != req.hash {
                 return Err(changed());
             }
-            (Some(Buffer::from(bytes.to_vec())), None)
+            let md5: [u8; 16] = Md5::digest(&bytes).into();
+            (Some(Buffer::from(bytes.to_vec())), None, md5)
         } else {
+            let (whole, shown) = (file.clone(), path.clone());
+            let md5 = tokio::task::spawn_blocking(move || {
+                (&*whole)
+                    .seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::io("read", &shown, e))?;
+                md5_reader(&whole, &shown)
+            })
+            .await
+            .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
             let source = FileSource {
                 file: file.clone(),
                 path,
@@ -389,7 +405,7 @@ impl Store for JsStore {
                 offset: Mutex::new(0),
                 hasher: hasher.clone(),
             };
-            (None, Some(source))
+            (None, Some(source), md5)
         };
         let streamed = source.is_some();
         let (if_match, if_none_match) = match req.condition {
@@ -403,8 +419,8 @@ impl Store for JsStore {
                 source,
                 size: Some(size as f64),
                 content_type: Some(req.content_type.into()),
-                content_md5: Some(BASE64.encode(req.md5)),
-                md5: Some(hex::encode(req.md5)),
+                content_md5: Some(BASE64.encode(md5)),
+                md5: Some(req.hash.to_owned()),
                 if_match,
                 if_none_match,
                 ..StoreRequest::new(StoreOp::Put, req.key)
@@ -412,13 +428,13 @@ impl Store for JsStore {
             .await?;
         // A streamed body is checked after the fact (a stand-in client does
         // not check Content-MD5): its bytes, then the file itself.
-        let sent: [u8; 16] = hasher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .finalize()
-            .into();
-        if streamed && sent != req.md5 {
+        let sent = std::mem::replace(
+            &mut *hasher.lock().unwrap_or_else(|p| p.into_inner()),
+            ContentHasher::new(false),
+        )
+        .finish()
+        .0;
+        if streamed && sent != req.hash {
             return Err(changed());
         }
         if Dir::file_stat(&file).ok() != Some(req.stat) {

@@ -1,4 +1,11 @@
-//! MD5 of local files: the ETag S3 gives single-part uploads.
+//! Content hashes: what identifies a file's bytes on both sides.
+//!
+//! A file under `PART_SIZE` is known by its MD5; a larger one by the S3
+//! multipart form `md5(md5(part 1) ‖ … ‖ md5(part N))-N` over `PART_SIZE`
+//! parts. Either is the ETag S3 gives the object as this package uploads it
+//! (one PUT below `PART_SIZE`, parts of `PART_SIZE` from there on, as
+//! `aws s3 cp` does by default), and a large file's parts hash in parallel
+//! where a whole-file MD5 would take one core through every byte in order.
 
 use std::io::Read;
 use std::path::Path;
@@ -6,11 +13,173 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
+use crate::local::read_at;
+
+/// Size of the parts large files are hashed, uploaded and verified in.
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 
 const BUF: usize = 256 * 1024;
 
-/// MD5 of the file at `path`, streamed. Only a regular file is read: the
-/// open does not block on a FIFO. Blocking: call from a blocking thread.
+/// Number of `PART_SIZE` parts a content hash of `size` bytes covers.
+pub fn part_count(size: u64) -> u64 {
+    size.div_ceil(PART_SIZE).max(1)
+}
+
+/// The content hash of `size` bytes whose parts have the MD5s `parts`.
+pub fn content_hash(size: u64, parts: &[[u8; 16]]) -> String {
+    match parts {
+        [whole] if size < PART_SIZE => hex::encode(whole),
+        _ => {
+            let mut outer = Md5::new();
+            for part in parts {
+                outer.update(part);
+            }
+            format!("{}-{}", hex::encode(outer.finalize()), parts.len())
+        }
+    }
+}
+
+/// A content hash (or MD5) written by someone else, validated and in
+/// lowercase: 32 hex digits, optionally followed by `-N`.
+pub fn parse_hash(text: &str) -> Option<String> {
+    let text = text.trim_matches('"');
+    let (digest, parts) = match text.split_once('-') {
+        Some((d, n)) => (d, Some(n)),
+        None => (text, None),
+    };
+    let hex_ok = digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+    let parts_ok = parts.is_none_or(|n| {
+        !n.is_empty()
+            && n.len() <= 5
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && !n.starts_with('0')
+    });
+    (hex_ok && parts_ok).then(|| text.to_ascii_lowercase())
+}
+
+/// The MD5 a content hash is, when it is one (a file under `PART_SIZE`).
+pub fn plain_md5(hash: &str) -> Option<[u8; 16]> {
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(hash, &mut md5).ok().map(|()| md5)
+}
+
+/// Whether `hash` is in the multipart form (`…-N`).
+pub fn is_composite(hash: &str) -> bool {
+    hash.contains('-')
+}
+
+/// A content hash computed as bytes stream in. Whole parts can instead be
+/// handed over already hashed (`push_part`), so a download hashes its
+/// ranges in parallel; `whole` also keeps a whole-body MD5 in order, for the
+/// objects that only have one to be checked against.
+pub struct ContentHasher {
+    part: Md5,
+    in_part: u64,
+    size: u64,
+    parts: Vec<[u8; 16]>,
+    whole: Option<Md5>,
+}
+
+impl ContentHasher {
+    pub fn new(whole: bool) -> Self {
+        ContentHasher {
+            part: Md5::new(),
+            in_part: 0,
+            size: 0,
+            parts: Vec::new(),
+            whole: whole.then(Md5::new),
+        }
+    }
+
+    /// Whether the next byte starts a part, and no whole-body MD5 needs the
+    /// bytes in order: then a whole part may be hashed elsewhere.
+    pub fn at_part_boundary(&self) -> bool {
+        self.in_part == 0 && self.whole.is_none()
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if let Some(whole) = &mut self.whole {
+            whole.update(data);
+        }
+        self.size += data.len() as u64;
+        while !data.is_empty() {
+            let n = ((PART_SIZE - self.in_part) as usize).min(data.len());
+            self.part.update(&data[..n]);
+            self.in_part += n as u64;
+            if self.in_part == PART_SIZE {
+                self.parts.push(self.part.finalize_reset().into());
+                self.in_part = 0;
+            }
+            data = &data[n..];
+        }
+    }
+
+    /// Adds a part of `len` bytes hashed elsewhere (at a part boundary; a
+    /// short part only as the last).
+    pub fn push_part(&mut self, len: u64, md5: [u8; 16]) {
+        debug_assert!(self.at_part_boundary() && len <= PART_SIZE);
+        self.size += len;
+        self.parts.push(md5);
+    }
+
+    /// The content hash, and the whole-body MD5 if it was kept.
+    pub fn finish(mut self) -> (String, Option<String>) {
+        if self.in_part > 0 || self.parts.is_empty() {
+            self.parts.push(self.part.finalize().into());
+        }
+        let whole = self.whole.map(|w| hex::encode(w.finalize()));
+        (content_hash(self.size, &self.parts), whole)
+    }
+}
+
+/// Content hash of bytes in memory.
+pub fn hash_bytes(data: &[u8]) -> String {
+    let mut hasher = ContentHasher::new(false);
+    hasher.update(data);
+    hasher.finish().0
+}
+
+/// Content hash of the open regular file of `size` bytes: its parts read
+/// at their offsets and hashed on up to `threads` threads at once (a part
+/// in memory per thread). Blocking.
+pub fn hash_file(file: &std::fs::File, path: &Path, size: u64, threads: usize) -> Result<String> {
+    if size < PART_SIZE {
+        return md5_reader(file, path).map(hex::encode);
+    }
+    let count = part_count(size);
+    let threads = (threads as u64).clamp(1, count);
+    let mut parts = vec![[0u8; 16]; count as usize];
+    std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..threads)
+            .map(|lane| {
+                scope.spawn(move || {
+                    (lane..count)
+                        .step_by(threads as usize)
+                        .map(|i| {
+                            let offset = i * PART_SIZE;
+                            let bytes = read_at(file, path, offset, PART_SIZE.min(size - offset))?;
+                            Ok((i, Md5::digest(&bytes).into()))
+                        })
+                        .collect::<Result<Vec<(u64, [u8; 16])>>>()
+                })
+            })
+            .collect();
+        for lane in lanes {
+            let lane = lane
+                .join()
+                .unwrap_or_else(|_| Err(Error::Io("hashing thread panicked".into())))?;
+            for (i, md5) in lane {
+                parts[i as usize] = md5;
+            }
+        }
+        Ok::<_, Error>(())
+    })?;
+    Ok(content_hash(size, &parts))
+}
+
+/// MD5 of the file at `path`, streamed (the upstream `calculateFileHash`).
+/// Only a regular file is read: the open does not block on a FIFO.
+/// Blocking: call from a blocking thread.
 pub fn md5_file(path: &Path) -> Result<[u8; 16]> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
@@ -51,4 +220,84 @@ pub async fn md5_file_hex(path: std::path::PathBuf) -> Result<String> {
     tokio::task::spawn_blocking(move || md5_file(&path).map(hex::encode))
         .await
         .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(data: &[u8], chunk: usize) -> String {
+        let mut h = ContentHasher::new(false);
+        for c in data.chunks(chunk) {
+            h.update(c);
+        }
+        h.finish().0
+    }
+
+    #[test]
+    fn small_files_are_known_by_their_md5() {
+        assert_eq!(streamed(b"", 7), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(streamed(b"abc", 1), hex::encode(Md5::digest(b"abc")));
+    }
+
+    #[test]
+    fn large_files_have_the_multipart_etag_form() {
+        let size = 2 * PART_SIZE as usize + 5;
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let p = PART_SIZE as usize;
+        let digests: Vec<[u8; 16]> = [&data[..p], &data[p..2 * p], &data[2 * p..]]
+            .iter()
+            .map(|c| Md5::digest(c).into())
+            .collect();
+        let mut outer = Md5::new();
+        digests.iter().for_each(|d| outer.update(d));
+        let expected = format!("{}-3", hex::encode(outer.finalize()));
+        // However the bytes arrive, and with whole parts hashed elsewhere.
+        assert_eq!(streamed(&data, 1 << 20), expected);
+        assert_eq!(streamed(&data, 3_000_001), expected);
+        let mut h = ContentHasher::new(false);
+        h.push_part(PART_SIZE, digests[0]);
+        h.update(&data[p..2 * p]);
+        assert!(h.at_part_boundary());
+        h.push_part(5, digests[2]);
+        assert_eq!(h.finish().0, expected);
+        // A whole-body MD5 alongside, for objects that only have one.
+        let mut h = ContentHasher::new(true);
+        h.update(&data);
+        let (hash, whole) = h.finish();
+        assert_eq!(hash, expected);
+        assert_eq!(whole, Some(hex::encode(Md5::digest(&data))));
+        // Exactly one part is still the multipart form, as S3 gives it.
+        assert!(streamed(&data[..p], p).ends_with("-1"));
+        // The file hash agrees, on any number of threads.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        for threads in [1, 2, 5] {
+            assert_eq!(
+                hash_file(&file, &path, size as u64, threads).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn parses_hashes() {
+        let md5 = "D41D8CD98F00B204E9800998ECF8427E";
+        assert_eq!(parse_hash(&format!("\"{md5}\"")), Some(md5.to_lowercase()));
+        assert_eq!(
+            parse_hash(&format!("{md5}-12")),
+            Some(format!("{}-12", md5.to_lowercase()))
+        );
+        for bad in [
+            "xyz",
+            "",
+            &format!("{md5}-"),
+            &format!("{md5}-0"),
+            &format!("{md5}-1a"),
+        ] {
+            assert_eq!(parse_hash(bad), None, "{bad}");
+        }
+    }
 }

@@ -244,7 +244,7 @@ impl Workspace {
         })
     }
 
-    /// The MD5s kept in the metadata of the objects `keys` (by relative path). An
+    /// The content hashes kept in the metadata of the objects `keys` (by relative path). An
     /// object whose metadata cannot be read is simply downloaded again.
     async fn stored_md5s(
         &self,
@@ -259,7 +259,7 @@ impl Workspace {
                 let store = store.clone();
                 async move {
                     let info = store.head(&key).await.ok().flatten();
-                    (key[prefix_len..].to_owned(), info.and_then(|i| i.md5))
+                    (key[prefix_len..].to_owned(), info.and_then(|i| i.hash))
                 }
             })
             .collect();

@@ -28,6 +28,7 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
+use crate::hashing::{content_hash, parse_hash, plain_md5, PART_SIZE};
 use crate::local::{read_at, Dir};
 use crate::store::{
     missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
@@ -233,14 +234,14 @@ pub fn https_client() -> SharedHttpClient {
 
 const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1024 * 1024;
-/// Objects at least this large download as parallel ranged GETs.
+/// Objects at least this large download as parallel ranged GETs, one
+/// range per part of the content hash (so each range hashes on its own).
 const RANGED_MIN: u64 = 32 * MIB;
-const RANGE_SIZE: u64 = 8 * MIB;
+const RANGE_SIZE: u64 = PART_SIZE;
 const RANGES_IN_FLIGHT: usize = 6;
-/// Files at least this large upload in parts, read from disk part by part;
-/// smaller ones are read whole (at most this much per upload in memory).
-const MULTIPART_MIN: u64 = 8 * MIB;
-const PART_SIZE: u64 = 8 * MIB;
+/// Files of `PART_SIZE` and more upload in parts of that size (their ETag
+/// is then their content hash), read from disk part by part; smaller ones
+/// are read whole (at most this much per upload in memory).
 const PARTS_IN_FLIGHT: usize = 6;
 /// Keys per `DeleteObjects` request (S3's limit), and requests at once.
 const DELETE_BATCH: usize = 1000;
@@ -248,15 +249,14 @@ const DELETE_BATCHES_IN_FLIGHT: usize = 4;
 /// Longest wait for clean-up requests when an operation is cancelled (it
 /// must still end within a second).
 const SETTLE_MAX: Duration = Duration::from_millis(600);
-/// User metadata holding the MD5 of the whole object: the ETag of a multipart
-/// or encrypted object is not one.
-const MD5_META: &str = "s3ws-md5";
+/// User metadata holding the content hash (see `hashing`): the ETag of an
+/// encrypted object is none, nor one of a multipart object from elsewhere.
+/// (The name is from when it held the whole-object MD5; such values are
+/// still understood.)
+const HASH_META: &str = "s3ws-md5";
 
-fn stored_md5(meta: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
-    meta?
-        .get(MD5_META)
-        .filter(|m| m.len() == 32 && m.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(|m| m.to_ascii_lowercase())
+fn stored_hash(meta: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
+    parse_hash(meta?.get(HASH_META)?)
 }
 
 impl S3Store {
@@ -313,7 +313,7 @@ impl S3Store {
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
         let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
         let etag = first.e_tag().map(unquote_etag);
-        let md5 = stored_md5(first.metadata());
+        let hash = stored_hash(first.metadata());
         let etag_is_md5 = etag_is_md5(
             first.server_side_encryption(),
             first.sse_customer_algorithm(),
@@ -328,7 +328,7 @@ impl S3Store {
             return Ok(ObjectBody {
                 stream,
                 etag,
-                md5,
+                hash,
                 etag_is_md5,
             });
         };
@@ -362,7 +362,7 @@ impl S3Store {
         Ok(ObjectBody {
             stream,
             etag,
-            md5,
+            hash,
             etag_is_md5,
         })
     }
@@ -371,20 +371,12 @@ impl S3Store {
     /// from disk and sent with its own `Content-MD5`. Aborted (never left
     /// half-done) on any failure, or if the file changed meanwhile.
     async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Option<String>> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(req.key)
-            .content_type(req.content_type)
-            .metadata(MD5_META, hex::encode(req.md5))
-            .send()
-            .await
-            .map_err(|e| self.error("CreateMultipartUpload", req.key, e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        // Dropped mid-way (the operation was aborted), the upload is aborted
-        // rather than left to linger, billed, on S3.
-        let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), upload_id.clone())));
+        // Dropped from here on (the operation was aborted), the upload is
+        // aborted rather than left to linger, billed, on S3: also when the
+        // drop comes while its creation is still in flight.
+        let slot = Arc::new(Mutex::new(UploadSlot::default()));
+        let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), slot.clone())));
+        let upload_id = self.create_upload(&req, slot).await?;
         let result = self.upload_parts(&req, &upload_id).await;
         let done = match result {
             Ok(parts) => self
@@ -412,6 +404,52 @@ impl S3Store {
         done
     }
 
+    /// Creates the multipart upload in a task of its own that puts the id in
+    /// `slot`, or aborts the upload itself if the slot was abandoned
+    /// meanwhile; `settle` waits for that task too.
+    async fn create_upload(
+        &self,
+        req: &PutRequest<'_>,
+        slot: Arc<Mutex<UploadSlot>>,
+    ) -> Result<String> {
+        let request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(req.key)
+            .content_type(req.content_type)
+            .metadata(HASH_META, req.hash);
+        let (this, key) = (self.clone(), req.key.to_owned());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let created = match request.send().await {
+                Ok(out) => Ok(out.upload_id().unwrap_or_default().to_owned()),
+                Err(e) => Err(this.error("CreateMultipartUpload", &key, e)),
+            };
+            if let Ok(id) = &created {
+                let abandoned = {
+                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.id = Some(id.clone());
+                    slot.abandoned
+                };
+                if abandoned {
+                    this.abort_multipart(&key, id).await;
+                }
+            }
+            let _ = tx.send(created);
+        });
+        self.track(task);
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Io("the upload task ended early".into())))
+    }
+
+    /// Keeps `task` (clean-up that must not be cut off) for `settle`.
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut pending = self.aborting.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|t| !t.is_finished());
+        pending.push(task);
+    }
+
     async fn abort_multipart(&self, key: &str, upload_id: &str) {
         let _ = self
             .client
@@ -430,7 +468,7 @@ impl S3Store {
     ) -> Result<Vec<CompletedPart>> {
         let size = req.stat.size;
         let parts = (0..size.div_ceil(PART_SIZE)).map(|i| (i as i32 + 1, i * PART_SIZE));
-        let uploaded: Vec<CompletedPart> = futures::stream::iter(parts)
+        let uploaded: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
                 let file = req
@@ -455,24 +493,27 @@ impl S3Store {
                     .content_length(len as i64)
                     .content_md5(BASE64.encode(md5))
                     .body(ByteStream::from(bytes))
+                    // Content-MD5 already guards the bytes: no SHA-256 pass.
+                    .customize()
+                    .disable_payload_signing()
                     .send()
                     .await
                     .map_err(|e| self.error("UploadPart", req.key, e))?;
                 req.progress.moved(len);
-                Ok::<_, Error>(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag().map(str::to_owned))
-                        .build(),
-                )
+                let part = CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .build();
+                Ok::<_, Error>((part, md5))
             })
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        // The parts are the bytes read just now; they match the MD5 recorded
+        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = uploaded.into_iter().unzip();
+        // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed.
         let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
-        if now != req.stat {
+        if now != req.stat || content_hash(req.stat.size, &digests) != req.hash {
             return Err(Error::Changed(format!(
                 "{} changed while it was uploaded",
                 req.path.display()
@@ -482,21 +523,31 @@ impl S3Store {
     }
 }
 
+/// A multipart upload's id once its creation answers, and whether the
+/// upload was abandoned before that: whichever comes second aborts it.
+#[derive(Default)]
+struct UploadSlot {
+    id: Option<String>,
+    abandoned: bool,
+}
+
 /// Aborts a multipart upload when dropped armed (on failure, or when the
 /// upload's future is dropped because its operation was cancelled).
-struct AbortOnDrop(Option<(S3Store, String, String)>);
+struct AbortOnDrop(Option<(S3Store, String, Arc<Mutex<UploadSlot>>)>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        let Some((store, key, upload_id)) = self.0.take() else {
+        let Some((store, key, slot)) = self.0.take() else {
             return;
         };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let aborting = store.aborting.clone();
-            let task = rt.spawn(async move { store.abort_multipart(&key, &upload_id).await });
-            let mut pending = aborting.lock().unwrap_or_else(|p| p.into_inner());
-            pending.retain(|t| !t.is_finished());
-            pending.push(task);
+        let id = {
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            slot.abandoned = true;
+            slot.id.take()
+        };
+        if let (Some(upload_id), Ok(rt)) = (id, tokio::runtime::Handle::try_current()) {
+            let this = store.clone();
+            store.track(rt.spawn(async move { this.abort_multipart(&key, &upload_id).await }));
         }
     }
 }
@@ -643,7 +694,7 @@ impl Store for S3Store {
                 let out = self.get_range(key, None, None).await?;
                 Ok(ObjectBody {
                     etag: out.e_tag().map(unquote_etag),
-                    md5: stored_md5(out.metadata()),
+                    hash: stored_hash(out.metadata()),
                     etag_is_md5: etag_is_md5(
                         out.server_side_encryption(),
                         out.sse_customer_algorithm(),
@@ -665,7 +716,7 @@ impl Store for S3Store {
         {
             Ok(out) => Ok(Some(ObjectInfo {
                 etag: out.e_tag().map(unquote_etag),
-                md5: stored_md5(out.metadata()),
+                hash: stored_hash(out.metadata()),
                 etag_is_md5: etag_is_md5(
                     out.server_side_encryption(),
                     out.sse_customer_algorithm(),
@@ -677,7 +728,7 @@ impl Store for S3Store {
     }
 
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
-        if req.stat.size >= MULTIPART_MIN {
+        if req.stat.size >= PART_SIZE {
             return self.put_multipart(req).await;
         }
         // Read from the handle opened beneath the root (a path could be
@@ -691,6 +742,8 @@ impl Store for S3Store {
             .await
             .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
         let body = ByteStream::from(bytes);
+        let md5 = plain_md5(req.hash)
+            .ok_or_else(|| Error::Io(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
         let out = self
             .client
             .put_object()
@@ -699,10 +752,12 @@ impl Store for S3Store {
             .body(body)
             .content_length(req.stat.size as i64)
             .content_type(req.content_type)
-            .content_md5(BASE64.encode(req.md5))
-            .metadata(MD5_META, hex::encode(req.md5))
+            .content_md5(BASE64.encode(md5))
+            .metadata(HASH_META, req.hash)
             .set_if_match(if_match(req.condition))
             .set_if_none_match(if_none_match(req.condition))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| self.error("PutObject", req.key, e))?;

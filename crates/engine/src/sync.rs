@@ -13,7 +13,7 @@ use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result};
-use crate::hashing::md5_reader;
+use crate::hashing::hash_file;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::local::{
@@ -41,6 +41,9 @@ pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
+/// Threads one large file's parts are hashed on (small files run
+/// `HASH_CONCURRENCY` at a time instead).
+const HASH_THREADS: usize = 4;
 
 #[derive(Clone)]
 pub struct Config {
@@ -422,7 +425,8 @@ impl Workspace {
                     let r = rel.clone();
                     let result = blocking(move || {
                         let file = open_scanned(&root, &r, stat)?;
-                        let md5 = hex::encode(md5_reader(&file, &root.path().join(&r))?);
+                        let path = root.path().join(&r);
+                        let md5 = hash_file(&file, &path, stat.size, HASH_THREADS)?;
                         if Dir::file_stat(&file).ok() != Some(stat) {
                             return Err(Error::Changed(format!("{r} changed while it was read")));
                         }

@@ -1,11 +1,13 @@
 //! Moving one file: a streamed, verified, atomic download, or an upload.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
@@ -13,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
+use crate::hashing::{is_composite, ContentHasher, PART_SIZE};
 use crate::local::anchor::is_link_error;
 use crate::local::open_scanned;
 use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
@@ -119,6 +122,51 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
+/// Whole parts of a download being hashed on blocking threads (the ranges of
+/// a large object arrive as whole parts), in order; at most `MAX` at once.
+#[derive(Default)]
+struct PartsInFlight(VecDeque<(u64, tokio::task::JoinHandle<[u8; 16]>)>);
+
+impl PartsInFlight {
+    const MAX: usize = 4;
+
+    /// Hashes `chunk` into `hasher`: a whole part (or the last, short one)
+    /// on a blocking thread, anything else in place after those before it.
+    async fn hash(&mut self, hasher: &mut ContentHasher, chunk: &Bytes, last: bool) -> Result<()> {
+        let len = chunk.len() as u64;
+        if hasher.at_part_boundary() && (len == PART_SIZE || (last && len < PART_SIZE)) {
+            if self.0.len() >= Self::MAX {
+                self.settle_one(hasher).await?;
+            }
+            let chunk = chunk.clone();
+            let task = tokio::task::spawn_blocking(move || Md5::digest(&chunk).into());
+            self.0.push_back((len, task));
+            return Ok(());
+        }
+        self.finish(hasher).await?;
+        hasher.update(chunk);
+        Ok(())
+    }
+
+    async fn settle_one(&mut self, hasher: &mut ContentHasher) -> Result<()> {
+        if let Some((len, task)) = self.0.pop_front() {
+            let md5 = task
+                .await
+                .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?;
+            hasher.push_part(len, md5);
+        }
+        Ok(())
+    }
+
+    /// Adds every part still in flight to `hasher`, in order.
+    async fn finish(&mut self, hasher: &mut ContentHasher) -> Result<()> {
+        while !self.0.is_empty() {
+            self.settle_one(hasher).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Bodies up to this size are gathered in memory and written with a single
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
@@ -164,7 +212,14 @@ async fn receive(
     spilled: &mut Spilled,
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
-    let mut hasher = Md5::new();
+    let expected = body.expected_hash();
+    // An object known only by a whole-body MD5 (one uploaded elsewhere in a
+    // single PUT, or by an older version) is also hashed whole, in order.
+    let whole = expected
+        .as_deref()
+        .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
+    let mut hasher = ContentHasher::new(whole);
+    let mut parts = PartsInFlight::default();
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<tokio::fs::File> = None;
@@ -182,9 +237,10 @@ async fn receive(
             })?;
         let Some(chunk) = next else { break };
         let chunk = chunk?;
+        let last = d.size == Some(received + chunk.len() as u64);
         received += chunk.len() as u64;
         progress.moved(chunk.len() as u64);
-        hasher.update(&chunk);
+        parts.hash(&mut hasher, &chunk, last).await?;
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
             memory.extend_from_slice(&chunk);
             continue;
@@ -220,11 +276,13 @@ async fn receive(
             d.size.unwrap_or_default()
         )));
     }
-    let md5 = hex::encode(hasher.finalize());
-    if let Some(expected) = body.expected_md5() {
-        if expected != md5 {
+    parts.finish(&mut hasher).await?;
+    let (hash, whole_md5) = hasher.finish();
+    if let Some(expected) = expected {
+        let got = whole_md5.as_ref().unwrap_or(&hash);
+        if *got != expected {
             return Err(Error::Integrity(format!(
-                "{}: downloaded bytes have MD5 {md5}, the object's ETag is {expected}",
+                "{}: integrity check failed: the downloaded bytes hash to {got}, the object's hash is {expected}",
                 d.rel
             )));
         }
@@ -262,7 +320,7 @@ async fn receive(
     };
     let entry = BaseEntry {
         etag,
-        md5,
+        md5: hash,
         stat,
         recorded_ns: nanos(std::time::SystemTime::now()),
     };
@@ -326,7 +384,7 @@ pub async fn upload_checked(
         other => return other,
     };
     match store.head(key).await {
-        Ok(Some(info)) if info.content_md5().as_ref() == Some(&u.md5) => Ok(BaseEntry {
+        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.md5) => Ok(BaseEntry {
             etag: info.etag,
             md5: u.md5.clone(),
             stat: u.stat,
@@ -355,9 +413,6 @@ async fn upload(
     content_type: &str,
     progress: &FileProgress,
 ) -> Result<BaseEntry> {
-    let mut md5 = [0u8; 16];
-    hex::decode_to_slice(&u.md5, &mut md5)
-        .map_err(|e| Error::Io(format!("{}: bad hash {}: {e}", u.rel, u.md5)))?;
     let (dir, rel, stat) = (root.clone(), u.rel.clone(), u.stat);
     let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
     let path = root.path().join(&u.rel);
@@ -368,7 +423,7 @@ async fn upload(
             path: &path,
             stat: u.stat,
             content_type,
-            md5,
+            hash: &u.md5,
             condition: &u.condition,
             progress,
         })

@@ -23,8 +23,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::{is_mass_delete, is_mass_first_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
+use crate::hashing::is_composite;
 use crate::local::{FileStat, Folding};
-use crate::store::{etag_md5, RemoteObject};
+use crate::store::{etag_hash, RemoteObject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
@@ -78,10 +79,13 @@ pub fn pull_hash_candidates(remote: &RemoteFiles, local: &LocalView) -> Vec<Stri
         .collect()
 }
 
-/// Objects whose MD5 only their metadata can tell (multipart or encrypted
-/// ETag), among those that may equal a local file of unknown relation: new
-/// on both sides, or changed on both. Their MD5 is looked up (HEAD) before
-/// planning so identical content is recognised without a download.
+/// Objects whose content hash only their metadata can tell, among those
+/// that may equal a local file of unknown relation (new on both sides, or
+/// changed on both): their ETag is not the local hash, and is not an MD5
+/// that settles it against a small file's (a multipart ETag of other part
+/// sizes, an encrypted object's, a large file sent in one PUT). Their hash is
+/// looked up (HEAD) before planning so identical content is recognised
+/// without a download.
 pub fn stored_md5_candidates<'a>(
     remote: &'a RemoteFiles,
     local: &LocalView,
@@ -90,9 +94,15 @@ pub fn stored_md5_candidates<'a>(
         .files
         .iter()
         .filter(|(rel, obj)| {
-            !remote_unchanged(obj, local.base.get(rel))
-                && obj.etag.as_deref().and_then(etag_md5).is_none()
-                && matches!(local.classify(rel), Local::Modified { md5: Some(_), .. })
+            let Local::Modified { md5: Some(md5), .. } = local.classify(rel) else {
+                return false;
+            };
+            let etag = obj.etag.as_deref().and_then(etag_hash);
+            let settled = match &etag {
+                Some(etag) => *etag == md5 || !(is_composite(etag) || is_composite(&md5)),
+                None => false,
+            };
+            !remote_unchanged(obj, local.base.get(rel)) && !settled
         })
         .map(|(_, obj)| obj)
         .collect()
@@ -192,12 +202,11 @@ pub fn plan_pull(
                     after_start,
                 },
             ) => {
-                let remote_md5 = o
-                    .etag
-                    .as_deref()
-                    .and_then(etag_md5)
-                    .or_else(|| stored_md5s.get(rel).cloned());
-                let same = md5.is_some() && md5 == remote_md5 && Some(stat.size) == o.size;
+                let etag = o.etag.as_deref().and_then(etag_hash);
+                let same = md5.as_ref().is_some_and(|m| {
+                    (etag.as_ref() == Some(m) || stored_md5s.get(rel) == Some(m))
+                        && Some(stat.size) == o.size
+                });
                 if same {
                     let at_ns = local.hashes[local_rel].at_ns;
                     let entry = BaseEntry {

@@ -19,7 +19,7 @@ use super::{is_mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError};
 use crate::local::FileStat;
-use crate::store::{etag_md5, Condition, RemoteObject};
+use crate::store::{etag_hash, Condition, RemoteObject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -84,7 +84,7 @@ pub fn plan_push(
             _ if overwrite => Condition::None,
             (Some(e), _) => e.etag.clone().map_or(Condition::None, Condition::IfMatch),
             (None, Some(obj)) => {
-                if obj.etag.as_deref().and_then(etag_md5).as_deref() == Some(md5.as_str()) {
+                if obj.etag.as_deref().and_then(etag_hash).as_deref() == Some(md5.as_str()) {
                     let entry = BaseEntry {
                         etag: obj.etag.clone(),
                         md5,
@@ -156,7 +156,7 @@ pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -
             Condition::IfMatch(etag) => now.is_none() || now.as_deref() == Some(etag.as_str()),
             Condition::IfNoneMatch => !listing.contains_key(&u.rel),
         };
-        let same_bytes = now.as_deref().and_then(etag_md5).as_deref() == Some(u.md5.as_str());
+        let same_bytes = now.as_deref().and_then(etag_hash).as_deref() == Some(u.md5.as_str());
         if holds || same_bytes {
             out.upload.push(u.rel.clone());
         } else {

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::{Error, Result, S3Error};
+use crate::hashing::{is_composite, parse_hash};
 use crate::local::FileStat;
 use crate::progress::FileProgress;
 
@@ -33,26 +34,29 @@ pub struct RemoteObject {
 pub struct ObjectBody {
     pub stream: BoxStream<'static, Result<Bytes>>,
     pub etag: Option<String>,
-    /// The MD5 of the whole object as stored in its metadata by this engine
-    /// (the ETag of a multipart or encrypted object is not one).
-    pub md5: Option<String>,
-    /// Whether a 32-hex-digit ETag is the MD5 of the bytes: not for objects
+    /// The content hash this engine stored in the object's metadata (see
+    /// `hashing`; an older version stored the whole-object MD5 there).
+    pub hash: Option<String>,
+    /// Whether an MD5-shaped ETag is the MD5 of the bytes: not for objects
     /// encrypted with KMS keys or customer keys (SSE-KMS, DSSE, SSE-C).
     pub etag_is_md5: bool,
 }
 
 impl ObjectBody {
-    /// The MD5 the downloaded bytes must have, when the server says it.
-    pub fn expected_md5(&self) -> Option<String> {
-        expected_md5(self.md5.as_deref(), self.etag.as_deref(), self.etag_is_md5)
+    /// What the downloaded bytes must hash to, when the server says it.
+    pub fn expected_hash(&self) -> Option<String> {
+        expected_hash(self.hash.as_deref(), self.etag.as_deref(), self.etag_is_md5)
     }
 }
 
-/// The stored MD5, else the ETag when it is one.
-fn expected_md5(stored: Option<&str>, etag: Option<&str>, etag_is_md5: bool) -> Option<String> {
-    stored
-        .map(str::to_owned)
-        .or_else(|| etag.filter(|_| etag_is_md5).and_then(etag_md5))
+/// The stored hash, else the ETag when it is an MD5. A multipart ETag
+/// checks nothing here: its part sizes are the uploader's, unknown.
+fn expected_hash(stored: Option<&str>, etag: Option<&str>, etag_is_md5: bool) -> Option<String> {
+    stored.map(str::to_owned).or_else(|| {
+        etag.filter(|_| etag_is_md5)
+            .and_then(etag_hash)
+            .filter(|h| !is_composite(h))
+    })
 }
 
 /// What an upload carries besides its bytes.
@@ -64,12 +68,13 @@ pub struct PutRequest<'a> {
     /// Its path, for messages (and for stores that read by path).
     pub path: &'a Path,
     /// The file as scanned and hashed; an upload that finds it different
-    /// fails rather than store bytes that do not match `md5`.
+    /// fails rather than store bytes that do not match `hash`.
     pub stat: FileStat,
     pub content_type: &'a str,
-    /// MD5 of the file as hashed before the upload; sent as `Content-MD5` so
-    /// the server refuses bytes that changed since.
-    pub md5: [u8; 16],
+    /// Content hash of the file as hashed before the upload (see `hashing`):
+    /// the bytes sent must have it, and the server is given the MD5s to
+    /// refuse bytes that changed since.
+    pub hash: &'a str,
     /// What the object being replaced must be; a mismatch fails the upload
     /// with `Error::Conflict` and leaves the object as it is.
     pub condition: &'a Condition,
@@ -92,16 +97,16 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub etag: Option<String>,
-    /// The MD5 this engine stored in the object's metadata, if any.
-    pub md5: Option<String>,
+    /// The content hash this engine stored in the object's metadata, if any.
+    pub hash: Option<String>,
     /// See `ObjectBody::etag_is_md5`.
     pub etag_is_md5: bool,
 }
 
 impl ObjectInfo {
-    /// The MD5 of the object's content, when known.
-    pub fn content_md5(&self) -> Option<String> {
-        expected_md5(self.md5.as_deref(), self.etag.as_deref(), self.etag_is_md5)
+    /// The content hash of the object, when known.
+    pub fn content_hash(&self) -> Option<String> {
+        expected_hash(self.hash.as_deref(), self.etag.as_deref(), self.etag_is_md5)
     }
 }
 
@@ -210,11 +215,11 @@ pub fn unquote_etag(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
-/// The MD5 an ETag stands for, when it is a single-part ETag (32 hex digits).
-/// Multipart (`…-N`) and encrypted-object ETags give `None`.
-pub fn etag_md5(etag: &str) -> Option<String> {
-    let e = etag.trim_matches('"');
-    (e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit())).then(|| e.to_ascii_lowercase())
+/// The content hash an ETag may stand for: an MD5, or the multipart form
+/// (see `hashing`). Equal to a local hash, it means the same bytes whatever
+/// the uploader's part size; unequal, it may only mean other part sizes.
+pub fn etag_hash(etag: &str) -> Option<String> {
+    parse_hash(etag)
 }
 
 #[cfg(test)]
@@ -224,11 +229,23 @@ mod tests {
     #[test]
     fn etags() {
         assert_eq!(
-            etag_md5("\"D41D8CD98F00B204E9800998ECF8427E\"").as_deref(),
+            etag_hash("\"D41D8CD98F00B204E9800998ECF8427E\"").as_deref(),
             Some("d41d8cd98f00b204e9800998ecf8427e")
         );
-        assert_eq!(etag_md5("d41d8cd98f00b204e9800998ecf8427e-2"), None);
-        assert_eq!(etag_md5("xyz"), None);
+        assert_eq!(
+            etag_hash("d41d8cd98f00b204e9800998ecf8427e-2").as_deref(),
+            Some("d41d8cd98f00b204e9800998ecf8427e-2")
+        );
+        assert_eq!(etag_hash("xyz"), None);
+        // Only an MD5 ETag verifies a download by itself.
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        assert_eq!(expected_hash(None, Some(md5), true).as_deref(), Some(md5));
+        assert_eq!(expected_hash(None, Some(md5), false), None);
+        assert_eq!(expected_hash(None, Some(&format!("{md5}-2")), true), None);
+        assert_eq!(
+            expected_hash(Some("stored-3"), Some(md5), true).as_deref(),
+            Some("stored-3")
+        );
         assert_eq!(unquote_etag("\"abc\""), "abc");
     }
 }
