@@ -13,16 +13,22 @@
 //! `--discard` drops each chunk as it arrives instead of collecting the body
 //! (for a single huge object). `--to-dir DIR` streams each body to
 //! `DIR/<index>` instead (plain buffered writes, no hashing, no rename): the
-//! "single-stream to disk" baseline of the 512 MiB pull. Credentials and
-//! region come from the environment (`AWS_ACCESS_KEY_ID`, …, `AWS_REGION`).
+//! "single-stream to disk" baseline of the 512 MiB pull. `--upload FILE`
+//! instead uploads FILE as `<prefix>big.bin` the way the engine does (8 MiB
+//! parts read from disk, 6 in flight, unsigned payload) but with no hashing
+//! and no Content-MD5: the raw multipart baseline of the 512 MiB push.
+//! Credentials and region come from the environment (`AWS_ACCESS_KEY_ID`,
+//! …, `AWS_REGION`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 enum Sink {
@@ -37,6 +43,7 @@ struct Args {
     prefix: String,
     concurrency: usize,
     sink: Sink,
+    upload: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
     let mut prefix = String::new();
     let mut concurrency = 64;
     let mut sink = Sink::Memory;
+    let mut upload = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -59,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--discard" => sink = Sink::Discard,
             "--to-dir" => sink = Sink::Dir(value("--to-dir")?.into()),
+            "--upload" => upload = Some(value("--upload")?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -68,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
         prefix,
         concurrency: concurrency.max(1),
         sink,
+        upload,
     })
 }
 
@@ -122,9 +132,84 @@ async fn get(
     }
 }
 
+const PART: u64 = 8 * 1024 * 1024;
+
+/// A multipart upload of `path` with nothing but the bytes: no hashing.
+async fn upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<u64, BoxError> {
+    let file = Arc::new(std::fs::File::open(path)?);
+    let size = file.metadata()?.len();
+    let created = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await?;
+    let id = created.upload_id().unwrap_or_default().to_owned();
+    let parts: Vec<CompletedPart> = futures::stream::iter(0..size.div_ceil(PART))
+        .map(|i| {
+            let (file, path, id) = (file.clone(), path.to_path_buf(), id.clone());
+            async move {
+                let (offset, len) = (i * PART, PART.min(size - i * PART));
+                let bytes = tokio::task::spawn_blocking(move || {
+                    s3ws_engine::local::read_at(&file, &path, offset, len)
+                })
+                .await??;
+                let out = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .part_number(i as i32 + 1)
+                    .content_length(len as i64)
+                    .body(ByteStream::from(bytes))
+                    .customize()
+                    .disable_payload_signing()
+                    .send()
+                    .await?;
+                Ok::<_, BoxError>(
+                    CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .build(),
+                )
+            }
+        })
+        .buffered(6)
+        .try_collect()
+        .await?;
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(size)
+}
+
 async fn run(args: Args) -> Result<String, BoxError> {
     let started = Instant::now();
     let client = client(&args.endpoint).await;
+    if let Some(path) = &args.upload {
+        let key = format!("{}big.bin", args.prefix);
+        let bytes = upload(&client, &args.bucket, &key, path).await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        return Ok(format!(
+            "{{\"ms\":{ms:.1},\"listMs\":0,\"objects\":1,\"bytes\":{bytes},\"maxRssKB\":{},\"cpuMs\":{}}}",
+            peak_rss_kb(),
+            cpu_ms()
+        ));
+    }
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
