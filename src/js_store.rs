@@ -375,7 +375,7 @@ impl Store for JsStore {
                 .map_err(|e| Error::io("read", req.path, e))?,
         );
         let (path, size) = (req.path.to_path_buf(), req.stat.size);
-        let hasher = Arc::new(Mutex::new(ContentHasher::new(false)));
+        let hasher = Arc::new(Mutex::new(ContentHasher::default()));
         // Content-MD5 is the MD5 of the whole body, sent in one PUT: for a
         // large file, one more pass over it (this is not the native path).
         let (body, source, md5) = if size < STREAM_MIN {
@@ -428,12 +428,7 @@ impl Store for JsStore {
             .await?;
         // A streamed body is checked after the fact (a stand-in client does
         // not check Content-MD5): its bytes, then the file itself.
-        let sent = std::mem::replace(
-            &mut *hasher.lock().unwrap_or_else(|p| p.into_inner()),
-            ContentHasher::new(false),
-        )
-        .finish()
-        .0;
+        let sent = std::mem::take(&mut *hasher.lock().unwrap_or_else(|p| p.into_inner())).finish();
         if streamed && sent != req.hash {
             return Err(changed());
         }

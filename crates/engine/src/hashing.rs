@@ -70,37 +70,23 @@ pub fn is_composite(hash: &str) -> bool {
 
 /// A content hash computed as bytes stream in. Whole parts can instead be
 /// handed over already hashed (`push_part`), so a download hashes its
-/// ranges in parallel; `whole` also keeps a whole-body MD5 in order, for the
-/// objects that only have one to be checked against.
+/// ranges in parallel.
+#[derive(Default)]
 pub struct ContentHasher {
     part: Md5,
     in_part: u64,
     size: u64,
     parts: Vec<[u8; 16]>,
-    whole: Option<Md5>,
 }
 
 impl ContentHasher {
-    pub fn new(whole: bool) -> Self {
-        ContentHasher {
-            part: Md5::new(),
-            in_part: 0,
-            size: 0,
-            parts: Vec::new(),
-            whole: whole.then(Md5::new),
-        }
-    }
-
-    /// Whether the next byte starts a part, and no whole-body MD5 needs the
-    /// bytes in order: then a whole part may be hashed elsewhere.
+    /// Whether the next byte starts a part: then a whole part may be hashed
+    /// elsewhere.
     pub fn at_part_boundary(&self) -> bool {
-        self.in_part == 0 && self.whole.is_none()
+        self.in_part == 0
     }
 
     pub fn update(&mut self, mut data: &[u8]) {
-        if let Some(whole) = &mut self.whole {
-            whole.update(data);
-        }
         self.size += data.len() as u64;
         while !data.is_empty() {
             let n = ((PART_SIZE - self.in_part) as usize).min(data.len());
@@ -122,21 +108,19 @@ impl ContentHasher {
         self.parts.push(md5);
     }
 
-    /// The content hash, and the whole-body MD5 if it was kept.
-    pub fn finish(mut self) -> (String, Option<String>) {
+    pub fn finish(mut self) -> String {
         if self.in_part > 0 || self.parts.is_empty() {
             self.parts.push(self.part.finalize().into());
         }
-        let whole = self.whole.map(|w| hex::encode(w.finalize()));
-        (content_hash(self.size, &self.parts), whole)
+        content_hash(self.size, &self.parts)
     }
 }
 
 /// Content hash of bytes in memory.
 pub fn hash_bytes(data: &[u8]) -> String {
-    let mut hasher = ContentHasher::new(false);
+    let mut hasher = ContentHasher::default();
     hasher.update(data);
-    hasher.finish().0
+    hasher.finish()
 }
 
 /// Content hash of the open regular file of `size` bytes: its parts read
@@ -227,11 +211,11 @@ mod tests {
     use super::*;
 
     fn streamed(data: &[u8], chunk: usize) -> String {
-        let mut h = ContentHasher::new(false);
+        let mut h = ContentHasher::default();
         for c in data.chunks(chunk) {
             h.update(c);
         }
-        h.finish().0
+        h.finish()
     }
 
     #[test]
@@ -255,18 +239,12 @@ mod tests {
         // However the bytes arrive, and with whole parts hashed elsewhere.
         assert_eq!(streamed(&data, 1 << 20), expected);
         assert_eq!(streamed(&data, 3_000_001), expected);
-        let mut h = ContentHasher::new(false);
+        let mut h = ContentHasher::default();
         h.push_part(PART_SIZE, digests[0]);
         h.update(&data[p..2 * p]);
         assert!(h.at_part_boundary());
         h.push_part(5, digests[2]);
-        assert_eq!(h.finish().0, expected);
-        // A whole-body MD5 alongside, for objects that only have one.
-        let mut h = ContentHasher::new(true);
-        h.update(&data);
-        let (hash, whole) = h.finish();
-        assert_eq!(hash, expected);
-        assert_eq!(whole, Some(hex::encode(Md5::digest(&data))));
+        assert_eq!(h.finish(), expected);
         // Exactly one part is still the multipart form, as S3 gives it.
         assert!(streamed(&data[..p], p).ends_with("-1"));
         // The file hash agrees, on any number of threads.

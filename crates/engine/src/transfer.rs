@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
@@ -122,49 +123,86 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
-/// Whole parts of a download being hashed on blocking threads (the ranges of
-/// a large object arrive as whole parts), in order; at most `MAX` at once.
-#[derive(Default)]
-struct PartsInFlight(VecDeque<(u64, tokio::task::JoinHandle<[u8; 16]>)>);
+/// Hashes a download as it arrives, off the async threads: whole parts (the
+/// ranges of a large object) on blocking threads in parallel, at most
+/// `PARTS_AT_ONCE` at a time, other chunks in place; and, for an object
+/// known only by the MD5 of its whole body, that MD5 in order on a thread of
+/// its own.
+struct BodyHasher {
+    hasher: ContentHasher,
+    parts: VecDeque<(u64, JoinHandle<[u8; 16]>)>,
+    whole: Option<(tokio::sync::mpsc::Sender<Bytes>, JoinHandle<String>)>,
+}
 
-impl PartsInFlight {
-    const MAX: usize = 4;
+impl BodyHasher {
+    const PARTS_AT_ONCE: usize = 4;
 
-    /// Hashes `chunk` into `hasher`: a whole part (or the last, short one)
-    /// on a blocking thread, anything else in place after those before it.
-    async fn hash(&mut self, hasher: &mut ContentHasher, chunk: &Bytes, last: bool) -> Result<()> {
+    fn new(whole: bool) -> Self {
+        let whole = whole.then(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(Self::PARTS_AT_ONCE);
+            let task = tokio::task::spawn_blocking(move || {
+                let mut md5 = Md5::new();
+                while let Some(chunk) = rx.blocking_recv() {
+                    md5.update(&chunk);
+                }
+                hex::encode(md5.finalize())
+            });
+            (tx, task)
+        });
+        BodyHasher {
+            hasher: ContentHasher::default(),
+            parts: VecDeque::new(),
+            whole,
+        }
+    }
+
+    async fn add(&mut self, chunk: &Bytes, last: bool) -> Result<()> {
+        if let Some((tx, _)) = &self.whole {
+            // The receiver only stops with a panic, reported by `finish`.
+            let _ = tx.send(chunk.clone()).await;
+        }
         let len = chunk.len() as u64;
-        if hasher.at_part_boundary() && (len == PART_SIZE || (last && len < PART_SIZE)) {
-            if self.0.len() >= Self::MAX {
-                self.settle_one(hasher).await?;
+        if self.hasher.at_part_boundary() && (len == PART_SIZE || (last && len < PART_SIZE)) {
+            if self.parts.len() >= Self::PARTS_AT_ONCE {
+                self.settle_one().await?;
             }
             let chunk = chunk.clone();
             let task = tokio::task::spawn_blocking(move || Md5::digest(&chunk).into());
-            self.0.push_back((len, task));
+            self.parts.push_back((len, task));
             return Ok(());
         }
-        self.finish(hasher).await?;
-        hasher.update(chunk);
+        while !self.parts.is_empty() {
+            self.settle_one().await?;
+        }
+        self.hasher.update(chunk);
         Ok(())
     }
 
-    async fn settle_one(&mut self, hasher: &mut ContentHasher) -> Result<()> {
-        if let Some((len, task)) = self.0.pop_front() {
-            let md5 = task
-                .await
-                .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?;
-            hasher.push_part(len, md5);
+    async fn settle_one(&mut self) -> Result<()> {
+        if let Some((len, task)) = self.parts.pop_front() {
+            self.hasher.push_part(len, joined(task.await)?);
         }
         Ok(())
     }
 
-    /// Adds every part still in flight to `hasher`, in order.
-    async fn finish(&mut self, hasher: &mut ContentHasher) -> Result<()> {
-        while !self.0.is_empty() {
-            self.settle_one(hasher).await?;
+    /// The content hash, and the whole-body MD5 if one was kept.
+    async fn finish(mut self) -> Result<(String, Option<String>)> {
+        while !self.parts.is_empty() {
+            self.settle_one().await?;
         }
-        Ok(())
+        let whole = match self.whole {
+            Some((tx, task)) => {
+                drop(tx);
+                Some(joined(task.await)?)
+            }
+            None => None,
+        };
+        Ok((self.hasher.finish(), whole))
     }
+}
+
+fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
+    result.map_err(|e| Error::Io(format!("hashing task failed: {e}")))
 }
 
 /// Bodies up to this size are gathered in memory and written with a single
@@ -218,8 +256,7 @@ async fn receive(
     let whole = expected
         .as_deref()
         .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
-    let mut hasher = ContentHasher::new(whole);
-    let mut parts = PartsInFlight::default();
+    let mut hasher = BodyHasher::new(whole);
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<tokio::fs::File> = None;
@@ -240,7 +277,7 @@ async fn receive(
         let last = d.size == Some(received + chunk.len() as u64);
         received += chunk.len() as u64;
         progress.moved(chunk.len() as u64);
-        parts.hash(&mut hasher, &chunk, last).await?;
+        hasher.add(&chunk, last).await?;
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
             memory.extend_from_slice(&chunk);
             continue;
@@ -276,8 +313,7 @@ async fn receive(
             d.size.unwrap_or_default()
         )));
     }
-    parts.finish(&mut hasher).await?;
-    let (hash, whole_md5) = hasher.finish();
+    let (hash, whole_md5) = hasher.finish().await?;
     if let Some(expected) = expected {
         let got = whole_md5.as_ref().unwrap_or(&hash);
         if *got != expected {
