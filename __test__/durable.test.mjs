@@ -323,8 +323,16 @@ test('a push killed mid-way is recovered by the next push: no conflict with its 
   // The server stores each PUT at once; its answer is held, so the killed
   // process never learns of some uploads that did happen.
   await withProxy({ hold: (r) => (r.method === 'PUT' ? 150 : 0) }, async (proxy) => {
+    // Killed once a few PUTs went out (not at a fixed time: a loaded
+    // machine may not have started uploading yet).
     const killed = await inChild({ ...options, endpoint: proxy.endpoint }, 'push', {
-      onStart: (child) => setTimeout(() => child.kill('SIGKILL'), 900),
+      onStart: (child) => {
+        const timer = setInterval(() => {
+          if (proxy.count('PUT') < 6) return
+          clearInterval(timer)
+          child.kill('SIGKILL')
+        }, 5)
+      },
     })
     assert.equal(killed.killed, 'SIGKILL')
   })

@@ -123,12 +123,19 @@ pub fn hash_bytes(data: &[u8]) -> String {
     hasher.finish()
 }
 
-/// Content hash of the open regular file of `size` bytes: its parts read
-/// at their offsets and hashed on up to `threads` threads at once (a part
-/// in memory per thread). Blocking.
-pub fn hash_file(file: &std::fs::File, path: &Path, size: u64, threads: usize) -> Result<String> {
+/// Content hash of the open regular file of `size` bytes, with the MD5s of
+/// its parts when it has several (an upload sends them as each part's
+/// Content-MD5 rather than hash the file again): its parts read at their
+/// offsets and hashed on up to `threads` threads at once (a part in memory
+/// per thread). Blocking.
+pub fn hash_file(
+    file: &std::fs::File,
+    path: &Path,
+    size: u64,
+    threads: usize,
+) -> Result<(String, Vec<[u8; 16]>)> {
     if size < PART_SIZE {
-        return md5_reader(file, path).map(hex::encode);
+        return Ok((hex::encode(md5_reader(file, path)?), Vec::new()));
     }
     let count = part_count(size);
     let threads = (threads as u64).clamp(1, count);
@@ -158,7 +165,7 @@ pub fn hash_file(file: &std::fs::File, path: &Path, size: u64, threads: usize) -
         }
         Ok::<_, Error>(())
     })?;
-    Ok(content_hash(size, &parts))
+    Ok((content_hash(size, &parts), parts))
 }
 
 /// MD5 of the file at `path`, streamed (the upstream `calculateFileHash`).
@@ -253,10 +260,8 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         for threads in [1, 2, 5] {
-            assert_eq!(
-                hash_file(&file, &path, size as u64, threads).unwrap(),
-                expected
-            );
+            let (hash, parts) = hash_file(&file, &path, size as u64, threads).unwrap();
+            assert_eq!((hash, parts), (expected.clone(), digests.clone()));
         }
     }
 

@@ -467,8 +467,13 @@ impl S3Store {
         upload_id: &str,
     ) -> Result<Vec<CompletedPart>> {
         let size = req.stat.size;
-        let parts = (0..size.div_ceil(PART_SIZE)).map(|i| (i as i32 + 1, i * PART_SIZE));
-        let uploaded: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
+        let count = size.div_ceil(PART_SIZE);
+        // The parts' MD5s from when the file was hashed, if they make up its
+        // hash: the server then refuses any part whose bytes changed since.
+        let known = (req.parts.len() as u64 == count && content_hash(size, req.parts) == req.hash)
+            .then_some(req.parts);
+        let parts = (0..count).map(|i| (i as i32 + 1, i * PART_SIZE));
+        let digests: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
                 let file = req
@@ -476,9 +481,10 @@ impl S3Store {
                     .try_clone()
                     .map_err(|e| Error::io("read", req.path, e))?;
                 let path = req.path.to_path_buf();
+                let hashed = known.map(|k| k[number as usize - 1]);
                 let (bytes, md5) = tokio::task::spawn_blocking(move || {
                     let bytes = read_at(&file, &path, offset, len)?;
-                    let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+                    let md5 = hashed.unwrap_or_else(|| md5::Md5::digest(&bytes).into());
                     Ok::<_, Error>((bytes, md5))
                 })
                 .await
@@ -498,7 +504,12 @@ impl S3Store {
                     .disable_payload_signing()
                     .send()
                     .await
-                    .map_err(|e| self.error("UploadPart", req.key, e))?;
+                    .map_err(|e| match self.error("UploadPart", req.key, e) {
+                        Error::S3(e) if e.code == "BadDigest" && hashed.is_some() => {
+                            changed_while_uploaded(req.path)
+                        }
+                        e => e,
+                    })?;
                 req.progress.moved(len);
                 let part = CompletedPart::builder()
                     .part_number(number)
@@ -509,18 +520,19 @@ impl S3Store {
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = uploaded.into_iter().unzip();
+        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = digests.into_iter().unzip();
         // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed.
         let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
         if now != req.stat || content_hash(req.stat.size, &digests) != req.hash {
-            return Err(Error::Changed(format!(
-                "{} changed while it was uploaded",
-                req.path.display()
-            )));
+            return Err(changed_while_uploaded(req.path));
         }
         Ok(uploaded)
     }
+}
+
+fn changed_while_uploaded(path: &std::path::Path) -> Error {
+    Error::Changed(format!("{} changed while it was uploaded", path.display()))
 }
 
 /// A multipart upload's id once its creation answers, and whether the

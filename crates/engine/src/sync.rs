@@ -426,11 +426,11 @@ impl Workspace {
                     let result = blocking(move || {
                         let file = open_scanned(&root, &r, stat)?;
                         let path = root.path().join(&r);
-                        let md5 = hash_file(&file, &path, stat.size, HASH_THREADS)?;
+                        let hashed = hash_file(&file, &path, stat.size, HASH_THREADS)?;
                         if Dir::file_stat(&file).ok() != Some(stat) {
                             return Err(Error::Changed(format!("{r} changed while it was read")));
                         }
-                        Ok(md5)
+                        Ok(hashed)
                     })
                     .await;
                     (rel, at_ns, result)
@@ -443,8 +443,9 @@ impl Workspace {
         let mut errors = Vec::new();
         for (rel, at_ns, result) in results {
             match result {
-                Ok(md5) => {
-                    hashes.insert(rel, Hashed { md5, at_ns });
+                Ok((md5, parts)) => {
+                    let parts = parts.into();
+                    hashes.insert(rel, Hashed { md5, at_ns, parts });
                 }
                 Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
             }

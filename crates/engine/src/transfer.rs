@@ -135,7 +135,7 @@ struct BodyHasher {
 }
 
 impl BodyHasher {
-    const PARTS_AT_ONCE: usize = 4;
+    const PARTS_AT_ONCE: usize = 2;
 
     fn new(whole: bool) -> Self {
         let whole = whole.then(|| {
@@ -460,6 +460,7 @@ async fn upload(
             stat: u.stat,
             content_type,
             hash: &u.md5,
+            parts: &u.parts,
             condition: &u.condition,
             progress,
         })

@@ -110,7 +110,7 @@ proptest! {
                 let unchanged = has_base && *b == Some(*content) && !after;
                 let mtime = if *after { NOW + 1 } else if unchanged { 1 } else { 2 };
                 scan.files.insert(rel.clone(), FileStat { mtime_ns: mtime, ctime_ns: mtime, ..synced });
-                hashes.insert(rel.clone(), Hashed { md5: md5(*content), at_ns: NOW });
+                hashes.insert(rel.clone(), Hashed { md5: md5(*content), at_ns: NOW, parts: Default::default() });
             }
             if let Some(r) = r {
                 listing.push(RemoteObject { key: format!("p/{rel}"), size: Some(1), etag: Some(md5(*r)), last_modified: None });

@@ -6,6 +6,7 @@ mod push;
 mod remote;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use pull::{plan_pull, pull_hash_candidates, stored_md5_candidates, Download, PullPlan};
 pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
@@ -26,11 +27,14 @@ pub enum ConflictPolicy {
     Overwrite,
 }
 
-/// A local file's MD5 and when its hashing began (for the base's racy check).
+/// A local file's content hash and when its hashing began (for the base's
+/// racy check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashed {
     pub md5: String,
     pub at_ns: i128,
+    /// The MD5s of its parts, for a file of several (see `hashing`).
+    pub parts: Arc<[[u8; 16]]>,
 }
 
 /// What the plan knows of the local side.

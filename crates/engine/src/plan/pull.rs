@@ -340,6 +340,7 @@ mod tests {
         fn local(&mut self, rel: &str, mtime: i128, md5: &str) {
             self.scan.files.insert(rel.into(), stat(mtime));
             let h = Hashed {
+                parts: Default::default(),
                 md5: md5.into(),
                 at_ns: NOW,
             };

@@ -14,6 +14,7 @@
 //! ones are conflicts, absent ones are uploaded with `If-None-Match: *`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{is_mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
 use crate::base::BaseEntry;
@@ -26,6 +27,8 @@ pub struct Upload {
     pub rel: String,
     pub stat: FileStat,
     pub md5: String,
+    /// MD5s of its parts as hashed, for a file of several.
+    pub parts: Arc<[[u8; 16]]>,
     /// When hashing began, for the base entry.
     pub hashed_ns: i128,
     pub condition: Condition,
@@ -104,6 +107,7 @@ pub fn plan_push(
             rel: rel.clone(),
             stat,
             md5,
+            parts: local.hashes[rel].parts.clone(),
             hashed_ns,
             condition,
         });
@@ -224,6 +228,7 @@ mod tests {
             hashes.insert(
                 (*rel).into(),
                 Hashed {
+                    parts: Arc::default(),
                     md5: (*md5).into(),
                     at_ns: NOW,
                 },

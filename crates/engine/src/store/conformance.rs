@@ -50,6 +50,7 @@ async fn put(
             stat,
             content_type: "text/plain",
             hash: &hash_bytes(body),
+            parts: &[],
             condition: &condition,
             progress: &FileProgress::new(&phase),
         })

@@ -75,6 +75,9 @@ pub struct PutRequest<'a> {
     /// the bytes sent must have it, and the server is given the MD5s to
     /// refuse bytes that changed since.
     pub hash: &'a str,
+    /// The MD5s of its parts as hashed then (see `hashing`), if known: sent
+    /// as the parts' Content-MD5 instead of hashing the file again.
+    pub parts: &'a [[u8; 16]],
     /// What the object being replaced must be; a mismatch fails the upload
     /// with `Error::Conflict` and leaves the object as it is.
     pub condition: &'a Condition,
