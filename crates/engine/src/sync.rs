@@ -41,8 +41,8 @@ pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
-/// Threads one large file's parts are hashed on (small files run
-/// `HASH_CONCURRENCY` at a time instead).
+/// Threads one large file's parts are hashed on, at most (small files run
+/// `HASH_CONCURRENCY` at a time instead): one per core, each holding a part.
 const HASH_THREADS: usize = 4;
 
 #[derive(Clone)]
@@ -426,7 +426,8 @@ impl Workspace {
                     let result = blocking(move || {
                         let file = open_scanned(&root, &r, stat)?;
                         let path = root.path().join(&r);
-                        let hashed = hash_file(&file, &path, stat.size, HASH_THREADS)?;
+                        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                        let hashed = hash_file(&file, &path, stat.size, threads.min(HASH_THREADS))?;
                         if Dir::file_stat(&file).ok() != Some(stat) {
                             return Err(Error::Changed(format!("{r} changed while it was read")));
                         }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use crate::base::BaseEntry;
@@ -205,6 +204,46 @@ fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T
     result.map_err(|e| Error::Io(format!("hashing task failed: {e}")))
 }
 
+/// Writes a large download to its temp file, in order, on a thread of its
+/// own while the next ranges arrive and hash.
+struct SpillWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    task: JoinHandle<Result<std::fs::File>>,
+}
+
+impl SpillWriter {
+    fn start(mut file: std::fs::File, shown: PathBuf) -> Self {
+        // Two chunks queued at most: a range is a whole 8 MiB part.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                std::io::Write::write_all(&mut file, &chunk)
+                    .map_err(|e| Error::io("write", &shown, e))?;
+            }
+            Ok(file)
+        });
+        SpillWriter { tx, task }
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        if self.tx.send(chunk).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped, which it does only on an error: that error.
+        match (&mut self.task).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Err(Error::Io("the download's writer stopped early".into())),
+            Err(e) => Err(Error::Io(format!("the download's writer failed: {e}"))),
+        }
+    }
+
+    /// The written file, once every chunk is in it.
+    async fn finish(self) -> Result<std::fs::File> {
+        drop(self.tx);
+        joined(self.task.await)?
+    }
+}
+
 /// Bodies up to this size are gathered in memory and written with a single
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
@@ -259,7 +298,7 @@ async fn receive(
     let mut hasher = BodyHasher::new(whole);
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
-    let mut file: Option<tokio::fs::File> = None;
+    let mut file: Option<SpillWriter> = None;
     loop {
         // A body that stops sending is cut here and the download retried.
         let next = tokio::time::timeout(stall, body.stream.next())
@@ -292,17 +331,14 @@ async fn receive(
                     Ok((file, Arc::new(dir), temp))
                 })
                 .await?;
+                let shown = dir.path().join(&temp);
                 spilled.0 = Some((dir, temp));
-                let out = file.insert(tokio::fs::File::from_std(std_file));
-                out.write_all(&std::mem::take(&mut memory))
-                    .await
-                    .map_err(|e| Error::Io(format!("write {}: {e}", d.rel)))?;
+                let out = file.insert(SpillWriter::start(std_file, shown));
+                out.write(std::mem::take(&mut memory).into()).await?;
                 out
             }
         };
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| Error::Io(format!("write {}: {e}", d.rel)))?;
+        out.write(chunk).await?;
     }
     // Verified before a byte reaches the final name (or, when gathered in
     // memory, the disk at all): the length always, the MD5 when known.
@@ -331,11 +367,8 @@ async fn receive(
         keep_local: d.keep_local,
     };
     let (stat, conflict_copy) = match (file, spilled.0.clone()) {
-        (Some(mut out), Some((dir, temp))) => {
-            out.flush()
-                .await
-                .map_err(|e| Error::io("write", &dir.path().join(&temp), e))?;
-            let out = out.into_std().await;
+        (Some(out), Some((dir, temp))) => {
+            let out = out.finish().await?;
             blocking(move || target.commit(&dir, out, &temp)).await?
         }
         _ => {
