@@ -26,7 +26,8 @@ async function makeInstance() {
     if (want && (loaded.length !== 1 || loaded[0] !== want)) {
       throw new Error(`expected the addon ${want}, loaded ${loaded.join(', ') || 'none'}`)
     }
-    return new S3WorkspaceSync({ ...options, logger: silent })
+    // 64 requests in flight, as the floor probe and the peers are given.
+    return new S3WorkspaceSync({ ...options, downloadConcurrency: 64, uploadConcurrency: 64, logger: silent })
   }
   if (job.impl === 'reference') {
     const { ReferenceSync } = await import('./reference.mjs')

@@ -67,6 +67,41 @@ export async function startCountingProxy(target) {
   }
 }
 
+/**
+ * A proxy that makes loopback look like a network to S3: every request
+ * waits `ms` before it is forwarded and its answer `ms` before it is
+ * returned (one round trip of 2 × `ms`), as real S3 answers in tens of ms.
+ */
+export async function startLatencyProxy(target, ms) {
+  const upstream = new URL(target)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
+  const later = (f) => setTimeout(f, ms)
+  const server = http.createServer((req, res) => {
+    later(() => {
+      const fwd = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+        (up) =>
+          later(() => {
+            res.writeHead(up.statusCode, up.headers)
+            up.pipe(res)
+          }),
+      )
+      fwd.on('error', () => res.destroy())
+      req.pipe(fwd)
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    endpoint: `http://127.0.0.1:${server.address().port}`,
+    close() {
+      server.closeAllConnections?.()
+      agent.destroy()
+      return new Promise((r) => server.close(r))
+    },
+  }
+}
+
 /** "1 LIST + 2116 GET" */
 export function formatCounts(c) {
   if (!c) return '–'

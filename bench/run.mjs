@@ -39,7 +39,7 @@ import { cpuMsOf, machineBusyMs } from './sysstat.mjs'
 
 /** Implementations run by the floor probe rather than a Node child. */
 const PROBES = ['floor', 'single-stream', 'raw-multipart']
-import { startCountingProxy, formatCounts, MARK_PATH } from './proxy.mjs'
+import { startCountingProxy, startLatencyProxy, formatCounts, MARK_PATH } from './proxy.mjs'
 import { mapLimit } from './reference.mjs'
 import { generateWorkload, writeWorkload, writeBigFile, fileContent, editPlan, summary } from './workload.mjs'
 
@@ -48,7 +48,7 @@ const MiB = 1024 * 1024
 // ---- arguments ----------------------------------------------------------------
 
 function parseArgs(argv) {
-  const o = { reps: null, quick: false, build: false, only: null, count: true, tmp: null, out: null, help: false, quietWait: 180, baseline: null }
+  const o = { reps: null, quick: false, build: false, only: null, count: true, tmp: null, out: null, help: false, quietWait: 180, baseline: null, latency: 0 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const val = () => {
@@ -65,11 +65,13 @@ function parseArgs(argv) {
     else if (a === '--quiet-wait') o.quietWait = Number(val())
     else if (a === '--out') o.out = val()
     else if (a === '--baseline') o.baseline = val()
+    else if (a === '--latency') o.latency = Number(val())
     else if (a === '--help' || a === '-h') o.help = true
     else throw new Error(`unknown argument ${a} (see --help)`)
   }
   if (o.reps === null) o.reps = o.quick ? 2 : 3
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error('--reps must be a positive integer')
+  if (!Number.isFinite(o.latency) || o.latency < 0) throw new Error('--latency must be a number of ms')
   return o
 }
 
@@ -80,12 +82,15 @@ const HELP = `npm run bench -- [options]
                 (else they are built only when missing)
   --build-head  the same, from the last commit (git archive HEAD into a temp dir): for
                 measuring while someone is mid-edit
-  --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big
+  --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big,
+                pull-big-single
   --no-count    skip the request-counting pass
   --quiet-wait S  before each timed run, wait while other processes keep the CPU busy,
                 up to S seconds in all (default 180; 0: never wait)
   --tmp DIR     where the server data and workspaces go (default /dev/shm, else the OS temp dir)
   --out FILE    markdown output (default bench/results/latest.md; quick: bench/results/quick.md)
+  --latency MS  timed runs (every implementation, probes and peers too) go through a proxy
+                that delays each request and each answer by MS (real S3 answers in 10–50 ms)
   --baseline REV  also run the package as of git revision REV (its own release build) in
                 every scenario, side by side: "ours vs baseline" ratios show a change's effect`
 
@@ -212,10 +217,12 @@ async function main() {
   chmodSync(native.floorProbe, 0o755)
   let server = null
   let proxy = null
+  let slow = null
   let admin = null
   const cleanup = async () => {
     for (const child of running) child.kill('SIGKILL')
     await proxy?.close().catch(() => {})
+    await slow?.close().catch(() => {})
     admin?.destroy()
     await server?.stop().catch(() => {})
     rmSync(base, { recursive: true, force: true })
@@ -277,6 +284,7 @@ async function main() {
     const edits = editPlan(files)
 
     proxy = opts.count ? await startCountingProxy(server.endpoint) : null
+    slow = opts.latency ? await startLatencyProxy(server.endpoint, opts.latency) : null
     let runId = 0
     const newDir = () => path.join(base, 'runs', `r${runId++}`)
     const childTimeout = opts.quick ? 120_000 : 300_000
@@ -300,7 +308,7 @@ async function main() {
 
     /** One run of `impl` in `scenario`; returns a sample. */
     async function runOnce(scenario, impl, { counting = false } = {}) {
-      const endpoint = counting ? proxy.endpoint : server.endpoint
+      const endpoint = counting ? proxy.endpoint : (slow?.endpoint ?? server.endpoint)
       const dir = newDir()
       const ctx = {
         dir,
@@ -538,7 +546,7 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
   lines.push(`- Date: ${new Date().toISOString()}; total run ${(elapsedMs / 60000).toFixed(1)} min`)
   lines.push(`- Machine: ${os.availableParallelism?.() ?? os.cpus().length} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`)
   lines.push(`- Load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}; waited ${Math.round(waitedMs / 1000)} s in all for other processes to go quiet before timed runs`)
-  lines.push(`- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback`)
+  lines.push(`- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback${opts.latency ? `; timed runs through a proxy adding ${opts.latency} ms to each request and each answer (${2 * opts.latency} ms per round trip)` : ''}`)
   lines.push(`- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}${baseline ? `; baseline: the package at ${baseline.commit}, built from that commit` : ''}`)
   lines.push(`- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB; ${opts.reps} timed reps per implementation, order rotated each rep; medians`)
   lines.push('')
@@ -610,6 +618,7 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
   lines.push('- Client CPU: user + system time of the child process (all threads) during the operation. Server CPU: CPU time SeaweedFS used during the operation; it shares the 2 cores, so client + server CPU close to 2 × time means the machine was saturated.')
   lines.push('- Loop lag: `perf_hooks.monitorEventLoopDelay` (1 ms resolution) in the child during the operation.')
   lines.push('- Other load: CPU used by processes outside the benchmark during each run (/proc/stat), flagged ⚠ when above 0.2 cores.')
+  lines.push('- ours (and baseline): `downloadConcurrency` and `uploadConcurrency` 64, as the floor probe and the peers get; the package defaults are upstream\'s 50 and 10.')
   lines.push('- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.')
   lines.push(`- rclone: \`rclone sync --checksum --fast-list --transfers=64 --checkers=64\`; awscli: \`aws s3 sync --delete\` with max_concurrent_requests = 64 (Debian packages). Each is its own process: the time includes its start-up; RSS and CPU are its own (GNU time). Peers not installed: ${peers.missing.join('; ') || 'none'}.`)
   return lines.join('\n') + '\n'

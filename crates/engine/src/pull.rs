@@ -87,19 +87,26 @@ impl Workspace {
         let opened = self.open(true, dry_run).await?;
         let root = opened.root.clone();
         let state_dir = opened.state.clone();
-        // A dry run writes no probe: it assumes distinct names stay distinct.
-        let folding = match dry_run {
-            true => Folding::default(),
-            false => blocking(move || probe_folding(&state_dir)).await?,
-        };
-        let mut base = self.base(state, &opened.state, dry_run).await?;
         let store = self.store().await?;
-        let listing = list_all(&*store, &self.config.prefix).await?;
-        let rules = self.current_rules(&root).await?;
-        let local = {
-            let (root, rules) = (root.clone(), rules.clone());
-            blocking(move || scan(&root, &rules)).await?
+        // The listing's round trips overlap the local work.
+        let local_side = async {
+            // A dry run writes no probe: it assumes distinct names stay distinct.
+            let folding = match dry_run {
+                true => Folding::default(),
+                false => blocking(move || probe_folding(&state_dir)).await?,
+            };
+            let base = self.base(state, &opened.state, dry_run).await?;
+            let rules = self.current_rules(&root).await?;
+            let local = {
+                let (root, rules) = (root.clone(), rules.clone());
+                blocking(move || scan(&root, &rules)).await?
+            };
+            Ok::<_, Error>((folding, base, rules, local))
         };
+        let (local_side, listing) =
+            tokio::join!(local_side, list_all(&*store, &self.config.prefix));
+        let (folding, mut base, rules, local) = local_side?;
+        let listing = listing?;
         let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
         for (key, why) in &remote.skipped {
             self.log(Level::Warn, &format!("Skipping object {key}: {why}"));
