@@ -3,18 +3,20 @@
 //! compare each side with it (three-way), so "changed here", "changed
 //! there" and "changed on both sides" are told apart across processes.
 //!
-//! Stored per (bucket, prefix) in the state directory as JSON lines: a
-//! header, then one line per entry; a later line for a path replaces an
-//! earlier one and `{"p":…,"x":true}` removes it. Each completed transfer
-//! is appended at once, so a killed process keeps what it finished; the
-//! file is rewritten compactly (temp file + rename) when an operation ends.
-//! A torn last line is ignored.
+//! Stored per (bucket, prefix) in the state directory as checked binary
+//! records (see `codec`): a header, then one record per entry; a later
+//! record for a path replaces an earlier one, or removes it. Each completed
+//! transfer is appended at once, so a killed process keeps what it
+//! finished; the file is rewritten compactly (temp file + rename) when an
+//! operation ends. A torn last record is ignored.
 //!
 //! The base is also the hash cache of synced files: an entry's local stat
 //! is trusted to mean "content unchanged" only if the file's mtime was
 //! already older than one timestamp granule (`racy_window`) when the entry
 //! was recorded. A write in the same tick could otherwise leave the stat
 //! unchanged (git's "racy clean" problem); later writes move mtime on.
+
+mod codec;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -23,12 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::local::{create_temp_file, Dir, FileStat, COARSE_WINDOW, FINE_WINDOW};
-
-const VERSION: u32 = 1;
+use codec::{Encoder, Record};
 
 /// One synced path: both sides held the content `md5` when it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,64 +43,7 @@ pub struct BaseEntry {
     pub recorded_ns: i128,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Header {
-    v: u32,
-    bucket: String,
-    prefix: String,
-}
-
-/// One line of the file; short names keep it compact.
-#[derive(Serialize, Deserialize)]
-struct Line {
-    p: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    x: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    e: Option<String>,
-    #[serde(default)]
-    m: String,
-    #[serde(default)]
-    n: u64,
-    #[serde(default)]
-    mt: i128,
-    #[serde(default)]
-    ct: i128,
-    #[serde(default)]
-    i: u64,
-    #[serde(default)]
-    r: i128,
-}
-
-impl Line {
-    fn entry(rel: &str, e: &BaseEntry) -> Self {
-        Line {
-            p: rel.to_owned(),
-            x: false,
-            e: e.etag.clone(),
-            m: e.md5.clone(),
-            n: e.stat.size,
-            mt: e.stat.mtime_ns,
-            ct: e.stat.ctime_ns,
-            i: e.stat.ino,
-            r: e.recorded_ns,
-        }
-    }
-
-    fn removal(rel: &str) -> Self {
-        Line {
-            p: rel.to_owned(),
-            x: true,
-            e: None,
-            m: String::new(),
-            n: 0,
-            mt: 0,
-            ct: 0,
-            i: 0,
-            r: 0,
-        }
-    }
-}
+type Entries = HashMap<String, BaseEntry>;
 
 /// The base of one (bucket, prefix) in one state directory.
 #[derive(Debug)]
@@ -108,11 +51,19 @@ pub struct SyncBase {
     /// The state directory, and the file's name in it.
     dir: Arc<Dir>,
     name: String,
-    header: String,
+    bucket: String,
+    prefix: String,
+    /// A base of the first version's file, removed once this one is written.
+    legacy: Option<String>,
+    /// Whether the file ends with a whole record (else, as after a killed
+    /// write, it is rewritten whole before anything is appended).
+    clean: bool,
+    /// Front-codes appended records against the file's last path.
+    encoder: Encoder,
     /// Whether a base was on disk (or has been started): without one, the
     /// first pull mirrors S3.
     exists: bool,
-    entries: HashMap<String, BaseEntry>,
+    entries: Entries,
     /// Open for appending while an operation records transfers.
     journal: Option<std::fs::File>,
     /// Appending failed once this operation: only the final save is tried.
@@ -124,9 +75,9 @@ pub struct SyncBase {
 
 /// The base file's name: one per (bucket, prefix), so several prefixes may
 /// share a state directory.
-fn file_name(bucket: &str, prefix: &str) -> String {
+fn file_name(bucket: &str, prefix: &str, extension: &str) -> String {
     let digest = Md5::digest(format!("{bucket}\n{prefix}").as_bytes());
-    format!("base-{}.jsonl", &hex::encode(digest)[..16])
+    format!("base-{}.{extension}", &hex::encode(digest)[..16])
 }
 
 impl SyncBase {
@@ -134,16 +85,14 @@ impl SyncBase {
     /// empty (and not `exists`) when there is none. An unreadable or foreign
     /// file counts as none. Blocking.
     pub fn load(dir: Arc<Dir>, bucket: &str, prefix: &str) -> Self {
-        let header = serde_json::to_string(&Header {
-            v: VERSION,
+        let mut base = SyncBase {
+            name: file_name(bucket, prefix, "base"),
+            dir,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
-        })
-        .expect("a header always serialises");
-        let mut base = SyncBase {
-            name: file_name(bucket, prefix),
-            dir,
-            header,
+            legacy: None,
+            clean: false,
+            encoder: Encoder::default(),
             exists: false,
             entries: HashMap::new(),
             journal: None,
@@ -151,40 +100,38 @@ impl SyncBase {
             changed: false,
             racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         };
-        let mut text = String::new();
-        let read = base
-            .dir
-            .open_regular(&base.name)
-            .and_then(|mut f| f.read_to_string(&mut text));
-        if read.is_err() {
+        let legacy = file_name(bucket, prefix, "jsonl");
+        let read = |name: &str| {
+            let mut data = Vec::new();
+            base.dir
+                .open_regular(name)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map(|_| data)
+        };
+        let decoded = match read(&base.name) {
+            Ok(data) => codec::decode(&data),
+            Err(_) => match read(&legacy) {
+                Ok(data) => {
+                    base.legacy = Some(legacy);
+                    codec::decode(&data)
+                }
+                Err(_) => return base,
+            },
+        };
+        let Some(decoded) = decoded.filter(|d| d.bucket == bucket && d.prefix == prefix) else {
             return base;
-        }
-        let mut lines = text.lines();
-        let ours = lines
-            .next()
-            .and_then(|l| serde_json::from_str::<Header>(l).ok())
-            .is_some_and(|h| h.v == VERSION && h.bucket == bucket && h.prefix == prefix);
-        if !ours {
-            return base;
-        }
+        };
         base.exists = true;
-        // A line that does not parse is a torn write of a killed process.
-        for line in lines.filter_map(|l| serde_json::from_str::<Line>(l).ok()) {
-            if line.x {
-                base.entries.remove(&line.p);
-            } else {
-                let entry = BaseEntry {
-                    etag: line.e,
-                    md5: line.m,
-                    stat: FileStat {
-                        size: line.n,
-                        mtime_ns: line.mt,
-                        ctime_ns: line.ct,
-                        ino: line.i,
-                    },
-                    recorded_ns: line.r,
-                };
-                base.entries.insert(line.p, entry);
+        base.clean = decoded.clean;
+        base.entries.reserve(decoded.records.len());
+        for record in decoded.records {
+            match record {
+                Record::Set(rel, entry) => {
+                    base.entries.insert(rel, entry);
+                }
+                Record::Remove(rel) => {
+                    base.entries.remove(&rel);
+                }
             }
         }
         base
@@ -259,10 +206,9 @@ impl SyncBase {
 
     /// Records `rel` as synced, appending it to the file at once.
     pub fn record(&mut self, rel: String, entry: BaseEntry) -> Result<()> {
-        let line = Line::entry(&rel, &entry);
-        self.entries.insert(rel, entry);
+        self.entries.insert(rel.clone(), entry);
         self.changed = true;
-        self.append(&line)
+        self.append(|encoder, out, entries| encoder.set(out, &rel, &entries[&rel]))
     }
 
     /// Forgets `rel` (gone on both sides, or deleted by this sync).
@@ -271,7 +217,7 @@ impl SyncBase {
             return Ok(());
         }
         self.changed = true;
-        self.append(&Line::removal(rel))
+        self.append(|encoder, out, _| encoder.remove(out, rel))
     }
 
     /// Marks the base as started even when nothing was recorded: after a
@@ -283,21 +229,26 @@ impl SyncBase {
         Ok(())
     }
 
-    /// Appends `line`; after a first failure (reported once) appending
-    /// stops until the next save, which writes everything anyway.
-    fn append(&mut self, line: &Line) -> Result<()> {
+    /// Appends the record `encode` writes; after a first failure (reported
+    /// once) appending stops until the next save, which writes everything
+    /// anyway.
+    fn append(&mut self, encode: impl FnOnce(&mut Encoder, &mut Vec<u8>, &Entries)) -> Result<()> {
         if self.journal_failed {
             return Ok(());
         }
-        let result = self.try_append(line);
+        let result = self.try_append(encode);
         self.journal_failed = result.is_err();
         result
     }
 
-    fn try_append(&mut self, line: &Line) -> Result<()> {
+    fn try_append(
+        &mut self,
+        encode: impl FnOnce(&mut Encoder, &mut Vec<u8>, &Entries),
+    ) -> Result<()> {
         if self.journal.is_none() {
-            if !self.exists {
-                self.write_whole()?;
+            if !self.exists || !self.clean {
+                // The whole file, this record included.
+                return self.write_whole();
             }
             let file = self
                 .dir
@@ -305,8 +256,8 @@ impl SyncBase {
                 .map_err(|e| Error::io("open", &self.path(), e))?;
             self.journal = Some(file);
         }
-        let mut bytes = serde_json::to_vec(line).map_err(|e| Error::Io(e.to_string()))?;
-        bytes.push(b'\n');
+        let mut bytes = Vec::with_capacity(128);
+        encode(&mut self.encoder, &mut bytes, &self.entries);
         let journal = self.journal.as_mut().expect("just opened");
         journal
             .write_all(&bytes)
@@ -327,15 +278,13 @@ impl SyncBase {
     fn write_whole(&mut self) -> Result<()> {
         self.journal = None;
         self.journal_failed = false;
-        let mut out = Vec::with_capacity(64 + self.entries.len() * 160);
-        out.extend_from_slice(self.header.as_bytes());
-        out.push(b'\n');
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 80);
+        let mut encoder = Encoder::default();
+        encoder.start(&mut out, &self.bucket, &self.prefix);
         let mut paths: Vec<&String> = self.entries.keys().collect();
-        paths.sort();
+        paths.sort_unstable();
         for rel in paths {
-            serde_json::to_writer(&mut out, &Line::entry(rel, &self.entries[rel]))
-                .map_err(|e| Error::Io(e.to_string()))?;
-            out.push(b'\n');
+            encoder.set(&mut out, rel, &self.entries[rel]);
         }
         let (mut file, temp) = create_temp_file(&self.dir)?;
         let written = file
@@ -346,7 +295,12 @@ impl SyncBase {
             return Err(Error::io("write", &self.path(), e));
         }
         self.exists = true;
+        self.clean = true;
         self.changed = false;
+        self.encoder = encoder;
+        if let Some(legacy) = self.legacy.take() {
+            let _ = self.dir.remove_file(&legacy);
+        }
         Ok(())
     }
 }
@@ -386,16 +340,23 @@ mod tests {
         base.forget("b").unwrap();
         // Killed here: no save, only the journal.
         drop(base);
-        let path = dir.path().join(file_name("b", "p/"));
+        let path = dir.path().join(file_name("b", "p/", "base"));
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        f.write_all(b"{\"p\":\"torn").unwrap();
-        let base = SyncBase::load(state(), "b", "p/");
+        f.write_all(&[40, 0, 0, 0, 1, 2, 3]).unwrap();
+        let mut base = SyncBase::load(state(), "b", "p/");
         assert!(base.exists());
         assert_eq!(base.len(), 1);
         assert_eq!(base.get("a").unwrap().md5, "m3");
+        // What is recorded after a torn tail is not lost behind it.
+        base.record("c".into(), entry("m4", 1, now)).unwrap();
+        base.record("d".into(), entry("m5", 1, now)).unwrap();
+        drop(base);
+        let base = SyncBase::load(state(), "b", "p/");
+        assert_eq!(base.len(), 3);
+        assert_eq!(base.get("d").unwrap().md5, "m5");
         // Another prefix has no base here.
         assert!(!SyncBase::load(state(), "b", "q/").exists());
     }
@@ -420,6 +381,34 @@ mod tests {
         base.save().unwrap();
         let reloaded = SyncBase::load(state(), "b", "p/");
         assert_eq!(reloaded.len(), 3);
+    }
+
+    #[test]
+    fn a_first_version_base_is_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
+        let legacy = dir.path().join(file_name("b", "p/", "jsonl"));
+        std::fs::write(
+            &legacy,
+            concat!(
+                "{\"v\":1,\"bucket\":\"b\",\"prefix\":\"p/\"}\n",
+                "{\"p\":\"a\",\"e\":\"e1\",\"m\":\"m1\",\"n\":3,\"mt\":1,\"ct\":1,\"i\":7,\"r\":9}\n",
+                "{\"p\":\"b\",\"m\":\"m2\"}\n{\"p\":\"b\",\"x\":true}\n",
+            ),
+        )
+        .unwrap();
+        let mut base = SyncBase::load(state(), "b", "p/");
+        assert!(base.exists());
+        assert_eq!(base.len(), 1);
+        let a = base.get("a").unwrap();
+        assert_eq!(
+            (a.etag.as_deref(), a.md5.as_str(), a.recorded_ns),
+            (Some("e1"), "m1", 9)
+        );
+        base.record("c".into(), entry("m3", 1, 9)).unwrap();
+        assert!(!legacy.exists());
+        let base = SyncBase::load(state(), "b", "p/");
+        assert_eq!(base.len(), 2);
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! How the sync base scales (issue 13): builds a base of `--files` entries
+//! (default 1,000,000; paths like a source tree, MD5 ETags), then times a
+//! whole save and a load, and prints one line of JSON with the file's bytes
+//! per entry and the peak RSS.
+//!
+//! ```text
+//! cargo run --release -p s3ws-engine --example base_scale -- [--files N]
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use s3ws_engine::base::{BaseEntry, SyncBase};
+use s3ws_engine::local::{Dir, FileStat};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut files: usize = 1_000_000;
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--files", Some(n)) => files = n.parse().expect("--files N"),
+            _ => {
+                eprintln!("usage: base_scale [--files N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let dir = || Arc::new(Dir::open_root(tmp.path()).expect("the temp dir"));
+    let mut base = SyncBase::load(dir(), "bucket", "agents/a1/");
+    let now: i128 = 1_764_000_000_000_000_000;
+    for i in 0..files {
+        let rel = format!(
+            "project-{}/src/module-{}/file-{i:07}.ts",
+            i / 20_000,
+            (i / 100) % 200
+        );
+        let md5 = format!(
+            "{:032x}",
+            (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+        );
+        let mtime_ns = now - (i as i128) * 1_000_003;
+        let entry = BaseEntry {
+            etag: Some(md5.clone()),
+            md5,
+            stat: FileStat {
+                size: 1_000 + (i as u64 % 50_000),
+                mtime_ns,
+                ctime_ns: mtime_ns,
+                ino: 5_000_000 + i as u64,
+            },
+            recorded_ns: now + 1_000_000_000,
+        };
+        base.record(rel, entry).expect("record");
+    }
+    let started = Instant::now();
+    base.save().expect("save");
+    let save_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bytes = std::fs::read_dir(tmp.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("base-"))
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .sum::<u64>();
+    drop(base);
+    let started = Instant::now();
+    let loaded = SyncBase::load(dir(), "bucket", "agents/a1/");
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(loaded.len(), files);
+    println!(
+        "{{\"files\":{files},\"saveMs\":{save_ms:.0},\"loadMs\":{load_ms:.0},\"bytesPerEntry\":{:.1},\"maxRssMiB\":{}}}",
+        bytes as f64 / files as f64,
+        peak_rss_kb() / 1024
+    );
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), 0 when unknown.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
