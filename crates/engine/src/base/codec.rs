@@ -144,15 +144,22 @@ fn unzigzag(v: u128) -> i128 {
 }
 
 /// A content hash or MD5-shaped ETag as (digest, part count; 0 for none),
-/// when it is one written exactly as `hash_text` would write it back.
+/// when it is one written exactly as `hash_text` would write it back
+/// (lowercase, the count without leading zeros).
 fn hash_bytes(text: &str) -> Option<([u8; 16], u32)> {
     let (hex_part, parts) = match text.split_once('-') {
-        Some((h, n)) => (h, n.parse::<u32>().ok().filter(|&n| n > 0)?),
+        Some((h, n)) if !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, n.parse::<u32>().ok()?)
+        }
+        Some(_) => return None,
         None => (text, 0),
     };
+    if hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     let mut digest = [0u8; 16];
     hex::decode_to_slice(hex_part, &mut digest).ok()?;
-    (hash_text(&digest, parts) == text).then_some((digest, parts))
+    Some((digest, parts))
 }
 
 fn hash_text(digest: &[u8; 16], parts: u32) -> String {
@@ -267,41 +274,33 @@ impl<'a> Payload<'a> {
     }
 }
 
-/// What a base file holds: whose it is, its records, and whether it ended
-/// cleanly (else the next write must rewrite it whole before appending).
-pub struct Decoded {
-    pub bucket: String,
-    pub prefix: String,
-    pub records: Vec<Record>,
-    pub clean: bool,
-}
-
-/// Decodes a base file of either version; `None` if it is neither.
-pub fn decode(data: &[u8]) -> Option<Decoded> {
+/// Decodes the base file of `bucket`/`prefix` (either version), handing
+/// each record to `apply`. Returns whether the file ended cleanly (else the
+/// next write must rewrite it whole before appending), or `None` if it is
+/// neither version or another prefix's.
+pub fn decode(data: &[u8], bucket: &str, prefix: &str, apply: impl FnMut(Record)) -> Option<bool> {
     let Some(rest) = data.strip_prefix(MAGIC) else {
-        return decode_json_lines(data);
+        return decode_json_lines(data, bucket, prefix, apply);
     };
     let mut reader = Reader {
         data: rest,
         last: String::new(),
     };
     let mut header = reader.frame()?;
-    let bucket = String::from_utf8(header.bytes()?.to_vec()).ok()?;
-    let prefix = String::from_utf8(header.bytes()?.to_vec()).ok()?;
-    let mut records = Vec::new();
-    while let Some(r) = reader.record() {
-        records.push(r);
+    if header.bytes()? != bucket.as_bytes() || header.bytes()? != prefix.as_bytes() {
+        return None;
     }
-    Some(Decoded {
-        bucket,
-        prefix,
-        records,
-        clean: reader.data.is_empty(),
-    })
+    std::iter::from_fn(|| reader.record()).for_each(apply);
+    Some(reader.data.is_empty())
 }
 
 /// The first version: a JSON header line, then one JSON line per record.
-fn decode_json_lines(data: &[u8]) -> Option<Decoded> {
+fn decode_json_lines(
+    data: &[u8],
+    bucket: &str,
+    prefix: &str,
+    apply: impl FnMut(Record),
+) -> Option<bool> {
     #[derive(Deserialize)]
     struct Header {
         v: u32,
@@ -331,11 +330,11 @@ fn decode_json_lines(data: &[u8]) -> Option<Decoded> {
     let text = std::str::from_utf8(data).ok()?;
     let mut lines = text.lines();
     let header = serde_json::from_str::<Header>(lines.next()?).ok()?;
-    if header.v != 1 {
+    if header.v != 1 || header.bucket != bucket || header.prefix != prefix {
         return None;
     }
     // A line that does not parse is a torn write of a killed process.
-    let records = lines
+    lines
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
         .map(|l| match l.x {
             true => Record::Remove(l.p),
@@ -354,14 +353,9 @@ fn decode_json_lines(data: &[u8]) -> Option<Decoded> {
                 },
             ),
         })
-        .collect();
-    Some(Decoded {
-        bucket: header.bucket,
-        prefix: header.prefix,
-        records,
-        // Always rewritten in the current version before appending.
-        clean: false,
-    })
+        .for_each(apply);
+    // Always rewritten in the current version before appending.
+    Some(false)
 }
 
 #[cfg(test)]
@@ -396,6 +390,7 @@ mod tests {
             Record::Set("src/lib2.rs".into(), entry(None, "m0")),
             Record::Set("src/x.rs".into(), entry(Some(&md5.to_uppercase()), md5)),
             Record::Set("src/y.rs".into(), entry(Some(&format!("{md5}-007")), md5)),
+            Record::Set("src/z.rs".into(), entry(Some(&format!("{md5}-+7")), md5)),
             Record::Remove("src/lib.rs".into()),
             // Front coding stops at a character boundary.
             Record::Set("docs/é".into(), entry(Some(md5), md5)),
@@ -411,13 +406,14 @@ mod tests {
                 Record::Remove(rel) => enc.remove(&mut out, rel),
             }
         }
-        let decoded = decode(&out).unwrap();
-        assert_eq!(
-            (decoded.bucket.as_str(), decoded.prefix.as_str()),
-            ("bucket", "p/")
-        );
-        assert!(decoded.clean);
-        assert_eq!(decoded.records, records);
+        let all = |data: &[u8]| {
+            let mut got = Vec::new();
+            let clean = decode(data, "bucket", "p/", |r| got.push(r)).unwrap();
+            (got, clean)
+        };
+        assert!(decode(&out, "bucket", "q/", |_| {}).is_none());
+        let count = records.len();
+        assert_eq!(all(&out), (records, true));
         // The common case (an MD5 ETag that is the hash), with a shared
         // directory: well under the 100 bytes a file allowed.
         let mut one = Vec::new();
@@ -425,13 +421,12 @@ mod tests {
         assert!(one.len() <= 60, "{} bytes", one.len());
         // A record cut short, or with a flipped bit, ends the file there.
         for cut in [out.len() - 1, out.len() - 5] {
-            let d = decode(&out[..cut]).unwrap();
-            assert_eq!(d.records.len(), records.len() - 1);
-            assert!(!d.clean);
+            let (got, clean) = all(&out[..cut]);
+            assert_eq!(got.len(), count - 1);
+            assert!(!clean);
         }
         let mut flipped = out.clone();
         flipped[start + 12] ^= 1;
-        let d = decode(&flipped).unwrap();
-        assert!(d.records.is_empty() && !d.clean);
+        assert_eq!(all(&flipped), (vec![], false));
     }
 }

@@ -18,7 +18,6 @@
 
 mod codec;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,7 +42,8 @@ pub struct BaseEntry {
     pub recorded_ns: i128,
 }
 
-type Entries = HashMap<String, BaseEntry>;
+/// Keyed by paths that come from S3 keys: a hasher with a random seed.
+type Entries = foldhash::HashMap<String, BaseEntry>;
 
 /// The base of one (bucket, prefix) in one state directory.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ impl SyncBase {
             clean: false,
             encoder: Encoder::default(),
             exists: false,
-            entries: HashMap::new(),
+            entries: Entries::default(),
             journal: None,
             journal_failed: false,
             changed: false,
@@ -108,32 +108,33 @@ impl SyncBase {
                 .and_then(|mut f| f.read_to_end(&mut data))
                 .map(|_| data)
         };
-        let decoded = match read(&base.name) {
-            Ok(data) => codec::decode(&data),
+        let data = match read(&base.name) {
+            Ok(data) => data,
             Err(_) => match read(&legacy) {
                 Ok(data) => {
                     base.legacy = Some(legacy);
-                    codec::decode(&data)
+                    data
                 }
                 Err(_) => return base,
             },
         };
-        let Some(decoded) = decoded.filter(|d| d.bucket == bucket && d.prefix == prefix) else {
+        // About 56 bytes a record: room for them all at once.
+        let mut entries = Entries::default();
+        entries.reserve(data.len() / 48);
+        let clean = codec::decode(&data, bucket, prefix, |record| match record {
+            Record::Set(rel, entry) => {
+                entries.insert(rel, entry);
+            }
+            Record::Remove(rel) => {
+                entries.remove(&rel);
+            }
+        });
+        let Some(clean) = clean else {
             return base;
         };
         base.exists = true;
-        base.clean = decoded.clean;
-        base.entries.reserve(decoded.records.len());
-        for record in decoded.records {
-            match record {
-                Record::Set(rel, entry) => {
-                    base.entries.insert(rel, entry);
-                }
-                Record::Remove(rel) => {
-                    base.entries.remove(&rel);
-                }
-            }
-        }
+        base.clean = clean;
+        base.entries = entries;
         base
     }
 
