@@ -110,7 +110,8 @@ async function main() {
   }
   sync.destroy?.()
   const total = process.cpuUsage()
-  out.processCpuMs = (total.user + total.system) / 1000
+  // A peer's CPU is its own process's (GNU time), not load from elsewhere.
+  out.processCpuMs = (total.user + total.system) / 1000 + (peer ? peer.cpuMs : 0)
   process.stdout.write(`__RESULT__ ${JSON.stringify(out)}\n`)
 }
 
