@@ -1,6 +1,7 @@
-// A counting HTTP proxy in front of the S3 server. Used only in the separate
-// counting pass (timed runs talk to the server directly), so its own cost
-// never shows in the times.
+// Proxies in front of the S3 server: a counting one, used only in the separate
+// counting pass (timed runs talk to the server directly, so its cost never
+// shows in the times), and a delaying one that timed runs go through with
+// `--latency`.
 
 import http from 'node:http'
 
@@ -18,66 +19,19 @@ export function kindOf(method, url) {
 
 export const MARK_PATH = '/__s3ws_bench__/mark'
 
-export async function startCountingProxy(target) {
-  const upstream = new URL(target)
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
-  let counts = {}
-  let ranged = 0
-  const server = http.createServer((req, res) => {
-    // A child calls this right before its measured step, so setup requests
-    // (a setup pull) are not counted.
-    if (req.url === MARK_PATH) {
-      counts = {}
-      ranged = 0
-      req.resume()
-      res.end('ok')
-      return
-    }
-    const kind = kindOf(req.method, req.url)
-    counts[kind] = (counts[kind] ?? 0) + 1
-    if (req.headers.range) ranged++
-    // The Host header is kept: it is part of the SigV4 signature.
-    const fwd = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
-      (up) => {
-        res.writeHead(up.statusCode, up.headers)
-        up.pipe(res)
-      },
-    )
-    fwd.on('error', () => res.destroy())
-    req.pipe(fwd)
-  })
-  server.keepAliveTimeout = 60_000
-  await new Promise((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    endpoint: `http://127.0.0.1:${server.address().port}`,
-    reset() {
-      counts = {}
-      ranged = 0
-    },
-    /** { LIST: n, GET: n, PUT: n, ..., ranged: n (requests with a Range header) } since the last reset. */
-    snapshot() {
-      return ranged ? { ...counts, ranged } : { ...counts }
-    },
-    close() {
-      server.closeAllConnections?.()
-      agent.destroy()
-      return new Promise((r) => server.close(r))
-    },
-  }
-}
-
 /**
- * A proxy that makes loopback look like a network to S3: every request
- * waits `ms` before it is forwarded and its answer `ms` before it is
- * returned (one round trip of 2 × `ms`), as real S3 answers in tens of ms.
+ * An HTTP proxy to `target` on a free loopback port. `onRequest(req, res)`
+ * may answer a request itself (returning true); `delayMs` holds each
+ * request before it is forwarded and each answer before it is returned.
  */
-export async function startLatencyProxy(target, ms) {
+async function startProxy(target, { onRequest = () => false, delayMs = 0 } = {}) {
   const upstream = new URL(target)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
-  const later = (f) => setTimeout(f, ms)
+  const later = (f) => (delayMs ? setTimeout(f, delayMs) : f())
   const server = http.createServer((req, res) => {
+    if (onRequest(req, res)) return
     later(() => {
+      // The Host header is kept: it is part of the SigV4 signature.
       const fwd = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
         (up) =>
@@ -100,6 +54,48 @@ export async function startLatencyProxy(target, ms) {
       return new Promise((r) => server.close(r))
     },
   }
+}
+
+export async function startCountingProxy(target) {
+  let counts = {}
+  let ranged = 0
+  const proxy = await startProxy(target, {
+    onRequest(req, res) {
+      // A child calls this right before its measured step, so setup
+      // requests (a setup pull) are not counted.
+      if (req.url === MARK_PATH) {
+        counts = {}
+        ranged = 0
+        req.resume()
+        res.end('ok')
+        return true
+      }
+      const kind = kindOf(req.method, req.url)
+      counts[kind] = (counts[kind] ?? 0) + 1
+      if (req.headers.range) ranged++
+      return false
+    },
+  })
+  return {
+    ...proxy,
+    reset() {
+      counts = {}
+      ranged = 0
+    },
+    /** { LIST: n, GET: n, PUT: n, ..., ranged: n (requests with a Range header) } since the last reset. */
+    snapshot() {
+      return ranged ? { ...counts, ranged } : { ...counts }
+    },
+  }
+}
+
+/**
+ * A proxy that makes loopback look like a network to S3: every request
+ * waits `ms` before it is forwarded and its answer `ms` before it is
+ * returned (one round trip of 2 × `ms`), as real S3 answers in tens of ms.
+ */
+export function startLatencyProxy(target, ms) {
+  return startProxy(target, { delayMs: ms })
 }
 
 /** "1 LIST + 2116 GET" */

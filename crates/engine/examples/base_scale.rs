@@ -13,6 +13,9 @@ use std::time::Instant;
 use s3ws_engine::base::{BaseEntry, SyncBase};
 use s3ws_engine::local::{Dir, FileStat};
 
+mod common;
+use common::peak_rss_kb;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut files: usize = 1_000_000;
@@ -72,16 +75,4 @@ fn main() {
         bytes as f64 / files as f64,
         peak_rss_kb() / 1024
     );
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), 0 when unknown.
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -31,6 +31,9 @@ use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
+mod common;
+use common::peak_rss_kb;
+
 enum Sink {
     Memory,
     Discard,
@@ -257,18 +260,6 @@ async fn run(args: Args) -> Result<String, BoxError> {
         peak_rss_kb(),
         cpu_ms()
     ))
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), 0 when unknown.
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// CPU time (user + system) of this process so far, in ms (Linux
