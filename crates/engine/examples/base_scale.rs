@@ -38,14 +38,14 @@ fn main() {
             i / 20_000,
             (i / 100) % 200
         );
-        let md5 = format!(
+        let hash = format!(
             "{:032x}",
             (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
         );
         let mtime_ns = now - (i as i128) * 1_000_003;
         let entry = BaseEntry {
-            etag: Some(md5.clone()),
-            md5,
+            etag: Some(hash.clone()),
+            hash,
             stat: FileStat {
                 size: 1_000 + (i as u64 % 50_000),
                 mtime_ns,

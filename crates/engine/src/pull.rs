@@ -17,7 +17,7 @@ use crate::local::{
     Folding,
 };
 use crate::plan::{
-    plan_pull, pull_hash_candidates, remote_files, stored_md5_candidates, Download, LocalView,
+    plan_pull, pull_hash_candidates, remote_files, stored_hash_candidates, Download, LocalView,
     PlanSummary,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
@@ -132,15 +132,15 @@ impl Workspace {
             hashes: &hashes,
             ..unhashed
         };
-        let lookups = stored_md5_candidates(&remote, &view)
+        let lookups = stored_hash_candidates(&remote, &view)
             .into_iter()
             .map(|obj| obj.key.clone())
             .collect();
-        let stored_md5s = self.stored_md5s(&store, lookups).await;
+        let stored_hashes = self.stored_hashes(&store, lookups).await;
         let plan = plan_pull(
             remote,
             &view,
-            &stored_md5s,
+            &stored_hashes,
             self.config.conflict_policy,
             self.config.max_delete_percent,
         );
@@ -253,7 +253,7 @@ impl Workspace {
 
     /// The content hashes kept in the metadata of the objects `keys` (by relative path). An
     /// object whose metadata cannot be read is simply downloaded again.
-    async fn stored_md5s(
+    async fn stored_hashes(
         &self,
         store: &Arc<dyn Store>,
         keys: Vec<String>,
@@ -276,7 +276,7 @@ impl Workspace {
             .await;
         found
             .into_iter()
-            .filter_map(|(rel, md5)| Some((rel, md5?)))
+            .filter_map(|(rel, hash)| Some((rel, hash?)))
             .collect()
     }
 

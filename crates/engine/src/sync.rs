@@ -444,9 +444,9 @@ impl Workspace {
         let mut errors = Vec::new();
         for (rel, at_ns, result) in results {
             match result {
-                Ok((md5, parts)) => {
+                Ok((hash, parts)) => {
                     let parts = parts.into();
-                    hashes.insert(rel, Hashed { md5, at_ns, parts });
+                    hashes.insert(rel, Hashed { hash, at_ns, parts });
                 }
                 Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
             }

@@ -389,7 +389,7 @@ async fn receive(
     };
     let entry = BaseEntry {
         etag,
-        md5: hash,
+        hash,
         stat,
         recorded_ns: nanos(std::time::SystemTime::now()),
     };
@@ -453,9 +453,9 @@ pub async fn upload_checked(
         other => return other,
     };
     match store.head(key).await {
-        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.md5) => Ok(BaseEntry {
+        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => Ok(BaseEntry {
             etag: info.etag,
-            md5: u.md5.clone(),
+            hash: u.hash.clone(),
             stat: u.stat,
             recorded_ns: u.hashed_ns,
         }),
@@ -492,7 +492,7 @@ async fn upload(
             path: &path,
             stat: u.stat,
             content_type,
-            hash: &u.md5,
+            hash: &u.hash,
             parts: &u.parts,
             condition: &u.condition,
             progress,
@@ -500,7 +500,7 @@ async fn upload(
         .await?;
     Ok(BaseEntry {
         etag,
-        md5: u.md5.clone(),
+        hash: u.hash.clone(),
         stat: u.stat,
         recorded_ns: u.hashed_ns,
     })

@@ -94,7 +94,7 @@ proptest! {
         overwrite in any::<bool>(),
     ) {
         const NOW: i128 = 1_000_000_000_000_000_000;
-        let md5 = |n: u8| format!("{n:032x}");
+        let hash = |n: u8| format!("{n:032x}");
         let dir = tempfile::tempdir().unwrap();
         let mut base = SyncBase::load(std::sync::Arc::new(s3ws_engine::local::Dir::open_root(dir.path()).unwrap()), "b", "p/");
         let mut scan = Scan::default();
@@ -103,17 +103,17 @@ proptest! {
         let synced = FileStat { size: 1, mtime_ns: 1, ctime_ns: 1, ino: 1 };
         for (rel, (b, l, r)) in &paths {
             if let (true, Some(b)) = (has_base, b) {
-                let entry = BaseEntry { etag: Some(md5(*b)), md5: md5(*b), stat: synced, recorded_ns: NOW };
+                let entry = BaseEntry { etag: Some(hash(*b)), hash: hash(*b), stat: synced, recorded_ns: NOW };
                 base.record(rel.clone(), entry).unwrap();
             }
             if let Some((content, after)) = l {
                 let unchanged = has_base && *b == Some(*content) && !after;
                 let mtime = if *after { NOW + 1 } else if unchanged { 1 } else { 2 };
                 scan.files.insert(rel.clone(), FileStat { mtime_ns: mtime, ctime_ns: mtime, ..synced });
-                hashes.insert(rel.clone(), Hashed { md5: md5(*content), at_ns: NOW, parts: Default::default() });
+                hashes.insert(rel.clone(), Hashed { hash: hash(*content), at_ns: NOW, parts: Default::default() });
             }
             if let Some(r) = r {
-                listing.push(RemoteObject { key: format!("p/{rel}"), size: Some(1), etag: Some(md5(*r)), last_modified: None });
+                listing.push(RemoteObject { key: format!("p/{rel}"), size: Some(1), etag: Some(hash(*r)), last_modified: None });
             }
         }
         if has_base {

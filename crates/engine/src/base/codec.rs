@@ -53,12 +53,12 @@ impl Encoder {
             if etag_hash.is_some() {
                 flags |= 2;
             }
-            let md5_is_etag = e.etag.as_deref() == Some(e.md5.as_str());
-            if md5_is_etag {
+            let hash_is_etag = e.etag.as_deref() == Some(e.hash.as_str());
+            if hash_is_etag {
                 flags |= 4;
             }
-            let md5_hash = hash_bytes(&e.md5);
-            if md5_hash.is_some() {
+            let content_hash = hash_bytes(&e.hash);
+            if content_hash.is_some() {
                 flags |= 8;
             }
             p.push(flags);
@@ -67,10 +67,10 @@ impl Encoder {
                 (Some(etag), None) => put_bytes(p, etag.as_bytes()),
                 (None, None) => {}
             }
-            if !md5_is_etag {
-                match md5_hash {
+            if !hash_is_etag {
+                match content_hash {
                     Some((digest, parts)) => put_hash(p, &digest, parts),
-                    None => put_bytes(p, e.md5.as_bytes()),
+                    None => put_bytes(p, e.hash.as_bytes()),
                 }
             }
             let s = &e.stat;
@@ -206,7 +206,7 @@ impl<'a> Reader<'a> {
             (true, false) => Some(p.text()?),
             _ => None,
         };
-        let md5 = match (flags & 4 != 0, flags & 8 != 0) {
+        let hash = match (flags & 4 != 0, flags & 8 != 0) {
             (true, _) => etag.clone()?,
             (false, true) => p.hash()?,
             (false, false) => p.text()?,
@@ -226,7 +226,7 @@ impl<'a> Reader<'a> {
             rel,
             BaseEntry {
                 etag,
-                md5,
+                hash,
                 stat,
                 recorded_ns,
             },
@@ -342,7 +342,7 @@ fn decode_json_lines(
                 l.p,
                 BaseEntry {
                     etag: l.e,
-                    md5: l.m,
+                    hash: l.m,
                     stat: FileStat {
                         size: l.n,
                         mtime_ns: l.mt,
@@ -362,11 +362,11 @@ fn decode_json_lines(
 mod tests {
     use super::*;
 
-    fn entry(etag: Option<&str>, md5: &str) -> BaseEntry {
+    fn entry(etag: Option<&str>, hash: &str) -> BaseEntry {
         let mtime_ns = 1_764_000_000_123_456_789;
         BaseEntry {
             etag: etag.map(str::to_owned),
-            md5: md5.to_owned(),
+            hash: hash.to_owned(),
             stat: FileStat {
                 size: 12_345,
                 mtime_ns,
@@ -379,22 +379,22 @@ mod tests {
 
     #[test]
     fn records_round_trip_in_about_sixty_bytes() {
-        let md5 = "0123456789abcdef0123456789abcdef";
+        let hash = "0123456789abcdef0123456789abcdef";
         let composite = "fedcba9876543210fedcba9876543210-64";
         let records = vec![
-            Record::Set("src/app/main.rs".into(), entry(Some(md5), md5)),
+            Record::Set("src/app/main.rs".into(), entry(Some(hash), hash)),
             Record::Set("src/app/mod.rs".into(), entry(Some(composite), composite)),
             // ETags that are no hash (encrypted objects), none at all, odd
             // forms that must come back as they were.
-            Record::Set("src/lib.rs".into(), entry(Some("kms-etag"), md5)),
+            Record::Set("src/lib.rs".into(), entry(Some("kms-etag"), hash)),
             Record::Set("src/lib2.rs".into(), entry(None, "m0")),
-            Record::Set("src/x.rs".into(), entry(Some(&md5.to_uppercase()), md5)),
-            Record::Set("src/y.rs".into(), entry(Some(&format!("{md5}-007")), md5)),
-            Record::Set("src/z.rs".into(), entry(Some(&format!("{md5}-+7")), md5)),
+            Record::Set("src/x.rs".into(), entry(Some(&hash.to_uppercase()), hash)),
+            Record::Set("src/y.rs".into(), entry(Some(&format!("{hash}-007")), hash)),
+            Record::Set("src/z.rs".into(), entry(Some(&format!("{hash}-+7")), hash)),
             Record::Remove("src/lib.rs".into()),
             // Front coding stops at a character boundary.
-            Record::Set("docs/é".into(), entry(Some(md5), md5)),
-            Record::Set("docs/ê".into(), entry(Some(md5), md5)),
+            Record::Set("docs/é".into(), entry(Some(hash), hash)),
+            Record::Set("docs/ê".into(), entry(Some(hash), hash)),
         ];
         let mut out = Vec::new();
         let mut enc = Encoder::default();
@@ -417,7 +417,7 @@ mod tests {
         // The common case (an MD5 ETag that is the hash), with a shared
         // directory: well under the 100 bytes a file allowed.
         let mut one = Vec::new();
-        enc.set(&mut one, "docs/ë", &entry(Some(md5), md5));
+        enc.set(&mut one, "docs/ë", &entry(Some(hash), hash));
         assert!(one.len() <= 60, "{} bytes", one.len());
         // A record cut short, or with a flipped bit, ends the file there.
         for cut in [out.len() - 1, out.len() - 5] {

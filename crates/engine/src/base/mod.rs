@@ -29,13 +29,14 @@ use crate::error::{Error, Result};
 use crate::local::{create_temp_file, Dir, FileStat, COARSE_WINDOW, FINE_WINDOW};
 use codec::{Encoder, Record};
 
-/// One synced path: both sides held the content `md5` when it was recorded.
+/// One synced path: both sides held the content `hash` when it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseEntry {
     /// ETag of the object on S3, when the server gave one.
     pub etag: Option<String>,
-    /// Lowercase hex MD5 of the content.
-    pub md5: String,
+    /// The content hash (see `hashing`: the MD5 below 8 MiB, else the
+    /// multipart form).
+    pub hash: String,
     /// The local file as it was right after the transfer.
     pub stat: FileStat,
     /// When `stat` was taken (ns since the epoch), for the racy check.
@@ -319,10 +320,10 @@ mod tests {
         }
     }
 
-    fn entry(md5: &str, mtime_ns: i128, recorded_ns: i128) -> BaseEntry {
+    fn entry(hash: &str, mtime_ns: i128, recorded_ns: i128) -> BaseEntry {
         BaseEntry {
-            etag: Some(format!("etag-{md5}")),
-            md5: md5.into(),
+            etag: Some(format!("etag-{hash}")),
+            hash: hash.into(),
             stat: stat(mtime_ns),
             recorded_ns,
         }
@@ -350,14 +351,14 @@ mod tests {
         let mut base = SyncBase::load(state(), "b", "p/");
         assert!(base.exists());
         assert_eq!(base.len(), 1);
-        assert_eq!(base.get("a").unwrap().md5, "m3");
+        assert_eq!(base.get("a").unwrap().hash, "m3");
         // What is recorded after a torn tail is not lost behind it.
         base.record("c".into(), entry("m4", 1, now)).unwrap();
         base.record("d".into(), entry("m5", 1, now)).unwrap();
         drop(base);
         let base = SyncBase::load(state(), "b", "p/");
         assert_eq!(base.len(), 3);
-        assert_eq!(base.get("d").unwrap().md5, "m5");
+        assert_eq!(base.get("d").unwrap().hash, "m5");
         // Another prefix has no base here.
         assert!(!SyncBase::load(state(), "b", "q/").exists());
     }
@@ -403,7 +404,7 @@ mod tests {
         assert_eq!(base.len(), 1);
         let a = base.get("a").unwrap();
         assert_eq!(
-            (a.etag.as_deref(), a.md5.as_str(), a.recorded_ns),
+            (a.etag.as_deref(), a.hash.as_str(), a.recorded_ns),
             (Some("e1"), "m1", 9)
         );
         base.record("c".into(), entry("m3", 1, 9)).unwrap();

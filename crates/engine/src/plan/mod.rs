@@ -8,7 +8,7 @@ mod remote;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use pull::{plan_pull, pull_hash_candidates, stored_md5_candidates, Download, PullPlan};
+pub use pull::{plan_pull, pull_hash_candidates, stored_hash_candidates, Download, PullPlan};
 pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
 pub use remote::{remote_files, RemoteFiles};
 
@@ -31,7 +31,7 @@ pub enum ConflictPolicy {
 /// racy check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashed {
-    pub md5: String,
+    pub hash: String,
     pub at_ns: i128,
     /// The MD5s of its parts, for a file of several (see `hashing`).
     pub parts: Arc<[[u8; 16]]>,
@@ -58,10 +58,10 @@ pub(crate) enum Local {
     Unchanged {
         refresh: Option<BaseEntry>,
     },
-    /// New since the base, or changed; `md5` when it was hashed.
+    /// New since the base, or changed; `hash` when it was hashed.
     Modified {
         stat: FileStat,
-        md5: Option<String>,
+        hash: Option<String>,
         after_start: bool,
     },
 }
@@ -80,7 +80,7 @@ impl LocalView<'_> {
         }
         let hashed = self.hashes.get(rel);
         if let (Some(entry), Some(h)) = (self.base.get(rel), hashed) {
-            if entry.md5 == h.md5 {
+            if entry.hash == h.hash {
                 let refresh = BaseEntry {
                     stat: *stat,
                     recorded_ns: h.at_ns,
@@ -93,7 +93,7 @@ impl LocalView<'_> {
         }
         Local::Modified {
             stat: *stat,
-            md5: hashed.map(|h| h.md5.clone()),
+            hash: hashed.map(|h| h.hash.clone()),
             after_start: stat.mtime_ns.max(stat.ctime_ns) >= self.started_ns,
         }
     }

@@ -57,7 +57,7 @@ pub struct PullPlan {
     pub errors: Vec<FileError>,
 }
 
-/// Local files whose MD5 the plan needs: changed by stat, and the same size
+/// Local files whose content hash the plan needs: changed by stat, and the same size
 /// as the base entry or the object (else they differ without hashing).
 pub fn pull_hash_candidates(remote: &RemoteFiles, local: &LocalView) -> Vec<String> {
     local
@@ -86,7 +86,7 @@ pub fn pull_hash_candidates(remote: &RemoteFiles, local: &LocalView) -> Vec<Stri
 /// sizes, an encrypted object's, a large file sent in one PUT). Their hash is
 /// looked up (HEAD) before planning so identical content is recognised
 /// without a download.
-pub fn stored_md5_candidates<'a>(
+pub fn stored_hash_candidates<'a>(
     remote: &'a RemoteFiles,
     local: &LocalView,
 ) -> Vec<&'a RemoteObject> {
@@ -94,12 +94,15 @@ pub fn stored_md5_candidates<'a>(
         .files
         .iter()
         .filter(|(rel, obj)| {
-            let Local::Modified { md5: Some(md5), .. } = local.classify(rel) else {
+            let Local::Modified {
+                hash: Some(hash), ..
+            } = local.classify(rel)
+            else {
                 return false;
             };
             let etag = obj.etag.as_deref().and_then(etag_hash);
             let settled = match &etag {
-                Some(etag) => *etag == md5 || !(is_composite(etag) || is_composite(&md5)),
+                Some(etag) => *etag == hash || !(is_composite(etag) || is_composite(&hash)),
                 None => false,
             };
             !remote_unchanged(obj, local.base.get(rel)) && !settled
@@ -112,11 +115,11 @@ fn remote_unchanged(obj: &RemoteObject, base: Option<&BaseEntry>) -> bool {
     base.is_some_and(|b| b.etag.is_some() && b.etag == obj.etag)
 }
 
-/// Plans a pull. `stored_md5s`: MD5s read from object metadata, by path.
+/// Plans a pull. `stored_hashes`: content hashes read from object metadata, by path.
 pub fn plan_pull(
     mut remote: RemoteFiles,
     local: &LocalView,
-    stored_md5s: &HashMap<String, String>,
+    stored_hashes: &HashMap<String, String>,
     policy: ConflictPolicy,
     max_delete_percent: u8,
 ) -> PullPlan {
@@ -198,20 +201,20 @@ pub fn plan_pull(
                 Some(o),
                 Local::Modified {
                     stat,
-                    md5,
+                    hash,
                     after_start,
                 },
             ) => {
                 let etag = o.etag.as_deref().and_then(etag_hash);
-                let same = md5.as_ref().is_some_and(|m| {
-                    (etag.as_ref() == Some(m) || stored_md5s.get(rel) == Some(m))
+                let same = hash.as_ref().is_some_and(|m| {
+                    (etag.as_ref() == Some(m) || stored_hashes.get(rel) == Some(m))
                         && Some(stat.size) == o.size
                 });
                 if same {
                     let at_ns = local.hashes[local_rel].at_ns;
                     let entry = BaseEntry {
                         etag: o.etag.clone(),
-                        md5: md5.expect("compared above"),
+                        hash: hash.expect("compared above"),
                         stat,
                         recorded_ns: at_ns,
                     };
@@ -331,17 +334,17 @@ mod tests {
         fn synced(&mut self, rel: &str) {
             let entry = BaseEntry {
                 etag: Some(MD5_A.into()),
-                md5: MD5_A.into(),
+                hash: MD5_A.into(),
                 stat: stat(1),
                 recorded_ns: NOW,
             };
             self.base.record(rel.into(), entry).unwrap();
         }
-        fn local(&mut self, rel: &str, mtime: i128, md5: &str) {
+        fn local(&mut self, rel: &str, mtime: i128, hash: &str) {
             self.scan.files.insert(rel.into(), stat(mtime));
             let h = Hashed {
                 parts: Default::default(),
-                md5: md5.into(),
+                hash: hash.into(),
                 at_ns: NOW,
             };
             self.hashes.insert(rel.into(), h);

@@ -26,7 +26,7 @@ use crate::store::{etag_hash, Condition, RemoteObject};
 pub struct Upload {
     pub rel: String,
     pub stat: FileStat,
-    pub md5: String,
+    pub hash: String,
     /// MD5s of its parts as hashed, for a file of several.
     pub parts: Arc<[[u8; 16]]>,
     /// When hashing began, for the base entry.
@@ -68,7 +68,7 @@ pub fn plan_push(
     let overwrite = policy == ConflictPolicy::Overwrite;
     for rel in local.scan.files.keys() {
         let entry = local.base.get(rel);
-        let (stat, md5) = match local.classify(rel) {
+        let (stat, hash) = match local.classify(rel) {
             Local::Unchanged { refresh } => {
                 plan.unchanged += 1;
                 if let Some(e) = refresh {
@@ -77,7 +77,9 @@ pub fn plan_push(
                 continue;
             }
             Local::Modified {
-                stat, md5: Some(m), ..
+                stat,
+                hash: Some(m),
+                ..
             } => (stat, m),
             // Not hashed: its read error is already reported.
             _ => continue,
@@ -87,10 +89,10 @@ pub fn plan_push(
             _ if overwrite => Condition::None,
             (Some(e), _) => e.etag.clone().map_or(Condition::None, Condition::IfMatch),
             (None, Some(obj)) => {
-                if obj.etag.as_deref().and_then(etag_hash).as_deref() == Some(md5.as_str()) {
+                if obj.etag.as_deref().and_then(etag_hash).as_deref() == Some(hash.as_str()) {
                     let entry = BaseEntry {
                         etag: obj.etag.clone(),
-                        md5,
+                        hash,
                         stat,
                         recorded_ns: hashed_ns,
                     };
@@ -106,7 +108,7 @@ pub fn plan_push(
         plan.uploads.push(Upload {
             rel: rel.clone(),
             stat,
-            md5,
+            hash,
             parts: local.hashes[rel].parts.clone(),
             hashed_ns,
             condition,
@@ -160,7 +162,7 @@ pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -
             Condition::IfMatch(etag) => now.is_none() || now.as_deref() == Some(etag.as_str()),
             Condition::IfNoneMatch => !listing.contains_key(&u.rel),
         };
-        let same_bytes = now.as_deref().and_then(etag_hash).as_deref() == Some(u.md5.as_str());
+        let same_bytes = now.as_deref().and_then(etag_hash).as_deref() == Some(u.hash.as_str());
         if holds || same_bytes {
             out.upload.push(u.rel.clone());
         } else {
@@ -215,7 +217,7 @@ mod tests {
         for rel in synced {
             let entry = BaseEntry {
                 etag: Some(format!("etag-{rel}")),
-                md5: "m0".into(),
+                hash: "m0".into(),
                 stat: stat(1),
                 recorded_ns: NOW,
             };
@@ -223,13 +225,13 @@ mod tests {
         }
         let mut scan = Scan::default();
         let mut hashes = HashMap::new();
-        for (rel, mtime, md5) in local {
+        for (rel, mtime, hash) in local {
             scan.files.insert((*rel).into(), stat(*mtime));
             hashes.insert(
                 (*rel).into(),
                 Hashed {
                     parts: Arc::default(),
-                    md5: (*md5).into(),
+                    hash: (*hash).into(),
                     at_ns: NOW,
                 },
             );
