@@ -1,7 +1,7 @@
 //! Progress and log records, sent to an `Observer` the caller provides.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,11 @@ pub struct PhaseProgress {
     last_bytes: AtomicU64,
     last_ms: AtomicU64,
     started: Instant,
+    /// (current, bytes) of the last event sent. Callers race between
+    /// counting and sending; one overtaken by another is dropped, so events
+    /// never go backwards. Locked only to send (~20 events a phase, plus
+    /// the throttled byte events).
+    sent: Mutex<(usize, u64)>,
 }
 
 impl PhaseProgress {
@@ -102,6 +107,7 @@ impl PhaseProgress {
             last_bytes: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
             started: Instant::now(),
+            sent: Mutex::new((0, 0)),
         };
         if total > 0 {
             progress.send(0, 0, None);
@@ -110,13 +116,19 @@ impl PhaseProgress {
     }
 
     fn send(&self, current: usize, bytes: u64, file: Option<&str>) {
+        let bytes = bytes.min(self.total_bytes);
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if current < sent.0 || bytes < sent.1 {
+            return;
+        }
+        *sent = (current, bytes);
         self.observer.progress(Progress {
             phase: self.phase,
             current,
             total: self.total,
             percentage: ((current * 100) as f64 / self.total.max(1) as f64).round() as u32,
             current_file: file.map(str::to_owned),
-            bytes: bytes.min(self.total_bytes),
+            bytes,
             total_bytes: self.total_bytes,
         });
     }
@@ -230,6 +242,24 @@ mod tests {
         let p = PhaseProgress::new(c.clone(), Phase::Upload, 3, 0);
         (0..3).for_each(|_| p.advance("x", 0));
         assert_eq!(c.0.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn an_event_overtaken_by_a_later_one_is_dropped() {
+        // Two callers counted 5 then 6 files, and the second sent first.
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::new(c.clone(), Phase::Download, 10, 100);
+        p.send(6, 60, Some("b"));
+        p.send(5, 50, Some("a"));
+        p.send(6, 55, None);
+        p.send(6, 65, None);
+        let seen: Vec<_> =
+            c.0.lock()
+                .unwrap()
+                .iter()
+                .map(|e| (e.current, e.bytes))
+                .collect();
+        assert_eq!(seen, [(0, 0), (6, 60), (6, 65)]);
     }
 
     #[test]
