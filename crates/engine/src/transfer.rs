@@ -453,12 +453,7 @@ pub async fn upload_checked(
         other => return other,
     };
     match store.head(key).await {
-        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => Ok(BaseEntry {
-            etag: info.etag,
-            hash: u.hash.clone(),
-            stat: u.stat,
-            recorded_ns: u.hashed_ns,
-        }),
+        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => Ok(u.synced(info.etag)),
         Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
             let again = Upload {
                 condition: Condition::IfNoneMatch,
@@ -470,10 +465,11 @@ pub async fn upload_checked(
     }
 }
 
-/// Uploads `root/u.rel` as `key`, with the MD5 the push hashed (sent as
-/// `Content-MD5`, so the server refuses bytes that changed since) and the
-/// plan's condition. The file is opened beneath the root, not through a
-/// link, and must still be the scanned one. Returns the new base entry.
+/// Uploads `root/u.rel` as `key`, with the content hash the push computed
+/// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
+/// changed since) and the plan's condition. The file is opened beneath the
+/// root, not through a link, and must still be the scanned one. Returns the
+/// new base entry.
 async fn upload(
     store: &dyn Store,
     root: &Arc<Dir>,
@@ -498,10 +494,5 @@ async fn upload(
             progress,
         })
         .await?;
-    Ok(BaseEntry {
-        etag,
-        hash: u.hash.clone(),
-        stat: u.stat,
-        recorded_ns: u.hashed_ns,
-    })
+    Ok(u.synced(etag))
 }

@@ -34,6 +34,18 @@ pub struct Upload {
     pub condition: Condition,
 }
 
+impl Upload {
+    /// The base entry once S3 holds the uploaded bytes as `etag`.
+    pub fn synced(&self, etag: Option<String>) -> BaseEntry {
+        BaseEntry {
+            etag,
+            hash: self.hash.clone(),
+            stat: self.stat,
+            recorded_ns: self.hashed_ns,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteDelete {
     pub rel: String,
