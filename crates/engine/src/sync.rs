@@ -407,8 +407,8 @@ impl Workspace {
         }
     }
 
-    /// MD5s of `files` (relative path, scanned stat), hashed in parallel off
-    /// the async threads. Only the scanned regular file is read (opened
+    /// Content hashes of `files` (relative path, scanned stat), hashed in
+    /// parallel off the async threads. Only the scanned regular file is read (opened
     /// beneath the root, not through a link, checked on its handle); files
     /// that changed since the scan or while read are reported and left out.
     pub(crate) async fn hash_files(
@@ -417,6 +417,10 @@ impl Workspace {
         files: Vec<(String, FileStat)>,
     ) -> (HashMap<String, Hashed>, Vec<FileError>) {
         use futures::StreamExt;
+        // Asked once: on Linux it reads the cgroup's CPU quota.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(HASH_THREADS);
         let results: Vec<_> = futures::stream::iter(files)
             .map(|(rel, stat)| {
                 let root = root.clone();
@@ -426,8 +430,7 @@ impl Workspace {
                     let result = blocking(move || {
                         let file = open_scanned(&root, &r, stat)?;
                         let path = root.path().join(&r);
-                        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                        let hashed = hash_file(&file, &path, stat.size, threads.min(HASH_THREADS))?;
+                        let hashed = hash_file(&file, &path, stat.size, threads)?;
                         if Dir::file_stat(&file).ok() != Some(stat) {
                             return Err(Error::Changed(format!("{r} changed while it was read")));
                         }
