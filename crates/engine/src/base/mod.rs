@@ -208,9 +208,11 @@ impl SyncBase {
 
     /// Records `rel` as synced, appending it to the file at once.
     pub fn record(&mut self, rel: String, entry: BaseEntry) -> Result<()> {
-        self.entries.insert(rel.clone(), entry);
+        let mut record = Vec::with_capacity(128);
+        self.encoder.set(&mut record, &rel, &entry);
+        self.entries.insert(rel, entry);
         self.changed = true;
-        self.append(|encoder, out, entries| encoder.set(out, &rel, &entries[&rel]))
+        self.append(&record)
     }
 
     /// Forgets `rel` (gone on both sides, or deleted by this sync).
@@ -219,7 +221,9 @@ impl SyncBase {
             return Ok(());
         }
         self.changed = true;
-        self.append(|encoder, out, _| encoder.remove(out, rel))
+        let mut record = Vec::new();
+        self.encoder.remove(&mut record, rel);
+        self.append(&record)
     }
 
     /// Marks the base as started even when nothing was recorded: after a
@@ -231,22 +235,19 @@ impl SyncBase {
         Ok(())
     }
 
-    /// Appends the record `encode` writes; after a first failure (reported
-    /// once) appending stops until the next save, which writes everything
-    /// anyway.
-    fn append(&mut self, encode: impl FnOnce(&mut Encoder, &mut Vec<u8>, &Entries)) -> Result<()> {
+    /// Appends an encoded record; after a first failure (reported once)
+    /// appending stops until the next save, which writes everything anyway
+    /// (and starts a new encoder).
+    fn append(&mut self, record: &[u8]) -> Result<()> {
         if self.journal_failed {
             return Ok(());
         }
-        let result = self.try_append(encode);
+        let result = self.try_append(record);
         self.journal_failed = result.is_err();
         result
     }
 
-    fn try_append(
-        &mut self,
-        encode: impl FnOnce(&mut Encoder, &mut Vec<u8>, &Entries),
-    ) -> Result<()> {
+    fn try_append(&mut self, record: &[u8]) -> Result<()> {
         if self.journal.is_none() {
             if !self.exists || !self.clean {
                 // The whole file, this record included.
@@ -258,11 +259,9 @@ impl SyncBase {
                 .map_err(|e| Error::io("open", &self.path(), e))?;
             self.journal = Some(file);
         }
-        let mut bytes = Vec::with_capacity(128);
-        encode(&mut self.encoder, &mut bytes, &self.entries);
         let journal = self.journal.as_mut().expect("just opened");
         journal
-            .write_all(&bytes)
+            .write_all(record)
             .map_err(|e| Error::io("append to", &self.dir.path().join(&self.name), e))
     }
 
