@@ -473,7 +473,7 @@ impl S3Store {
         let known = (req.parts.len() as u64 == count && content_hash(size, req.parts) == req.hash)
             .then_some(req.parts);
         let parts = (0..count).map(|i| (i as i32 + 1, i * PART_SIZE));
-        let digests: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
+        let sent: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
                 let file = req
@@ -520,7 +520,7 @@ impl S3Store {
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = digests.into_iter().unzip();
+        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = sent.into_iter().unzip();
         // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed.
         let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
