@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
 use engine::error::{S3Error, BODY_ERROR};
-use engine::hashing::{hash_bytes, md5_reader, parse_hash, ContentHasher};
+use engine::hashing::{md5_reader, parse_hash, plain_md5, ContentHasher, PART_SIZE};
 use engine::local::{read_at, Dir};
 use engine::store::{
     missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
@@ -201,8 +201,9 @@ impl BodySink {
 
 /// Chunk size of streamed uploads.
 const CHUNK: u64 = 1024 * 1024;
-/// Files at least this large upload as a stream; smaller ones as a Buffer.
-const STREAM_MIN: u64 = 8 * 1024 * 1024;
+/// Files at least this large upload as a stream; smaller ones as a Buffer,
+/// checked against their content hash, which below this size is their MD5.
+const STREAM_MIN: u64 = PART_SIZE;
 
 /// A large upload's body, read from the checked file handle in order and
 /// hashed on the way (JS reads one chunk at a time) to be checked against
@@ -383,10 +384,11 @@ impl Store for JsStore {
             let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
                 .await
                 .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
-            if hash_bytes(&bytes) != req.hash {
+            // Under `PART_SIZE`, the content hash is the MD5.
+            let md5: [u8; 16] = Md5::digest(&bytes).into();
+            if plain_md5(req.hash) != Some(md5) {
                 return Err(changed());
             }
-            let md5: [u8; 16] = Md5::digest(&bytes).into();
             (Some(Buffer::from(bytes.to_vec())), None, md5)
         } else {
             let (whole, shown) = (file.clone(), path.clone());
