@@ -26,8 +26,9 @@ async function makeInstance() {
     if (want && (loaded.length !== 1 || loaded[0] !== want)) {
       throw new Error(`expected the addon ${want}, loaded ${loaded.join(', ') || 'none'}`)
     }
-    // 64 requests in flight, as the floor probe and the peers are given.
-    return new S3WorkspaceSync({ ...options, downloadConcurrency: 64, uploadConcurrency: 64, logger: silent })
+    // 64 requests in flight, as the floor probe and the peers are given;
+    // `job.options`: a scenario's own (e.g. the mass-deletion guard off).
+    return new S3WorkspaceSync({ ...options, downloadConcurrency: 64, uploadConcurrency: 64, logger: silent, ...job.options })
   }
   if (job.impl === 'reference') {
     const { ReferenceSync } = await import('./reference.mjs')

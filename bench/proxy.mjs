@@ -12,6 +12,8 @@ export function kindOf(method, url) {
   if (method === 'GET' && (q.has('prefix') || q.has('delimiter'))) return 'LIST'
   if (method === 'POST' && q.has('uploads')) return 'MPU-INIT'
   if (method === 'POST' && q.has('uploadId')) return 'MPU-DONE'
+  // DeleteObjects: up to 1,000 keys in one request.
+  if (method === 'POST' && q.has('delete')) return 'DEL-BATCH'
   if (method === 'PUT' && q.has('partNumber')) return 'PART'
   if (method === 'GET' && q.has('partNumber')) return 'GET'
   return method
@@ -101,7 +103,7 @@ export function startLatencyProxy(target, ms) {
 /** "1 LIST + 2116 GET" */
 export function formatCounts(c) {
   if (!c) return '–'
-  const order = ['LIST', 'HEAD', 'GET', 'PUT', 'MPU-INIT', 'PART', 'MPU-DONE', 'DELETE', 'POST']
+  const order = ['LIST', 'HEAD', 'GET', 'PUT', 'MPU-INIT', 'PART', 'MPU-DONE', 'DELETE', 'DEL-BATCH', 'POST']
   const keys = Object.keys(c).sort((a, b) => {
     const ia = order.indexOf(a)
     const ib = order.indexOf(b)

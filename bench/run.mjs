@@ -10,6 +10,12 @@
 // table of medians (also written to bench/results/latest.md, raw samples to
 // bench/results/latest.json).
 //
+// Two more workloads, seeded only when a scenario needs them: `many/`, 50,000
+// files of 1 KiB (cold-pull-many, warm-pull-many, noop-push-many: one timed
+// rep each, as they are long; the warm pull and no-op push reuse the
+// workspace the same implementation pulled cold), and `del/`, 3,200 files of
+// 1 KiB of which delete-push deletes 3,000.
+//
 // Implementations: `ours` (the package, release addon from bench/.native),
 // `reference` (bench/reference.mjs, the upstream algorithm in plain JS),
 // `floor` (crates/engine/examples/floor_probe.rs: list + GET everything at
@@ -41,7 +47,7 @@ import { cpuMsOf, machineBusyMs } from './sysstat.mjs'
 const PROBES = ['floor', 'single-stream', 'raw-multipart']
 import { startCountingProxy, startLatencyProxy, formatCounts, MARK_PATH } from './proxy.mjs'
 import { mapLimit } from './reference.mjs'
-import { generateWorkload, writeWorkload, writeBigFile, fileContent, editPlan, summary } from './workload.mjs'
+import { generateWorkload, generateMany, generateDeleteSet, writeWorkload, writeBigFile, fileContent, editPlan, summary } from './workload.mjs'
 
 const MiB = 1024 * 1024
 
@@ -83,7 +89,9 @@ const HELP = `npm run bench -- [options]
   --build-head  the same, from the last commit (git archive HEAD into a temp dir): for
                 measuring while someone is mid-edit
   --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big,
-                pull-big-single
+                pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push
+                (the *-many ones: 50,000 files of 1 KiB, --quick 5,000; at most 1 timed rep each;
+                delete-push: 3,000 of 3,200 files deleted)
   --no-count    skip the request-counting pass
   --quiet-wait S  before each timed run, wait while other processes keep the CPU busy,
                 up to S seconds in all (default 180; 0: never wait)
@@ -265,6 +273,13 @@ async function main() {
     const tplWs = path.join(tpl, 'ws')
     const tplBig = path.join(tpl, 'big', 'big.bin')
     console.log(`Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB`)
+    // The many-files and deletion workloads, seeded only for their scenarios.
+    const wants = (...names) => names.some((n) => !opts.only || opts.only.includes(n))
+    const manyFiles = generateMany({ quick: opts.quick })
+    const many = summary(manyFiles)
+    const del = generateDeleteSet()
+    const tplMany = path.join(tpl, 'many')
+    const tplDel = path.join(tpl, 'del')
     for (const why of peers.missing) console.log(`Peer skipped: ${why}`)
     writeWorkload(tplWs, files)
     writeBigFile(tplBig, bigSize)
@@ -288,38 +303,81 @@ async function main() {
     let runId = 0
     const newDir = () => path.join(base, 'runs', `r${runId++}`)
     const childTimeout = opts.quick ? 120_000 : 300_000
+    // 50,000 files: ~45 s for the reference, minutes for awscli.
+    const longTimeout = 15 * 60_000
 
     /** Runs bench/child.mjs with `job`; returns its result. */
-    async function runChild(job) {
+    async function runChild(job, { timeoutMs = childTimeout } = {}) {
       // The baseline is another tree (its own JS) with its own addon.
       const childEnv = job.impl === 'baseline' ? { ...env, NAPI_RS_NATIVE_LIBRARY_PATH: baseline.addon } : env
       const full = job.impl === 'baseline' ? { bucket, baselineDir: baseline.dir, ...job } : { bucket, ...job }
       const { stdout } = await runProcess(process.execPath, [path.join(ROOT, 'bench', 'child.mjs'), JSON.stringify(full)], {
         env: childEnv,
-        timeoutMs: childTimeout,
+        timeoutMs,
       })
       const line = stdout.split('\n').find((l) => l.startsWith('__RESULT__ '))
       if (!line) throw new Error(`no result from child: ${stdout.slice(-300)}`)
       return JSON.parse(line.slice('__RESULT__ '.length))
     }
 
-    const seeded = await runChild({ impl: 'ours', op: 'push', prefix: 'big/', workspaceDir: path.dirname(tplBig), endpoint: server.endpoint })
-    if (seeded.result?.uploadedFiles !== 1) throw new Error(`seeding big/ failed: ${JSON.stringify(seeded.result?.errors)}`)
+    /**
+     * Uploads the tree `dir` to `prefix` with this package's push (50,000
+     * files in seconds, where one SDK PutObject each takes minutes; and the
+     * objects are exactly as the package makes them). A first push: `dir`'s
+     * sync state is dropped, so whatever the prefix lacks is uploaded and
+     * the rest left alone. `expected`: how many files that must be (null:
+     * any). Returns the time taken in ms.
+     */
+    async function seedByPush(prefix, dir, expected = null) {
+      const t = performance.now()
+      rmSync(path.join(dir, '.s3ws'), { recursive: true, force: true })
+      const r = await runChild({ impl: 'ours', op: 'push', prefix, workspaceDir: dir, endpoint: server.endpoint }, { timeoutMs: longTimeout })
+      if (!r.result?.success || (expected !== null && r.result.uploadedFiles !== expected)) {
+        throw new Error(`seeding ${prefix} failed: uploaded ${r.result?.uploadedFiles} of ${expected ?? 'all'} files: ${JSON.stringify(r.result?.errors)}`)
+      }
+      return performance.now() - t
+    }
+    const logSeeded = (prefix, n, ms) => console.log(`Seeded ${prefix} (${n.toLocaleString('en')} files of 1 KiB, by our push) in ${fmtMs(ms)}`)
+
+    await seedByPush('big/', path.dirname(tplBig), 1)
+    if (wants('cold-pull-many', 'warm-pull-many', 'noop-push-many')) {
+      writeWorkload(tplMany, manyFiles)
+      logSeeded('many/', many.files, await seedByPush('many/', tplMany, many.files))
+    }
+    if (wants('delete-push')) {
+      writeWorkload(tplDel, del.files)
+      logSeeded('del/', del.files.length, await seedByPush('del/', tplDel, del.files.length))
+    }
+
+    /**
+     * Pulled workspaces kept across runs, by `<workspace key>:<impl>` (see
+     * `workspace` in the scenarios): pulling 50,000 files again before every
+     * run would take longer than the runs. They live under `base`, removed
+     * at the end with the rest.
+     */
+    const kept = new Map()
 
     /** One run of `impl` in `scenario`; returns a sample. */
     async function runOnce(scenario, impl, { counting = false } = {}) {
       const endpoint = counting ? proxy.endpoint : (slow?.endpoint ?? server.endpoint)
-      const dir = newDir()
+      const timeoutMs = scenario.timeoutMs ?? childTimeout
+      // Kept only for implementations a selected scenario will reuse it for.
+      const key = scenario.workspace && keepFor.has(`${scenario.workspace.key}:${impl}`) ? `${scenario.workspace.key}:${impl}` : null
+      const reused = key && scenario.workspace.reuse ? kept.get(key) : undefined
+      const dir = reused ?? newDir()
+      let ok = false
       const ctx = {
         dir,
         endpoint,
         // An untimed pull into the run's workspace, by `impl`, in its own process.
         pullFirst: async (prefix) => {
-          const r = await runChild({ impl, op: 'pull', prefix, workspaceDir: dir, endpoint: server.endpoint })
+          const r = await runChild({ impl, op: 'pull', prefix, workspaceDir: dir, endpoint: server.endpoint }, { timeoutMs })
           if (!r.result.success) throw new Error(`preparatory pull failed: ${r.result.errors?.[0]}`)
         },
       }
       try {
+        // A scenario reusing a workspace nobody kept (e.g. --only warm-pull-many) makes one.
+        if (key && scenario.workspace.reuse && !reused) await ctx.pullFirst(scenario.prefix(ctx))
         await scenario.prepare?.(ctx, impl)
         const serverCpu0 = cpuMsOf(server.pid)
         const busy0 = machineBusyMs()
@@ -333,21 +391,25 @@ async function main() {
             args.push('--to-dir', dir, '--concurrency', '1')
           }
           if (impl === 'raw-multipart') args.push('--upload', path.join(dir, 'big.bin'))
-          const { stdout } = await runProcess(native.floorProbe, args, { env, timeoutMs: childTimeout })
+          const { stdout } = await runProcess(native.floorProbe, args, { env, timeoutMs })
           const r = JSON.parse(stdout.trim().split('\n').pop())
           sample = { ms: r.ms, maxRssKB: r.maxRssKB, cpuMs: r.cpuMs, processCpuMs: r.cpuMs, fetched: { files: r.objects, bytes: r.bytes } }
         } else {
-          sample = await runChild({
-            impl,
-            op: scenario.op,
-            prefix: scenario.prefix(ctx),
-            workspaceDir: dir,
-            endpoint,
-            setupPull: Boolean(scenario.setupPull),
-            edits: scenario.edits ?? null,
-            markUrl: counting ? proxy.endpoint + MARK_PATH : null,
-            serverPid: server.pid,
-          })
+          sample = await runChild(
+            {
+              impl,
+              op: scenario.op,
+              prefix: scenario.prefix(ctx),
+              workspaceDir: dir,
+              endpoint,
+              setupPull: Boolean(scenario.setupPull),
+              edits: scenario.edits ?? null,
+              options: scenario.options ?? null,
+              markUrl: counting ? proxy.endpoint + MARK_PATH : null,
+              serverPid: server.pid,
+            },
+            { timeoutMs },
+          )
         }
         sample.wallMs = performance.now() - wall0
         const serverRunCpu = cpuMsOf(server.pid) - serverCpu0
@@ -358,16 +420,36 @@ async function main() {
         // Peers report no counts: a push is checked by its exit status, a pull by the tree.
         const peerPush = PEERS.includes(impl) && scenario.op === 'push'
         sample.problem = peerPush ? (sample.result.success ? null : `failed: ${sample.result.errors?.[0]}`) : (scenario.check?.(sample, impl) ?? null)
+        ok = !sample.problem
         return sample
       } catch (e) {
         return { error: e.message }
       } finally {
-        rmSync(dir, { recursive: true, force: true })
+        if (key && ok) {
+          // The newest good workspace replaces the one kept before.
+          const old = kept.get(key)
+          if (old && old !== dir) rmSync(old, { recursive: true, force: true })
+          kept.set(key, dir)
+        } else {
+          // A failed run may have left it half synced: the next run starts afresh.
+          rmSync(dir, { recursive: true, force: true })
+          if (key && kept.get(key) === dir) kept.delete(key)
+        }
         await scenario.after?.(ctx, impl)
       }
     }
 
     const expectTree = (s) => (s.after ?? s.fetched)
+    /** A check: the workspace (or what the probe fetched) holds exactly `want`'s files and bytes. */
+    const treeIs = (want) => (s) => {
+      const t = expectTree(s)
+      return t.files === want.files && t.bytes === want.bytes ? null : `got ${t.files} files / ${t.bytes} B`
+    }
+    const pushedNothing = (s) =>
+      s.result.uploadedFiles === 0 && s.result.deletedFiles === 0 ? null : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}`
+    const nMany = many.files.toLocaleString('en')
+    // Long runs: one timed rep, and a time limit for the slowest peer.
+    const longRuns = { reps: 1, timeoutMs: longTimeout }
     const scenarios = [
       {
         name: 'cold-pull',
@@ -375,10 +457,7 @@ async function main() {
         impls: ['reference', 'ours', 'floor'],
         op: 'pull',
         prefix: () => 'ws/',
-        check: (s) => {
-          const t = expectTree(s)
-          return t.files === ws.files && t.bytes === ws.bytes ? null : `got ${t.files} files / ${t.bytes} B`
-        },
+        check: treeIs(ws),
       },
       {
         name: 'warm-pull',
@@ -389,7 +468,7 @@ async function main() {
         // The workspace a previous process of the same implementation pulled
         // (with whatever state that implementation keeps there).
         prepare: (ctx) => ctx.pullFirst('ws/'),
-        check: (s) => (s.after.files === ws.files && s.after.bytes === ws.bytes ? null : `got ${s.after.files} files`),
+        check: treeIs(ws),
       },
       {
         name: 'noop-push',
@@ -401,7 +480,7 @@ async function main() {
         // just-now mtime, which a stat cache must distrust).
         setupPull: true,
         prefix: () => 'ws/',
-        check: (s) => (s.result.uploadedFiles === 0 && s.result.deletedFiles === 0 ? null : `uploaded ${s.result.uploadedFiles}`),
+        check: pushedNothing,
       },
       {
         name: 'edit-push',
@@ -452,12 +531,69 @@ async function main() {
         prefix: () => 'bigone/',
         check: (s) => (expectTree(s).bytes === bigSize ? null : `got ${expectTree(s).bytes} B`),
       },
+      // Many small files: per-file costs rather than bytes. `workspace`: the
+      // cold pull keeps each implementation's last good workspace under
+      // `many:<impl>`; the warm pull and the no-op push run in it (`reuse`),
+      // every run, and leave it there.
+      {
+        name: 'cold-pull-many',
+        title: `cold pull (${nMany} files of 1 KiB, empty workspace)`,
+        impls: ['reference', 'ours', 'floor'],
+        op: 'pull',
+        prefix: () => 'many/',
+        ...longRuns,
+        workspace: { key: 'many' },
+        check: treeIs(many),
+      },
+      {
+        // No reference: it keeps no state, its warm pull is its cold pull.
+        name: 'warm-pull-many',
+        title: `warm pull (${nMany} files, fresh instance, workspace unchanged)`,
+        impls: ['ours'],
+        op: 'pull',
+        prefix: () => 'many/',
+        ...longRuns,
+        workspace: { key: 'many', reuse: true },
+        check: treeIs(many),
+      },
+      {
+        name: 'noop-push-many',
+        title: `no-op push (${nMany} files, after a pull, nothing changed)`,
+        impls: ['ours'],
+        op: 'push',
+        // On the kept workspace this setup pull is a warm one.
+        setupPull: true,
+        prefix: () => 'many/',
+        ...longRuns,
+        workspace: { key: 'many', reuse: true },
+        check: pushedNothing,
+      },
+      {
+        name: 'delete-push',
+        title: `delete push (after a pull: ${del.remove.length.toLocaleString('en')} of ${del.files.length.toLocaleString('en')} files deleted)`,
+        impls: ['reference', 'ours'],
+        op: 'push',
+        setupPull: true,
+        edits: { edit: [], add: [], remove: del.remove },
+        // Deleting 3,000 of 3,200 trips the mass-deletion guard (more than
+        // 50% by default: it deletes nothing, MASS_DELETE); off here.
+        options: { maxDeletePercent: 100 },
+        prefix: () => 'del/',
+        check: (s) =>
+          s.result.deletedFiles === del.remove.length && s.result.uploadedFiles === 0 && s.result.success
+            ? null
+            : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}${s.result.errors ? `: ${s.result.errors[0]}` : ''}`,
+        // Put the deleted objects back, as this package made them.
+        after: () => seedByPush('del/', tplDel),
+      },
     ]
       .filter((s) => !opts.only || opts.only.includes(s.name))
       .map((s) => (baseline ? { ...s, impls: s.impls.flatMap((i) => (i === 'ours' ? ['ours', 'baseline'] : [i])) } : s))
       // rclone and `aws s3 sync` in every scenario, when installed.
       .map((s) => ({ ...s, impls: [...s.impls, ...peers.available] }))
     if (scenarios.length === 0) throw new Error(`--only matched no scenario`)
+    // Which kept workspaces (`<key>:<impl>`) a selected scenario will reuse.
+    const keepFor = new Set(scenarios.filter((s) => s.workspace?.reuse).flatMap((s) => s.impls.map((i) => `${s.workspace.key}:${i}`)))
 
     // A shared machine: let a build or test run elsewhere finish first.
     let waitedMs = 0
@@ -477,7 +613,8 @@ async function main() {
     const results = []
     for (const sc of scenarios) {
       console.log(`\n== ${sc.title}`)
-      const entry = { name: sc.name, title: sc.title, impls: {} }
+      const reps = Math.min(opts.reps, sc.reps ?? opts.reps)
+      const entry = { name: sc.name, title: sc.title, reps, impls: {} }
       for (const impl of sc.impls) entry.impls[impl] = { samples: [], counts: null, countRun: null }
       if (proxy) {
         for (const impl of sc.impls) {
@@ -490,7 +627,7 @@ async function main() {
           console.log(`  count  ${impl.padEnd(13)} ${s.error ? `FAILED: ${s.error}` : formatCounts(entry.impls[impl].counts)}`)
         }
       }
-      for (let rep = 0; rep < opts.reps; rep++) {
+      for (let rep = 0; rep < reps; rep++) {
         const k = rep % sc.impls.length
         const order = [...sc.impls.slice(k), ...sc.impls.slice(0, k)]
         for (const impl of order) {
@@ -504,12 +641,12 @@ async function main() {
       results.push(entry)
     }
 
-    const report = renderReport({ opts, results, native, baseline, ws, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs, peers })
+    const report = renderReport({ opts, results, native, baseline, ws, many, del, bigSize, server, tmpBase, elapsedMs: Date.now() - started, waitedMs, peers })
     console.log(`\n${report}`)
     const out = opts.out ?? path.join(ROOT, 'bench', 'results', opts.quick ? 'quick.md' : 'latest.md')
     mkdirSync(path.dirname(out), { recursive: true })
     writeFileSync(out, report)
-    writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify({ opts, native, workload: ws, bigSize, results }, null, 1))
+    writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify({ opts, native, workload: ws, many, bigSize, results }, null, 1))
     console.log(`Written to ${path.relative(ROOT, out)} (raw samples: ${path.relative(ROOT, out.replace(/\.md$/, '.json'))})`)
   } finally {
     await cleanup()
@@ -538,7 +675,7 @@ function stats(samples) {
   }
 }
 
-function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, elapsedMs, waitedMs, peers }) {
+function renderReport({ opts, results, native, baseline, ws, many, del, bigSize, tmpBase, elapsedMs, waitedMs, peers }) {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no']) ? ' (uncommitted changes)' : ''
   const lines = []
@@ -548,7 +685,15 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
   lines.push(`- Load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}; waited ${Math.round(waitedMs / 1000)} s in all for other processes to go quiet before timed runs`)
   lines.push(`- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback${opts.latency ? `; timed runs through a proxy adding ${opts.latency} ms to each request and each answer (${2 * opts.latency} ms per round trip)` : ''}`)
   lines.push(`- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}${baseline ? `; baseline: the package at ${baseline.commit}, built from that commit` : ''}`)
-  lines.push(`- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB; ${opts.reps} timed reps per implementation, order rotated each rep; medians`)
+  const ran = (...names) => results.some((r) => names.includes(r.name))
+  const nMany = many.files.toLocaleString('en')
+  const extra = [
+    ran('cold-pull-many', 'warm-pull-many', 'noop-push-many') ? `many files: ${nMany} of 1 KiB in ${many.dirs} directories` : '',
+    ran('delete-push') ? `deletions: ${del.files.length.toLocaleString('en')} files of 1 KiB, ${del.remove.length.toLocaleString('en')} of them deleted` : '',
+  ].filter(Boolean)
+  lines.push(`- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB${extra.map((x) => `; ${x}`).join('')}; ${opts.reps} timed reps per implementation, order rotated each rep; medians`)
+  const fewer = results.filter((r) => r.reps < opts.reps)
+  if (fewer.length) lines.push(`- Fewer timed reps (long runs): ${fewer.map((r) => `${r.name} ${r.reps}`).join(', ')} per implementation, not ${opts.reps}`)
   lines.push('')
   lines.push('| scenario | impl | median time (min–max) | client CPU | server CPU | peak RSS | requests | loop lag max / p99 | ratio |')
   lines.push('|---|---|---|---|---|---|---|---|---|')
@@ -581,11 +726,22 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
     const t = (what, target, measured, pass) => targets.push({ what, target, measured, pass })
     const speedup = ours && ref ? ref.ms / ours.ms : null
     const n = (impl, k) => r.impls[impl]?.counts?.[k] ?? 0
+    const vsFloorAndRclone = (what) => {
+      if (st.floor) t(`${what} vs floor probe`, '≤ 1.1×', fmtX(ours.ms / st.floor.ms), ours.ms / st.floor.ms <= 1.1)
+      if (st.rclone) t(`${what} vs rclone`, '≥ 1.1× faster', fmtX(st.rclone.ms / ours.ms), st.rclone.ms / ours.ms >= 1.1)
+    }
     if (r.name === 'cold-pull' && ours) {
       if (speedup) t('cold pull vs reference', '≥ 4×', fmtX(speedup), speedup >= 4)
-      if (st.floor) t('cold pull vs floor probe', '≤ 1.1×', fmtX(ours.ms / st.floor.ms), ours.ms / st.floor.ms <= 1.1)
-      if (st.rclone) t('cold pull vs rclone', '≥ 1.1× faster', fmtX(st.rclone.ms / ours.ms), st.rclone.ms / ours.ms >= 1.1)
+      vsFloorAndRclone('cold pull')
       t('event-loop lag during cold pull (max)', '≤ 20 ms', `${ours.lagMax.toFixed(1)} ms (p99 ${ours.lagP99.toFixed(1)} ms)`, ours.lagMax <= 20)
+    }
+    if (r.name === 'cold-pull-many' && ours) {
+      vsFloorAndRclone(`cold pull ${nMany} files`)
+      t(`peak RSS ${nMany}-file cold pull (whole Node process)`, '≤ 150 MiB', fmtMiB(ours.rssKB), ours.rssKB <= 150 * 1024)
+    }
+    if (r.name === 'delete-push' && r.impls.ours?.counts) {
+      const reqs = n('ours', 'DELETE') + n('ours', 'DEL-BATCH')
+      t(`${del.remove.length.toLocaleString('en')} deletions: requests`, '≤ 5', String(reqs), reqs <= 5)
     }
     if (r.name === 'warm-pull' && ours) {
       if (r.impls.ours.counts) t('warm pull GETs', '0', String(n('ours', 'GET')), n('ours', 'GET') === 0)
@@ -620,6 +776,12 @@ function renderReport({ opts, results, native, baseline, ws, bigSize, tmpBase, e
   lines.push('- Other load: CPU used by processes outside the benchmark during each run (/proc/stat), flagged ⚠ when above 0.2 cores.')
   lines.push('- ours (and baseline): `downloadConcurrency` and `uploadConcurrency` 64, as the floor probe and the peers get; the package defaults are upstream\'s 50 and 10.')
   lines.push('- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.')
+  if (ran('cold-pull-many', 'warm-pull-many', 'noop-push-many')) {
+    lines.push(`- ${nMany}-file scenarios: the warm pull and the no-op push run in the workspace the same implementation pulled in cold-pull-many (or, when that did not run, in one untimed pull of its own), every run in the same directory.`)
+  }
+  if (ran('delete-push')) {
+    lines.push(`- delete-push: ours (and baseline) are built with \`maxDeletePercent: 100\`: deleting ${del.remove.length.toLocaleString('en')} of ${del.files.length.toLocaleString('en')} files is over the mass-deletion guard's default 50%, which would delete nothing (MASS_DELETE). After each run this package's push from the template puts the deleted objects back. The files live under scratch/, not build/, which the package ignores by default.`)
+  }
   lines.push(`- rclone: \`rclone sync --checksum --fast-list --transfers=64 --checkers=64\`; awscli: \`aws s3 sync --delete\` with max_concurrent_requests = 64 (Debian packages). Each is its own process: the time includes its start-up; RSS and CPU are its own (GNU time). Peers not installed: ${peers.missing.join('; ') || 'none'}.`)
   return lines.join('\n') + '\n'
 }

@@ -4,6 +4,8 @@
 //   80% 0.5–16 KiB, 17% 16–128 KiB, 3% 128 KiB–1 MiB, six files of 2–8 MiB
 //   (their sizes chosen so the total is ~118 MB).
 // Quick: the same mix at about a tenth of the size (smoke test).
+// Also: 50,000 files of 1 KiB (generateMany) and 3,200 files of 1 KiB of
+// which 3,000 get deleted (generateDeleteSet).
 //
 // Same seed → same paths, sizes and bytes, on every machine. Contents are
 // pseudo-random (AES-128-CTR keystream of the path), so nothing compresses.
@@ -90,6 +92,41 @@ export function generateWorkload({ quick = false } = {}) {
   }
   files.sort((a, b) => (a.path < b.path ? -1 : 1))
   return files
+}
+
+const pad = (n, width) => String(n).padStart(width, '0')
+
+/**
+ * `perDir` files of 1 KiB in each of `nDirs` directories named by
+ * `dirName(i)`, numbered across the set (`f00042.<ext>`): [{ path, size }].
+ */
+function kibFiles(nDirs, perDir, dirName, ext) {
+  const files = []
+  for (let d = 0; d < nDirs; d++) {
+    for (let i = 0; i < perDir; i++) files.push({ path: `${dirName(d)}/f${pad(d * perDir + i, 5)}.${ext}`, size: KiB })
+  }
+  return files.sort((a, b) => (a.path < b.path ? -1 : 1))
+}
+
+/**
+ * The many-small-files workload: 50,000 files of exactly 1 KiB (quick:
+ * 5,000), 100 in each of 500 directories (quick: 50) two levels deep, as
+ * `d042/sub4/f21442.txt`. Per-file costs dominate here, not bytes.
+ */
+export function generateMany({ quick = false } = {}) {
+  return kibFiles(quick ? 50 : 500, 100, (d) => `d${pad(Math.floor(d / 5), 3)}/sub${d % 5}`, 'txt')
+}
+
+/**
+ * The delete-push workload (same in --quick): 3,200 files of 1 KiB, the
+ * 3,000 under scratch/ (30 directories) to be deleted, 200 elsewhere that
+ * stay. Not build/: the package ignores build/ by default (as upstream).
+ * Short paths: the 3,000 travel to each child in its job (command line).
+ */
+export function generateDeleteSet() {
+  const gone = kibFiles(30, 100, (d) => `scratch/s${pad(d, 2)}`, 'txt')
+  const stay = kibFiles(2, 100, (d) => `src/m${d}`, 'ts')
+  return { files: [...gone, ...stay], remove: gone.map((f) => f.path) }
 }
 
 /** Deterministic bytes for `filePath` (the same path always gives the same content). */
