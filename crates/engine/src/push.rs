@@ -68,24 +68,27 @@ impl Workspace {
     ) -> Result<Report> {
         let opened = self.open(false, dry_run).await?;
         let root = opened.root.clone();
-        let mut base = self.base(state, &opened.state, dry_run).await?;
         let rules = self.current_rules(&root).await?;
         let store = self.store().await?;
         let scanning = {
             let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules))
         };
-        // The once-per-instance cleanup's request overlaps the scan.
-        let local = if dry_run {
-            scanning.await?
+        // The base load and the once-per-instance cleanup's request overlap
+        // the scan.
+        let loading = self.base(state, &opened.state, dry_run);
+        let (mut base, local) = if dry_run {
+            let (base, scanned) = tokio::join!(loading, scanning);
+            (base?, scanned?)
         } else {
-            let (cleanup, scanned) = tokio::join!(self.abort_abandoned_uploads(&*store), scanning);
+            let cleanup = self.abort_abandoned_uploads(&*store);
+            let (cleanup, base, scanned) = tokio::join!(cleanup, loading, scanning);
             // A failure every request would repeat ends the push now rather
             // than after the listing or uploads retry it too.
             if let Some(e) = cleanup {
                 return Err(e);
             }
-            scanned?
+            (base?, scanned?)
         };
         for s in &local.skipped {
             self.log(

@@ -201,9 +201,12 @@ impl SyncBase {
     /// reading it: same stat, and the entry was recorded after the file's
     /// mtime had settled.
     pub fn unchanged_by_stat(&self, rel: &str, stat: &FileStat) -> bool {
-        self.entries
-            .get(rel)
-            .is_some_and(|e| e.stat == *stat && stat.mtime_ns < e.recorded_ns - self.racy_window_ns)
+        self.entries.get(rel).is_some_and(|e| self.settled(e, stat))
+    }
+
+    /// `unchanged_by_stat` for an entry already looked up.
+    pub fn settled(&self, entry: &BaseEntry, stat: &FileStat) -> bool {
+        entry.stat == *stat && stat.mtime_ns < entry.recorded_ns - self.racy_window_ns
     }
 
     /// Records `rel` as synced, appending it to the file at once.

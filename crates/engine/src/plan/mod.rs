@@ -68,18 +68,26 @@ pub(crate) enum Local {
 
 impl LocalView<'_> {
     pub(crate) fn classify(&self, rel: &str) -> Local {
-        let Some(stat) = self.scan.files.get(rel) else {
-            return if self.scan.is_under_unreadable(rel) {
-                Local::Unknown
-            } else {
-                Local::Absent
-            };
-        };
-        if self.base.unchanged_by_stat(rel, stat) {
+        match self.scan.files.get(rel) {
+            Some(stat) => self.classify_file(rel, stat, self.base.get(rel)),
+            None if self.scan.is_under_unreadable(rel) => Local::Unknown,
+            None => Local::Absent,
+        }
+    }
+
+    /// `classify` of the scanned file `rel`, its base entry already looked
+    /// up (a plan over a million files does each lookup once).
+    pub(crate) fn classify_file(
+        &self,
+        rel: &str,
+        stat: &FileStat,
+        entry: Option<&BaseEntry>,
+    ) -> Local {
+        if entry.is_some_and(|e| self.base.settled(e, stat)) {
             return Local::Unchanged { refresh: None };
         }
         let hashed = self.hashes.get(rel);
-        if let (Some(entry), Some(h)) = (self.base.get(rel), hashed) {
+        if let (Some(entry), Some(h)) = (entry, hashed) {
             if entry.hash == h.hash {
                 let refresh = BaseEntry {
                     stat: *stat,

@@ -78,9 +78,13 @@ pub fn plan_push(
 ) -> PushPlan {
     let mut plan = PushPlan::default();
     let overwrite = policy == ConflictPolicy::Overwrite;
-    for rel in local.scan.files.keys() {
+    // Base paths seen in the scan: when that is all of them, nothing was
+    // deleted and the base need not be walked again.
+    let mut in_base = 0;
+    for (rel, stat) in &local.scan.files {
         let entry = local.base.get(rel);
-        let (stat, hash) = match local.classify(rel) {
+        in_base += usize::from(entry.is_some());
+        let (stat, hash) = match local.classify_file(rel, stat, entry) {
             Local::Unchanged { refresh } => {
                 plan.unchanged += 1;
                 if let Some(e) = refresh {
@@ -129,6 +133,7 @@ pub fn plan_push(
     let mut deletes: Vec<RemoteDelete> = local
         .base
         .paths()
+        .take_while(|_| in_base < local.base.len())
         .filter(|rel| local.classify(rel) == Local::Absent)
         .map(|rel| RemoteDelete {
             rel: rel.clone(),
