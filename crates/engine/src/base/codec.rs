@@ -194,7 +194,8 @@ impl<'a> Reader<'a> {
         let kind = p.byte()?;
         let shared = p.uint()? as usize;
         let rest = std::str::from_utf8(p.bytes()?).ok()?;
-        let mut rel = self.last.get(..shared)?.to_owned();
+        let mut rel = String::with_capacity(shared + rest.len());
+        rel.push_str(self.last.get(..shared)?);
         rel.push_str(rest);
         self.last.clone_from(&rel);
         if kind == 1 {

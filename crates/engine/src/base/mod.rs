@@ -7,8 +7,10 @@
 //! records (see `codec`): a header, then one record per entry; a later
 //! record for a path replaces an earlier one, or removes it. Each completed
 //! transfer is appended at once, so a killed process keeps what it
-//! finished; the file is rewritten compactly (temp file + rename) when an
-//! operation ends. A torn last record is ignored.
+//! finished. The file is rewritten compactly (temp file + rename) when an
+//! operation ends only once superseded records outnumber live ones: an
+//! operation that changed a few paths of a million writes a few records,
+//! not the whole base. A torn last record is ignored.
 //!
 //! The base is also the hash cache of synced files: an entry's local stat
 //! is trusted to mean "content unchanged" only if the file's mtime was
@@ -43,6 +45,9 @@ pub struct BaseEntry {
     pub recorded_ns: i128,
 }
 
+/// Superseded records a small base may carry before it is compacted.
+const COMPACT_SLACK: usize = 1_000;
+
 /// Keyed by paths that come from S3 keys: a hasher with a random seed.
 type Entries = foldhash::HashMap<String, BaseEntry>;
 
@@ -71,6 +76,8 @@ pub struct SyncBase {
     journal_failed: bool,
     /// Entries changed since the file was last written whole.
     changed: bool,
+    /// Path records in the file, live or superseded.
+    records: usize,
     racy_window_ns: i128,
 }
 
@@ -99,6 +106,7 @@ impl SyncBase {
             journal: None,
             journal_failed: false,
             changed: false,
+            records: 0,
             racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         };
         let legacy = file_name(bucket, prefix, "jsonl");
@@ -122,12 +130,16 @@ impl SyncBase {
         // About 56 bytes a record: room for them all at once.
         let mut entries = Entries::default();
         entries.reserve(data.len() / 48);
-        let clean = codec::decode(&data, bucket, prefix, |record| match record {
-            Record::Set(rel, entry) => {
-                entries.insert(rel, entry);
-            }
-            Record::Remove(rel) => {
-                entries.remove(&rel);
+        let mut records = 0;
+        let clean = codec::decode(&data, bucket, prefix, |record| {
+            records += 1;
+            match record {
+                Record::Set(rel, entry) => {
+                    entries.insert(rel, entry);
+                }
+                Record::Remove(rel) => {
+                    entries.remove(&rel);
+                }
             }
         });
         let Some(clean) = clean else {
@@ -135,6 +147,7 @@ impl SyncBase {
         };
         base.exists = true;
         base.clean = clean;
+        base.records = records;
         base.entries = entries;
         base
     }
@@ -252,7 +265,7 @@ impl SyncBase {
 
     fn try_append(&mut self, record: &[u8]) -> Result<()> {
         if self.journal.is_none() {
-            if !self.exists || !self.clean {
+            if !self.exists || !self.clean || self.legacy.is_some() {
                 // The whole file, this record included.
                 return self.write_whole();
             }
@@ -265,17 +278,29 @@ impl SyncBase {
         let journal = self.journal.as_mut().expect("just opened");
         journal
             .write_all(record)
-            .map_err(|e| Error::io("append to", &self.dir.path().join(&self.name), e))
+            .map_err(|e| Error::io("append to", &self.dir.path().join(&self.name), e))?;
+        self.records += 1;
+        Ok(())
     }
 
-    /// Ends an operation's writing: the base is rewritten compactly (temp
-    /// file + rename) if anything changed, and the journal closed. Blocking.
+    /// Ends an operation's writing and closes the journal. The base is
+    /// rewritten compactly (temp file + rename) when the journal missed a
+    /// record, or when superseded records outnumber live ones (so the file
+    /// stays within twice its compact size). Blocking.
     pub fn save(&mut self) -> Result<()> {
-        if self.exists && !self.changed {
+        let journaled = self.clean && !self.journal_failed && self.legacy.is_none();
+        let bloated = self.records > 2 * self.entries.len() + COMPACT_SLACK;
+        if self.exists && (journaled || !self.changed) && !bloated {
             self.journal = None;
             self.journal_failed = false;
             return Ok(());
         }
+        self.write_whole()
+    }
+
+    /// Rewrites the file with only the live entries (temp file + rename),
+    /// as `save` does once superseded records outnumber them. Blocking.
+    pub fn compact(&mut self) -> Result<()> {
         self.write_whole()
     }
 
@@ -301,6 +326,7 @@ impl SyncBase {
         self.exists = true;
         self.clean = true;
         self.changed = false;
+        self.records = self.entries.len();
         self.encoder = encoder;
         if let Some(legacy) = self.legacy.take() {
             let _ = self.dir.remove_file(&legacy);
@@ -363,6 +389,48 @@ mod tests {
         assert_eq!(base.get("d").unwrap().hash, "m5");
         // Another prefix has no base here.
         assert!(!SyncBase::load(state(), "b", "q/").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_save_appends_until_superseded_records_outnumber_live_ones() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
+        let path = dir.path().join(file_name("b", "p/", "base"));
+        let now = 100 * COARSE_WINDOW.as_nanos() as i128;
+        let mut base = SyncBase::load(state(), "b", "p/");
+        for i in 0..10 {
+            base.record(format!("f{i}"), entry("m", 1, now)).unwrap();
+        }
+        base.save().unwrap();
+        let written = std::fs::metadata(&path).unwrap();
+        // A later operation changing one path: one record appended, the
+        // file not rewritten.
+        let mut base = SyncBase::load(state(), "b", "p/");
+        base.record("f1".into(), entry("m2", 1, now)).unwrap();
+        base.save().unwrap();
+        let appended = std::fs::metadata(&path).unwrap();
+        assert_eq!(appended.ino(), written.ino());
+        assert!(appended.len() > written.len());
+        assert_eq!(
+            SyncBase::load(state(), "b", "p/").get("f1").unwrap().hash,
+            "m2"
+        );
+        // Rewritten over and over: compacted once the superseded records
+        // outnumber the live ones.
+        for k in 0..2 * 10 + COMPACT_SLACK {
+            base.record("f2".into(), entry(&format!("{k:x}"), 1, now))
+                .unwrap();
+        }
+        let churned = std::fs::metadata(&path).unwrap().len();
+        base.save().unwrap();
+        let compacted = std::fs::metadata(&path).unwrap();
+        assert_ne!(compacted.ino(), written.ino());
+        assert!(compacted.len() < churned / 10);
+        let base = SyncBase::load(state(), "b", "p/");
+        assert_eq!((base.len(), base.records), (10, 10));
+        assert_eq!(base.get("f1").unwrap().hash, "m2");
     }
 
     #[test]
