@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::JoinError;
 
 use crate::base::SyncBase;
 use crate::blocking::blocking;
@@ -23,7 +22,7 @@ use crate::plan::{
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{download, Halt};
+use crate::transfer::{download, run_bounded, Downloaded, Halt};
 
 /// What the download batches of one pull share.
 struct Batch<'a> {
@@ -289,23 +288,21 @@ impl Workspace {
         base: &mut SyncBase,
         report: &mut Report,
     ) {
-        let limit = Arc::new(Semaphore::new(self.config.download_concurrency));
         let stall = self.config.stall_timeout;
-        let mut tasks = JoinSet::new();
-        for d in downloads {
-            let (store, root, limit) = (batch.store.clone(), batch.root.clone(), limit.clone());
+        let start = |d: Download| {
+            let (store, root) = (batch.store.clone(), batch.root.clone());
             let halt = batch.halt.clone();
             let progress = FileProgress::new(&batch.progress);
-            tasks.spawn(self.transfers.track_future(async move {
-                let _permit = limit.acquire_owned().await;
+            async move {
                 let result = halt
                     .run(download(&*store, &root, &d, stall, &progress))
                     .await;
                 progress.finish(&d.rel, d.size.unwrap_or(0));
                 (d.rel, result)
-            }));
-        }
-        while let Some(joined) = tasks.join_next().await {
+            }
+        };
+        type Joined = std::result::Result<(String, Option<Result<Downloaded>>), JoinError>;
+        let finished = |joined: Joined| {
             let (rel, result) = match joined {
                 Ok(done) => done,
                 Err(e) => {
@@ -314,10 +311,10 @@ impl Workspace {
                         "",
                         &Error::Io(format!("download task failed: {e}")),
                     ));
-                    continue;
+                    return;
                 }
             };
-            let Some(result) = result else { continue };
+            let Some(result) = result else { return };
             match result {
                 Ok(done) => {
                     if let Some(copy) = &done.conflict_copy {
@@ -347,7 +344,9 @@ impl Workspace {
                     ));
                 }
             }
-        }
+        };
+        let limit = self.config.download_concurrency;
+        run_bounded(&self.transfers, downloads, limit, start, finished).await;
     }
 
     /// Deletes local files whose objects are gone, each only if it is still

@@ -7,10 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::JoinError;
 
-use crate::base::SyncBase;
+use crate::base::{BaseEntry, SyncBase};
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
@@ -20,7 +19,7 @@ use crate::plan::{plan_push, predict_push, remote_files, LocalView, RemoteDelete
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{upload_checked, Halt};
+use crate::transfer::{run_bounded, upload_checked, Halt};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -249,16 +248,13 @@ impl Workspace {
             uploads.len(),
             total_bytes,
         ));
-        let limit = Arc::new(Semaphore::new(self.config.upload_concurrency));
-        let mut tasks = JoinSet::new();
-        for u in uploads {
-            let (store, root, limit) = (store.clone(), root.clone(), limit.clone());
+        let start = |u: Upload| {
+            let (store, root) = (store.clone(), root.clone());
             let key = key_for(&self.config.prefix, &u.rel);
             let resolver = self.config.content_types.clone();
             let halt = halt.clone();
             let progress = FileProgress::new(&progress);
-            tasks.spawn(self.transfers.track_future(async move {
-                let _permit = limit.acquire_owned().await;
+            async move {
                 let result = halt
                     .run(async {
                         let content_type = match resolver {
@@ -270,18 +266,19 @@ impl Workspace {
                     .await;
                 progress.finish(&u.rel, u.stat.size);
                 (u.rel, result)
-            }));
-        }
-        while let Some(joined) = tasks.join_next().await {
+            }
+        };
+        type Joined = std::result::Result<(String, Option<Result<BaseEntry>>), JoinError>;
+        let finished = |joined: Joined| {
             let Ok((rel, result)) = joined else {
                 report.errors.push(FileError::new(
                     Action::Upload,
                     "",
                     &Error::Io("upload task failed".into()),
                 ));
-                continue;
+                return;
             };
-            let Some(result) = result else { continue };
+            let Some(result) = result else { return };
             match result {
                 Ok(entry) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
@@ -302,7 +299,9 @@ impl Workspace {
                     report.errors.push(FileError::new(Action::Upload, rel, &e));
                 }
             }
-        }
+        };
+        let limit = self.config.upload_concurrency;
+        run_bounded(&self.transfers, uploads, limit, start, finished).await;
     }
 
     /// Deletes on S3 each file that is confirmed gone from the workspace,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::task::TaskTracker;
 
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
@@ -85,6 +86,36 @@ impl Halt {
         match err.s3() {
             Some(s3) if s3.is_global() => !self.reported.swap(true, Ordering::Relaxed),
             _ => true,
+        }
+    }
+}
+
+/// Runs `start(item)` for every item, at most `limit` at a time, handing
+/// each result to `finished` as it comes. A task is spawned only when a
+/// slot is free: 50,000 queued transfers hold no task state (a spawned
+/// download is several KB before it even starts). Dropping the future
+/// aborts the running tasks; `tracker` lets a cancelled operation wait for
+/// them to be dropped.
+pub async fn run_bounded<I, T, Fut>(
+    tracker: &TaskTracker,
+    items: Vec<I>,
+    limit: usize,
+    mut start: impl FnMut(I) -> Fut,
+    mut finished: impl FnMut(std::result::Result<T, tokio::task::JoinError>),
+) where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut items = items.into_iter();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.len() < limit.max(1) {
+            let Some(item) = items.next() else { break };
+            tasks.spawn(tracker.track_future(start(item)));
+        }
+        match tasks.join_next().await {
+            Some(joined) => finished(joined),
+            None => return,
         }
     }
 }
