@@ -265,7 +265,7 @@ impl SyncBase {
 
     fn try_append(&mut self, record: &[u8]) -> Result<()> {
         if self.journal.is_none() {
-            if !self.exists || !self.clean || self.legacy.is_some() {
+            if !self.exists || !self.clean {
                 // The whole file, this record included.
                 return self.write_whole();
             }
@@ -288,7 +288,9 @@ impl SyncBase {
     /// record, or when superseded records outnumber live ones (so the file
     /// stays within twice its compact size). Blocking.
     pub fn save(&mut self) -> Result<()> {
-        let journaled = self.clean && !self.journal_failed && self.legacy.is_none();
+        // A first-version (`.jsonl`) base loads as not clean, so it is
+        // rewritten before anything is appended.
+        let journaled = self.clean && !self.journal_failed;
         let bloated = self.records > 2 * self.entries.len() + COMPACT_SLACK;
         if self.exists && (journaled || !self.changed) && !bloated {
             self.journal = None;
