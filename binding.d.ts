@@ -52,7 +52,7 @@ export declare class NativeIgnoreRules {
  * wires an `AbortSignal` to `cancel()`).
  */
 export declare class NativeRun {
-  constructor(dryRun: boolean)
+  constructor(dryRun: boolean, restoreDeleted: boolean)
   cancel(): void
 }
 
@@ -84,6 +84,12 @@ export declare function guessContentType(filename: string): string
 export declare const enum NativeConflictPolicy {
   KeepBoth = 'keep-both',
   Overwrite = 'overwrite',
+}
+
+/** A conflict copy: the path it is a version of, and where it is. */
+export interface NativeCopy {
+  path: string
+  copy: string
 }
 
 /** Credentials as `S3Client.config.credentials()` resolves them. */
@@ -189,12 +195,23 @@ export interface NativeReport {
   unchanged: number
   /** Paths both sides changed (see `engine::Report::conflicts`). */
   conflicts: Array<string>
+  /** The conflict copies made (see `engine::Report::conflict_copies`). */
+  conflictCopies: Array<NativeCopy>
+  /** What the caller should know though nothing failed. */
+  warnings: Array<NativeWarning>
   /** Local entries push could not sync (see `engine::Report::skipped`). */
   skipped: Array<NativeError>
   errors: Array<NativeError>
   durationMs: number
   /** A dry run's decisions. */
   plan?: NativePlan
+}
+
+/** See `engine::Warning`. */
+export interface NativeWarning {
+  path: string
+  code: string
+  message: string
 }
 
 /**

@@ -103,6 +103,8 @@ export type SyncErrorCode =
   | 'UNSAFE_KEY'
   | 'IO_ERROR'
   | 'FILE_CHANGED'
+  | 'FILE_IN_USE'
+  | 'UNSUPPORTED_STORE'
   | 'INTEGRITY_ERROR'
   | 'CONFLICT'
   | 'MASS_DELETE'
@@ -150,6 +152,19 @@ export interface SyncResult {
    * name); after a push the object was left as it is (also in `errors`).
    */
   conflicts?: string[]
+  /**
+   * Beyond upstream: the conflict copies this call made, each with the path
+   * it is a version of. A pull moves the local version to `copy` and puts
+   * S3's at `path`; for a file written after the pull was called it leaves
+   * that file at `path` and saves S3's version as `copy`. Copies are
+   * ordinary files: the next push uploads them.
+   */
+  conflictCopies?: Array<{ path: string; copy: string }>
+  /**
+   * Beyond upstream: what the call did that needs attention though nothing
+   * failed (`success` is unaffected). See `SyncWarningCode`.
+   */
+  warnings?: SyncWarning[]
   /** Beyond upstream: files actually downloaded (pull) or uploaded (push). */
   transferredFiles: number
   /** Beyond upstream: files already in sync, not transferred. */
@@ -165,6 +180,40 @@ export interface SyncResult {
    * key), `'UNREADABLE'`. All but links are in `errors` too.
    */
   skipped?: Array<{ path: string; code: 'SYMLINK' | 'SPECIAL_FILE' | 'UNSAFE_NAME' | 'UNREADABLE'; reason: string }>
+}
+
+/**
+ * Beyond upstream: why a completed call reports a warning.
+ * - `BASE_DAMAGED`: the sync base could not be used as it was (damaged,
+ *   unreadable, or describing another directory); see the README.
+ * - `UNKNOWN_TO_BASE`: a path the recovering base did not know, synced by
+ *   rules that lose nothing (uploaded or downloaded as new, never deleted).
+ * - `COPY_IGNORED`: a conflict copy whose name the ignore rules hide: it
+ *   exists on this disk only.
+ * - `DELETIONS_RESTORED`: files deleted here were brought back from S3 (a
+ *   mass deletion, or `restoreDeleted`).
+ * - `SHAPE_CLASH`: S3 holds a path both as a file and as a directory; the
+ *   newer shape was synced.
+ * - `OPEN_FOR_WRITING`: a file a process holds open for writing was not
+ *   replaced.
+ * - `STORE_CONDITION_IGNORED`: the S3 server ignores a condition the sync
+ *   relies on; another request was used instead.
+ */
+export type SyncWarningCode =
+  | 'BASE_DAMAGED'
+  | 'UNKNOWN_TO_BASE'
+  | 'COPY_IGNORED'
+  | 'DELETIONS_RESTORED'
+  | 'SHAPE_CLASH'
+  | 'OPEN_FOR_WRITING'
+  | 'STORE_CONDITION_IGNORED'
+
+/** Beyond upstream: one entry of `SyncResult.warnings`. */
+export interface SyncWarning {
+  /** Workspace-relative path; `''` for the call as a whole. */
+  path: string
+  code: SyncWarningCode
+  message: string
 }
 
 /** What `pull()` resolves to. */
@@ -193,6 +242,13 @@ export interface OperationOptions {
    * would do.
    */
   dryRun?: boolean
+  /**
+   * `pull()` only: bring back every synced file deleted here and not yet
+   * pushed (S3 still holds it as synced), instead of keeping those
+   * deletions for the next push. (A pull does this by itself when the
+   * deletions would be a mass deletion on S3.)
+   */
+  restoreDeleted?: boolean
 }
 
 /** What a dry run would do: workspace-relative paths, sorted. */

@@ -94,6 +94,8 @@ function toResult(report, kind) {
     result.errorDetails = report.errors.map(errorDetail)
   }
   if (report.conflicts.length > 0) result.conflicts = report.conflicts
+  if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
+  if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
   if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
   if (report.plan) {
     const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
@@ -149,8 +151,9 @@ async function withSignal(options, start) {
   const signal = options?.signal
   if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('options.signal must be an AbortSignal')
   if (options?.dryRun !== undefined && typeof options.dryRun !== 'boolean') invalid('options.dryRun must be a boolean')
+  if (options?.restoreDeleted !== undefined && typeof options.restoreDeleted !== 'boolean') invalid('options.restoreDeleted must be a boolean')
   if (signal?.aborted) throw new AbortError(signal.reason)
-  const cancel = new native.NativeRun(options?.dryRun ?? false)
+  const cancel = new native.NativeRun(options?.dryRun ?? false, options?.restoreDeleted ?? false)
   const onAbort = () => cancel.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {

@@ -26,8 +26,10 @@ test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object chan
     const pushed = await pushing.push()
     assert.equal(pushed.deletedFiles, N - 1)
     assert.deepEqual(pushed.conflicts, ['d3/f3.txt'])
-    assert.equal(proxy.count('POST', (r) => r.query.has('delete')), 3)
-    assert.equal(proxy.count('DELETE'), 0)
+    // Three batches, and the once-per-instance probe of whether the server
+    // honours each key's ETag (it is not AWS, which documents it).
+    assert.equal(proxy.count('POST', (r) => r.query.has('delete')), 4)
+    assert.equal(proxy.count('DELETE', (r) => !r.path.includes('/.s3ws/')), 0)
   })
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/d3/f3.txt', 'p/keep.txt'])
 })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, realpathSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
 import { endpoint, newBucket, seed, putObject, tmpDir, readTree, md5, randomBuffer, recordingLogger, startProxy, STATE_DIR, listKeys, settle, quiet } from './helpers.mjs'
@@ -122,23 +122,28 @@ test('a listing of more than one page is read whole', async () => {
 test('the sync base lets a fresh instance skip unchanged files, and never syncs', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a', 'b/c.txt': 'c' })
-  await putObject(bucket, 'p/.s3ws/base-0000.jsonl', 'hostile')
+  await putObject(bucket, 'p/sub/.s3ws/base-0000.jsonl', 'hostile')
+  await putObject(bucket, 'p/.s3ws/base-0000.jsonl', 'the engine\'s own namespace')
   const dir = tmpDir()
   const { logger, calls } = recordingLogger()
   const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger }).pull()
-  // A key in the engine's state directory is skipped with a warning, never written.
+  // A key in a state directory is skipped with a warning, never written;
+  // one in the root's `.s3ws/` (the engine's own objects) without a word.
   assert.equal(first.downloadedFiles, 2)
   assert.equal(first.success, true, JSON.stringify(first.errors))
-  assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes('p/.s3ws/base-0000.jsonl')))
+  assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes('p/sub/.s3ws/base-0000.jsonl')))
+  assert.ok(!calls.some((c) => c.message.includes('p/.s3ws/base-0000.jsonl')))
   const bases = readdirSync(path.join(dir, STATE_DIR)).filter((n) => /^base-[0-9a-f]{16}\.base$/.test(n))
   assert.equal(bases.length, 1)
   // Compact records (see crates/engine/src/base/codec.rs): whose base it
   // is, then each path, in well under 100 bytes a file.
   const data = readFileSync(path.join(dir, STATE_DIR, bases[0]))
-  assert.equal(data.subarray(0, 12).toString(), 's3ws-base 2\n')
+  assert.equal(data.subarray(0, 12).toString(), 's3ws-base 3\n')
   for (const s of [bucket, 'p/', 'a.txt', 'b/c.txt']) assert.ok(data.includes(Buffer.from(s)), s)
-  assert.ok(data.length < 12 + 8 + bucket.length + 4 + 2 * 100, `${data.length} bytes`)
+  // (The header also names the workspace: its path, device and inode.)
+  const header = 12 + 10 + bucket.length + 4 + realpathSync(dir).length + 32
+  assert.ok(data.length < header + 2 * 100, `${data.length} bytes`)
   const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
   assert.equal(pushed.uploadedFiles, 0) // a fresh instance reads the base: nothing to upload
-  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/base-0000.jsonl', 'p/a.txt', 'p/b/c.txt'])
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/base-0000.jsonl', 'p/a.txt', 'p/b/c.txt', 'p/sub/.s3ws/base-0000.jsonl'])
 })

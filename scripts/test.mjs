@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
-import { ensureWeed, startS3Server } from './s3-server.mjs'
+import { ensureMoto, ensureWeed, startS3Server } from './s3-server.mjs'
 
 const args = process.argv.slice(2)
 const prebuilt = args.includes('--prebuilt')
@@ -30,6 +30,8 @@ function testFiles(dir = path.join(ROOT, '__test__')) {
 
 ensureNodeModules()
 ensureWeed()
+// The tests of stores that answer or ignore conditions otherwise start moto.
+process.env.MOTO_BIN = ensureMoto()
 if (prebuilt) {
   const binaries = readdirSync(ROOT).filter((f) => f.endsWith('.node'))
   console.log(`Using the prebuilt binaries at the root: ${binaries.join(', ') || '(none)'}`)

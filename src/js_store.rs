@@ -415,6 +415,7 @@ impl Store for JsStore {
             Condition::IfMatch(etag) => (Some(quoted(etag)), None),
             Condition::IfNoneMatch => (None, Some(true)),
         };
+        let conditional = if_match.clone();
         let reply = self
             .call(StoreRequest {
                 body,
@@ -427,7 +428,8 @@ impl Store for JsStore {
                 if_none_match,
                 ..StoreRequest::new(StoreOp::Put, req.key)
             })
-            .await?;
+            .await;
+        let reply = missing_is_conflict(reply, conditional.as_deref())?;
         // A streamed body is checked after the fact (a stand-in client does
         // not check Content-MD5): its bytes, then the file itself.
         let sent = std::mem::take(&mut *hasher.lock().unwrap_or_else(|p| p.into_inner())).finish();

@@ -33,12 +33,31 @@ pub struct NativeReport {
     pub unchanged: u32,
     /// Paths both sides changed (see `engine::Report::conflicts`).
     pub conflicts: Vec<String>,
+    /// The conflict copies made (see `engine::Report::conflict_copies`).
+    pub conflict_copies: Vec<NativeCopy>,
+    /// What the caller should know though nothing failed.
+    pub warnings: Vec<NativeWarning>,
     /// Local entries push could not sync (see `engine::Report::skipped`).
     pub skipped: Vec<NativeError>,
     pub errors: Vec<NativeError>,
     pub duration_ms: f64,
     /// A dry run's decisions.
     pub plan: Option<NativePlan>,
+}
+
+/// A conflict copy: the path it is a version of, and where it is.
+#[napi(object)]
+pub struct NativeCopy {
+    pub path: String,
+    pub copy: String,
+}
+
+/// See `engine::Warning`.
+#[napi(object)]
+pub struct NativeWarning {
+    pub path: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// What a dry run would do (workspace-relative paths, sorted).
@@ -68,6 +87,20 @@ impl From<engine::Result<Report>> for NativeOutcome {
                     deleted: r.deleted as u32,
                     unchanged: r.unchanged as u32,
                     conflicts: r.conflicts,
+                    conflict_copies: r
+                        .conflict_copies
+                        .into_iter()
+                        .map(|(path, copy)| NativeCopy { path, copy })
+                        .collect(),
+                    warnings: r
+                        .warnings
+                        .into_iter()
+                        .map(|w| NativeWarning {
+                            path: w.path,
+                            code: w.code.to_owned(),
+                            message: w.message,
+                        })
+                        .collect(),
                     skipped: r.skipped.iter().map(|s| s.to_error().into()).collect(),
                     errors: r.errors.into_iter().map(NativeError::from).collect(),
                     duration_ms: r.duration.as_secs_f64() * 1000.0,
@@ -108,9 +141,10 @@ pub struct NativeRun(Run);
 #[napi]
 impl NativeRun {
     #[napi(constructor)]
-    pub fn new(dry_run: bool) -> Self {
+    pub fn new(dry_run: bool, restore_deleted: bool) -> Self {
         NativeRun(Run {
             dry_run,
+            restore_deleted,
             ..Run::default()
         })
     }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use s3ws_engine::base::{BaseEntry, SyncBase};
+use s3ws_engine::base::{BaseEntry, Identity, SyncBase};
 use s3ws_engine::local::{Dir, FileStat};
 
 mod common;
@@ -32,7 +32,7 @@ fn main() {
     }
     let tmp = tempfile::tempdir().expect("a temp dir");
     let dir = || Arc::new(Dir::open_root(tmp.path()).expect("the temp dir"));
-    let mut base = SyncBase::load(dir(), "bucket", "agents/a1/");
+    let mut base = SyncBase::load(dir(), "bucket", "agents/a1/", &Identity::default());
     let now: i128 = 1_764_000_000_000_000_000;
     let rel = |i: usize| {
         format!(
@@ -57,6 +57,7 @@ fn main() {
                 ino: 5_000_000 + i as u64,
             },
             recorded_ns: now + 1_000_000_000,
+            born: 0,
         }
     };
     for i in 0..files {
@@ -73,7 +74,7 @@ fn main() {
         .sum::<u64>();
     drop(base);
     let started = Instant::now();
-    let mut loaded = SyncBase::load(dir(), "bucket", "agents/a1/");
+    let mut loaded = SyncBase::load(dir(), "bucket", "agents/a1/", &Identity::default());
     let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(loaded.len(), files);
     let started = Instant::now();

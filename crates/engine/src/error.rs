@@ -28,9 +28,12 @@ pub enum Error {
     /// A local file could not be read, written, renamed or removed.
     #[error("{0}")]
     Io(String),
-    /// A file changed while it was being uploaded.
+    /// A file changed while it was being read, uploaded or replaced.
     #[error("{0}")]
     Changed(String),
+    /// A file a process holds open for writing: not replaced or deleted.
+    #[error("{0}")]
+    InUse(String),
     /// Downloaded bytes do not match what the server said they were.
     #[error("{0}")]
     Integrity(String),
@@ -47,6 +50,10 @@ pub enum Error {
     /// The operation was cancelled before it finished.
     #[error("{0}")]
     Cancelled(String),
+    /// The store lacks what this request needs to be safe (it ignores a
+    /// condition, and no other request can stand in).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -61,10 +68,12 @@ impl Error {
             Error::Io(_) => "IO_ERROR",
             Error::Integrity(_) => "INTEGRITY_ERROR",
             Error::Changed(_) => "FILE_CHANGED",
+            Error::InUse(_) => "FILE_IN_USE",
             Error::Conflict(_) => "CONFLICT",
             Error::MassDelete(_) => "MASS_DELETE",
             Error::Syncignore(_) => "INVALID_SYNCIGNORE",
             Error::Cancelled(_) => "CANCELLED",
+            Error::Unsupported(_) => "UNSUPPORTED_STORE",
         }
     }
 
@@ -282,6 +291,46 @@ impl FileError {
             code: err.code(),
             message: err.to_string(),
             s3: err.s3().cloned(),
+        }
+    }
+}
+
+/// Something a completed operation did that the caller should know of,
+/// though nothing failed: a damaged sync base recovered from, a path
+/// decided without it, a conflict copy the ignore rules hide, deletions
+/// restored. `path` is workspace-relative ("" for the operation as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub path: String,
+    /// One of the `Warning::*` codes.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Warning {
+    /// The sync base could not be used as it was (see `BaseTrouble`).
+    pub const BASE_DAMAGED: &'static str = "BASE_DAMAGED";
+    /// A path the (damaged or unusable) base did not know, decided by rules
+    /// that lose nothing.
+    pub const UNKNOWN_TO_BASE: &'static str = "UNKNOWN_TO_BASE";
+    /// A conflict copy whose name the ignore rules hide: it is not pushed.
+    pub const COPY_IGNORED: &'static str = "COPY_IGNORED";
+    /// Files deleted here as a mass deletion were restored from S3.
+    pub const DELETIONS_RESTORED: &'static str = "DELETIONS_RESTORED";
+    /// S3 holds a key that is also the directory of other keys: one shape
+    /// was synced, the other left on S3.
+    pub const SHAPE_CLASH: &'static str = "SHAPE_CLASH";
+    /// A file a process holds open for writing was left alone.
+    pub const OPEN_FOR_WRITING: &'static str = "OPEN_FOR_WRITING";
+    /// The store ignores a condition this sync relies on: another request
+    /// was used in its place.
+    pub const STORE_CONDITION_IGNORED: &'static str = "STORE_CONDITION_IGNORED";
+
+    pub fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Warning {
+            path: path.into(),
+            code,
+            message: message.into(),
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod store;
 pub mod sync;
 mod transfer;
 
-pub use error::{Error, FileError, Result};
+pub use error::{Error, FileError, Result, Warning};
 pub use plan::{ConflictPolicy, PlanSummary};
 pub use progress::{Level, Observer, Phase, Progress};
 pub use sync::{CancellationToken, Config, Report, Run, Workspace};

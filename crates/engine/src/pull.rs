@@ -9,26 +9,28 @@ use tokio::task::JoinError;
 
 use crate::base::SyncBase;
 use crate::blocking::blocking;
-use crate::error::{Action, Error, FileError, Result};
+use crate::error::{Action, Error, FileError, Result, Warning};
+use crate::ignore_rules::IgnoreRules;
 use crate::keys::key_for;
 use crate::local::{
-    delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, Dir, FileStat,
-    Folding,
+    delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, set_aside,
+    split_parent, Dir, FileStat, Folding,
 };
 use crate::plan::{
-    plan_pull, pull_hash_candidates, remote_files, stored_hash_candidates, Download, LocalView,
-    PlanSummary,
+    plan_pull, pull_hash_candidates, remote_files, shapes_clash, stored_hash_candidates, Download,
+    LocalDelete, LocalView, PlanSummary, PullRules,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{download, run_bounded, Downloaded, Halt};
+use crate::transfer::{copy_namer, download, join_rel, run_bounded, Downloaded, Halt};
 
 /// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: Arc<PhaseProgress>,
     root: &'a Arc<Dir>,
+    rules: &'a Arc<IgnoreRules>,
     halt: Halt,
 }
 
@@ -66,20 +68,13 @@ impl Workspace {
             ),
         );
         let result = self
-            .cancellable(
-                cancel,
-                self.pull_locked(&mut state, started_ns, run.dry_run),
-            )
+            .cancellable(cancel, self.pull_locked(&mut state, started_ns, run))
             .await;
         self.finish("Pull", "downloaded", started, result)
     }
 
-    async fn pull_locked(
-        &self,
-        state: &mut State,
-        started_ns: i128,
-        dry_run: bool,
-    ) -> Result<Report> {
+    async fn pull_locked(&self, state: &mut State, started_ns: i128, run: &Run) -> Result<Report> {
+        let dry_run = run.dry_run;
         if dry_run && !self.config.workspace_dir.exists() {
             return self.dry_run_into_nothing().await;
         }
@@ -94,7 +89,7 @@ impl Workspace {
                 true => Folding::default(),
                 false => blocking(move || probe_folding(&state_dir)).await?,
             };
-            let base = self.base(state, &opened.state, dry_run).await?;
+            let base = self.base(state, &opened, dry_run).await?;
             let rules = self.current_rules(&root).await?;
             let local = {
                 let (root, rules) = (root.clone(), rules.clone());
@@ -136,13 +131,12 @@ impl Workspace {
             .map(|obj| obj.key.clone())
             .collect();
         let stored_hashes = self.stored_hashes(&store, lookups).await;
-        let plan = plan_pull(
-            remote,
-            &view,
-            &stored_hashes,
-            self.config.conflict_policy,
-            self.config.max_delete_percent,
-        );
+        let rules_for = PullRules {
+            policy: self.config.conflict_policy,
+            max_delete_percent: self.config.max_delete_percent,
+            restore_deleted: run.restore_deleted,
+        };
+        let plan = plan_pull(remote, &view, &stored_hashes, rules_for);
         for e in &plan.errors {
             self.log(Level::Warn, &format!("Skipping: {}", e.message));
         }
@@ -156,18 +150,20 @@ impl Workspace {
         if dry_run {
             let summary = PlanSummary {
                 download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
-                delete_local: plan.deletes.iter().map(|(rel, _)| rel.clone()).collect(),
+                delete_local: plan.deletes.iter().map(|d| d.rel.clone()).collect(),
                 conflicts: plan
                     .downloads
                     .iter()
-                    .filter(|d| d.keep_local)
+                    .filter(|d| d.keep_local || d.beside)
                     .map(|d| d.rel.clone())
+                    .chain(plan.conflicts.iter().cloned())
                     .collect(),
                 ..PlanSummary::default()
             };
             return Ok(Report {
                 unchanged: plan.unchanged,
                 errors: plan.errors,
+                warnings: plan.warnings,
                 plan: Some(summary.sorted()),
                 ..Report::default()
             });
@@ -175,14 +171,34 @@ impl Workspace {
         let mut report = Report {
             unchanged: plan.unchanged,
             errors: plan.errors,
+            conflicts: plan.conflicts,
             ..Report::default()
         };
+        self.report_trouble(&mut base, &mut report);
+        for w in plan.warnings {
+            self.log(Level::Warn, &w.message);
+            report.warnings.push(w);
+        }
         for (rel, entry) in plan.record {
             self.journal(base.record(rel, entry));
         }
         for rel in &plan.forget {
             self.journal(base.forget(rel));
         }
+        let rules = Arc::new(rules);
+        // What stands where a download must go (a file where S3 now has a
+        // directory, files where it has a file) goes first.
+        self.set_aside(&root, &rules, plan.set_aside, &mut report)
+            .await;
+        let (first_deletes, later_deletes): (Vec<_>, Vec<_>) =
+            plan.deletes.into_iter().partition(|del| {
+                plan.downloads
+                    .iter()
+                    .any(|d| shapes_clash(&del.rel, &d.rel))
+            });
+        let mut deleted = self
+            .delete_local(&root, first_deletes, &mut base, &mut report)
+            .await;
         let total_bytes = plan.downloads.iter().filter_map(|d| d.size).sum();
         let progress = PhaseProgress::new(
             self.observer.clone(),
@@ -199,17 +215,21 @@ impl Workspace {
             store: &store,
             progress: Arc::new(progress),
             root: &root,
+            rules: &rules,
             halt: Halt::default(),
         };
-        self.download_all(&batch, first, &mut base, &mut report)
+        let mut failed = self
+            .download_all(&batch, first, &mut base, &mut report)
             .await;
         self.observer.priority_settled();
-        self.download_all(&batch, rest, &mut base, &mut report)
+        failed += self
+            .download_all(&batch, rest, &mut base, &mut report)
             .await;
 
-        report.deleted = self
-            .delete_local(&root, plan.deletes, &mut base, &mut report.errors)
+        deleted += self
+            .delete_local(&root, later_deletes, &mut base, &mut report)
             .await;
+        report.deleted = deleted;
         if !local.temp_files.is_empty() {
             let n = local.temp_files.len();
             self.log(
@@ -221,6 +241,12 @@ impl Workspace {
             let root = root.clone();
             self.log(Level::Debug, &format!("Removing leftover temp file {rel}"));
             let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
+        }
+        // Every path was compared with S3: the reference of the deletion
+        // guard, and the end of a recovery (unless some download failed:
+        // that path is still unknown).
+        if failed == 0 && !batch.halt.halted() {
+            self.journal(base.full_sync_done());
         }
         self.journal(base.start());
         self.save_base(state, base).await;
@@ -280,32 +306,34 @@ impl Workspace {
     }
 
     /// Runs the downloads, `downloadConcurrency` at a time, recording each
-    /// finished one in the base at once.
+    /// finished one in the base at once. Returns how many failed.
     async fn download_all(
         &self,
         batch: &Batch<'_>,
         downloads: Vec<Download>,
         base: &mut SyncBase,
         report: &mut Report,
-    ) {
+    ) -> usize {
         let stall = self.config.stall_timeout;
         let start = |d: Download| {
             let (store, root) = (batch.store.clone(), batch.root.clone());
-            let halt = batch.halt.clone();
+            let (halt, rules) = (batch.halt.clone(), batch.rules.clone());
             let progress = FileProgress::new(&batch.progress);
             async move {
                 let result = halt
-                    .run(download(&*store, &root, &d, stall, &progress))
+                    .run(download(&*store, &root, &d, &rules, stall, &progress))
                     .await;
                 progress.finish(&d.rel, d.size.unwrap_or(0));
-                (d.rel, result)
+                (d.rel, d.beside, result)
             }
         };
-        type Joined = std::result::Result<(String, Option<Result<Downloaded>>), JoinError>;
+        let mut failed = 0;
+        type Joined = std::result::Result<(String, bool, Option<Result<Downloaded>>), JoinError>;
         let finished = |joined: Joined| {
-            let (rel, result) = match joined {
+            let (rel, beside, result) = match joined {
                 Ok(done) => done,
                 Err(e) => {
+                    failed += 1;
                     report.errors.push(FileError::new(
                         Action::Download,
                         "",
@@ -314,19 +342,28 @@ impl Workspace {
                     return;
                 }
             };
-            let Some(result) = result else { return };
+            let Some(result) = result else {
+                failed += 1;
+                return;
+            };
             match result {
                 Ok(done) => {
-                    if let Some(copy) = &done.conflict_copy {
-                        self.log(
-                            Level::Warn,
-                            &format!(
+                    if let Some((copy, c)) = &done.conflict_copy {
+                        let message = if beside {
+                            format!(
+                                "Conflict: {rel} changed both here (after the pull was \
+                                 called) and on S3; the local version stays, S3's was saved \
+                                 as {copy}"
+                            )
+                        } else {
+                            format!(
                                 "Conflict: {rel} changed both here and on S3; S3's version \
-                                 was downloaded and the local one kept as {}",
-                                copy.display()
-                            ),
-                        );
+                                 was downloaded and the local one kept as {copy}"
+                            )
+                        };
+                        self.log(Level::Warn, &message);
                         report.conflicts.push(rel.clone());
+                        self.copy_made(report, &rel, copy, c.ignored);
                     }
                     report.bytes += done.entry.stat.size;
                     self.journal(base.record(rel, done.entry));
@@ -334,8 +371,15 @@ impl Workspace {
                 }
                 // The agent wrote the file while it downloaded: its version stays.
                 Err(Error::Changed(m)) => self.log(Level::Info, &m),
-                Err(e) if !batch.halt.report(&e) => {}
+                Err(Error::InUse(m)) => {
+                    self.log(Level::Warn, &m);
+                    report
+                        .warnings
+                        .push(Warning::new(rel, Warning::OPEN_FOR_WRITING, m));
+                }
+                Err(e) if !batch.halt.report(&e) => failed += 1,
                 Err(e) => {
+                    failed += 1;
                     self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
                     report.errors.push(FileError::new(
                         Action::Download,
@@ -347,35 +391,83 @@ impl Workspace {
         };
         let limit = self.config.download_concurrency;
         run_bounded(&self.transfers, downloads, limit, start, finished).await;
+        failed
     }
 
-    /// Deletes local files whose objects are gone, each only if it is still
-    /// as scanned, and the directories they leave empty.
+    /// Moves local files where S3 now has a directory to conflict names.
+    async fn set_aside(
+        &self,
+        root: &Arc<Dir>,
+        rules: &Arc<IgnoreRules>,
+        files: Vec<(String, FileStat)>,
+        report: &mut Report,
+    ) {
+        for (rel, stat) in files {
+            let (root, rules, r) = (root.clone(), rules.clone(), rel.clone());
+            let moved = blocking(move || {
+                let (parent, name) = split_parent(&r);
+                let dir = root
+                    .open_sub(parent)
+                    .map_err(|e| Error::io("open", &root.path().join(parent), e))?;
+                let copy = set_aside(&dir, name, stat, &copy_namer(&rules, parent))?;
+                Ok((join_rel(parent, &copy.name), copy.ignored))
+            })
+            .await;
+            match moved {
+                Ok((copy, ignored)) => {
+                    self.log(
+                        Level::Warn,
+                        &format!(
+                            "Conflict: S3 now has a directory at {rel}, which changed here as \
+                             a file: the file was kept as {copy}"
+                        ),
+                    );
+                    report.conflicts.push(rel.clone());
+                    self.copy_made(report, &rel, &copy, ignored);
+                }
+                Err(e) => {
+                    self.log(Level::Info, &format!("Kept {rel}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Deletes local files whose objects are gone (or shadowed), each only
+    /// if it is still as scanned and not open for writing, and the
+    /// directories they leave empty. Returns how many.
     async fn delete_local(
         &self,
         root: &Arc<Dir>,
-        deletes: Vec<(String, FileStat)>,
+        deletes: Vec<LocalDelete>,
         base: &mut SyncBase,
-        errors: &mut Vec<FileError>,
+        report: &mut Report,
     ) -> usize {
         let progress = PhaseProgress::new(self.observer.clone(), Phase::Cleanup, deletes.len(), 0);
         let mut deleted = 0;
-        for (rel, stat) in deletes {
+        for d in deletes {
             let root = root.clone();
-            let r = rel.clone();
+            let (r, stat) = (d.rel.clone(), d.stat);
             match blocking(move || delete_if_unchanged(&root, &r, stat)).await {
                 Ok(true) => {
-                    self.log(Level::Debug, &format!("Deleted local file {rel}"));
-                    self.journal(base.forget(&rel));
+                    self.log(Level::Debug, &format!("Deleted local file {}", d.rel));
+                    if !d.keep_base {
+                        self.journal(base.forget(&d.rel));
+                    }
                     deleted += 1;
                 }
                 Ok(false) => self.log(
                     Level::Info,
-                    &format!("Kept {rel}: it changed locally during the pull"),
+                    &format!(
+                        "Kept {}: it changed locally during the pull, or a process has it \
+                         open for writing",
+                        d.rel
+                    ),
                 ),
-                Err(e) => errors.push(FileError::new(Action::Delete, rel.clone(), &e)),
+                Err(e) => report
+                    .errors
+                    .push(FileError::new(Action::Delete, d.rel.clone(), &e)),
             }
-            progress.advance(&rel, 0);
+            progress.advance(&d.rel, 0);
         }
         deleted
     }

@@ -9,17 +9,20 @@ use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinError;
 
-use crate::base::{BaseEntry, SyncBase};
+use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
+use crate::ignore_rules::IgnoreRules;
 use crate::keys::{check_key_length, key_for};
-use crate::local::{nanos, scan, split_parent, Dir, Folding, SkipReason, Skipped};
-use crate::plan::{plan_push, predict_push, remote_files, LocalView, RemoteDelete, Upload};
+use crate::local::{nanos, scan, split_parent, Dir, Folding, Kind, SkipReason, Skipped};
+use crate::plan::{
+    plan_push, predict_push, remote_files, shapes_clash, LocalView, RemoteDelete, Upload,
+};
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{run_bounded, upload_checked, Halt};
+use crate::transfer::{run_bounded, upload_checked, Halt, UploadTo, Uploaded};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -75,7 +78,7 @@ impl Workspace {
         };
         // The base load and the once-per-instance cleanup's request overlap
         // the scan.
-        let loading = self.base(state, &opened.state, dry_run);
+        let loading = self.base(state, &opened, dry_run);
         let (mut base, local) = if dry_run {
             let (base, scanned) = tokio::join!(loading, scanning);
             (base?, scanned?)
@@ -144,9 +147,14 @@ impl Workspace {
             skipped: local.skipped.clone(),
             ..Report::default()
         };
+        self.report_trouble(&mut base, &mut report);
         for e in plan.errors {
             self.log(Level::Warn, &e.message);
             report.errors.push(e);
+        }
+        for w in plan.warnings {
+            self.log(Level::Warn, &w.message);
+            report.warnings.push(w);
         }
         for (rel, entry) in plan.record {
             self.journal(base.record(rel, entry));
@@ -171,12 +179,67 @@ impl Workspace {
                 }
             },
         );
+        // A file replaced by a directory (or back) is one change: the old
+        // key is deleted (conditionally) before the new keys are written,
+        // and they are not written if it could not be.
+        let (first, later): (Vec<RemoteDelete>, Vec<RemoteDelete>) = plan
+            .deletes
+            .into_iter()
+            .partition(|d| uploads.iter().any(|u| shapes_clash(&d.rel, &u.rel)));
         let halt = Halt::default();
-        self.upload_all(&store, &root, uploads, &mut base, &mut report, &halt)
+        let clearing: Vec<String> = first.iter().map(|d| d.rel.clone()).collect();
+        let removed = self
+            .delete_remote(&*store, &root, first, &mut base, &mut report, &halt)
             .await;
-        report.deleted = self
-            .delete_remote(&*store, &root, plan.deletes, &mut base, &mut report, &halt)
+        // A directory replaced by a file: a server that keeps directories of
+        // their own (SeaweedFS's filer) keeps the emptied one, and refuses a
+        // file of its name until its folder key is deleted too (on others
+        // there is no such key, and deleting it is a no-op).
+        let cleared: Vec<&String> = clearing
+            .iter()
+            .filter(|r| !removed.kept.contains(r))
+            .collect();
+        for dir in emptied_dirs(&cleared, &uploads) {
+            let marker = format!("{}/", key_for(&self.config.prefix, &dir));
+            let _ = store.delete(&marker, None).await;
+        }
+        uploads.retain(|u| {
+            let blocked = removed.kept.iter().any(|k| shapes_clash(k, &u.rel));
+            if blocked {
+                let err = Error::Conflict(format!(
+                    "{} was not uploaded: the object it replaces (a file where it needs a \
+                     directory, or files where it is one) could not be deleted on S3",
+                    u.rel
+                ));
+                report
+                    .errors
+                    .push(FileError::new(Action::Upload, u.rel.clone(), &err));
+            }
+            !blocked
+        });
+        self.upload_all(
+            &store,
+            &root,
+            &rules,
+            uploads,
+            &mut base,
+            &mut report,
+            &halt,
+        )
+        .await;
+        let rest = self
+            .delete_remote(&*store, &root, later, &mut base, &mut report, &halt)
             .await;
+        report.deleted = removed.deleted + rest.deleted;
+        for w in store.take_warnings() {
+            self.log(Level::Warn, &w.message);
+            report.warnings.push(w);
+        }
+        // A push without a base compared every local file with the listing:
+        // the deletion guard counts from here.
+        if !base.exists() && !base.recovering() {
+            self.journal(base.full_sync_done());
+        }
         self.journal(base.start());
         self.save_base(state, base).await;
         Ok(report)
@@ -231,11 +294,14 @@ impl Workspace {
     }
 
     /// Runs the uploads, `uploadConcurrency` at a time, recording each
-    /// finished one in the base at once.
+    /// finished one in the base at once. Each upload is noted in the base
+    /// before it is sent (see `SyncBase::intend`).
+    #[allow(clippy::too_many_arguments)]
     async fn upload_all(
         &self,
         store: &Arc<dyn Store>,
         root: &Arc<Dir>,
+        rules: &IgnoreRules,
         uploads: Vec<Upload>,
         base: &mut SyncBase,
         report: &mut Report,
@@ -248,9 +314,15 @@ impl Workspace {
             uploads.len(),
             total_bytes,
         ));
+        let rules = Arc::new(rules.clone());
+        // Both the start and the end of an upload write to the base (one
+        // after the other, never at once: the lock is never contended).
+        let base = std::sync::Mutex::new(base);
+        let lock = || base.lock().unwrap_or_else(|p| p.into_inner());
         let start = |u: Upload| {
-            let (store, root) = (store.clone(), root.clone());
-            let key = key_for(&self.config.prefix, &u.rel);
+            self.journal(lock().intend(&u.rel, &u.hash));
+            let (store, root, rules) = (store.clone(), root.clone(), rules.clone());
+            let prefix = self.config.prefix.clone();
             let resolver = self.config.content_types.clone();
             let halt = halt.clone();
             let progress = FileProgress::new(&progress);
@@ -261,14 +333,22 @@ impl Workspace {
                             Some(r) => r.content_type(&u.rel).await,
                             None => guess_content_type(&u.rel),
                         };
-                        upload_checked(&*store, &root, &u, &key, &content_type, &progress).await
+                        let to = UploadTo {
+                            store: &*store,
+                            root: &root,
+                            prefix: &prefix,
+                            rules: &rules,
+                            content_type: &content_type,
+                            progress: &progress,
+                        };
+                        upload_checked(&to, &u).await
                     })
                     .await;
                 progress.finish(&u.rel, u.stat.size);
                 (u.rel, result)
             }
         };
-        type Joined = std::result::Result<(String, Option<Result<BaseEntry>>), JoinError>;
+        type Joined = std::result::Result<(String, Option<Result<Uploaded>>), JoinError>;
         let finished = |joined: Joined| {
             let Ok((rel, result)) = joined else {
                 report.errors.push(FileError::new(
@@ -279,14 +359,41 @@ impl Workspace {
                 return;
             };
             let Some(result) = result else { return };
+            let mut base = lock();
             match result {
-                Ok(entry) => {
+                Ok(Uploaded::Synced(entry)) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
                     report.bytes += entry.stat.size;
                     self.journal(base.record(rel, entry));
                     report.transferred += 1;
                 }
+                Ok(Uploaded::DeletionStands {
+                    copy,
+                    copy_ignored,
+                    copy_entry,
+                }) => {
+                    self.journal(base.forget(&rel));
+                    let err = Error::Conflict(format!(
+                        "{rel} was deleted on S3 by another agent after (or before) an \
+                         interrupted upload of these bytes: the deletion stands, and this \
+                         version was kept as {copy}"
+                    ));
+                    self.conflict(report, Action::Upload, rel.clone(), &err);
+                    self.copy_made(report, &rel, &copy, copy_ignored);
+                    match copy_entry {
+                        Ok(entry) => {
+                            report.bytes += entry.stat.size;
+                            self.journal(base.record(copy, entry));
+                            report.transferred += 1;
+                        }
+                        Err(e) => {
+                            self.log(Level::Error, &format!("Upload failed: {copy}: {e}"));
+                            report.errors.push(FileError::new(Action::Upload, copy, &e));
+                        }
+                    }
+                }
                 Err(Error::Conflict(m)) => {
+                    self.journal(base.clear_intent(&rel));
                     let err = Error::Conflict(format!(
                         "{rel} changed on S3 since the last sync; not overwritten (pull to \
                          get both versions) ({m})"
@@ -305,7 +412,10 @@ impl Workspace {
     }
 
     /// Deletes on S3 each file that is confirmed gone from the workspace,
-    /// if its object is still the one the base knows.
+    /// if its object is still the one the base knows. A file that is there
+    /// again stays in the base, its deletion pending (the agent rewrote it
+    /// while the push ran: the next push uploads it over the synced
+    /// version).
     async fn delete_remote(
         &self,
         store: &dyn Store,
@@ -314,31 +424,27 @@ impl Workspace {
         base: &mut SyncBase,
         report: &mut Report,
         halt: &Halt,
-    ) -> usize {
+    ) -> Deleted {
+        let mut out = Deleted::default();
         let progress = PhaseProgress::new(self.observer.clone(), Phase::Cleanup, deletes.len(), 0);
         // The scan did not see them; make sure each is really gone (not
-        // merely ignored now) before deleting it on S3.
+        // merely ignored now, nor written again) before deleting it on S3.
         let mut gone = Vec::with_capacity(deletes.len());
         for d in deletes {
             let (dir, rel) = (root.clone(), d.rel.clone());
-            let absent = blocking(move || {
-                let (parent, name) = split_parent(&rel);
-                Ok(match dir.open_sub(parent) {
-                    Ok(parent) => matches!(parent.stat(name), Ok(None)),
-                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-                })
-            })
-            .await
-            .unwrap_or(false);
+            let absent = blocking(move || Ok(no_file_at(&dir, &rel)))
+                .await
+                .unwrap_or(false);
             if absent {
                 gone.push(d);
             } else {
                 progress.advance(&d.rel, 0);
-                self.journal(base.forget(&d.rel));
+                out.kept.push(d.rel);
             }
         }
         if gone.is_empty() || halt.halted() {
-            return 0;
+            out.kept.extend(gone.into_iter().map(|d| d.rel));
+            return out;
         }
         let objects: Vec<(String, Option<String>)> = gone
             .iter()
@@ -346,18 +452,18 @@ impl Workspace {
             .collect();
         let mut results: HashMap<String, Result<()>> =
             store.delete_many(&objects).await.into_iter().collect();
-        let mut deleted = 0;
         for (d, (key, _)) in gone.into_iter().zip(objects) {
             progress.advance(&d.rel, 0);
             // Missing: not attempted (the store stopped at a global failure).
             let Some(result) = results.remove(&key) else {
+                out.kept.push(d.rel);
                 continue;
             };
             match result {
                 Ok(()) => {
                     self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
                     self.journal(base.forget(&d.rel));
-                    deleted += 1;
+                    out.deleted += 1;
                 }
                 Err(Error::Conflict(m)) => match store.head(&key).await {
                     // Deleted by someone else meanwhile: nothing to do.
@@ -368,18 +474,91 @@ impl Workspace {
                              it back) ({m})",
                             d.rel
                         ));
-                        self.conflict(report, Action::Delete, d.rel, &err);
+                        self.conflict(report, Action::Delete, d.rel.clone(), &err);
+                        out.kept.push(d.rel);
                     }
                 },
-                Err(e) if !halt.report(&e) => {}
+                Err(e) if !halt.report(&e) => out.kept.push(d.rel),
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));
                     report
                         .errors
-                        .push(FileError::new(Action::Delete, d.rel, &e));
+                        .push(FileError::new(Action::Delete, d.rel.clone(), &e));
+                    out.kept.push(d.rel);
                 }
             }
         }
-        deleted
+        out
+    }
+}
+
+/// What `delete_remote` did.
+#[derive(Default)]
+struct Deleted {
+    deleted: usize,
+    /// Paths whose objects are still on S3.
+    kept: Vec<String>,
+}
+
+/// Whether there is no file at `rel` now: nothing there, a directory (a
+/// file replaced by one), or a parent that is gone or is a file. Blocking.
+fn no_file_at(root: &Dir, rel: &str) -> bool {
+    let (parent, name) = split_parent(rel);
+    match root.open_sub(parent) {
+        Ok(dir) => matches!(dir.stat(name), Ok(None) | Ok(Some((Kind::Dir, _)))),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+    }
+}
+
+/// The directories a push emptied by deleting `deleted` where an upload
+/// puts a file: for an upload of `d` and a deleted `d/x/y`, `d/x` then `d`
+/// (deepest first).
+fn emptied_dirs(deleted: &[&String], uploads: &[Upload]) -> Vec<String> {
+    let mut dirs = Vec::new();
+    for u in uploads {
+        for d in deleted {
+            if d.len() > u.rel.len() && d.starts_with(&u.rel) && d.as_bytes()[u.rel.len()] == b'/' {
+                let below_upload = d.match_indices('/').map(|(i, _)| &d[..i]);
+                dirs.extend(
+                    below_upload
+                        .filter(|dir| dir.len() >= u.rel.len())
+                        .map(str::to_owned),
+                );
+            }
+        }
+    }
+    dirs.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    dirs.dedup();
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Condition;
+
+    #[test]
+    fn the_directories_a_file_replaces_are_listed_deepest_first() {
+        let upload = |rel: &str| Upload {
+            rel: rel.into(),
+            stat: Default::default(),
+            hash: String::new(),
+            parts: Default::default(),
+            hashed_ns: 0,
+            condition: Condition::IfNoneMatch,
+            interrupted: false,
+        };
+        let deleted = [
+            "d/x/y".to_owned(),
+            "d/z".to_owned(),
+            "dd/q".to_owned(),
+            "e/f".to_owned(),
+        ];
+        let deleted: Vec<&String> = deleted.iter().collect();
+        assert_eq!(emptied_dirs(&deleted, &[upload("d")]), ["d/x", "d"]);
+        assert!(emptied_dirs(&deleted, &[upload("d/x/y")]).is_empty());
     }
 }

@@ -18,6 +18,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,8 +28,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
-use crate::error::{Error, Result, S3Error, BODY_ERROR};
-use crate::hashing::{content_hash, parse_hash, plain_md5, PART_SIZE};
+use crate::error::{Error, Result, S3Error, Warning, BODY_ERROR};
+use crate::hashing::{content_hash, md5_reader, parse_hash, plain_md5, PART_SIZE};
 use crate::local::{read_at, Dir};
 use crate::store::{
     missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
@@ -50,6 +51,11 @@ pub struct S3Settings {
     pub credentials: Option<SharedCredentialsProvider>,
     /// Longest wait for a response to start (the SDK then retries).
     pub read_timeout: Option<Duration>,
+    /// Where the store may write probe objects of its own (under the
+    /// prefix: the only place a scoped policy lets it write) to find out
+    /// which conditions the server honours. Without it, every condition is
+    /// trusted as sent.
+    pub scratch_prefix: Option<String>,
 }
 
 #[derive(Clone)]
@@ -61,7 +67,53 @@ pub struct S3Store {
     region: String,
     /// Aborts of dropped multipart uploads still being sent (see `settle`).
     aborting: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    scratch: Option<String>,
+    /// Which conditions the server was found to honour.
+    honoured: Arc<Honoured>,
 }
+
+/// What probing found the server to honour, once per store; and the
+/// warnings to pass on when it does not.
+#[derive(Default)]
+struct Honoured {
+    /// The per-key `ETag` of `DeleteObjects`.
+    batch_delete: tokio::sync::OnceCell<bool>,
+    /// `If-Match` on `CompleteMultipartUpload`.
+    complete: tokio::sync::OnceCell<bool>,
+    warnings: Mutex<Vec<Warning>>,
+}
+
+/// A condition some servers ignore, probed before it is relied on.
+#[derive(Clone, Copy)]
+enum Probe {
+    /// The per-key `ETag` of `DeleteObjects`.
+    BatchDelete,
+    /// `If-Match` on `CompleteMultipartUpload`.
+    Complete,
+}
+
+impl Probe {
+    /// What is done instead when the server ignores it.
+    fn fallback(self, endpoint: &str) -> String {
+        match self {
+            Probe::BatchDelete => format!(
+                "The S3 server at {endpoint} ignores the ETag condition of DeleteObjects (a \
+                 stale delete would remove another agent's newer version): deletions are sent \
+                 one by one as DeleteObject with If-Match instead"
+            ),
+            Probe::Complete => format!(
+                "The S3 server at {endpoint} ignores If-Match on CompleteMultipartUpload (a \
+                 stale upload would overwrite another agent's newer version): files of 8 MiB \
+                 and more are sent in one conditional PutObject instead (up to 5 GiB)"
+            ),
+        }
+    }
+}
+
+/// An ETag no object has: a condition on it must fail.
+const WRONG_ETAG: &str = "00000000000000000000000000000000";
+/// Largest object one PutObject may carry.
+const PUT_MAX: u64 = 5 * 1024 * MIB;
 
 impl S3Store {
     pub async fn connect(bucket: &str, settings: &S3Settings) -> Result<Self> {
@@ -126,6 +178,12 @@ impl S3Store {
                     .unwrap_or(custom_endpoint.is_some()),
             )
             .build();
+        // AWS documents the conditions the sync relies on; other servers
+        // are probed before they are trusted with them.
+        let scratch = settings
+            .scratch_prefix
+            .clone()
+            .filter(|_| custom_endpoint.is_some());
         Ok(S3Store {
             client: Client::from_conf(config),
             bucket: bucket.to_owned(),
@@ -133,6 +191,8 @@ impl S3Store {
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
             region,
             aborting: Arc::default(),
+            scratch,
+            honoured: Arc::default(),
         })
     }
 
@@ -246,6 +306,8 @@ const PARTS_IN_FLIGHT: usize = 6;
 /// Keys per `DeleteObjects` request (S3's limit), and requests at once.
 const DELETE_BATCH: usize = 1000;
 const DELETE_BATCHES_IN_FLIGHT: usize = 4;
+/// Single deletes at once, where batches cannot be trusted.
+const DELETES_IN_FLIGHT: usize = 16;
 /// Longest wait for clean-up requests when an operation is cancelled (it
 /// must still end within a second).
 const SETTLE_MAX: Duration = Duration::from_millis(600);
@@ -371,37 +433,259 @@ impl S3Store {
     /// from disk and sent with its own `Content-MD5`. Aborted (never left
     /// half-done) on any failure, or if the file changed meanwhile.
     async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+        // Whether the server honours If-Match on completion is probed (once
+        // per store) while the parts go up.
+        let honoured = async {
+            match req.condition {
+                Condition::IfMatch(_) => self.honours(Probe::Complete).await,
+                _ => true,
+            }
+        };
         // Dropped from here on (the operation was aborted), the upload is
         // aborted rather than left to linger, billed, on S3: also when the
         // drop comes while its creation is still in flight.
         let slot = Arc::new(Mutex::new(UploadSlot::default()));
         let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), slot.clone())));
-        let upload_id = self.create_upload(&req, slot).await?;
-        let result = self.upload_parts(&req, &upload_id).await;
-        let done = match result {
-            Ok(parts) => self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(req.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .set_if_match(if_match(req.condition))
-                .set_if_none_match(if_none_match(req.condition))
-                .send()
-                .await
-                .map(|out| out.e_tag().map(unquote_etag))
-                .map_err(|e| self.error("CompleteMultipartUpload", req.key, e)),
-            Err(e) => Err(e),
+        let sent = async {
+            let upload_id = self.create_upload(&req, slot).await?;
+            let parts = self.upload_parts(&req, &upload_id).await?;
+            Ok::<_, Error>((upload_id, parts))
         };
+        let (honoured, sent) = tokio::join!(honoured, sent);
+        if !honoured {
+            // Completing would overwrite whatever is there now: the parts
+            // are dropped (the guard aborts the upload) and the file goes in
+            // one conditional PutObject, which the server does honour.
+            drop(guard);
+            return self.put_whole(&req).await;
+        }
+        let (upload_id, parts) = sent?;
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(req.key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .set_if_match(if_match(req.condition))
+            .set_if_none_match(if_none_match(req.condition))
+            .send()
+            .await
+            .map(|out| out.e_tag().map(unquote_etag))
+            .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
+        let done = missing_is_conflict(done, if_match(req.condition).as_deref());
         if done.is_ok() {
             guard.0 = None;
         }
         done
+    }
+
+    /// A large file in one conditional PutObject, streamed from the checked
+    /// handle with the MD5 of the whole body (one more pass over the file):
+    /// for servers that ignore conditions on `CompleteMultipartUpload`.
+    async fn put_whole(&self, req: &PutRequest<'_>) -> Result<Option<String>> {
+        let size = req.stat.size;
+        if size > PUT_MAX {
+            return Err(Error::Unsupported(format!(
+                "{}: the server ignores If-Match on CompleteMultipartUpload, so a file of \
+                 more than 5 GiB cannot be uploaded without risking another agent's newer \
+                 version; not uploaded (conflictPolicy 'overwrite' uploads it anyway)",
+                req.path.display()
+            )));
+        }
+        let file = Arc::new(
+            req.file
+                .try_clone()
+                .map_err(|e| Error::io("read", req.path, e))?,
+        );
+        let (whole, shown) = (file.clone(), req.path.to_path_buf());
+        let md5 = tokio::task::spawn_blocking(move || {
+            use std::io::Seek;
+            (&*whole)
+                .seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| Error::io("read", &shown, e))?;
+            md5_reader(&whole, &shown)
+        })
+        .await
+        .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+        let body = file_body(file, req.path.to_path_buf(), size);
+        let etag = self.send_put(req, body, md5).await?;
+        req.progress.moved(size);
+        let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
+        if now != req.stat {
+            return Err(changed_while_uploaded(req.path));
+        }
+        Ok(etag)
+    }
+
+    /// One PutObject of the file's bytes `body` (whose MD5 is `md5`), with
+    /// its content type, content hash and condition; returns the new ETag.
+    /// Bytes that do not match `md5` (the file changed since it was hashed)
+    /// are refused by the server: `FILE_CHANGED`.
+    async fn send_put(
+        &self,
+        req: &PutRequest<'_>,
+        body: ByteStream,
+        md5: [u8; 16],
+    ) -> Result<Option<String>> {
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(req.key)
+            .body(body)
+            .content_length(req.stat.size as i64)
+            .content_type(req.content_type)
+            .content_md5(BASE64.encode(md5))
+            .metadata(HASH_META, req.hash)
+            .set_if_match(if_match(req.condition))
+            .set_if_none_match(if_none_match(req.condition))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| match self.error("PutObject", req.key, e) {
+                Error::S3(e) if e.code == "BadDigest" => changed_while_uploaded(req.path),
+                e => e,
+            });
+        let out = missing_is_conflict(out, if_match(req.condition).as_deref())?;
+        Ok(out.e_tag().map(unquote_etag))
+    }
+
+    /// The key of probe objects: one per prefix, so a probe cut off by a
+    /// killed process leaves at most one object (never synced; the next
+    /// probe removes it). Two instances probing at once reach the same
+    /// conclusion: a missing probe object fails a condition as an ETag that
+    /// does not match does.
+    fn probe_key(&self) -> Option<String> {
+        Some(format!("{}probe", self.scratch.as_deref()?))
+    }
+
+    async fn put_probe(&self, key: &str) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from_static(
+                b"s3-workspace-sync capability probe",
+            ))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.error("PutObject", key, e))
+    }
+
+    fn note(&self, message: String) {
+        self.honoured
+            .warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Warning::new("", Warning::STORE_CONDITION_IGNORED, message));
+    }
+
+    /// Whether the server honours the condition `probe` tests: found out
+    /// once per store, in a task of its own (tracked for `settle`), so an
+    /// operation cancelled meanwhile leaves no probe object behind. Without
+    /// a scratch prefix (AWS, which documents the conditions), trusted.
+    async fn honours(&self, probe: Probe) -> bool {
+        let Some(key) = self.probe_key() else {
+            return true;
+        };
+        let cell = match probe {
+            Probe::BatchDelete => &self.honoured.batch_delete,
+            Probe::Complete => &self.honoured.complete,
+        };
+        *cell
+            .get_or_init(|| async {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let this = self.clone();
+                self.track(tokio::spawn(async move {
+                    let honoured = match this.put_probe(&key).await {
+                        Ok(()) => match probe {
+                            Probe::BatchDelete => this.probe_batch_delete(&key).await,
+                            Probe::Complete => this.probe_complete(&key).await,
+                        },
+                        // A probe that cannot run trusts nothing.
+                        Err(_) => false,
+                    };
+                    let _ = tx.send(honoured);
+                    let _ = this.delete(&key, None).await;
+                    if !honoured {
+                        this.note(probe.fallback(&this.endpoint));
+                    }
+                }));
+                rx.await.unwrap_or(false)
+            })
+            .await
+    }
+
+    /// Whether `DeleteObjects` refuses the probe object `key` under an ETag
+    /// it does not have (some servers ignore the per-key ETag and delete).
+    async fn probe_batch_delete(&self, key: &str) -> bool {
+        let answer = self
+            .delete_batch(vec![(key.to_owned(), Some(WRONG_ETAG.to_owned()))])
+            .await;
+        matches!(answer.first(), Some((_, Err(Error::Conflict(_)))))
+    }
+
+    /// Whether the server refuses to complete a multipart upload over the
+    /// probe object `key` whose `If-Match` does not hold (some ignore it).
+    async fn probe_complete(&self, key: &str) -> bool {
+        let attempt = async {
+            let created = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
+            let id = created.upload_id().unwrap_or_default().to_owned();
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .part_number(1)
+                .body(ByteStream::from_static(b"probe"))
+                .send()
+                .await
+                .map_err(|e| self.error("UploadPart", key, e));
+            let completed = match part {
+                Ok(part) => self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .parts(
+                                CompletedPart::builder()
+                                    .part_number(1)
+                                    .set_e_tag(part.e_tag().map(str::to_owned))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .if_match(quote_etag(WRONG_ETAG))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.error("CompleteMultipartUpload", key, e)),
+                Err(e) => Err(e),
+            };
+            if completed.is_err() {
+                self.abort_multipart(key, &id).await;
+            }
+            Ok::<_, Error>(matches!(completed, Err(Error::Conflict(_))))
+        };
+        attempt.await.unwrap_or(false)
     }
 
     /// Creates the multipart upload in a task of its own that puts the id in
@@ -528,6 +812,72 @@ impl S3Store {
             return Err(changed_while_uploaded(req.path));
         }
         Ok(uploaded)
+    }
+}
+
+/// A request body read from `file` (the checked handle) chunk by chunk,
+/// off the async threads; the SDK may send it again (a retry reads the file
+/// again from the start).
+fn file_body(file: Arc<std::fs::File>, path: std::path::PathBuf, size: u64) -> ByteStream {
+    ByteStream::new(SdkBody::retryable(move || {
+        SdkBody::from_body_1_x(FileBody {
+            file: file.clone(),
+            path: path.clone(),
+            size,
+            offset: 0,
+            reading: None,
+        })
+    }))
+}
+
+/// See `file_body`.
+struct FileBody {
+    file: Arc<std::fs::File>,
+    path: std::path::PathBuf,
+    size: u64,
+    /// Where the next read starts.
+    offset: u64,
+    reading: Option<tokio::task::JoinHandle<Result<Bytes>>>,
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>>>> {
+        const CHUNK: u64 = MIB;
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.reading.is_none() {
+            if this.offset >= this.size {
+                return Poll::Ready(None);
+            }
+            let len = CHUNK.min(this.size - this.offset);
+            let (file, path, offset) = (this.file.clone(), this.path.clone(), this.offset);
+            this.offset += len;
+            this.reading = Some(tokio::task::spawn_blocking(move || {
+                read_at(&file, &path, offset, len)
+            }));
+        }
+        let reading = this.reading.as_mut().expect("started above");
+        match std::pin::Pin::new(reading).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(joined) => {
+                this.reading = None;
+                let bytes = joined
+                    .map_err(|e| Error::Io(format!("read task failed: {e}")))
+                    .and_then(|r| r);
+                Poll::Ready(Some(bytes.map(http_body::Frame::data)))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.size)
     }
 }
 
@@ -753,27 +1103,9 @@ impl Store for S3Store {
         let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
             .await
             .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
-        let body = ByteStream::from(bytes);
         let md5 = plain_md5(req.hash)
             .ok_or_else(|| Error::Io(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(req.key)
-            .body(body)
-            .content_length(req.stat.size as i64)
-            .content_type(req.content_type)
-            .content_md5(BASE64.encode(md5))
-            .metadata(HASH_META, req.hash)
-            .set_if_match(if_match(req.condition))
-            .set_if_none_match(if_none_match(req.condition))
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(|e| self.error("PutObject", req.key, e))?;
-        Ok(out.e_tag().map(unquote_etag))
+        self.send_put(&req, ByteStream::from(bytes), md5).await
     }
 
     async fn abort_abandoned_uploads(&self, prefix: &str, age: Duration) -> Result<usize> {
@@ -816,8 +1148,22 @@ impl Store for S3Store {
     }
 
     /// `DeleteObjects` of up to 1,000 keys per request, a few requests at
-    /// once, each key conditional on its ETag (`ObjectIdentifier.ETag`).
+    /// once, each key conditional on its ETag (`ObjectIdentifier.ETag`);
+    /// where the server ignores that condition (probed once, when it
+    /// matters), one `DeleteObject` with `If-Match` per key, a few at once.
     async fn delete_many(&self, objects: &[(String, Option<String>)]) -> Vec<(String, Result<()>)> {
+        let conditional = objects.iter().any(|(_, etag)| etag.is_some());
+        let batched = objects.len() > 1 && (!conditional || self.honours(Probe::BatchDelete).await);
+        if !batched {
+            let singles = objects.iter().cloned().map(|(key, etag)| async move {
+                let result = self.delete(&key, etag.as_deref()).await;
+                (key, result)
+            });
+            return futures::stream::iter(singles)
+                .buffered(DELETES_IN_FLIGHT)
+                .collect()
+                .await;
+        }
         let batches: Vec<Vec<(String, Option<String>)>> =
             objects.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
         futures::stream::iter(batches)
@@ -826,6 +1172,16 @@ impl Store for S3Store {
             .flat_map(futures::stream::iter)
             .collect()
             .await
+    }
+
+    fn take_warnings(&self) -> Vec<Warning> {
+        std::mem::take(
+            &mut *self
+                .honoured
+                .warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads.

@@ -9,19 +9,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::base::SyncBase;
+use crate::base::{Identity, SyncBase};
 use crate::blocking::blocking;
 use crate::content_type::ContentTypeResolver;
-use crate::error::{Action, Error, FileError, Result};
+use crate::error::{Action, Error, FileError, Result, Warning};
 use crate::hashing::hash_file;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
 use crate::local::{
-    check_workspace_path, lock_workspace, nanos, observe_racy_window, open_scanned, open_state_dir,
-    open_workspace, probe_racy_window, with_syncignore, Dir, FileStat, Skipped, WorkspaceLock,
-    STATE_DIR,
+    check_workspace_path, held_for_writing, lock_workspace, nanos, observe_racy_window,
+    open_scanned, open_state_dir, open_workspace, probe_racy_window, with_syncignore, Dir,
+    FileStat, Skipped, WorkspaceLock, STATE_DIR,
 };
-use crate::plan::{ConflictPolicy, Hashed, PlanSummary};
+use crate::plan::{ConflictPolicy, Hashed, PlanSummary, REMOTE_STATE};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
@@ -39,6 +39,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// parts of 8 MiB) takes on a slow link.
 pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
+/// The hashing time recorded for a file open for writing when hashed: the
+/// epoch, before any file's mtime, so its stat is never trusted.
+const UNTRUSTED_NS: i128 = 0;
 /// Files hashed at once: hashing is CPU and disk bound, not network bound.
 const HASH_CONCURRENCY: usize = 16;
 /// Threads one large file's parts are hashed on, at most (small files run
@@ -162,6 +165,10 @@ pub struct Report {
     /// Paths both sides changed: a pull kept both versions (the local one
     /// under a conflict name), a push left the newer object alone.
     pub conflicts: Vec<String>,
+    /// The conflict copies this operation made: (path, the copy's path).
+    pub conflict_copies: Vec<(String, String)>,
+    /// What the caller should know though nothing failed (see `Warning`).
+    pub warnings: Vec<Warning>,
     /// Local entries a push could not sync, and why (those that are
     /// failures, all but links, are in `errors` too).
     pub skipped: Vec<Skipped>,
@@ -176,6 +183,10 @@ pub struct Report {
 pub struct Run {
     /// Stops the operation with `Error::Cancelled`.
     pub cancel: CancellationToken,
+    /// Pull: bring back every synced file deleted here and not yet pushed
+    /// (S3 still holds it as synced), instead of keeping the deletion for
+    /// the next push.
+    pub restore_deleted: bool,
     /// Decide exactly as a real run would (same listing, scan, base, rules)
     /// and change nothing anywhere: no S3 write, no local write, no state
     /// write, no lock. The report's `plan` says what a real run would do.
@@ -241,6 +252,7 @@ impl Workspace {
             .get_or_try_init(|| async {
                 let settings = S3Settings {
                     read_timeout: Some(self.config.stall_timeout),
+                    scratch_prefix: Some(format!("{}{REMOTE_STATE}", self.config.prefix)),
                     ..self.config.s3.clone()
                 };
                 let store = S3Store::connect(&self.config.bucket, &settings).await?;
@@ -434,10 +446,16 @@ impl Workspace {
                         if Dir::file_stat(&file).ok() != Some(stat) {
                             return Err(Error::Changed(format!("{r} changed while it was read")));
                         }
-                        Ok(hashed)
+                        Ok((hashed, held_for_writing(&file)))
                     })
                     .await;
-                    (rel, at_ns, result)
+                    // A file open for writing (or mapped writable) may change
+                    // without its stat changing (writes through a map leave
+                    // mtime alone until the next write fault): its entry is
+                    // never trusted by stat, so it is hashed again next time.
+                    let result = result
+                        .map(|(hashed, held)| (hashed, if held { UNTRUSTED_NS } else { at_ns }));
+                    (rel, result)
                 }
             })
             .buffer_unordered(HASH_CONCURRENCY)
@@ -445,9 +463,9 @@ impl Workspace {
             .await;
         let mut hashes = HashMap::with_capacity(results.len());
         let mut errors = Vec::new();
-        for (rel, at_ns, result) in results {
+        for (rel, result) in results {
             match result {
-                Ok((hash, parts)) => {
+                Ok(((hash, parts), at_ns)) => {
                     let parts = parts.into();
                     hashes.insert(rel, Hashed { hash, at_ns, parts });
                 }
@@ -457,46 +475,68 @@ impl Workspace {
         (hashes, errors)
     }
 
-    /// The sync base, as this instance last saw it if its file is unchanged
-    /// since, else loaded. Call with the workspace lock held.
-    /// The base (the cached one while its file is unchanged). In a dry run
-    /// nothing is probed or written, and the cache is left in place.
+    /// The sync base (the cached one while its file is unchanged since this
+    /// instance last wrote it), for the workspace `opened`. In a dry run
+    /// nothing is probed or written, and the cache is left in place. Why a
+    /// base on disk was not used as it was is logged here and left in the
+    /// base for the operation's result (`take_trouble`).
     pub(crate) async fn base(
         &self,
         state: &mut State,
-        dir: &Arc<Dir>,
+        opened: &Opened,
         dry_run: bool,
     ) -> Result<SyncBase> {
-        if dry_run {
-            let (bucket, prefix, dir) = (
-                self.config.bucket.clone(),
-                self.config.prefix.clone(),
-                dir.clone(),
-            );
-            return blocking(move || {
-                let window = observe_racy_window(&dir);
-                let mut base = SyncBase::load(dir, &bucket, &prefix);
-                base.set_racy_window(window);
-                Ok(base)
-            })
-            .await;
-        }
-        let cached = state.base.take();
         let (bucket, prefix) = (self.config.bucket.clone(), self.config.prefix.clone());
-        let dir = dir.clone();
-        blocking(move || {
+        let (dir, root) = (opened.state.clone(), opened.root.clone());
+        let cached = if dry_run { None } else { state.base.take() };
+        let base = blocking(move || {
             if let Some((mut base, Some(seen))) = cached {
                 if base_file_stat(&dir, base.file_name()).as_ref() == Some(&seen) {
                     base.set_dir(dir);
                     return Ok(base);
                 }
             }
-            let window = probe_racy_window(&dir);
-            let mut base = SyncBase::load(dir, &bucket, &prefix);
+            let window = if dry_run {
+                observe_racy_window(&dir)
+            } else {
+                probe_racy_window(&dir)
+            };
+            let mut base = SyncBase::load(dir, &bucket, &prefix, &Identity::of(&root));
             base.set_racy_window(window);
             Ok(base)
         })
-        .await
+        .await?;
+        Ok(base)
+    }
+
+    /// Reports a conflict copy this operation made (and, when the ignore
+    /// rules hide its name, that it will not be pushed).
+    pub(crate) fn copy_made(&self, report: &mut Report, rel: &str, copy: &str, ignored: bool) {
+        report
+            .conflict_copies
+            .push((rel.to_owned(), copy.to_owned()));
+        if ignored {
+            let message = format!(
+                "The conflict copy {copy} of {rel} is hidden by the ignore rules, so it will \
+                 not be pushed: it exists on this disk only. Merge it into {rel}, or move it \
+                 to a name that syncs"
+            );
+            self.log(Level::Warn, &message);
+            report
+                .warnings
+                .push(Warning::new(copy, Warning::COPY_IGNORED, message));
+        }
+    }
+
+    /// Reports (log and result) why the base on disk was not used as it was.
+    pub(crate) fn report_trouble(&self, base: &mut SyncBase, report: &mut Report) {
+        if let Some((trouble, file)) = base.take_trouble() {
+            let message = trouble.describe(&file);
+            self.log(Level::Warn, &message);
+            report
+                .warnings
+                .push(Warning::new("", Warning::BASE_DAMAGED, message));
+        }
     }
 
     /// Writes the base compactly and keeps it for the next operation. A

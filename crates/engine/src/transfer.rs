@@ -17,19 +17,47 @@ use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{is_composite, ContentHasher, PART_SIZE};
+use crate::ignore_rules::IgnoreRules;
+use crate::keys::key_for;
 use crate::local::anchor::is_link_error;
 use crate::local::open_scanned;
-use crate::local::{commit_temp_file, create_temp_file, nanos, split_parent, Dir, FileStat};
+use crate::local::{
+    commit_beside, commit_temp_file, conflict_copy_name, create_temp_file, nanos, set_aside,
+    split_parent, ConflictCopy, Dir, FileStat,
+};
 use crate::plan::{Download, Upload};
 use crate::progress::FileProgress;
 use crate::store::{Condition, PutRequest, Store};
 
-/// A finished download: the new base entry, and where the local version
-/// went when both sides had changed (keep both).
+/// A finished download: the new base entry, and the conflict copy it made
+/// (workspace-relative): where the local version went when both sides had
+/// changed, or where S3's version was saved beside the agent's file.
 #[derive(Debug)]
 pub struct Downloaded {
     pub entry: BaseEntry,
-    pub conflict_copy: Option<PathBuf>,
+    pub conflict_copy: Option<(String, ConflictCopy)>,
+}
+
+/// Names conflict copies in the directory `parent` (workspace-relative)
+/// so that the ignore rules do not hide them where a name can avoid it.
+pub fn copy_namer<'a>(
+    rules: &'a IgnoreRules,
+    parent: &'a str,
+) -> impl Fn(&Dir, &str) -> ConflictCopy + 'a {
+    move |dir: &Dir, name: &str| {
+        conflict_copy_name(dir, name, &|candidate: &str| {
+            rules.is_ignored(&join_rel(parent, candidate), false)
+        })
+    }
+}
+
+/// `parent/name`, or `name` at the root.
+pub fn join_rel(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
 }
 
 /// The directory a download lands in, opened (made if missing) beneath the
@@ -130,12 +158,13 @@ pub async fn download(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
+    rules: &Arc<IgnoreRules>,
     stall: Duration,
     progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d, stall, progress).await;
+        let result = download_once(store, root, d, rules, stall, progress).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -297,11 +326,12 @@ async fn download_once(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
+    rules: &Arc<IgnoreRules>,
     stall: Duration,
     progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut spilled = Spilled::default();
-    let result = receive(store, root, d, stall, progress, &mut spilled).await;
+    let result = receive(store, root, d, rules, stall, progress, &mut spilled).await;
     if result.is_ok() {
         // Committed: the temp name is the file's now.
         spilled.0 = None;
@@ -315,6 +345,7 @@ async fn receive(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
+    rules: &Arc<IgnoreRules>,
     stall: Duration,
     progress: &FileProgress,
     spilled: &mut Spilled,
@@ -391,11 +422,15 @@ async fn receive(
         }
     }
     let etag = body.etag.or_else(|| d.etag.clone());
+    let (parent, dest) = split_parent(&d.rel);
     let target = Target {
-        dest: split_parent(&d.rel).1.to_owned(),
+        dest: dest.to_owned(),
+        parent: parent.to_owned(),
         mtime: d.last_modified,
         replaces: d.replaces,
         keep_local: d.keep_local,
+        beside: d.beside,
+        rules: rules.clone(),
     };
     let (stat, conflict_copy) = match (file, spilled.0.clone()) {
         (Some(out), Some((dir, temp))) => {
@@ -421,12 +456,19 @@ async fn receive(
     let entry = BaseEntry {
         etag,
         hash,
-        stat,
-        recorded_ns: nanos(std::time::SystemTime::now()),
+        // Saved beside the agent's file: the base holds S3's version as the
+        // one that file changed from, and no stat of it (it is not there).
+        stat: stat.unwrap_or_default(),
+        recorded_ns: if d.beside {
+            0
+        } else {
+            nanos(std::time::SystemTime::now())
+        },
+        born: 0,
     };
     Ok(Downloaded {
         entry,
-        conflict_copy,
+        conflict_copy: conflict_copy.map(|c| (join_rel(parent, &c.name), c)),
     })
 }
 
@@ -434,66 +476,167 @@ async fn receive(
 /// be there.
 struct Target {
     dest: String,
+    /// The directory's workspace-relative path, for the ignore rules.
+    parent: String,
     mtime: Option<std::time::SystemTime>,
     replaces: Option<FileStat>,
     keep_local: bool,
+    beside: bool,
+    rules: Arc<IgnoreRules>,
 }
 
 impl Target {
     /// Gives the finished temp file the object's time as mtime (so the base
     /// trusts its stat at once, and any later local write shows), moves it
-    /// into place (see `commit_temp_file`) and returns its stat and the
-    /// conflict copy, if one was made. Blocking.
+    /// into place (see `commit_temp_file`), or beside the name, and returns
+    /// its stat at the name (`None` beside it) and the conflict copy made,
+    /// if any. Blocking.
     fn commit(
         self,
         dir: &Dir,
         file: std::fs::File,
         temp: &str,
-    ) -> Result<(FileStat, Option<PathBuf>)> {
+    ) -> Result<(Option<FileStat>, Option<ConflictCopy>)> {
         let shown = dir.path().join(&self.dest);
         if let Some(t) = self.mtime {
             file.set_modified(t)
                 .map_err(|e| Error::io("set mtime of", &shown, e))?;
         }
         drop(file);
-        let copy = commit_temp_file(dir, temp, &self.dest, self.replaces, self.keep_local)?;
+        let namer = copy_namer(&self.rules, &self.parent);
+        if self.beside {
+            return Ok((None, Some(commit_beside(dir, temp, &self.dest, &namer)?)));
+        }
+        let copy = commit_temp_file(
+            dir,
+            temp,
+            &self.dest,
+            self.replaces,
+            self.keep_local,
+            &namer,
+        )?;
         // The stat after the rename (which changes ctime) is the one recorded.
         let stat = match dir.stat(&self.dest) {
             Ok(Some((_, stat))) => stat,
             Ok(None) => return Err(Error::Changed(format!("{} vanished", shown.display()))),
             Err(e) => return Err(Error::io("inspect", &shown, e)),
         };
-        Ok((stat, copy.map(|c| dir.path().join(c))))
+        Ok((Some(stat), copy))
     }
+}
+
+/// How an upload ended.
+#[derive(Debug)]
+pub enum Uploaded {
+    /// S3 holds the file's bytes under its key: its new base entry.
+    Synced(BaseEntry),
+    /// The object was deleted on S3 by another agent, after an earlier
+    /// push of these very bytes that never learned its outcome (or before
+    /// it: that cannot be told). The deletion stands: the local file was
+    /// moved to `copy` (workspace-relative), which was then uploaded as a
+    /// new file (`copy_entry`, or the error that upload met).
+    DeletionStands {
+        copy: String,
+        copy_ignored: bool,
+        copy_entry: Result<BaseEntry>,
+    },
+}
+
+/// Attempts of a conditional write that S3 answers 409
+/// `ConditionalRequestConflict` (a concurrent write to the key), as AWS
+/// documents: fetch the state again and retry.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// What an upload needs besides the file.
+pub struct UploadTo<'a> {
+    pub store: &'a dyn Store,
+    pub root: &'a Arc<Dir>,
+    pub prefix: &'a str,
+    pub rules: &'a Arc<IgnoreRules>,
+    pub content_type: &'a str,
+    pub progress: &'a FileProgress,
 }
 
 /// `upload`, then what a failed condition means: our own earlier upload
 /// (a push killed before it recorded it: the object holds these bytes) is
 /// success; an object deleted on S3 since the base is created again (the
-/// local change wins over nothing); anything else is a conflict.
-pub async fn upload_checked(
-    store: &dyn Store,
-    root: &Arc<Dir>,
-    u: &Upload,
-    key: &str,
-    content_type: &str,
-    progress: &FileProgress,
-) -> Result<BaseEntry> {
-    let conflict = match upload(store, root, u, key, content_type, progress).await {
+/// local change wins over nothing), unless these bytes were sent before
+/// by a push that never learned its outcome (see `Uploaded`); anything else
+/// is a conflict.
+pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
+    let key = key_for(to.prefix, &u.rel);
+    let conflict = match upload_retrying(to, u, &key).await {
         Err(Error::Conflict(m)) => m,
-        other => return other,
+        other => return other.map(Uploaded::Synced),
     };
-    match store.head(key).await {
-        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => Ok(u.synced(info.etag)),
+    match to.store.head(&key).await {
+        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
+            Ok(Uploaded::Synced(u.synced(info.etag)))
+        }
+        Ok(None) if u.interrupted => deletion_stands(to, u).await,
         Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
             let again = Upload {
                 condition: Condition::IfNoneMatch,
                 ..u.clone()
             };
-            upload(store, root, &again, key, content_type, progress).await
+            upload_retrying(to, &again, &key)
+                .await
+                .map(Uploaded::Synced)
         }
         _ => Err(Error::Conflict(conflict)),
     }
+}
+
+/// `upload`, tried again while S3 answers 409 `ConditionalRequestConflict`.
+async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+    let mut attempt = 1;
+    loop {
+        match upload(to, u, key).await {
+            Err(Error::S3(e))
+                if attempt < CONFLICT_ATTEMPTS
+                    && (e.code == "ConditionalRequestConflict" || e.status == Some(409)) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Moves the local file aside under a conflict name and uploads it there:
+/// another agent's deletion of the path stands, these bytes survive.
+async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
+    let (parent, name) = split_parent(&u.rel);
+    let (root, rules) = (to.root.clone(), to.rules.clone());
+    let (parent_owned, name_owned, stat) = (parent.to_owned(), name.to_owned(), u.stat);
+    let (copy, copy_stat) = blocking(move || {
+        let dir = root
+            .open_sub(&parent_owned)
+            .map_err(|e| Error::io("open", &root.path().join(&parent_owned), e))?;
+        let namer = copy_namer(&rules, &parent_owned);
+        let copy = set_aside(&dir, &name_owned, stat, &namer)?;
+        let copy_stat = match dir.stat(&copy.name) {
+            Ok(Some((_, s))) => s,
+            _ => return Err(Error::Changed(format!("{} vanished", copy.name))),
+        };
+        Ok((copy, copy_stat))
+    })
+    .await?;
+    let copy_rel = join_rel(parent, &copy.name);
+    let moved = Upload {
+        rel: copy_rel.clone(),
+        stat: copy_stat,
+        condition: Condition::IfNoneMatch,
+        interrupted: false,
+        ..u.clone()
+    };
+    let copy_entry = upload_retrying(to, &moved, &key_for(to.prefix, &copy_rel)).await;
+    Ok(Uploaded::DeletionStands {
+        copy: copy_rel,
+        copy_ignored: copy.ignored,
+        copy_entry,
+    })
 }
 
 /// Uploads `root/u.rel` as `key`, with the content hash the push computed
@@ -501,28 +644,22 @@ pub async fn upload_checked(
 /// changed since) and the plan's condition. The file is opened beneath the
 /// root, not through a link, and must still be the scanned one. Returns the
 /// new base entry.
-async fn upload(
-    store: &dyn Store,
-    root: &Arc<Dir>,
-    u: &Upload,
-    key: &str,
-    content_type: &str,
-    progress: &FileProgress,
-) -> Result<BaseEntry> {
-    let (dir, rel, stat) = (root.clone(), u.rel.clone(), u.stat);
+async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+    let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
     let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
-    let path = root.path().join(&u.rel);
-    let etag = store
+    let path = to.root.path().join(&u.rel);
+    let etag = to
+        .store
         .put(PutRequest {
             key,
             file: &file,
             path: &path,
             stat: u.stat,
-            content_type,
+            content_type: to.content_type,
             hash: &u.hash,
             parts: &u.parts,
             condition: &u.condition,
-            progress,
+            progress: to.progress,
         })
         .await?;
     Ok(u.synced(etag))

@@ -112,6 +112,14 @@ mod imp {
             &self.path
         }
 
+        /// The device and inode of this directory: which directory it is,
+        /// whatever path reached it.
+        #[allow(clippy::unnecessary_cast)]
+        pub fn dev_ino(&self) -> io::Result<(u64, u64)> {
+            let st = fstat(&self.fd)?;
+            Ok((st.st_dev as u64, st.st_ino as u64))
+        }
+
         /// The directory `rel` (`/`-separated, "" for this one) beneath this
         /// one, never through a symbolic link.
         pub fn open_sub(&self, rel: &str) -> io::Result<Dir> {
@@ -388,6 +396,11 @@ mod imp {
 
         pub fn path(&self) -> &Path {
             &self.path
+        }
+
+        /// No inodes here: (0, 0), and the path tells directories apart.
+        pub fn dev_ino(&self) -> io::Result<(u64, u64)> {
+            Ok((0, 0))
         }
 
         fn walk(&self, rel: &str, create: bool) -> io::Result<Dir> {

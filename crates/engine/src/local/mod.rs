@@ -21,7 +21,9 @@ pub use state::{
 };
 pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTERNS};
 pub use write::{
-    commit_temp_file, create_temp_file, delete_if_unchanged, remove_file_and_empty_parents,
+    commit_beside, commit_temp_file, conflict_copy_name, conflict_origin, create_temp_file,
+    delete_if_unchanged, held_for_writing, open_for_writing, remove_file_and_empty_parents,
+    set_aside, ConflictCopy,
 };
 
 /// The engine's own directory, by default at the workspace root: the sync
@@ -48,7 +50,8 @@ pub(crate) fn temp_name() -> String {
     format!("{TEMP_PREFIX}{:016x}{TEMP_SUFFIX}", rand_u64())
 }
 
-fn rand_u64() -> u64 {
+/// A random number (the std hasher's random keys): for unguessable names.
+pub fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -22,20 +22,32 @@ pub fn create_temp_file(dir: &Dir) -> Result<(File, String)> {
     }
 }
 
+/// Where a download's local version went, or where S3's version was saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCopy {
+    /// The copy's name in its directory.
+    pub name: String,
+    /// Every name a copy could take there is hidden by the ignore rules:
+    /// this one is not pushed.
+    pub ignored: bool,
+}
+
 /// Moves the finished temp file `temp` to `dest` (names in `dir`),
 /// atomically, only while `dest` is as the plan saw it: no file
-/// (`replaces: None`), or a file whose stat is still `replaces`. With
-/// `keep_local`, that file is first moved to a conflict name, which is
-/// returned. A file the agent created or changed meanwhile is never
-/// replaced (`Error::Changed`); neither is a directory. A symlink is
-/// replaced, never followed: links are not synced.
+/// (`replaces: None`), or a file whose stat is still `replaces` and that no
+/// process holds open for writing. With `keep_local`, that file is first
+/// moved to a conflict name (`copy_name`), which is returned. A file the
+/// agent created or changed meanwhile is never replaced (`Error::Changed`);
+/// neither is a directory. A symlink is replaced, never followed: links are
+/// not synced.
 pub fn commit_temp_file(
     dir: &Dir,
     temp: &str,
     dest: &str,
     replaces: Option<FileStat>,
     keep_local: bool,
-) -> Result<Option<String>> {
+    copy_name: &dyn Fn(&Dir, &str) -> ConflictCopy,
+) -> Result<Option<ConflictCopy>> {
     let shown = || dir.path().join(dest);
     let changed = || {
         Error::Changed(format!(
@@ -60,9 +72,10 @@ pub fn commit_temp_file(
         ))),
         Some((Kind::Symlink, _)) => place(dir.rename(temp, dest)).map(|()| None),
         Some((_, stat)) if Some(stat) != replaces => Err(changed()),
+        Some(_) if open_for_writing(dir, dest) => Err(held_open(&shown())),
         Some(_) if keep_local => {
-            let copy = free_conflict_name(dir, dest);
-            dir.rename_no_replace(dest, &copy)
+            let copy = copy_name(dir, dest);
+            dir.rename_no_replace(dest, &copy.name)
                 .map_err(|e| Error::io("rename aside", &shown(), e))?;
             place(dir.rename_no_replace(temp, dest))?;
             Ok(Some(copy))
@@ -71,26 +84,156 @@ pub fn commit_temp_file(
     }
 }
 
-/// `name.conflict-YYYYMMDD-HHMMSS.ext` beside `name` in `dir` (a counter
-/// added if taken): where a pull keeps the local version of a conflicting
-/// file.
-fn free_conflict_name(dir: &Dir, name: &str) -> String {
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
-        _ => (name, String::new()),
-    };
+/// Moves the finished temp file `temp` to a conflict name beside `dest`
+/// (whatever is at `dest` stays), and returns that name.
+pub fn commit_beside(
+    dir: &Dir,
+    temp: &str,
+    dest: &str,
+    copy_name: &dyn Fn(&Dir, &str) -> ConflictCopy,
+) -> Result<ConflictCopy> {
+    loop {
+        let copy = copy_name(dir, dest);
+        match dir.rename_no_replace(temp, &copy.name) {
+            Ok(()) => return Ok(copy),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("rename into", &dir.path().join(&copy.name), e)),
+        }
+    }
+}
+
+/// Moves the local file `name` in `dir`, still as scanned (`stat`) and
+/// not held open for writing, to a conflict name; returns that name.
+pub fn set_aside(
+    dir: &Dir,
+    name: &str,
+    stat: FileStat,
+    copy_name: &dyn Fn(&Dir, &str) -> ConflictCopy,
+) -> Result<ConflictCopy> {
+    let shown = dir.path().join(name);
+    match dir
+        .stat(name)
+        .map_err(|e| Error::io("inspect", &shown, e))?
+    {
+        Some((Kind::File, now)) if now == stat => {}
+        _ => {
+            return Err(Error::Changed(format!(
+                "{} changed locally during the pull; kept",
+                shown.display()
+            )))
+        }
+    }
+    if open_for_writing(dir, name) {
+        return Err(held_open(&shown));
+    }
+    let copy = copy_name(dir, name);
+    dir.rename_no_replace(name, &copy.name)
+        .map_err(|e| Error::io("rename aside", &shown, e))?;
+    Ok(copy)
+}
+
+fn held_open(shown: &std::path::Path) -> Error {
+    Error::InUse(format!(
+        "{} is open for writing by a process; kept, not replaced (its writes would go to \
+         a file no longer in the workspace)",
+        shown.display()
+    ))
+}
+
+/// Whether a process holds the file `name` in `dir` open for writing, or
+/// mapped writable: such a file is never replaced or deleted by a pull
+/// (writes through the old handle would vanish). On Linux a read lease
+/// tells (it is refused while the file is open for writing anywhere): one
+/// open and two `fcntl` calls, released at once. Elsewhere, and where
+/// leases are refused for another reason (a file of another user, a
+/// filesystem without them), not known: `false`. Blocking.
+pub fn open_for_writing(dir: &Dir, name: &str) -> bool {
+    dir.open_regular(name)
+        .is_ok_and(|file| held_for_writing(&file))
+}
+
+/// `open_for_writing` for a file already open (read-only).
+pub fn held_for_writing(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is open for as long as `file` is borrowed; F_SETLEASE
+        // takes an int argument and touches no memory.
+        let taken = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+        if taken == 0 {
+            // SAFETY: as above; releases the lease just taken.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+            return false;
+        }
+        io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
+    }
+}
+
+/// A conflict-copy name for `name`, unique across agents (a time stamp and
+/// a random tag): `stem.conflict-YYYYMMDD-HHMMSS-xxxx.ext`, or, when the
+/// ignore rules (`ignored`, given a name in the same directory) hide that
+/// form, `name.conflict-YYYYMMDD-HHMMSS-xxxx`. When both are hidden, the
+/// first, marked `ignored`. Never a name that exists in `dir`.
+pub fn conflict_copy_name(dir: &Dir, name: &str, ignored: &dyn Fn(&str) -> bool) -> ConflictCopy {
     let stamp = utc_stamp(std::time::SystemTime::now());
-    (0..)
-        .map(|n| {
-            let counter = if n == 0 {
-                String::new()
-            } else {
-                format!("-{n}")
-            };
-            format!("{stem}.conflict-{stamp}{counter}{ext}")
-        })
-        .find(|candidate| matches!(dir.stat(candidate), Ok(None)))
-        .expect("some counter is free")
+    loop {
+        let tag = format!("{:04x}", super::rand_u64() & 0xffff);
+        let suffixed = format!("{name}.conflict-{stamp}-{tag}");
+        let forms = match name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => {
+                vec![format!("{stem}.conflict-{stamp}-{tag}.{ext}"), suffixed]
+            }
+            _ => vec![suffixed],
+        };
+        if forms.iter().any(|f| !matches!(dir.stat(f), Ok(None))) {
+            continue;
+        }
+        return match forms.iter().find(|f| !ignored(f)) {
+            Some(f) => ConflictCopy {
+                name: f.clone(),
+                ignored: false,
+            },
+            None => ConflictCopy {
+                name: forms[0].clone(),
+                ignored: true,
+            },
+        };
+    }
+}
+
+/// The path a conflict copy was made for (`a/x.conflict-…-tag.md` →
+/// `a/x.md`), or `None` if `rel` is no conflict copy's name.
+pub fn conflict_origin(rel: &str) -> Option<String> {
+    const MARK: &str = ".conflict-";
+    let at = rel.rfind(MARK)?;
+    let (head, tail) = (&rel[..at], &rel[at + MARK.len()..]);
+    if head.is_empty() || head.ends_with('/') {
+        return None;
+    }
+    let digits =
+        |s: &str, n: usize| s.len() >= n && s.as_bytes()[..n].iter().all(u8::is_ascii_digit);
+    // YYYYMMDD-HHMMSS, then an optional -tag or -counter, then .ext or nothing.
+    if !(digits(tail, 8) && tail.as_bytes().get(8) == Some(&b'-') && digits(&tail[9..], 6)) {
+        return None;
+    }
+    let mut rest = &tail[15..];
+    if let Some(after) = rest.strip_prefix('-') {
+        let n = after.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &after[n..];
+    }
+    if !(rest.is_empty() || (rest.starts_with('.') && !rest.contains('/'))) {
+        return None;
+    }
+    Some(format!("{head}{rest}"))
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.
@@ -117,9 +260,10 @@ fn utc_stamp(t: std::time::SystemTime) -> String {
     )
 }
 
-/// Deletes the file `rel` if it is still as scanned (`expected`), then the
-/// parent directories that became empty. Returns whether it deleted: a file
-/// changed since the scan is the agent's work and stays.
+/// Deletes the file `rel` if it is still as scanned (`expected`) and no
+/// process holds it open for writing, then the parent directories that
+/// became empty. Returns whether it deleted: a file changed since the scan
+/// is the agent's work and stays.
 pub fn delete_if_unchanged(root: &Dir, rel: &str, expected: FileStat) -> Result<bool> {
     let (parent, name) = split_parent(rel);
     let shown = || root.path().join(rel);
@@ -134,6 +278,9 @@ pub fn delete_if_unchanged(root: &Dir, rel: &str, expected: FileStat) -> Result<
     {
         Some((Kind::File, stat)) if stat == expected => {}
         _ => return Ok(false),
+    }
+    if open_for_writing(&dir, name) {
+        return Ok(false);
     }
     dir.remove_file(name)
         .map_err(|e| Error::io("delete", &shown(), e))?;
@@ -190,13 +337,15 @@ mod tests {
         let scanned = dir.stat("notes.md").unwrap().unwrap().1;
         let (mut f, temp) = create_temp_file(&dir).unwrap();
         std::io::Write::write_all(&mut f, b"s3").unwrap();
+        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, &|_| false);
         // Absent when planned, present now: kept.
-        let err = commit_temp_file(&dir, &temp, "notes.md", None, false).unwrap_err();
+        let err = commit_temp_file(&dir, &temp, "notes.md", None, false, &namer).unwrap_err();
         assert_eq!(err.code(), "FILE_CHANGED");
         // Keep both: the local version moves to a conflict name.
-        let copy = commit_temp_file(&dir, &temp, "notes.md", Some(scanned), true)
+        let copy = commit_temp_file(&dir, &temp, "notes.md", Some(scanned), true, &namer)
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .name;
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("notes.md")).unwrap(),
             "s3"
@@ -214,5 +363,68 @@ mod tests {
         std::fs::write(tmp.path().join("notes.md"), "agent again").unwrap();
         assert!(!delete_if_unchanged(&dir, "notes.md", now).unwrap());
         assert!(tmp.path().join("notes.md").exists());
+    }
+
+    #[test]
+    fn conflict_copies_name_their_origin_and_avoid_ignored_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_root(tmp.path()).unwrap();
+        let copy = conflict_copy_name(&dir, "config.json", &|_| false);
+        assert!(
+            !copy.ignored && copy.name.starts_with("config.conflict-"),
+            "{copy:?}"
+        );
+        assert_eq!(
+            conflict_origin(&format!("d/{}", copy.name)).as_deref(),
+            Some("d/config.json")
+        );
+        // `*.json` ignored: the form that keeps no extension.
+        let copy = conflict_copy_name(&dir, "config.json", &|n| n.ends_with(".json"));
+        assert!(
+            !copy.ignored && copy.name.starts_with("config.json.conflict-"),
+            "{copy:?}"
+        );
+        assert_eq!(conflict_origin(&copy.name).as_deref(), Some("config.json"));
+        // Everything ignored: reported.
+        assert!(conflict_copy_name(&dir, "config.json", &|_| true).ignored);
+        assert_eq!(
+            conflict_origin("notes.conflict-20261127-163456-1.md").as_deref(),
+            Some("notes.md")
+        );
+        assert_eq!(
+            conflict_origin("Makefile.conflict-20261127-163456").as_deref(),
+            Some("Makefile")
+        );
+        for not_a_copy in [
+            "notes.md",
+            "x.conflict-2026.md",
+            ".conflict-20261127-163456",
+            "a/b",
+        ] {
+            assert_eq!(conflict_origin(not_a_copy), None, "{not_a_copy}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_open_for_writing_is_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_root(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("log.txt"), "line 1\n").unwrap();
+        let scanned = dir.stat("log.txt").unwrap().unwrap().1;
+        assert!(!open_for_writing(&dir, "log.txt"));
+        let writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join("log.txt"))
+            .unwrap();
+        assert!(open_for_writing(&dir, "log.txt"));
+        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, &|_| false);
+        let (mut f, temp) = create_temp_file(&dir).unwrap();
+        std::io::Write::write_all(&mut f, b"s3").unwrap();
+        let err = commit_temp_file(&dir, &temp, "log.txt", Some(scanned), false, &namer);
+        assert_eq!(err.unwrap_err().code(), "FILE_IN_USE");
+        assert!(!delete_if_unchanged(&dir, "log.txt", scanned).unwrap());
+        drop(writer);
+        assert!(delete_if_unchanged(&dir, "log.txt", scanned).unwrap());
     }
 }

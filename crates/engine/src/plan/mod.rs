@@ -8,8 +8,12 @@ mod remote;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use pull::{plan_pull, pull_hash_candidates, stored_hash_candidates, Download, PullPlan};
+pub use pull::{
+    plan_pull, pull_hash_candidates, stored_hash_candidates, Download, LocalDelete, PullPlan,
+    PullRules, MAX_COPIES,
+};
 pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
+pub use remote::REMOTE_STATE;
 pub use remote::{remote_files, RemoteFiles};
 
 use crate::base::{BaseEntry, SyncBase};
@@ -107,13 +111,45 @@ impl LocalView<'_> {
     }
 }
 
-/// Whether deleting `deletes` of `total` files is a mass deletion that
-/// needs the user's consent: more than `max_percent` of them, and either
-/// more than 10 files or every file (of more than one). A workspace emptied
-/// by mistake or an unmounted volume looks like this; an agent tidying up
-/// a few files does not.
-pub fn is_mass_delete(deletes: usize, total: usize, max_percent: u8) -> bool {
-    over_percent(deletes, total, max_percent) && (deletes > 10 || (deletes == total && total > 1))
+/// Whether deleting `deletes` synced paths, `established` of them synced
+/// at the last full sync, is a mass deletion that needs the user's consent;
+/// if so, what it amounts to (for the message). A workspace emptied by
+/// mistake, an unmounted volume, an agent that deletes far more than it
+/// meant to look like this; an agent tidying up a few files does not.
+///
+/// Two thresholds, each "more than `max_percent`, and at least 2 files":
+/// of the synced files, for this operation alone (so a tree of 3 files
+/// cannot lose 2 at once); and, with `cumulative`, of the files synced at
+/// the last full sync, counting the deletions of every operation since
+/// (so a tree cannot be emptied a few files at a time either). Files
+/// created since the last full sync do not count towards the second.
+pub fn mass_delete(
+    base: &SyncBase,
+    deletes: usize,
+    established: usize,
+    max_percent: u8,
+    cumulative: bool,
+) -> Option<String> {
+    if over_percent(deletes, base.len(), max_percent) && deletes >= 2 {
+        return Some(format!("{deletes} of {} synced files", base.len()));
+    }
+    let (reference, earlier) = base.since_full_sync().filter(|_| cumulative)?;
+    let total = earlier + established;
+    (over_percent(total, reference, max_percent) && total >= 2).then(|| {
+        format!(
+            "{total} of the {reference} files synced at the last pull ({earlier} of them \
+             deleted by earlier pushes)"
+        )
+    })
+}
+
+/// Whether `a` and `b` cannot both be files (or keys): one is a directory
+/// of the other.
+pub fn shapes_clash(a: &str, b: &str) -> bool {
+    let under = |x: &str, dir: &str| {
+        x.len() > dir.len() && x.starts_with(dir) && x.as_bytes()[dir.len()] == b'/'
+    };
+    under(a, b) || under(b, a)
 }
 
 /// The same guard for a first pull, which deletes local files it has never
@@ -180,13 +216,37 @@ mod tests {
 
     #[test]
     fn mass_delete_guard() {
-        assert!(!is_mass_delete(1, 1, 50));
-        assert!(is_mass_delete(2, 2, 50));
-        assert!(!is_mass_delete(2, 3, 50));
-        assert!(!is_mass_delete(10, 15, 50));
-        assert!(is_mass_delete(11, 15, 50));
-        assert!(!is_mass_delete(11, 15, 100));
-        assert!(!is_mass_delete(0, 0, 50));
+        use crate::base::{Identity, SyncBase};
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap());
+        let mut base = SyncBase::load(root, "b", "p/", &Identity::default());
+        let entry = || crate::base::BaseEntry {
+            etag: None,
+            hash: "h".into(),
+            stat: fixtures::stat(1),
+            recorded_ns: 0,
+            born: 0,
+        };
+        for i in 0..3 {
+            base.record(format!("f{i}"), entry()).unwrap();
+        }
+        // Small trees: 2 of 3 at once is too many, 1 is not.
+        assert!(mass_delete(&base, 2, 0, 50, false).is_some());
+        assert!(mass_delete(&base, 1, 0, 50, false).is_none());
+        assert!(mass_delete(&base, 2, 0, 100, false).is_none());
+        for i in 3..100 {
+            base.record(format!("f{i}"), entry()).unwrap();
+        }
+        base.full_sync_done().unwrap();
+        // 40 at a time: once, fine; after 40 deleted by earlier pushes, not.
+        assert!(mass_delete(&base, 40, 40, 50, true).is_none());
+        for i in 0..40 {
+            base.forget(&format!("f{i}")).unwrap();
+        }
+        assert!(mass_delete(&base, 24, 24, 50, true).is_some());
+        assert!(mass_delete(&base, 24, 24, 50, false).is_none());
+        // Files made since the last full sync are free to come and go.
+        assert!(mass_delete(&base, 24, 0, 50, true).is_none());
         assert!(!is_mass_first_delete(2, 2, 50));
         assert!(!is_mass_first_delete(50, 60, 50));
         assert!(is_mass_first_delete(51, 60, 50));

@@ -14,18 +14,30 @@
 //! for the next push, and a local file that differs from its object is kept
 //! under a conflict name beside S3's version. `ConflictPolicy::Overwrite`
 //! mirrors S3 instead, as upstream did (differing files replaced, local-only
-//! files deleted, behind the first-sync mass-deletion guard). In every case a file changed after
-//! the pull was called is left alone, and so is any path an unwritable key
-//! names or that lies under an unreadable directory.
+//! files deleted, behind the first-sync mass-deletion guard).
+//!
+//! A file changed after the pull was called is never deleted, replaced or
+//! moved: when S3 changed it too, S3's version is saved beside it under a
+//! conflict name and becomes its base, so the next push sends the agent's
+//! version over it (both kept, and an agent that edits in a tight loop still
+//! makes progress). Paths an unwritable key names, or under an unreadable
+//! directory, are left alone. Local deletions that would be a mass deletion
+//! on S3 (an emptied workspace) are restored instead of kept for the push,
+//! and so are all of them on request. A path may have at most `MAX_COPIES`
+//! conflict copies beside it; past that, it is left in conflict (both
+//! versions where they are) until someone merges the copies.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{is_mass_delete, is_mass_first_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
+use super::{is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
-use crate::error::{Error, FileError};
+use crate::error::{Error, FileError, Warning};
 use crate::hashing::is_composite;
-use crate::local::{FileStat, Folding};
+use crate::local::{conflict_origin, FileStat, Folding};
 use crate::store::{etag_hash, RemoteObject};
+
+/// Conflict copies one path may have beside it (see the module docs).
+pub const MAX_COPIES: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
@@ -39,22 +51,52 @@ pub struct Download {
     pub replaces: Option<FileStat>,
     /// Move the local file (as `replaces`) to a conflict name first.
     pub keep_local: bool,
+    /// Save S3's version under a conflict name beside the path, leaving
+    /// what is there (the agent's current file, or a directory) alone; the
+    /// base then holds S3's version as the one the local side changed from.
+    pub beside: bool,
+}
+
+/// A local file to delete: its object is gone (or shadowed), and it is
+/// unchanged since the base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDelete {
+    pub rel: String,
+    /// The stat it must still have.
+    pub stat: FileStat,
+    /// The object is shadowed, not gone: the base entry stays, so the next
+    /// push deletes it on S3.
+    pub keep_base: bool,
+}
+
+/// How a pull decides what the table leaves open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullRules {
+    pub policy: ConflictPolicy,
+    pub max_delete_percent: u8,
+    /// Bring back every synced file deleted here and not yet pushed.
+    pub restore_deleted: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct PullPlan {
     pub downloads: Vec<Download>,
-    /// Local files to delete, with the stat they must still have.
-    pub deletes: Vec<(String, FileStat)>,
+    pub deletes: Vec<LocalDelete>,
+    /// Local files moved to a conflict name before the downloads, because
+    /// S3 now has a directory where they are (and they changed here).
+    pub set_aside: Vec<(String, FileStat)>,
     /// Paths whose two sides hold the same content: (new) base entries.
     pub record: Vec<(String, BaseEntry)>,
     /// Base entries of paths gone from both sides.
     pub forget: Vec<String>,
     /// Local changes kept for the next push.
     pub pending: Vec<String>,
+    /// Paths left in conflict (both versions where they are).
+    pub conflicts: Vec<String>,
     /// Paths already in sync.
     pub unchanged: usize,
     pub errors: Vec<FileError>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Local files whose content hash the plan needs: changed by stat, and the same size
@@ -120,19 +162,24 @@ pub fn plan_pull(
     mut remote: RemoteFiles,
     local: &LocalView,
     stored_hashes: &HashMap<String, String>,
-    policy: ConflictPolicy,
-    max_delete_percent: u8,
+    rules: PullRules,
 ) -> PullPlan {
     let mut plan = PullPlan {
         errors: std::mem::take(&mut remote.errors),
         ..PullPlan::default()
     };
+    let policy = rules.policy;
+    let recovering = local.base.recovering();
     // Upstream's mirror: only on request, and only for a first sync.
     let mirror = !local.base.exists() && policy == ConflictPolicy::Overwrite;
     let scan_names = local_names(&remote, local);
+    let copies = copies_by_path(local);
+    // Synced files deleted here and not pushed (S3 still has them as synced).
+    let mut deleted_here: Vec<&String> = Vec::new();
     let paths: BTreeSet<&String> = remote
         .files
         .keys()
+        .chain(remote.shadowed.keys())
         .chain(scan_names.keys())
         .chain(local.base.paths())
         .collect();
@@ -144,8 +191,10 @@ pub fn plan_pull(
         let local_rel = scan_names.get(rel).map_or(rel.as_str(), String::as_str);
         let state = local.classify(local_rel);
         let obj = remote.files.get(rel);
+        let shadowed = remote.shadowed.contains_key(rel);
         let entry = local.base.get(rel);
-        let download = |replaces: Option<FileStat>, keep_local: bool| {
+        let unknown = recovering && entry.is_none() && !shadowed;
+        let download = |replaces: Option<FileStat>, keep_local: bool, beside: bool| {
             let obj = obj.expect("downloads are of listed objects");
             Download {
                 rel: rel.clone(),
@@ -155,8 +204,12 @@ pub fn plan_pull(
                 last_modified: obj.last_modified,
                 replaces,
                 keep_local,
+                beside,
             }
         };
+        // Copies of this path already beside it: past the bound, a
+        // conflict leaves both versions where they are.
+        let over_copies = copies.get(local_rel).is_some_and(|&n| n >= MAX_COPIES);
         // Even rewritten with the base's bytes, a file written since the
         // call is the agent's current work.
         // (Our own writes are recorded with their stat in the base.)
@@ -165,21 +218,38 @@ pub fn plan_pull(
         });
         match (obj, state) {
             (_, Local::Unknown) => {}
+            (None, Local::Absent) if shadowed => {}
             (None, Local::Absent) => plan.forget.push(rel.clone()),
             (_, Local::Unchanged { .. }) if touched => plan.pending.push(rel.clone()),
-            (None, Local::Unchanged { .. }) => {
-                let stat = local.scan.files[local_rel];
-                plan.deletes.push((local_rel.to_owned(), stat));
-            }
+            (None, Local::Unchanged { .. }) => plan.deletes.push(LocalDelete {
+                rel: local_rel.to_owned(),
+                stat: local.scan.files[local_rel],
+                keep_base: shadowed,
+            }),
             (
                 None,
                 Local::Modified {
                     stat, after_start, ..
                 },
             ) => {
-                if mirror && !after_start {
-                    plan.deletes.push((local_rel.to_owned(), stat));
+                if mirror && !after_start && !shadowed {
+                    plan.deletes.push(LocalDelete {
+                        rel: local_rel.to_owned(),
+                        stat,
+                        keep_base: false,
+                    });
                 } else {
+                    if unknown {
+                        plan.warnings.push(Warning::new(
+                            rel.clone(),
+                            Warning::UNKNOWN_TO_BASE,
+                            format!(
+                                "{rel} is kept for the next push: the sync base, being \
+                                 recovered, does not know whether it was deleted on S3 \
+                                 since it was synced (delete it again if so)"
+                            ),
+                        ));
+                    }
                     plan.pending.push(rel.clone());
                 }
             }
@@ -189,13 +259,30 @@ pub fn plan_pull(
                     plan.record.push((rel.clone(), e));
                 }
             }
-            (Some(o), Local::Absent | Local::Modified { .. }) if remote_unchanged(o, entry) => {
+            (Some(o), Local::Absent) if remote_unchanged(o, entry) => {
+                deleted_here.push(rel);
                 plan.pending.push(rel.clone());
             }
-            (Some(_), Local::Absent) => plan.downloads.push(download(None, false)),
+            (Some(o), Local::Modified { .. }) if remote_unchanged(o, entry) => {
+                plan.pending.push(rel.clone());
+            }
+            (Some(_), Local::Absent) => {
+                if unknown {
+                    plan.warnings.push(Warning::new(
+                        rel.clone(),
+                        Warning::UNKNOWN_TO_BASE,
+                        format!(
+                            "{rel} is downloaded: the sync base, being recovered, does not \
+                             know whether it was deleted here since it was synced (delete \
+                             it again if so)"
+                        ),
+                    ));
+                }
+                plan.downloads.push(download(None, false, false));
+            }
             (Some(_), Local::Unchanged { .. }) => {
                 let stat = local.scan.files[local_rel];
-                plan.downloads.push(download(Some(stat), false));
+                plan.downloads.push(download(Some(stat), false, false));
             }
             (
                 Some(o),
@@ -210,6 +297,7 @@ pub fn plan_pull(
                     (etag.as_ref() == Some(m) || stored_hashes.get(rel) == Some(m))
                         && Some(stat.size) == o.size
                 });
+                let keep_both = !mirror && policy == ConflictPolicy::KeepBoth;
                 if same {
                     let at_ns = local.hashes[local_rel].at_ns;
                     let entry = BaseEntry {
@@ -217,42 +305,203 @@ pub fn plan_pull(
                         hash: hash.expect("compared above"),
                         stat,
                         recorded_ns: at_ns,
+                        born: 0,
                     };
                     plan.unchanged += 1;
                     plan.record.push((rel.clone(), entry));
+                } else if keep_both && over_copies {
+                    let err = Error::Conflict(format!(
+                        "{rel} changed here and on S3, and already has {MAX_COPIES} conflict \
+                         copies beside it: both versions stay where they are (S3's on S3) \
+                         until the copies are merged into {rel} and deleted"
+                    ));
+                    plan.errors.push(FileError::new(
+                        crate::error::Action::Download,
+                        rel.clone(),
+                        &err,
+                    ));
+                    plan.conflicts.push(rel.clone());
+                    plan.pending.push(rel.clone());
+                } else if after_start && keep_both {
+                    plan.downloads.push(download(None, false, true));
                 } else if after_start {
                     plan.pending.push(rel.clone());
-                } else if mirror || policy == ConflictPolicy::Overwrite {
-                    plan.downloads.push(download(Some(stat), false));
+                } else if keep_both {
+                    plan.downloads.push(download(Some(stat), true, false));
                 } else {
-                    plan.downloads.push(download(Some(stat), true));
+                    plan.downloads.push(download(Some(stat), false, false));
                 }
             }
         }
     }
-    // Local deletions are checked as a whole: S3 emptied by mistake, or a
-    // first pull into the wrong directory, must not wipe the local copies.
-    let (total, guard): (usize, fn(usize, usize, u8) -> bool) = if mirror {
-        (local.scan.files.len(), is_mass_first_delete)
+    restore_deletions(&mut plan, local, rules, &deleted_here, &remote.files);
+    clear_the_way(&mut plan, local);
+    for (rel, dir_won) in &remote.clashes {
+        let (kept, left) = if *dir_won {
+            (
+                format!("the files under {rel}/"),
+                format!("the object {rel}"),
+            )
+        } else {
+            (
+                format!("the file {rel}"),
+                format!("the objects under {rel}/"),
+            )
+        };
+        plan.warnings.push(Warning::new(
+            rel.clone(),
+            Warning::SHAPE_CLASH,
+            format!(
+                "S3 holds {rel} both as a file and as a directory (written by an older \
+                 version or another tool): {kept}, the newer, are synced here; {left} \
+                 stays on S3 until a push from a workspace that synced it deletes it"
+            ),
+        ));
+    }
+    local_delete_guard(&mut plan, local, rules, mirror);
+    plan
+}
+
+/// Turns the local deletions kept for the push into downloads when asked
+/// to, or when they would be a mass deletion on S3 (an emptied workspace:
+/// the push would refuse them anyway, and the agent needs its files).
+fn restore_deletions(
+    plan: &mut PullPlan,
+    local: &LocalView,
+    rules: PullRules,
+    deleted_here: &[&String],
+    files: &BTreeMap<String, RemoteObject>,
+) {
+    if deleted_here.is_empty() {
+        return;
+    }
+    let established = deleted_here
+        .iter()
+        .filter(|rel| {
+            local
+                .base
+                .get(rel)
+                .is_some_and(|e| local.base.is_established(e))
+        })
+        .count();
+    let n = deleted_here.len();
+    let max = rules.max_delete_percent;
+    let message = if rules.restore_deleted {
+        format!("{n} files deleted here and not pushed were restored from S3, as asked")
+    } else if let Some(what) = mass_delete(local.base, n, established, max, true) {
+        format!(
+            "{n} files were deleted here since the last sync, which pushed would delete \
+             {what} on S3: more than maxDeletePercent ({max}%) allows. They were restored \
+             from S3 (an emptied or unmounted workspace?). To delete them on S3, push with \
+             a higher maxDeletePercent before pulling"
+        )
     } else {
-        (local.base.len(), is_mass_delete)
+        return;
     };
-    if guard(plan.deletes.len(), total, max_delete_percent) {
-        let err = Error::MassDelete(format!(
-            "the pull would delete {} of {} local files ({}); none was deleted. \
-             If that is intended, raise maxDeletePercent (now {max_delete_percent})",
-            plan.deletes.len(),
-            total,
-            if mirror {
-                "first sync of this directory"
-            } else {
-                "their objects are gone from S3"
+    let restored: HashSet<&str> = deleted_here.iter().map(|r| r.as_str()).collect();
+    plan.pending.retain(|rel| !restored.contains(rel.as_str()));
+    for rel in deleted_here {
+        let obj = &files[*rel];
+        plan.downloads.push(Download {
+            rel: (*rel).clone(),
+            key: obj.key.clone(),
+            size: obj.size,
+            etag: obj.etag.clone(),
+            last_modified: obj.last_modified,
+            replaces: None,
+            keep_local: false,
+            beside: false,
+        });
+    }
+    plan.warnings
+        .push(Warning::new("", Warning::DELETIONS_RESTORED, message));
+}
+
+/// Makes room for downloads where S3 changed a file into a directory or
+/// back: a local file where a download needs a directory is set aside (or
+/// deleted, when unchanged and gone on S3); a download whose name is a
+/// local directory that keeps files is saved beside it instead.
+fn clear_the_way(plan: &mut PullPlan, local: &LocalView) {
+    let deleting: HashSet<&str> = plan.deletes.iter().map(|d| d.rel.as_str()).collect();
+    let mut set_aside: BTreeMap<String, FileStat> = BTreeMap::new();
+    let mut dropped: Vec<String> = Vec::new();
+    for d in &mut plan.downloads {
+        if d.beside {
+            continue;
+        }
+        for dir in ancestors(&d.rel) {
+            let Some(stat) = local.scan.files.get(dir) else {
+                continue;
+            };
+            if deleting.contains(dir) || set_aside.contains_key(dir) {
+                continue;
             }
+            match local.classify(dir) {
+                // The agent's current work: this download waits.
+                Local::Modified {
+                    after_start: true, ..
+                } => dropped.push(d.rel.clone()),
+                _ => {
+                    set_aside.insert(dir.to_owned(), *stat);
+                }
+            }
+        }
+        let below = format!("{}/", d.rel);
+        let kept_below = local
+            .scan
+            .files
+            .range(below.clone()..)
+            .take_while(|(rel, _)| rel.starts_with(&below))
+            .any(|(rel, _)| !deleting.contains(rel.as_str()));
+        if kept_below {
+            d.beside = true;
+            d.replaces = None;
+            d.keep_local = false;
+        }
+    }
+    plan.downloads.retain(|d| !dropped.contains(&d.rel));
+    plan.pending.extend(dropped);
+    plan.pending.retain(|rel| !set_aside.contains_key(rel));
+    plan.set_aside = set_aside.into_iter().collect();
+}
+
+/// Local deletions are checked as a whole: S3 emptied by mistake, or a
+/// first pull into the wrong directory, must not wipe the local copies.
+fn local_delete_guard(plan: &mut PullPlan, local: &LocalView, rules: PullRules, mirror: bool) {
+    let n = plan.deletes.len();
+    let max = rules.max_delete_percent;
+    let what = if mirror {
+        let total = local.scan.files.len();
+        is_mass_first_delete(n, total, max)
+            .then(|| format!("{n} of {total} local files (first sync of this directory)"))
+    } else {
+        mass_delete(local.base, n, 0, max, false)
+            .map(|what| format!("{what} (their objects are gone from S3)"))
+    };
+    if let Some(what) = what {
+        let err = Error::MassDelete(format!(
+            "the pull would delete {what}; none was deleted. If that is intended, raise \
+             maxDeletePercent (now {max})"
         ));
         plan.errors.push(FileError::whole(&err));
         plan.deletes.clear();
     }
-    plan
+}
+
+/// How many conflict copies each scanned path has beside it.
+fn copies_by_path(local: &LocalView) -> HashMap<String, usize> {
+    let mut copies = HashMap::new();
+    for rel in local.scan.files.keys() {
+        if let Some(origin) = conflict_origin(rel) {
+            *copies.entry(origin).or_insert(0) += 1;
+        }
+    }
+    copies
+}
+
+/// `a/b/c` → `a`, `a/b`.
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
 /// Each listed path's local spelling when the filesystem folds names and
@@ -291,6 +540,7 @@ mod tests {
     use super::super::{remote_files, Hashed};
     use super::*;
     use crate::base::SyncBase;
+    use crate::error::Warning;
     use crate::ignore_rules::IgnoreRules;
     use crate::local::Scan;
 
@@ -319,6 +569,7 @@ mod tests {
                 std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
                 "b",
                 "p/",
+                &crate::base::Identity::default(),
             );
             if with_base {
                 base.start().unwrap();
@@ -337,6 +588,7 @@ mod tests {
                 hash: MD5_A.into(),
                 stat: stat(1),
                 recorded_ns: NOW,
+                born: 0,
             };
             self.base.record(rel.into(), entry).unwrap();
         }
@@ -350,6 +602,16 @@ mod tests {
             self.hashes.insert(rel.into(), h);
         }
         fn plan(&self, listing: &[RemoteObject], policy: ConflictPolicy) -> PullPlan {
+            self.plan_with(
+                listing,
+                PullRules {
+                    policy,
+                    max_delete_percent: 50,
+                    restore_deleted: false,
+                },
+            )
+        }
+        fn plan_with(&self, listing: &[RemoteObject], rules_for: PullRules) -> PullPlan {
             let rules = IgnoreRules::new(&[]).unwrap();
             let remote = remote_files("p/", listing, &rules, Folding::default());
             let view = LocalView {
@@ -358,7 +620,7 @@ mod tests {
                 base: &self.base,
                 started_ns: NOW,
             };
-            plan_pull(remote, &view, &HashMap::new(), policy, 50)
+            plan_pull(remote, &view, &HashMap::new(), rules_for)
         }
     }
 
@@ -414,7 +676,7 @@ mod tests {
             ]
         );
         assert_eq!(plan.deletes.len(), 1);
-        assert_eq!(plan.deletes[0].0, "s3-deleted");
+        assert_eq!(plan.deletes[0].rel, "s3-deleted");
         assert_eq!(
             plan.pending,
             vec![
@@ -447,44 +709,161 @@ mod tests {
             obj("p/differs-new", MD5_A),
             obj("p/same", MD5_A),
         ];
-        // Keep both: S3's version lands, the local one is kept beside it;
+        // Keep both: S3's version lands, the local one is kept beside it
+        // (a file written after the call stays, S3's goes beside it);
         // local-only files stay for the next push.
         let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
-        assert_eq!(rels(&plan.downloads), vec![("differs", true, true)]);
-        assert!(plan.deletes.is_empty());
         assert_eq!(
-            plan.pending,
-            vec!["differs-new", "new-local-only", "old-local-only"]
+            rels(&plan.downloads),
+            vec![("differs", true, true), ("differs-new", false, false)]
         );
+        assert!(plan.downloads[1].beside);
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.pending, vec!["new-local-only", "old-local-only"]);
         assert_eq!(plan.record.len(), 1);
 
         // Overwrite: upstream's mirror, sparing files written after the call.
         let plan = c.plan(&listing, ConflictPolicy::Overwrite);
         assert_eq!(rels(&plan.downloads), vec![("differs", true, false)]);
         assert_eq!(plan.deletes.len(), 1);
-        assert_eq!(plan.deletes[0].0, "old-local-only");
+        assert_eq!(plan.deletes[0].rel, "old-local-only");
         assert_eq!(plan.pending, vec!["differs-new", "new-local-only"]);
     }
 
     #[test]
     fn an_unwritable_key_blocks_only_its_own_path() {
         let mut c = Case::new(true);
-        c.synced("a");
-        c.local("a", 1, MD5_A);
-        c.synced("other");
-        c.local("other", 1, MD5_A);
-        // `a` is both a file and a directory on S3: unknown, left alone;
+        for rel in ["a", "b", "c", "other"] {
+            c.synced(rel);
+            c.local(rel, 1, MD5_A);
+        }
         // `other` was deleted on S3 and is deleted here all the same.
         let listing = vec![
             obj("p/a", MD5_A),
-            obj("p/a/b", MD5_A),
+            obj("p/b", MD5_A),
+            obj("p/c", MD5_A),
             obj("p/../../etc/x", MD5_A),
         ];
         let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
-        assert_eq!(plan.errors.len(), 2);
-        let deleted: Vec<&str> = plan.deletes.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(plan.errors.len(), 1);
+        let deleted: Vec<&str> = plan.deletes.iter().map(|d| d.rel.as_str()).collect();
         assert_eq!(deleted, vec!["other"]);
-        assert_eq!(rels(&plan.downloads), vec![("a/b", false, false)]);
+        assert!(plan.downloads.is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_after_the_call_keeps_its_name_and_s3s_version_goes_beside() {
+        let mut c = Case::new(true);
+        c.synced("notes.md");
+        c.local("notes.md", NOW + 5, MD5_B);
+        let listing = vec![obj("p/notes.md", "ffffffffffffffffffffffffffffffff")];
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert_eq!(plan.downloads.len(), 1);
+        let d = &plan.downloads[0];
+        assert!(d.beside && d.replaces.is_none() && !d.keep_local);
+        // Last writer wins: the push will overwrite S3 anyway; untouched.
+        let plan = c.plan(&listing, ConflictPolicy::Overwrite);
+        assert!(plan.downloads.is_empty());
+        assert_eq!(plan.pending, ["notes.md"]);
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_directory_on_s3_makes_room_here() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |key: &str, secs: u64| RemoteObject {
+            last_modified: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+            ..obj(key, MD5_A)
+        };
+        let listing = vec![
+            at("p/a", 1),
+            at("p/a/inner.txt", 2),
+            at("p/x", 1),
+            at("p/y", 1),
+        ];
+        let mut c = Case::new(true);
+        for rel in ["a", "x", "y"] {
+            c.synced(rel);
+            c.local(rel, 1, MD5_A);
+        }
+        // Synced and unchanged here: deleted (its base entry stays, so a
+        // push deletes the old key), the directory's files downloaded.
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert_eq!(plan.deletes.len(), 1);
+        assert!(plan.deletes[0].rel == "a" && plan.deletes[0].keep_base);
+        assert_eq!(rels(&plan.downloads), [("a/inner.txt", false, false)]);
+        assert!(plan.warnings.iter().any(|w| w.code == Warning::SHAPE_CLASH));
+        assert!(plan.errors.is_empty());
+        // Changed here: moved to a conflict name first.
+        c.local("a", 5, MD5_B);
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.set_aside.len(), 1);
+        assert_eq!(plan.set_aside[0].0, "a");
+        assert_eq!(rels(&plan.downloads), [("a/inner.txt", false, false)]);
+        // The reverse: a local directory with new files where S3 changed
+        // the file: S3's version is saved beside the directory.
+        let mut c = Case::new(true);
+        c.synced("d");
+        c.local("d/new.txt", 5, MD5_B);
+        let plan = c.plan(&[obj("p/d", MD5_B)], ConflictPolicy::KeepBoth);
+        assert_eq!(plan.downloads.len(), 1);
+        assert!(plan.downloads[0].beside);
+    }
+
+    #[test]
+    fn an_emptied_workspace_is_restored_not_pushed_as_deletions() {
+        let mut c = Case::new(true);
+        let listing: Vec<RemoteObject> = (0..10)
+            .map(|i| {
+                c.synced(&format!("f{i}"));
+                obj(&format!("p/f{i}"), MD5_A)
+            })
+            .collect();
+        c.base.full_sync_done().unwrap();
+        // All 10 deleted here: restored, and said so.
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert_eq!(plan.downloads.len(), 10);
+        assert!(plan.pending.is_empty());
+        assert!(plan
+            .warnings
+            .iter()
+            .any(|w| w.code == Warning::DELETIONS_RESTORED));
+        // One deleted here: kept for the push, unless restoring is asked for.
+        for i in 1..10 {
+            c.local(&format!("f{i}"), 1, MD5_A);
+        }
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert!(plan.downloads.is_empty());
+        assert_eq!(plan.pending, ["f0"]);
+        let plan = c.plan_with(
+            &listing,
+            PullRules {
+                restore_deleted: true,
+                max_delete_percent: 50,
+                ..PullRules::default()
+            },
+        );
+        assert_eq!(rels(&plan.downloads), [("f0", false, false)]);
+    }
+
+    #[test]
+    fn conflict_copies_stop_piling_up_at_the_bound() {
+        let mut c = Case::new(true);
+        c.synced("notes.md");
+        c.local("notes.md", 5, MD5_B);
+        for i in 0..MAX_COPIES {
+            c.local(
+                &format!("notes.conflict-20261201-1200{i:02}-ab12.md"),
+                5,
+                MD5_B,
+            );
+        }
+        let listing = vec![obj("p/notes.md", "ffffffffffffffffffffffffffffffff")];
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert!(plan.downloads.is_empty());
+        assert_eq!(plan.conflicts, ["notes.md"]);
+        assert_eq!(plan.errors[0].code, "CONFLICT");
+        assert!(plan.pending.contains(&"notes.md".to_owned()));
     }
 
     #[test]
@@ -519,7 +898,11 @@ mod tests {
             base: &c.base,
             started_ns: NOW,
         };
-        let plan = plan_pull(remote, &view, &HashMap::new(), ConflictPolicy::KeepBoth, 50);
+        let rules_for = PullRules {
+            max_delete_percent: 50,
+            ..PullRules::default()
+        };
+        let plan = plan_pull(remote, &view, &HashMap::new(), rules_for);
         assert!(plan.deletes.is_empty());
         // First sync: S3's `A.txt` lands on the local `a.txt`, kept beside it.
         assert_eq!(rels(&plan.downloads), vec![("A.txt", true, true)]);

@@ -16,9 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{is_mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
+use super::{mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
 use crate::base::BaseEntry;
-use crate::error::{Error, FileError};
+use crate::error::{Error, FileError, Warning};
 use crate::local::FileStat;
 use crate::store::{etag_hash, Condition, RemoteObject};
 
@@ -32,6 +32,10 @@ pub struct Upload {
     /// When hashing began, for the base entry.
     pub hashed_ns: i128,
     pub condition: Condition,
+    /// An upload of these very bytes was sent by an earlier push that never
+    /// learned its outcome (killed): if the object is gone now, it may have
+    /// been stored and then deleted by another agent, whose deletion stands.
+    pub interrupted: bool,
 }
 
 impl Upload {
@@ -42,6 +46,7 @@ impl Upload {
             hash: self.hash.clone(),
             stat: self.stat,
             recorded_ns: self.hashed_ns,
+            born: 0,
         }
     }
 }
@@ -66,6 +71,9 @@ pub struct PushPlan {
     pub conflicts: Vec<String>,
     pub unchanged: usize,
     pub errors: Vec<FileError>,
+    /// Paths a recovering base did not know, uploaded as new (see
+    /// `SyncBase::recovering`).
+    pub warnings: Vec<Warning>,
 }
 
 /// Plans a push. `listing`: the objects under the prefix by relative path,
@@ -111,6 +119,7 @@ pub fn plan_push(
                         hash,
                         stat,
                         recorded_ns: hashed_ns,
+                        born: 0,
                     };
                     plan.unchanged += 1;
                     plan.record.push((rel.clone(), entry));
@@ -121,7 +130,18 @@ pub fn plan_push(
             }
             (None, None) => Condition::IfNoneMatch,
         };
+        if entry.is_none() && local.base.recovering() {
+            plan.warnings.push(Warning::new(
+                rel.clone(),
+                Warning::UNKNOWN_TO_BASE,
+                format!(
+                    "{rel} is uploaded as new: the sync base, being recovered, does not know \
+                     whether it was synced and deleted on S3 since (delete it again if so)"
+                ),
+            ));
+        }
         plan.uploads.push(Upload {
+            interrupted: local.base.intent(rel) == Some(hash.as_str()),
             rel: rel.clone(),
             stat,
             hash,
@@ -145,13 +165,21 @@ pub fn plan_push(
         })
         .collect();
     deletes.sort_by(|a, b| a.rel.cmp(&b.rel));
-    if is_mass_delete(deletes.len(), local.base.len(), max_delete_percent) {
+    let established = deletes
+        .iter()
+        .filter(|d| {
+            local
+                .base
+                .get(&d.rel)
+                .is_some_and(|e| local.base.is_established(e))
+        })
+        .count();
+    let max = max_delete_percent;
+    if let Some(what) = mass_delete(local.base, deletes.len(), established, max, true) {
         let err = Error::MassDelete(format!(
-            "the push would delete {} of {} synced files on S3; none was deleted. \
-             Is the workspace empty or unmounted by mistake? If the deletions are \
-             intended, raise maxDeletePercent (now {max_delete_percent})",
-            deletes.len(),
-            local.base.len()
+            "the push would delete {what} on S3; none was deleted. Is the workspace empty \
+             or unmounted by mistake? If the deletions are intended, raise maxDeletePercent \
+             (now {max}); to bring the files back here instead, pull with restoreDeleted"
         ));
         plan.errors.push(FileError::whole(&err));
         deletes.clear();
@@ -230,6 +258,7 @@ mod tests {
             std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
             "b",
             "p/",
+            &crate::base::Identity::default(),
         );
         for rel in synced {
             let entry = BaseEntry {
@@ -237,6 +266,7 @@ mod tests {
                 hash: "m0".into(),
                 stat: stat(1),
                 recorded_ns: NOW,
+                born: 0,
             };
             base.record((*rel).into(), entry).unwrap();
         }

@@ -9,6 +9,10 @@ use crate::keys::{classify_key, KeyKind};
 use crate::local::{is_reserved_path, Folding};
 use crate::store::RemoteObject;
 
+/// Where the engine keeps objects of its own under the prefix (probes of
+/// what the store honours): never synced, never reported.
+pub const REMOTE_STATE: &str = ".s3ws/";
+
 /// The files of a listing, by relative path, and the keys that cannot be.
 #[derive(Debug, Default)]
 pub struct RemoteFiles {
@@ -20,9 +24,17 @@ pub struct RemoteFiles {
     /// writes nor deletes there, since S3's content for them is unknown.
     pub blocked: HashSet<String>,
     /// Keys skipped with a warning, not errors, and why: names the engine
-    /// reserves (`.s3ws` at any depth, temp names; left by older versions or
-    /// other tools), folder markers that carry content.
+    /// reserves (`.s3ws` below the root, temp names; left by older versions
+    /// or other tools), folder markers that carry content.
     pub skipped: Vec<(String, &'static str)>,
+    /// Objects that lost a file/directory clash (a key `a` and keys under
+    /// `a/`: the newer shape wins), by relative path: a pull treats them as
+    /// gone here but leaves their base entries, so the next push deletes
+    /// them on S3 (conditionally) and the clash ends.
+    pub shadowed: BTreeMap<String, RemoteObject>,
+    /// Each clash, for the warning: (the file's path, whether the
+    /// directory won).
+    pub clashes: Vec<(String, bool)>,
     pub folding: Folding,
 }
 
@@ -54,6 +66,8 @@ pub fn remote_files(
                 "a key ending in '/' is a folder marker, but this one has content",
             )),
             Ok(KeyKind::FolderMarker) => {}
+            // The engine's own objects under the prefix (capability probes).
+            Ok(KeyKind::File(rel)) if rel.starts_with(REMOTE_STATE) => {}
             Ok(KeyKind::File(rel)) if is_reserved_path(&rel) => out
                 .skipped
                 .push((obj.key.clone(), "the name is reserved for sync state")),
@@ -93,13 +107,23 @@ pub fn remote_files(
             }
         }
     }
-    // A key that is also the directory of another key.
+    resolve_shape_clashes(&mut out);
+    out
+}
+
+/// A key that is also the directory of other keys (`a` and `a/b`): written
+/// by an older version (which could push a file replaced by a directory
+/// without deleting the file's key) or another tool. The newer shape wins:
+/// the file when its object is newer than every key under it, else the
+/// directory. The loser is shadowed (see `RemoteFiles::shadowed`).
+fn resolve_shape_clashes(out: &mut RemoteFiles) {
+    let folding = out.folding;
     let names: HashMap<String, String> = out
         .files
         .keys()
         .map(|rel| (folding.fold(rel), rel.clone()))
         .collect();
-    let conflicts: Vec<String> = out
+    let mut clashing: Vec<String> = out
         .files
         .keys()
         .flat_map(|rel| {
@@ -109,17 +133,40 @@ pub fn remote_files(
         })
         .filter_map(|dir| names.get(&dir).cloned())
         .collect();
-    for dir in conflicts {
-        out.blocked.insert(folding.fold(&dir));
-        if let Some(obj) = out.files.remove(&dir) {
-            let err = Error::UnsafeKey(format!(
-                "{dir} is both a file and the directory of other keys"
-            ));
-            out.errors
-                .push(FileError::new(Action::Download, obj.key, &err));
+    clashing.sort();
+    clashing.dedup();
+    // Outermost first: `a` and `a/b` and `a/b/c` are settled from the top.
+    for dir in clashing {
+        let Some(file) = out.files.get(&dir) else {
+            continue; // shadowed by an outer clash already
+        };
+        let below = format!("{dir}/");
+        let newest_below = out
+            .files
+            .range(below.clone()..)
+            .take_while(|(rel, _)| rel.starts_with(&below))
+            .filter_map(|(_, o)| o.last_modified)
+            .max();
+        let file_wins = match (file.last_modified, newest_below) {
+            (Some(f), Some(d)) => f > d,
+            _ => false,
+        };
+        let losers: Vec<String> = if file_wins {
+            out.files
+                .range(below.clone()..)
+                .take_while(|(rel, _)| rel.starts_with(&below))
+                .map(|(rel, _)| rel.clone())
+                .collect()
+        } else {
+            vec![dir.clone()]
+        };
+        for rel in losers {
+            if let Some(obj) = out.files.remove(&rel) {
+                out.shadowed.insert(rel, obj);
+            }
         }
+        out.clashes.push((dir, !file_wins));
     }
-    out
 }
 
 /// `a/b/c` → `a`, `a/b`.
@@ -162,7 +209,6 @@ mod folding_tests {
         assert_eq!(
             reported,
             vec![
-                "p/Dir",
                 "p/README.md",
                 "p/Readme.md",
                 "p/cafe\u{301}.txt",
@@ -170,9 +216,41 @@ mod folding_tests {
             ]
         );
         assert_eq!(remote.files.keys().collect::<Vec<_>>(), vec!["dir/x", "ok"]);
+        // `Dir` clashes with the directory `dir/`: shadowed, not an error.
+        assert_eq!(remote.shadowed.keys().collect::<Vec<_>>(), vec!["Dir"]);
         // Case-sensitive: all are distinct files.
         let remote = remote_files("p/", &listing, &rules, Folding::default());
         assert!(remote.errors.is_empty());
+    }
+
+    #[test]
+    fn the_newer_shape_wins_a_file_and_directory_clash() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let at = |key: &str, secs: u64| RemoteObject {
+            last_modified: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+            ..obj(key)
+        };
+        // A file replaced by a directory whose old key was left behind.
+        let listing = vec![at("p/a", 10), at("p/a/inner.txt", 20), at("p/b", 5)];
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
+        assert!(remote.errors.is_empty() && remote.blocked.is_empty());
+        assert_eq!(
+            remote.files.keys().collect::<Vec<_>>(),
+            ["a/inner.txt", "b"]
+        );
+        assert_eq!(remote.shadowed.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(remote.clashes, [("a".to_owned(), true)]);
+        // A directory replaced by a file: the keys below are shadowed.
+        let listing = vec![at("p/a", 30), at("p/a/x", 20), at("p/a/y/z", 21)];
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
+        assert_eq!(remote.files.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(remote.shadowed.keys().collect::<Vec<_>>(), ["a/x", "a/y/z"]);
+        assert_eq!(remote.clashes, [("a".to_owned(), false)]);
+        // The engine's own objects at the root of the prefix are not files.
+        let remote = remote_files("p/", &[obj("p/.s3ws/probe-1")], &rules, Folding::default());
+        assert!(remote.files.is_empty() && remote.skipped.is_empty());
+        assert_eq!(REMOTE_STATE, format!("{}/", crate::local::STATE_DIR));
     }
 
     #[test]
@@ -185,7 +263,8 @@ mod folding_tests {
         ];
         let remote = remote_files("p/", &listing, &rules, Folding::default());
         assert!(remote.errors.is_empty());
-        assert_eq!(remote.skipped.len(), 2);
+        // The root's `.s3ws/` is the engine's own (probes): not even a warning.
+        assert_eq!(remote.skipped.len(), 1);
         assert_eq!(remote.files.keys().collect::<Vec<_>>(), vec!["ok"]);
     }
 }

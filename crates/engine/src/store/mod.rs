@@ -161,6 +161,11 @@ pub trait Store: Send + Sync {
     /// aborts of multipart uploads an operation dropped when cancelled, so a
     /// process that exits right after sees them sent.
     async fn settle(&self) {}
+    /// What the store found out about the server that the caller should
+    /// pass on (a condition it ignores, and what is done instead); each once.
+    fn take_warnings(&self) -> Vec<crate::error::Warning> {
+        Vec::new()
+    }
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.
     async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {
@@ -197,15 +202,18 @@ pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObjec
     }
 }
 
-/// A conditional delete's outcome with "no such object" as the failed
-/// condition it is (servers answer `NoSuchKey` or 412): every store reports
-/// it as `Error::Conflict`, so callers have one case to handle.
-pub fn missing_is_conflict(result: Result<()>, if_match: Option<&str>) -> Result<()> {
+/// A conditional write's or delete's outcome with "no such object" as the
+/// failed condition it is: servers answer `If-Match` on a missing key with
+/// 412, or (as AWS documents, and moto does) 404 `NoSuchKey`. Every store
+/// reports it as `Error::Conflict`, so callers have one case to handle.
+/// (A missing bucket or upload is no such thing.)
+pub fn missing_is_conflict<T>(result: Result<T>, if_match: Option<&str>) -> Result<T> {
     match result {
         Err(e)
             if if_match.is_some()
-                && e.s3()
-                    .is_some_and(|s| s.code == "NoSuchKey" || s.status == Some(404)) =>
+                && e.s3().is_some_and(|s| {
+                    s.code == "NoSuchKey" || (s.status == Some(404) && s.code == "NotFound")
+                }) =>
         {
             Err(Error::Conflict(e.to_string()))
         }
