@@ -53,7 +53,7 @@ async function everything(client, bucket) {
   return bodies
 }
 
-/** `agents` agents, `rounds` rounds each: pull, append a line to a shared file, push, no pause. */
+/** `agents` agents, `rounds` rounds each: pull, append a line to the round's shared file, push, no pause. */
 async function fleet({ label, endpoint, client, agents, rounds }) {
   const bucket = `adv-${process.pid}-${Date.now().toString(36)}-${agents}`
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
@@ -68,7 +68,8 @@ async function fleet({ label, endpoint, client, agents, rounds }) {
       let pending = []
       for (let i = 0; i < rounds; i++) {
         await sync.pull()
-        const file = FILES[(i + fleet.indexOf(agent)) % FILES.length]
+        // Every agent edits the same file in the same round.
+        const file = FILES[i % FILES.length]
         const line = `${agent.name}-round${i}`
         appendFileSync(path.join(agent.dir, file), `${line}\n`)
         pending.push(line)
@@ -85,9 +86,9 @@ async function fleet({ label, endpoint, client, agents, rounds }) {
   )
   const seconds = (Date.now() - started) / 1000
   const bodies = await everything(client, bucket)
-  const all = Object.values(bodies).join('\n')
+  const all = new Set(Object.values(bodies).flatMap((b) => b.split('\n')))
   const pushed = fleet.flatMap((a) => a.pushed)
-  const lost = pushed.filter((line) => !all.includes(line))
+  const lost = pushed.filter((line) => !all.has(line))
   const copies = Object.keys(bodies).filter((k) => k.includes('.conflict-')).length
   for (const a of fleet) rmSync(a.dir, { recursive: true, force: true })
   rmSync(seedDir, { recursive: true, force: true })
@@ -132,11 +133,18 @@ async function regeneration({ endpoint, client, generations, maxLatency }) {
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
   const proxy = await latencyProxy(endpoint, maxLatency)
   const dir = tmp('watch')
+  // The rest of the workspace: the regenerated files are a few of many, so
+  // a push that deletes them is no mass deletion.
+  mkdirSync(path.join(dir, 'src'))
+  for (let i = 0; i < 40; i++) writeFileSync(path.join(dir, 'src', `module${i}.txt`), `module ${i}\n`)
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet })
   const watcher = await sync.watch({ debounceMs: 100 })
   const started = Date.now()
   let last = 0
   for (let g = 1; g <= generations; g++) {
+    // The agent also logs what it does: a push uploads that before it
+    // deletes anything, which is when the regeneration overtakes it.
+    writeFileSync(path.join(dir, 'status.txt'), `generation ${g} starting\n`)
     rmSync(path.join(dir, 'out'), { recursive: true, force: true })
     await sleep(Math.random() * 300)
     mkdirSync(path.join(dir, 'out'), { recursive: true })

@@ -1,7 +1,7 @@
 // The API beyond upstream, type-checked under --strict: cancellation,
 // close/`await using`, background handles, structured errors, results.
 import { S3WorkspaceSync, SyncError, AbortError, createDefaultLogger } from '@moca/s3-workspace-sync'
-import type { PullResult, PushResult, SyncErrorCode, SyncErrorDetail, BackgroundPull } from '@moca/s3-workspace-sync'
+import type { PullResult, PushResult, SyncErrorCode, SyncErrorDetail, BackgroundPull, SyncWarning, SyncWarningCode } from '@moca/s3-workspace-sync'
 
 export async function lambdaHandler(deadlineMs: number): Promise<number> {
   await using sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: '/tmp/ws', logLevel: 'warn' })
@@ -27,3 +27,17 @@ export async function lambdaHandler(deadlineMs: number): Promise<number> {
     createDefaultLogger('silent').info('done')
   }
 }
+
+// Conflict copies, warnings and restoring local deletions.
+export async function afterARestart(sync: S3WorkspaceSync): Promise<string[]> {
+  const pulled = await sync.pull({ restoreDeleted: true })
+  const copies: string[] = (pulled.conflictCopies ?? []).map((c) => `${c.path} -> ${c.copy}`)
+  const warnings: SyncWarning[] = pulled.warnings ?? []
+  for (const w of warnings) {
+    const code: SyncWarningCode = w.code
+    if (code === 'BASE_DAMAGED' || code === 'COPY_IGNORED') console.warn(w.path, w.message)
+  }
+  const inUse: SyncErrorCode = 'FILE_IN_USE'
+  return [...copies, inUse]
+}
+

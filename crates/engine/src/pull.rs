@@ -10,7 +10,6 @@ use tokio::task::JoinError;
 use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result, Warning};
-use crate::ignore_rules::IgnoreRules;
 use crate::keys::key_for;
 use crate::local::{
     delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, set_aside,
@@ -23,14 +22,14 @@ use crate::plan::{
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{copy_namer, download, join_rel, run_bounded, Downloaded, Halt};
+use crate::transfer::{download, join_rel, run_bounded, CopyNames, Downloaded, Halt};
 
 /// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: Arc<PhaseProgress>,
     root: &'a Arc<Dir>,
-    rules: &'a Arc<IgnoreRules>,
+    names: &'a Arc<CopyNames>,
     halt: Halt,
 }
 
@@ -185,10 +184,13 @@ impl Workspace {
         for rel in &plan.forget {
             self.journal(base.forget(rel));
         }
-        let rules = Arc::new(rules);
+        let names = Arc::new(CopyNames {
+            rules,
+            tag: base.copy_tag(),
+        });
         // What stands where a download must go (a file where S3 now has a
         // directory, files where it has a file) goes first.
-        self.set_aside(&root, &rules, plan.set_aside, &mut report)
+        self.set_aside(&root, &names, plan.set_aside, &mut report)
             .await;
         let (first_deletes, later_deletes): (Vec<_>, Vec<_>) =
             plan.deletes.into_iter().partition(|del| {
@@ -215,7 +217,7 @@ impl Workspace {
             store: &store,
             progress: Arc::new(progress),
             root: &root,
-            rules: &rules,
+            names: &names,
             halt: Halt::default(),
         };
         let mut failed = self
@@ -317,11 +319,11 @@ impl Workspace {
         let stall = self.config.stall_timeout;
         let start = |d: Download| {
             let (store, root) = (batch.store.clone(), batch.root.clone());
-            let (halt, rules) = (batch.halt.clone(), batch.rules.clone());
+            let (halt, names) = (batch.halt.clone(), batch.names.clone());
             let progress = FileProgress::new(&batch.progress);
             async move {
                 let result = halt
-                    .run(download(&*store, &root, &d, &rules, stall, &progress))
+                    .run(download(&*store, &root, &d, &names, stall, &progress))
                     .await;
                 progress.finish(&d.rel, d.size.unwrap_or(0));
                 (d.rel, d.beside, result)
@@ -398,18 +400,18 @@ impl Workspace {
     async fn set_aside(
         &self,
         root: &Arc<Dir>,
-        rules: &Arc<IgnoreRules>,
+        names: &Arc<CopyNames>,
         files: Vec<(String, FileStat)>,
         report: &mut Report,
     ) {
         for (rel, stat) in files {
-            let (root, rules, r) = (root.clone(), rules.clone(), rel.clone());
+            let (root, names, r) = (root.clone(), names.clone(), rel.clone());
             let moved = blocking(move || {
                 let (parent, name) = split_parent(&r);
                 let dir = root
                     .open_sub(parent)
                     .map_err(|e| Error::io("open", &root.path().join(parent), e))?;
-                let copy = set_aside(&dir, name, stat, &copy_namer(&rules, parent))?;
+                let copy = set_aside(&dir, name, stat, &names.namer(parent))?;
                 Ok((join_rel(parent, &copy.name), copy.ignored))
             })
             .await;

@@ -22,7 +22,7 @@ use crate::plan::{
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
-use crate::transfer::{run_bounded, upload_checked, Halt, UploadTo, Uploaded};
+use crate::transfer::{run_bounded, upload_checked, CopyNames, Halt, UploadTo, Uploaded};
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -314,14 +314,17 @@ impl Workspace {
             uploads.len(),
             total_bytes,
         ));
-        let rules = Arc::new(rules.clone());
+        let names = Arc::new(CopyNames {
+            rules: rules.clone(),
+            tag: base.copy_tag(),
+        });
         // Both the start and the end of an upload write to the base (one
         // after the other, never at once: the lock is never contended).
         let base = std::sync::Mutex::new(base);
         let lock = || base.lock().unwrap_or_else(|p| p.into_inner());
         let start = |u: Upload| {
             self.journal(lock().intend(&u.rel, &u.hash));
-            let (store, root, rules) = (store.clone(), root.clone(), rules.clone());
+            let (store, root, names) = (store.clone(), root.clone(), names.clone());
             let prefix = self.config.prefix.clone();
             let resolver = self.config.content_types.clone();
             let halt = halt.clone();
@@ -337,7 +340,7 @@ impl Workspace {
                             store: &*store,
                             root: &root,
                             prefix: &prefix,
-                            rules: &rules,
+                            names: &names,
                             content_type: &content_type,
                             progress: &progress,
                         };

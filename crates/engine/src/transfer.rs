@@ -38,16 +38,21 @@ pub struct Downloaded {
     pub conflict_copy: Option<(String, ConflictCopy)>,
 }
 
-/// Names conflict copies in the directory `parent` (workspace-relative)
-/// so that the ignore rules do not hide them where a name can avoid it.
-pub fn copy_namer<'a>(
-    rules: &'a IgnoreRules,
-    parent: &'a str,
-) -> impl Fn(&Dir, &str) -> ConflictCopy + 'a {
-    move |dir: &Dir, name: &str| {
-        conflict_copy_name(dir, name, &|candidate: &str| {
-            rules.is_ignored(&join_rel(parent, candidate), false)
-        })
+/// How an operation names conflict copies: with this workspace's tag (see
+/// `SyncBase::copy_tag`), avoiding names the ignore rules hide.
+pub struct CopyNames {
+    pub rules: IgnoreRules,
+    pub tag: String,
+}
+
+impl CopyNames {
+    /// Names copies in the directory `parent` (workspace-relative).
+    pub fn namer<'a>(&'a self, parent: &'a str) -> impl Fn(&Dir, &str) -> ConflictCopy + 'a {
+        move |dir: &Dir, name: &str| {
+            conflict_copy_name(dir, name, &self.tag, &|candidate: &str| {
+                self.rules.is_ignored(&join_rel(parent, candidate), false)
+            })
+        }
     }
 }
 
@@ -158,13 +163,13 @@ pub async fn download(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
-    rules: &Arc<IgnoreRules>,
+    names: &Arc<CopyNames>,
     stall: Duration,
     progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut attempt = 1;
     loop {
-        let result = download_once(store, root, d, rules, stall, progress).await;
+        let result = download_once(store, root, d, names, stall, progress).await;
         match &result {
             Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_body_error(e) => attempt += 1,
             _ => return result,
@@ -326,12 +331,12 @@ async fn download_once(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
-    rules: &Arc<IgnoreRules>,
+    names: &Arc<CopyNames>,
     stall: Duration,
     progress: &FileProgress,
 ) -> Result<Downloaded> {
     let mut spilled = Spilled::default();
-    let result = receive(store, root, d, rules, stall, progress, &mut spilled).await;
+    let result = receive(store, root, d, names, stall, progress, &mut spilled).await;
     if result.is_ok() {
         // Committed: the temp name is the file's now.
         spilled.0 = None;
@@ -345,7 +350,7 @@ async fn receive(
     store: &dyn Store,
     root: &Arc<Dir>,
     d: &Download,
-    rules: &Arc<IgnoreRules>,
+    names: &Arc<CopyNames>,
     stall: Duration,
     progress: &FileProgress,
     spilled: &mut Spilled,
@@ -430,7 +435,7 @@ async fn receive(
         replaces: d.replaces,
         keep_local: d.keep_local,
         beside: d.beside,
-        rules: rules.clone(),
+        names: names.clone(),
     };
     let (stat, conflict_copy) = match (file, spilled.0.clone()) {
         (Some(out), Some((dir, temp))) => {
@@ -482,7 +487,7 @@ struct Target {
     replaces: Option<FileStat>,
     keep_local: bool,
     beside: bool,
-    rules: Arc<IgnoreRules>,
+    names: Arc<CopyNames>,
 }
 
 impl Target {
@@ -503,7 +508,7 @@ impl Target {
                 .map_err(|e| Error::io("set mtime of", &shown, e))?;
         }
         drop(file);
-        let namer = copy_namer(&self.rules, &self.parent);
+        let namer = self.names.namer(&self.parent);
         if self.beside {
             return Ok((None, Some(commit_beside(dir, temp, &self.dest, &namer)?)));
         }
@@ -552,7 +557,7 @@ pub struct UploadTo<'a> {
     pub store: &'a dyn Store,
     pub root: &'a Arc<Dir>,
     pub prefix: &'a str,
-    pub rules: &'a Arc<IgnoreRules>,
+    pub names: &'a Arc<CopyNames>,
     pub content_type: &'a str,
     pub progress: &'a FileProgress,
 }
@@ -608,13 +613,13 @@ async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Bas
 /// another agent's deletion of the path stands, these bytes survive.
 async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     let (parent, name) = split_parent(&u.rel);
-    let (root, rules) = (to.root.clone(), to.rules.clone());
+    let (root, names) = (to.root.clone(), to.names.clone());
     let (parent_owned, name_owned, stat) = (parent.to_owned(), name.to_owned(), u.stat);
     let (copy, copy_stat) = blocking(move || {
         let dir = root
             .open_sub(&parent_owned)
             .map_err(|e| Error::io("open", &root.path().join(&parent_owned), e))?;
-        let namer = copy_namer(&rules, &parent_owned);
+        let namer = names.namer(&parent_owned);
         let copy = set_aside(&dir, &name_owned, stat, &namer)?;
         let copy_stat = match dir.stat(&copy.name) {
             Ok(Some((_, s))) => s,

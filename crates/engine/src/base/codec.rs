@@ -95,6 +95,9 @@ pub struct Header {
     /// Some paths may be missing (the base was damaged or unusable) until
     /// a full sync re-establishes them.
     pub recovering: bool,
+    /// Marks the conflict copies this workspace makes (random, made with
+    /// the base), so they are told from other agents' copies.
+    pub copy_tag: u16,
 }
 
 /// What one record says.
@@ -133,6 +136,7 @@ impl Encoder {
             put_u128(p, h.epoch.into());
             put_u128(p, h.reference.into());
             p.push(u8::from(h.recovering));
+            p.extend_from_slice(&h.copy_tag.to_le_bytes());
         });
         self.since_restart = 0;
     }
@@ -514,6 +518,7 @@ fn parse_header(payload: &[u8]) -> Option<Header> {
     let epoch = p.u64()?;
     let reference = p.u64()?;
     let recovering = p.byte()? != 0;
+    let copy_tag = u16::from_le_bytes([p.byte()?, p.byte()?]);
     Some(Header {
         bucket,
         prefix,
@@ -521,6 +526,7 @@ fn parse_header(payload: &[u8]) -> Option<Header> {
         epoch,
         reference,
         recovering,
+        copy_tag,
     })
 }
 
@@ -713,6 +719,7 @@ mod tests {
             epoch: 4,
             reference: 9,
             recovering: false,
+            copy_tag: 0xbeef,
         }
     }
 

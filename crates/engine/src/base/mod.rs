@@ -168,6 +168,7 @@ impl SyncBase {
                 bucket: bucket.to_owned(),
                 prefix: prefix.to_owned(),
                 identity: Some(identity.clone()),
+                copy_tag: crate::local::rand_u64() as u16,
                 ..Header::default()
             },
             legacy: None,
@@ -255,6 +256,9 @@ impl SyncBase {
             });
         }
         base.header.recovering = decoded.header.recovering || decoded.damaged();
+        if decoded.header.identity.is_some() {
+            base.header.copy_tag = decoded.header.copy_tag;
+        }
         base.header.epoch = epoch;
         base.header.reference = reference;
         base.exists = true;
@@ -340,6 +344,11 @@ impl SyncBase {
 
     pub fn paths(&self) -> impl Iterator<Item = &String> {
         self.entries.keys()
+    }
+
+    /// What this workspace's conflict copies carry in their names (4 hex).
+    pub fn copy_tag(&self) -> String {
+        format!("{:04x}", self.header.copy_tag)
     }
 
     /// Whether `entry` was there at the last full sync.

@@ -175,41 +175,56 @@ pub fn held_for_writing(file: &File) -> bool {
     }
 }
 
-/// A conflict-copy name for `name`, unique across agents (a time stamp and
-/// a random tag): `stem.conflict-YYYYMMDD-HHMMSS-xxxx.ext`, or, when the
-/// ignore rules (`ignored`, given a name in the same directory) hide that
-/// form, `name.conflict-YYYYMMDD-HHMMSS-xxxx`. When both are hidden, the
-/// first, marked `ignored`. Never a name that exists in `dir`.
-pub fn conflict_copy_name(dir: &Dir, name: &str, ignored: &dyn Fn(&str) -> bool) -> ConflictCopy {
+/// A conflict-copy name for `name`, unique across agents: the time and
+/// the workspace's `tag` (see `SyncBase::copy_tag`),
+/// `stem.conflict-YYYYMMDD-HHMMSS-tag.ext`, or, when the ignore rules
+/// (`ignored`, given a name in the same directory) hide that form,
+/// `name.conflict-YYYYMMDD-HHMMSS-tag`; `-1`, `-2`… after the tag if taken.
+/// When both forms are hidden, the first, marked `ignored`. Never a name
+/// that exists in `dir`.
+pub fn conflict_copy_name(
+    dir: &Dir,
+    name: &str,
+    tag: &str,
+    ignored: &dyn Fn(&str) -> bool,
+) -> ConflictCopy {
     let stamp = utc_stamp(std::time::SystemTime::now());
-    loop {
-        let tag = format!("{:04x}", super::rand_u64() & 0xffff);
-        let suffixed = format!("{name}.conflict-{stamp}-{tag}");
-        let forms = match name.rsplit_once('.') {
-            Some((stem, ext)) if !stem.is_empty() => {
-                vec![format!("{stem}.conflict-{stamp}-{tag}.{ext}"), suffixed]
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
+        _ => (name, None),
+    };
+    (0..)
+        .find_map(|n: u32| {
+            let mark = match n {
+                0 => format!("conflict-{stamp}-{tag}"),
+                n => format!("conflict-{stamp}-{tag}-{n}"),
+            };
+            let suffixed = format!("{name}.{mark}");
+            let forms = match ext {
+                Some(ext) => vec![format!("{stem}.{mark}.{ext}"), suffixed],
+                None => vec![suffixed],
+            };
+            if forms.iter().any(|f| !matches!(dir.stat(f), Ok(None))) {
+                return None;
             }
-            _ => vec![suffixed],
-        };
-        if forms.iter().any(|f| !matches!(dir.stat(f), Ok(None))) {
-            continue;
-        }
-        return match forms.iter().find(|f| !ignored(f)) {
-            Some(f) => ConflictCopy {
-                name: f.clone(),
-                ignored: false,
-            },
-            None => ConflictCopy {
-                name: forms[0].clone(),
-                ignored: true,
-            },
-        };
-    }
+            Some(match forms.iter().find(|f| !ignored(f)) {
+                Some(f) => ConflictCopy {
+                    name: f.clone(),
+                    ignored: false,
+                },
+                None => ConflictCopy {
+                    name: forms[0].clone(),
+                    ignored: true,
+                },
+            })
+        })
+        .expect("some counter is free")
 }
 
-/// The path a conflict copy was made for (`a/x.conflict-…-tag.md` →
-/// `a/x.md`), or `None` if `rel` is no conflict copy's name.
-pub fn conflict_origin(rel: &str) -> Option<String> {
+/// The path a conflict copy was made for, and the tag of the workspace that
+/// made it, if it has one (`a/x.conflict-…-tag.md` → (`a/x.md`, `tag`));
+/// `None` if `rel` is no conflict copy's name.
+pub fn conflict_origin(rel: &str) -> Option<(String, Option<String>)> {
     const MARK: &str = ".conflict-";
     let at = rel.rfind(MARK)?;
     let (head, tail) = (&rel[..at], &rel[at + MARK.len()..]);
@@ -218,22 +233,28 @@ pub fn conflict_origin(rel: &str) -> Option<String> {
     }
     let digits =
         |s: &str, n: usize| s.len() >= n && s.as_bytes()[..n].iter().all(u8::is_ascii_digit);
-    // YYYYMMDD-HHMMSS, then an optional -tag or -counter, then .ext or nothing.
+    // YYYYMMDD-HHMMSS, then -tag and -counter (both optional), then .ext or nothing.
     if !(digits(tail, 8) && tail.as_bytes().get(8) == Some(&b'-') && digits(&tail[9..], 6)) {
         return None;
     }
     let mut rest = &tail[15..];
-    if let Some(after) = rest.strip_prefix('-') {
-        let n = after.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+    let mut fields = Vec::new();
+    while let Some(after) = rest.strip_prefix('-') {
+        let n = after.bytes().take_while(u8::is_ascii_hexdigit).count();
         if n == 0 {
             return None;
         }
+        fields.push(&after[..n]);
         rest = &after[n..];
     }
     if !(rest.is_empty() || (rest.starts_with('.') && !rest.contains('/'))) {
         return None;
     }
-    Some(format!("{head}{rest}"))
+    let tag = fields
+        .first()
+        .filter(|t| t.len() == 4)
+        .map(|t| (*t).to_owned());
+    Some((format!("{head}{rest}"), tag))
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.
@@ -337,7 +358,7 @@ mod tests {
         let scanned = dir.stat("notes.md").unwrap().unwrap().1;
         let (mut f, temp) = create_temp_file(&dir).unwrap();
         std::io::Write::write_all(&mut f, b"s3").unwrap();
-        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, &|_| false);
+        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, "ab12", &|_| false);
         // Absent when planned, present now: kept.
         let err = commit_temp_file(&dir, &temp, "notes.md", None, false, &namer).unwrap_err();
         assert_eq!(err.code(), "FILE_CHANGED");
@@ -369,31 +390,35 @@ mod tests {
     fn conflict_copies_name_their_origin_and_avoid_ignored_names() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open_root(tmp.path()).unwrap();
-        let copy = conflict_copy_name(&dir, "config.json", &|_| false);
+        let copy = conflict_copy_name(&dir, "config.json", "ab12", &|_| false);
         assert!(
             !copy.ignored && copy.name.starts_with("config.conflict-"),
             "{copy:?}"
         );
-        assert_eq!(
-            conflict_origin(&format!("d/{}", copy.name)).as_deref(),
-            Some("d/config.json")
-        );
+        assert!(copy.name.ends_with("-ab12.json"), "{copy:?}");
+        let origin = conflict_origin(&format!("d/{}", copy.name));
+        assert_eq!(origin, Some(("d/config.json".into(), Some("ab12".into()))));
+        // Taken: a counter after the tag.
+        std::fs::write(tmp.path().join(&copy.name), "x").unwrap();
+        let again = conflict_copy_name(&dir, "config.json", "ab12", &|_| false);
+        assert!(again.name.ends_with("-ab12-1.json"), "{again:?}");
+        assert_eq!(conflict_origin(&again.name).unwrap().0, "config.json");
         // `*.json` ignored: the form that keeps no extension.
-        let copy = conflict_copy_name(&dir, "config.json", &|n| n.ends_with(".json"));
+        let copy = conflict_copy_name(&dir, "config.json", "ab12", &|n| n.ends_with(".json"));
         assert!(
             !copy.ignored && copy.name.starts_with("config.json.conflict-"),
             "{copy:?}"
         );
-        assert_eq!(conflict_origin(&copy.name).as_deref(), Some("config.json"));
+        assert_eq!(conflict_origin(&copy.name).unwrap().0, "config.json");
         // Everything ignored: reported.
-        assert!(conflict_copy_name(&dir, "config.json", &|_| true).ignored);
+        assert!(conflict_copy_name(&dir, "config.json", "ab12", &|_| true).ignored);
         assert_eq!(
-            conflict_origin("notes.conflict-20261127-163456-1.md").as_deref(),
-            Some("notes.md")
+            conflict_origin("notes.conflict-20261127-163456-1.md"),
+            Some(("notes.md".into(), None))
         );
         assert_eq!(
-            conflict_origin("Makefile.conflict-20261127-163456").as_deref(),
-            Some("Makefile")
+            conflict_origin("Makefile.conflict-20261127-163456"),
+            Some(("Makefile".into(), None))
         );
         for not_a_copy in [
             "notes.md",
@@ -418,7 +443,7 @@ mod tests {
             .open(tmp.path().join("log.txt"))
             .unwrap();
         assert!(open_for_writing(&dir, "log.txt"));
-        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, &|_| false);
+        let namer = |d: &Dir, n: &str| conflict_copy_name(d, n, "ab12", &|_| false);
         let (mut f, temp) = create_temp_file(&dir).unwrap();
         std::io::Write::write_all(&mut f, b"s3").unwrap();
         let err = commit_temp_file(&dir, &temp, "log.txt", Some(scanned), false, &namer);

@@ -488,12 +488,17 @@ fn local_delete_guard(plan: &mut PullPlan, local: &LocalView, rules: PullRules, 
     }
 }
 
-/// How many conflict copies each scanned path has beside it.
+/// How many conflict copies this workspace made of each scanned path are
+/// beside it (other agents' copies, pulled, do not count: one agent's
+/// conflicts never stall another).
 fn copies_by_path(local: &LocalView) -> HashMap<String, usize> {
+    let tag = local.base.copy_tag();
     let mut copies = HashMap::new();
     for rel in local.scan.files.keys() {
-        if let Some(origin) = conflict_origin(rel) {
-            *copies.entry(origin).or_insert(0) += 1;
+        if let Some((origin, Some(made_by))) = conflict_origin(rel) {
+            if made_by == tag {
+                *copies.entry(origin).or_insert(0) += 1;
+            }
         }
     }
     copies
@@ -851,14 +856,21 @@ mod tests {
         let mut c = Case::new(true);
         c.synced("notes.md");
         c.local("notes.md", 5, MD5_B);
-        for i in 0..MAX_COPIES {
-            c.local(
-                &format!("notes.conflict-20261201-1200{i:02}-ab12.md"),
-                5,
-                MD5_B,
-            );
-        }
+        let tag = c.base.copy_tag();
+        let other = if tag == "0000" { "0001" } else { "0000" };
         let listing = vec![obj("p/notes.md", "ffffffffffffffffffffffffffffffff")];
+        // Other agents' copies (pulled) do not count: they never stall this one.
+        for i in 0..MAX_COPIES {
+            let copy = format!("notes.conflict-20261201-1200{i:02}-{other}.md");
+            c.local(&copy, 5, MD5_B);
+        }
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        assert_eq!(rels(&plan.downloads), [("notes.md", true, true)]);
+        // Its own: at the bound, no more.
+        for i in 0..MAX_COPIES {
+            let copy = format!("notes.conflict-20261201-1300{i:02}-{tag}.md");
+            c.local(&copy, 5, MD5_B);
+        }
         let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
         assert!(plan.downloads.is_empty());
         assert_eq!(plan.conflicts, ["notes.md"]);
