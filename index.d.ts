@@ -65,16 +65,21 @@ export interface S3WorkspaceSyncOptions {
   /**
    * Beyond upstream: what happens when a file changed both locally and on S3
    * since the last sync. `'keep-both'` (default): a pull downloads S3's
-   * version and keeps the local one as `name.conflict-<UTC time>.ext`; a push
-   * leaves the newer object alone and reports the path in `conflicts`.
+   * version and keeps the local one as a conflict copy
+   * (`name.conflict-<UTC time>-<tag>.ext`, in `conflictCopies`), or, for a
+   * file written after the pull was called, leaves it and saves S3's version
+   * as the copy; a push leaves the newer object alone and reports the path
+   * in `conflicts`.
    * `'overwrite'`: upstream's last writer wins (never touching a file
    * written after the pull was called).
    */
   conflictPolicy?: 'keep-both' | 'overwrite'
   /**
    * Beyond upstream: a pull or push deletes nothing when it would delete
-   * more than this percentage of the files (and more than 10 of them, or all
-   * of at least 2); the result says why. Default 50; 100 turns the guard off.
+   * more than this percentage of the synced files (and at least 2); a push
+   * also counts the deletions of earlier pushes against the files synced at
+   * the last pull. The result says why; a pull restores local deletions
+   * that would be such a mass deletion. Default 50; 100 turns the guard off.
    */
   maxDeletePercent?: number
   /** Beyond upstream: how long a call waits for another instance syncing the same directory (default 300000). */
