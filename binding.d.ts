@@ -69,14 +69,23 @@ export declare class NativeWorkspace {
   close(): void
 }
 
-/** Lowercase hex MD5 of a file, computed off the JS thread. */
-export declare function calculateFileHash(path: string): Promise<string>
+/**
+ * The content hash of a file (see the engine's `hashing`), computed off
+ * the JS thread.
+ */
+export declare function calculateContentHash(path: string): Promise<string>
 
 /**
  * Throws (code `INVALID_OPTION`) for a workspace directory that must never
  * be mirrored (a filesystem root, the home directory, a system directory).
  */
 export declare function checkWorkspaceDir(dir: string): void
+
+/**
+ * The built-in ignore patterns, applied before `ignorePatterns` and
+ * `.syncignore` (for the CLI's help).
+ */
+export declare function defaultIgnorePatterns(): Array<string>
 
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string

@@ -136,7 +136,13 @@ export interface SyncErrorDetail {
   retryable?: boolean
 }
 
-/** The result of `pull()` or `push()`. */
+/**
+ * The result of `pull()` or `push()`. The fields upstream had are typed as
+ * upstream typed them (code that builds a `SyncResult`, in a test double or
+ * a subclass, keeps compiling); the ones beyond upstream are optional in the
+ * type too, though `pull()` and `push()` always set `deletedFiles`,
+ * `duration`, `transferredFiles`, `unchangedFiles` and `bytesTransferred`.
+ */
 export interface SyncResult {
   success: boolean
   /**
@@ -146,11 +152,11 @@ export interface SyncResult {
    */
   downloadedFiles?: number
   uploadedFiles?: number
-  deletedFiles: number
+  deletedFiles?: number
   errors?: string[]
   /** Beyond upstream: `errors` as data, in the same order. */
   errorDetails?: SyncErrorDetail[]
-  duration: number
+  duration?: number
   /**
    * Beyond upstream: paths changed both here and on S3 since the last sync.
    * After a pull both versions are kept (the local one under a conflict
@@ -171,11 +177,11 @@ export interface SyncResult {
    */
   warnings?: SyncWarning[]
   /** Beyond upstream: files actually downloaded (pull) or uploaded (push). */
-  transferredFiles: number
+  transferredFiles?: number
   /** Beyond upstream: files already in sync, not transferred. */
-  unchangedFiles: number
+  unchangedFiles?: number
   /** Beyond upstream: bytes of the transferred files. */
-  bytesTransferred: number
+  bytesTransferred?: number
   /** Beyond upstream: a dry run's decisions (absent for a real run). */
   plan?: SyncPlan
   /**
@@ -221,15 +227,15 @@ export interface SyncWarning {
   message: string
 }
 
-/** What `pull()` resolves to. */
-export interface PullResult extends SyncResult {
-  downloadedFiles: number
-}
+/**
+ * What `pull()` resolves to: a `SyncResult` with `downloadedFiles` set.
+ * (No field is required beyond `SyncResult`'s, so a subclass may override
+ * `pull(): Promise<SyncResult>` as with upstream.)
+ */
+export interface PullResult extends SyncResult {}
 
-/** What `push()` resolves to. */
-export interface PushResult extends SyncResult {
-  uploadedFiles: number
-}
+/** What `push()` resolves to: a `SyncResult` with `uploadedFiles` set. */
+export interface PushResult extends SyncResult {}
 
 /** Beyond upstream: options of one `pull()`, `push()` or `startBackgroundPull()`. */
 export interface OperationOptions {
@@ -272,6 +278,8 @@ export interface WatchOptions {
   debounceMs?: number
   /** Aborting stops watching, after a final push. */
   signal?: AbortSignal
+  /** Called with each push's result as it ends (the final one too); a throw is reported once and ignored. */
+  onPush?: (result: PushResult) => void
 }
 
 /** Beyond upstream: what `watch()` resolves to. */
@@ -305,18 +313,18 @@ export interface SyncProgress {
   percentage: number
   /** The file that just finished; absent on the 0% event and on in-flight byte updates. */
   currentFile?: string
-  /** Beyond upstream: bytes moved in this phase so far (0 for cleanup). */
-  bytes: number
-  /** Beyond upstream: bytes the phase moves in all; the 100% event has `bytes === totalBytes`. */
-  totalBytes: number
+  /** Beyond upstream: bytes moved in this phase so far (0 for cleanup). Always set on events this package emits. */
+  bytes?: number
+  /** Beyond upstream: bytes the phase moves in all; the 100% event has `bytes === totalBytes`. Always set on events this package emits. */
+  totalBytes?: number
 }
 
 /** The events an `S3WorkspaceSync` emits. */
 export interface S3WorkspaceSyncEvents {
   /**
    * A 0% event when a phase starts, then about 20 by files finished, the
-   * last at 100%; while a large file moves, one at least every 8 MiB or
-   * 250 ms (whichever is later).
+   * last at 100%; while a large file moves, one every 8 MiB or 250 ms,
+   * whichever comes first.
    */
   progress: [progress: SyncProgress]
 }
@@ -341,17 +349,22 @@ export declare class S3WorkspaceSync extends EventEmitter {
   push(options?: OperationOptions): Promise<PushResult>
   /** Start a pull in the background; never throws. Returns a handle (upstream returned nothing). */
   startBackgroundPull(options?: OperationOptions): BackgroundPull
-  /** Resolves when the background pull has finished, to its result (`undefined` when none ran). */
-  waitForPull(): Promise<PullResult | undefined>
+  /**
+   * Resolves when the background pull has finished (at once when none ran).
+   * Typed as upstream's; it resolves to the pull's result all the same
+   * (`startBackgroundPull().done` gives it typed).
+   */
+  waitForPull(): Promise<void>
   /** Resolves when the `priorityPrefix` files have arrived; never hangs. */
   waitForPriorityPull(): Promise<void>
   isPullComplete(): boolean
   getWorkspacePath(): string
   /**
-   * Beyond upstream: pulls, then pushes each change `debounceMs` after it
-   * happens (file-system notifications, with a periodic rescan), never two
-   * pushes at once; `stop()` resolves after a final push. An agent that
-   * crashes loses at most the debounce window of work.
+   * Beyond upstream: pulls, pushes what was pending at once, then pushes
+   * each change `debounceMs` after it happens (file-system notifications,
+   * with a periodic rescan), never two pushes at once; `stop()` resolves
+   * after a final push. An agent that crashes loses at most the debounce
+   * window of work.
    */
   watch(options?: WatchOptions): Promise<Watcher>
   /**
@@ -362,13 +375,23 @@ export declare class S3WorkspaceSync extends EventEmitter {
   close(options?: { abort?: boolean }): Promise<void>
   /** `await using sync = new S3WorkspaceSync(…)` closes it (waiting for running work). */
   [Symbol.asyncDispose](): Promise<void>
+  // The events this package emits are typed (a listener's parameters are
+  // inferred); as upstream's class is an `EventEmitter`, any other event
+  // name is accepted too.
   on<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
   once<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
   off<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
   addListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this
   removeListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this
   prependListener<K extends keyof S3WorkspaceSyncEvents>(event: K, listener: (...args: S3WorkspaceSyncEvents[K]) => void): this
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this
   emit<K extends keyof S3WorkspaceSyncEvents>(event: K, ...args: S3WorkspaceSyncEvents[K]): boolean
+  emit(event: string | symbol, ...args: any[]): boolean
 }
 
 /** The base class of every error this package throws. */
@@ -422,5 +445,11 @@ export declare function createDefaultLogger(level?: LogLevel): SyncLogger
 export declare function guessContentType(filename: string): string
 /** Throws `PathValidationError` unless `path` is a safe storage path (upstream's rules). */
 export declare function validateStoragePath(path: string): void
-/** Lowercase hex MD5 of a file, computed off the JS thread; rejects as `fs` does for a missing path. */
+/** Lowercase hex SHA-256 of a file (as upstream); rejects as `fs` does for a missing path. */
 export declare function calculateFileHash(filePath: string): Promise<string>
+/**
+ * Beyond upstream: the content hash the engine knows a file by (its MD5
+ * below 8 MiB, else the S3 multipart form over 8 MiB parts: the ETag of the
+ * object this package uploads), computed off the JS thread.
+ */
+export declare function calculateContentHash(filePath: string): Promise<string>

@@ -7,6 +7,7 @@
 // the send() store.
 
 const { EventEmitter } = require('node:events')
+const { createHash } = require('node:crypto')
 const { constants: fsConstants, watch } = require('node:fs')
 const { open } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
@@ -100,6 +101,12 @@ function toResult(report, kind) {
   if (report.plan) {
     const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
     result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
+    // A dry run counts what the real call would do.
+    const moving = kind === 'pull' ? download.length : upload.length
+    result.transferredFiles = moving
+    result.deletedFiles = kind === 'pull' ? deleteLocal.length : deleteRemote.length
+    if (kind === 'pull') result.downloadedFiles = moving + report.unchanged
+    else result.uploadedFiles = moving
   }
   return result
 }
@@ -415,13 +422,21 @@ class S3WorkspaceSync extends EventEmitter {
     // setTimeout's limit: a longer delay would fire at once.
     if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 2_147_483_647) invalid('options.debounceMs must be a whole number of milliseconds up to 2147483647')
     const signal = options?.signal
+    const onPush = options?.onPush
+    if (onPush !== undefined && typeof onPush !== 'function') invalid('options.onPush must be a function')
     await this.pull({ signal })
     const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
     /** @returns {Promise<PushResult>} */
     const pushNow = () => {
-      const next = state.chain.then(() => {
+      const next = state.chain.then(async () => {
         state.pushes++
-        return this.push()
+        const result = await this.push()
+        try {
+          onPush?.(result)
+        } catch (e) {
+          this._callbackThrew(e, 'An onPush callback')
+        }
+        return result
       })
       state.chain = next.catch(() => {})
       return next
@@ -439,6 +454,9 @@ class S3WorkspaceSync extends EventEmitter {
     })
     const rescan = setInterval(schedule, Math.max(RESCAN_MS, debounceMs * 10))
     rescan.unref()
+    // What was already waiting when watching began goes now, not at the
+    // first change or rescan.
+    void pushNow()
     /** @type {Promise<PushResult> | undefined} */
     let stopping
     const stop = () => {
@@ -527,16 +545,46 @@ function guessContentType(filename) {
 }
 
 /**
- * Lowercase hex MD5 of a file. Rejects as `fs` does for a missing or
- * unreadable path (`code: 'ENOENT'`, `errno`, `syscall`, `path`).
+ * Opens `filePath` as `fs` does (upstream's errors: `code: 'ENOENT'`,
+ * `errno`, `syscall`, `path`) without ever blocking on a FIFO or device,
+ * and refuses anything but a regular file.
+ * @param {string} filePath
+ */
+async function openRegular(filePath) {
+  const handle = await open(filePath, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0))
+  const stat = await handle.stat()
+  if (!stat.isFile()) {
+    await handle.close()
+    throw Object.assign(new Error(`EISDIR: not a regular file, read '${filePath}'`), { code: stat.isDirectory() ? 'EISDIR' : 'EINVAL', syscall: 'read', path: filePath })
+  }
+  return handle
+}
+
+/**
+ * Lowercase hex SHA-256 of a file, as upstream's `calculateFileHash`.
  * @param {string} filePath
  */
 async function calculateFileHash(filePath) {
   const path = String(filePath)
-  // Node's own open gives upstream's errors; the native side never blocks on a FIFO.
-  const handle = await open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0))
-  await handle.close()
-  return native.calculateFileHash(path)
+  const handle = await openRegular(path)
+  try {
+    const hash = createHash('sha256')
+    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk)
+    return hash.digest('hex')
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * The content hash the engine knows a file by (its MD5 below 8 MiB, else
+ * the S3 multipart form over 8 MiB parts), computed off the JS thread.
+ * @param {string} filePath
+ */
+async function calculateContentHash(filePath) {
+  const path = String(filePath)
+  await (await openRegular(path)).close()
+  return native.calculateContentHash(path)
 }
 
 module.exports = {
@@ -550,4 +598,5 @@ module.exports = {
   validateStoragePath,
   guessContentType,
   calculateFileHash,
+  calculateContentHash,
 }

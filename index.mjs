@@ -11,5 +11,6 @@ export const {
   validateStoragePath,
   guessContentType,
   calculateFileHash,
+  calculateContentHash,
 } = cjs
 export default cjs

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { S3WorkspaceSync, SyncIgnoreFilter, calculateFileHash } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, md5, quiet, recordingLogger, isList, listingXml, withProxy } from './helpers.mjs'
+import { createHash } from 'node:crypto'
+import { S3WorkspaceSync, SyncIgnoreFilter, calculateFileHash, calculateContentHash } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, md5, contentHash, randomBuffer, quiet, recordingLogger, isList, listingXml, withProxy } from './helpers.mjs'
 
 test('a throwing progress listener or logger never fails the sync or crashes the process', async () => {
   const bucket = await newBucket()
@@ -30,14 +31,22 @@ test('a throwing progress listener or logger never fails the sync or crashes the
   assert.deepEqual(JSON.parse(out), { pulled: true, downloaded: 30, pushed: true })
 })
 
-test('calculateFileHash of a missing file rejects as fs does; of a file, its MD5', async () => {
+test("calculateFileHash: upstream's SHA-256, errors as fs gives them; calculateContentHash: the engine's content hash", async () => {
   const dir = tmpDir()
   const missing = path.join(dir, 'nope.txt')
   await assert.rejects(calculateFileHash(missing), (e) => e.code === 'ENOENT' && e.syscall === 'open' && e.path === missing && typeof e.errno === 'number')
+  await assert.rejects(calculateContentHash(missing), (e) => e.code === 'ENOENT')
   writeFileSync(path.join(dir, 'a.txt'), 'hello')
-  assert.equal(await calculateFileHash(path.join(dir, 'a.txt')), md5(Buffer.from('hello')))
+  // Upstream's utils/hash.ts: sha256 of the file, lowercase hex.
+  assert.equal(await calculateFileHash(path.join(dir, 'a.txt')), createHash('sha256').update('hello').digest('hex'))
+  assert.equal(await calculateContentHash(path.join(dir, 'a.txt')), md5(Buffer.from('hello')))
+  const big = randomBuffer(9 * 1024 * 1024)
+  writeFileSync(path.join(dir, 'big.bin'), big)
+  assert.equal(await calculateContentHash(path.join(dir, 'big.bin')), contentHash(big))
+  assert.equal(await calculateFileHash(path.join(dir, 'big.bin')), createHash('sha256').update(big).digest('hex'))
   execFileSync('mkfifo', [path.join(dir, 'fifo')])
   await assert.rejects(calculateFileHash(path.join(dir, 'fifo')), /not a regular file/)
+  await assert.rejects(calculateContentHash(path.join(dir, 'fifo')), /not a regular file/)
 })
 
 test('a priorityPrefix that leaves the workspace is refused', () => {

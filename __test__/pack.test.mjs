@@ -355,10 +355,11 @@ test('the installed CLI: pull, status after an edit, push --dry-run changes noth
   const missingJson = cli(['pull', '--bucket', 'no-such-bucket-cli', '--prefix', 'p/', '--dir', path.join(work, 'ws-none'), '--endpoint', endpoint, '--json'])
   assert.equal(missingJson.status, 2)
   assert.equal(JSON.parse(missingJson.stdout).error.s3Code, 'NoSuchBucket', '--json prints a result even for a fatal error')
-  // status on a directory that does not exist yet: the pull side plans, the push side says why not.
+  // status on a directory that does not exist yet: the pull side plans, the push side has nothing to do.
   const fresh = cli(['status', '--bucket', bucket, '--prefix', 'cli/', '--dir', path.join(work, 'ws-not-yet'), '--endpoint', endpoint])
+  assert.equal(fresh.status, 0, fresh.stderr)
   assert.match(fresh.stdout, /Pull would:\n {2}download +a\.txt/)
-  assert.match(fresh.stdout, /Push would:\n {2}\(cannot tell: .*does not exist/)
+  assert.match(fresh.stdout, /Push would:\n {2}\(nothing: the directory does not exist yet\)/)
   assert.equal(existsSync(path.join(work, 'ws-not-yet')), false)
   assert.equal(cli(['watch', ...common, '--dry-run']).status, 2)
   assert.equal(cli(['pull', ...common, '--concurrency', '0']).status, 2)
@@ -378,9 +379,9 @@ test('the installed CLI draws a live progress line on a terminal (under script(1
   const command = [bin, 'pull', '--bucket', bucket, '--prefix', 'tty/', '--dir', path.join(work, 'ws-tty'), '--endpoint', endpoint].map((a) => `'${a}'`).join(' ')
   const r = run('script', ['-qec', command, '/dev/null'], app, cleanEnv())
   assert.equal(r.status, 0, r.stdout + r.stderr)
-  // Redrawn in place (carriage return / cursor moves), with percent, files, bytes and rate.
+  // Redrawn in place (carriage return / cursor moves), with percent (by bytes), bytes, files, rate and time.
   assert.match(r.stdout, /\r|\x1b\[/)
-  assert.match(r.stdout, /download +100% +30\/30 files +1\.9\/1\.9 MiB +[\d.]+ MiB\/s/)
+  assert.match(r.stdout, /download +100% +1\.9\/1\.9 MiB +30\/30 files +[\d.]+ MiB\/s +\d+s elapsed/)
   assert.match(r.stdout, /Pull: 30 downloaded/)
 })
 

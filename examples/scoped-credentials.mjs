@@ -2,6 +2,8 @@
 // prefix. The credential provider is called whenever the engine needs fresh
 // credentials (long pulls keep working as they rotate). Pair it with the IAM
 // policy in examples/iam-policy.json (or the README's IAM section).
+//
+// Needs, besides this package: npm install @aws-sdk/client-s3 @aws-sdk/credential-providers
 import { S3Client } from '@aws-sdk/client-s3'
 import { fromCognitoIdentityPool } from '@aws-sdk/credential-providers'
 import { S3WorkspaceSync } from '@moca/s3-workspace-sync'

@@ -21,17 +21,25 @@ function duration(seconds) {
 }
 
 /**
+ * One line: phase, percent (by bytes when the phase moves bytes, else by
+ * files), bytes, files, rate, time so far and ETA, and errors so far.
  * @param {import('../index').SyncProgress} p
  * @param {number} startedAt when the phase started (ms)
+ * @param {number} errors files failed so far
  */
-function describe(p, startedAt) {
+function describe(p, startedAt, errors) {
   const seconds = Math.max((Date.now() - startedAt) / 1000, 0.001)
-  const rate = p.bytes / seconds
-  const parts = [p.phase.padEnd(8), `${String(p.percentage).padStart(3)}%`, `${p.current}/${p.total} files`]
-  if (p.totalBytes > 0) {
-    parts.push(`${mib(p.bytes)}/${mib(p.totalBytes)} MiB`, `${mib(rate)} MiB/s`)
-    if (p.bytes < p.totalBytes && rate > 0) parts.push(`ETA ${duration((p.totalBytes - p.bytes) / rate)}`)
-  }
+  const bytes = p.bytes ?? 0
+  const totalBytes = p.totalBytes ?? 0
+  const rate = bytes / seconds
+  const percent = totalBytes > 0 ? Math.floor((bytes * 100) / totalBytes) : p.percentage
+  const parts = [p.phase.padEnd(8), `${String(percent).padStart(3)}%`]
+  if (totalBytes > 0) parts.push(`${mib(bytes)}/${mib(totalBytes)} MiB`)
+  parts.push(`${p.current}/${p.total} files`)
+  if (totalBytes > 0) parts.push(`${mib(rate)} MiB/s`)
+  parts.push(`${duration(seconds)} elapsed`)
+  if (totalBytes > 0 && bytes < totalBytes && rate > 0) parts.push(`ETA ${duration((totalBytes - bytes) / rate)}`)
+  if (errors > 0) parts.push(`${errors} error${errors === 1 ? '' : 's'}`)
   return parts.join('  ')
 }
 
@@ -45,6 +53,7 @@ function progressReporter(stream) {
   let startedAt = Date.now()
   let last = 0
   let drawn = false
+  let errors = 0
   /** @param {string} line */
   const draw = (line) => {
     if (tty) {
@@ -70,7 +79,11 @@ function progressReporter(stream) {
       const final = p.current === p.total
       if (!final && now - last < (tty ? TTY_INTERVAL_MS : PLAIN_INTERVAL_MS)) return
       last = now
-      draw(describe(p, startedAt))
+      draw(describe(p, startedAt, errors))
+    },
+    /** A file failed (counted on the line). */
+    failed() {
+      errors++
     },
     done() {
       if (drawn) stream.write('\n')

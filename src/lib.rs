@@ -272,16 +272,27 @@ pub fn store_conformance<'env>(
     .map_err(napi_error)
 }
 
+/// The built-in ignore patterns, applied before `ignorePatterns` and
+/// `.syncignore` (for the CLI's help).
+#[napi]
+pub fn default_ignore_patterns() -> Vec<String> {
+    engine::ignore_rules::DEFAULT_PATTERNS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+
 /// Content-Type for a file name, as uploads use it.
 #[napi]
 pub fn guess_content_type(filename: String) -> String {
     engine::content_type::guess_content_type(&filename)
 }
 
-/// Lowercase hex MD5 of a file, computed off the JS thread.
+/// The content hash of a file (see the engine's `hashing`), computed off
+/// the JS thread.
 #[napi]
-pub async fn calculate_file_hash(path: String) -> Result<String> {
-    engine::hashing::md5_file_hex(PathBuf::from(path))
+pub async fn calculate_content_hash(path: String) -> Result<String> {
+    engine::hashing::content_hash_file(PathBuf::from(path))
         .await
         .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
 }

@@ -1,7 +1,7 @@
-// Must NOT compile: wrong option types, unknown options, event typos.
+// Must NOT compile: wrong option types, unknown options, bad operation options.
 import { S3WorkspaceSync, guessContentType } from '@moca/s3-workspace-sync'
 
 guessContentType(42)
 const sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: '/tmp', notAnOption: true })
-sync.on('progres', () => {})
+sync.pull({ dryRun: 'yes' })
 new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: '/tmp', logLevel: 'verbose' })

@@ -8,13 +8,13 @@ export async function lambdaHandler(deadlineMs: number): Promise<number> {
   const handle: BackgroundPull = sync.startBackgroundPull({ signal: AbortSignal.timeout(deadlineMs) })
   await handle.priorityDone
   const pulled: PullResult = await handle.done
-  const count: number = pulled.downloadedFiles + pulled.transferredFiles + pulled.bytesTransferred
+  const count: number = (pulled.downloadedFiles ?? 0) + (pulled.transferredFiles ?? 0) + (pulled.bytesTransferred ?? 0)
   sync.on('progress', (p) => console.log(p.phase, p.percentage))
   try {
     const pushed: PushResult = await sync.push({ signal: AbortSignal.timeout(deadlineMs) })
     const details: SyncErrorDetail[] = pushed.errorDetails ?? []
     for (const d of details) if (d.retryable) console.log(d.path, d.s3Code, d.statusCode)
-    return count + pushed.uploadedFiles
+    return count + (pushed.uploadedFiles ?? 0)
   } catch (e) {
     if (e instanceof AbortError) return -1
     if (e instanceof SyncError) {

@@ -168,10 +168,10 @@ pub fn hash_file(
     Ok((content_hash(size, &parts), parts))
 }
 
-/// MD5 of the file at `path`, streamed (the upstream `calculateFileHash`).
-/// Only a regular file is read: the open does not block on a FIFO.
-/// Blocking: call from a blocking thread.
-pub fn md5_file(path: &Path) -> Result<[u8; 16]> {
+/// Content hash of the file at `path` (see `hash_file`). Only a regular
+/// file is read: the open does not block on a FIFO. Blocking: call from a
+/// blocking thread.
+pub fn content_hash_of(path: &Path) -> Result<String> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -187,7 +187,8 @@ pub fn md5_file(path: &Path) -> Result<[u8; 16]> {
             path.display()
         )));
     }
-    md5_reader(&file, path)
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(hash_file(&file, path, meta.len(), threads)?.0)
 }
 
 /// MD5 of an open file from where it stands, streamed (`path` names it in
@@ -206,9 +207,9 @@ pub fn md5_reader(mut file: &std::fs::File, path: &Path) -> Result<[u8; 16]> {
     }
 }
 
-/// MD5 of the file as lowercase hex, off the async threads.
-pub async fn md5_file_hex(path: std::path::PathBuf) -> Result<String> {
-    tokio::task::spawn_blocking(move || md5_file(&path).map(hex::encode))
+/// `content_hash_of`, off the async threads.
+pub async fn content_hash_file(path: std::path::PathBuf) -> Result<String> {
+    tokio::task::spawn_blocking(move || content_hash_of(&path))
         .await
         .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?
 }

@@ -367,6 +367,7 @@ impl Workspace {
                         report.conflicts.push(rel.clone());
                         self.copy_made(report, &rel, copy, c.ignored);
                     }
+                    self.log(Level::Debug, &format!("Downloaded {rel}"));
                     report.bytes += done.entry.stat.size;
                     self.journal(base.record(rel, done.entry));
                     report.transferred += 1;

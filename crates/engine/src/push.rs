@@ -166,6 +166,7 @@ impl Workspace {
             ));
             self.conflict(&mut report, Action::Upload, rel, &err);
         }
+        let consented = plan.consented;
         let mut uploads = plan.uploads;
         uploads.retain(
             |u| match check_key_length(&key_for(&self.config.prefix, &u.rel)) {
@@ -231,6 +232,9 @@ impl Workspace {
             .delete_remote(&*store, &root, later, &mut base, &mut report, &halt)
             .await;
         report.deleted = removed.deleted + rest.deleted;
+        if consented && report.deleted > 0 {
+            self.journal(base.accept_deletions());
+        }
         for w in store.take_warnings() {
             self.log(Level::Warn, &w.message);
             report.warnings.push(w);

@@ -21,7 +21,7 @@ use crate::local::{
     open_scanned, open_state_dir, open_workspace, probe_racy_window, with_syncignore, Dir,
     FileStat, Skipped, WorkspaceLock, STATE_DIR,
 };
-use crate::plan::{ConflictPolicy, Hashed, PlanSummary, REMOTE_STATE};
+use crate::plan::{ConflictPolicy, Hashed, PlanSummary, DEFAULT_MAX_DELETE_PERCENT, REMOTE_STATE};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;
@@ -38,7 +38,6 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longer than any upload of the largest object this engine sends (10,000
 /// parts of 8 MiB) takes on a slow link.
 pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 /// The hashing time recorded for a file open for writing when hashed: the
 /// epoch, before any file's mtime, so its stat is never trusted.
 const UNTRUSTED_NS: i128 = 0;

@@ -433,15 +433,26 @@ impl SyncBase {
     /// synced now are the reference of the deletion guard, and a
     /// recovering base has re-established every path.
     pub fn full_sync_done(&mut self) -> Result<()> {
-        self.header.epoch += 1;
-        self.header.reference = self.entries.len() as u64;
-        self.established = self.entries.len();
         if self.header.recovering || !self.exists {
+            self.new_epoch();
             self.header.recovering = false;
             return self.write_whole();
         }
+        self.accept_deletions()
+    }
+
+    /// The deletions so far were allowed past the default share: the
+    /// deletion guard counts from the paths synced now.
+    pub fn accept_deletions(&mut self) -> Result<()> {
+        self.new_epoch();
         let epoch = Record::Epoch(self.header.epoch, self.header.reference);
         self.append_record(&epoch)
+    }
+
+    fn new_epoch(&mut self) {
+        self.header.epoch += 1;
+        self.header.reference = self.entries.len() as u64;
+        self.established = self.entries.len();
     }
 
     fn append_record(&mut self, r: &Record) -> Result<()> {

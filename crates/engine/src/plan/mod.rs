@@ -122,7 +122,9 @@ impl LocalView<'_> {
 /// cannot lose 2 at once); and, with `cumulative`, of the files synced at
 /// the last full sync, counting the deletions of every operation since
 /// (so a tree cannot be emptied a few files at a time either). Files
-/// created since the last full sync do not count towards the second.
+/// created since the last full sync do not count towards the second; and
+/// deletions the user allowed past the default share (a raised
+/// `maxDeletePercent`) start the count again (see `PushPlan::consented`).
 pub fn mass_delete(
     base: &SyncBase,
     deletes: usize,
@@ -130,6 +132,9 @@ pub fn mass_delete(
     max_percent: u8,
     cumulative: bool,
 ) -> Option<String> {
+    if deletes == 0 {
+        return None;
+    }
     if over_percent(deletes, base.len(), max_percent) && deletes >= 2 {
         return Some(format!("{deletes} of {} synced files", base.len()));
     }
@@ -142,6 +147,9 @@ pub fn mass_delete(
         )
     })
 }
+
+/// The share of the synced files a sync may delete unless told otherwise.
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 
 /// Whether `a` and `b` cannot both be files (or keys): one is a directory
 /// of the other.

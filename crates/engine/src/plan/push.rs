@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{mass_delete, ConflictPolicy, Local, LocalView, PlanSummary};
+use super::{
+    mass_delete, ConflictPolicy, Local, LocalView, PlanSummary, DEFAULT_MAX_DELETE_PERCENT,
+};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError, Warning};
 use crate::local::FileStat;
@@ -74,6 +76,9 @@ pub struct PushPlan {
     /// Paths a recovering base did not know, uploaded as new (see
     /// `SyncBase::recovering`).
     pub warnings: Vec<Warning>,
+    /// The deletions go through only because `maxDeletePercent` was raised
+    /// past the default: once done, the deletion guard counts from here.
+    pub consented: bool,
 }
 
 /// Plans a push. `listing`: the objects under the prefix by relative path,
@@ -175,7 +180,10 @@ pub fn plan_push(
         })
         .count();
     let max = max_delete_percent;
-    if let Some(what) = mass_delete(local.base, deletes.len(), established, max, true) {
+    let guard = |max| mass_delete(local.base, deletes.len(), established, max, true);
+    plan.consented =
+        max > DEFAULT_MAX_DELETE_PERCENT && guard(DEFAULT_MAX_DELETE_PERCENT).is_some();
+    if let Some(what) = guard(max) {
         let err = Error::MassDelete(format!(
             "the push would delete {what} on S3; none was deleted. Is the workspace empty \
              or unmounted by mistake? If the deletions are intended, raise maxDeletePercent \
@@ -386,6 +394,42 @@ mod tests {
                 .len(),
             5
         );
+    }
+
+    #[test]
+    fn deletions_allowed_past_the_default_are_consent() {
+        let names: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let kept: Vec<(&str, i128, &str)> = refs[6..].iter().map(|r| (*r, 1, "m0")).collect();
+        let (mut base, scan, hashes, _d) = setup(&refs, &kept);
+        base.full_sync_done().unwrap();
+        let plan = plan_push(
+            &view(&base, &scan, &hashes),
+            None,
+            ConflictPolicy::KeepBoth,
+            50,
+        );
+        assert!(plan.deletes.is_empty() && !plan.consented);
+        let plan = plan_push(
+            &view(&base, &scan, &hashes),
+            None,
+            ConflictPolicy::KeepBoth,
+            100,
+        );
+        assert_eq!(plan.deletes.len(), 6);
+        assert!(plan.consented);
+        // Once they are done, a push that deletes nothing is never refused
+        // for them.
+        for rel in &refs[..6] {
+            base.forget(rel).unwrap();
+        }
+        let plan = plan_push(
+            &view(&base, &scan, &hashes),
+            None,
+            ConflictPolicy::KeepBoth,
+            50,
+        );
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     }
 
     #[test]
