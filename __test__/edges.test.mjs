@@ -368,32 +368,44 @@ test('8. a push killed after the server stored its upload, then a deletion by an
 test('9. two agents editing one file in a tight pull-edit-push loop both make progress, and no pushed line is lost', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'shared.txt': 'start\n' })
-  const agents = ['A', 'B'].map((name) => ({ name, dir: tmpDir(name), pushedLines: [], pushes: 0 }))
+  const agents = ['A', 'B'].map((name) => ({ name, dir: tmpDir(name), pushedLines: [], pushes: 0, solo: 0 }))
   for (const agent of agents) await sync(bucket, agent.dir).pull()
+  // One round: pull, edit, push, no pause (the edit is always just before
+  // the next pull: "written after the call" for it).
+  const round = async (agent, s, i, counter) => {
+    await s.pull()
+    const line = `${agent.name}-${i}`
+    appendFileSync(path.join(agent.dir, 'shared.txt'), `${line}\n`)
+    const pushed = await s.push()
+    if (pushed.success) {
+      agent[counter]++
+      agent.pushedLines.push(line)
+    }
+  }
   const rounds = 15
   await Promise.all(
     agents.map(async (agent) => {
       const s = sync(bucket, agent.dir)
-      for (let i = 0; i < rounds; i++) {
-        await s.pull()
-        const line = `${agent.name}-${i}`
-        appendFileSync(path.join(agent.dir, 'shared.txt'), `${line}\n`)
-        const pushed = await s.push()
-        if (pushed.success) {
-          agent.pushes++
-          agent.pushedLines.push(line)
-        }
-      }
+      for (let i = 0; i < rounds; i++) await round(agent, s, i, 'pushes')
       await s.close()
     }),
   )
-  for (const agent of agents) assert.ok(agent.pushes > 0, `${agent.name} never got a push through`)
+  // Then each alone, still in a tight loop: with nobody else writing, every
+  // push goes through (before, an agent's own edits kept its file out of
+  // every merge, and its pushes failed forever).
+  for (const agent of agents) {
+    const s = sync(bucket, agent.dir)
+    for (let i = rounds; i < rounds + 5; i++) await round(agent, s, i, 'solo')
+    await s.close()
+    assert.equal(agent.solo, 5, `${agent.name}: ${agent.solo} of 5 pushes went through alone`)
+  }
+  assert.ok(agents.some((a) => a.pushes > 0), 'no push went through while both ran')
   const keys = await listKeys(bucket, 'p/')
   const everything = new Set((await Promise.all(keys.map((k) => getObject(bucket, k)))).flatMap((b) => String(b).split('\n')))
   for (const agent of agents) {
     for (const line of agent.pushedLines) assert.ok(everything.has(line), `${line} was pushed, then lost`)
   }
-  console.log(`# tight loop: pushes that went through: A ${agents[0].pushes}/${rounds}, B ${agents[1].pushes}/${rounds}; copies ${keys.length - 1}`)
+  console.log(`# tight loop: pushes through while both ran: A ${agents[0].pushes}/${rounds}, B ${agents[1].pushes}/${rounds}; alone: 5/5 each; copies ${keys.length - 1}`)
 })
 
 test('10. writes the engine cannot see by their stat: a file held open for writing is never replaced; one mapped writable is hashed again', async () => {
