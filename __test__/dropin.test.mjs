@@ -5,9 +5,13 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import { S3WorkspaceSync, SyncIgnoreFilter, calculateFileHash, calculateContentHash } from '../index.js'
 import { endpoint, newBucket, seed, tmpDir, md5, contentHash, randomBuffer, quiet, recordingLogger, isList, listingXml, withProxy } from './helpers.mjs'
+
+// The package root (import.meta.dirname needs Node 20.11).
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 test('a throwing progress listener or logger never fails the sync or crashes the process', async () => {
   const bucket = await newBucket()
@@ -16,7 +20,7 @@ test('a throwing progress listener or logger never fails the sync or crashes the
   await seed(bucket, 'p/', files)
   const dir = tmpDir()
   const script = `
-    const { S3WorkspaceSync } = require(${JSON.stringify(path.resolve(import.meta.dirname, '..'))})
+    const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
     const throwing = { debug() {}, info() { throw new Error('logger bug') }, warn() {}, error() {} }
     const sync = new S3WorkspaceSync({ bucket: ${JSON.stringify(bucket)}, prefix: 'p/', workspaceDir: ${JSON.stringify(dir)}, endpoint: ${JSON.stringify(endpoint)}, logger: throwing })
     sync.on('progress', () => { throw new Error('listener bug') })

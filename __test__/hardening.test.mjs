@@ -8,9 +8,13 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, renameSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { S3WorkspaceSync, SyncIgnoreFilter } from '../index.js'
 import { DeleteObjectCommand } from '@aws-sdk/client-s3'
 import { admin, endpoint, newBucket, seed, tmpDir, recordingLogger, isList, listingXml, md5, fingerprint, listKeys, settle, STATE_DIR, quiet, withProxy } from './helpers.mjs'
+
+// The package root (import.meta.dirname needs Node 20.11).
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 const isGet = (r) => r.method === 'GET' && !isList(r)
 const mkfifo = (p) => execFileSync('mkfifo', [p])
@@ -155,7 +159,7 @@ test('user files named like temp files are kept and synced; only the engine\'s e
 /** Runs `body` (an async function's source) in a fresh Node process with `flags`; resolves to what it prints as JSON. */
 function runScript(body, flags = []) {
   const script = `
-    const { S3WorkspaceSync } = require(${JSON.stringify(path.resolve(import.meta.dirname, '..'))})
+    const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
     const quiet = { debug() {}, info() {}, warn() {}, error() {} }
     ;(async () => { ${body} })().then((r) => process.stdout.write(JSON.stringify(r)), (e) => { console.error(e); process.exit(1) })
   `
@@ -217,7 +221,7 @@ test('a worker terminated mid-pull stops writing and releases the workspace lock
       new S3WorkspaceSync({ ...workerData.options, logger: quiet }).pull()
       parentPort.postMessage('started')
     `,
-      { eval: true, workerData: { root: path.resolve(import.meta.dirname, '..'), options: { bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2 } } },
+      { eval: true, workerData: { root: ROOT, options: { bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2 } } },
     )
     const started = new Promise((r) => worker.once('message', r))
     // The main thread uses the package too.
@@ -329,7 +333,7 @@ test('without any CA certificates an http:// endpoint still works, and nothing p
   const dir = tmpDir()
   const env = { ...process.env, SSL_CERT_FILE: '/nonexistent/ca.pem', SSL_CERT_DIR: '/nonexistent' }
   const script = `
-    const { S3WorkspaceSync } = require(${JSON.stringify(path.resolve(import.meta.dirname, '..'))})
+    const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
     const quiet = { debug() {}, info() {}, warn() {}, error() {} }
     new S3WorkspaceSync({ bucket: ${JSON.stringify(bucket)}, prefix: 'p/', workspaceDir: ${JSON.stringify(dir)}, endpoint: ${JSON.stringify(endpoint)}, logger: quiet })
       .pull().then((r) => process.stdout.write(JSON.stringify(r)))
