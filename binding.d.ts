@@ -90,6 +90,12 @@ export declare function defaultIgnorePatterns(): Array<string>
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
 
+export declare const enum NativeConditionalWrites {
+  Auto = 'auto',
+  Required = 'required',
+  Off = 'off',
+}
+
 export declare const enum NativeConflictPolicy {
   KeepBoth = 'keep-both',
   Overwrite = 'overwrite',
@@ -169,6 +175,7 @@ export interface NativeOptions {
   priorityPrefix?: string
   stallTimeoutMs?: number
   conflictPolicy?: NativeConflictPolicy
+  conditionalWrites?: NativeConditionalWrites
   maxDeletePercent?: number
   lockTimeoutMs?: number
   /** 0: never abort abandoned multipart uploads. */

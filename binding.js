@@ -844,6 +844,7 @@ module.exports.calculateContentHash = nativeBinding.calculateContentHash
 module.exports.checkWorkspaceDir = nativeBinding.checkWorkspaceDir
 module.exports.defaultIgnorePatterns = nativeBinding.defaultIgnorePatterns
 module.exports.guessContentType = nativeBinding.guessContentType
+module.exports.NativeConditionalWrites = nativeBinding.NativeConditionalWrites
 module.exports.NativeConflictPolicy = nativeBinding.NativeConflictPolicy
 module.exports.NativeLevel = nativeBinding.NativeLevel
 module.exports.NativePhase = nativeBinding.NativePhase

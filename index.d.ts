@@ -75,6 +75,17 @@ export interface S3WorkspaceSyncOptions {
    */
   conflictPolicy?: 'keep-both' | 'overwrite'
   /**
+   * Beyond upstream: how conditional writes (`If-Match`, `If-None-Match`,
+   * on which the conflict rules rest) are used. `'auto'` (default): sent;
+   * on a server other than AWS S3, first probed once per instance: where
+   * they are ignored or refused, each write is checked with a HEAD just
+   * before it is sent instead (a best effort), and a
+   * `STORE_CONDITION_IGNORED` warning says so once. `'required'`: a push
+   * to such a server is refused (`UNSUPPORTED_STORE`). `'off'`: never sent,
+   * for a server that refuses them; writes checked with a HEAD.
+   */
+  conditionalWrites?: 'auto' | 'required' | 'off'
+  /**
    * Beyond upstream: a pull or push deletes nothing when it would delete
    * more than this percentage of the synced files (and at least 2); a push
    * also counts the deletions of earlier pushes against the files synced at
@@ -209,6 +220,8 @@ export interface SyncResult {
  *   replaced.
  * - `STORE_CONDITION_IGNORED`: the S3 server ignores a condition the sync
  *   relies on; another request was used instead.
+ * - `STORE_CALL_REFUSED`: the S3 server does not implement a request the
+ *   sync would use (`DeleteObjects`); another was used instead.
  */
 export type SyncWarningCode =
   | 'BASE_DAMAGED'
@@ -218,6 +231,7 @@ export type SyncWarningCode =
   | 'SHAPE_CLASH'
   | 'OPEN_FOR_WRITING'
   | 'STORE_CONDITION_IGNORED'
+  | 'STORE_CALL_REFUSED'
 
 /** Beyond upstream: one entry of `SyncResult.warnings`. */
 export interface SyncWarning {

@@ -8,7 +8,8 @@
 
 const { EventEmitter } = require('node:events')
 const { createHash } = require('node:crypto')
-const { constants: fsConstants, watch } = require('node:fs')
+const { constants: fsConstants, readdirSync, watch } = require('node:fs')
+const path = require('node:path')
 const { open } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 const { SyncError, PathValidationError, S3OperationError, AbortError, fromNative, nativeCall } = require('./lib/errors.js')
@@ -529,14 +530,65 @@ const RESCAN_MS = 30_000
 
 /**
  * Calls `onChange(relativeName)` for changes anywhere under `dir`
- * (recursive notifications: inotify on Linux, FSEvents on macOS).
+ * (recursive notifications: inotify on Linux, FSEvents on macOS). Where
+ * Node cannot watch a tree recursively (Linux before Node 20), each
+ * directory is watched on its own, and new ones as they appear.
  * @param {string} dir
  * @param {(name: string) => void} onChange
+ * @returns {{ close(): void }}
  */
 function watchTree(dir, onChange) {
-  const watcher = watch(dir, { recursive: true, persistent: true }, (_event, name) => onChange(String(name ?? '')))
-  watcher.on('error', () => onChange(''))
-  return watcher
+  try {
+    const watcher = watch(dir, { recursive: true, persistent: true }, (_event, name) => onChange(String(name ?? '')))
+    watcher.on('error', () => onChange(''))
+    return watcher
+  } catch (e) {
+    if (/** @type {NodeJS.ErrnoException} */ (e).code !== 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM') throw e
+    return watchEachDirectory(dir, onChange)
+  }
+}
+
+/**
+ * `watchTree` without recursive notifications: one watcher a directory
+ * (the engine's own `.s3ws` left out).
+ * @param {string} root
+ * @param {(name: string) => void} onChange
+ */
+function watchEachDirectory(root, onChange) {
+  /** @type {Map<string, import('node:fs').FSWatcher>} */
+  const watchers = new Map()
+  /** @param {string} rel */
+  const add = (rel) => {
+    if (watchers.has(rel) || rel.split('/').includes('.s3ws')) return
+    const full = path.join(root, rel)
+    /** @type {import('node:fs').Dirent[]} */
+    let entries
+    try {
+      entries = readdirSync(full, { withFileTypes: true })
+      const watcher = watch(full, { persistent: true }, (_event, name) => {
+        const changed = rel ? `${rel}/${name ?? ''}` : String(name ?? '')
+        onChange(changed)
+        // A directory made (or moved in) since: watched from now on.
+        if (name) add(changed)
+      })
+      watcher.on('error', () => {
+        watcher.close()
+        watchers.delete(rel)
+        onChange(rel)
+      })
+      watchers.set(rel, watcher)
+    } catch {
+      return // not a directory (or gone): nothing to watch
+    }
+    for (const e of entries) if (e.isDirectory()) add(rel ? `${rel}/${e.name}` : e.name)
+  }
+  add('')
+  return {
+    close() {
+      for (const w of watchers.values()) w.close()
+      watchers.clear()
+    },
+  }
 }
 
 /** @param {string} filename */

@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, write
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { endpoint, newBucket, seed, getObject, listKeys, tmpDir, withProxy, isList, settle } from './helpers.mjs'
+import { endpoint, newBucket, seed, getObject, listKeys, tmpDir, withProxy, isList, settle, lacks } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 's3-workspace-sync.js')
@@ -103,7 +103,7 @@ test('6. the deletion guard and the other options as flags and variables; status
   assert.match(fresh.stdout, /Push would:\n {2}\(nothing: the directory does not exist yet\)/)
 })
 
-test('7. --profile wins over credentials in the environment, and a missing one fails at once, by name', async () => {
+test('7. --profile wins over credentials in the environment, and a missing one fails at once, by name', { skip: lacks('credentials') }, async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', files(1))
   const aws = tmpDir('aws')

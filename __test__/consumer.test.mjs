@@ -100,11 +100,13 @@ test('send() mode: uploads carry Content-MD5 and s3ws-md5; a 256 MiB file stream
     const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
     const { S3Client } = require('@aws-sdk/client-s3')
     const { openSync, writeSync, closeSync } = require('node:fs')
-    const crypto = require('node:crypto')
+    // Not \`crypto\`: a script-level binding of that name would shadow the
+    // global the AWS SDK looks for, and be uninitialised when it loads.
+    const nodeCrypto = require('node:crypto')
     const quiet = { debug() {}, info() {}, warn() {}, error() {} }
     const MiB = 1024 * 1024
-    const chunk = crypto.randomBytes(MiB)
-    const hash = crypto.createHash('md5')
+    const chunk = nodeCrypto.randomBytes(MiB)
+    const hash = nodeCrypto.createHash('md5')
     const fd = openSync(${JSON.stringify(path.join(dir, 'big.bin'))}, 'w')
     for (let i = 0; i < 256; i++) { chunk[0] = i; writeSync(fd, chunk); hash.update(chunk) }
     closeSync(fd)

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, putObject, tmpDir, quiet, withProxy, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, putObject, tmpDir, quiet, withProxy, listKeys, lacks } from './helpers.mjs'
 
 test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object changed on S3 meanwhile is kept and reported', async () => {
   const bucket = await newBucket()
@@ -26,10 +26,17 @@ test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object chan
     const pushed = await pushing.push()
     assert.equal(pushed.deletedFiles, N - 1)
     assert.deepEqual(pushed.conflicts, ['d3/f3.txt'])
-    // Three batches, and the once-per-instance probe of whether the server
-    // honours each key's ETag (it is not AWS, which documents it).
-    assert.equal(proxy.count('POST', (r) => r.query.has('delete')), 4)
-    assert.equal(proxy.count('DELETE', (r) => !r.path.includes('/.s3ws/')), 0)
+    const batches = proxy.count('POST', (r) => r.query.has('delete'))
+    const singles = proxy.count('DELETE', (r) => !r.path.includes('/.s3ws/'))
+    if (lacks('batch-delete-etag')) {
+      // The probe found the per-key ETag ignored: one conditional
+      // DeleteObject per key instead, so the changed object still stays.
+      assert.deepEqual([batches, singles], [1, N])
+    } else {
+      // Three batches, and the once-per-instance probe of whether the
+      // server honours each key's ETag (it is not AWS, which documents it).
+      assert.deepEqual([batches, singles], [4, 0])
+    }
   })
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/d3/f3.txt', 'p/keep.txt'])
 })

@@ -5,7 +5,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { S3WorkspaceSync, S3OperationError, SyncError } from '../index.js'
 import { CREDENTIALS } from '../scripts/s3-server.mjs'
-import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, recordingLogger, quiet } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, recordingLogger, quiet, lacks } from './helpers.mjs'
 
 test('constructor rejects missing options with the upstream messages', () => {
   const base = { bucket: 'b', prefix: 'p', workspaceDir: '/tmp/x' }
@@ -56,7 +56,7 @@ test('a missing bucket rejects with S3OperationError and deletes nothing', async
   await assertPullFails({ bucket: 'missing-bucket-s3ws', endpoint }, { s3Code: 'NoSuchBucket', mentions: ['missing-bucket-s3ws', endpoint] })
 })
 
-test('wrong credentials reject without leaking the secret and delete nothing', async () => {
+test('wrong credentials reject without leaking the secret and delete nothing', { skip: lacks('credentials') }, async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'x.txt': 'x' })
   const saved = process.env.AWS_SECRET_ACCESS_KEY

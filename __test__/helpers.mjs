@@ -19,6 +19,24 @@ import {
 export const endpoint = process.env.S3WS_TEST_ENDPOINT
 if (!endpoint) throw new Error('S3WS_TEST_ENDPOINT is not set: run the tests with `npm test`')
 
+/** The server this run is against (`S3WS_TEST_SERVER`: seaweedfs, moto or s3rver). */
+export const testServer = process.env.S3WS_TEST_SERVER || 'seaweedfs'
+
+/** What a test server does not do, measured: the reason, for `test(name, { skip })`. */
+const LACKS = {
+  moto: {
+    credentials: 'moto accepts any credentials',
+    'batch-delete-etag': 'moto 5.2.5 ignores the per-key ETag of DeleteObjects',
+  },
+  s3rver: {
+    conditions: 's3rver ignores If-Match and If-None-Match',
+    'batch-delete-etag': 's3rver ignores the per-key ETag of DeleteObjects',
+  },
+}
+
+/** Why the server of this run lacks `feature`, or false. */
+export const lacks = (feature) => LACKS[testServer]?.[feature] ?? false
+
 export const admin = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true })
 
 let counter = 0

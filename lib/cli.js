@@ -32,6 +32,7 @@ const OPTIONS = {
   concurrency: { type: 'string', env: 'S3WS_CONCURRENCY', arg: 'N', group: 'Sync', help: 'Parallel transfers, downloads and uploads (default 50 and 10)' },
   ignore: { type: 'string', multiple: true, env: 'S3WS_IGNORE', arg: 'PATTERN', group: 'Sync', help: 'gitignore pattern to skip, after the built-in ones (repeatable; the variable takes them comma-separated)' },
   'conflict-policy': { type: 'string', env: 'S3WS_CONFLICT_POLICY', arg: 'POLICY', group: 'Sync', help: 'keep-both (default) or overwrite (last writer wins)' },
+  'conditional-writes': { type: 'string', env: 'S3WS_CONDITIONAL_WRITES', arg: 'MODE', group: 'Sync', help: 'auto (default), required (refuse a server that ignores them) or off' },
   'max-delete-percent': { type: 'string', env: 'S3WS_MAX_DELETE_PERCENT', arg: 'N', group: 'Sync', help: 'Delete nothing when more than N% of the files would go (default 50; 100: no limit)' },
   'lock-timeout': { type: 'string', env: 'S3WS_LOCK_TIMEOUT', arg: 'MS', group: 'Sync', help: 'Wait this long for another process syncing the directory (default 300000)' },
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
@@ -268,6 +269,7 @@ function parse(argv, env) {
     lockTimeoutMs: number('lock-timeout', 0, 2_147_483_647),
     timeoutMs: timeout === undefined ? undefined : timeout * 1000,
     conflictPolicy: choice('conflict-policy', ['keep-both', 'overwrite']),
+    conditionalWrites: choice('conditional-writes', ['auto', 'required', 'off']),
     logLevel: choice('log-level', ['debug', 'info', 'warn', 'error', 'silent']) ?? (values.quiet ? 'error' : 'warn'),
     logFormat: choice('log-format', ['text', 'json']) ?? 'text',
   }
@@ -275,8 +277,18 @@ function parse(argv, env) {
 
 /** Engine wording for options, in the CLI's words. @param {string} text */
 function cliWords(text) {
-  const flags = { maxDeletePercent: '--max-delete-percent', restoreDeleted: '--restore-deleted', conflictPolicy: '--conflict-policy', stallTimeoutMs: '--stall-timeout', lockTimeoutMs: '--lock-timeout' }
-  return text.replace(/\b(maxDeletePercent|restoreDeleted|conflictPolicy|stallTimeoutMs|lockTimeoutMs)\b(: '\w+')?/g, (_, name) => flags[/** @type {keyof typeof flags} */ (name)])
+  const flags = {
+    maxDeletePercent: '--max-delete-percent',
+    restoreDeleted: '--restore-deleted',
+    conflictPolicy: '--conflict-policy',
+    conditionalWrites: '--conditional-writes',
+    stallTimeoutMs: '--stall-timeout',
+    lockTimeoutMs: '--lock-timeout',
+  }
+  return text.replace(
+    /\b(maxDeletePercent|restoreDeleted|conflictPolicy|conditionalWrites|stallTimeoutMs|lockTimeoutMs)\b(?:: '([\w-]+)')?/g,
+    (_, name, value) => `${flags[/** @type {keyof typeof flags} */ (name)]}${value ? ` ${value}` : ''}`,
+  )
 }
 
 /**
@@ -400,6 +412,7 @@ async function main(argv, io = {}) {
       uploadConcurrency: a.concurrency,
       ignorePatterns: values.ignore,
       conflictPolicy: a.conflictPolicy,
+      conditionalWrites: a.conditionalWrites,
       maxDeletePercent: a.maxDeletePercent,
       stallTimeoutMs: a.stallTimeoutMs,
       lockTimeoutMs: a.lockTimeoutMs,

@@ -126,6 +126,7 @@ function checkPatterns(patterns, name) {
 }
 
 const CONFLICT_POLICIES = /** @type {const} */ (['keep-both', 'overwrite'])
+const CONDITIONAL_WRITES = /** @type {const} */ (['auto', 'required', 'off'])
 const CLIENT_MODES = /** @type {const} */ (['auto', 'sdk', 'send'])
 const CLOSE_MODES = /** @type {const} */ (['wait', 'abort'])
 
@@ -147,6 +148,7 @@ const KNOWN_OPTIONS = new Set([
   'forcePathStyle',
   'stallTimeoutMs',
   'conflictPolicy',
+  'conditionalWrites',
   'maxDeletePercent',
   'lockTimeoutMs',
   'stateDir',
@@ -178,6 +180,7 @@ function nativeOptions(options) {
     priorityPrefix: priorityPrefixOption(options),
     stallTimeoutMs: positiveInt(options, 'stallTimeoutMs'),
     conflictPolicy: /** @type {any} */ (oneOf(options, 'conflictPolicy', CONFLICT_POLICIES, 'keep-both')),
+    conditionalWrites: /** @type {any} */ (oneOf(options, 'conditionalWrites', CONDITIONAL_WRITES, 'auto')),
     maxDeletePercent: intInRange(options, 'maxDeletePercent', 0, 100),
     lockTimeoutMs: intInRange(options, 'lockTimeoutMs', 0, 0xffffffff),
     stateDir: optionalString(options, 'stateDir'),

@@ -4,6 +4,7 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, openSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -195,4 +196,60 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volu
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   }
   return { endpoint, env, pid: child.pid, stop }
+}
+
+/** The servers the test suite runs against (`S3WS_TEST_SERVER`). */
+export const TEST_SERVERS = ['seaweedfs', 'moto', 's3rver']
+
+/**
+ * Starts the test server `kind` (default: `S3WS_TEST_SERVER`, else
+ * SeaweedFS). Returns { name, endpoint, env, stop() } as `startS3Server`
+ * does; `env.S3WS_TEST_SERVER` tells the tests which one it is (what it
+ * lacks, they skip with the reason).
+ */
+export async function startTestServer(kind = process.env.S3WS_TEST_SERVER || 'seaweedfs') {
+  if (!TEST_SERVERS.includes(kind)) throw new Error(`S3WS_TEST_SERVER must be one of ${TEST_SERVERS.join(', ')}, not ${JSON.stringify(kind)}`)
+  const testEnv = (endpoint) => ({
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    S3WS_TEST_ENDPOINT: endpoint,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    S3WS_TEST_SERVER: kind,
+  })
+  if (kind === 'seaweedfs') {
+    const server = await startS3Server()
+    return { name: `SeaweedFS ${WEED_VERSION}`, ...server, env: { ...server.env, S3WS_TEST_SERVER: kind } }
+  }
+  if (kind === 'moto') {
+    const moto = await startMoto()
+    console.log(`moto ${MOTO_VERSION} S3 server ready at ${moto.endpoint}`)
+    return { name: `moto ${MOTO_VERSION}`, endpoint: moto.endpoint, env: testEnv(moto.endpoint), stop: moto.stop }
+  }
+  const s3rver = await startS3rver()
+  console.log(`s3rver S3 server ready at ${s3rver.endpoint}`)
+  return { name: 's3rver', ...s3rver, env: testEnv(s3rver.endpoint) }
+}
+
+/**
+ * Starts s3rver (npm: an S3 server that ignores If-Match and If-None-Match)
+ * in this process on 127.0.0.1, accepting `CREDENTIALS`. Returns
+ * { endpoint, stop() }.
+ */
+export async function startS3rver() {
+  const { default: S3rver } = await import('s3rver')
+  // s3rver checks signatures against its own key registry.
+  const { DUMMY_ACCOUNT } = createRequire(import.meta.url)('s3rver/lib/models/account')
+  DUMMY_ACCOUNT.createKeyPair(CREDENTIALS.accessKeyId, CREDENTIALS.secretAccessKey)
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3ws-s3rver-'))
+  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true })
+  const { port } = await s3rver.run()
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      await s3rver.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
-import { ensureMoto, ensureWeed, startS3Server } from './s3-server.mjs'
+import { ensureMoto, ensureWeed, startTestServer } from './s3-server.mjs'
 
 const args = process.argv.slice(2)
 const prebuilt = args.includes('--prebuilt')
@@ -39,7 +39,8 @@ if (prebuilt) {
   buildAddon()
 }
 
-const server = await startS3Server()
+const server = await startTestServer()
+console.log(`Testing against ${server.name}`)
 let failed = false
 const step = (name, cmd, cmdArgs) => {
   console.log(`\n=== ${name} ===`)

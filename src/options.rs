@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use engine::s3::S3Settings;
+use engine::s3::{ConditionalWrites, S3Settings};
 use engine::{Config, ConflictPolicy};
 use napi_derive::napi;
 
@@ -15,6 +15,16 @@ pub enum NativeConflictPolicy {
     KeepBoth,
     #[napi(value = "overwrite")]
     Overwrite,
+}
+
+#[napi(string_enum)]
+pub enum NativeConditionalWrites {
+    #[napi(value = "auto")]
+    Auto,
+    #[napi(value = "required")]
+    Required,
+    #[napi(value = "off")]
+    Off,
 }
 
 #[napi(object)]
@@ -31,6 +41,7 @@ pub struct NativeOptions {
     pub priority_prefix: Option<String>,
     pub stall_timeout_ms: Option<u32>,
     pub conflict_policy: Option<NativeConflictPolicy>,
+    pub conditional_writes: Option<NativeConditionalWrites>,
     pub max_delete_percent: Option<u32>,
     pub lock_timeout_ms: Option<u32>,
     /// 0: never abort abandoned multipart uploads.
@@ -47,6 +58,11 @@ impl TryFrom<NativeOptions> for Config {
             region: o.region,
             endpoint: o.endpoint,
             force_path_style: o.force_path_style,
+            conditional_writes: match o.conditional_writes {
+                None | Some(NativeConditionalWrites::Auto) => ConditionalWrites::Auto,
+                Some(NativeConditionalWrites::Required) => ConditionalWrites::Required,
+                Some(NativeConditionalWrites::Off) => ConditionalWrites::Off,
+            },
             ..S3Settings::default()
         };
         if let Some(ms) = o.stall_timeout_ms {

@@ -325,6 +325,9 @@ impl Warning {
     /// The store ignores a condition this sync relies on: another request
     /// was used in its place.
     pub const STORE_CONDITION_IGNORED: &'static str = "STORE_CONDITION_IGNORED";
+    /// The store does not implement a request this sync would use
+    /// (`DeleteObjects`): another was used in its place.
+    pub const STORE_CALL_REFUSED: &'static str = "STORE_CALL_REFUSED";
 
     pub fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         Warning {

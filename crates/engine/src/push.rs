@@ -20,7 +20,7 @@ use crate::plan::{
     plan_push, predict_push, remote_files, shapes_clash, LocalView, RemoteDelete, Upload,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
-use crate::store::{list_all, Store};
+use crate::store::{list_all, Condition, Store};
 use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{run_bounded, upload_checked, CopyNames, Halt, UploadTo, Uploaded};
 
@@ -140,6 +140,13 @@ impl Workspace {
                 plan: Some(predict_push(&plan, listing)),
                 ..Report::default()
             });
+        }
+        // A server that does not apply conditional writes is found out (or
+        // refused, when they are required) before anything is written.
+        let conditional = plan.uploads.iter().any(|u| u.condition != Condition::None)
+            || plan.deletes.iter().any(|d| d.if_match.is_some());
+        if conditional {
+            store.check_conditions().await?;
         }
         let mut report = Report {
             unchanged: plan.unchanged,

@@ -166,6 +166,13 @@ pub trait Store: Send + Sync {
     fn take_warnings(&self) -> Vec<crate::error::Warning> {
         Vec::new()
     }
+    /// Before a push that relies on conditional writes: fails (with
+    /// `Error::Unsupported`) when the server does not apply them and they
+    /// are required; else says once (see `take_warnings`) what is done
+    /// instead. Stores that apply them as sent have nothing to check.
+    async fn check_conditions(&self) -> Result<()> {
+        Ok(())
+    }
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.
     async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {

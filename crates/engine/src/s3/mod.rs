@@ -1,4 +1,10 @@
 //! `Store` on Amazon S3 (or any S3-compatible server) through aws-sdk-s3.
+//! What the server honours is probed in `probes`.
+
+mod probes;
+
+pub use probes::ConditionalWrites;
+use probes::{Honoured, Probe};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +62,8 @@ pub struct S3Settings {
     /// which conditions the server honours. Without it, every condition is
     /// trusted as sent.
     pub scratch_prefix: Option<String>,
+    /// How conditional writes are used.
+    pub conditional_writes: ConditionalWrites,
 }
 
 #[derive(Clone)]
@@ -70,48 +78,16 @@ pub struct S3Store {
     scratch: Option<String>,
     /// Which conditions the server was found to honour.
     honoured: Arc<Honoured>,
+    conditional_writes: ConditionalWrites,
 }
 
-/// What probing found the server to honour, once per store; and the
-/// warnings to pass on when it does not.
-#[derive(Default)]
-struct Honoured {
-    /// The per-key `ETag` of `DeleteObjects`.
-    batch_delete: tokio::sync::OnceCell<bool>,
-    /// `If-Match` on `CompleteMultipartUpload`.
-    complete: tokio::sync::OnceCell<bool>,
-    warnings: Mutex<Vec<Warning>>,
+/// Whether `e` says the server does not implement the request at all (as
+/// opposed to failing it).
+fn not_implemented(e: &Error) -> bool {
+    matches!(e, Error::S3(s) if matches!(s.status, Some(501 | 405))
+        || s.code == "NotImplemented" || s.code == "MethodNotAllowed")
 }
 
-/// A condition some servers ignore, probed before it is relied on.
-#[derive(Clone, Copy)]
-enum Probe {
-    /// The per-key `ETag` of `DeleteObjects`.
-    BatchDelete,
-    /// `If-Match` on `CompleteMultipartUpload`.
-    Complete,
-}
-
-impl Probe {
-    /// What is done instead when the server ignores it.
-    fn fallback(self, endpoint: &str) -> String {
-        match self {
-            Probe::BatchDelete => format!(
-                "The S3 server at {endpoint} ignores the ETag condition of DeleteObjects (a \
-                 stale delete would remove another agent's newer version): deletions are sent \
-                 one by one as DeleteObject with If-Match instead"
-            ),
-            Probe::Complete => format!(
-                "The S3 server at {endpoint} ignores If-Match on CompleteMultipartUpload (a \
-                 stale upload would overwrite another agent's newer version): files of 8 MiB \
-                 and more are sent in one conditional PutObject instead (up to 5 GiB)"
-            ),
-        }
-    }
-}
-
-/// An ETag no object has: a condition on it must fail.
-const WRONG_ETAG: &str = "00000000000000000000000000000000";
 /// Largest object one PutObject may carry.
 const PUT_MAX: u64 = 5 * 1024 * MIB;
 
@@ -193,6 +169,7 @@ impl S3Store {
             aborting: Arc::default(),
             scratch,
             honoured: Arc::default(),
+            conditional_writes: settings.conditional_writes,
         })
     }
 
@@ -434,10 +411,13 @@ impl S3Store {
     /// half-done) on any failure, or if the file changed meanwhile.
     async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Option<String>> {
         // Whether the server honours If-Match on completion is probed (once
-        // per store) while the parts go up.
+        // per store) while the parts go up; where it applies no conditions
+        // at all, the condition is checked with a HEAD before completing.
         let honoured = async {
             match req.condition {
-                Condition::IfMatch(_) => self.honours(Probe::Complete).await,
+                Condition::IfMatch(_) if self.trusted().await => {
+                    self.honours(Probe::Complete).await
+                }
                 _ => true,
             }
         };
@@ -460,6 +440,7 @@ impl S3Store {
             return self.put_whole(&req).await;
         }
         let (upload_id, parts) = sent?;
+        let condition = self.sendable(req.key, req.condition).await?;
         let done = self
             .client
             .complete_multipart_upload()
@@ -471,13 +452,13 @@ impl S3Store {
                     .set_parts(Some(parts))
                     .build(),
             )
-            .set_if_match(if_match(req.condition))
-            .set_if_none_match(if_none_match(req.condition))
+            .set_if_match(if_match(condition))
+            .set_if_none_match(if_none_match(condition))
             .send()
             .await
             .map(|out| out.e_tag().map(unquote_etag))
             .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
-        let done = missing_is_conflict(done, if_match(req.condition).as_deref());
+        let done = missing_is_conflict(done, if_match(condition).as_deref());
         if done.is_ok() {
             guard.0 = None;
         }
@@ -532,6 +513,7 @@ impl S3Store {
         body: ByteStream,
         md5: [u8; 16],
     ) -> Result<Option<String>> {
+        let condition = self.sendable(req.key, req.condition).await?;
         let out = self
             .client
             .put_object()
@@ -542,8 +524,8 @@ impl S3Store {
             .content_type(req.content_type)
             .content_md5(BASE64.encode(md5))
             .metadata(HASH_META, req.hash)
-            .set_if_match(if_match(req.condition))
-            .set_if_none_match(if_none_match(req.condition))
+            .set_if_match(if_match(condition))
+            .set_if_none_match(if_none_match(condition))
             .customize()
             .disable_payload_signing()
             .send()
@@ -552,140 +534,8 @@ impl S3Store {
                 Error::S3(e) if e.code == "BadDigest" => changed_while_uploaded(req.path),
                 e => e,
             });
-        let out = missing_is_conflict(out, if_match(req.condition).as_deref())?;
+        let out = missing_is_conflict(out, if_match(condition).as_deref())?;
         Ok(out.e_tag().map(unquote_etag))
-    }
-
-    /// The key of probe objects: one per prefix, so a probe cut off by a
-    /// killed process leaves at most one object (never synced; the next
-    /// probe removes it). Two instances probing at once reach the same
-    /// conclusion: a missing probe object fails a condition as an ETag that
-    /// does not match does.
-    fn probe_key(&self) -> Option<String> {
-        Some(format!("{}probe", self.scratch.as_deref()?))
-    }
-
-    async fn put_probe(&self, key: &str) -> Result<()> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from_static(
-                b"s3-workspace-sync capability probe",
-            ))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| self.error("PutObject", key, e))
-    }
-
-    fn note(&self, message: String) {
-        self.honoured
-            .warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Warning::new("", Warning::STORE_CONDITION_IGNORED, message));
-    }
-
-    /// Whether the server honours the condition `probe` tests: found out
-    /// once per store, in a task of its own (tracked for `settle`), so an
-    /// operation cancelled meanwhile leaves no probe object behind. Without
-    /// a scratch prefix (AWS, which documents the conditions), trusted.
-    async fn honours(&self, probe: Probe) -> bool {
-        let Some(key) = self.probe_key() else {
-            return true;
-        };
-        let cell = match probe {
-            Probe::BatchDelete => &self.honoured.batch_delete,
-            Probe::Complete => &self.honoured.complete,
-        };
-        *cell
-            .get_or_init(|| async {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let this = self.clone();
-                self.track(tokio::spawn(async move {
-                    let honoured = match this.put_probe(&key).await {
-                        Ok(()) => match probe {
-                            Probe::BatchDelete => this.probe_batch_delete(&key).await,
-                            Probe::Complete => this.probe_complete(&key).await,
-                        },
-                        // A probe that cannot run trusts nothing.
-                        Err(_) => false,
-                    };
-                    let _ = tx.send(honoured);
-                    let _ = this.delete(&key, None).await;
-                    if !honoured {
-                        this.note(probe.fallback(&this.endpoint));
-                    }
-                }));
-                rx.await.unwrap_or(false)
-            })
-            .await
-    }
-
-    /// Whether `DeleteObjects` refuses the probe object `key` under an ETag
-    /// it does not have (some servers ignore the per-key ETag and delete).
-    async fn probe_batch_delete(&self, key: &str) -> bool {
-        let answer = self
-            .delete_batch(vec![(key.to_owned(), Some(WRONG_ETAG.to_owned()))])
-            .await;
-        matches!(answer.first(), Some((_, Err(Error::Conflict(_)))))
-    }
-
-    /// Whether the server refuses to complete a multipart upload over the
-    /// probe object `key` whose `If-Match` does not hold (some ignore it).
-    async fn probe_complete(&self, key: &str) -> bool {
-        let attempt = async {
-            let created = self
-                .client
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
-            let id = created.upload_id().unwrap_or_default().to_owned();
-            let part = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&id)
-                .part_number(1)
-                .body(ByteStream::from_static(b"probe"))
-                .send()
-                .await
-                .map_err(|e| self.error("UploadPart", key, e));
-            let completed = match part {
-                Ok(part) => self
-                    .client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .parts(
-                                CompletedPart::builder()
-                                    .part_number(1)
-                                    .set_e_tag(part.e_tag().map(str::to_owned))
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .if_match(quote_etag(WRONG_ETAG))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| self.error("CompleteMultipartUpload", key, e)),
-                Err(e) => Err(e),
-            };
-            if completed.is_err() {
-                self.abort_multipart(key, &id).await;
-            }
-            Ok::<_, Error>(matches!(completed, Err(Error::Conflict(_))))
-        };
-        attempt.await.unwrap_or(false)
     }
 
     /// Creates the multipart upload in a task of its own that puts the id in
@@ -968,8 +818,29 @@ impl S3Store {
                     })
                     .collect()
             }
+            // A server without DeleteObjects (GCS's XML API, some
+            // gateways): one DeleteObject per key, from now on.
+            Err(e) if not_implemented(&e) => {
+                self.refuse_batches(&e);
+                self.delete_singles(&batch).await
+            }
             Err(e) => vec![(batch[0].0.clone(), Err(e))],
         }
+    }
+
+    /// One `DeleteObject` per key (conditional on its ETag), a few at once.
+    async fn delete_singles(
+        &self,
+        objects: &[(String, Option<String>)],
+    ) -> Vec<(String, Result<()>)> {
+        let singles = objects.iter().cloned().map(|(key, etag)| async move {
+            let result = crate::store::Store::delete(self, &key, etag.as_deref()).await;
+            (key, result)
+        });
+        futures::stream::iter(singles)
+            .buffered(DELETES_IN_FLIGHT)
+            .collect()
+            .await
     }
 
     /// One key's failure in a `DeleteObjects` answer.
@@ -1153,16 +1024,11 @@ impl Store for S3Store {
     /// matters), one `DeleteObject` with `If-Match` per key, a few at once.
     async fn delete_many(&self, objects: &[(String, Option<String>)]) -> Vec<(String, Result<()>)> {
         let conditional = objects.iter().any(|(_, etag)| etag.is_some());
-        let batched = objects.len() > 1 && (!conditional || self.honours(Probe::BatchDelete).await);
+        let batched = objects.len() > 1
+            && !self.batch_refused()
+            && (!conditional || (self.trusted().await && self.honours(Probe::BatchDelete).await));
         if !batched {
-            let singles = objects.iter().cloned().map(|(key, etag)| async move {
-                let result = self.delete(&key, etag.as_deref()).await;
-                (key, result)
-            });
-            return futures::stream::iter(singles)
-                .buffered(DELETES_IN_FLIGHT)
-                .collect()
-                .await;
+            return self.delete_singles(objects).await;
         }
         let batches: Vec<Vec<(String, Option<String>)>> =
             objects.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
@@ -1175,13 +1041,11 @@ impl Store for S3Store {
     }
 
     fn take_warnings(&self) -> Vec<Warning> {
-        std::mem::take(
-            &mut *self
-                .honoured
-                .warnings
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+        self.take_notes()
+    }
+
+    async fn check_conditions(&self) -> Result<()> {
+        S3Store::check_conditions(self).await
     }
 
     /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads.
@@ -1192,15 +1056,10 @@ impl Store for S3Store {
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
-        let result = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_if_match(if_match.map(quote_etag))
-            .send()
-            .await
-            .map_err(|e| self.error("DeleteObject", key, e));
-        missing_is_conflict(result.map(drop), if_match)
+        let wanted = if_match.map_or(Condition::None, |e| Condition::IfMatch(e.to_owned()));
+        match self.sendable(key, &wanted).await? {
+            Condition::IfMatch(etag) => self.delete_raw(key, Some(etag)).await,
+            _ => self.delete_raw(key, None).await,
+        }
     }
 }

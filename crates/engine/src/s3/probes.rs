@@ -1,0 +1,400 @@
+//! What the server honours, found out before it is relied on. AWS documents
+//! the conditions the sync depends on; other servers are probed, once per
+//! store, with objects of the engine's own under `<prefix>.s3ws/`:
+//!
+//! | probe | requests | where the server ignores or refuses it |
+//! |---|---|---|
+//! | conditional PUT and DELETE | PUT, PUT `If-None-Match: *`, PUT `If-Match`, DELETE `If-Match` (the last three with a condition that cannot hold), DELETE | writes are checked with a HEAD just before they are sent (a best effort: another writer can still slip in between), said once; `conditionalWrites: 'required'` refuses to push |
+//! | per-key `ETag` of `DeleteObjects` | PUT, DeleteObjects, DELETE | one `DeleteObject` with `If-Match` per key |
+//! | `If-Match` on `CompleteMultipartUpload` | PUT, a multipart upload of one part, DELETE | one conditional `PutObject` (up to 5 GiB) |
+//!
+//! Each probe runs in a task of its own (so an operation cancelled meanwhile
+//! leaves no probe object behind) on an object of its own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::{quote_etag, S3Store};
+use crate::error::{Error, Result, Warning};
+use crate::store::{missing_is_conflict, Condition, ObjectInfo};
+
+/// How conditional writes are used (the `conditionalWrites` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConditionalWrites {
+    /// Sent; on a server other than AWS, probed first: where they are
+    /// ignored or refused, writes are checked with a HEAD instead, and a
+    /// warning says once that concurrent writers can overwrite each other.
+    #[default]
+    Auto,
+    /// As `Auto`, but a push to a server without them is refused
+    /// (`UNSUPPORTED_STORE`).
+    Required,
+    /// Never sent (a server that refuses them): writes are checked with a
+    /// HEAD instead.
+    Off,
+}
+
+/// An ETag no object has: a condition on it must fail.
+const WRONG_ETAG: &str = "00000000000000000000000000000000";
+
+/// How a server treats a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Support {
+    Honoured,
+    /// Accepted and not applied: the write happened anyway.
+    Ignored,
+    /// Answered with an error that is not a failed condition (400, 501…).
+    Refused(String),
+}
+
+/// What probing found, once per store; and the warnings to pass on.
+#[derive(Default)]
+pub(super) struct Honoured {
+    put: tokio::sync::OnceCell<Support>,
+    batch_delete: tokio::sync::OnceCell<Support>,
+    complete: tokio::sync::OnceCell<Support>,
+    warnings: Mutex<Vec<Warning>>,
+    /// The conditional writes warning was given.
+    said: AtomicBool,
+    /// The server answered `DeleteObjects` as a request it does not implement.
+    batch_refused: AtomicBool,
+}
+
+/// A condition some servers ignore.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// `If-None-Match`/`If-Match` on PutObject, `If-Match` on DeleteObject.
+    Put,
+    /// The per-key `ETag` of `DeleteObjects`.
+    BatchDelete,
+    /// `If-Match` on `CompleteMultipartUpload`.
+    Complete,
+}
+
+impl Probe {
+    fn name(self) -> &'static str {
+        match self {
+            Probe::Put => "put",
+            Probe::BatchDelete => "batch",
+            Probe::Complete => "complete",
+        }
+    }
+
+    /// What is done instead when the server ignores it.
+    fn fallback(self, endpoint: &str) -> String {
+        match self {
+            Probe::Put => format!(
+                "The S3 server at {endpoint} does not apply conditional writes (If-Match, \
+                 If-None-Match): concurrent writers can overwrite each other. Each write is \
+                 checked with a HEAD just before it is sent, which narrows that window but \
+                 cannot close it; conditionalWrites: 'required' refuses to push instead"
+            ),
+            Probe::BatchDelete => format!(
+                "The S3 server at {endpoint} ignores the ETag condition of DeleteObjects (a \
+                 stale delete would remove another agent's newer version): deletions are sent \
+                 one by one as DeleteObject with If-Match instead"
+            ),
+            Probe::Complete => format!(
+                "The S3 server at {endpoint} ignores If-Match on CompleteMultipartUpload (a \
+                 stale upload would overwrite another agent's newer version): files of 8 MiB \
+                 and more are sent in one conditional PutObject instead (up to 5 GiB)"
+            ),
+        }
+    }
+}
+
+impl S3Store {
+    /// The probe object of `probe`: one per prefix and probe, so a probe cut
+    /// off by a killed process leaves at most one object (never synced; the
+    /// next probe removes it), and probes never meet each other's objects.
+    fn probe_key(&self, probe: Probe) -> Option<String> {
+        Some(format!(
+            "{}probe-{}",
+            self.scratch.as_deref()?,
+            probe.name()
+        ))
+    }
+
+    pub(super) fn note(&self, code: &'static str, message: String) {
+        self.honoured
+            .warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Warning::new("", code, message));
+    }
+
+    /// Whether `DeleteObjects` was found not implemented.
+    pub(super) fn batch_refused(&self) -> bool {
+        self.honoured.batch_refused.load(Ordering::Relaxed)
+    }
+
+    /// Records that `DeleteObjects` is not implemented (said once).
+    pub(super) fn refuse_batches(&self, e: &Error) {
+        if !self.honoured.batch_refused.swap(true, Ordering::Relaxed) {
+            self.note(
+                Warning::STORE_CALL_REFUSED,
+                format!(
+                    "The S3 server at {} does not implement DeleteObjects ({e}): deletions \
+                     are sent one by one as DeleteObject instead",
+                    self.endpoint
+                ),
+            );
+        }
+    }
+
+    pub(super) fn take_notes(&self) -> Vec<Warning> {
+        std::mem::take(
+            &mut *self
+                .honoured
+                .warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Whether conditions sent are applied by the server (else writes are
+    /// checked with a HEAD: see `sendable`).
+    pub(super) async fn trusted(&self) -> bool {
+        self.conditional_writes != ConditionalWrites::Off && self.honours(Probe::Put).await
+    }
+
+    /// Whether the server honours what `probe` tests.
+    pub(super) async fn honours(&self, probe: Probe) -> bool {
+        self.support(probe).await == Support::Honoured
+    }
+
+    /// How the server treats what `probe` tests: found out once per store,
+    /// in a task of its own (tracked for `settle`). Without a scratch prefix
+    /// (AWS, which documents the conditions), honoured.
+    async fn support(&self, probe: Probe) -> Support {
+        let Some(key) = self.probe_key(probe) else {
+            return Support::Honoured;
+        };
+        let cell = match probe {
+            Probe::Put => &self.honoured.put,
+            Probe::BatchDelete => &self.honoured.batch_delete,
+            Probe::Complete => &self.honoured.complete,
+        };
+        cell.get_or_init(|| async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let this = self.clone();
+            self.track(tokio::spawn(async move {
+                let found = match this.put_raw(&key, &Condition::None).await {
+                    Ok(()) => match probe {
+                        Probe::Put => this.probe_put(&key).await,
+                        Probe::BatchDelete => this.probe_batch_delete(&key).await,
+                        Probe::Complete => this.probe_complete(&key).await,
+                    },
+                    // A probe that cannot run trusts nothing.
+                    Err(e) => Support::Refused(e.to_string()),
+                };
+                let _ = tx.send(found.clone());
+                let _ = this.delete_raw(&key, None).await;
+                if found != Support::Honoured && probe != Probe::Put {
+                    this.note(
+                        Warning::STORE_CONDITION_IGNORED,
+                        probe.fallback(&this.endpoint),
+                    );
+                }
+            }));
+            rx.await
+                .unwrap_or_else(|_| Support::Refused("the probe ended early".into()))
+        })
+        .await
+        .clone()
+    }
+
+    /// Before a push that relies on conditional writes: whether the server
+    /// applies them (`Auto`: said once when not; `Required`: refused).
+    pub(super) async fn check_conditions(&self) -> Result<()> {
+        let found = match self.conditional_writes {
+            ConditionalWrites::Off => Support::Refused("conditionalWrites is 'off'".into()),
+            _ => self.support(Probe::Put).await,
+        };
+        if found == Support::Honoured {
+            return Ok(());
+        }
+        let why = match &found {
+            Support::Refused(e) => format!(" (they were refused: {e})"),
+            _ => String::new(),
+        };
+        if self.conditional_writes == ConditionalWrites::Required {
+            return Err(Error::Unsupported(format!(
+                "The S3 server at {} does not apply conditional writes (If-Match, \
+                 If-None-Match){why}, and conditionalWrites is 'required': nothing was \
+                 pushed. Use a server that applies them, or conditionalWrites: 'auto'",
+                self.endpoint
+            )));
+        }
+        let first = !self.honoured.said.swap(true, Ordering::Relaxed);
+        if first && self.conditional_writes == ConditionalWrites::Auto {
+            self.note(
+                Warning::STORE_CONDITION_IGNORED,
+                format!("{}{why}", Probe::Put.fallback(&self.endpoint)),
+            );
+        }
+        Ok(())
+    }
+
+    /// The condition to send with a write to `key`: as given where the
+    /// server applies conditions; elsewhere checked now with a HEAD (a
+    /// failed one is `Error::Conflict`, as the server would have answered)
+    /// and not sent.
+    pub(super) async fn sendable<'c>(&self, key: &str, c: &'c Condition) -> Result<&'c Condition> {
+        const NONE: &Condition = &Condition::None;
+        if *c == Condition::None {
+            return Ok(c);
+        }
+        if self.trusted().await {
+            return Ok(c);
+        }
+        let now: Option<ObjectInfo> = crate::store::Store::head(self, key).await?;
+        let holds = match c {
+            Condition::IfMatch(etag) => now.and_then(|i| i.etag).as_deref() == Some(etag.as_str()),
+            Condition::IfNoneMatch => now.is_none(),
+            Condition::None => true,
+        };
+        if holds {
+            Ok(NONE)
+        } else {
+            Err(Error::Conflict(format!(
+                "s3://{}/{key}: the object is not the one this write is conditional on \
+                 (checked with a HEAD: the server does not apply conditions)",
+                self.bucket
+            )))
+        }
+    }
+
+    /// A small PutObject of probe bytes, with `c` as sent.
+    async fn put_raw(&self, key: &str, c: &Condition) -> Result<()> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from_static(
+                b"s3-workspace-sync capability probe",
+            ))
+            .set_if_match(super::if_match(c))
+            .set_if_none_match(super::if_none_match(c))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.error("PutObject", key, e));
+        missing_is_conflict(sent, super::if_match(c).as_deref())
+    }
+
+    /// A DeleteObject, with `if_match` as sent.
+    pub(super) async fn delete_raw(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        let result = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(if_match.map(quote_etag))
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteObject", key, e));
+        missing_is_conflict(result.map(drop), if_match)
+    }
+
+    /// Conditional PUT and DELETE on the probe object `key`, each with a
+    /// condition that cannot hold.
+    async fn probe_put(&self, key: &str) -> Support {
+        let answers = [
+            self.put_raw(key, &Condition::IfNoneMatch).await,
+            self.put_raw(key, &Condition::IfMatch(WRONG_ETAG.into()))
+                .await,
+            self.delete_raw(key, Some(WRONG_ETAG)).await,
+        ];
+        let mut found = Support::Honoured;
+        for answer in answers {
+            match answer {
+                Err(Error::Conflict(_)) => {}
+                Ok(()) => found = Support::Ignored,
+                Err(e) if found == Support::Honoured => found = Support::Refused(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        found
+    }
+
+    /// Whether `DeleteObjects` refuses the probe object `key` under an ETag
+    /// it does not have (some servers ignore the per-key ETag and delete).
+    async fn probe_batch_delete(&self, key: &str) -> Support {
+        let answer = self
+            .delete_batch(vec![(key.to_owned(), Some(WRONG_ETAG.to_owned()))])
+            .await;
+        match answer.into_iter().next() {
+            Some((_, Err(Error::Conflict(_)))) => Support::Honoured,
+            Some((_, Ok(()))) => Support::Ignored,
+            Some((_, Err(e))) => Support::Refused(e.to_string()),
+            None => Support::Refused("no answer".into()),
+        }
+    }
+
+    /// Whether the server refuses to complete a multipart upload over the
+    /// probe object `key` whose `If-Match` does not hold (some ignore it).
+    async fn probe_complete(&self, key: &str) -> Support {
+        let attempt = async {
+            let created = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
+            let id = created.upload_id().unwrap_or_default().to_owned();
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .part_number(1)
+                .body(ByteStream::from_static(b"probe"))
+                .send()
+                .await
+                .map_err(|e| self.error("UploadPart", key, e));
+            let completed = match part {
+                Ok(part) => self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .parts(
+                                CompletedPart::builder()
+                                    .part_number(1)
+                                    .set_e_tag(part.e_tag().map(str::to_owned))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .if_match(quote_etag(WRONG_ETAG))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.error("CompleteMultipartUpload", key, e)),
+                Err(e) => Err(e),
+            };
+            if completed.is_err() {
+                self.abort_multipart(key, &id).await;
+            }
+            Ok::<_, Error>(match completed {
+                Err(Error::Conflict(_)) => Support::Honoured,
+                Ok(()) => Support::Ignored,
+                Err(e) => Support::Refused(e.to_string()),
+            })
+        };
+        attempt
+            .await
+            .unwrap_or_else(|e| Support::Refused(e.to_string()))
+    }
+}
