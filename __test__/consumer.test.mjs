@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, readTree, md5, contentHash, quiet, recordingLogger, withProxy, getObject, headObject, listKeys, settle } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, readTree, md5, contentHash, quiet, recordingLogger, withProxy, getObject, headObject, listKeys, settle, lacks } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -92,7 +92,7 @@ test('other customisations the native client would bypass are detected: retry se
   }
 })
 
-test('send() mode: uploads carry Content-MD5 and s3ws-md5; a 256 MiB file streams both ways in bounded memory', async (t) => {
+test('send() mode: uploads carry Content-MD5 and s3ws-md5; a 256 MiB file streams both ways in bounded memory', { skip: lacks('aws-chunked') }, async (t) => {
   const bucket = await newBucket()
   const dir = tmpDir()
   const dir2 = tmpDir()

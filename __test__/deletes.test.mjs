@@ -8,7 +8,7 @@ import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
 import { endpoint, newBucket, putObject, tmpDir, quiet, withProxy, listKeys, lacks } from './helpers.mjs'
 
-test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object changed on S3 meanwhile is kept and reported', async () => {
+test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object changed on S3 meanwhile is kept and reported', { skip: lacks('paged-listing') }, async () => {
   const bucket = await newBucket()
   const N = 2100
   const names = Array.from({ length: N }, (_, i) => `d${i % 10}/f${i}.txt`)
@@ -27,15 +27,16 @@ test('a push deleting 2,100 files sends 3 DeleteObjects requests; an object chan
     assert.equal(pushed.deletedFiles, N - 1)
     assert.deepEqual(pushed.conflicts, ['d3/f3.txt'])
     const batches = proxy.count('POST', (r) => r.query.has('delete'))
-    const singles = proxy.count('DELETE', (r) => !r.path.includes('/.s3ws/'))
+    const singles = proxy.count('DELETE')
+    // The once-per-instance probe of whether the server honours each key's
+    // ETag (it is not AWS, which documents it).
+    assert.equal(proxy.probes.filter((r) => r.method === 'POST').length, 1)
     if (lacks('batch-delete-etag')) {
-      // The probe found the per-key ETag ignored: one conditional
-      // DeleteObject per key instead, so the changed object still stays.
-      assert.deepEqual([batches, singles], [1, N])
+      // It found the per-key ETag ignored: one conditional DeleteObject
+      // per key instead, so the changed object still stays.
+      assert.deepEqual([batches, singles], [0, N])
     } else {
-      // Three batches, and the once-per-instance probe of whether the
-      // server honours each key's ETag (it is not AWS, which documents it).
-      assert.deepEqual([batches, singles], [4, 0])
+      assert.deepEqual([batches, singles], [3, 0])
     }
   })
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/d3/f3.txt', 'p/keep.txt'])

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, recordingLogger, startProxy, headObject, isList, quiet } from './helpers.mjs'
+import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, recordingLogger, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -29,8 +29,10 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
     const head = await headObject(bucket, 'p/big.bin')
     // The ETag S3 computed from the parts is the content hash the engine
     // computed from the file, and is kept in the metadata too.
-    assert.equal(head.ETag, `"${contentHash(body)}"`)
-    assert.match(head.ETag, /-5"$/)
+    if (!lacks('multipart-etag')) {
+      assert.equal(head.ETag, `"${contentHash(body)}"`)
+      assert.match(head.ETag, /-5"$/)
+    }
     assert.equal(head.Metadata['s3ws-md5'], contentHash(body))
 
     const dst = tmpDir('dst')

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync, S3OperationError } from '../index.js'
-import { endpoint, newBucket, tmpDir, quiet, withProxy, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, tmpDir, quiet, withProxy, listKeys, lacks } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const NO_DEBUG_DUMP = /DispatchFailure\(|ConnectorError \{|ServiceError \{|Some\(|kind: /
@@ -64,7 +64,7 @@ test('a push whose first request meets a missing bucket stops there: one request
   })
 })
 
-test('wrong credentials: SignatureDoesNotMatch, not retryable, a hint; the secret never shows', async () => {
+test('wrong credentials: SignatureDoesNotMatch, not retryable, a hint; the secret never shows', { skip: lacks('credentials') }, async () => {
   const bucket = await newBucket()
   const script = `
     const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})

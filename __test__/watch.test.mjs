@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, lacks } from './helpers.mjs'
 
 /** Resolves when `check()` is true, polling; rejects after `ms`. */
 async function eventually(check, ms) {
@@ -33,7 +33,7 @@ function countOverlap(sync) {
   return seen
 }
 
-test('watch: a file written is on S3 within debounce + 2 s; a burst is a few pushes; stop() pushes what is left', async () => {
+test('watch: a file written is on S3 within debounce + 2 s; a burst is a few pushes; stop() pushes what is left', { skip: lacks('read-during-write') }, async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'start.txt': 'from S3' })
   const dir = tmpDir()

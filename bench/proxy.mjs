@@ -1,9 +1,10 @@
 // Proxies in front of the S3 server: a counting one, used only in the separate
 // counting pass (timed runs talk to the server directly, so its cost never
 // shows in the times), and a delaying one that timed runs go through with
-// `--latency`.
+// `--latency`; and a throttling one (bench/throttle.mjs).
 
 import http from 'node:http'
+import { tokenBucket, SLOW_DOWN_XML } from '../scripts/throttle.mjs'
 
 /** Kind of an S3 request, from its method and query. */
 export function kindOf(method, url) {
@@ -113,4 +114,33 @@ export function formatCounts(c) {
     .filter((k) => c[k] > 0 && k !== 'ranged')
     .map((k) => (k === 'GET' && c.ranged ? `${c[k]} GET (${c.ranged} ranged)` : `${c[k]} ${k}`))
   return parts.length ? parts.join(' + ') : '0'
+}
+
+/**
+ * A proxy that throttles as S3 does: requests `throttled(method, url)`
+ * selects pass at `rate` a second, the rest are answered 503 `SlowDown` at
+ * once (scripts/throttle.mjs). `stats()` counts both, also per 100 ms.
+ */
+export async function startThrottleProxy(target, { rate, throttled }) {
+  const bucket = tokenBucket(rate)
+  // Answers per 100 ms, [passed, SlowDown], from the first throttled request.
+  const timeline = []
+  let start
+  const proxy = await startProxy(target, {
+    onRequest(req, res) {
+      if (!throttled(req.method, req.url)) return false
+      start ??= performance.now()
+      const slot = (timeline[Math.floor((performance.now() - start) / 100)] ??= [0, 0])
+      if (bucket.take()) {
+        slot[0]++
+        return false
+      }
+      slot[1]++
+      req.resume()
+      res.writeHead(503, { 'content-type': 'application/xml' })
+      res.end(SLOW_DOWN_XML)
+      return true
+    },
+  })
+  return { ...proxy, stats: () => ({ ...bucket.stats, timeline: Array.from(timeline, (t) => t ?? [0, 0]) }) }
 }

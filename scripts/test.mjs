@@ -6,11 +6,17 @@
 //   node scripts/test.mjs --prebuilt           no build, no cargo test: the Node tests run
 //                                              on the .node already at the root (CI puts the
 //                                              release binary of the build job there)
+//
+// The release binary is built too (`npm run build:release`, into .release/;
+// quick once cached) for __test__/release.test.mjs, which checks it; with
+// --prebuilt the binary at the root is the release binary.
 
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
+import { buildRelease } from './build-release.mjs'
 import { ensureMoto, ensureWeed, startTestServer } from './s3-server.mjs'
 
 const args = process.argv.slice(2)
@@ -32,28 +38,34 @@ ensureNodeModules()
 ensureWeed()
 // The tests of stores that answer or ignore conditions otherwise start moto.
 process.env.MOTO_BIN = ensureMoto()
+const files = only.length > 0 ? only : testFiles()
 if (prebuilt) {
   const binaries = readdirSync(ROOT).filter((f) => f.endsWith('.node'))
   console.log(`Using the prebuilt binaries at the root: ${binaries.join(', ') || '(none)'}`)
+  if (binaries.length === 1) process.env.S3WS_RELEASE_BINARY = path.join(ROOT, binaries[0])
 } else {
   buildAddon()
+  if (files.some((f) => path.basename(f) === 'release.test.mjs')) {
+    process.env.S3WS_RELEASE_BINARY = buildRelease({ outputDir: path.join(ROOT, '.release') })
+  }
 }
 
 const server = await startTestServer()
 console.log(`Testing against ${server.name}`)
 let failed = false
-const step = (name, cmd, cmdArgs) => {
+// Asynchronous: s3rver serves from this very process.
+const step = async (name, cmd, cmdArgs) => {
   console.log(`\n=== ${name} ===`)
-  const r = spawnSync(cmd, cmdArgs, { stdio: 'inherit', cwd: ROOT, env: { ...process.env, ...server.env } })
-  if (r.status !== 0) {
-    console.error(`${name} failed (exit ${r.status ?? r.signal})`)
+  const child = spawn(cmd, cmdArgs, { stdio: 'inherit', cwd: ROOT, env: { ...process.env, ...server.env } })
+  const [status, signal] = await once(child, 'exit')
+  if (status !== 0) {
+    console.error(`${name} failed (exit ${status ?? signal})`)
     failed = true
   }
 }
 try {
-  if (!prebuilt && only.length === 0) step('Rust tests (cargo test)', 'cargo', ['test', '--workspace'])
-  const files = only.length > 0 ? only : testFiles()
-  step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...files])
+  if (!prebuilt && only.length === 0) await step('Rust tests (cargo test)', 'cargo', ['test', '--workspace'])
+  await step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...files])
 } finally {
   await server.stop()
 }

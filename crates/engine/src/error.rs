@@ -162,6 +162,22 @@ impl S3Error {
             )
     }
 
+    /// Whether the store refused the request for its rate (S3's 503
+    /// `SlowDown`, 429 elsewhere): worth another attempt once it slows down.
+    pub fn is_throttled(&self) -> bool {
+        self.status == Some(429)
+            || matches!(
+                self.code.as_str(),
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyRequests"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "RequestThrottled"
+            )
+    }
+
     /// Whether every other request of the operation would fail the same
     /// way (bucket missing, credentials refused, endpoint unreachable): the
     /// operation stops at the first such failure instead of repeating it.

@@ -323,7 +323,7 @@ impl Workspace {
             let progress = FileProgress::new(&batch.progress);
             async move {
                 let result = halt
-                    .run(download(&*store, &root, &d, &names, stall, &progress))
+                    .run(|| download(&*store, &root, &d, &names, stall, &progress))
                     .await;
                 progress.finish(&d.rel, d.size.unwrap_or(0));
                 (d.rel, d.beside, result)

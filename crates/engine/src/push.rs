@@ -342,8 +342,8 @@ impl Workspace {
             let progress = FileProgress::new(&progress);
             async move {
                 let result = halt
-                    .run(async {
-                        let content_type = match resolver {
+                    .run(|| async {
+                        let content_type = match &resolver {
                             Some(r) => r.content_type(&u.rel).await,
                             None => guess_content_type(&u.rel),
                         };

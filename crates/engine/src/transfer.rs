@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -86,10 +86,36 @@ fn parent_dir(root: &Dir, rel: &str) -> Result<Dir> {
 /// other request would repeat (`S3Error::is_global`: a missing bucket,
 /// refused credentials, an unreachable endpoint), so the report holds one
 /// error rather than one per file. What was not attempted stays pending.
-#[derive(Clone, Default)]
+/// And keeps a throttled transfer going while the operation makes progress.
+#[derive(Clone)]
 pub struct Halt {
     halted: Arc<AtomicBool>,
     reported: Arc<AtomicBool>,
+    /// When a transfer of the operation last succeeded (or it began).
+    progressed: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Default for Halt {
+    fn default() -> Self {
+        Halt {
+            halted: Arc::default(),
+            reported: Arc::default(),
+            progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
+        }
+    }
+}
+
+/// How long a throttled transfer is tried again while no transfer of its
+/// operation succeeds: a store that throttles everything for this long is
+/// not merely busy.
+const THROTTLED_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The wait before the `n`th attempt again of a throttled transfer (the
+/// SDK's pace already spaces requests): full jitter up to 100 ms × 2ⁿ,
+/// capped at 3.2 s.
+fn throttled_wait(n: u32) -> Duration {
+    let cap = 100u64 << n.min(5);
+    Duration::from_millis(crate::local::rand_u64() % cap + 1)
 }
 
 impl Halt {
@@ -98,19 +124,37 @@ impl Halt {
         self.halted.load(Ordering::Relaxed)
     }
 
-    /// Runs one transfer unless halted (`None`); a global failure halts the
-    /// rest before the transfer lets go of its concurrency slot.
-    pub async fn run<T>(&self, transfer: impl Future<Output = Result<T>>) -> Option<Result<T>> {
-        if self.halted() {
-            return None;
-        }
-        let result = transfer.await;
-        if let Err(e) = &result {
-            if e.s3().is_some_and(|s3| s3.is_global()) {
-                self.halted.store(true, Ordering::Relaxed);
+    /// Runs one transfer (`transfer()` makes each attempt) unless halted
+    /// (`None`); a global failure halts the rest before the transfer lets
+    /// go of its concurrency slot. A throttled transfer is tried again as
+    /// long as another one succeeded within `THROTTLED_PATIENCE`.
+    pub async fn run<T, F: Future<Output = Result<T>>>(
+        &self,
+        transfer: impl Fn() -> F,
+    ) -> Option<Result<T>> {
+        let progressed = || *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waits = 0;
+        loop {
+            if self.halted() {
+                return None;
             }
+            let result = transfer().await;
+            match result.as_ref().map_err(|e| e.s3()) {
+                Ok(_) => {
+                    *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
+                }
+                Err(Some(s3)) if s3.is_global() => self.halted.store(true, Ordering::Relaxed),
+                Err(Some(s3))
+                    if s3.is_throttled() && progressed().elapsed() < THROTTLED_PATIENCE =>
+                {
+                    tokio::time::sleep(throttled_wait(waits)).await;
+                    waits += 1;
+                    continue;
+                }
+                Err(_) => {}
+            }
+            return Some(result);
         }
-        Some(result)
     }
 
     /// Whether `err` should be reported: a global failure once, not its

@@ -1,7 +1,9 @@
 //! `Store` on Amazon S3 (or any S3-compatible server) through aws-sdk-s3.
 //! What the server honours is probed in `probes`.
 
+mod pacer;
 mod probes;
+mod retry;
 
 pub use probes::ConditionalWrites;
 use probes::{Honoured, Probe};
@@ -21,11 +23,9 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -123,9 +123,9 @@ impl S3Store {
             }
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(pacer::paced(http))
             .region(Region::new(region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .retry_config(retry::retry_config())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
@@ -144,9 +144,11 @@ impl S3Store {
             // checksums are not understood by every S3-compatible server.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            // 429 Too Many Requests is throttling too, whatever its error code.
-            .retry_classifier(HttpStatusCodeClassifier::new_from_codes(
-                &[429, 500, 502, 503, 504][..],
+            .retry_classifier(retry::server_errors())
+            .retry_classifier(retry::TooManyRequests)
+            .retry_partition(retry::partition(
+                custom_endpoint.as_deref().unwrap_or(&region),
+                bucket,
             ))
             .force_path_style(
                 settings
