@@ -59,6 +59,9 @@ export function buildRelease({ target = hostTarget(), outputDir = ROOT } = {}) {
   if (how.zig !== undefined) {
     args.push('--target', target + how.zig, '--cross-compile')
     env.PATH = zigPath()
+    // A target directory of its own: zig as C compiler and linker would
+    // otherwise rebuild, and be rebuilt by, the plain builds of the target.
+    env.CARGO_TARGET_DIR = path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'zig')
   } else {
     args.push('--target', target)
   }
@@ -78,7 +81,7 @@ function napiPlatform(target) {
 
 /** The newest `GLIBC_x.y` version `file` needs (readelf), or null when it needs none. */
 export function newestGlibc(file) {
-  const out = spawnSync('readelf', ['-V', '--wide', file], { encoding: 'utf8' })
+  const out = spawnSync('readelf', ['-V', '--wide', file], { encoding: 'utf8', maxBuffer: 1 << 28 })
   if (out.status !== 0) throw new Error(`readelf -V ${file} failed (binutils installed?): ${out.stderr || out.error}`)
   const versions = [...out.stdout.matchAll(/GLIBC_(\d+(?:\.\d+)+)/g)].map((m) => m[1])
   return versions.sort(compareVersions).at(-1) ?? null

@@ -9,11 +9,12 @@
 //
 // The release binary is built too (`npm run build:release`, into .release/;
 // quick once cached) for __test__/release.test.mjs, which checks it; with
-// --prebuilt the binary at the root is the release binary.
+// --prebuilt, that is the one in .release/ if one was built here, else the
+// binary at the root.
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
 import { buildRelease } from './build-release.mjs'
@@ -42,7 +43,10 @@ const files = only.length > 0 ? only : testFiles()
 if (prebuilt) {
   const binaries = readdirSync(ROOT).filter((f) => f.endsWith('.node'))
   console.log(`Using the prebuilt binaries at the root: ${binaries.join(', ') || '(none)'}`)
-  if (binaries.length === 1) process.env.S3WS_RELEASE_BINARY = path.join(ROOT, binaries[0])
+  const release = path.join(ROOT, '.release')
+  const built = existsSync(release) ? readdirSync(release).filter((f) => f.endsWith('.node')) : []
+  if (built.length === 1) process.env.S3WS_RELEASE_BINARY = path.join(release, built[0])
+  else if (binaries.length === 1) process.env.S3WS_RELEASE_BINARY = path.join(ROOT, binaries[0])
 } else {
   buildAddon()
   if (files.some((f) => path.basename(f) === 'release.test.mjs')) {
