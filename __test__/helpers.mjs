@@ -27,6 +27,7 @@ const LACKS = {
   moto: {
     credentials: 'moto accepts any credentials',
     'batch-delete-etag': 'moto 5.2.5 ignores the per-key ETag of DeleteObjects',
+    'upload-age': 'moto 5.2.5 dates every multipart upload 2010-11-10, so every one looks abandoned',
   },
   s3rver: {
     credentials: 's3rver 3.7.1 accepts a wrong secret key',
@@ -167,6 +168,7 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
   const requests = []
   const probes = []
   const sockets = new Set()
+  const upstreams = new Set()
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://proxy')
     const entry = { method: req.method, path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers }
@@ -222,11 +224,16 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
         },
       )
       fwd.on('error', () => res.destroy())
+      upstreams.add(fwd)
+      fwd.on('close', () => upstreams.delete(fwd))
+      // A client gone (killed, timed out) takes its upstream request along,
+      // or the server would hold that connection open until its own timeout.
+      res.on('close', () => res.writableFinished || fwd.destroy())
       if (body) fwd.end(body)
       else req.pipe(fwd)
     }
     const wait = delay?.(entry) ?? 0
-    if (wait > 0) setTimeout(forward, wait)
+    if (wait > 0) setTimeout(() => res.destroyed || forward(), wait)
     else forward()
   })
   server.on('connection', (s) => {
@@ -243,6 +250,7 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
     close: () =>
       new Promise((r) => {
         for (const s of sockets) s.destroy()
+        for (const u of upstreams) u.destroy()
         server.close(r)
       }),
   }

@@ -10,8 +10,9 @@
 //! request raises the rate by `GAIN` requests a second (so it grows by half
 //! a second: a cut is made up in a fifth of a second), so the pace hovers at
 //! the store's limit: above it costs a few refused requests, under it costs
-//! time. It sits below the SDK's retries, so retried attempts, multipart
-//! parts and listings are paced too.
+//! time. A second without a throttled answer ends the pacing (after an
+//! outage of 503s, the pace is back at once). It sits below the SDK's
+//! retries, so retried attempts, multipart parts and listings are paced too.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -40,14 +41,18 @@ const SPAN_MIN: Duration = Duration::from_millis(10);
 const WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
-pub(super) struct Pacer(Mutex<Pace>);
+pub(super) struct Pacer {
+    pace: Mutex<Pace>,
+    /// Requests waiting for their turn, in order.
+    queue: tokio::sync::Mutex<()>,
+}
 
 #[derive(Debug, Default)]
 struct Pace {
     /// Requests a second; `None` until the store first throttles.
     rate: Option<f64>,
-    /// When the next request may start.
-    next: Option<Instant>,
+    /// When the last request started.
+    last_start: Option<Instant>,
     last_cut: Option<Instant>,
     sent: Window,
     accepted: Window,
@@ -82,21 +87,40 @@ impl Window {
 
 impl Pacer {
     fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.pace.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits for the turn of the next request.
+    /// Waits for the turn of the next request. One request at a time waits,
+    /// and it reads the rate when its wait is over: no slot is booked at a
+    /// rate that has changed since.
     async fn turn(&self) {
-        let slot = {
-            let mut pace = self.pace();
-            let now = Instant::now();
-            pace.sent.push(now);
-            let Some(rate) = pace.rate else { return };
-            let slot = pace.next.map_or(now, |next| next.max(now));
-            pace.next = Some(slot + Duration::from_secs_f64(1.0 / rate));
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        let _queue = self.queue.lock().await;
+        // The slot waited for: the next one counts from it, not from the
+        // wake-up (the timer ticks in milliseconds, late by up to one).
+        let mut due = None;
+        loop {
+            let wait = {
+                let mut pace = self.pace();
+                let now = Instant::now();
+                match pace.rate.zip(pace.last_start) {
+                    Some((rate, last)) if last + Duration::from_secs_f64(1.0 / rate) > now => {
+                        Some(last + Duration::from_secs_f64(1.0 / rate))
+                    }
+                    _ => {
+                        pace.last_start = Some(due.unwrap_or(now));
+                        pace.sent.push(now);
+                        None
+                    }
+                }
+            };
+            match wait {
+                Some(until) => {
+                    due = Some(until);
+                    tokio::time::sleep_until(until).await
+                }
+                None => return,
+            }
+        }
     }
 
     /// Takes in the store's answer to a request.
@@ -123,8 +147,13 @@ impl Pacer {
             }
             s if s < 500 => {
                 pace.accepted.push(now);
-                if let Some(rate) = &mut pace.rate {
-                    *rate += GAIN;
+                let calm = pace
+                    .last_cut
+                    .is_some_and(|t| now.duration_since(t) > WINDOW);
+                match &mut pace.rate {
+                    Some(_) if calm => pace.rate = None,
+                    Some(rate) => *rate += GAIN,
+                    None => {}
                 }
             }
             _ => {}
@@ -213,12 +242,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_store_that_throttles_everything_is_still_asked_once_a_second() {
+    async fn after_an_outage_of_503s_the_pace_is_back_a_second_after_the_store_is() {
         let pacer = Pacer::default();
+        pacer.turn().await;
         for _ in 0..100 {
             pacer.answered(503);
             tokio::time::advance(CUT_EVERY).await;
         }
+        // A store throttling everything is still asked once a second.
         assert_eq!(pacer.pace().rate, Some(MIN_RATE));
+        let waiting = Instant::now();
+        pacer.turn().await;
+        pacer.answered(200);
+        assert!(pacer.pace().rate.is_some());
+        pacer.turn().await;
+        let waited = (Instant::now() - waiting).as_secs_f64();
+        assert!((waited - 1.0 / (MIN_RATE + GAIN)).abs() <= 2e-3, "{waited}");
+        pacer.answered(200);
+        assert!(pacer.pace().rate.is_some());
+        // Accepted for a second since the last cut: unpaced again.
+        tokio::time::advance(WINDOW).await;
+        pacer.answered(200);
+        assert_eq!(pacer.pace().rate, None);
+        let now = Instant::now();
+        for _ in 0..100 {
+            pacer.turn().await;
+        }
+        assert_eq!(Instant::now(), now);
     }
 }
