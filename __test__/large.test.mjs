@@ -61,7 +61,8 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
     assert.equal(adopted.success, true)
     const later2 = proxy.requests.slice(mark2)
     assert.equal(later2.filter((r) => r.method === 'GET' && !isList(r)).length, 0)
-    assert.equal(later2.filter((r) => r.method === 'HEAD').length, 0)
+    // (A server whose multipart ETag is not the parts' hash gets a HEAD for the stored hash.)
+    if (!lacks('multipart-etag')) assert.equal(later2.filter((r) => r.method === 'HEAD').length, 0)
   } finally {
     await proxy.close()
   }
