@@ -290,7 +290,7 @@ export interface SyncPlan {
 export interface WatchOptions {
   /** Push this long after the last change (default 2000). */
   debounceMs?: number
-  /** Aborting stops watching, after a final push. */
+  /** Aborting stops watching, after a final push (also during the first pull: `watch()` then resolves to a watcher already stopped). */
   signal?: AbortSignal
   /** Called with each push's result as it ends (the final one too); a throw is reported once and ignored. */
   onPush?: (result: PushResult) => void

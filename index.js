@@ -425,7 +425,6 @@ class S3WorkspaceSync extends EventEmitter {
     const signal = options?.signal
     const onPush = options?.onPush
     if (onPush !== undefined && typeof onPush !== 'function') invalid('options.onPush must be a function')
-    await this.pull({ signal })
     const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
     /** @returns {Promise<PushResult>} */
     const pushNow = () => {
@@ -441,6 +440,19 @@ class S3WorkspaceSync extends EventEmitter {
       })
       state.chain = next.catch(() => {})
       return next
+    }
+    try {
+      await this.pull({ signal })
+    } catch (e) {
+      if (!signal?.aborted) throw e
+    }
+    // Stopped during that first pull (a container stopped while starting):
+    // what the agent wrote meanwhile is still pushed, as at any stop. The
+    // push deletes nothing the interrupted pull did not record.
+    if (signal?.aborted) {
+      state.stopped = true
+      const final = pushNow()
+      return { stop: () => final, get pushes() { return state.pushes } }
     }
     const schedule = () => {
       if (state.stopped) return

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
-import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, lacks } from './helpers.mjs'
+import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, lacks, withProxy, isList } from './helpers.mjs'
 
 /** Resolves when `check()` is true, polling; rejects after `ms`. */
 async function eventually(check, ms) {
@@ -87,4 +87,27 @@ test('watch: aborting the signal stops it after a final push; bad options are re
   assert.equal(pushed.at(-1), final)
   assert.equal(pushed.reduce((n, r) => n + r.uploadedFiles, 0), 1)
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/pending.txt'])
+})
+
+test('watch: a stop during its first pull (a container stopped while starting) still pushes what the agent wrote', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, `from S3 ${i}`])))
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'agent.md'), 'written while restoring')
+  await withProxy({ delay: (r) => (r.method === 'GET' && !isList(r) ? 100 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 1, logger: quiet() })
+    const controller = new AbortController()
+    const pushed = []
+    const watching = sync.watch({ signal: controller.signal, onPush: (r) => pushed.push(r) })
+    await eventually(() => proxy.count('GET', (r) => !isList(r)) > 0, 10_000)
+    controller.abort()
+    const final = await (await watching).stop()
+    assert.equal(final.success, true, JSON.stringify(final.errors))
+    assert.equal(final.uploadedFiles, 1)
+    assert.deepEqual(pushed, [final])
+    // The pull was cut short: nothing it had not fetched was deleted anywhere.
+    assert.ok(proxy.count('GET', (r) => !isList(r)) < 20)
+  })
+  assert.equal((await getObject(bucket, 'p/agent.md')).toString(), 'written while restoring')
+  assert.equal((await listKeys(bucket, 'p/')).length, 21)
 })
