@@ -167,7 +167,12 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volu
     throw e
   }
   if (!quiet) console.log(`SeaweedFS S3 server ready at ${endpoint} (pid ${child.pid})`)
-  const env = {
+  return { endpoint, env: clientEnv(endpoint), pid: child.pid, stop }
+}
+
+/** What a client of the server at `endpoint` needs in its environment. */
+function clientEnv(endpoint) {
+  return {
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     AWS_REGION: 'us-east-1',
@@ -176,7 +181,6 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volu
     S3WS_TEST_ENDPOINT: endpoint,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   }
-  return { endpoint, env, pid: child.pid, stop }
 }
 
 /** The servers the test suite runs against (`S3WS_TEST_SERVER`). */
@@ -190,18 +194,10 @@ export const TEST_SERVERS = ['seaweedfs', 'moto', 's3rver']
  */
 export async function startTestServer(kind = process.env.S3WS_TEST_SERVER || 'seaweedfs') {
   if (!TEST_SERVERS.includes(kind)) throw new Error(`S3WS_TEST_SERVER must be one of ${TEST_SERVERS.join(', ')}, not ${JSON.stringify(kind)}`)
-  const testEnv = (endpoint) => ({
-    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    S3WS_TEST_ENDPOINT: endpoint,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    S3WS_TEST_SERVER: kind,
-  })
+  const testEnv = (endpoint) => ({ ...clientEnv(endpoint), S3WS_TEST_SERVER: kind })
   if (kind === 'seaweedfs') {
     const server = await startS3Server()
-    return { name: `SeaweedFS ${WEED_VERSION}`, ...server, env: { ...server.env, S3WS_TEST_SERVER: kind } }
+    return { name: `SeaweedFS ${WEED_VERSION}`, ...server, env: testEnv(server.endpoint) }
   }
   if (kind === 'moto') {
     const moto = await startMoto()
