@@ -191,7 +191,8 @@ impl S3Store {
                     // A probe that cannot run trusts nothing.
                     Err(e) => Support::Refused(e.to_string()),
                 };
-                let _ = tx.send(found.clone());
+                // Removed before the answer: no operation outlives its
+                // probe object.
                 let _ = this.delete_raw(&key, None).await;
                 if found != Support::Honoured && probe != Probe::Put {
                     this.note(
@@ -199,6 +200,7 @@ impl S3Store {
                         probe.fallback(&this.endpoint),
                     );
                 }
+                let _ = tx.send(found);
             }));
             rx.await
                 .unwrap_or_else(|_| Support::Refused("the probe ended early".into()))
