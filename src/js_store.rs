@@ -17,11 +17,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
 use engine::error::{S3Error, BODY_ERROR};
-use engine::hashing::{md5_reader, parse_hash, plain_md5, ContentHasher, PART_SIZE};
+use engine::hashing::{parse_hash, plain_md5, ContentHasher, PART_SIZE};
+use engine::local::md5_reader;
 use engine::local::{read_at, Dir};
+use engine::model::{Condition, RemoteObject};
 use engine::store::{
-    missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
-    RemoteObject, Store,
+    missing_is_conflict, unquote_etag, ListPage, ObjectBody, ObjectInfo, PutRequest, Store,
 };
 use engine::{Error, Result};
 use md5::{Digest, Md5};

@@ -292,7 +292,7 @@ pub fn guess_content_type(filename: String) -> String {
 /// the JS thread.
 #[napi]
 pub async fn calculate_content_hash(path: String) -> Result<String> {
-    engine::hashing::content_hash_file(PathBuf::from(path))
+    engine::local::content_hash_file(PathBuf::from(path))
         .await
         .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use s3ws_engine::base::{BaseEntry, Identity, SyncBase};
-use s3ws_engine::local::{Dir, FileStat};
+use s3ws_engine::local::Dir;
+use s3ws_engine::model::FileStat;
 
 mod common;
 use common::peak_rss_kb;

@@ -7,18 +7,10 @@
 //! `aws s3 cp` does by default), and a large file's parts hash in parallel
 //! where a whole-file MD5 would take one core through every byte in order.
 
-use std::io::Read;
-use std::path::Path;
-
 use md5::{Digest, Md5};
-
-use crate::error::{Error, Result};
-use crate::local::read_at;
 
 /// Size of the parts large files are hashed, uploaded and verified in.
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
-
-const BUF: usize = 256 * 1024;
 
 /// Number of `PART_SIZE` parts a content hash of `size` bytes covers.
 pub fn part_count(size: u64) -> u64 {
@@ -55,6 +47,13 @@ pub fn parse_hash(text: &str) -> Option<String> {
             && !n.starts_with('0')
     });
     (hex_ok && parts_ok).then(|| text.to_ascii_lowercase())
+}
+
+/// The content hash an ETag may stand for: an MD5, or the multipart form
+/// (see `hashing`). Equal to a local hash, it means the same bytes whatever
+/// the uploader's part size; unequal, it may only mean other part sizes.
+pub fn etag_hash(etag: &str) -> Option<String> {
+    parse_hash(etag)
 }
 
 /// The MD5 a content hash is, when it is one (a file under `PART_SIZE`).
@@ -123,97 +122,6 @@ pub fn hash_bytes(data: &[u8]) -> String {
     hasher.finish()
 }
 
-/// Content hash of the open regular file of `size` bytes, with the MD5s of
-/// its parts when it has several (an upload sends them as each part's
-/// Content-MD5 rather than hash the file again): its parts read at their
-/// offsets and hashed on up to `threads` threads at once (a part in memory
-/// per thread). Blocking.
-pub fn hash_file(
-    file: &std::fs::File,
-    path: &Path,
-    size: u64,
-    threads: usize,
-) -> Result<(String, Vec<[u8; 16]>)> {
-    if size < PART_SIZE {
-        return Ok((hex::encode(md5_reader(file, path)?), Vec::new()));
-    }
-    let count = part_count(size);
-    let threads = (threads as u64).clamp(1, count);
-    let mut parts = vec![[0u8; 16]; count as usize];
-    std::thread::scope(|scope| {
-        let lanes: Vec<_> = (0..threads)
-            .map(|lane| {
-                scope.spawn(move || {
-                    (lane..count)
-                        .step_by(threads as usize)
-                        .map(|i| {
-                            let offset = i * PART_SIZE;
-                            let bytes = read_at(file, path, offset, PART_SIZE.min(size - offset))?;
-                            Ok((i, Md5::digest(&bytes).into()))
-                        })
-                        .collect::<Result<Vec<(u64, [u8; 16])>>>()
-                })
-            })
-            .collect();
-        for lane in lanes {
-            let lane = lane
-                .join()
-                .unwrap_or_else(|_| Err(Error::Io("hashing thread panicked".into())))?;
-            for (i, md5) in lane {
-                parts[i as usize] = md5;
-            }
-        }
-        Ok::<_, Error>(())
-    })?;
-    Ok((content_hash(size, &parts), parts))
-}
-
-/// Content hash of the file at `path` (see `hash_file`). Only a regular
-/// file is read: the open does not block on a FIFO. Blocking: call from a
-/// blocking thread.
-pub fn content_hash_of(path: &Path) -> Result<String> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        rustix::fs::OFlags::NONBLOCK.bits() as i32,
-    );
-    let file = options.open(path).map_err(|e| Error::io("open", path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(Error::Io(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(hash_file(&file, path, meta.len(), threads)?.0)
-}
-
-/// MD5 of an open file from where it stands, streamed (`path` names it in
-/// errors). Blocking.
-pub fn md5_reader(mut file: &std::fs::File, path: &Path) -> Result<[u8; 16]> {
-    let mut hasher = Md5::new();
-    let mut buf = vec![0u8; BUF];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| Error::io("read", path, e))?;
-        if n == 0 {
-            return Ok(hasher.finalize().into());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-/// `content_hash_of`, off the async threads.
-pub async fn content_hash_file(path: std::path::PathBuf) -> Result<String> {
-    tokio::task::spawn_blocking(move || content_hash_of(&path))
-        .await
-        .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,15 +163,6 @@ mod tests {
         assert_eq!(h.finish(), expected);
         // Exactly one part is still the multipart form, as S3 gives it.
         assert!(streamed(&data[..p], p).ends_with("-1"));
-        // The file hash agrees, on any number of threads.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
-        std::fs::write(&path, &data).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        for threads in [1, 2, 5] {
-            let (hash, parts) = hash_file(&file, &path, size as u64, threads).unwrap();
-            assert_eq!((hash, parts), (expected.clone(), digests.clone()));
-        }
     }
 
     #[test]

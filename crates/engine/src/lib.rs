@@ -13,6 +13,7 @@ pub mod hashing;
 pub mod ignore_rules;
 pub mod keys;
 pub mod local;
+pub mod model;
 pub mod plan;
 pub mod progress;
 mod pull;

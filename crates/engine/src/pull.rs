@@ -12,9 +12,10 @@ use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result, Warning};
 use crate::keys::key_for;
 use crate::local::{
-    delete_if_unchanged, nanos, probe_folding, remove_file_and_empty_parents, scan, set_aside,
-    split_parent, Dir, FileStat, Folding,
+    delete_if_unchanged, probe_folding, remove_file_and_empty_parents, scan, set_aside,
+    split_parent, Dir,
 };
+use crate::model::{nanos, FileStat, Folding};
 use crate::plan::{
     plan_pull, pull_hash_candidates, remote_files, shapes_clash, stored_hash_candidates, Download,
     LocalDelete, LocalView, PlanSummary, PullRules,
@@ -250,7 +251,7 @@ impl Workspace {
         if failed == 0 && !batch.halt.halted() {
             self.journal(base.full_sync_done());
         }
-        self.journal(base.start());
+        self.journal(base.ensure_written());
         self.save_base(state, base).await;
         Ok(report)
     }

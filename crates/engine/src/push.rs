@@ -15,12 +15,14 @@ use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{check_key_length, key_for};
-use crate::local::{nanos, scan, split_parent, Dir, Folding, Kind, SkipReason, Skipped};
+use crate::local::{scan, split_parent, Dir, Kind};
+use crate::model::Condition;
+use crate::model::{nanos, Folding, SkipReason, Skipped};
 use crate::plan::{
     plan_push, predict_push, remote_files, shapes_clash, LocalView, RemoteDelete, Upload,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
-use crate::store::{list_all, Condition, Store};
+use crate::store::{list_all, Store};
 use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{run_bounded, upload_checked, CopyNames, Halt, UploadTo, Uploaded};
 
@@ -251,7 +253,7 @@ impl Workspace {
         if !base.exists() && !base.recovering() {
             self.journal(base.full_sync_done());
         }
-        self.journal(base.start());
+        self.journal(base.ensure_written());
         self.save_base(state, base).await;
         Ok(report)
     }
@@ -552,7 +554,7 @@ fn emptied_dirs(deleted: &[&String], uploads: &[Upload]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Condition;
+    use crate::model::Condition;
 
     #[test]
     fn the_directories_a_file_replaces_are_listed_deepest_first() {

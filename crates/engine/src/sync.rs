@@ -13,15 +13,17 @@ use crate::base::{Identity, SyncBase};
 use crate::blocking::blocking;
 use crate::content_type::ContentTypeResolver;
 use crate::error::{Action, Error, FileError, Result, Warning};
-use crate::hashing::hash_file;
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::normalize_prefix;
+use crate::local::hash_file;
 use crate::local::{
-    check_workspace_path, held_for_writing, lock_workspace, nanos, observe_racy_window,
-    open_scanned, open_state_dir, open_workspace, probe_racy_window, with_syncignore, Dir,
-    FileStat, Skipped, WorkspaceLock, STATE_DIR,
+    check_workspace_path, held_for_writing, lock_workspace, observe_racy_window, open_scanned,
+    open_state_dir, open_workspace, probe_racy_window, with_syncignore, Dir, WorkspaceLock,
+    STATE_DIR,
 };
-use crate::plan::{ConflictPolicy, Hashed, PlanSummary, DEFAULT_MAX_DELETE_PERCENT, REMOTE_STATE};
+use crate::model::Hashed;
+use crate::model::{nanos, FileStat, Skipped};
+use crate::plan::{ConflictPolicy, PlanSummary, DEFAULT_MAX_DELETE_PERCENT, REMOTE_STATE};
 use crate::progress::{Level, Observer};
 use crate::s3::{S3Settings, S3Store};
 use crate::store::Store;

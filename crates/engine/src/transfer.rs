@@ -22,12 +22,14 @@ use crate::keys::key_for;
 use crate::local::anchor::is_link_error;
 use crate::local::open_scanned;
 use crate::local::{
-    commit_beside, commit_temp_file, conflict_copy_name, create_temp_file, nanos, set_aside,
-    split_parent, ConflictCopy, Dir, FileStat,
+    commit_beside, commit_temp_file, conflict_copy_name, create_temp_file, set_aside, split_parent,
+    ConflictCopy, Dir,
 };
+use crate::model::Condition;
+use crate::model::{nanos, FileStat};
 use crate::plan::{Download, Upload};
 use crate::progress::FileProgress;
-use crate::store::{Condition, PutRequest, Store};
+use crate::store::{PutRequest, Store};
 
 /// A finished download: the new base entry, and the conflict copy it made
 /// (workspace-relative): where the local version went when both sides had

@@ -8,13 +8,11 @@ use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use s3ws_engine::base::{BaseEntry, Identity, SyncBase};
+use s3ws_engine::base::{BaseEntries, BaseEntry};
 use s3ws_engine::ignore_rules::IgnoreRules;
 use s3ws_engine::keys::{classify_key, KeyKind};
-use s3ws_engine::local::Folding;
-use s3ws_engine::local::{FileStat, Scan};
-use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, Hashed, LocalView, PullRules};
-use s3ws_engine::store::RemoteObject;
+use s3ws_engine::model::{FileStat, Folding, Hashed, RemoteObject, Scan};
+use s3ws_engine::plan::{plan_pull, remote_files, ConflictPolicy, LocalView, PullRules};
 
 /// Key material biased towards what breaks paths.
 fn hostile_segment() -> impl Strategy<Value = String> {
@@ -96,8 +94,7 @@ proptest! {
     ) {
         const NOW: i128 = 1_000_000_000_000_000_000;
         let hash = |n: u8| format!("{n:032x}");
-        let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(std::sync::Arc::new(s3ws_engine::local::Dir::open_root(dir.path()).unwrap()), "b", "p/", &Identity::default());
+        let mut base = BaseEntries::new(0);
         let mut scan = Scan::default();
         let mut hashes = HashMap::new();
         let mut listing = Vec::new();
@@ -105,7 +102,7 @@ proptest! {
         for (rel, (b, l, r)) in &paths {
             if let (true, Some(b)) = (has_base, b) {
                 let entry = BaseEntry { etag: Some(hash(*b)), hash: hash(*b), stat: synced, recorded_ns: NOW, born: 0 };
-                base.record(rel.clone(), entry).unwrap();
+                base.set(rel.clone(), entry);
             }
             if let Some((content, after)) = l {
                 let unchanged = has_base && *b == Some(*content) && !after;
@@ -118,7 +115,7 @@ proptest! {
             }
         }
         if has_base {
-            base.start().unwrap();
+            base.mark_existing();
         }
         listing.extend(hostile.iter().map(|k| RemoteObject { key: k.clone(), size: Some(1), etag: None, last_modified: None }));
         let rules = IgnoreRules::new(&[]).unwrap();

@@ -24,7 +24,7 @@
 use serde::Deserialize;
 
 use super::BaseEntry;
-use crate::local::FileStat;
+use crate::model::FileStat;
 
 pub const MAGIC: &[u8] = b"s3ws-base 3\n";
 const MAGIC_V2: &[u8] = b"s3ws-base 2\n";

@@ -28,6 +28,7 @@
 //! unchanged (git's "racy clean" problem); later writes move mtime on.
 
 mod codec;
+mod entries;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -38,33 +39,14 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
-use crate::local::{create_temp_file, Dir, FileStat, COARSE_WINDOW, FINE_WINDOW};
+use crate::local::{create_temp_file, Dir};
 pub use codec::Identity;
 use codec::{Decoded, Encoder, Header, Record, Unusable};
-
-/// One synced path: both sides held the content `hash` when it was recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseEntry {
-    /// ETag of the object on S3, when the server gave one.
-    pub etag: Option<String>,
-    /// The content hash (see `hashing`: the MD5 below 8 MiB, else the
-    /// multipart form).
-    pub hash: String,
-    /// The local file as it was right after the transfer.
-    pub stat: FileStat,
-    /// When `stat` was taken (ns since the epoch), for the racy check.
-    pub recorded_ns: i128,
-    /// The sync epoch in which the path was first recorded (set by
-    /// `SyncBase::record`): a path born before the current epoch was there
-    /// at the last full sync, and the deletion guard counts it.
-    pub born: u64,
-}
+use entries::Entries;
+pub use entries::{BaseEntries, BaseEntry};
 
 /// Superseded records a small base may carry before it is compacted.
 const COMPACT_SLACK: usize = 1_000;
-
-/// Keyed by paths that come from S3 keys: a hasher with a random seed.
-type Entries = foldhash::HashMap<String, BaseEntry>;
 
 /// Why the base on disk was not used as it was, for the operation that
 /// loaded it to report.
@@ -118,7 +100,10 @@ pub struct SyncBase {
     /// The state directory, and the file's name in it.
     dir: Arc<Dir>,
     name: String,
-    header: Header,
+    /// The header's fields the entries do not carry.
+    bucket: String,
+    prefix: String,
+    identity: Identity,
     /// A base of the first version's file, removed once this one is written.
     legacy: Option<String>,
     /// Whether the file ends with a whole record and says what this base
@@ -127,15 +112,8 @@ pub struct SyncBase {
     clean: bool,
     /// Front-codes appended records.
     encoder: Encoder,
-    /// Whether a usable base was on disk (or has been started): without
-    /// one, the first pull cannot tell local deletions from new objects.
-    exists: bool,
-    entries: Entries,
-    /// Paths whose upload was sent but not answered (see `intend`), with
-    /// the content hash sent.
-    intents: HashMap<String, String>,
-    /// Entries born before the current epoch.
-    established: usize,
+    /// What the file says (the planner's view of the base).
+    entries: BaseEntries,
     /// Why the file was not used as it was; taken by the first operation.
     trouble: Option<BaseTrouble>,
     /// Open for appending while an operation records transfers.
@@ -146,7 +124,6 @@ pub struct SyncBase {
     changed: bool,
     /// Records in the file, live or superseded.
     records: usize,
-    racy_window_ns: i128,
 }
 
 /// The base file's name: one per (bucket, prefix), so several prefixes may
@@ -164,26 +141,18 @@ impl SyncBase {
         let mut base = SyncBase {
             name: file_name(bucket, prefix, "base"),
             dir,
-            header: Header {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                identity: Some(identity.clone()),
-                copy_tag: crate::local::rand_u64() as u16,
-                ..Header::default()
-            },
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            identity: identity.clone(),
             legacy: None,
             clean: false,
             encoder: Encoder::default(),
-            exists: false,
-            entries: Entries::default(),
-            intents: HashMap::new(),
-            established: 0,
+            entries: BaseEntries::new(crate::local::rand_u64() as u16),
             trouble: None,
             journal: None,
             journal_failed: false,
             changed: false,
             records: 0,
-            racy_window_ns: COARSE_WINDOW.as_nanos() as i128,
         };
         let legacy = file_name(bucket, prefix, "jsonl");
         let read = |name: &str| {
@@ -234,7 +203,7 @@ impl SyncBase {
             Err(Unusable::Foreign) => return base,
             Err(Unusable::Unreadable) => {
                 base.trouble = Some(BaseTrouble::Unreadable);
-                base.header.recovering = true;
+                base.entries.recovering = true;
                 return base;
             }
         };
@@ -243,7 +212,7 @@ impl SyncBase {
                 base.trouble = Some(BaseTrouble::OtherWorkspace {
                     described: described.path.clone(),
                 });
-                base.header.recovering = true;
+                base.entries.recovering = true;
                 return base;
             }
         }
@@ -255,24 +224,27 @@ impl SyncBase {
                 kept: entries.len(),
             });
         }
-        base.header.recovering = decoded.header.recovering || decoded.damaged();
+        let recovering = decoded.header.recovering || decoded.damaged();
+        base.entries.recovering = recovering;
         if decoded.header.identity.is_some() {
-            base.header.copy_tag = decoded.header.copy_tag;
+            base.entries.copy_tag = decoded.header.copy_tag;
         }
-        base.header.epoch = epoch;
-        base.header.reference = reference;
-        base.exists = true;
+        base.entries.epoch = epoch;
+        base.entries.reference = reference;
         // A base written for this directory as it is now (same path and
         // device too) is appended to; else its header is brought up to date
         // by rewriting it first.
         base.clean = decoded.clean
             && decoded.header.identity.as_ref() == Some(identity)
-            && decoded.header.recovering == base.header.recovering;
+            && decoded.header.recovering == recovering;
         base.records = records;
-        base.established = entries.values().filter(|e| e.born < epoch).count();
-        base.entries = entries;
-        base.intents = intents;
+        base.entries.restore(entries, intents);
         base
+    }
+
+    /// What the base says: the planner's view of it.
+    pub fn entries(&self) -> &BaseEntries {
+        &self.entries
     }
 
     /// The state directory the base is kept in (this operation's handle).
@@ -295,18 +267,6 @@ impl SyncBase {
         self.dir.path().join(&self.name)
     }
 
-    /// Whether this (bucket, prefix) has synced with this directory before.
-    pub fn exists(&self) -> bool {
-        self.exists
-    }
-
-    /// Whether some synced paths may be missing from the base (it was
-    /// damaged, or could not be used): paths it does not know are then
-    /// decided by rules that lose nothing, and reported.
-    pub fn recovering(&self) -> bool {
-        self.header.recovering
-    }
-
     /// Why the base on disk was not used as it was, once: for the
     /// operation that loaded it to report.
     pub fn take_trouble(&mut self) -> Option<(BaseTrouble, PathBuf)> {
@@ -315,115 +275,44 @@ impl SyncBase {
 
     /// The filesystem's timestamp granularity, or more (see `probe_racy_window`).
     pub fn set_racy_window(&mut self, window: Duration) {
-        self.racy_window_ns = window.as_nanos() as i128;
-    }
-
-    /// How far a file's timestamp may lag the clock that timed a call: the
-    /// kernel stamps files from a coarse clock (≤ one tick, 10 ms at
-    /// HZ=100), or in whole granules on coarse filesystems.
-    pub fn clock_lag_ns(&self) -> i128 {
-        const TICK_MARGIN_NS: i128 = 20_000_000;
-        if self.racy_window_ns > FINE_WINDOW.as_nanos() as i128 {
-            self.racy_window_ns
-        } else {
-            TICK_MARGIN_NS
-        }
-    }
-
-    pub fn get(&self, rel: &str) -> Option<&BaseEntry> {
-        self.entries.get(rel)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
-    }
-
-    /// What this workspace's conflict copies carry in their names (4 hex).
-    pub fn copy_tag(&self) -> String {
-        format!("{:04x}", self.header.copy_tag)
-    }
-
-    /// Whether `entry` was there at the last full sync.
-    pub fn is_established(&self, entry: &BaseEntry) -> bool {
-        entry.born < self.header.epoch
-    }
-
-    /// Synced paths at the last full sync, and how many of them have been
-    /// deleted since (on either side): what the deletion guard weighs
-    /// deletions against. `None` before the first full sync.
-    pub fn since_full_sync(&self) -> Option<(usize, usize)> {
-        let reference = usize::try_from(self.header.reference).unwrap_or(usize::MAX);
-        (self.header.epoch > 0).then(|| (reference, reference.saturating_sub(self.established)))
-    }
-
-    /// The content hash of an upload of `rel` sent but never answered (a
-    /// process killed mid-push), if any.
-    pub fn intent(&self, rel: &str) -> Option<&str> {
-        self.intents.get(rel).map(String::as_str)
-    }
-
-    /// Whether a file with `stat` still holds the entry's content without
-    /// reading it: same stat, and the entry was recorded after the file's
-    /// mtime had settled.
-    pub fn unchanged_by_stat(&self, rel: &str, stat: &FileStat) -> bool {
-        self.entries.get(rel).is_some_and(|e| self.settled(e, stat))
-    }
-
-    /// `unchanged_by_stat` for an entry already looked up.
-    pub fn settled(&self, entry: &BaseEntry, stat: &FileStat) -> bool {
-        entry.stat == *stat && stat.mtime_ns < entry.recorded_ns - self.racy_window_ns
+        self.entries.set_racy_window(window);
     }
 
     /// Records `rel` as synced, appending it to the file at once. A path
     /// already synced keeps the epoch it was born in.
-    pub fn record(&mut self, rel: String, mut entry: BaseEntry) -> Result<()> {
-        let epoch = self.header.epoch;
-        entry.born = self.entries.get(&rel).map_or(epoch, |e| e.born);
+    pub fn record(&mut self, rel: String, entry: BaseEntry) -> Result<()> {
         let mut record = Vec::with_capacity(128);
-        self.encoder.set(&mut record, &rel, &entry);
-        self.intents.remove(&rel);
-        self.entries.insert(rel, entry);
+        let entry = self.entries.set(rel.clone(), entry);
+        self.encoder.set(&mut record, &rel, entry);
         self.changed = true;
         self.append(&record)
     }
 
     /// Forgets `rel` (gone on both sides, or deleted by this sync).
     pub fn forget(&mut self, rel: &str) -> Result<()> {
-        let had_intent = self.intents.remove(rel).is_some();
-        let Some(old) = self.entries.remove(rel) else {
-            if !had_intent {
-                return Ok(());
+        match self.entries.remove(rel) {
+            (false, false) => Ok(()),
+            (false, true) => self.append_record(&Record::ClearIntent(rel.to_owned())),
+            (true, _) => {
+                self.changed = true;
+                let mut record = Vec::new();
+                self.encoder.remove(&mut record, rel);
+                self.append(&record)
             }
-            return self.append_record(&Record::ClearIntent(rel.to_owned()));
-        };
-        if old.born < self.header.epoch {
-            self.established -= 1;
         }
-        self.changed = true;
-        let mut record = Vec::new();
-        self.encoder.remove(&mut record, rel);
-        self.append(&record)
     }
 
     /// Notes, before it is sent, that an upload of `rel` with content
     /// `hash` is under way: if the process dies before the answer, the
     /// next push knows these bytes may have reached S3 (see `intent`).
     pub fn intend(&mut self, rel: &str, hash: &str) -> Result<()> {
-        self.intents.insert(rel.to_owned(), hash.to_owned());
+        self.entries.intend(rel, hash);
         self.append_record(&Record::Intent(rel.to_owned(), hash.to_owned()))
     }
 
     /// The upload of `rel` was answered without storing it: no intent.
     pub fn clear_intent(&mut self, rel: &str) -> Result<()> {
-        if self.intents.remove(rel).is_none() {
+        if !self.entries.clear_intent(rel) {
             return Ok(());
         }
         self.append_record(&Record::ClearIntent(rel.to_owned()))
@@ -433,9 +322,9 @@ impl SyncBase {
     /// synced now are the reference of the deletion guard, and a
     /// recovering base has re-established every path.
     pub fn full_sync_done(&mut self) -> Result<()> {
-        if self.header.recovering || !self.exists {
-            self.new_epoch();
-            self.header.recovering = false;
+        if self.entries.recovering || !self.entries.exists {
+            self.entries.new_epoch();
+            self.entries.recovering = false;
             return self.write_whole();
         }
         self.accept_deletions()
@@ -444,15 +333,9 @@ impl SyncBase {
     /// The deletions so far were allowed past the default share: the
     /// deletion guard counts from the paths synced now.
     pub fn accept_deletions(&mut self) -> Result<()> {
-        self.new_epoch();
-        let epoch = Record::Epoch(self.header.epoch, self.header.reference);
+        self.entries.new_epoch();
+        let epoch = Record::Epoch(self.entries.epoch, self.entries.reference);
         self.append_record(&epoch)
-    }
-
-    fn new_epoch(&mut self) {
-        self.header.epoch += 1;
-        self.header.reference = self.entries.len() as u64;
-        self.established = self.entries.len();
     }
 
     fn append_record(&mut self, r: &Record) -> Result<()> {
@@ -461,10 +344,10 @@ impl SyncBase {
         self.append(&record)
     }
 
-    /// Marks the base as started even when nothing was recorded: after a
-    /// completed first sync, later ones compare with it.
-    pub fn start(&mut self) -> Result<()> {
-        if !self.exists {
+    /// Writes the base once even when nothing was recorded, so a completed
+    /// first sync leaves one for later ones to compare with.
+    pub fn ensure_written(&mut self) -> Result<()> {
+        if !self.entries.exists {
             self.write_whole()?;
         }
         Ok(())
@@ -484,7 +367,7 @@ impl SyncBase {
 
     fn try_append(&mut self, record: &[u8]) -> Result<()> {
         if self.journal.is_none() {
-            if !self.exists || !self.clean {
+            if !self.entries.exists || !self.clean {
                 // The whole file, this record included.
                 return self.write_whole();
             }
@@ -508,9 +391,9 @@ impl SyncBase {
     /// stays within twice its compact size). Blocking.
     pub fn save(&mut self) -> Result<()> {
         let journaled = self.clean && !self.journal_failed;
-        let live = self.entries.len() + self.intents.len();
+        let live = self.entries.len() + self.entries.intents().count();
         let bloated = self.records > 2 * live + COMPACT_SLACK;
-        if self.exists && (journaled || !self.changed) && !bloated {
+        if self.entries.exists && (journaled || !self.changed) && !bloated {
             self.journal = None;
             self.journal_failed = false;
             return Ok(());
@@ -524,19 +407,33 @@ impl SyncBase {
         self.write_whole()
     }
 
+    fn header(&self) -> Header {
+        Header {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            identity: Some(self.identity.clone()),
+            epoch: self.entries.epoch,
+            reference: self.entries.reference,
+            recovering: self.entries.recovering,
+            copy_tag: self.entries.copy_tag,
+        }
+    }
+
     fn write_whole(&mut self) -> Result<()> {
         self.journal = None;
         self.journal_failed = false;
         let mut out = Vec::with_capacity(64 + self.entries.len() * 80);
         let mut encoder = Encoder::default();
-        encoder.start(&mut out, &self.header);
-        let mut paths: Vec<&String> = self.entries.keys().collect();
-        paths.sort_unstable();
-        for rel in paths {
-            encoder.set(&mut out, rel, &self.entries[rel]);
+        encoder.start(&mut out, &self.header());
+        let mut sorted: Vec<(&String, &BaseEntry)> = self.entries.iter().collect();
+        sorted.sort_unstable_by_key(|(rel, _)| *rel);
+        for (rel, entry) in sorted {
+            encoder.set(&mut out, rel, entry);
         }
-        for (rel, hash) in &self.intents {
+        let mut intents = 0;
+        for (rel, hash) in self.entries.intents() {
             encoder.record(&mut out, &Record::Intent(rel.clone(), hash.clone()));
+            intents += 1;
         }
         let (mut file, temp) = create_temp_file(&self.dir)?;
         let written = file
@@ -546,10 +443,10 @@ impl SyncBase {
             let _ = self.dir.remove_file(&temp);
             return Err(Error::io("write", &self.path(), e));
         }
-        self.exists = true;
+        self.entries.exists = true;
         self.clean = true;
         self.changed = false;
-        self.records = self.entries.len() + self.intents.len();
+        self.records = self.entries.len() + intents;
         self.encoder = encoder;
         if let Some(legacy) = self.legacy.take() {
             let _ = self.dir.remove_file(&legacy);
@@ -558,9 +455,21 @@ impl SyncBase {
     }
 }
 
+/// Reads go to the entries; every change goes through the file's methods,
+/// so nothing is recorded without being journaled.
+impl std::ops::Deref for SyncBase {
+    type Target = BaseEntries;
+
+    fn deref(&self) -> &BaseEntries {
+        &self.entries
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::{COARSE_WINDOW, FINE_WINDOW};
+    use crate::model::FileStat;
 
     fn stat(mtime_ns: i128) -> FileStat {
         FileStat {
@@ -723,7 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = || Arc::new(Dir::open_root(dir.path()).unwrap());
         let mut base = SyncBase::load(state(), "b", "p/", &id());
-        base.start().unwrap();
+        base.ensure_written().unwrap();
         assert!(SyncBase::load(state(), "b", "p/", &id()).exists());
         assert!(SyncBase::load(state(), "b", "p/", &id()).is_empty());
     }

@@ -3,18 +3,17 @@
 //! deletes, and the engine's own state directory (lock, probes).
 
 pub mod anchor;
+mod read;
 mod scan;
 mod state;
 mod syncignore;
 mod write;
 
-use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use crate::error::{Error, Result};
-
 pub use anchor::{split_parent, Dir, Kind};
-pub use scan::{open_scanned, scan, Scan, SkipReason, Skipped};
+pub use read::{content_hash_file, content_hash_of, hash_file, md5_reader, read_at};
+pub use scan::{open_scanned, scan};
 pub use state::{
     check_workspace_path, lock_workspace, observe_racy_window, open_state_dir, open_workspace,
     probe_folding, probe_racy_window, WorkspaceLock, COARSE_WINDOW, FINE_WINDOW,
@@ -67,105 +66,6 @@ pub fn rand_u64() -> u64 {
 /// temp files.
 pub fn is_reserved_path(rel: &str) -> bool {
     rel.split('/').any(|s| s == STATE_DIR) || is_temp_name(split_parent(rel).1)
-}
-
-/// How the workspace's filesystem compares names (see `probe_folding`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Folding {
-    /// `A` and `a` are the same file (macOS, Windows by default).
-    pub case: bool,
-    /// Unicode NFC and NFD spellings are the same file (macOS).
-    pub unicode: bool,
-}
-
-impl Folding {
-    /// The name under which the filesystem stores `rel`.
-    pub fn fold(&self, rel: &str) -> String {
-        use unicode_normalization::UnicodeNormalization;
-        let s: String = if self.unicode {
-            rel.nfc().collect()
-        } else {
-            rel.to_owned()
-        };
-        if self.case {
-            s.to_lowercase()
-        } else {
-            s
-        }
-    }
-}
-
-/// What identifies a version of a regular file without reading it: size,
-/// modification and change times, and inode. A rewrite changes mtime or
-/// ctime (ctime even when a tool restores mtime); a replace changes the inode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FileStat {
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-    pub ino: u64,
-}
-
-impl FileStat {
-    pub fn of(meta: &std::fs::Metadata) -> Self {
-        let mtime_ns = meta.modified().map(nanos).unwrap_or(0);
-        #[cfg(unix)]
-        let (ctime_ns, ino) = {
-            use std::os::unix::fs::MetadataExt;
-            (
-                meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
-                meta.ino(),
-            )
-        };
-        #[cfg(not(unix))]
-        let (ctime_ns, ino) = (meta.created().map(nanos).unwrap_or(0), 0);
-        FileStat {
-            size: meta.len(),
-            mtime_ns,
-            ctime_ns,
-            ino,
-        }
-    }
-}
-
-/// Nanoseconds since the Unix epoch (negative before it).
-pub fn nanos(t: std::time::SystemTime) -> i128 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    }
-}
-
-/// `len` bytes of `file` at `offset` (`path` names it in errors). Blocking.
-pub fn read_at(file: &std::fs::File, path: &Path, offset: u64, len: u64) -> Result<bytes::Bytes> {
-    let mut buf = vec![0u8; len as usize];
-    #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset);
-    #[cfg(windows)]
-    let read = {
-        let mut done = 0;
-        let mut r = Ok(());
-        while done < buf.len() {
-            match std::os::windows::fs::FileExt::seek_read(
-                file,
-                &mut buf[done..],
-                offset + done as u64,
-            ) {
-                Ok(0) => {
-                    r = Err(std::io::ErrorKind::UnexpectedEof.into());
-                    break;
-                }
-                Ok(n) => done += n,
-                Err(e) => {
-                    r = Err(e);
-                    break;
-                }
-            }
-        }
-        r
-    };
-    read.map_err(|e| Error::io("read", path, e))?;
-    Ok(bytes::Bytes::from(buf))
 }
 
 #[cfg(test)]

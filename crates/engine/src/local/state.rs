@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::Folding;
 use super::{anchor::Dir, temp_name, STATE_DIR};
 use crate::error::{Error, Result};
+use crate::model::Folding;
 
 /// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
 /// window unless the filesystem shows finer timestamps.
@@ -246,7 +246,7 @@ pub fn observe_racy_window(dir: &Dir) -> Duration {
     )
 }
 
-fn has_subseconds(stat: &super::FileStat) -> bool {
+fn has_subseconds(stat: &crate::model::FileStat) -> bool {
     stat.mtime_ns % 1_000_000_000 != 0
 }
 

@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io;
 
 use super::anchor::{split_parent, Dir, Kind};
-use super::{temp_name, FileStat};
+use super::temp_name;
 use crate::error::{Error, Result};
+use crate::model::FileStat;
 
 /// A new temp file in `dir`, for the bytes of a download: its handle and name.
 pub fn create_temp_file(dir: &Dir) -> Result<(File, String)> {

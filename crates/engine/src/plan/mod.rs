@@ -6,7 +6,6 @@ mod push;
 mod remote;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 pub use pull::{
     plan_pull, pull_hash_candidates, stored_hash_candidates, Download, LocalDelete, PullPlan,
@@ -16,8 +15,8 @@ pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
 pub use remote::REMOTE_STATE;
 pub use remote::{remote_files, RemoteFiles};
 
-use crate::base::{BaseEntry, SyncBase};
-use crate::local::{FileStat, Scan};
+use crate::base::{BaseEntries, BaseEntry};
+use crate::model::{FileStat, Hashed, Scan};
 
 /// What to do when both sides changed one path since the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,21 +30,11 @@ pub enum ConflictPolicy {
     Overwrite,
 }
 
-/// A local file's content hash and when its hashing began (for the base's
-/// racy check).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hashed {
-    pub hash: String,
-    pub at_ns: i128,
-    /// The MD5s of its parts, for a file of several (see `hashing`).
-    pub parts: Arc<[[u8; 16]]>,
-}
-
 /// What the plan knows of the local side.
 pub struct LocalView<'a> {
     pub scan: &'a Scan,
     pub hashes: &'a HashMap<String, Hashed>,
-    pub base: &'a SyncBase,
+    pub base: &'a BaseEntries,
     /// When the operation was called (ns since the epoch): a file changed
     /// since is the agent's current work, never deleted or overwritten.
     pub started_ns: i128,
@@ -126,7 +115,7 @@ impl LocalView<'_> {
 /// deletions the user allowed past the default share (a raised
 /// `maxDeletePercent`) start the count again (see `PushPlan::consented`).
 pub fn mass_delete(
-    base: &SyncBase,
+    base: &BaseEntries,
     deletes: usize,
     established: usize,
     max_percent: u8,
@@ -202,7 +191,7 @@ impl PlanSummary {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::local::FileStat;
+    use crate::model::FileStat;
 
     /// "Now" in the tests: every recorded entry is older than it.
     pub const NOW: i128 = 1_000_000_000_000_000_000;
@@ -224,10 +213,7 @@ mod tests {
 
     #[test]
     fn mass_delete_guard() {
-        use crate::base::{Identity, SyncBase};
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap());
-        let mut base = SyncBase::load(root, "b", "p/", &Identity::default());
+        let mut base = BaseEntries::new(0);
         let entry = || crate::base::BaseEntry {
             etag: None,
             hash: "h".into(),
@@ -236,20 +222,20 @@ mod tests {
             born: 0,
         };
         for i in 0..3 {
-            base.record(format!("f{i}"), entry()).unwrap();
+            base.set(format!("f{i}"), entry());
         }
         // Small trees: 2 of 3 at once is too many, 1 is not.
         assert!(mass_delete(&base, 2, 0, 50, false).is_some());
         assert!(mass_delete(&base, 1, 0, 50, false).is_none());
         assert!(mass_delete(&base, 2, 0, 100, false).is_none());
         for i in 3..100 {
-            base.record(format!("f{i}"), entry()).unwrap();
+            base.set(format!("f{i}"), entry());
         }
-        base.full_sync_done().unwrap();
+        base.new_epoch();
         // 40 at a time: once, fine; after 40 deleted by earlier pushes, not.
         assert!(mass_delete(&base, 40, 40, 50, true).is_none());
         for i in 0..40 {
-            base.forget(&format!("f{i}")).unwrap();
+            base.remove(&format!("f{i}"));
         }
         assert!(mass_delete(&base, 24, 24, 50, true).is_some());
         assert!(mass_delete(&base, 24, 24, 50, false).is_none());

@@ -32,9 +32,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::{is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError, Warning};
+use crate::hashing::etag_hash;
 use crate::hashing::is_composite;
-use crate::local::{conflict_origin, FileStat, Folding};
-use crate::store::{etag_hash, RemoteObject};
+use crate::local::conflict_origin;
+use crate::model::RemoteObject;
+use crate::model::{FileStat, Folding};
 
 /// Conflict copies one path may have beside it (see the module docs).
 pub const MAX_COPIES: usize = 10;
@@ -542,12 +544,13 @@ fn local_names(remote: &RemoteFiles, local: &LocalView) -> HashMap<String, Strin
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{stat, NOW};
-    use super::super::{remote_files, Hashed};
+    use super::super::remote_files;
     use super::*;
-    use crate::base::SyncBase;
+    use crate::base::BaseEntries;
     use crate::error::Warning;
     use crate::ignore_rules::IgnoreRules;
-    use crate::local::Scan;
+    use crate::model::Hashed;
+    use crate::model::Scan;
 
     const MD5_A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
@@ -561,29 +564,21 @@ mod tests {
     }
 
     struct Case {
-        base: SyncBase,
+        base: BaseEntries,
         scan: Scan,
         hashes: HashMap<String, Hashed>,
-        _dir: tempfile::TempDir,
     }
 
     impl Case {
         fn new(with_base: bool) -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let mut base = SyncBase::load(
-                std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
-                "b",
-                "p/",
-                &crate::base::Identity::default(),
-            );
+            let mut base = BaseEntries::new(0);
             if with_base {
-                base.start().unwrap();
+                base.mark_existing();
             }
             Case {
                 base,
                 scan: Scan::default(),
                 hashes: HashMap::new(),
-                _dir: dir,
             }
         }
         /// A path synced at `MD5_A` / etag `MD5_A`, local stat mtime 1.
@@ -595,7 +590,8 @@ mod tests {
                 recorded_ns: NOW,
                 born: 0,
             };
-            self.base.record(rel.into(), entry).unwrap();
+            self.base.set(rel.into(), entry);
+            self.base.mark_existing();
         }
         fn local(&mut self, rel: &str, mtime: i128, hash: &str) {
             self.scan.files.insert(rel.into(), stat(mtime));
@@ -824,7 +820,7 @@ mod tests {
                 obj(&format!("p/f{i}"), MD5_A)
             })
             .collect();
-        c.base.full_sync_done().unwrap();
+        c.base.new_epoch();
         // All 10 deleted here: restored, and said so.
         let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
         assert_eq!(plan.downloads.len(), 10);

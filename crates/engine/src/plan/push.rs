@@ -21,8 +21,9 @@ use super::{
 };
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError, Warning};
-use crate::local::FileStat;
-use crate::store::{etag_hash, Condition, RemoteObject};
+use crate::hashing::etag_hash;
+use crate::model::FileStat;
+use crate::model::{Condition, RemoteObject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -239,13 +240,13 @@ mod tests {
     use std::collections::HashMap;
 
     use super::super::fixtures::{stat, NOW};
-    use super::super::Hashed;
     use super::*;
-    use crate::base::SyncBase;
-    use crate::local::Scan;
+    use crate::base::BaseEntries;
+    use crate::model::Hashed;
+    use crate::model::Scan;
 
     fn view<'a>(
-        base: &'a SyncBase,
+        base: &'a BaseEntries,
         scan: &'a Scan,
         hashes: &'a HashMap<String, Hashed>,
     ) -> LocalView<'a> {
@@ -260,14 +261,8 @@ mod tests {
     fn setup(
         synced: &[&str],
         local: &[(&str, i128, &str)],
-    ) -> (SyncBase, Scan, HashMap<String, Hashed>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut base = SyncBase::load(
-            std::sync::Arc::new(crate::local::Dir::open_root(dir.path()).unwrap()),
-            "b",
-            "p/",
-            &crate::base::Identity::default(),
-        );
+    ) -> (BaseEntries, Scan, HashMap<String, Hashed>) {
+        let mut base = BaseEntries::new(0);
         for rel in synced {
             let entry = BaseEntry {
                 etag: Some(format!("etag-{rel}")),
@@ -276,7 +271,8 @@ mod tests {
                 recorded_ns: NOW,
                 born: 0,
             };
-            base.record((*rel).into(), entry).unwrap();
+            base.set((*rel).into(), entry);
+            base.mark_existing();
         }
         let mut scan = Scan::default();
         let mut hashes = HashMap::new();
@@ -291,12 +287,12 @@ mod tests {
                 },
             );
         }
-        (base, scan, hashes, dir)
+        (base, scan, hashes)
     }
 
     #[test]
     fn conditions_follow_the_base() {
-        let (base, scan, hashes, _d) = setup(
+        let (base, scan, hashes) = setup(
             &["same", "changed", "gone", "locked/inside"],
             &[("same", 1, "m0"), ("changed", 5, "m1"), ("new", 5, "m2")],
         );
@@ -331,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_predicts_which_conditions_hold() {
-        let (base, scan, hashes, _d) = setup(
+        let (base, scan, hashes) = setup(
             &[
                 "changed",
                 "raced",
@@ -383,7 +379,7 @@ mod tests {
     fn an_emptied_workspace_deletes_nothing() {
         let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let (base, scan, hashes, _d) = setup(&refs, &[]);
+        let (base, scan, hashes) = setup(&refs, &[]);
         let view = view(&base, &scan, &hashes);
         let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
         assert!(plan.deletes.is_empty());
@@ -401,8 +397,8 @@ mod tests {
         let names: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let kept: Vec<(&str, i128, &str)> = refs[6..].iter().map(|r| (*r, 1, "m0")).collect();
-        let (mut base, scan, hashes, _d) = setup(&refs, &kept);
-        base.full_sync_done().unwrap();
+        let (mut base, scan, hashes) = setup(&refs, &kept);
+        base.new_epoch();
         let plan = plan_push(
             &view(&base, &scan, &hashes),
             None,
@@ -421,7 +417,7 @@ mod tests {
         // Once they are done, a push that deletes nothing is never refused
         // for them.
         for rel in &refs[..6] {
-            base.forget(rel).unwrap();
+            base.remove(rel);
         }
         let plan = plan_push(
             &view(&base, &scan, &hashes),
@@ -434,7 +430,7 @@ mod tests {
 
     #[test]
     fn without_a_base_the_listing_decides() {
-        let (base, scan, hashes, _d) = setup(
+        let (base, scan, hashes) = setup(
             &[],
             &[
                 ("same", 1, "0cc175b9c0f1b6a831c399e269772661"),

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::error::{Action, Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
-use crate::local::{is_reserved_path, Folding};
-use crate::store::RemoteObject;
+use crate::local::is_reserved_path;
+use crate::model::Folding;
+use crate::model::RemoteObject;
 
 /// Where the engine keeps objects of its own under the prefix (probes of
 /// what the store honours): never synced, never reported.

@@ -35,11 +35,12 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
 use crate::error::{Error, Result, S3Error, Warning, BODY_ERROR};
-use crate::hashing::{content_hash, md5_reader, parse_hash, plain_md5, PART_SIZE};
+use crate::hashing::{content_hash, parse_hash, plain_md5, PART_SIZE};
+use crate::local::md5_reader;
 use crate::local::{read_at, Dir};
+use crate::model::{Condition, RemoteObject};
 use crate::store::{
-    missing_is_conflict, unquote_etag, Condition, ListPage, ObjectBody, ObjectInfo, PutRequest,
-    RemoteObject, Store,
+    missing_is_conflict, unquote_etag, ListPage, ObjectBody, ObjectInfo, PutRequest, Store,
 };
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.

@@ -19,7 +19,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::{quote_etag, S3Store};
 use crate::error::{Error, Result, Warning};
-use crate::store::{missing_is_conflict, Condition, ObjectInfo};
+use crate::model::Condition;
+use crate::store::{missing_is_conflict, ObjectInfo};
 
 /// How conditional writes are used (the `conditionalWrites` option).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

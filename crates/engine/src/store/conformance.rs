@@ -12,9 +12,10 @@ use md5::{Digest, Md5};
 
 use crate::error::Error;
 use crate::hashing::hash_bytes;
-use crate::local::FileStat;
+use crate::model::Condition;
+use crate::model::FileStat;
 use crate::progress::{FileProgress, Phase, PhaseProgress, Silent};
-use crate::store::{list_all, Condition, PutRequest, Store};
+use crate::store::{list_all, PutRequest, Store};
 
 /// Fails the suite with `$why` unless `$cond`.
 macro_rules! check {

@@ -11,9 +11,11 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use md5::{Digest, Md5};
 
-use super::{Condition, ListPage, ObjectBody, ObjectInfo, PutRequest, RemoteObject, Store};
+use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
+
 use crate::error::{Error, Result, S3Error};
 use crate::hashing::hash_bytes;
+use crate::model::{Condition, RemoteObject};
 
 /// Bodies are streamed in chunks of this size, yielding between them, so
 /// concurrent tests can interleave with a download.

@@ -15,20 +15,9 @@ use futures::stream::BoxStream;
 
 use crate::error::{Error, Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
-use crate::local::FileStat;
+use crate::model::FileStat;
+use crate::model::{Condition, RemoteObject};
 use crate::progress::FileProgress;
-
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteObject {
-    pub key: String,
-    /// Size in bytes; stand-in clients may not say.
-    pub size: Option<u64>,
-    /// The ETag without quotes, when the server gave one.
-    pub etag: Option<String>,
-    /// Downloads get this as their mtime.
-    pub last_modified: Option<std::time::SystemTime>,
-}
 
 /// The body of a GET, streamed.
 pub struct ObjectBody {
@@ -54,7 +43,7 @@ impl ObjectBody {
 fn expected_hash(stored: Option<&str>, etag: Option<&str>, etag_is_md5: bool) -> Option<String> {
     stored.map(str::to_owned).or_else(|| {
         etag.filter(|_| etag_is_md5)
-            .and_then(etag_hash)
+            .and_then(parse_hash)
             .filter(|h| !is_composite(h))
     })
 }
@@ -83,17 +72,6 @@ pub struct PutRequest<'a> {
     pub condition: &'a Condition,
     /// Where a store that sends in parts reports the bytes sent.
     pub progress: &'a FileProgress,
-}
-
-/// What a write requires of the object it replaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    /// Unconditional (last writer wins).
-    None,
-    /// The object still has this ETag.
-    IfMatch(String),
-    /// There is no object.
-    IfNoneMatch,
 }
 
 /// What a HEAD tells of an object.
@@ -233,16 +211,10 @@ pub fn unquote_etag(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
-/// The content hash an ETag may stand for: an MD5, or the multipart form
-/// (see `hashing`). Equal to a local hash, it means the same bytes whatever
-/// the uploader's part size; unequal, it may only mean other part sizes.
-pub fn etag_hash(etag: &str) -> Option<String> {
-    parse_hash(etag)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hashing::etag_hash;
 
     #[test]
     fn etags() {
