@@ -18,14 +18,13 @@ export declare class BodySink {
   write(chunk: Buffer): Promise<boolean>
   /** The body is complete. */
   end(): void
-  /** The body broke off: the download fails (and is tried again). */
-  fail(message: string): Promise<undefined>
+  /** The body broke off (`reason`): the download fails (and is tried again). */
+  fail(reason: string): Promise<undefined>
 }
 
 /**
- * A large upload's body, read from the checked file handle in order and
- * hashed on the way (JS reads one chunk at a time) to be checked against
- * the content hash afterwards.
+ * A large upload's body, read from the checked file handle (see the
+ * engine's `FileChunks`).
  */
 export declare class FileSource {
   /** The next chunk, or `null` at the end. */
@@ -150,7 +149,7 @@ export interface NativeHooks {
   /** The `contentTypeResolver` option (already guarded against throws). */
   contentType?: (arg: string) => string
   /** `send()`-driven store for stand-in, stubbed or customised clients. */
-  store?: (arg: StoreRequest) => Promise<StoreReply>
+  store?: (arg: StoreRequest) => Promise<StoreAnswer>
   /** A real S3Client's credential provider. */
   credentials?: () => Promise<NativeCredentials>
 }
@@ -230,19 +229,21 @@ export interface NativeWarning {
   message: string
 }
 
+/** What the client answered, as it came; `kind` says what. */
+export type StoreAnswer =
+  | { kind: 'listed'; objects: Array<StoreObject>; truncated: boolean; nextToken?: string }
+  | { kind: 'object'; etag?: string; metadata?: Record<string, string>; sse?: string; sseCustomerAlgorithm?: string }
+  | { kind: 'stored'; etag?: string }
+  | { kind: 'deleted' }
+  | { kind: 'failed'; code: string; status?: number; message: string }
+
 /**
  * Runs the engine's store-conformance suite against a `send()` store (for
  * the test suite: the same rules the S3 and in-memory stores are held to).
  */
-export declare function storeConformance(store: (arg: StoreRequest) => Promise<StoreReply>, bucket: string): Promise<undefined>
+export declare function storeConformance(store: (arg: StoreRequest) => Promise<StoreAnswer>, bucket: string): Promise<undefined>
 
-/** What `send()` threw: the SDK exception's name, status and message. */
-export interface StoreError {
-  code: string
-  status?: number
-  message: string
-}
-
+/** One object of a listing page, as the client gave it. */
 export interface StoreObject {
   key: string
   size?: number
@@ -251,61 +252,10 @@ export interface StoreObject {
   lastModified?: number
 }
 
-export declare const enum StoreOp {
-  List = 'list',
-  Get = 'get',
-  Head = 'head',
-  Put = 'put',
-  Delete = 'delete',
-}
-
-export interface StoreReply {
-  objects?: Array<StoreObject>
-  truncated?: boolean
-  nextToken?: string
-  etag?: string
-  /** `get`/`head`: the content hash kept in the object's metadata. */
-  md5?: string
-  /** `head`: there is no such object. */
-  missing?: boolean
-  /** `put`/`delete`: a condition did not hold (HTTP 412); nothing changed. */
-  preconditionFailed?: boolean
-  /**
-   * `get`/`head`: the object is encrypted with a KMS or customer key, so
-   * its ETag is not the MD5 of its bytes.
-   */
-  encryptedEtag?: boolean
-  /** The request failed. */
-  error?: StoreError
-}
-
-export interface StoreRequest {
-  op: StoreOp
-  /** The key, or the prefix of a listing. */
-  key: string
-  /** `list`: the continuation token. */
-  token?: string
-  /**
-   * `put`: the whole body, for files under `STREAM_MIN` (a Buffer, as
-   * upstream sent); larger ones come through `source`.
-   */
-  body?: Buffer
-  /** `put`: the body of a large file, read chunk by chunk. */
-  source?: FileSource
-  /** `put`: the body's length in bytes. */
-  size?: number
-  contentType?: string
-  /** `put`: base64 MD5 of the body, for `Content-MD5`. */
-  contentMd5?: string
-  /**
-   * `put`: the content hash of the body (see the engine's `hashing`),
-   * kept as `s3ws-md5` metadata.
-   */
-  md5?: string
-  /** `put`/`delete`: only if the object still has this ETag. */
-  ifMatch?: string
-  /** `put`: only if there is no object. */
-  ifNoneMatch?: boolean
-  /** `get`: where the body goes. */
-  sink?: BodySink
-}
+/** One S3 request for a `send()` client; `op` says which. */
+export type StoreRequest =
+  | { op: 'list'; prefix: string; token?: string }
+  | { op: 'get'; key: string; sink: BodySink }
+  | { op: 'head'; key: string }
+  | { op: 'put'; key: string; body?: Buffer; source?: FileSource; size: number; contentType: string; contentMd5: string; metadata: Record<string, string>; ifMatch?: string; ifNoneMatch?: string }
+  | { op: 'delete'; key: string; ifMatch?: string }

@@ -849,4 +849,3 @@ module.exports.NativeConflictPolicy = nativeBinding.NativeConflictPolicy
 module.exports.NativeLevel = nativeBinding.NativeLevel
 module.exports.NativePhase = nativeBinding.NativePhase
 module.exports.storeConformance = nativeBinding.storeConformance
-module.exports.StoreOp = nativeBinding.StoreOp

@@ -8,8 +8,7 @@
 const { Readable } = require('node:stream')
 
 /** @typedef {import('../binding').StoreRequest} StoreRequest */
-/** @typedef {import('../binding').StoreReply} StoreReply */
-/** @typedef {import('../binding').StoreError} StoreError */
+/** @typedef {import('../binding').StoreAnswer} StoreAnswer */
 /** @typedef {import('../binding').BodySink} BodySink */
 /** @typedef {import('../binding').FileSource} FileSource */
 /** @typedef {{ send(command: any): Promise<any> }} Client */
@@ -45,26 +44,31 @@ function s3Commands() {
   return commandClasses
 }
 
-/** Whether a GetObject/HeadObject output says the ETag is not the MD5 (SSE-KMS, DSSE-KMS, SSE-C). @param {any} out */
-const encryptedEtag = (out) => out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm)
-
-/** @param {any} out */
-const storedMd5 = (out) => {
-  const md5 = out.Metadata?.['s3ws-md5']
-  return typeof md5 === 'string' ? md5 : undefined
-}
-
 /** @param {any} etag */
 const etagOf = (etag) => (typeof etag === 'string' ? etag : undefined)
 
 /**
- * What a `send()` rejection says, for the engine's structured error.
- * @param {any} e
- * @returns {StoreError}
+ * A GetObject/HeadObject output's fields the engine reads, as they came.
+ * @param {any} out
+ * @returns {StoreAnswer}
  */
-function storeError(e) {
+const objectAnswer = (out) => ({
+  kind: 'object',
+  etag: etagOf(out.ETag),
+  metadata: out.Metadata && typeof out.Metadata === 'object' ? out.Metadata : undefined,
+  sse: typeof out.ServerSideEncryption === 'string' ? out.ServerSideEncryption : undefined,
+  sseCustomerAlgorithm: typeof out.SSECustomerAlgorithm === 'string' ? out.SSECustomerAlgorithm : undefined,
+})
+
+/**
+ * What a `send()` rejection says: its name (or S3 code), status and text.
+ * @param {any} e
+ * @returns {StoreAnswer}
+ */
+function failed(e) {
   const status = e?.$metadata?.httpStatusCode
   return {
+    kind: 'failed',
     code: String(e?.name && e.name !== 'Error' ? e.name : (e?.Code ?? e?.code ?? 'Error')),
     status: Number.isInteger(status) ? status : undefined,
     message: String(e?.message ?? e),
@@ -111,25 +115,28 @@ async function* chunks(source) {
 /**
  * @param {Client} client
  * @param {string} bucket
- * @returns {(req: StoreRequest) => Promise<StoreReply>}
+ * @returns {(req: StoreRequest) => Promise<StoreAnswer>}
  */
 function sendStore(client, bucket) {
   const cmds = s3Commands()
-  /** @param {any} command @returns {Promise<{ out: any, error?: undefined } | { out?: undefined, error: StoreError }>} */
-  const send = async (command) => {
+  return async (req) => {
     try {
-      return { out: (await client.send(command)) ?? {} }
+      return await answer(req)
     } catch (e) {
-      return { error: storeError(e) }
+      return failed(e)
     }
   }
-  return async (req) => {
+  /** @param {any} command */
+  async function send(command) {
+    return (await client.send(command)) ?? {}
+  }
+  /** @param {StoreRequest} req @returns {Promise<StoreAnswer>} */
+  async function answer(req) {
     switch (req.op) {
       case 'list': {
-        const r = await send(new cmds.ListObjectsV2Command({ Bucket: bucket, Prefix: req.key, MaxKeys: 1000, ContinuationToken: req.token ?? undefined }))
-        if (r.error) return { error: r.error }
-        const out = r.out
+        const out = await send(new cmds.ListObjectsV2Command({ Bucket: bucket, Prefix: req.prefix, MaxKeys: 1000, ContinuationToken: req.token ?? undefined }))
         return {
+          kind: 'listed',
           objects: (out.Contents ?? [])
             .filter((/** @type {any} */ o) => typeof o?.Key === 'string')
             .map((/** @type {any} */ o) => ({
@@ -144,20 +151,13 @@ function sendStore(client, bucket) {
         }
       }
       case 'get': {
-        const r = await send(new cmds.GetObjectCommand({ Bucket: bucket, Key: req.key }))
-        if (r.error) return { error: r.error }
-        if (!r.out.Body) return { error: { code: 'InvalidResponse', message: `GetObject returned no Body for ${req.key}` } }
-        if (req.sink) void pump(r.out.Body, req.sink)
-        return { etag: etagOf(r.out.ETag), md5: storedMd5(r.out), encryptedEtag: encryptedEtag(r.out) }
+        const out = await send(new cmds.GetObjectCommand({ Bucket: bucket, Key: req.key }))
+        if (!out.Body) return { kind: 'failed', code: 'InvalidResponse', message: `GetObject returned no Body for ${req.key}` }
+        void pump(out.Body, req.sink)
+        return objectAnswer(out)
       }
-      case 'head': {
-        const r = await send(new cmds.HeadObjectCommand({ Bucket: bucket, Key: req.key }))
-        if (r.error) {
-          const notFound = r.error.status === 404 || r.error.code === 'NotFound' || r.error.code === 'NoSuchKey'
-          return notFound ? { missing: true } : { error: r.error }
-        }
-        return { etag: etagOf(r.out.ETag), md5: storedMd5(r.out), encryptedEtag: encryptedEtag(r.out) }
-      }
+      case 'head':
+        return objectAnswer(await send(new cmds.HeadObjectCommand({ Bucket: bucket, Key: req.key })))
       case 'put': {
         /** @type {Record<string, any>} */
         const input = {
@@ -167,23 +167,20 @@ function sendStore(client, bucket) {
           ContentType: req.contentType,
           ContentLength: req.size,
           ContentMD5: req.contentMd5,
-          Metadata: req.md5 ? { 's3ws-md5': req.md5 } : undefined,
+          Metadata: req.metadata,
         }
         if (req.ifMatch) input.IfMatch = req.ifMatch
-        if (req.ifNoneMatch) input.IfNoneMatch = '*'
-        const r = await send(new cmds.PutObjectCommand(input))
-        if (r.error) return { error: r.error }
-        return { etag: etagOf(r.out.ETag) }
+        if (req.ifNoneMatch) input.IfNoneMatch = req.ifNoneMatch
+        const out = await send(new cmds.PutObjectCommand(input))
+        return { kind: 'stored', etag: etagOf(out.ETag) }
       }
       case 'delete': {
         /** @type {Record<string, any>} */
         const input = { Bucket: bucket, Key: req.key }
         if (req.ifMatch) input.IfMatch = req.ifMatch
-        const r = await send(new cmds.DeleteObjectCommand(input))
-        return r.error ? { error: r.error } : {}
+        await send(new cmds.DeleteObjectCommand(input))
+        return { kind: 'deleted' }
       }
-      default:
-        return { error: { code: 'Unknown', message: `unknown store operation ${req.op}` } }
     }
   }
 }

@@ -18,11 +18,12 @@ use engine::{Config, Report, Run, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use engine::store::transport::TransportStore;
 use errors::{engine_error, napi_error, NativeError};
 use events::{JsObserver, NativeEvent};
 use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
-use js_store::{JsStore, StoreReply, StoreRequest};
+use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
 
 #[napi(object)]
@@ -128,7 +129,7 @@ pub struct NativeHooks<'a> {
     /// The `contentTypeResolver` option (already guarded against throws).
     pub content_type: Option<Function<'a, String, String>>,
     /// `send()`-driven store for stand-in, stubbed or customised clients.
-    pub store: Option<Function<'a, StoreRequest, Promise<StoreReply>>>,
+    pub store: Option<Function<'a, StoreRequest, Promise<StoreAnswer>>>,
     /// A real S3Client's credential provider.
     pub credentials: Option<Function<'a, (), Promise<NativeCredentials>>>,
 }
@@ -183,10 +184,10 @@ impl NativeWorkspace {
         }
         let inner = match &hooks.store {
             Some(f) => {
-                let store = JsStore {
+                let store = TransportStore(JsTransport {
                     send: js_callback(f).map_err(napi_error)?,
                     bucket: config.bucket.clone(),
-                };
+                });
                 Workspace::with_store(config, Arc::new(store), observer)
             }
             None => Workspace::new(config, observer),
@@ -257,13 +258,13 @@ pub fn check_workspace_dir(dir: String) -> Result<(), String> {
 #[napi]
 pub fn store_conformance<'env>(
     env: &'env Env,
-    store: Function<StoreRequest, Promise<StoreReply>>,
+    store: Function<StoreRequest, Promise<StoreAnswer>>,
     bucket: String,
 ) -> Result<PromiseRaw<'env, ()>, String> {
-    let store = JsStore {
+    let store = TransportStore(JsTransport {
         send: js_callback(&store).map_err(napi_error)?,
         bucket,
-    };
+    });
     env.spawn_future(async move {
         engine::store::conformance::run(&store)
             .await

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use engine::s3::{ConditionalWrites, S3Settings};
+use engine::store::s3::{ConditionalWrites, S3Settings};
 use engine::{Config, ConflictPolicy};
 use napi_derive::napi;
 

@@ -87,7 +87,7 @@ fn parse_args() -> Result<Args, String> {
 async fn client(endpoint: &str) -> Client {
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(s3ws_engine::s3::https_client())
+        .http_client(s3ws_engine::store::s3::https_client())
         .region(Region::new(region))
         .endpoint_url(endpoint)
         .load()

@@ -18,7 +18,6 @@ pub mod plan;
 pub mod progress;
 mod pull;
 mod push;
-pub mod s3;
 pub mod store;
 pub mod sync;
 mod transfer;

@@ -25,7 +25,7 @@ use crate::model::Hashed;
 use crate::model::{nanos, FileStat, Skipped};
 use crate::plan::{ConflictPolicy, PlanSummary, DEFAULT_MAX_DELETE_PERCENT, REMOTE_STATE};
 use crate::progress::{Level, Observer};
-use crate::s3::{S3Settings, S3Store};
+use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
 pub use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

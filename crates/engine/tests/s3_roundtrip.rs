@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
-use s3ws_engine::s3::S3Settings;
+use s3ws_engine::store::s3::S3Settings;
 use s3ws_engine::{Config, Level, Observer, Phase, Progress, Workspace};
 
 fn endpoint() -> String {
@@ -16,7 +16,7 @@ fn endpoint() -> String {
 
 async fn admin() -> aws_sdk_s3::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(s3ws_engine::s3::https_client())
+        .http_client(s3ws_engine::store::s3::https_client())
         .endpoint_url(endpoint())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .load()

@@ -3,9 +3,9 @@
 //! starts. The JavaScript `send()` store runs the same suite through the
 //! binding (`__test__/store-conformance.test.mjs`).
 
-use s3ws_engine::s3::{S3Settings, S3Store};
 use s3ws_engine::store::conformance;
 use s3ws_engine::store::memory::MemoryStore;
+use s3ws_engine::store::s3::{S3Settings, S3Store};
 
 #[tokio::test]
 async fn the_memory_store_conforms() {
@@ -22,7 +22,7 @@ async fn the_s3_store_conforms() {
     };
     let bucket = format!("rs-conformance-{}", std::process::id());
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(s3ws_engine::s3::https_client())
+        .http_client(s3ws_engine::store::s3::https_client())
         .endpoint_url(settings.endpoint.clone().unwrap())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .load()

@@ -12,7 +12,9 @@ mod write;
 use std::time::UNIX_EPOCH;
 
 pub use anchor::{split_parent, Dir, Kind};
-pub use read::{content_hash_file, content_hash_of, hash_file, md5_reader, read_at};
+pub use read::{
+    content_hash_file, content_hash_of, hash_file, md5_reader, read_at, read_part, whole_md5,
+};
 pub use scan::{open_scanned, scan};
 pub use state::{
     check_workspace_path, lock_workspace, observe_racy_window, open_state_dir, open_workspace,

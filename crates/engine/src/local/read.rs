@@ -1,8 +1,9 @@
 //! Reading workspace files: positional reads and content hashes (see
 //! `hashing` for what a content hash is).
 
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
@@ -128,11 +129,39 @@ pub fn md5_reader(mut file: &std::fs::File, path: &Path) -> Result<[u8; 16]> {
     }
 }
 
-/// `content_hash_of`, off the async threads.
-pub async fn content_hash_file(path: std::path::PathBuf) -> Result<String> {
-    tokio::task::spawn_blocking(move || content_hash_of(&path))
+/// `read_at` of a handle, off the async threads.
+pub async fn read_part(
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+) -> Result<bytes::Bytes> {
+    off_thread(move || read_at(&file, &path, offset, len)).await
+}
+
+/// The MD5 of a whole file from its start (a body sent in one request
+/// carries it as `Content-MD5`), off the async threads.
+pub async fn whole_md5(file: Arc<std::fs::File>, path: PathBuf) -> Result<[u8; 16]> {
+    off_thread(move || {
+        (&*file)
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("read", &path, e))?;
+        md5_reader(&file, &path)
+    })
+    .await
+}
+
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Io(format!("hashing task failed: {e}")))?
+        .map_err(|e| Error::Io(format!("read task failed: {e}")))?
+}
+
+/// `content_hash_of`, off the async threads.
+pub async fn content_hash_file(path: PathBuf) -> Result<String> {
+    off_thread(move || content_hash_of(&path)).await
 }
 
 #[cfg(test)]

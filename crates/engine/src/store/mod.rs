@@ -2,8 +2,11 @@
 //! `s3.rs`, an in-memory one in `memory`; the binding may add others (a
 //! JavaScript `send()` client).
 
+pub mod answers;
 pub mod conformance;
 pub mod memory;
+pub mod s3;
+pub mod transport;
 
 use std::fs::File;
 use std::path::Path;
@@ -13,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::{Error, Result, S3Error};
+use crate::error::{Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
 use crate::model::FileStat;
 use crate::model::{Condition, RemoteObject};
@@ -187,30 +190,6 @@ pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObjec
     }
 }
 
-/// A conditional write's or delete's outcome with "no such object" as the
-/// failed condition it is: servers answer `If-Match` on a missing key with
-/// 412, or (as AWS documents, and moto does) 404 `NoSuchKey`. Every store
-/// reports it as `Error::Conflict`, so callers have one case to handle.
-/// (A missing bucket or upload is no such thing.)
-pub fn missing_is_conflict<T>(result: Result<T>, if_match: Option<&str>) -> Result<T> {
-    match result {
-        Err(e)
-            if if_match.is_some()
-                && e.s3().is_some_and(|s| {
-                    s.code == "NoSuchKey" || (s.status == Some(404) && s.code == "NotFound")
-                }) =>
-        {
-            Err(Error::Conflict(e.to_string()))
-        }
-        other => other,
-    }
-}
-
-/// Strips the quotes S3 puts around ETags.
-pub fn unquote_etag(etag: &str) -> String {
-    etag.trim_matches('"').to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +215,5 @@ mod tests {
             expected_hash(Some("stored-3"), Some(md5), true).as_deref(),
             Some("stored-3")
         );
-        assert_eq!(unquote_etag("\"abc\""), "abc");
     }
 }

@@ -18,9 +18,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -35,13 +33,14 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
 use crate::error::{Error, Result, S3Error, Warning, BODY_ERROR};
-use crate::hashing::{content_hash, parse_hash, plain_md5, PART_SIZE};
-use crate::local::md5_reader;
-use crate::local::{read_at, Dir};
+use crate::hashing::{content_hash, plain_md5, PART_SIZE};
+use crate::local::{read_at, read_part, whole_md5};
 use crate::model::{Condition, RemoteObject};
-use crate::store::{
-    missing_is_conflict, unquote_etag, ListPage, ObjectBody, ObjectInfo, PutRequest, Store,
+use crate::store::answers::{
+    answer_error, changed_while_uploaded, check_unchanged, if_match, if_none_match,
+    missing_is_conflict, object_info, quote_etag, stored_hash, unquote_etag, HASH_META,
 };
+use crate::store::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
 
 /// How to reach S3. Unset fields follow the SDK's environment and defaults.
 #[derive(Debug, Clone, Default)]
@@ -203,25 +202,10 @@ impl S3Store {
             SdkError::ConstructionFailure(_) => ("RequestNotSent".to_owned(), chain),
             _ => ("Unknown".to_owned(), chain),
         };
-        let mut message = format!(
-            "{op} s3://{}/{key} at {} failed: {code}",
-            self.bucket, self.endpoint
-        );
-        if !detail.is_empty() {
-            message = format!("{message}: {}", detail.trim_end_matches('.'));
-        }
-        if let Some(hint) = S3Error::hint(&code, &detail, Some(&self.region)) {
-            message = format!("{message}. {hint}");
-        }
-        let conflict = status == Some(412) || code == "PreconditionFailed";
-        let failure = S3Error::new(op, key, code, message)
-            .with_status(status)
-            .with_source(err);
-        if conflict {
-            Error::Conflict(failure.message)
-        } else {
-            failure.into()
-        }
+        let what = format!("{op} s3://{}/{key} at {}", self.bucket, self.endpoint);
+        let mut failure = answer_error(op, key, &what, code, status, &detail, Some(&self.region));
+        failure.error = failure.error.with_source(err);
+        failure.into()
     }
 }
 
@@ -291,14 +275,26 @@ const DELETES_IN_FLIGHT: usize = 16;
 /// Longest wait for clean-up requests when an operation is cancelled (it
 /// must still end within a second).
 const SETTLE_MAX: Duration = Duration::from_millis(600);
-/// User metadata holding the content hash (see `hashing`): the ETag of an
-/// encrypted object is none, nor one of a multipart object from elsewhere.
-/// (The name is from when it held the whole-object MD5; such values are
-/// still understood.)
-const HASH_META: &str = "s3ws-md5";
 
-fn stored_hash(meta: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
-    parse_hash(meta?.get(HASH_META)?)
+/// What a GET's or HEAD's output says of the object (the two outputs have
+/// the same accessors, but no trait in common).
+macro_rules! info_of {
+    ($out:expr) => {{
+        let out = &$out;
+        object_info(
+            out.e_tag(),
+            stored_hash(|k| out.metadata().and_then(|m| m.get(k)).map(String::as_str)),
+            out.server_side_encryption().map(|s| s.as_str()),
+            out.sse_customer_algorithm(),
+        )
+    }};
+}
+
+/// The MD5 of a part read into memory, off the async threads.
+async fn part_md5(bytes: Bytes) -> Result<[u8; 16]> {
+    tokio::task::spawn_blocking(move || md5::Md5::digest(&bytes).into())
+        .await
+        .map_err(|e| Error::Io(format!("hashing task failed: {e}")))
 }
 
 impl S3Store {
@@ -354,12 +350,11 @@ impl S3Store {
     /// Every range after the first must come from the same object version.
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
         let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
-        let etag = first.e_tag().map(unquote_etag);
-        let hash = stored_hash(first.metadata());
-        let etag_is_md5 = etag_is_md5(
-            first.server_side_encryption(),
-            first.sse_customer_algorithm(),
-        );
+        let ObjectInfo {
+            etag,
+            hash,
+            etag_is_md5,
+        } = info_of!(first);
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
@@ -461,7 +456,7 @@ impl S3Store {
             .await
             .map(|out| out.e_tag().map(unquote_etag))
             .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
-        let done = missing_is_conflict(done, if_match(condition).as_deref());
+        let done = missing_is_conflict(done, if_match(condition).is_some());
         if done.is_ok() {
             guard.0 = None;
         }
@@ -486,23 +481,11 @@ impl S3Store {
                 .try_clone()
                 .map_err(|e| Error::io("read", req.path, e))?,
         );
-        let (whole, shown) = (file.clone(), req.path.to_path_buf());
-        let md5 = tokio::task::spawn_blocking(move || {
-            use std::io::Seek;
-            (&*whole)
-                .seek(std::io::SeekFrom::Start(0))
-                .map_err(|e| Error::io("read", &shown, e))?;
-            md5_reader(&whole, &shown)
-        })
-        .await
-        .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+        let md5 = whole_md5(file.clone(), req.path.to_path_buf()).await?;
         let body = file_body(file, req.path.to_path_buf(), size);
         let etag = self.send_put(req, body, md5).await?;
         req.progress.moved(size);
-        let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
-        if now != req.stat {
-            return Err(changed_while_uploaded(req.path));
-        }
+        check_unchanged(req.file, req.path, &req.stat)?;
         Ok(etag)
     }
 
@@ -537,7 +520,7 @@ impl S3Store {
                 Error::S3(e) if e.code == "BadDigest" => changed_while_uploaded(req.path),
                 e => e,
             });
-        let out = missing_is_conflict(out, if_match(condition).as_deref())?;
+        let out = missing_is_conflict(out, if_match(condition).is_some())?;
         Ok(out.e_tag().map(unquote_etag))
     }
 
@@ -617,15 +600,12 @@ impl S3Store {
                     .file
                     .try_clone()
                     .map_err(|e| Error::io("read", req.path, e))?;
-                let path = req.path.to_path_buf();
                 let hashed = known.map(|k| k[number as usize - 1]);
-                let (bytes, md5) = tokio::task::spawn_blocking(move || {
-                    let bytes = read_at(&file, &path, offset, len)?;
-                    let md5 = hashed.unwrap_or_else(|| md5::Md5::digest(&bytes).into());
-                    Ok::<_, Error>((bytes, md5))
-                })
-                .await
-                .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+                let bytes = read_part(Arc::new(file), req.path.to_path_buf(), offset, len).await?;
+                let md5 = match hashed {
+                    Some(md5) => md5,
+                    None => part_md5(bytes.clone()).await?,
+                };
                 let out = self
                     .client
                     .upload_part()
@@ -660,8 +640,8 @@ impl S3Store {
         let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = sent.into_iter().unzip();
         // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed.
-        let now = Dir::file_stat(req.file).map_err(|e| Error::io("inspect", req.path, e))?;
-        if now != req.stat || content_hash(req.stat.size, &digests) != req.hash {
+        check_unchanged(req.file, req.path, &req.stat)?;
+        if content_hash(req.stat.size, &digests) != req.hash {
             return Err(changed_while_uploaded(req.path));
         }
         Ok(uploaded)
@@ -732,10 +712,6 @@ impl http_body::Body for FileBody {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.size)
     }
-}
-
-fn changed_while_uploaded(path: &std::path::Path) -> Error {
-    Error::Changed(format!("{} changed while it was uploaded", path.display()))
 }
 
 /// A multipart upload's id once its creation answers, and whether the
@@ -814,7 +790,7 @@ impl S3Store {
                             None => Ok(()),
                             Some(e) => missing_is_conflict(
                                 Err(self.delete_error(key, e)),
-                                if_match.as_deref(),
+                                if_match.is_some(),
                             ),
                         };
                         (key.clone(), result)
@@ -862,31 +838,6 @@ impl S3Store {
     }
 }
 
-/// Whether the ETag of an object encrypted as the response says is its
-/// MD5: not with KMS keys (SSE-KMS, DSSE-KMS) or customer keys (SSE-C).
-fn etag_is_md5(sse: Option<&ServerSideEncryption>, customer_key: Option<&str>) -> bool {
-    customer_key.is_none()
-        && !matches!(
-            sse,
-            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
-        )
-}
-
-fn quote_etag(etag: &str) -> String {
-    format!("\"{etag}\"")
-}
-
-fn if_match(c: &Condition) -> Option<String> {
-    match c {
-        Condition::IfMatch(etag) => Some(quote_etag(etag)),
-        _ => None,
-    }
-}
-
-fn if_none_match(c: &Condition) -> Option<String> {
-    (*c == Condition::IfNoneMatch).then(|| "*".to_owned())
-}
-
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -928,13 +879,11 @@ impl Store for S3Store {
             Some(size) if size >= RANGED_MIN => self.get_ranged(key).await,
             _ => {
                 let out = self.get_range(key, None, None).await?;
+                let info = info_of!(out);
                 Ok(ObjectBody {
-                    etag: out.e_tag().map(unquote_etag),
-                    hash: stored_hash(out.metadata()),
-                    etag_is_md5: etag_is_md5(
-                        out.server_side_encryption(),
-                        out.sse_customer_algorithm(),
-                    ),
+                    etag: info.etag,
+                    hash: info.hash,
+                    etag_is_md5: info.etag_is_md5,
                     stream: self.body_stream(key, out.body),
                 })
             }
@@ -950,14 +899,7 @@ impl Store for S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(ObjectInfo {
-                etag: out.e_tag().map(unquote_etag),
-                hash: stored_hash(out.metadata()),
-                etag_is_md5: etag_is_md5(
-                    out.server_side_encryption(),
-                    out.sse_customer_algorithm(),
-                ),
-            })),
+            Ok(out) => Ok(Some(info_of!(out))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(self.error("HeadObject", key, e)),
         }
@@ -974,9 +916,7 @@ impl Store for S3Store {
             .try_clone()
             .map_err(|e| Error::io("read", req.path, e))?;
         let (path, size) = (req.path.to_path_buf(), req.stat.size);
-        let bytes = tokio::task::spawn_blocking(move || read_at(&file, &path, 0, size))
-            .await
-            .map_err(|e| Error::Io(format!("read task failed: {e}")))??;
+        let bytes = read_part(Arc::new(file), path, 0, size).await?;
         let md5 = plain_md5(req.hash)
             .ok_or_else(|| Error::Io(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
         self.send_put(&req, ByteStream::from(bytes), md5).await

@@ -17,10 +17,11 @@ use std::sync::Mutex;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::{quote_etag, S3Store};
+use super::S3Store;
 use crate::error::{Error, Result, Warning};
 use crate::model::Condition;
-use crate::store::{missing_is_conflict, ObjectInfo};
+use crate::store::answers::{if_match, if_none_match, missing_is_conflict, quote_etag};
+use crate::store::ObjectInfo;
 
 /// How conditional writes are used (the `conditionalWrites` option).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -281,13 +282,13 @@ impl S3Store {
             .body(ByteStream::from_static(
                 b"s3-workspace-sync capability probe",
             ))
-            .set_if_match(super::if_match(c))
-            .set_if_none_match(super::if_none_match(c))
+            .set_if_match(if_match(c))
+            .set_if_none_match(if_none_match(c))
             .send()
             .await
             .map(drop)
             .map_err(|e| self.error("PutObject", key, e));
-        missing_is_conflict(sent, super::if_match(c).as_deref())
+        missing_is_conflict(sent, if_match(c).is_some())
     }
 
     /// A DeleteObject, with `if_match` as sent.
@@ -301,7 +302,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.error("DeleteObject", key, e));
-        missing_is_conflict(result.map(drop), if_match)
+        missing_is_conflict(result.map(drop), if_match.is_some())
     }
 
     /// Conditional PUT and DELETE on the probe object `key`, each with a
