@@ -1,0 +1,83 @@
+//! The SDK's errors as the engine's: operation, bucket, key, endpoint,
+//! S3's code and a hint (see `store::answers`).
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::error::Error;
+use crate::store::answers::answer_error;
+
+use super::S3Store;
+
+impl S3Store {
+    /// An error naming the operation, bucket, key, endpoint and S3's error
+    /// code, with a hint for the usual mistakes. The SDK's error text never
+    /// holds credentials or signatures; its `Debug` form is never shown.
+    pub(super) fn error<E>(&self, op: &str, key: &str, err: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let chain = error_chain(&err);
+        let (code, detail) = match &err {
+            SdkError::ServiceError(e) => (
+                e.err()
+                    .code()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| status_code_name(status)),
+                e.err().message().unwrap_or("").to_owned(),
+            ),
+            SdkError::DispatchFailure(e) if e.is_timeout() => ("Timeout".to_owned(), chain),
+            SdkError::DispatchFailure(e) if e.is_other() && chain.contains("credential") => {
+                ("CredentialsError".to_owned(), chain)
+            }
+            SdkError::DispatchFailure(_) => ("NetworkError".to_owned(), chain),
+            SdkError::TimeoutError(_) => ("Timeout".to_owned(), chain),
+            SdkError::ResponseError(_) => ("InvalidResponse".to_owned(), chain),
+            SdkError::ConstructionFailure(_) => ("RequestNotSent".to_owned(), chain),
+            _ => ("Unknown".to_owned(), chain),
+        };
+        let what = format!("{op} s3://{}/{key} at {}", self.bucket, self.endpoint);
+        let mut failure = answer_error(op, key, &what, code, status, &detail, Some(&self.region));
+        failure.error = failure.error.with_source(err);
+        failure.into()
+    }
+}
+
+/// An error and its sources as one line of their `Display` forms (a
+/// source that repeats its parent's text is left out).
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    // One line: a credential chain lists its attempts on lines of their own.
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// S3's code for an answer with no error body (HEAD requests).
+fn status_code_name(status: Option<u16>) -> String {
+    match status {
+        Some(301) => "PermanentRedirect".into(),
+        Some(403) => "AccessDenied".into(),
+        Some(404) => "NotFound".into(),
+        Some(s) => format!("Http{s}"),
+        None => "Unknown".into(),
+    }
+}
+
+/// Whether `e` says the server does not implement the request at all (as
+/// opposed to failing it).
+pub(super) fn not_implemented(e: &Error) -> bool {
+    matches!(e, Error::S3(s) if matches!(s.status, Some(501 | 405))
+        || s.code == "NotImplemented" || s.code == "MethodNotAllowed")
+}

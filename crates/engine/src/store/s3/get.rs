@@ -1,0 +1,146 @@
+//! Downloads: one GET, or ranges in parallel for large objects.
+
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::error::{Error, Result, S3Error, BODY_ERROR};
+use crate::hashing::PART_SIZE;
+use crate::store::answers::{object_info, quote_etag, stored_hash};
+use crate::store::{ObjectBody, ObjectInfo};
+
+use super::errors::error_chain;
+use super::{S3Store, MIB};
+
+/// Objects at least this large download as parallel ranged GETs, one
+/// range per part of the content hash (so each range hashes on its own).
+const RANGED_MIN: u64 = 32 * MIB;
+const RANGE_SIZE: u64 = PART_SIZE;
+const RANGES_IN_FLIGHT: usize = 6;
+
+impl S3Store {
+    /// The object, ranged when large.
+    pub(super) async fn get_object(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody> {
+        match size_hint {
+            Some(size) if size >= RANGED_MIN => self.get_ranged(key).await,
+            _ => {
+                let out = self.get_range(key, None, None).await?;
+                let info = info_of!(out);
+                Ok(ObjectBody {
+                    etag: info.etag,
+                    hash: info.hash,
+                    etag_is_md5: info.etag_is_md5,
+                    stream: self.body_stream(key, out.body),
+                })
+            }
+        }
+    }
+
+    /// A GET of the whole object, or of `bytes=start-end` (inclusive),
+    /// optionally only if the object still has ETag `if_match`.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        if_match: Option<&str>,
+    ) -> Result<GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range.map(|(s, e)| format!("bytes={s}-{e}")))
+            .set_if_match(if_match.map(quote_etag))
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", key, e))
+    }
+
+    /// A body that broke off after the answer began (worth a retry).
+    fn body_error(&self, key: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+        let message = format!(
+            "GetObject s3://{}/{key} at {} failed while reading the body: {}",
+            self.bucket,
+            self.endpoint,
+            error_chain(&err)
+        );
+        S3Error::new("GetObject", key, BODY_ERROR, message)
+            .with_source(err)
+            .into()
+    }
+
+    fn body_stream(&self, key: &str, body: ByteStream) -> BoxStream<'static, Result<Bytes>> {
+        let (this, key) = (self.clone(), key.to_owned());
+        futures::stream::unfold(Some(body), move |body| {
+            let (this, key) = (this.clone(), key.clone());
+            async move {
+                let mut body: ByteStream = body?;
+                match body.next().await? {
+                    Ok(chunk) => Some((Ok(chunk), Some(body))),
+                    Err(e) => Some((Err(this.body_error(&key, e)), None)),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// A large object as ranges fetched `RANGES_IN_FLIGHT` at a time and
+    /// yielded in order, so the caller still hashes and writes one stream.
+    /// Every range after the first must come from the same object version.
+    async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
+        let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
+        let ObjectInfo {
+            etag,
+            hash,
+            etag_is_md5,
+        } = info_of!(first);
+        let total = first
+            .content_range()
+            .and_then(|r| r.rsplit_once('/'))
+            .and_then(|(_, t)| t.parse::<u64>().ok());
+        let Some(total) = total else {
+            // The server sent the whole object: stream it as it is.
+            let stream = self.body_stream(key, first.body);
+            return Ok(ObjectBody {
+                stream,
+                etag,
+                hash,
+                etag_is_md5,
+            });
+        };
+        let head = first
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.body_error(key, e))?;
+        let this = self.clone();
+        let (key, version) = (key.to_owned(), etag.clone());
+        let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
+            .map(move |start| {
+                let (this, key, version) = (this.clone(), key.clone(), version.clone());
+                async move {
+                    let end = (start + RANGE_SIZE).min(total) - 1;
+                    let out = this
+                        .get_range(&key, Some((start, end)), version.as_deref())
+                        .await?;
+                    let bytes = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| this.body_error(&key, e))?;
+                    Ok(bytes.into_bytes())
+                }
+            })
+            .buffered(RANGES_IN_FLIGHT);
+        let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
+            .chain(rest)
+            .boxed();
+        Ok(ObjectBody {
+            stream,
+            etag,
+            hash,
+            etag_is_md5,
+        })
+    }
+}
