@@ -381,7 +381,7 @@ impl Workspace {
                         .warnings
                         .push(Warning::new(rel, Warning::OPEN_FOR_WRITING, m));
                 }
-                Err(e) if !batch.halt.report(&e) => failed += 1,
+                Err(e) if !batch.halt.should_report(&e) => failed += 1,
                 Err(e) => {
                     failed += 1;
                     self.log(Level::Error, &format!("Download failed: {rel}: {e}"));

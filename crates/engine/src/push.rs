@@ -416,7 +416,7 @@ impl Workspace {
                     ));
                     self.conflict(report, Action::Upload, rel, &err);
                 }
-                Err(e) if !halt.report(&e) => {}
+                Err(e) if !halt.should_report(&e) => {}
                 Err(e) => {
                     self.log(Level::Error, &format!("Upload failed: {rel}: {e}"));
                     report.errors.push(FileError::new(Action::Upload, rel, &e));
@@ -494,7 +494,7 @@ impl Workspace {
                         out.kept.push(d.rel);
                     }
                 },
-                Err(e) if !halt.report(&e) => out.kept.push(d.rel),
+                Err(e) if !halt.should_report(&e) => out.kept.push(d.rel),
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));
                     report

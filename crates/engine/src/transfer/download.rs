@@ -1,35 +1,29 @@
-//! Moving one file: a streamed, verified, atomic download, or an upload.
+//! One file's download: streamed, verified as it arrives, written to a temp
+//! file and renamed into place, with a copy of local work first.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::task::TaskTracker;
+use tokio::task::JoinHandle;
 
+use super::{join_rel, CopyNames};
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{is_composite, ContentHasher, PART_SIZE};
-use crate::ignore_rules::IgnoreRules;
-use crate::keys::key_for;
 use crate::local::anchor::is_link_error;
-use crate::local::open_scanned;
 use crate::local::{
-    commit_beside, commit_temp_file, conflict_copy_name, create_temp_file, set_aside, split_parent,
-    ConflictCopy, Dir,
+    commit_beside, commit_temp_file, create_temp_file, split_parent, ConflictCopy, Dir,
 };
-use crate::model::Condition;
 use crate::model::{nanos, FileStat};
-use crate::plan::{Download, Upload};
+use crate::plan::Download;
 use crate::progress::FileProgress;
-use crate::store::{PutRequest, Store};
+use crate::store::Store;
 
 /// A finished download: the new base entry, and the conflict copy it made
 /// (workspace-relative): where the local version went when both sides had
@@ -38,33 +32,6 @@ use crate::store::{PutRequest, Store};
 pub struct Downloaded {
     pub entry: BaseEntry,
     pub conflict_copy: Option<(String, ConflictCopy)>,
-}
-
-/// How an operation names conflict copies: with this workspace's tag (see
-/// `SyncBase::copy_tag`), avoiding names the ignore rules hide.
-pub struct CopyNames {
-    pub rules: IgnoreRules,
-    pub tag: String,
-}
-
-impl CopyNames {
-    /// Names copies in the directory `parent` (workspace-relative).
-    pub fn namer<'a>(&'a self, parent: &'a str) -> impl Fn(&Dir, &str) -> ConflictCopy + 'a {
-        move |dir: &Dir, name: &str| {
-            conflict_copy_name(dir, name, &self.tag, &|candidate: &str| {
-                self.rules.is_ignored(&join_rel(parent, candidate), false)
-            })
-        }
-    }
-}
-
-/// `parent/name`, or `name` at the root.
-pub fn join_rel(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{parent}/{name}")
-    }
 }
 
 /// The directory a download lands in, opened (made if missing) beneath the
@@ -82,121 +49,6 @@ fn parent_dir(root: &Dir, rel: &str) -> Result<Dir> {
             Error::io("create directory", &shown, e)
         }
     })
-}
-
-/// Stops an operation's remaining transfers after a failure that every
-/// other request would repeat (`S3Error::is_global`: a missing bucket,
-/// refused credentials, an unreachable endpoint), so the report holds one
-/// error rather than one per file. What was not attempted stays pending.
-/// And keeps a throttled transfer going while the operation makes progress.
-#[derive(Clone)]
-pub struct Halt {
-    halted: Arc<AtomicBool>,
-    reported: Arc<AtomicBool>,
-    /// When a transfer of the operation last succeeded (or it began).
-    progressed: Arc<std::sync::Mutex<Instant>>,
-}
-
-impl Default for Halt {
-    fn default() -> Self {
-        Halt {
-            halted: Arc::default(),
-            reported: Arc::default(),
-            progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
-        }
-    }
-}
-
-/// How long a throttled transfer is tried again while no transfer of its
-/// operation succeeds: a store that throttles everything for this long is
-/// not merely busy.
-const THROTTLED_PATIENCE: Duration = Duration::from_secs(60);
-
-/// The wait before the `n`th attempt again of a throttled transfer (the
-/// SDK's pace already spaces requests): full jitter up to 100 ms × 2ⁿ,
-/// capped at 3.2 s.
-fn throttled_wait(n: u32) -> Duration {
-    let cap = 100u64 << n.min(5);
-    Duration::from_millis(crate::local::rand_u64() % cap + 1)
-}
-
-impl Halt {
-    /// Whether a global failure stopped the operation's transfers.
-    pub fn halted(&self) -> bool {
-        self.halted.load(Ordering::Relaxed)
-    }
-
-    /// Runs one transfer (`transfer()` makes each attempt) unless halted
-    /// (`None`); a global failure halts the rest before the transfer lets
-    /// go of its concurrency slot. A throttled transfer is tried again as
-    /// long as another one succeeded within `THROTTLED_PATIENCE`.
-    pub async fn run<T, F: Future<Output = Result<T>>>(
-        &self,
-        transfer: impl Fn() -> F,
-    ) -> Option<Result<T>> {
-        let progressed = || *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
-        let mut waits = 0;
-        loop {
-            if self.halted() {
-                return None;
-            }
-            let result = transfer().await;
-            match result.as_ref().map_err(|e| e.s3()) {
-                Ok(_) => {
-                    *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
-                }
-                Err(Some(s3)) if s3.is_global() => self.halted.store(true, Ordering::Relaxed),
-                Err(Some(s3))
-                    if s3.is_throttled() && progressed().elapsed() < THROTTLED_PATIENCE =>
-                {
-                    tokio::time::sleep(throttled_wait(waits)).await;
-                    waits += 1;
-                    continue;
-                }
-                Err(_) => {}
-            }
-            return Some(result);
-        }
-    }
-
-    /// Whether `err` should be reported: a global failure once, not its
-    /// repeats from the transfers that were already in flight.
-    pub fn report(&self, err: &Error) -> bool {
-        match err.s3() {
-            Some(s3) if s3.is_global() => !self.reported.swap(true, Ordering::Relaxed),
-            _ => true,
-        }
-    }
-}
-
-/// Runs `start(item)` for every item, at most `limit` at a time, handing
-/// each result to `finished` as it comes. A task is spawned only when a
-/// slot is free: 50,000 queued transfers hold no task state (a spawned
-/// download is several KB before it even starts). Dropping the future
-/// aborts the running tasks; `tracker` lets a cancelled operation wait for
-/// them to be dropped.
-pub async fn run_bounded<I, T, Fut>(
-    tracker: &TaskTracker,
-    items: Vec<I>,
-    limit: usize,
-    mut start: impl FnMut(I) -> Fut,
-    mut finished: impl FnMut(std::result::Result<T, tokio::task::JoinError>),
-) where
-    Fut: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut items = items.into_iter();
-    let mut tasks = JoinSet::new();
-    loop {
-        while tasks.len() < limit.max(1) {
-            let Some(item) = items.next() else { break };
-            tasks.spawn(tracker.track_future(start(item)));
-        }
-        match tasks.join_next().await {
-            Some(joined) => finished(joined),
-            None => return,
-        }
-    }
 }
 
 /// Attempts per download when the body breaks off or fails verification
@@ -574,144 +426,4 @@ impl Target {
         };
         Ok((Some(stat), copy))
     }
-}
-
-/// How an upload ended.
-#[derive(Debug)]
-pub enum Uploaded {
-    /// S3 holds the file's bytes under its key: its new base entry.
-    Synced(BaseEntry),
-    /// The object was deleted on S3 by another agent, after an earlier
-    /// push of these very bytes that never learned its outcome (or before
-    /// it: that cannot be told). The deletion stands: the local file was
-    /// moved to `copy` (workspace-relative), which was then uploaded as a
-    /// new file (`copy_entry`, or the error that upload met).
-    DeletionStands {
-        copy: String,
-        copy_ignored: bool,
-        copy_entry: Result<BaseEntry>,
-    },
-}
-
-/// Attempts of a conditional write that S3 answers 409
-/// `ConditionalRequestConflict` (a concurrent write to the key), as AWS
-/// documents: fetch the state again and retry.
-const CONFLICT_ATTEMPTS: usize = 3;
-
-/// What an upload needs besides the file.
-pub struct UploadTo<'a> {
-    pub store: &'a dyn Store,
-    pub root: &'a Arc<Dir>,
-    pub prefix: &'a str,
-    pub names: &'a Arc<CopyNames>,
-    pub content_type: &'a str,
-    pub progress: &'a FileProgress,
-}
-
-/// `upload`, then what a failed condition means: our own earlier upload
-/// (a push killed before it recorded it: the object holds these bytes) is
-/// success; an object deleted on S3 since the base is created again (the
-/// local change wins over nothing), unless these bytes were sent before
-/// by a push that never learned its outcome (see `Uploaded`); anything else
-/// is a conflict.
-pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
-    let key = key_for(to.prefix, &u.rel);
-    let conflict = match upload_retrying(to, u, &key).await {
-        Err(Error::Conflict(m)) => m,
-        other => return other.map(Uploaded::Synced),
-    };
-    match to.store.head(&key).await {
-        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
-            Ok(Uploaded::Synced(u.synced(info.etag)))
-        }
-        Ok(None) if u.interrupted => deletion_stands(to, u).await,
-        Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
-            let again = Upload {
-                condition: Condition::IfNoneMatch,
-                ..u.clone()
-            };
-            upload_retrying(to, &again, &key)
-                .await
-                .map(Uploaded::Synced)
-        }
-        _ => Err(Error::Conflict(conflict)),
-    }
-}
-
-/// `upload`, tried again while S3 answers 409 `ConditionalRequestConflict`.
-async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
-    let mut attempt = 1;
-    loop {
-        match upload(to, u, key).await {
-            Err(Error::S3(e))
-                if attempt < CONFLICT_ATTEMPTS
-                    && (e.code == "ConditionalRequestConflict" || e.status == Some(409)) =>
-            {
-                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Moves the local file aside under a conflict name and uploads it there:
-/// another agent's deletion of the path stands, these bytes survive.
-async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
-    let (parent, name) = split_parent(&u.rel);
-    let (root, names) = (to.root.clone(), to.names.clone());
-    let (parent_owned, name_owned, stat) = (parent.to_owned(), name.to_owned(), u.stat);
-    let (copy, copy_stat) = blocking(move || {
-        let dir = root
-            .open_sub(&parent_owned)
-            .map_err(|e| Error::io("open", &root.path().join(&parent_owned), e))?;
-        let namer = names.namer(&parent_owned);
-        let copy = set_aside(&dir, &name_owned, stat, &namer)?;
-        let copy_stat = match dir.stat(&copy.name) {
-            Ok(Some((_, s))) => s,
-            _ => return Err(Error::Changed(format!("{} vanished", copy.name))),
-        };
-        Ok((copy, copy_stat))
-    })
-    .await?;
-    let copy_rel = join_rel(parent, &copy.name);
-    let moved = Upload {
-        rel: copy_rel.clone(),
-        stat: copy_stat,
-        condition: Condition::IfNoneMatch,
-        interrupted: false,
-        ..u.clone()
-    };
-    let copy_entry = upload_retrying(to, &moved, &key_for(to.prefix, &copy_rel)).await;
-    Ok(Uploaded::DeletionStands {
-        copy: copy_rel,
-        copy_ignored: copy.ignored,
-        copy_entry,
-    })
-}
-
-/// Uploads `root/u.rel` as `key`, with the content hash the push computed
-/// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
-/// changed since) and the plan's condition. The file is opened beneath the
-/// root, not through a link, and must still be the scanned one. Returns the
-/// new base entry.
-async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
-    let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
-    let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
-    let path = to.root.path().join(&u.rel);
-    let etag = to
-        .store
-        .put(PutRequest {
-            key,
-            file: &file,
-            path: &path,
-            stat: u.stat,
-            content_type: to.content_type,
-            hash: &u.hash,
-            parts: &u.parts,
-            condition: &u.condition,
-            progress: to.progress,
-        })
-        .await?;
-    Ok(u.synced(etag))
 }

@@ -1,0 +1,163 @@
+//! Moving files: the scheduler every transfer runs under (bounded
+//! concurrency, one halt for the operation, patience when throttled), and
+//! one file's download (`download`) or upload (`upload`).
+
+mod download;
+mod upload;
+
+pub use download::{download, Downloaded};
+pub use upload::{upload_checked, UploadTo, Uploaded};
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Result};
+use crate::ignore_rules::IgnoreRules;
+use crate::local::{conflict_copy_name, ConflictCopy, Dir};
+
+/// Stops an operation's remaining transfers after a failure that every
+/// other request would repeat (`S3Error::is_global`: a missing bucket,
+/// refused credentials, an unreachable endpoint), so the report holds one
+/// error rather than one per file. What was not attempted stays pending.
+/// And keeps a throttled transfer going while the operation makes progress.
+#[derive(Clone)]
+pub struct Halt {
+    halted: Arc<AtomicBool>,
+    reported: Arc<AtomicBool>,
+    /// When a transfer of the operation last succeeded (or it began).
+    progressed: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Default for Halt {
+    fn default() -> Self {
+        Halt {
+            halted: Arc::default(),
+            reported: Arc::default(),
+            progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
+        }
+    }
+}
+
+/// How long a throttled transfer is tried again while no transfer of its
+/// operation succeeds: a store that throttles everything for this long is
+/// not merely busy.
+const THROTTLED_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The wait before the `n`th attempt again of a throttled transfer (the
+/// SDK's pace already spaces requests): full jitter up to 100 ms × 2ⁿ,
+/// capped at 3.2 s.
+fn throttled_wait(n: u32) -> Duration {
+    let cap = 100u64 << n.min(5);
+    Duration::from_millis(crate::local::rand_u64() % cap + 1)
+}
+
+impl Halt {
+    /// Whether a global failure stopped the operation's transfers.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
+    /// Runs one transfer (`transfer()` makes each attempt) unless halted
+    /// (`None`); a global failure halts the rest before the transfer lets
+    /// go of its concurrency slot. A throttled transfer is tried again as
+    /// long as another one succeeded within `THROTTLED_PATIENCE`.
+    pub async fn run<T, F: Future<Output = Result<T>>>(
+        &self,
+        transfer: impl Fn() -> F,
+    ) -> Option<Result<T>> {
+        let progressed = || *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waits = 0;
+        loop {
+            if self.halted() {
+                return None;
+            }
+            let result = transfer().await;
+            match result.as_ref().map_err(|e| e.s3()) {
+                Ok(_) => {
+                    *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
+                }
+                Err(Some(s3)) if s3.is_global() => self.halted.store(true, Ordering::Relaxed),
+                Err(Some(s3))
+                    if s3.is_throttled() && progressed().elapsed() < THROTTLED_PATIENCE =>
+                {
+                    tokio::time::sleep(throttled_wait(waits)).await;
+                    waits += 1;
+                    continue;
+                }
+                Err(_) => {}
+            }
+            return Some(result);
+        }
+    }
+
+    /// Whether `err` should be reported: a global failure once, not its
+    /// repeats from the transfers that were already in flight.
+    pub fn should_report(&self, err: &Error) -> bool {
+        match err.s3() {
+            Some(s3) if s3.is_global() => !self.reported.swap(true, Ordering::Relaxed),
+            _ => true,
+        }
+    }
+}
+
+/// Runs `start(item)` for every item, at most `limit` at a time, handing
+/// each result to `finished` as it comes. A task is spawned only when a
+/// slot is free: 50,000 queued transfers hold no task state (a spawned
+/// download is several KB before it even starts). Dropping the future
+/// aborts the running tasks; `tracker` lets a cancelled operation wait for
+/// them to be dropped.
+pub async fn run_bounded<I, T, Fut>(
+    tracker: &TaskTracker,
+    items: Vec<I>,
+    limit: usize,
+    mut start: impl FnMut(I) -> Fut,
+    mut finished: impl FnMut(std::result::Result<T, tokio::task::JoinError>),
+) where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut items = items.into_iter();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.len() < limit.max(1) {
+            let Some(item) = items.next() else { break };
+            tasks.spawn(tracker.track_future(start(item)));
+        }
+        match tasks.join_next().await {
+            Some(joined) => finished(joined),
+            None => return,
+        }
+    }
+}
+
+/// How an operation names conflict copies: with this workspace's tag (see
+/// `SyncBase::copy_tag`), avoiding names the ignore rules hide.
+pub struct CopyNames {
+    pub rules: IgnoreRules,
+    pub tag: String,
+}
+
+impl CopyNames {
+    /// Names copies in the directory `parent` (workspace-relative).
+    pub fn namer<'a>(&'a self, parent: &'a str) -> impl Fn(&Dir, &str) -> ConflictCopy + 'a {
+        move |dir: &Dir, name: &str| {
+            conflict_copy_name(dir, name, &self.tag, &|candidate: &str| {
+                self.rules.is_ignored(&join_rel(parent, candidate), false)
+            })
+        }
+    }
+}
+
+/// `parent/name`, or `name` at the root.
+pub fn join_rel(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
+}

@@ -1,0 +1,157 @@
+//! One file's upload: conditional, retried on a lost race only when the
+//! object is still what the base says, recorded in the base once answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{join_rel, CopyNames};
+use crate::base::BaseEntry;
+use crate::blocking::blocking;
+use crate::error::{Error, Result};
+use crate::keys::key_for;
+use crate::local::open_scanned;
+use crate::local::{set_aside, split_parent, Dir};
+use crate::model::Condition;
+use crate::plan::Upload;
+use crate::progress::FileProgress;
+use crate::store::{PutRequest, Store};
+
+/// How an upload ended.
+#[derive(Debug)]
+pub enum Uploaded {
+    /// S3 holds the file's bytes under its key: its new base entry.
+    Synced(BaseEntry),
+    /// The object was deleted on S3 by another agent, after an earlier
+    /// push of these very bytes that never learned its outcome (or before
+    /// it: that cannot be told). The deletion stands: the local file was
+    /// moved to `copy` (workspace-relative), which was then uploaded as a
+    /// new file (`copy_entry`, or the error that upload met).
+    DeletionStands {
+        copy: String,
+        copy_ignored: bool,
+        copy_entry: Result<BaseEntry>,
+    },
+}
+
+/// Attempts of a conditional write that S3 answers 409
+/// `ConditionalRequestConflict` (a concurrent write to the key), as AWS
+/// documents: fetch the state again and retry.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// What an upload needs besides the file.
+pub struct UploadTo<'a> {
+    pub store: &'a dyn Store,
+    pub root: &'a Arc<Dir>,
+    pub prefix: &'a str,
+    pub names: &'a Arc<CopyNames>,
+    pub content_type: &'a str,
+    pub progress: &'a FileProgress,
+}
+
+/// `upload`, then what a failed condition means: our own earlier upload
+/// (a push killed before it recorded it: the object holds these bytes) is
+/// success; an object deleted on S3 since the base is created again (the
+/// local change wins over nothing), unless these bytes were sent before
+/// by a push that never learned its outcome (see `Uploaded`); anything else
+/// is a conflict.
+pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
+    let key = key_for(to.prefix, &u.rel);
+    let conflict = match upload_retrying(to, u, &key).await {
+        Err(Error::Conflict(m)) => m,
+        other => return other.map(Uploaded::Synced),
+    };
+    match to.store.head(&key).await {
+        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
+            Ok(Uploaded::Synced(u.synced(info.etag)))
+        }
+        Ok(None) if u.interrupted => deletion_stands(to, u).await,
+        Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
+            let again = Upload {
+                condition: Condition::IfNoneMatch,
+                ..u.clone()
+            };
+            upload_retrying(to, &again, &key)
+                .await
+                .map(Uploaded::Synced)
+        }
+        _ => Err(Error::Conflict(conflict)),
+    }
+}
+
+/// `upload`, tried again while S3 answers 409 `ConditionalRequestConflict`.
+async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+    let mut attempt = 1;
+    loop {
+        match upload(to, u, key).await {
+            Err(Error::S3(e))
+                if attempt < CONFLICT_ATTEMPTS
+                    && (e.code == "ConditionalRequestConflict" || e.status == Some(409)) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Moves the local file aside under a conflict name and uploads it there:
+/// another agent's deletion of the path stands, these bytes survive.
+async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
+    let (parent, name) = split_parent(&u.rel);
+    let (root, names) = (to.root.clone(), to.names.clone());
+    let (parent_owned, name_owned, stat) = (parent.to_owned(), name.to_owned(), u.stat);
+    let (copy, copy_stat) = blocking(move || {
+        let dir = root
+            .open_sub(&parent_owned)
+            .map_err(|e| Error::io("open", &root.path().join(&parent_owned), e))?;
+        let namer = names.namer(&parent_owned);
+        let copy = set_aside(&dir, &name_owned, stat, &namer)?;
+        let copy_stat = match dir.stat(&copy.name) {
+            Ok(Some((_, s))) => s,
+            _ => return Err(Error::Changed(format!("{} vanished", copy.name))),
+        };
+        Ok((copy, copy_stat))
+    })
+    .await?;
+    let copy_rel = join_rel(parent, &copy.name);
+    let moved = Upload {
+        rel: copy_rel.clone(),
+        stat: copy_stat,
+        condition: Condition::IfNoneMatch,
+        interrupted: false,
+        ..u.clone()
+    };
+    let copy_entry = upload_retrying(to, &moved, &key_for(to.prefix, &copy_rel)).await;
+    Ok(Uploaded::DeletionStands {
+        copy: copy_rel,
+        copy_ignored: copy.ignored,
+        copy_entry,
+    })
+}
+
+/// Uploads `root/u.rel` as `key`, with the content hash the push computed
+/// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
+/// changed since) and the plan's condition. The file is opened beneath the
+/// root, not through a link, and must still be the scanned one. Returns the
+/// new base entry.
+async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+    let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
+    let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
+    let path = to.root.path().join(&u.rel);
+    let etag = to
+        .store
+        .put(PutRequest {
+            key,
+            file: &file,
+            path: &path,
+            stat: u.stat,
+            content_type: to.content_type,
+            hash: &u.hash,
+            parts: &u.parts,
+            condition: &u.condition,
+            progress: to.progress,
+        })
+        .await?;
+    Ok(u.synced(etag))
+}
