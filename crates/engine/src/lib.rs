@@ -16,8 +16,6 @@ pub mod local;
 pub mod model;
 pub mod plan;
 pub mod progress;
-mod pull;
-mod push;
 pub mod store;
 pub mod sync;
 mod transfer;

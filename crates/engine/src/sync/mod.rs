@@ -1,29 +1,34 @@
 //! The sync engine for one workspace: configuration, shared state, and the
 //! helpers `pull` and `push` have in common.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod config;
+mod hash;
+mod pull;
+mod push;
+mod report;
+
+pub use config::{
+    Config, DEFAULT_ABANDONED_UPLOAD_AGE, DEFAULT_DOWNLOAD_CONCURRENCY, DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT, DEFAULT_UPLOAD_CONCURRENCY,
+};
+pub use report::Report;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::base::{Identity, SyncBase};
 use crate::blocking::blocking;
-use crate::content_type::ContentTypeResolver;
-use crate::error::{Action, Error, FileError, Result, Warning};
+use crate::error::{Error, Result, Warning};
 use crate::ignore_rules::IgnoreRules;
-use crate::keys::normalize_prefix;
-use crate::local::hash_file;
 use crate::local::{
-    check_workspace_path, held_for_writing, lock_workspace, observe_racy_window, open_scanned,
-    open_state_dir, open_workspace, probe_racy_window, with_syncignore, Dir, WorkspaceLock,
-    STATE_DIR,
+    lock_workspace, observe_racy_window, open_state_dir, open_workspace, probe_racy_window,
+    with_syncignore, Dir, WorkspaceLock, STATE_DIR,
 };
-use crate::model::Hashed;
-use crate::model::{nanos, FileStat, Skipped};
-use crate::plan::{ConflictPolicy, PlanSummary, DEFAULT_MAX_DELETE_PERCENT, REMOTE_STATE};
+use crate::model::FileStat;
+use crate::plan::REMOTE_STATE;
 use crate::progress::{Level, Observer};
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
@@ -32,152 +37,6 @@ use tokio_util::task::TaskTracker;
 
 /// Longest wait for a cancelled operation's transfer tasks to be dropped.
 const CANCEL_SETTLE: Duration = Duration::from_millis(300);
-
-pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
-pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longer than any upload of the largest object this engine sends (10,000
-/// parts of 8 MiB) takes on a slow link.
-pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
-/// The hashing time recorded for a file open for writing when hashed: the
-/// epoch, before any file's mtime, so its stat is never trusted.
-const UNTRUSTED_NS: i128 = 0;
-/// Files hashed at once: hashing is CPU and disk bound, not network bound.
-const HASH_CONCURRENCY: usize = 16;
-/// Threads one large file's parts are hashed on, at most (small files run
-/// `HASH_CONCURRENCY` at a time instead): one per core, each holding a part.
-const HASH_THREADS: usize = 4;
-
-#[derive(Clone)]
-pub struct Config {
-    pub bucket: String,
-    /// Key prefix; a trailing `/` is added when missing.
-    pub prefix: String,
-    pub workspace_dir: PathBuf,
-    pub s3: S3Settings,
-    pub download_concurrency: usize,
-    pub upload_concurrency: usize,
-    /// Ignore rules applied after the built-in defaults.
-    pub ignore_patterns: Vec<String>,
-    /// Workspace-relative directory whose files a pull downloads first.
-    pub priority_prefix: Option<String>,
-    /// Content-Type of uploads; `guess_content_type` when `None`.
-    pub content_types: Option<Arc<dyn ContentTypeResolver>>,
-    /// A download whose body sends nothing for this long is cut and retried;
-    /// also the longest wait for a response to start.
-    pub stall_timeout: Duration,
-    /// What to do when both sides changed a path.
-    pub conflict_policy: ConflictPolicy,
-    /// A sync deletes nothing when it would delete more than this share of
-    /// the files (see `plan::is_mass_delete`); 100 turns the guard off.
-    pub max_delete_percent: u8,
-    /// Longest wait for another instance's operation on the same workspace.
-    pub lock_timeout: Duration,
-    /// Where the sync base and the lock live; `<workspace>/.s3ws` if `None`.
-    pub state_dir: Option<PathBuf>,
-    /// Multipart uploads under the prefix started longer ago than this (left
-    /// by a killed process) are aborted by the instance's first push;
-    /// `None` leaves them to a bucket lifecycle rule.
-    pub abandoned_upload_age: Option<Duration>,
-}
-
-impl Config {
-    pub fn new(bucket: &str, prefix: &str, workspace_dir: impl Into<PathBuf>) -> Self {
-        Config {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            workspace_dir: workspace_dir.into(),
-            s3: S3Settings::default(),
-            download_concurrency: DEFAULT_DOWNLOAD_CONCURRENCY,
-            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
-            ignore_patterns: Vec::new(),
-            priority_prefix: None,
-            content_types: None,
-            stall_timeout: DEFAULT_STALL_TIMEOUT,
-            conflict_policy: ConflictPolicy::default(),
-            max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            state_dir: None,
-            abandoned_upload_age: Some(DEFAULT_ABANDONED_UPLOAD_AGE),
-        }
-    }
-
-    /// The directory of the sync base and the lock.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| self.workspace_dir.join(STATE_DIR))
-    }
-
-    fn validate(mut self) -> Result<Self> {
-        for (name, value) in [("bucket", &self.bucket), ("prefix", &self.prefix)] {
-            if value.is_empty() {
-                return Err(Error::InvalidOption(format!("options.{name} is required")));
-            }
-        }
-        if self.stall_timeout.is_zero() {
-            return Err(Error::InvalidOption(
-                "options.stallTimeoutMs must be a positive integer".into(),
-            ));
-        }
-        check_workspace_path(&self.workspace_dir)?;
-        for (name, value) in [
-            ("downloadConcurrency", self.download_concurrency),
-            ("uploadConcurrency", self.upload_concurrency),
-        ] {
-            if value == 0 {
-                return Err(Error::InvalidOption(format!(
-                    "options.{name} must be a positive integer"
-                )));
-            }
-        }
-        if self.max_delete_percent > 100 {
-            return Err(Error::InvalidOption(
-                "the mass-deletion limit is a percentage (0 to 100)".into(),
-            ));
-        }
-        self.prefix = normalize_prefix(&self.prefix);
-        self.priority_prefix = self
-            .priority_prefix
-            .as_deref()
-            .and_then(normalize_priority_prefix);
-        Ok(self)
-    }
-}
-
-/// `./src` → `src/`; an empty or root-only prefix means no priority.
-fn normalize_priority_prefix(p: &str) -> Option<String> {
-    let p = p.trim_start_matches("./").trim_start_matches('/');
-    (!p.is_empty()).then(|| normalize_prefix(p))
-}
-
-/// The outcome of a pull or push.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Files downloaded (pull) or uploaded (push).
-    pub transferred: usize,
-    /// Bytes of those files.
-    pub bytes: u64,
-    /// Local files deleted (pull) or objects deleted (push).
-    pub deleted: usize,
-    /// Files that were already in sync.
-    pub unchanged: usize,
-    /// Paths both sides changed: a pull kept both versions (the local one
-    /// under a conflict name), a push left the newer object alone.
-    pub conflicts: Vec<String>,
-    /// The conflict copies this operation made: (path, the copy's path).
-    pub conflict_copies: Vec<(String, String)>,
-    /// What the caller should know though nothing failed (see `Warning`).
-    pub warnings: Vec<Warning>,
-    /// Local entries a push could not sync, and why (those that are
-    /// failures, all but links, are in `errors` too).
-    pub skipped: Vec<Skipped>,
-    pub errors: Vec<FileError>,
-    pub duration: Duration,
-    /// A dry run's decisions (nothing was done); `None` for a real run.
-    pub plan: Option<PlanSummary>,
-}
 
 /// How one pull or push runs.
 #[derive(Debug, Clone, Default)]
@@ -409,7 +268,7 @@ impl Workspace {
 
     /// Reports a failed append to the base's journal (at most once per
     /// operation: see `SyncBase::record`); the final save still writes it.
-    pub(crate) fn journal(&self, appended: Result<()>) {
+    pub(crate) fn warn_if_unrecorded(&self, appended: Result<()>) {
         if let Err(e) = appended {
             self.log(
                 Level::Warn,
@@ -418,62 +277,6 @@ impl Workspace {
                 ),
             );
         }
-    }
-
-    /// Content hashes of `files` (relative path, scanned stat), hashed in
-    /// parallel off the async threads. Only the scanned regular file is read (opened
-    /// beneath the root, not through a link, checked on its handle); files
-    /// that changed since the scan or while read are reported and left out.
-    pub(crate) async fn hash_files(
-        &self,
-        root: &Arc<Dir>,
-        files: Vec<(String, FileStat)>,
-    ) -> (HashMap<String, Hashed>, Vec<FileError>) {
-        use futures::StreamExt;
-        // Asked once: on Linux it reads the cgroup's CPU quota.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(HASH_THREADS);
-        let results: Vec<_> = futures::stream::iter(files)
-            .map(|(rel, stat)| {
-                let root = root.clone();
-                async move {
-                    let at_ns = nanos(SystemTime::now());
-                    let r = rel.clone();
-                    let result = blocking(move || {
-                        let file = open_scanned(&root, &r, stat)?;
-                        let path = root.path().join(&r);
-                        let hashed = hash_file(&file, &path, stat.size, threads)?;
-                        if Dir::file_stat(&file).ok() != Some(stat) {
-                            return Err(Error::Changed(format!("{r} changed while it was read")));
-                        }
-                        Ok((hashed, held_for_writing(&file)))
-                    })
-                    .await;
-                    // A file open for writing (or mapped writable) may change
-                    // without its stat changing (writes through a map leave
-                    // mtime alone until the next write fault): its entry is
-                    // never trusted by stat, so it is hashed again next time.
-                    let result = result
-                        .map(|(hashed, held)| (hashed, if held { UNTRUSTED_NS } else { at_ns }));
-                    (rel, result)
-                }
-            })
-            .buffer_unordered(HASH_CONCURRENCY)
-            .collect()
-            .await;
-        let mut hashes = HashMap::with_capacity(results.len());
-        let mut errors = Vec::new();
-        for (rel, result) in results {
-            match result {
-                Ok(((hash, parts), at_ns)) => {
-                    let parts = parts.into();
-                    hashes.insert(rel, Hashed { hash, at_ns, parts });
-                }
-                Err(e) => errors.push(FileError::new(Action::Hash, rel, &e)),
-            }
-        }
-        (hashes, errors)
     }
 
     /// The sync base (the cached one while its file is unchanged since this

@@ -7,25 +7,62 @@ use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinError;
 
+use super::{Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result, Warning};
+use crate::ignore_rules::IgnoreRules;
 use crate::keys::key_for;
 use crate::local::{
     delete_if_unchanged, probe_folding, remove_file_and_empty_parents, scan, set_aside,
     split_parent, Dir,
 };
-use crate::model::{nanos, FileStat, Folding};
+use crate::model::{nanos, FileStat, Folding, Scan};
 use crate::plan::{
     plan_pull, pull_hash_candidates, remote_files, shapes_clash, stored_hash_candidates, Download,
-    LocalDelete, LocalView, PlanSummary, PullRules,
+    LocalDelete, LocalView, PlanSummary, PullPlan, PullRules,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{download, join_rel, run_bounded, CopyNames, Downloaded, Halt};
 
 /// What the download batches of one pull share.
+/// A planned pull, nothing changed yet.
+struct PreparedPull {
+    root: Arc<Dir>,
+    store: Arc<dyn Store>,
+    base: SyncBase,
+    rules: IgnoreRules,
+    local: Scan,
+    plan: PullPlan,
+}
+
+impl PreparedPull {
+    /// What the pull would do (a dry run's report).
+    fn summary(self) -> Report {
+        let plan = self.plan;
+        let summary = PlanSummary {
+            download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
+            delete_local: plan.deletes.iter().map(|d| d.rel.clone()).collect(),
+            conflicts: plan
+                .downloads
+                .iter()
+                .filter(|d| d.keep_local || d.beside)
+                .map(|d| d.rel.clone())
+                .chain(plan.conflicts.iter().cloned())
+                .collect(),
+            ..PlanSummary::default()
+        };
+        Report {
+            unchanged: plan.unchanged,
+            errors: plan.errors,
+            warnings: plan.warnings,
+            plan: Some(summary.sorted()),
+            ..Report::default()
+        }
+    }
+}
+
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: Arc<PhaseProgress>,
@@ -74,10 +111,25 @@ impl Workspace {
     }
 
     async fn pull_locked(&self, state: &mut State, started_ns: i128, run: &Run) -> Result<Report> {
-        let dry_run = run.dry_run;
-        if dry_run && !self.config.workspace_dir.exists() {
+        if run.dry_run && !self.config.workspace_dir.exists() {
             return self.dry_run_into_nothing().await;
         }
+        let prepared = self.prepare_pull(state, started_ns, run).await?;
+        if run.dry_run {
+            return Ok(prepared.summary());
+        }
+        self.execute_pull(state, prepared).await
+    }
+
+    /// Lists, scans, hashes what must be compared, and plans: everything a
+    /// pull does before it changes anything (all a dry run does).
+    async fn prepare_pull(
+        &self,
+        state: &mut State,
+        started_ns: i128,
+        run: &Run,
+    ) -> Result<PreparedPull> {
+        let dry_run = run.dry_run;
         let opened = self.open(true, dry_run).await?;
         let root = opened.root.clone();
         let state_dir = opened.state.clone();
@@ -99,7 +151,7 @@ impl Workspace {
         };
         let (local_side, listing) =
             tokio::join!(local_side, list_all(&*store, &self.config.prefix));
-        let (folding, mut base, rules, local) = local_side?;
+        let (folding, base, rules, local) = local_side?;
         let listing = listing?;
         let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
         for (key, why) in &remote.skipped {
@@ -147,27 +199,27 @@ impl Workspace {
             );
         }
 
-        if dry_run {
-            let summary = PlanSummary {
-                download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
-                delete_local: plan.deletes.iter().map(|d| d.rel.clone()).collect(),
-                conflicts: plan
-                    .downloads
-                    .iter()
-                    .filter(|d| d.keep_local || d.beside)
-                    .map(|d| d.rel.clone())
-                    .chain(plan.conflicts.iter().cloned())
-                    .collect(),
-                ..PlanSummary::default()
-            };
-            return Ok(Report {
-                unchanged: plan.unchanged,
-                errors: plan.errors,
-                warnings: plan.warnings,
-                plan: Some(summary.sorted()),
-                ..Report::default()
-            });
-        }
+        Ok(PreparedPull {
+            root,
+            store,
+            base,
+            rules,
+            local,
+            plan,
+        })
+    }
+
+    /// Carries out a prepared pull: each transfer recorded in the base as
+    /// it completes.
+    async fn execute_pull(&self, state: &mut State, prepared: PreparedPull) -> Result<Report> {
+        let PreparedPull {
+            root,
+            store,
+            mut base,
+            rules,
+            local,
+            plan,
+        } = prepared;
         let mut report = Report {
             unchanged: plan.unchanged,
             errors: plan.errors,
@@ -180,10 +232,10 @@ impl Workspace {
             report.warnings.push(w);
         }
         for (rel, entry) in plan.record {
-            self.journal(base.record(rel, entry));
+            self.warn_if_unrecorded(base.record(rel, entry));
         }
         for rel in &plan.forget {
-            self.journal(base.forget(rel));
+            self.warn_if_unrecorded(base.forget(rel));
         }
         let names = Arc::new(CopyNames {
             rules,
@@ -249,9 +301,9 @@ impl Workspace {
         // guard, and the end of a recovery (unless some download failed:
         // that path is still unknown).
         if failed == 0 && !batch.halt.halted() {
-            self.journal(base.full_sync_done());
+            self.warn_if_unrecorded(base.full_sync_done());
         }
-        self.journal(base.ensure_written());
+        self.warn_if_unrecorded(base.ensure_written());
         self.save_base(state, base).await;
         Ok(report)
     }
@@ -370,7 +422,7 @@ impl Workspace {
                     }
                     self.log(Level::Debug, &format!("Downloaded {rel}"));
                     report.bytes += done.entry.stat.size;
-                    self.journal(base.record(rel, done.entry));
+                    self.warn_if_unrecorded(base.record(rel, done.entry));
                     report.transferred += 1;
                 }
                 // The agent wrote the file while it downloaded: its version stays.
@@ -455,7 +507,7 @@ impl Workspace {
                 Ok(true) => {
                     self.log(Level::Debug, &format!("Deleted local file {}", d.rel));
                     if !d.keep_base {
-                        self.journal(base.forget(&d.rel));
+                        self.warn_if_unrecorded(base.forget(&d.rel));
                     }
                     deleted += 1;
                 }

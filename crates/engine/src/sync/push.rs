@@ -2,13 +2,14 @@
 //! was deleted here, each write conditional on S3 still holding the base's
 //! version (see `plan::push`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinError;
 
+use super::{Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
@@ -16,15 +17,47 @@ use crate::error::{Action, Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{check_key_length, key_for};
 use crate::local::{scan, split_parent, Dir, Kind};
-use crate::model::Condition;
-use crate::model::{nanos, Folding, SkipReason, Skipped};
+
+use crate::model::{nanos, Condition, Folding, RemoteObject, SkipReason, Skipped};
 use crate::plan::{
-    plan_push, predict_push, remote_files, shapes_clash, LocalView, RemoteDelete, Upload,
+    plan_push, predict_push, remote_files, shapes_clash, LocalView, PushPlan, RemoteDelete, Upload,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::sync::{Report, Run, State, Workspace};
 use crate::transfer::{run_bounded, upload_checked, CopyNames, Halt, UploadTo, Uploaded};
+
+/// A planned push, nothing changed yet.
+struct PreparedPush {
+    root: Arc<Dir>,
+    store: Arc<dyn Store>,
+    base: SyncBase,
+    rules: IgnoreRules,
+    /// What the scan could not sync.
+    skipped: Vec<Skipped>,
+    /// Files that cannot be uploaded (skipped, or failed to hash).
+    errors: Vec<FileError>,
+    /// The objects under the prefix, when they were listed.
+    listing: Option<BTreeMap<String, RemoteObject>>,
+    plan: PushPlan,
+}
+
+impl PreparedPush {
+    /// What the push would do (a dry run's report; a dry run always lists).
+    fn summary(self) -> Report {
+        let mut errors = self.errors;
+        errors.extend(self.plan.errors.iter().cloned());
+        Report {
+            unchanged: self.plan.unchanged,
+            errors,
+            skipped: self.skipped,
+            plan: self
+                .listing
+                .as_ref()
+                .map(|listing| predict_push(&self.plan, listing)),
+            ..Report::default()
+        }
+    }
+}
 
 impl Workspace {
     /// Uploads files that are new or changed since the base and deletes on
@@ -70,6 +103,22 @@ impl Workspace {
         started_ns: i128,
         dry_run: bool,
     ) -> Result<Report> {
+        let prepared = self.prepare_push(state, started_ns, dry_run).await?;
+        if dry_run {
+            return Ok(prepared.summary());
+        }
+        self.execute_push(state, prepared).await
+    }
+
+    /// Scans, hashes what changed, lists where the base cannot tell, and
+    /// plans: everything a push does before it changes anything (all a dry
+    /// run does).
+    async fn prepare_push(
+        &self,
+        state: &mut State,
+        started_ns: i128,
+        dry_run: bool,
+    ) -> Result<PreparedPush> {
         let opened = self.open(false, dry_run).await?;
         let root = opened.root.clone();
         let rules = self.current_rules(&root).await?;
@@ -81,7 +130,7 @@ impl Workspace {
         // The base load and the once-per-instance cleanup's request overlap
         // the scan.
         let loading = self.base(state, &opened, dry_run);
-        let (mut base, local) = if dry_run {
+        let (base, local) = if dry_run {
             let (base, scanned) = tokio::join!(loading, scanning);
             (base?, scanned?)
         } else {
@@ -104,7 +153,8 @@ impl Workspace {
             .skipped
             .iter()
             .filter(|s| s.reason != SkipReason::Symlink)
-            .map(Skipped::to_error);
+            .map(Skipped::to_error)
+            .collect::<Vec<_>>();
         let todo = local
             .files
             .iter()
@@ -132,17 +182,31 @@ impl Workspace {
             self.config.conflict_policy,
             self.config.max_delete_percent,
         );
-        if let (true, Some(listing)) = (dry_run, &listing) {
-            let mut errors: Vec<FileError> = skip_errors.chain(hash_errors).collect();
-            errors.extend(plan.errors.iter().cloned());
-            return Ok(Report {
-                unchanged: plan.unchanged,
-                errors,
-                skipped: local.skipped.clone(),
-                plan: Some(predict_push(&plan, listing)),
-                ..Report::default()
-            });
-        }
+        Ok(PreparedPush {
+            root,
+            store,
+            base,
+            rules,
+            skipped: local.skipped,
+            errors: skip_errors.into_iter().chain(hash_errors).collect(),
+            listing,
+            plan,
+        })
+    }
+
+    /// Carries out a prepared push: each transfer recorded in the base as
+    /// it completes.
+    async fn execute_push(&self, state: &mut State, prepared: PreparedPush) -> Result<Report> {
+        let PreparedPush {
+            root,
+            store,
+            mut base,
+            rules,
+            skipped,
+            errors,
+            plan,
+            ..
+        } = prepared;
         // A server that does not apply conditional writes is found out (or
         // refused, when they are required) before anything is written.
         let conditional = plan.uploads.iter().any(|u| u.condition != Condition::None)
@@ -152,8 +216,8 @@ impl Workspace {
         }
         let mut report = Report {
             unchanged: plan.unchanged,
-            errors: skip_errors.chain(hash_errors).collect(),
-            skipped: local.skipped.clone(),
+            errors,
+            skipped,
             ..Report::default()
         };
         self.report_trouble(&mut base, &mut report);
@@ -166,7 +230,7 @@ impl Workspace {
             report.warnings.push(w);
         }
         for (rel, entry) in plan.record {
-            self.journal(base.record(rel, entry));
+            self.warn_if_unrecorded(base.record(rel, entry));
         }
         for rel in plan.conflicts {
             let err = Error::Conflict(format!(
@@ -242,7 +306,7 @@ impl Workspace {
             .await;
         report.deleted = removed.deleted + rest.deleted;
         if consented && report.deleted > 0 {
-            self.journal(base.accept_deletions());
+            self.warn_if_unrecorded(base.accept_deletions());
         }
         for w in store.take_warnings() {
             self.log(Level::Warn, &w.message);
@@ -251,9 +315,9 @@ impl Workspace {
         // A push without a base compared every local file with the listing:
         // the deletion guard counts from here.
         if !base.exists() && !base.recovering() {
-            self.journal(base.full_sync_done());
+            self.warn_if_unrecorded(base.full_sync_done());
         }
-        self.journal(base.ensure_written());
+        self.warn_if_unrecorded(base.ensure_written());
         self.save_base(state, base).await;
         Ok(report)
     }
@@ -336,7 +400,7 @@ impl Workspace {
         let base = std::sync::Mutex::new(base);
         let lock = || base.lock().unwrap_or_else(|p| p.into_inner());
         let start = |u: Upload| {
-            self.journal(lock().intend(&u.rel, &u.hash));
+            self.warn_if_unrecorded(lock().intend(&u.rel, &u.hash));
             let (store, root, names) = (store.clone(), root.clone(), names.clone());
             let prefix = self.config.prefix.clone();
             let resolver = self.config.content_types.clone();
@@ -380,7 +444,7 @@ impl Workspace {
                 Ok(Uploaded::Synced(entry)) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
                     report.bytes += entry.stat.size;
-                    self.journal(base.record(rel, entry));
+                    self.warn_if_unrecorded(base.record(rel, entry));
                     report.transferred += 1;
                 }
                 Ok(Uploaded::DeletionStands {
@@ -388,7 +452,7 @@ impl Workspace {
                     copy_ignored,
                     copy_entry,
                 }) => {
-                    self.journal(base.forget(&rel));
+                    self.warn_if_unrecorded(base.forget(&rel));
                     let err = Error::Conflict(format!(
                         "{rel} was deleted on S3 by another agent after (or before) an \
                          interrupted upload of these bytes: the deletion stands, and this \
@@ -399,7 +463,7 @@ impl Workspace {
                     match copy_entry {
                         Ok(entry) => {
                             report.bytes += entry.stat.size;
-                            self.journal(base.record(copy, entry));
+                            self.warn_if_unrecorded(base.record(copy, entry));
                             report.transferred += 1;
                         }
                         Err(e) => {
@@ -409,7 +473,7 @@ impl Workspace {
                     }
                 }
                 Err(Error::Conflict(m)) => {
-                    self.journal(base.clear_intent(&rel));
+                    self.warn_if_unrecorded(base.clear_intent(&rel));
                     let err = Error::Conflict(format!(
                         "{rel} changed on S3 since the last sync; not overwritten (pull to \
                          get both versions) ({m})"
@@ -478,12 +542,12 @@ impl Workspace {
             match result {
                 Ok(()) => {
                     self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
-                    self.journal(base.forget(&d.rel));
+                    self.warn_if_unrecorded(base.forget(&d.rel));
                     out.deleted += 1;
                 }
                 Err(Error::Conflict(m)) => match store.head(&key).await {
                     // Deleted by someone else meanwhile: nothing to do.
-                    Ok(None) => self.journal(base.forget(&d.rel)),
+                    Ok(None) => self.warn_if_unrecorded(base.forget(&d.rel)),
                     _ => {
                         let err = Error::Conflict(format!(
                             "{} changed on S3 since the last sync; not deleted (pull to get \

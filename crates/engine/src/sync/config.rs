@@ -1,0 +1,123 @@
+//! What one workspace syncs, and how: the engine's settings, checked once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::content_type::ContentTypeResolver;
+use crate::error::{Error, Result};
+use crate::keys::normalize_prefix;
+use crate::local::{check_workspace_path, STATE_DIR};
+use crate::plan::{ConflictPolicy, DEFAULT_MAX_DELETE_PERCENT};
+use crate::store::s3::S3Settings;
+
+pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longer than any upload of the largest object this engine sends (10,000
+/// parts of 8 MiB) takes on a slow link.
+pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone)]
+pub struct Config {
+    pub bucket: String,
+    /// Key prefix; a trailing `/` is added when missing.
+    pub prefix: String,
+    pub workspace_dir: PathBuf,
+    pub s3: S3Settings,
+    pub download_concurrency: usize,
+    pub upload_concurrency: usize,
+    /// Ignore rules applied after the built-in defaults.
+    pub ignore_patterns: Vec<String>,
+    /// Workspace-relative directory whose files a pull downloads first.
+    pub priority_prefix: Option<String>,
+    /// Content-Type of uploads; `guess_content_type` when `None`.
+    pub content_types: Option<Arc<dyn ContentTypeResolver>>,
+    /// A download whose body sends nothing for this long is cut and retried;
+    /// also the longest wait for a response to start.
+    pub stall_timeout: Duration,
+    /// What to do when both sides changed a path.
+    pub conflict_policy: ConflictPolicy,
+    /// A sync deletes nothing when it would delete more than this share of
+    /// the files (see `plan::is_mass_delete`); 100 turns the guard off.
+    pub max_delete_percent: u8,
+    /// Longest wait for another instance's operation on the same workspace.
+    pub lock_timeout: Duration,
+    /// Where the sync base and the lock live; `<workspace>/.s3ws` if `None`.
+    pub state_dir: Option<PathBuf>,
+    /// Multipart uploads under the prefix started longer ago than this (left
+    /// by a killed process) are aborted by the instance's first push;
+    /// `None` leaves them to a bucket lifecycle rule.
+    pub abandoned_upload_age: Option<Duration>,
+}
+
+impl Config {
+    pub fn new(bucket: &str, prefix: &str, workspace_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            workspace_dir: workspace_dir.into(),
+            s3: S3Settings::default(),
+            download_concurrency: DEFAULT_DOWNLOAD_CONCURRENCY,
+            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            ignore_patterns: Vec::new(),
+            priority_prefix: None,
+            content_types: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            conflict_policy: ConflictPolicy::default(),
+            max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            state_dir: None,
+            abandoned_upload_age: Some(DEFAULT_ABANDONED_UPLOAD_AGE),
+        }
+    }
+
+    /// The directory of the sync base and the lock.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.workspace_dir.join(STATE_DIR))
+    }
+
+    pub(super) fn validate(mut self) -> Result<Self> {
+        for (name, value) in [("bucket", &self.bucket), ("prefix", &self.prefix)] {
+            if value.is_empty() {
+                return Err(Error::InvalidOption(format!("options.{name} is required")));
+            }
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(Error::InvalidOption(
+                "options.stallTimeoutMs must be a positive integer".into(),
+            ));
+        }
+        check_workspace_path(&self.workspace_dir)?;
+        for (name, value) in [
+            ("downloadConcurrency", self.download_concurrency),
+            ("uploadConcurrency", self.upload_concurrency),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidOption(format!(
+                    "options.{name} must be a positive integer"
+                )));
+            }
+        }
+        if self.max_delete_percent > 100 {
+            return Err(Error::InvalidOption(
+                "the mass-deletion limit is a percentage (0 to 100)".into(),
+            ));
+        }
+        self.prefix = normalize_prefix(&self.prefix);
+        self.priority_prefix = self
+            .priority_prefix
+            .as_deref()
+            .and_then(normalize_priority_prefix);
+        Ok(self)
+    }
+}
+
+/// `./src` → `src/`; an empty or root-only prefix means no priority.
+fn normalize_priority_prefix(p: &str) -> Option<String> {
+    let p = p.trim_start_matches("./").trim_start_matches('/');
+    (!p.is_empty()).then(|| normalize_prefix(p))
+}

@@ -1,0 +1,34 @@
+//! What an operation did, for the binding to report.
+
+use std::time::Duration;
+
+use crate::error::{FileError, Warning};
+use crate::model::Skipped;
+use crate::plan::PlanSummary;
+
+/// The outcome of a pull or push.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Files downloaded (pull) or uploaded (push).
+    pub transferred: usize,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Local files deleted (pull) or objects deleted (push).
+    pub deleted: usize,
+    /// Files that were already in sync.
+    pub unchanged: usize,
+    /// Paths both sides changed: a pull kept both versions (the local one
+    /// under a conflict name), a push left the newer object alone.
+    pub conflicts: Vec<String>,
+    /// The conflict copies this operation made: (path, the copy's path).
+    pub conflict_copies: Vec<(String, String)>,
+    /// What the caller should know though nothing failed (see `Warning`).
+    pub warnings: Vec<Warning>,
+    /// Local entries a push could not sync, and why (those that are
+    /// failures, all but links, are in `errors` too).
+    pub skipped: Vec<Skipped>,
+    pub errors: Vec<FileError>,
+    pub duration: Duration,
+    /// A dry run's decisions (nothing was done); `None` for a real run.
+    pub plan: Option<PlanSummary>,
+}
