@@ -264,7 +264,6 @@ pub enum Action {
     Upload,
     Delete,
     Hash,
-    Read,
 }
 
 /// A failure confined to one file: the operation goes on with the others.
@@ -287,7 +286,6 @@ impl FileError {
             Action::Upload => "upload",
             Action::Delete => "delete",
             Action::Hash => "hash",
-            Action::Read => "read",
         };
         FileError {
             message: format!("Failed to {verb} {path}: {err}"),

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinError;
 
-use super::{Report, Run, State, Workspace};
+use super::{Opened, Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result, Warning};
@@ -29,7 +29,8 @@ use crate::transfer::{download, join_rel, run_bounded, CopyNames, Downloaded, Ha
 /// What the download batches of one pull share.
 /// A planned pull, nothing changed yet.
 struct PreparedPull {
-    root: Arc<Dir>,
+    /// The workspace, opened and locked until the operation ends.
+    opened: Opened,
     store: Arc<dyn Store>,
     base: SyncBase,
     rules: IgnoreRules,
@@ -200,7 +201,7 @@ impl Workspace {
         }
 
         Ok(PreparedPull {
-            root,
+            opened,
             store,
             base,
             rules,
@@ -213,13 +214,14 @@ impl Workspace {
     /// it completes.
     async fn execute_pull(&self, state: &mut State, prepared: PreparedPull) -> Result<Report> {
         let PreparedPull {
-            root,
+            opened,
             store,
             mut base,
             rules,
             local,
             plan,
         } = prepared;
+        let root = opened.root.clone();
         let mut report = Report {
             unchanged: plan.unchanged,
             errors: plan.errors,

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinError;
 
-use super::{Report, Run, State, Workspace};
+use super::{Opened, Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
@@ -28,7 +28,8 @@ use crate::transfer::{run_bounded, upload_checked, CopyNames, Halt, UploadTo, Up
 
 /// A planned push, nothing changed yet.
 struct PreparedPush {
-    root: Arc<Dir>,
+    /// The workspace, opened and locked until the operation ends.
+    opened: Opened,
     store: Arc<dyn Store>,
     base: SyncBase,
     rules: IgnoreRules,
@@ -183,7 +184,7 @@ impl Workspace {
             self.config.max_delete_percent,
         );
         Ok(PreparedPush {
-            root,
+            opened,
             store,
             base,
             rules,
@@ -198,7 +199,7 @@ impl Workspace {
     /// it completes.
     async fn execute_push(&self, state: &mut State, prepared: PreparedPush) -> Result<Report> {
         let PreparedPush {
-            root,
+            opened,
             store,
             mut base,
             rules,
@@ -207,6 +208,7 @@ impl Workspace {
             plan,
             ..
         } = prepared;
+        let root = opened.root.clone();
         // A server that does not apply conditional writes is found out (or
         // refused, when they are required) before anything is written.
         let conditional = plan.uploads.iter().any(|u| u.condition != Condition::None)
