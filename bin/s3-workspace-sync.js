@@ -4,8 +4,22 @@
 
 // The command line (see lib/cli.js and `s3-workspace-sync --help`).
 
+// A SIGINT/SIGTERM that comes while the engine is still loading (a
+// container stopped as it starts) is held, not the default kill: the
+// command takes it as soon as it can stop cleanly (watch: with a final push).
+/** @type {NodeJS.Signals[]} */
+const signals = []
+/** @param {NodeJS.Signals} sig */
+const hold = (sig) => signals.push(sig)
+process.on('SIGINT', hold)
+process.on('SIGTERM', hold)
+const release = () => {
+  process.off('SIGINT', hold)
+  process.off('SIGTERM', hold)
+}
+
 require('../lib/cli.js')
-  .main(process.argv.slice(2))
+  .main(process.argv.slice(2), { heldSignals: { signals, release } })
   .then(
     (code) => {
       process.exitCode = code
@@ -15,3 +29,4 @@ require('../lib/cli.js')
       process.exitCode = 2
     },
   )
+  .finally(release)

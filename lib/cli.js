@@ -357,7 +357,8 @@ function describePlan(result) {
 /**
  * Runs the command line. Returns the exit code.
  * @param {string[]} argv
- * @param {{ env?: NodeJS.ProcessEnv, stdout?: NodeJS.WriteStream, stderr?: NodeJS.WriteStream, process?: NodeJS.Process }} [io]
+ * @param {{ env?: NodeJS.ProcessEnv, stdout?: NodeJS.WriteStream, stderr?: NodeJS.WriteStream, process?: NodeJS.Process, heldSignals?: { signals: NodeJS.Signals[], release(): void } }} [io]
+ *   `heldSignals`: signals the program held while it loaded, and how to stop holding them
  */
 async function main(argv, io = {}) {
   const env = io.env ?? process.env
@@ -439,6 +440,9 @@ async function main(argv, io = {}) {
   }
   proc.on('SIGINT', onSignal)
   proc.on('SIGTERM', onSignal)
+  // Signals that came while the program was loading count as if they came now.
+  io.heldSignals?.release()
+  for (const sig of io.heldSignals?.signals.splice(0) ?? []) onSignal(sig)
   const timer = a.timeoutMs === undefined ? undefined : setTimeout(() => stop.abort(new Error('timeout')), a.timeoutMs)
   // Where the operation stands, for an interruption's message.
   let last = /** @type {import('../index').SyncProgress | undefined} */ (undefined)
