@@ -86,6 +86,28 @@ export declare function checkWorkspaceDir(dir: string): void
  */
 export declare function defaultIgnorePatterns(): Array<string>
 
+/** r" The stable code of an error (see the engine's `ErrorCode`). */
+export declare const enum ErrorCode {
+  InvalidOption = 'INVALID_OPTION',
+  S3OperationError = 'S3_OPERATION_ERROR',
+  WorkspaceError = 'WORKSPACE_ERROR',
+  WorkspaceBusy = 'WORKSPACE_BUSY',
+  UnsafeKey = 'UNSAFE_KEY',
+  IoError = 'IO_ERROR',
+  IntegrityError = 'INTEGRITY_ERROR',
+  FileChanged = 'FILE_CHANGED',
+  FileInUse = 'FILE_IN_USE',
+  Conflict = 'CONFLICT',
+  MassDelete = 'MASS_DELETE',
+  InvalidSyncignore = 'INVALID_SYNCIGNORE',
+  Cancelled = 'CANCELLED',
+  UnsupportedStore = 'UNSUPPORTED_STORE',
+  Symlink = 'SYMLINK',
+  SpecialFile = 'SPECIAL_FILE',
+  UnsafeName = 'UNSAFE_NAME',
+  Unreadable = 'UNREADABLE',
+}
+
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
 
@@ -117,11 +139,15 @@ export interface NativeCredentials {
 
 /** An error of an operation or of one of its files. */
 export interface NativeError {
-  /** The engine's stable code (`S3_OPERATION_ERROR`, `CONFLICT`, …). */
-  code: string
+  code: ErrorCode
   message: string
-  /** The file (workspace-relative path or key); empty for the operation. */
+  /**
+   * The file, workspace-relative; empty for the operation (or for an
+   * object key that cannot be a path).
+   */
   path: string
+  /** The object key, for a failure about an object. */
+  key?: string
   /**
    * S3 failures: S3's error code (`NoSuchBucket`) or the kind of failure
    * (`NetworkError`, `Timeout`, `CredentialsError`, …).
@@ -182,11 +208,10 @@ export interface NativeOptions {
   stateDir?: string
 }
 
-/** Either a report or the error that stopped the operation. */
-export interface NativeOutcome {
-  report?: NativeReport
-  error?: NativeError
-}
+/** What an operation came to: its report, or the error that stopped it. */
+export type NativeOutcome =
+  | { kind: 'done'; report: NativeReport }
+  | { kind: 'failed'; error: NativeError }
 
 export declare const enum NativePhase {
   Download = 'download',
@@ -215,17 +240,26 @@ export interface NativeReport {
   /** What the caller should know though nothing failed. */
   warnings: Array<NativeWarning>
   /** Local entries push could not sync (see `engine::Report::skipped`). */
-  skipped: Array<NativeError>
+  skipped: Array<NativeSkipped>
   errors: Array<NativeError>
   durationMs: number
   /** A dry run's decisions. */
   plan?: NativePlan
 }
 
+/** See `engine::model::Skipped`. */
+export interface NativeSkipped {
+  /** Workspace-relative. */
+  path: string
+  code: ErrorCode
+  /** Why it does not sync (`symbolic link not followed`, …). */
+  reason: string
+}
+
 /** See `engine::Warning`. */
 export interface NativeWarning {
   path: string
-  code: string
+  code: WarningCode
   message: string
 }
 
@@ -259,3 +293,15 @@ export type StoreRequest =
   | { op: 'head'; key: string }
   | { op: 'put'; key: string; body?: Buffer; source?: FileSource; size: number; contentType: string; contentMd5: string; metadata: Record<string, string>; ifMatch?: string; ifNoneMatch?: string }
   | { op: 'delete'; key: string; ifMatch?: string }
+
+/** r" The code of a warning (see the engine's `WarningCode`). */
+export declare const enum WarningCode {
+  BaseDamaged = 'BASE_DAMAGED',
+  UnknownToBase = 'UNKNOWN_TO_BASE',
+  CopyIgnored = 'COPY_IGNORED',
+  DeletionsRestored = 'DELETIONS_RESTORED',
+  ShapeClash = 'SHAPE_CLASH',
+  OpenForWriting = 'OPEN_FOR_WRITING',
+  StoreConditionIgnored = 'STORE_CONDITION_IGNORED',
+  StoreCallRefused = 'STORE_CALL_REFUSED',
+}

@@ -9,119 +9,24 @@ mod js_callback;
 mod js_hooks;
 mod js_store;
 mod options;
+mod outcome;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use engine::{Config, Report, Run, Workspace};
+use engine::{Config, Run, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use engine::store::transport::TransportStore;
-use errors::{engine_error, napi_error, NativeError};
+use errors::{engine_error, napi_error};
 use events::{JsObserver, NativeEvent};
 use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
-
-#[napi(object)]
-pub struct NativeReport {
-    pub transferred: u32,
-    pub bytes: f64,
-    pub deleted: u32,
-    pub unchanged: u32,
-    /// Paths both sides changed (see `engine::Report::conflicts`).
-    pub conflicts: Vec<String>,
-    /// The conflict copies made (see `engine::Report::conflict_copies`).
-    pub conflict_copies: Vec<NativeCopy>,
-    /// What the caller should know though nothing failed.
-    pub warnings: Vec<NativeWarning>,
-    /// Local entries push could not sync (see `engine::Report::skipped`).
-    pub skipped: Vec<NativeError>,
-    pub errors: Vec<NativeError>,
-    pub duration_ms: f64,
-    /// A dry run's decisions.
-    pub plan: Option<NativePlan>,
-}
-
-/// A conflict copy: the path it is a version of, and where it is.
-#[napi(object)]
-pub struct NativeCopy {
-    pub path: String,
-    pub copy: String,
-}
-
-/// See `engine::Warning`.
-#[napi(object)]
-pub struct NativeWarning {
-    pub path: String,
-    pub code: String,
-    pub message: String,
-}
-
-/// What a dry run would do (workspace-relative paths, sorted).
-#[napi(object)]
-pub struct NativePlan {
-    pub download: Vec<String>,
-    pub delete_local: Vec<String>,
-    pub upload: Vec<String>,
-    pub delete_remote: Vec<String>,
-    pub conflicts: Vec<String>,
-}
-
-/// Either a report or the error that stopped the operation.
-#[napi(object)]
-pub struct NativeOutcome {
-    pub report: Option<NativeReport>,
-    pub error: Option<NativeError>,
-}
-
-impl From<engine::Result<Report>> for NativeOutcome {
-    fn from(result: engine::Result<Report>) -> Self {
-        match result {
-            Ok(r) => NativeOutcome {
-                report: Some(NativeReport {
-                    transferred: r.transferred as u32,
-                    bytes: r.bytes as f64,
-                    deleted: r.deleted as u32,
-                    unchanged: r.unchanged as u32,
-                    conflicts: r.conflicts,
-                    conflict_copies: r
-                        .conflict_copies
-                        .into_iter()
-                        .map(|(path, copy)| NativeCopy { path, copy })
-                        .collect(),
-                    warnings: r
-                        .warnings
-                        .into_iter()
-                        .map(|w| NativeWarning {
-                            path: w.path,
-                            code: w.code.to_owned(),
-                            message: w.message,
-                        })
-                        .collect(),
-                    skipped: r.skipped.iter().map(|s| s.to_error().into()).collect(),
-                    errors: r.errors.into_iter().map(NativeError::from).collect(),
-                    duration_ms: r.duration.as_secs_f64() * 1000.0,
-                    plan: r.plan.map(|p| NativePlan {
-                        download: p.download,
-                        delete_local: p.delete_local,
-                        upload: p.upload,
-                        delete_remote: p.delete_remote,
-                        conflicts: p.conflicts,
-                    }),
-                }),
-                error: None,
-            },
-            Err(e) => NativeOutcome {
-                report: None,
-                error: Some(e.into()),
-            },
-        }
-    }
-}
+use outcome::NativeOutcome;
 
 /// The JS functions a workspace may call besides the event callback.
 #[napi(object)]

@@ -8,5 +8,5 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Io(format!("file-system task failed: {e}")))?
+        .map_err(|e| Error::task("file-system task", e))?
 }

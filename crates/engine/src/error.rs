@@ -2,8 +2,99 @@
 //! binding exposes to JavaScript; tests assert codes, not message text. S3
 //! failures carry structured fields (`S3Error`) so callers never parse text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Declares a code enum: each variant's stable text is its name in
+/// UPPER_SNAKE case (the binding's string enums derive the same text from
+/// the same names; a test below keeps the rule).
+macro_rules! codes {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every code.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The stable text JavaScript sees.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+codes!(
+    /// The stable code of an `Error`, or of a local entry that cannot sync.
+    ErrorCode {
+        InvalidOption = "INVALID_OPTION",
+        S3OperationError = "S3_OPERATION_ERROR",
+        WorkspaceError = "WORKSPACE_ERROR",
+        WorkspaceBusy = "WORKSPACE_BUSY",
+        UnsafeKey = "UNSAFE_KEY",
+        IoError = "IO_ERROR",
+        IntegrityError = "INTEGRITY_ERROR",
+        FileChanged = "FILE_CHANGED",
+        FileInUse = "FILE_IN_USE",
+        Conflict = "CONFLICT",
+        MassDelete = "MASS_DELETE",
+        InvalidSyncignore = "INVALID_SYNCIGNORE",
+        Cancelled = "CANCELLED",
+        UnsupportedStore = "UNSUPPORTED_STORE",
+        /// A link (never followed; not a failure).
+        Symlink = "SYMLINK",
+        /// A FIFO, socket or device.
+        SpecialFile = "SPECIAL_FILE",
+        /// A name that cannot be an S3 key.
+        UnsafeName = "UNSAFE_NAME",
+        /// A file or directory that could not be read.
+        Unreadable = "UNREADABLE",
+    }
+);
+
+codes!(
+    /// The code of a `Warning`.
+    WarningCode {
+        /// The sync base could not be used as it was (see `BaseTrouble`).
+        BaseDamaged = "BASE_DAMAGED",
+        /// A path the (damaged or unusable) base did not know, decided by
+        /// rules that lose nothing.
+        UnknownToBase = "UNKNOWN_TO_BASE",
+        /// A conflict copy whose name the ignore rules hide: it is not pushed.
+        CopyIgnored = "COPY_IGNORED",
+        /// Files deleted here as a mass deletion were restored from S3.
+        DeletionsRestored = "DELETIONS_RESTORED",
+        /// S3 holds a key that is also the directory of other keys: one
+        /// shape was synced, the other left on S3.
+        ShapeClash = "SHAPE_CLASH",
+        /// A file a process holds open for writing was left alone.
+        OpenForWriting = "OPEN_FOR_WRITING",
+        /// The store ignores a condition this sync relies on: another
+        /// request was used in its place.
+        StoreConditionIgnored = "STORE_CONDITION_IGNORED",
+        /// The store does not implement a request this sync would use
+        /// (`DeleteObjects`): another was used in its place.
+        StoreCallRefused = "STORE_CALL_REFUSED",
+    }
+);
 
 /// Everything that can make a sync operation (or one file of it) fail.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +117,20 @@ pub enum Error {
     #[error("{0}")]
     UnsafeKey(String),
     /// A local file could not be read, written, renamed or removed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`read`, `rename`, …).
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Work the operation ran on another thread failed (it panicked, or
+    /// stopped early): a bug, reported rather than hidden.
     #[error("{0}")]
-    Io(String),
-    /// A file changed while it was being read, uploaded or replaced.
+    Task(String),
+    /// A file changed while it was being read (hashed, uploaded) or was
+    /// about to be replaced or deleted: it is left for the next sync.
     #[error("{0}")]
     Changed(String),
     /// A file a process holds open for writing: not replaced or deleted.
@@ -58,22 +160,22 @@ pub enum Error {
 
 impl Error {
     /// The stable machine-readable code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidOption(_) => "INVALID_OPTION",
-            Error::S3(_) => "S3_OPERATION_ERROR",
-            Error::Workspace(_) => "WORKSPACE_ERROR",
-            Error::Busy(_) => "WORKSPACE_BUSY",
-            Error::UnsafeKey(_) => "UNSAFE_KEY",
-            Error::Io(_) => "IO_ERROR",
-            Error::Integrity(_) => "INTEGRITY_ERROR",
-            Error::Changed(_) => "FILE_CHANGED",
-            Error::InUse(_) => "FILE_IN_USE",
-            Error::Conflict(_) => "CONFLICT",
-            Error::MassDelete(_) => "MASS_DELETE",
-            Error::Syncignore(_) => "INVALID_SYNCIGNORE",
-            Error::Cancelled(_) => "CANCELLED",
-            Error::Unsupported(_) => "UNSUPPORTED_STORE",
+            Error::InvalidOption(_) => ErrorCode::InvalidOption,
+            Error::S3(_) => ErrorCode::S3OperationError,
+            Error::Workspace(_) => ErrorCode::WorkspaceError,
+            Error::Busy(_) => ErrorCode::WorkspaceBusy,
+            Error::UnsafeKey(_) => ErrorCode::UnsafeKey,
+            Error::Io { .. } | Error::Task(_) => ErrorCode::IoError,
+            Error::Integrity(_) => ErrorCode::IntegrityError,
+            Error::Changed(_) => ErrorCode::FileChanged,
+            Error::InUse(_) => ErrorCode::FileInUse,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::MassDelete(_) => ErrorCode::MassDelete,
+            Error::Syncignore(_) => ErrorCode::InvalidSyncignore,
+            Error::Cancelled(_) => ErrorCode::Cancelled,
+            Error::Unsupported(_) => ErrorCode::UnsupportedStore,
         }
     }
 
@@ -86,8 +188,17 @@ impl Error {
     }
 
     /// An I/O error on `path`, with the operation that failed.
-    pub fn io(op: &str, path: &Path, err: std::io::Error) -> Self {
-        Error::Io(format!("{op} {}: {err}", path.display()))
+    pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Work on another thread failed: `what` it was, and how.
+    pub fn task(what: &str, how: impl std::fmt::Display) -> Self {
+        Error::Task(format!("{what} failed: {how}"))
     }
 }
 
@@ -269,29 +380,52 @@ pub enum Action {
 /// A failure confined to one file: the operation goes on with the others.
 #[derive(Debug, Clone)]
 pub struct FileError {
-    /// The object key (downloads) or workspace-relative path (the rest).
+    /// The workspace-relative path ("" when there is none: an object key
+    /// that cannot be a path, or the operation as a whole).
     pub path: String,
-    pub code: &'static str,
+    /// The object key, for a failure about an object (downloads).
+    pub key: Option<String>,
+    pub code: ErrorCode,
     /// Upstream's form: `Failed to <action> <path>: <error>`.
     pub message: String,
     /// The S3 failure behind it, when there was one.
     pub s3: Option<S3Error>,
 }
 
-impl FileError {
-    pub fn new(action: Action, path: impl Into<String>, err: &Error) -> Self {
-        let path = path.into();
-        let verb = match action {
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
             Action::Download => "download",
             Action::Upload => "upload",
             Action::Delete => "delete",
             Action::Hash => "hash",
-        };
+        }
+    }
+}
+
+impl FileError {
+    /// `err` doing `action` to the file at `path` (workspace-relative).
+    pub fn new(action: Action, path: impl Into<String>, err: &Error) -> Self {
+        let path = path.into();
         FileError {
-            message: format!("Failed to {verb} {path}: {err}"),
+            message: format!("Failed to {} {path}: {err}", action.verb()),
             code: err.code(),
             s3: err.s3().cloned(),
+            key: None,
             path,
+        }
+    }
+
+    /// `err` downloading the object `key`, which stands for the file `rel`
+    /// when it can be one (upstream's message names the key).
+    pub fn download(key: impl Into<String>, rel: Option<String>, err: &Error) -> Self {
+        let key = key.into();
+        FileError {
+            message: format!("Failed to {} {key}: {err}", Action::Download.verb()),
+            code: err.code(),
+            s3: err.s3().cloned(),
+            path: rel.unwrap_or_default(),
+            key: Some(key),
         }
     }
 }
@@ -302,6 +436,7 @@ impl FileError {
     pub fn whole(err: &Error) -> Self {
         FileError {
             path: String::new(),
+            key: None,
             code: err.code(),
             message: err.to_string(),
             s3: err.s3().cloned(),
@@ -316,34 +451,13 @@ impl FileError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub path: String,
-    /// One of the `Warning::*` codes.
-    pub code: &'static str,
+    pub code: WarningCode,
     pub message: String,
 }
 
 impl Warning {
-    /// The sync base could not be used as it was (see `BaseTrouble`).
-    pub const BASE_DAMAGED: &'static str = "BASE_DAMAGED";
-    /// A path the (damaged or unusable) base did not know, decided by rules
-    /// that lose nothing.
-    pub const UNKNOWN_TO_BASE: &'static str = "UNKNOWN_TO_BASE";
-    /// A conflict copy whose name the ignore rules hide: it is not pushed.
-    pub const COPY_IGNORED: &'static str = "COPY_IGNORED";
-    /// Files deleted here as a mass deletion were restored from S3.
-    pub const DELETIONS_RESTORED: &'static str = "DELETIONS_RESTORED";
-    /// S3 holds a key that is also the directory of other keys: one shape
-    /// was synced, the other left on S3.
-    pub const SHAPE_CLASH: &'static str = "SHAPE_CLASH";
-    /// A file a process holds open for writing was left alone.
-    pub const OPEN_FOR_WRITING: &'static str = "OPEN_FOR_WRITING";
-    /// The store ignores a condition this sync relies on: another request
-    /// was used in its place.
-    pub const STORE_CONDITION_IGNORED: &'static str = "STORE_CONDITION_IGNORED";
-    /// The store does not implement a request this sync would use
-    /// (`DeleteObjects`): another was used in its place.
-    pub const STORE_CALL_REFUSED: &'static str = "STORE_CALL_REFUSED";
-
-    pub fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    /// A warning about `path` (workspace-relative; "" for the operation).
+    pub fn new(path: impl Into<String>, code: WarningCode, message: impl Into<String>) -> Self {
         Warning {
             path: path.into(),
             code,
@@ -355,5 +469,34 @@ impl Warning {
 impl std::fmt::Display for FileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SomeName` → `SOME_NAME` (a digit stays with the letters before it).
+    fn upper_snake(name: &str) -> String {
+        let mut out = String::new();
+        let mut prev: Option<char> = None;
+        for c in name.chars() {
+            if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit()) {
+                out.push('_');
+            }
+            out.extend(c.to_uppercase());
+            prev = Some(c);
+        }
+        out
+    }
+
+    #[test]
+    fn every_code_is_its_name_in_upper_snake_case() {
+        for code in ErrorCode::ALL {
+            assert_eq!(code.as_str(), upper_snake(&format!("{code:?}")));
+        }
+        for code in WarningCode::ALL {
+            assert_eq!(code.as_str(), upper_snake(&format!("{code:?}")));
+        }
     }
 }

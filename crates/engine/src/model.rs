@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use crate::error::FileError;
+use crate::error::{ErrorCode, FileError};
 
 /// How the workspace's filesystem compares names (see `probe_folding`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,12 +105,12 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// The stable code reported for it.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            SkipReason::Symlink => "SYMLINK",
-            SkipReason::SpecialFile => "SPECIAL_FILE",
-            SkipReason::UnsafeName => "UNSAFE_NAME",
-            SkipReason::Unreadable => "UNREADABLE",
+            SkipReason::Symlink => ErrorCode::Symlink,
+            SkipReason::SpecialFile => ErrorCode::SpecialFile,
+            SkipReason::UnsafeName => ErrorCode::UnsafeName,
+            SkipReason::Unreadable => ErrorCode::Unreadable,
         }
     }
 }
@@ -131,6 +131,7 @@ impl Skipped {
             code: self.reason.code(),
             message: format!("Not uploaded {}: {}", self.path, self.message),
             s3: None,
+            key: None,
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn hash_file(
         for lane in lanes {
             let lane = lane
                 .join()
-                .unwrap_or_else(|_| Err(Error::Io("hashing thread panicked".into())))?;
+                .unwrap_or_else(|_| Err(Error::Task("hashing thread panicked".into())))?;
             for (i, md5) in lane {
                 parts[i as usize] = md5;
             }
@@ -104,10 +104,8 @@ pub fn content_hash_of(path: &Path) -> Result<String> {
     let file = options.open(path).map_err(|e| Error::io("open", path, e))?;
     let meta = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
     if !meta.is_file() {
-        return Err(Error::Io(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        let why = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(Error::io("read", path, why));
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(hash_file(&file, path, meta.len(), threads)?.0)
@@ -156,7 +154,7 @@ async fn off_thread<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Io(format!("read task failed: {e}")))?
+        .map_err(|e| Error::task("read task", e))?
 }
 
 /// `content_hash_of`, off the async threads.

@@ -67,10 +67,13 @@ pub fn commit_temp_file(
         .map_err(|e| Error::io("inspect", &shown(), e))?
     {
         None => place(dir.rename_no_replace(temp, dest)).map(|()| None),
-        Some((Kind::Dir, _)) => Err(Error::Io(format!(
-            "{} is a directory; not replaced by a file",
-            shown().display()
-        ))),
+        Some((Kind::Dir, _)) => {
+            let why = io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "a directory is not replaced by a file",
+            );
+            Err(Error::io("replace", &shown(), why))
+        }
         Some((Kind::Symlink, _)) => place(dir.rename(temp, dest)).map(|()| None),
         Some((_, stat)) if Some(stat) != replaces => Err(changed()),
         Some(_) if open_for_writing(dir, dest) => Err(held_open(&shown())),

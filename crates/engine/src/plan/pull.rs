@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
+use crate::error::WarningCode;
 use crate::error::{Error, FileError, Warning};
 use crate::hashing::etag_hash;
 use crate::hashing::is_composite;
@@ -244,7 +245,7 @@ pub fn plan_pull(
                     if unknown {
                         plan.warnings.push(Warning::new(
                             rel.clone(),
-                            Warning::UNKNOWN_TO_BASE,
+                            WarningCode::UnknownToBase,
                             format!(
                                 "{rel} is kept for the next push: the sync base, being \
                                  recovered, does not know whether it was deleted on S3 \
@@ -272,7 +273,7 @@ pub fn plan_pull(
                 if unknown {
                     plan.warnings.push(Warning::new(
                         rel.clone(),
-                        Warning::UNKNOWN_TO_BASE,
+                        WarningCode::UnknownToBase,
                         format!(
                             "{rel} is downloaded: the sync base, being recovered, does not \
                              know whether it was deleted here since it was synced (delete \
@@ -352,7 +353,7 @@ pub fn plan_pull(
         };
         plan.warnings.push(Warning::new(
             rel.clone(),
-            Warning::SHAPE_CLASH,
+            WarningCode::ShapeClash,
             format!(
                 "S3 holds {rel} both as a file and as a directory (written by an older \
                  version or another tool): {kept}, the newer, are synced here; {left} \
@@ -416,7 +417,7 @@ fn restore_deletions(
         });
     }
     plan.warnings
-        .push(Warning::new("", Warning::DELETIONS_RESTORED, message));
+        .push(Warning::new("", WarningCode::DeletionsRestored, message));
 }
 
 /// Makes room for downloads where S3 changed a file into a directory or
@@ -547,7 +548,6 @@ mod tests {
     use super::super::remote_files;
     use super::*;
     use crate::base::BaseEntries;
-    use crate::error::Warning;
     use crate::ignore_rules::IgnoreRules;
     use crate::model::Hashed;
     use crate::model::Scan;
@@ -792,7 +792,10 @@ mod tests {
         assert_eq!(plan.deletes.len(), 1);
         assert!(plan.deletes[0].rel == "a" && plan.deletes[0].keep_base);
         assert_eq!(rels(&plan.downloads), [("a/inner.txt", false, false)]);
-        assert!(plan.warnings.iter().any(|w| w.code == Warning::SHAPE_CLASH));
+        assert!(plan
+            .warnings
+            .iter()
+            .any(|w| w.code == WarningCode::ShapeClash));
         assert!(plan.errors.is_empty());
         // Changed here: moved to a conflict name first.
         c.local("a", 5, MD5_B);
@@ -828,7 +831,7 @@ mod tests {
         assert!(plan
             .warnings
             .iter()
-            .any(|w| w.code == Warning::DELETIONS_RESTORED));
+            .any(|w| w.code == WarningCode::DeletionsRestored));
         // One deleted here: kept for the push, unless restoring is asked for.
         for i in 1..10 {
             c.local(&format!("f{i}"), 1, MD5_A);

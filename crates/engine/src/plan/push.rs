@@ -20,6 +20,7 @@ use super::{
     mass_delete, ConflictPolicy, Local, LocalView, PlanSummary, DEFAULT_MAX_DELETE_PERCENT,
 };
 use crate::base::BaseEntry;
+use crate::error::WarningCode;
 use crate::error::{Error, FileError, Warning};
 use crate::hashing::etag_hash;
 use crate::model::FileStat;
@@ -139,7 +140,7 @@ pub fn plan_push(
         if entry.is_none() && local.base.recovering() {
             plan.warnings.push(Warning::new(
                 rel.clone(),
-                Warning::UNKNOWN_TO_BASE,
+                WarningCode::UnknownToBase,
                 format!(
                     "{rel} is uploaded as new: the sync base, being recovered, does not know \
                      whether it was synced and deleted on S3 since (delete it again if so)"

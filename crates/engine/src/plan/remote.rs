@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::error::{Action, Error, FileError};
+use crate::error::{Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
 use crate::local::is_reserved_path;
@@ -79,7 +79,7 @@ pub fn remote_files(
             }
             Err(e) => out
                 .errors
-                .push(FileError::new(Action::Download, obj.key.clone(), &e)),
+                .push(FileError::download(obj.key.clone(), None, &e)),
         }
     }
     // Keys that would land on one file: none is written, all are reported.
@@ -104,7 +104,7 @@ pub fn remote_files(
                     others.join(", ")
                 ));
                 out.errors
-                    .push(FileError::new(Action::Download, obj.key, &err));
+                    .push(FileError::download(obj.key, Some(rel.clone()), &err));
             }
         }
     }

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::base::{Identity, SyncBase};
 use crate::blocking::blocking;
+use crate::error::WarningCode;
 use crate::error::{Error, Result, Warning};
 use crate::ignore_rules::IgnoreRules;
 use crate::local::{
@@ -328,7 +329,7 @@ impl Workspace {
             self.log(Level::Warn, &message);
             report
                 .warnings
-                .push(Warning::new(copy, Warning::COPY_IGNORED, message));
+                .push(Warning::new(copy, WarningCode::CopyIgnored, message));
         }
     }
 
@@ -339,7 +340,7 @@ impl Workspace {
             self.log(Level::Warn, &message);
             report
                 .warnings
-                .push(Warning::new("", Warning::BASE_DAMAGED, message));
+                .push(Warning::new("", WarningCode::BaseDamaged, message));
         }
     }
 

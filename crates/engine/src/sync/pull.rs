@@ -10,6 +10,7 @@ use tokio::task::JoinError;
 use super::{Opened, Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
+use crate::error::WarningCode;
 use crate::error::{Action, Error, FileError, Result, Warning};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::key_for;
@@ -394,7 +395,7 @@ impl Workspace {
                     report.errors.push(FileError::new(
                         Action::Download,
                         "",
-                        &Error::Io(format!("download task failed: {e}")),
+                        &Error::task("download task", e),
                     ));
                     return;
                 }
@@ -433,17 +434,14 @@ impl Workspace {
                     self.log(Level::Warn, &m);
                     report
                         .warnings
-                        .push(Warning::new(rel, Warning::OPEN_FOR_WRITING, m));
+                        .push(Warning::new(rel, WarningCode::OpenForWriting, m));
                 }
                 Err(e) if !batch.halt.should_report(&e) => failed += 1,
                 Err(e) => {
                     failed += 1;
                     self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
-                    report.errors.push(FileError::new(
-                        Action::Download,
-                        key_for(&self.config.prefix, &rel),
-                        &e,
-                    ));
+                    let key = key_for(&self.config.prefix, &rel);
+                    report.errors.push(FileError::download(key, Some(rel), &e));
                 }
             }
         };

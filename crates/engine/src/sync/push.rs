@@ -436,7 +436,7 @@ impl Workspace {
                 report.errors.push(FileError::new(
                     Action::Upload,
                     "",
-                    &Error::Io("upload task failed".into()),
+                    &Error::Task("upload task failed".into()),
                 ));
                 return;
             };

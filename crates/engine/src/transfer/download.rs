@@ -164,7 +164,7 @@ impl BodyHasher {
 }
 
 fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
-    result.map_err(|e| Error::Io(format!("hashing task failed: {e}")))
+    result.map_err(|e| Error::task("hashing task", e))
 }
 
 /// Writes a large download to its temp file, in order, on a thread of its
@@ -195,8 +195,8 @@ impl SpillWriter {
         // The writer stopped, which it does only on an error: that error.
         match (&mut self.task).await {
             Ok(Err(e)) => Err(e),
-            Ok(Ok(_)) => Err(Error::Io("the download's writer stopped early".into())),
-            Err(e) => Err(Error::Io(format!("the download's writer failed: {e}"))),
+            Ok(Ok(_)) => Err(Error::Task("the download's writer stopped early".into())),
+            Err(e) => Err(Error::task("the download's writer", e)),
         }
     }
 

@@ -71,7 +71,7 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| self.error("DeleteObjects", &batch[0].0, e)),
-            Err(e) => Err(Error::Io(format!("DeleteObjects request: {e}"))),
+            Err(e) => Err(Error::task("building the DeleteObjects request", e)),
         };
         match answer {
             // Quiet: only the keys that failed are named.

@@ -18,6 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::S3Store;
+use crate::error::WarningCode;
 use crate::error::{Error, Result, Warning};
 use crate::model::Condition;
 use crate::store::answers::{if_match, if_none_match, missing_is_conflict, quote_etag};
@@ -120,7 +121,7 @@ impl S3Store {
         ))
     }
 
-    pub(super) fn note(&self, code: &'static str, message: String) {
+    pub(super) fn note(&self, code: WarningCode, message: String) {
         self.honoured
             .warnings
             .lock()
@@ -137,7 +138,7 @@ impl S3Store {
     pub(super) fn refuse_batches(&self, e: &Error) {
         if !self.honoured.batch_refused.swap(true, Ordering::Relaxed) {
             self.note(
-                Warning::STORE_CALL_REFUSED,
+                WarningCode::StoreCallRefused,
                 format!(
                     "The S3 server at {} does not implement DeleteObjects ({e}): deletions \
                      are sent one by one as DeleteObject instead",
@@ -198,7 +199,7 @@ impl S3Store {
                 let _ = this.delete_raw(&key, None).await;
                 if found != Support::Honoured && probe != Probe::Put {
                     this.note(
-                        Warning::STORE_CONDITION_IGNORED,
+                        WarningCode::StoreConditionIgnored,
                         probe.fallback(&this.endpoint),
                     );
                 }
@@ -236,7 +237,7 @@ impl S3Store {
         let first = !self.honoured.said.swap(true, Ordering::Relaxed);
         if first && self.conditional_writes == ConditionalWrites::Auto {
             self.note(
-                Warning::STORE_CONDITION_IGNORED,
+                WarningCode::StoreConditionIgnored,
                 format!("{}{why}", Probe::Put.fallback(&self.endpoint)),
             );
         }

@@ -37,7 +37,7 @@ const PARTS_IN_FLIGHT: usize = 6;
 async fn part_md5(bytes: Bytes) -> Result<[u8; 16]> {
     tokio::task::spawn_blocking(move || md5::Md5::digest(&bytes).into())
         .await
-        .map_err(|e| Error::Io(format!("hashing task failed: {e}")))
+        .map_err(|e| Error::task("hashing task", e))
 }
 
 impl S3Store {
@@ -55,7 +55,7 @@ impl S3Store {
         let (path, size) = (req.path.to_path_buf(), req.stat.size);
         let bytes = read_part(Arc::new(file), path, 0, size).await?;
         let md5 = plain_md5(req.hash)
-            .ok_or_else(|| Error::Io(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
+            .ok_or_else(|| Error::Task(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
         self.send_put(&req, ByteStream::from(bytes), md5).await
     }
 
@@ -255,7 +255,7 @@ impl S3Store {
         });
         self.track(task);
         rx.await
-            .unwrap_or_else(|_| Err(Error::Io("the upload task ended early".into())))
+            .unwrap_or_else(|_| Err(Error::Task("the upload task ended early".into())))
     }
 
     /// Keeps `task` (clean-up that must not be cut off) for `settle`.
@@ -397,7 +397,7 @@ impl http_body::Body for FileBody {
             Poll::Ready(joined) => {
                 this.reading = None;
                 let bytes = joined
-                    .map_err(|e| Error::Io(format!("read task failed: {e}")))
+                    .map_err(|e| Error::task("read task", e))
                     .and_then(|r| r);
                 Poll::Ready(Some(bytes.map(http_body::Frame::data)))
             }
