@@ -1,6 +1,7 @@
 // The upstream package's own answers, checked entry by entry. The vectors
 // are kept in __test__/fixtures/spec/ exactly as the team's shared spec has
 // them (a test below compares the two when ../shared/spec is beside the clone).
+// No S3 server needed: `node --test __test__/conformance.test.mjs` runs it alone.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -8,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SyncIgnoreFilter, guessContentType, validateStoragePath, PathValidationError, SyncError } from '../index.js'
-import { tmpDir, recordingLogger } from './helpers.mjs'
+import { tmpDir, recordingLogger } from './local-helpers.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const SPEC = path.join(HERE, 'fixtures', 'spec')
