@@ -12,8 +12,8 @@ const { constants: fsConstants } = require('node:fs')
 const { open } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 const { SyncError, PathValidationError, S3OperationError, AbortError, fromNative, nativeCall } = require('./lib/errors.js')
-const { createDefaultLogger, LOG_LEVELS } = require('./lib/logger.js')
-const { validateStoragePath, nativeOptions, oneOf, invalid, KNOWN_OPTIONS, CLIENT_MODES } = require('./lib/options.js')
+const { createDefaultLogger } = require('./lib/logger.js')
+const { validateStoragePath, checkOptions, checkOperationOptions } = require('./lib/options.js')
 const { SyncIgnoreFilter, warnSkippedPatterns } = require('./lib/ignore.js')
 const { clientMode, sdkClientSettings, sdkCredentials } = require('./lib/client.js')
 const { sendStore } = require('./lib/send-store.js')
@@ -74,12 +74,9 @@ function contentTypeHook(resolver, logger) {
  * @returns {Promise<{ value: T, aborted: boolean }>}
  */
 async function withSignal(options, start) {
-  const signal = options?.signal
-  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('options.signal must be an AbortSignal')
-  if (options?.dryRun !== undefined && typeof options.dryRun !== 'boolean') invalid('options.dryRun must be a boolean')
-  if (options?.restoreDeleted !== undefined && typeof options.restoreDeleted !== 'boolean') invalid('options.restoreDeleted must be a boolean')
+  const { signal, dryRun, restoreDeleted } = checkOperationOptions(options)
   if (signal?.aborted) throw new AbortError(signal.reason)
-  const cancel = new native.NativeRun(options?.dryRun ?? false, options?.restoreDeleted ?? false)
+  const cancel = new native.NativeRun(dryRun, restoreDeleted)
   const onAbort = () => cancel.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
@@ -96,21 +93,12 @@ class S3WorkspaceSync extends EventEmitter {
   /** @param {import('./index').S3WorkspaceSyncOptions} options */
   constructor(options) {
     super()
-    if (!options || typeof options !== 'object') invalid('options.bucket is required')
-    const opts = /** @type {Record<string, any>} */ (options)
-    const logLevel = oneOf(opts, 'logLevel', /** @type {import('./index').LogLevel[]} */ (LOG_LEVELS), 'info')
-    const logger = opts.logger ?? createDefaultLogger(logLevel)
-    for (const level of ['debug', 'info', 'warn', 'error']) {
-      if (typeof logger[level] !== 'function') invalid(`options.logger.${level} must be a function`)
-    }
+    // Every option's rule and wording: lib/options.js.
+    const { values: opts, native: nativeOpts, unknown } = checkOptions(options)
+    /** @type {SyncLogger} */
+    const logger = opts.logger
     const resolver = opts.contentTypeResolver
-    if (resolver !== undefined && typeof resolver !== 'function') invalid('options.contentTypeResolver must be a function')
-    const client = opts.s3Client
-    if (client !== undefined && (client === null || typeof client.send !== 'function')) invalid('options.s3Client must have a send() method')
-    const forcedMode = oneOf(opts, 's3ClientMode', CLIENT_MODES, 'auto')
-    const nativeOpts = nativeOptions(opts)
     nativeCall(() => native.checkWorkspaceDir(opts.workspaceDir))
-    const unknown = Object.keys(opts).filter((k) => !KNOWN_OPTIONS.has(k))
     if (unknown.length > 0) {
       logger.warn(`Unknown options ignored: ${unknown.join(', ')} (see S3WorkspaceSyncOptions; downloadConcurrency and uploadConcurrency set parallelism)`)
     }
@@ -133,8 +121,9 @@ class S3WorkspaceSync extends EventEmitter {
     this._priorityDone = null
     this._nativeOptions = nativeOpts
     this._contentType = resolver && contentTypeHook(resolver, logger)
-    this._client = client
-    this._forcedMode = forcedMode
+    this._client = opts.s3Client
+    /** @type {'auto' | 'sdk' | 'send'} */
+    this._forcedMode = opts.s3ClientMode
     /** @type {Promise<import('./binding').NativeWorkspace> | null} */
     this._engine = null
     /** Running operations, so `close()` can wait for or cancel them. @type {Set<{ done: Promise<unknown>, cancel: import('./binding').NativeRun }>} */

@@ -6,7 +6,7 @@
 
 const { readdirSync, watch } = require('node:fs')
 const path = require('node:path')
-const { invalid } = require('./options.js')
+const { checkWatchOptions } = require('./options.js')
 
 /** @typedef {import('../index').PullResult} PullResult */
 /** @typedef {import('../index').PushResult} PushResult */
@@ -37,12 +37,8 @@ const RESCAN_MS = 30_000
  * @returns {Promise<Watcher>}
  */
 async function watchWorkspace(sync, options) {
-  const debounceMs = options?.debounceMs ?? 2000
-  // setTimeout's limit: a longer delay would fire at once.
-  if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 2_147_483_647) invalid('options.debounceMs must be a whole number of milliseconds up to 2147483647')
+  const { debounceMs, onPush } = checkWatchOptions(options)
   const signal = options?.signal
-  const onPush = options?.onPush
-  if (onPush !== undefined && typeof onPush !== 'function') invalid('options.onPush must be a function')
   const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
   /** @returns {Promise<PushResult>} */
   const pushNow = () => {
