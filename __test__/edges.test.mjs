@@ -306,8 +306,8 @@ test('7. a damaged sync base is reported; what still checks is used; nothing is 
   write(a, 'f20.txt', 'unpushed edit')
   rmSync(path.join(a, 'f21.txt'))
   // One byte flipped at 30% of A's base.
-  const stateFiles = readdirSync(path.join(a, STATE_DIR)).filter((f) => f.endsWith('.base'))
-  const basePath = path.join(a, STATE_DIR, stateFiles[0])
+  const stateFile = readdirSync(path.join(a, STATE_DIR)).find((f) => f.endsWith('.base'))
+  const basePath = path.join(a, STATE_DIR, stateFile)
   const bytes = readFileSync(basePath)
   bytes[Math.floor(bytes.length * 0.3)] ^= 0x20
   writeFileSync(basePath, bytes)
@@ -346,6 +346,7 @@ test('8. a push killed after the server stored its upload, then a deletion by an
   await withProxy({ hold: (r) => (isPut(r) ? ((stored = true), new Promise(() => {})) : 0) }, async (proxy) => {
     const killed = await inChild({ bucket, prefix: 'p/', workspaceDir: a, endpoint: proxy.endpoint }, 'push', {
       onStart: async (child) => {
+        // eslint-disable-next-line no-unmodified-loop-condition -- the proxy's hold() sets it
         while (!stored) await sleep(10)
         child.kill('SIGKILL')
       },

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, recordingLogger, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
+import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 

@@ -165,6 +165,7 @@ test('the installed CLI draws a live progress line on a terminal (under script(1
   const r = run('script', ['-qec', command, '/dev/null'], app, cleanEnv())
   assert.equal(r.status, 0, r.stdout + r.stderr)
   // Redrawn in place (carriage return / cursor moves), with percent (by bytes), bytes, files, rate and time.
+  // eslint-disable-next-line no-control-regex -- ESC starts the terminal's cursor moves
   assert.match(r.stdout, /\r|\x1b\[/)
   assert.match(r.stdout, /download +100% +1\.9\/1\.9 MiB +30\/30 files +[\d.]+ MiB\/s +\d+s elapsed/)
   assert.match(r.stdout, /Pull: 30 downloaded/)

@@ -12,7 +12,7 @@ import path from 'node:path'
 import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { startS3rver } from '../scripts/s3-server.mjs'
-import { endpoint, newBucket, seed, getObject, listKeys, tmpDir, quiet, withProxy, settle, lacks } from './helpers.mjs'
+import { newBucket, seed, getObject, listKeys, tmpDir, quiet, withProxy, settle, lacks } from './helpers.mjs'
 
 const write = (dir, rel, body) => writeFileSync(path.join(dir, rel), body)
 const ignoredWarnings = (result) => (result.warnings ?? []).filter((w) => w.code === 'STORE_CONDITION_IGNORED')

@@ -29,7 +29,7 @@ import {
 
 /** Runs `fn` over `items`, at most `limit` at a time (a minimal p-limit). */
 export async function mapLimit(items, limit, fn) {
-  const results = new Array(items.length)
+  const results = Array.from({ length: items.length })
   let next = 0
   const worker = async () => {
     while (next < items.length) {

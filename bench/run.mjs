@@ -169,7 +169,7 @@ function takeLock() {
       } catch {
         alive = false
       }
-      if (alive) throw new Error(`another benchmark is running (pid ${pid}, lock ${file}); two at once would skew each other`)
+      if (alive) throw new Error(`another benchmark is running (pid ${pid}, lock ${file}); two at once would skew each other`, { cause: e })
       rmSync(file, { force: true })
     }
   }

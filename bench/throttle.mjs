@@ -57,7 +57,7 @@ const seeded = await bucket()
 await new S3WorkspaceSync({ bucket: seeded, prefix: 'w/', workspaceDir: source, endpoint: server.endpoint, logger: quiet }).push()
 
 const isGet = (method, url) => method === 'GET' && kindOf(method, url) === 'GET'
-const isPut = (method, url) => method === 'PUT'
+const isPut = (method) => method === 'PUT'
 
 const tools = {
   'this package': (options) => new S3WorkspaceSync({ ...options, logger: quiet }),

@@ -151,6 +151,7 @@ function bucketAndPrefix(given, url) {
   if (prefix.startsWith('/')) {
     throw new UsageError(`--prefix ${JSON.stringify(prefix)} starts with '/': S3 keys do not (did you mean ${JSON.stringify(prefix.replace(/^\/+/, ''))}?)`)
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
   if (/[\u0000-\u001f\\]/.test(prefix) || prefix.split('/').some((s, i, all) => s === '..' || s === '.' || (s === '' && i < all.length - 1))) {
     throw new UsageError(`--prefix ${JSON.stringify(prefix)} is not a usable key prefix (no '.', '..' or empty segments, backslashes or control characters)`)
   }

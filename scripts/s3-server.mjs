@@ -96,7 +96,7 @@ async function waitReady(endpoint, child, logFile, timeoutMs = 60000) {
         await client.send(new ListBucketsCommand({}))
         return
       } catch (e) {
-        if (Date.now() > deadline) throw new Error(`SeaweedFS not ready after ${timeoutMs} ms (${e.name}); see ${logFile}`)
+        if (Date.now() > deadline) throw new Error(`SeaweedFS not ready after ${timeoutMs} ms (${e.name}); see ${logFile}`, { cause: e })
         await new Promise((r) => setTimeout(r, 250))
       }
     }
