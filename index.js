@@ -378,7 +378,11 @@ class S3WorkspaceSync extends EventEmitter {
     await Promise.allSettled(running.map((op) => op.done))
     const engine = this._engine
     this._engine = null
-    if (engine) await engine.then((e) => e.close(), () => {})
+    if (engine)
+      await engine.then(
+        (e) => e.close(),
+        () => {},
+      )
   }
 
   /** `await using sync = new S3WorkspaceSync(…)`: closes, waiting for running work. */

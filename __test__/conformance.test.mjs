@@ -17,7 +17,9 @@ const SHARED_SPEC = process.env.S3WS_SPEC_DIR || path.resolve(HERE, '..', '..', 
 const vectors = (name) => JSON.parse(readFileSync(path.join(SPEC, name), 'utf8'))
 
 test('the vectors in the repository are the shared spec as it is (when it is beside the clone)', (t) => {
-  const ours = readdirSync(SPEC).filter((n) => n.endsWith('.json')).sort()
+  const ours = readdirSync(SPEC)
+    .filter((n) => n.endsWith('.json'))
+    .sort()
   assert.deepEqual(ours, ['content-types.json', 'syncignore-cases.json', 'validate-storage-path.json'])
   if (!existsSync(SHARED_SPEC)) {
     t.diagnostic(`no ${SHARED_SPEC}: the copies in ${SPEC} are used as they are`)
@@ -43,7 +45,10 @@ test('syncignore-cases.json: every isIgnored answer', async () => {
       checked++
     }
     const all = Object.keys(c.results)
-    assert.deepEqual(filter.filter(all), all.filter((p) => !c.results[p]))
+    assert.deepEqual(
+      filter.filter(all),
+      all.filter((p) => !c.results[p]),
+    )
   }
   assert.ok(checked > 600, `${checked} answers checked`)
 })

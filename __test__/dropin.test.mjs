@@ -39,7 +39,10 @@ test('a concurrency of Infinity, accepted upstream, means "no limit" (capped), n
   await seed(bucket, 'p/', { 'a.txt': 'a', 'b.txt': 'b' })
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, downloadConcurrency: Infinity, uploadConcurrency: Infinity, logger: quiet() })
   assert.equal((await sync.pull()).downloadedFiles, 2)
-  assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), downloadConcurrency: -Infinity }), (e) => e.code === 'INVALID_OPTION')
+  assert.throws(
+    () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), downloadConcurrency: -Infinity }),
+    (e) => e.code === 'INVALID_OPTION',
+  )
 })
 
 test('downloadedFiles counts the files a pull made current, also on a warm pull by a fresh instance (the shared-skills check)', async () => {
@@ -65,7 +68,12 @@ test('ignore patterns the npm ignore package tolerated are skipped with a warnin
   const warned = calls.filter((c) => c.level === 'warn' && /Ignore pattern skipped/.test(c.message)).map((c) => c.message)
   assert.equal(warned.length, 2, warned.join('\n'))
   await sync.pull()
-  assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.')).sort(), ['a.txt'])
+  assert.deepEqual(
+    readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort(),
+    ['a.txt'],
+  )
   const filter = new SyncIgnoreFilter(logger, ['[z-a]', '{a,b}.txt'])
   assert.equal(filter.isIgnored('{a,b}.txt'), true)
   assert.equal(filter.isIgnored('a.txt'), false)

@@ -12,22 +12,7 @@ import path from 'node:path'
 import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { startMoto } from '../scripts/s3-server.mjs'
-import {
-  endpoint,
-  newBucket,
-  seed,
-  putObject,
-  getObject,
-  listKeys,
-  tmpDir,
-  readTree,
-  quiet,
-  withProxy,
-  inChild,
-  settle,
-  STATE_DIR,
-  lacks,
-} from './helpers.mjs'
+import { endpoint, newBucket, seed, putObject, getObject, listKeys, tmpDir, readTree, quiet, withProxy, inChild, settle, STATE_DIR, lacks } from './helpers.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const write = (dir, rel, body) => {
@@ -113,7 +98,7 @@ test('2. (moto: 404 NoSuchKey for If-Match on a missing key) an edit of a file a
   assert.equal((await motoGet(bucket, 'p/notes.md')).toString(), 'v2 by agent A')
 })
 
-test('3a. (moto: DeleteObjects ignores per-key ETags) a stale batch delete never removes another agent\'s newer edit', async () => {
+test("3a. (moto: DeleteObjects ignores per-key ETags) a stale batch delete never removes another agent's newer edit", async () => {
   const bucket = await motoBucket()
   for (const [rel, body] of Object.entries(many(8))) {
     await motoAdmin.send(new PutObjectCommand({ Bucket: bucket, Key: `p/${rel}`, Body: body }))
@@ -319,7 +304,10 @@ test('7. a damaged sync base is reported; what still checks is used; nothing is 
   const unknown = (pulled.warnings ?? []).filter((w) => w.code === 'UNKNOWN_TO_BASE').map((w) => w.path)
   assert.ok(unknown.length <= 16, `${unknown.length} paths lost`)
   if (read(a, 'f20.txt') !== 'unpushed edit') {
-    assert.deepEqual(pulled.conflictCopies?.map((c) => c.path), ['f20.txt'])
+    assert.deepEqual(
+      pulled.conflictCopies?.map((c) => c.path),
+      ['f20.txt'],
+    )
     assert.equal(read(a, pulled.conflictCopies[0].copy), 'unpushed edit')
   }
   assert.ok(!existsSync(path.join(a, 'f21.txt')) || unknown.includes('f21.txt'))
@@ -401,7 +389,10 @@ test('9. two agents editing one file in a tight pull-edit-push loop both make pr
     await s.close()
     assert.equal(agent.solo, 5, `${agent.name}: ${agent.solo} of 5 pushes went through alone`)
   }
-  assert.ok(agents.some((a) => a.pushes > 0), 'no push went through while both ran')
+  assert.ok(
+    agents.some((a) => a.pushes > 0),
+    'no push went through while both ran',
+  )
   const keys = await listKeys(bucket, 'p/')
   const everything = new Set((await Promise.all(keys.map((k) => getObject(bucket, k)))).flatMap((b) => String(b).split('\n')))
   for (const agent of agents) {

@@ -81,7 +81,10 @@ test('push emits upload and cleanup progress', async () => {
   const uploads = events.filter((e) => e.phase === 'upload')
   assert.equal(uploads[0].total, 30)
   assert.equal(uploads.at(-1).percentage, 100)
-  assert.deepEqual(events.filter((e) => e.phase === 'cleanup').map((e) => e.current), [0, 1])
+  assert.deepEqual(
+    events.filter((e) => e.phase === 'cleanup').map((e) => e.current),
+    [0, 1],
+  )
 })
 
 test('the logger receives the engine log records', async () => {
@@ -91,8 +94,14 @@ test('the logger receives the engine log records', async () => {
   await sync.pull()
   await new Promise((r) => setImmediate(r))
   const info = calls.filter((c) => c.level === 'info').map((c) => c.message)
-  assert.ok(info.some((m) => m.startsWith('Pulling from s3://')), info.join('\n'))
-  assert.ok(info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')), info.join('\n'))
+  assert.ok(
+    info.some((m) => m.startsWith('Pulling from s3://')),
+    info.join('\n'),
+  )
+  assert.ok(
+    info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')),
+    info.join('\n'),
+  )
   assert.ok(calls.some((c) => c.level === 'debug' && c.message.startsWith('Initialized: bucket=')))
   for (const c of calls) assert.equal(typeof c.message, 'string')
 })

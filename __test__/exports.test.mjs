@@ -43,7 +43,10 @@ test('the default logger prefixes and routes to console', () => {
   } finally {
     Object.assign(console, saved)
   }
-  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error', 'log', 'error'])
+  assert.deepEqual(
+    seen.map((s) => s[0]),
+    ['log', 'debug', 'warn', 'error', 'log', 'error'],
+  )
   assert.deepEqual(seen[4].slice(3), ['with object', '{"a":1}'])
   // An Error prints its name, code and message (JSON would print `{}`).
   assert.deepEqual(seen[5].slice(3), ['failed:', 'Error [S3_OPERATION_ERROR]: no such bucket'])

@@ -43,7 +43,11 @@ test('a directory swapped for a symlink mid-pull: nothing is written or deleted 
   await sync.pull()
   // On S3: d/old.txt deleted, every other file changed.
   await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/d/old.txt' }))
-  const changed = Object.fromEntries(Object.keys(files).filter((k) => k !== 'd/old.txt').map((k) => [k, `${files[k]} v2`]))
+  const changed = Object.fromEntries(
+    Object.keys(files)
+      .filter((k) => k !== 'd/old.txt')
+      .map((k) => [k, `${files[k]} v2`]),
+  )
   await seed(bucket, 'p/', changed)
   const outside = outsideDir()
   const swapped = gate()
@@ -129,13 +133,16 @@ test('.syncignore as a link, a FIFO, /dev/zero or 10,000 lines: a clear error at
     assert.match(pushed.errors[0], /INVALID_SYNCIGNORE/, what)
     const { logger, calls } = recordingLogger()
     new SyncIgnoreFilter(logger).loadFromWorkspace(dir)
-    assert.ok(calls.some((c) => c.level === 'warn' && /syncignore/.test(c.message)), what)
+    assert.ok(
+      calls.some((c) => c.level === 'warn' && /syncignore/.test(c.message)),
+      what,
+    )
     assert.ok(Date.now() - started < 5000, `${what}: took ${Date.now() - started} ms`)
   }
   assert.deepEqual(fingerprint(outside.dir), outside.before)
 })
 
-test('user files named like temp files are kept and synced; only the engine\'s exact temp names are cleaned', async () => {
+test("user files named like temp files are kept and synced; only the engine's exact temp names are cleaned", async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a' })
   const dir = tmpDir()
@@ -278,15 +285,28 @@ test('push reports every entry it could not sync: special files, unsafe names, l
   assert.equal(pushed.success, false)
   const byCode = {}
   for (const s of pushed.skipped) (byCode[s.code] ??= []).push(s)
-  assert.deepEqual(byCode.SPECIAL_FILE.map((s) => s.path), ['pipe'])
-  assert.deepEqual(byCode.SYMLINK.map((s) => s.path), ['link.txt'])
-  assert.ok(byCode.UNSAFE_NAME.some((s) => s.path.startsWith('bad-') && s.path.endsWith('.bin') && /UTF-8/.test(s.reason)), JSON.stringify(byCode.UNSAFE_NAME))
+  assert.deepEqual(
+    byCode.SPECIAL_FILE.map((s) => s.path),
+    ['pipe'],
+  )
+  assert.deepEqual(
+    byCode.SYMLINK.map((s) => s.path),
+    ['link.txt'],
+  )
+  assert.ok(
+    byCode.UNSAFE_NAME.some((s) => s.path.startsWith('bad-') && s.path.endsWith('.bin') && /UTF-8/.test(s.reason)),
+    JSON.stringify(byCode.UNSAFE_NAME),
+  )
   assert.ok(byCode.UNSAFE_NAME.some((s) => s.path === 'tab\there.txt'))
   // Failures are errors (the link is a documented non-sync, not one), and logged.
   const errors = pushed.errors.join('\n')
   assert.match(errors, /Not uploaded pipe/)
   assert.doesNotMatch(errors, /link\.txt/)
-  for (const s of pushed.skipped) assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes(s.path)), s.path)
+  for (const s of pushed.skipped)
+    assert.ok(
+      calls.some((c) => c.level === 'warn' && c.message.includes(s.path)),
+      s.path,
+    )
   assert.ok((await listKeys(bucket, 'p/')).includes('p/ok.txt'))
 })
 

@@ -8,22 +8,14 @@
 import { spawn } from 'node:child_process'
 import http from 'node:http'
 import path from 'node:path'
-import {
-  S3Client,
-  CreateBucketCommand,
-  PutObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-} from '@aws-sdk/client-s3'
+import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 
 export * from './local-helpers.mjs'
 
 const SERVER = process.env.S3WS_TEST_ENDPOINT
 
 /** Why a test that needs the server cannot run. */
-const NO_SERVER =
-  'S3WS_TEST_ENDPOINT is not set: this test needs the S3 test server. Run it with `node scripts/test.mjs FILE` (it starts one), or `npm test`'
+const NO_SERVER = 'S3WS_TEST_ENDPOINT is not set: this test needs the S3 test server. Run it with `node scripts/test.mjs FILE` (it starts one), or `npm test`'
 
 /** The test server's endpoint; throws NO_SERVER without one. */
 export function requireServer() {
@@ -154,42 +146,39 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
     }
     const forward = () => {
       // The Host header is kept: it is part of the SigV4 signature.
-      const fwd = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-        async (up) => {
-          const held = hold?.(entry)
-          if (held) {
-            up.pause()
-            await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
-            up.resume()
+      const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, async (up) => {
+        const held = hold?.(entry)
+        if (held) {
+          up.pause()
+          await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
+          up.resume()
+        }
+        res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
+        if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {
+          return up.pipe(res)
+        }
+        let sent = 0
+        let flipped = false
+        up.on('data', (chunk) => {
+          if (action.flip && !flipped && chunk.length > 0) {
+            chunk = Buffer.from(chunk)
+            chunk[0] ^= 0x01
+            flipped = true
           }
-          res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
-          if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {
-            return up.pipe(res)
+          const limit = action.truncateAfter ?? action.stallAfter
+          if (limit !== undefined && sent + chunk.length > limit) {
+            chunk = chunk.subarray(0, Math.max(0, limit - sent))
+            if (chunk.length) res.write(chunk)
+            sent = limit
+            up.destroy()
+            if (action.truncateAfter !== undefined) res.socket?.destroy()
+            return // a stall: the response stays open, silent
           }
-          let sent = 0
-          let flipped = false
-          up.on('data', (chunk) => {
-            if (action.flip && !flipped && chunk.length > 0) {
-              chunk = Buffer.from(chunk)
-              chunk[0] ^= 0x01
-              flipped = true
-            }
-            const limit = action.truncateAfter ?? action.stallAfter
-            if (limit !== undefined && sent + chunk.length > limit) {
-              chunk = chunk.subarray(0, Math.max(0, limit - sent))
-              if (chunk.length) res.write(chunk)
-              sent = limit
-              up.destroy()
-              if (action.truncateAfter !== undefined) res.socket?.destroy()
-              return // a stall: the response stays open, silent
-            }
-            sent += chunk.length
-            res.write(chunk)
-          })
-          up.on('end', () => res.end())
-        },
-      )
+          sent += chunk.length
+          res.write(chunk)
+        })
+        up.on('end', () => res.end())
+      })
       fwd.on('error', () => res.destroy())
       upstreams.add(fwd)
       fwd.on('close', () => upstreams.delete(fwd))

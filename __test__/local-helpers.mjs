@@ -52,7 +52,11 @@ export function contentHash(buf) {
   const outer = createHash('md5')
   let parts = 0
   for (let at = 0; at < buf.length; at += PART, parts++) {
-    outer.update(createHash('md5').update(buf.subarray(at, at + PART)).digest())
+    outer.update(
+      createHash('md5')
+        .update(buf.subarray(at, at + PART))
+        .digest(),
+    )
   }
   return `${outer.digest('hex')}-${parts}`
 }
@@ -88,7 +92,10 @@ export const isList = (r) => r.method === 'GET' && r.query.get('list-type') === 
 export function listingXml({ bucket, prefix, objects, truncated = false, nextToken }) {
   const esc = (v) => String(v).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
   const contents = objects
-    .map((o) => `<Contents><Key>${esc(o.key)}</Key><Size>${o.size ?? 1}</Size><ETag>"${o.etag ?? '0cc175b9c0f1b6a831c399e269772661'}"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass></Contents>`)
+    .map(
+      (o) =>
+        `<Contents><Key>${esc(o.key)}</Key><Size>${o.size ?? 1}</Size><ETag>"${o.etag ?? '0cc175b9c0f1b6a831c399e269772661'}"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass></Contents>`,
+    )
     .join('')
   return `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${objects.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${truncated}</IsTruncated>${nextToken ? `<NextContinuationToken>${esc(nextToken)}</NextContinuationToken>` : ''}${contents}</ListBucketResult>`
 }

@@ -74,7 +74,10 @@ async function smoke(mode) {
   assert.equal(out.push.deletedFiles, 1)
 
   const phase = (name) => out.progress.filter((p) => p.phase === name)
-  for (const [name, total] of [['download', 3], ['upload', 2]]) {
+  for (const [name, total] of [
+    ['download', 3],
+    ['upload', 2],
+  ]) {
     const events = phase(name)
     assert.ok(events.length > 0, `no ${name} progress`)
     assert.equal(events[0].total, total)
@@ -156,20 +159,24 @@ test('the installed CLI: pull, status after an edit, push --dry-run changes noth
   assert.equal(cli(['--version']).stdout.trim(), PKG.version)
 })
 
-test('the installed CLI draws a live progress line on a terminal (under script(1))', { skip: skip || (process.platform !== 'linux' && 'script(1) flags are util-linux') }, async () => {
-  const bucket = await newBucket()
-  const files = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}.bin`, randomBuffer(64 * 1024)]))
-  await seed(bucket, 'tty/', files)
-  const bin = path.join(app, 'node_modules', '.bin', 's3-workspace-sync')
-  const command = [bin, 'pull', '--bucket', bucket, '--prefix', 'tty/', '--dir', path.join(work, 'ws-tty'), '--endpoint', endpoint].map((a) => `'${a}'`).join(' ')
-  const r = run('script', ['-qec', command, '/dev/null'], app, cleanEnv())
-  assert.equal(r.status, 0, r.stdout + r.stderr)
-  // Redrawn in place (carriage return / cursor moves), with percent (by bytes), bytes, files, rate and time.
-  // eslint-disable-next-line no-control-regex -- ESC starts the terminal's cursor moves
-  assert.match(r.stdout, /\r|\x1b\[/)
-  assert.match(r.stdout, /download +100% +1\.9\/1\.9 MiB +30\/30 files +[\d.]+ MiB\/s +\d+s elapsed/)
-  assert.match(r.stdout, /Pull: 30 downloaded/)
-})
+test(
+  'the installed CLI draws a live progress line on a terminal (under script(1))',
+  { skip: skip || (process.platform !== 'linux' && 'script(1) flags are util-linux') },
+  async () => {
+    const bucket = await newBucket()
+    const files = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}.bin`, randomBuffer(64 * 1024)]))
+    await seed(bucket, 'tty/', files)
+    const bin = path.join(app, 'node_modules', '.bin', 's3-workspace-sync')
+    const command = [bin, 'pull', '--bucket', bucket, '--prefix', 'tty/', '--dir', path.join(work, 'ws-tty'), '--endpoint', endpoint].map((a) => `'${a}'`).join(' ')
+    const r = run('script', ['-qec', command, '/dev/null'], app, cleanEnv())
+    assert.equal(r.status, 0, r.stdout + r.stderr)
+    // Redrawn in place (carriage return / cursor moves), with percent (by bytes), bytes, files, rate and time.
+    // eslint-disable-next-line no-control-regex -- ESC starts the terminal's cursor moves
+    assert.match(r.stdout, /\r|\x1b\[/)
+    assert.match(r.stdout, /download +100% +1\.9\/1\.9 MiB +30\/30 files +[\d.]+ MiB\/s +\d+s elapsed/)
+    assert.match(r.stdout, /Pull: 30 downloaded/)
+  },
+)
 
 test('the installed CLI: watch pushes changes as they happen and a final push on SIGINT', { skip: skip || (process.platform === 'win32' && 'signals') }, async () => {
   const { spawn } = await import('node:child_process')
@@ -177,7 +184,11 @@ test('the installed CLI: watch pushes changes as they happen and a final push on
   await seed(bucket, 'w/', { 'a.txt': 'a' })
   const dir = path.join(work, 'ws-watch')
   const bin = path.join(app, 'node_modules', '.bin', 's3-workspace-sync')
-  const child = spawn(bin, ['watch', '--bucket', bucket, '--prefix', 'w/', '--dir', dir, '--endpoint', endpoint, '--debounce', '200', '--json'], { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(bin, ['watch', '--bucket', bucket, '--prefix', 'w/', '--dir', dir, '--endpoint', endpoint, '--debounce', '200', '--json'], {
+    cwd: app,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   const until = async (check, ms) => {

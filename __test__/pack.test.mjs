@@ -24,12 +24,17 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
-const FORBIDDEN = /(^|\/)(__test__|crates|src|target|bench|scripts|npm|node_modules|\.ci|\.github|\.cache)\/|\.(node|map|rs|tgz|log)$|(^|\/)Cargo\.(toml|lock)$|(^|\/)\.(git|npm)ignore$/
+const FORBIDDEN =
+  /(^|\/)(__test__|crates|src|target|bench|scripts|npm|node_modules|\.ci|\.github|\.cache)\/|\.(node|map|rs|tgz|log)$|(^|\/)Cargo\.(toml|lock)$|(^|\/)\.(git|npm)ignore$/
 
 test('main tarball: the declared files and nothing else', { skip }, () => {
   // An entry ending in `/` declares a directory: every file under it.
   const isDeclared = (f) => f === 'package.json' || PKG.files.some((d) => (d.endsWith('/') ? f.startsWith(d) : f === d))
-  for (const d of PKG.files) assert.ok(main.files.some((f) => (d.endsWith('/') ? f.startsWith(d) : f === d)), `${d} is declared in files but not packed`)
+  for (const d of PKG.files)
+    assert.ok(
+      main.files.some((f) => (d.endsWith('/') ? f.startsWith(d) : f === d)),
+      `${d} is declared in files but not packed`,
+    )
   assert.ok(main.files.includes('README.md'))
   assert.ok(main.files.includes('LICENSE'))
   for (const f of main.files) {
@@ -58,7 +63,10 @@ test('installed from the tarballs alone: no dependencies, no registry', { skip }
   assert.deepEqual(names, [`node_modules/${PKG.name}`, `node_modules/${PLATFORM_PKG}`].sort())
   // No .node in the main package: the binary comes from the platform package.
   const mainDir = path.join(app, 'node_modules', ...PKG.name.split('/'))
-  assert.deepEqual(readdirSync(mainDir).filter((f) => f.endsWith('.node')), [])
+  assert.deepEqual(
+    readdirSync(mainDir).filter((f) => f.endsWith('.node')),
+    [],
+  )
   assert.ok(existsSync(path.join(app, 'node_modules', ...PLATFORM_PKG.split('/'), NODE_FILE)))
 })
 
@@ -153,4 +161,3 @@ test('no binary for the platform: the error names it and says what to do', { ski
     if (process.platform === 'linux') assert.match(err, PLATFORM.endsWith('musl') ? /\(musl\)/ : /\(glibc\)/)
   }
 })
-

@@ -23,7 +23,11 @@ test('constructor rejects missing options with the upstream messages', () => {
 
 test('a priorityPrefix that leaves the workspace is refused', () => {
   for (const bad of ['../x', 'a/../../x', '..\\x']) {
-    assert.throws(() => new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), priorityPrefix: bad, logger: quiet() }), (e) => e.code === 'INVALID_OPTION', bad)
+    assert.throws(
+      () => new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), priorityPrefix: bad, logger: quiet() }),
+      (e) => e.code === 'INVALID_OPTION',
+      bad,
+    )
   }
   new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: tmpDir(), priorityPrefix: './.agents/skills/', logger: quiet() })
 })

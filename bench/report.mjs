@@ -23,7 +23,9 @@ const fmtX = (x) => (x >= 100 ? `${Math.round(x)}×` : x >= 10 ? `${x.toFixed(1)
 
 function sh(cmd, args) {
   try {
-    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
+    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim()
   } catch {
     return ''
   }
@@ -56,16 +58,27 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
   lines.push(`# Benchmark results${opts.quick ? ' (quick)' : ''}`, '')
   lines.push(`- Date: ${new Date().toISOString()}; total run ${(elapsedMs / 60000).toFixed(1)} min`)
   lines.push(`- Machine: ${os.availableParallelism?.() ?? os.cpus().length} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`)
-  lines.push(`- Load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}; waited ${Math.round(waitedMs / 1000)} s in all for other processes to go quiet before timed runs`)
-  lines.push(`- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback${opts.latency ? `; timed runs through a proxy adding ${opts.latency} ms to each request and each answer (${2 * opts.latency} ms per round trip)` : ''}`)
-  lines.push(`- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}${baseline ? `; baseline: the package at ${baseline.commit}, built from that commit` : ''}`)
+  lines.push(
+    `- Load average at the end (1/5/15 min): ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' / ')}; waited ${Math.round(waitedMs / 1000)} s in all for other processes to go quiet before timed runs`,
+  )
+  lines.push(
+    `- Node ${process.version}; SeaweedFS 4.48 (\`weed mini\`, 30 GB volumes), data and workspaces on ${tmpBase}, loopback${opts.latency ? `; timed runs through a proxy adding ${opts.latency} ms to each request and each answer (${2 * opts.latency} ms per round trip)` : ''}`,
+  )
+  lines.push(
+    `- Code: ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}; release addon built ${native.builtAt} from ${native.source}${native.stale ? ' (Rust sources in the working tree have changed since)' : ''}${baseline ? `; baseline: the package at ${baseline.commit}, built from that commit` : ''}`,
+  )
   const ran = (...names) => results.some((r) => names.includes(r.name))
   const nMany = many.files.toLocaleString('en')
   const extra = [
     ran('cold-pull-many', 'warm-pull-many', 'noop-push-many') ? `many files: ${nMany} of 1 KiB in ${many.dirs} directories` : '',
     ran('delete-push') ? `deletions: ${del.files.length.toLocaleString('en')} files of 1 KiB, ${del.remove.length.toLocaleString('en')} of them deleted` : '',
   ].filter(Boolean)
-  lines.push(`- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB${extra.map((x) => `; ${x}`).join('')}; ${opts.reps} timed reps per implementation, order rotated each rep; medians`)
+  lines.push(
+    `- Workload: ${ws.files} files, ${(ws.bytes / 1e6).toFixed(1)} MB, ${ws.dirs} directories; big file ${bigSize / MiB} MiB${extra.map((x) => `; ${x}`).join('')}; ${opts.reps} timed reps per implementation, order rotated each rep; medians`,
+  )
   const fewer = results.filter((r) => r.reps < opts.reps)
   if (fewer.length) lines.push(`- Fewer timed reps (long runs): ${fewer.map((r) => `${r.name} ${r.reps}`).join(', ')} per implementation, not ${opts.reps}`)
   lines.push('')
@@ -92,7 +105,11 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
       const lag = s.lagMax === null ? '–' : `${s.lagMax.toFixed(0)} / ${s.lagP99.toFixed(0)} ms`
       const flags = [
         s.failed ? `${s.failed} failed` : '',
-        s.otherCpu > 0.2 ? `other processes used up to ${s.otherCpu.toFixed(1)} cores` : '', ...new Set(s.problems.map((p) => `check: ${p}`))].filter(Boolean).join('; ')
+        s.otherCpu > 0.2 ? `other processes used up to ${s.otherCpu.toFixed(1)} cores` : '',
+        ...new Set(s.problems.map((p) => `check: ${p}`)),
+      ]
+        .filter(Boolean)
+        .join('; ')
       lines.push(
         `| ${r.title} | ${impl} | ${fmtMs(s.ms)} (${fmtMs(s.min)}–${fmtMs(s.max)})${flags ? ` ⚠ ${flags}` : ''} | ${fmtMs(s.cpu)} | ${fmtMs(s.serverCpu)} | ${fmtMiB(s.rssKB)} | ${formatCounts(v.counts)} | ${lag} | ${ratio} |`,
       )
@@ -142,21 +159,33 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
   for (const x of targets) lines.push(`| ${x.what} | ${x.target} | ${x.measured} | ${x.pass ? '✅' : '❌'} |`)
   lines.push('')
   lines.push('Notes:')
-  lines.push('- Time: the measured operation only (instance built and setup pull/edits done before the clock starts), in a fresh child process each run. floor / single-stream: the probe\'s own clock (client setup + listing + GETs), no process start.')
+  lines.push(
+    "- Time: the measured operation only (instance built and setup pull/edits done before the clock starts), in a fresh child process each run. floor / single-stream: the probe's own clock (client setup + listing + GETs), no process start.",
+  )
   lines.push('- Peak RSS: `process.resourceUsage().maxRSS` of the whole child at the end (probe: VmHWM). For the push scenarios after a setup pull it includes that pull.')
   lines.push('- Requests: one separate untimed pass through a counting proxy; only the measured operation is counted (setup pulls excluded).')
-  lines.push('- Client CPU: user + system time of the child process (all threads) during the operation. Server CPU: CPU time SeaweedFS used during the operation; it shares the 2 cores, so client + server CPU close to 2 × time means the machine was saturated.')
+  lines.push(
+    '- Client CPU: user + system time of the child process (all threads) during the operation. Server CPU: CPU time SeaweedFS used during the operation; it shares the 2 cores, so client + server CPU close to 2 × time means the machine was saturated.',
+  )
   lines.push('- Loop lag: `perf_hooks.monitorEventLoopDelay` (1 ms resolution) in the child during the operation.')
   lines.push('- Other load: CPU used by processes outside the benchmark during each run (/proc/stat), flagged ⚠ when above 0.2 cores.')
-  lines.push('- ours (and baseline): `downloadConcurrency` and `uploadConcurrency` 64, as the floor probe and the peers get; the package defaults are upstream\'s 50 and 10.')
-  lines.push('- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.')
+  lines.push("- ours (and baseline): `downloadConcurrency` and `uploadConcurrency` 64, as the floor probe and the peers get; the package defaults are upstream's 50 and 10.")
+  lines.push(
+    '- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.',
+  )
   if (ran('cold-pull-many', 'warm-pull-many', 'noop-push-many')) {
-    lines.push(`- ${nMany}-file scenarios: the warm pull and the no-op push run in the workspace the same implementation pulled in cold-pull-many (or, when that did not run, in one untimed pull of its own), every run in the same directory.`)
+    lines.push(
+      `- ${nMany}-file scenarios: the warm pull and the no-op push run in the workspace the same implementation pulled in cold-pull-many (or, when that did not run, in one untimed pull of its own), every run in the same directory.`,
+    )
   }
   if (ran('delete-push')) {
-    lines.push(`- delete-push: ours (and baseline) are built with \`maxDeletePercent: 100\`: deleting ${del.remove.length.toLocaleString('en')} of ${del.files.length.toLocaleString('en')} files is over the mass-deletion guard's default 50%, which would delete nothing (MASS_DELETE). After each run this package's push from the template puts the deleted objects back. The files live under scratch/, not build/, which the package ignores by default.`)
+    lines.push(
+      `- delete-push: ours (and baseline) are built with \`maxDeletePercent: 100\`: deleting ${del.remove.length.toLocaleString('en')} of ${del.files.length.toLocaleString('en')} files is over the mass-deletion guard's default 50%, which would delete nothing (MASS_DELETE). After each run this package's push from the template puts the deleted objects back. The files live under scratch/, not build/, which the package ignores by default.`,
+    )
   }
-  lines.push(`- rclone: \`rclone sync --checksum --fast-list --transfers=64 --checkers=64\`; awscli: \`aws s3 sync --delete\` with max_concurrent_requests = 64 (Debian packages). Each is its own process: the time includes its start-up; RSS and CPU are its own (GNU time). Peers not installed: ${peers.missing.join('; ') || 'none'}.`)
+  lines.push(
+    `- rclone: \`rclone sync --checksum --fast-list --transfers=64 --checkers=64\`; awscli: \`aws s3 sync --delete\` with max_concurrent_requests = 64 (Debian packages). Each is its own process: the time includes its start-up; RSS and CPU are its own (GNU time). Peers not installed: ${peers.missing.join('; ') || 'none'}.`,
+  )
   return lines.join('\n') + '\n'
 }
 

@@ -35,11 +35,7 @@ import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {
-  S3Client,
-  CreateBucketCommand,
-  PutObjectCommand,
-} from '@aws-sdk/client-s3'
+import { S3Client, CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { ROOT, ensureNodeModules } from '../scripts/setup.mjs'
 import { startS3Server, ensureWeed } from '../scripts/s3-server.mjs'
 import { ensureNative, ensureBaseline } from './native.mjs'
@@ -386,17 +382,13 @@ async function main() {
     writeWorkload(tplWs, files)
     writeBigFile(tplBig, bigSize)
     const seed = async (prefix) =>
-      mapLimit(files, 32, (f) =>
-        admin.send(new PutObjectCommand({ Bucket: bucket, Key: prefix + f.path, Body: readFileSync(path.join(tplWs, f.path)) })),
-      )
+      mapLimit(files, 32, (f) => admin.send(new PutObjectCommand({ Bucket: bucket, Key: prefix + f.path, Body: readFileSync(path.join(tplWs, f.path)) })))
     const t0 = Date.now()
     await seed('ws/')
     await seed('edit/')
     // The big object twice: as another tool sends it (one PUT, its ETag the
     // whole MD5) here, and as this package pushes it (8 MiB parts) below.
-    await admin.send(
-      new PutObjectCommand({ Bucket: bucket, Key: 'bigone/big.bin', Body: createReadStream(tplBig), ContentLength: bigSize }),
-    )
+    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'bigone/big.bin', Body: createReadStream(tplBig), ContentLength: bigSize }))
     console.log(`Seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     const edits = editPlan(files)
 
@@ -439,7 +431,10 @@ async function main() {
       logSeeded('del/', del.files.length, await seedByPushHere('del/', tplDel, del.files.length))
     }
 
-    const scenarios = selectScenarios({ opts, baseline, peers }, { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush: seedByPushHere, longTimeout: b.longTimeout })
+    const scenarios = selectScenarios(
+      { opts, baseline, peers },
+      { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush: seedByPushHere, longTimeout: b.longTimeout },
+    )
     b.keepFor = reusedWorkspaces(scenarios)
 
     // A shared machine: let a build or test run elsewhere finish first.

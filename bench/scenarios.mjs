@@ -13,14 +13,13 @@ const MiB = 1024 * 1024
 /** Implementations run by the floor probe rather than a Node child. */
 export const PROBES = ['floor', 'single-stream', 'raw-multipart']
 
-const expectTree = (s) => (s.after ?? s.fetched)
+const expectTree = (s) => s.after ?? s.fetched
 /** A check: the workspace (or what the probe fetched) holds exactly `want`'s files and bytes. */
 const treeIs = (want) => (s) => {
   const t = expectTree(s)
   return t.files === want.files && t.bytes === want.bytes ? null : `got ${t.files} files / ${t.bytes} B`
 }
-const pushedNothing = (s) =>
-  s.result.uploadedFiles === 0 && s.result.deletedFiles === 0 ? null : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}`
+const pushedNothing = (s) => (s.result.uploadedFiles === 0 && s.result.deletedFiles === 0 ? null : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}`)
 
 /**
  * The scenarios `opts.only` selects (all by default), each with its
@@ -77,9 +76,7 @@ export function selectScenarios({ opts, baseline, peers }, w) {
       edits,
       prefix: () => 'edit/',
       check: (s) =>
-        s.result.uploadedFiles === 15 && s.result.deletedFiles === 3 && s.result.success
-          ? null
-          : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}`,
+        s.result.uploadedFiles === 15 && s.result.deletedFiles === 3 && s.result.success ? null : `uploaded ${s.result.uploadedFiles}, deleted ${s.result.deletedFiles}`,
       // Put the prefix back as it was.
       after: async () => {
         await mapLimit([...edits.edit, ...edits.remove.map((p) => ({ path: p, size: files.find((f) => f.path === p).size }))], 8, (f) =>

@@ -66,7 +66,12 @@ async function watchWorkspace(sync, options) {
   if (signal?.aborted) {
     state.stopped = true
     const final = pushNow()
-    return { stop: () => final, get pushes() { return state.pushes } }
+    return {
+      stop: () => final,
+      get pushes() {
+        return state.pushes
+      },
+    }
   }
   const schedule = () => {
     if (state.stopped) return
@@ -99,7 +104,12 @@ async function watchWorkspace(sync, options) {
   }
   const onAbort = () => void stop()
   signal?.addEventListener('abort', onAbort, { once: true })
-  return { stop, get pushes() { return state.pushes } }
+  return {
+    stop,
+    get pushes() {
+      return state.pushes
+    },
+  }
 }
 
 /**
