@@ -3,21 +3,22 @@
 
 // The public API: an EventEmitter wrapper around the Rust engine, with the
 // upstream package's names, options, results and error classes. The parts
-// live in lib/: errors, logger, options, ignore rules, s3Client handling and
-// the send() store.
+// live in lib/: errors, logger, options, ignore rules, s3Client handling,
+// the send() store, result shaping and watch().
 
 const { EventEmitter } = require('node:events')
 const { createHash } = require('node:crypto')
-const { constants: fsConstants, readdirSync, watch } = require('node:fs')
-const path = require('node:path')
+const { constants: fsConstants } = require('node:fs')
 const { open } = require('node:fs/promises')
 const native = require('./load-binding.js') // binding.js, with an actionable error when no binary fits
 const { SyncError, PathValidationError, S3OperationError, AbortError, fromNative, nativeCall } = require('./lib/errors.js')
-const { createDefaultLogger, LOG_LEVELS } = require('./lib/logger.js')
-const { validateStoragePath, nativeOptions, oneOf, invalid, KNOWN_OPTIONS, CLIENT_MODES } = require('./lib/options.js')
+const { createDefaultLogger } = require('./lib/logger.js')
+const { validateStoragePath, checkOptions, checkOperationOptions } = require('./lib/options.js')
 const { SyncIgnoreFilter, warnSkippedPatterns } = require('./lib/ignore.js')
 const { clientMode, sdkClientSettings, sdkCredentials } = require('./lib/client.js')
 const { sendStore } = require('./lib/send-store.js')
+const { errorDetail, detailOf, failedResult, toResult } = require('./lib/result.js')
+const { watchWorkspace } = require('./lib/watch.js')
 
 /** @typedef {import('./index').SyncResult} SyncResult */
 /** @typedef {import('./index').PullResult} PullResult */
@@ -28,89 +29,6 @@ const { sendStore } = require('./lib/send-store.js')
 /** @typedef {import('./binding').NativeError} NativeError */
 /** @typedef {import('./binding').NativeEvent} NativeEvent */
 /** @typedef {import('./binding').NativeOutcome} NativeOutcome */
-
-/**
- * @param {NativeError} e
- */
-function errorDetail(e) {
-  /** @type {import('./index').SyncErrorDetail} */
-  const detail = { path: e.path, code: /** @type {any} */ (e.code), message: e.message }
-  if (e.s3Code) Object.assign(detail, { s3Code: e.s3Code, statusCode: e.statusCode ?? undefined, retryable: e.retryable ?? false })
-  return detail
-}
-
-/**
- * A thrown error as a result's `errorDetails` entry (S3 fields only when set).
- * @param {SyncError | undefined} err
- * @param {unknown} thrown
- */
-function detailOf(err, thrown) {
-  /** @type {import('./index').SyncErrorDetail} */
-  const detail = { path: '', code: /** @type {any} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(thrown) }
-  if (err?.s3Code !== undefined) Object.assign(detail, { s3Code: err.s3Code, statusCode: err.statusCode, retryable: err.retryable })
-  return detail
-}
-
-/**
- * The result of an operation that failed as a whole (upstream's shape for a
- * push: it resolves rather than rejects).
- * @param {'pull' | 'push'} kind
- * @param {string} message
- * @param {import('./index').SyncErrorDetail} detail
- * @param {number} duration
- */
-function failedResult(kind, message, detail, duration) {
-  return {
-    success: false,
-    ...(kind === 'pull' ? { downloadedFiles: 0 } : { uploadedFiles: 0 }),
-    deletedFiles: 0,
-    errors: [message],
-    errorDetails: [detail],
-    duration,
-    transferredFiles: 0,
-    unchangedFiles: 0,
-    bytesTransferred: 0,
-  }
-}
-
-/**
- * @param {NativeReport} report
- * @param {'pull' | 'push'} kind
- */
-function toResult(report, kind) {
-  /** @type {any} */
-  const result = {
-    // A push dry run with conflicts predicts a push that fails.
-    success: report.errors.length === 0 && !(kind === 'push' && report.plan?.conflicts.length),
-    // Upstream's meaning: a pull "downloaded" every file it made current
-    // (its pulls downloaded everything), so files already identical count.
-    ...(kind === 'pull' ? { downloadedFiles: report.transferred + report.unchanged } : { uploadedFiles: report.transferred }),
-    deletedFiles: report.deleted,
-    duration: Math.round(report.durationMs),
-    transferredFiles: report.transferred,
-    unchangedFiles: report.unchanged,
-    bytesTransferred: report.bytes,
-  }
-  if (report.errors.length > 0) {
-    result.errors = report.errors.map((e) => e.message)
-    result.errorDetails = report.errors.map(errorDetail)
-  }
-  if (report.conflicts.length > 0) result.conflicts = report.conflicts
-  if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
-  if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
-  if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
-  if (report.plan) {
-    const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
-    result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
-    // A dry run counts what the real call would do.
-    const moving = kind === 'pull' ? download.length : upload.length
-    result.transferredFiles = moving
-    result.deletedFiles = kind === 'pull' ? deleteLocal.length : deleteRemote.length
-    if (kind === 'pull') result.downloadedFiles = moving + report.unchanged
-    else result.uploadedFiles = moving
-  }
-  return result
-}
 
 // ---- callbacks handed to the native object ----------------------------------
 //
@@ -156,12 +74,9 @@ function contentTypeHook(resolver, logger) {
  * @returns {Promise<{ value: T, aborted: boolean }>}
  */
 async function withSignal(options, start) {
-  const signal = options?.signal
-  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('options.signal must be an AbortSignal')
-  if (options?.dryRun !== undefined && typeof options.dryRun !== 'boolean') invalid('options.dryRun must be a boolean')
-  if (options?.restoreDeleted !== undefined && typeof options.restoreDeleted !== 'boolean') invalid('options.restoreDeleted must be a boolean')
+  const { signal, dryRun, restoreDeleted } = checkOperationOptions(options)
   if (signal?.aborted) throw new AbortError(signal.reason)
-  const cancel = new native.NativeRun(options?.dryRun ?? false, options?.restoreDeleted ?? false)
+  const cancel = new native.NativeRun(dryRun, restoreDeleted)
   const onAbort = () => cancel.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
@@ -178,21 +93,12 @@ class S3WorkspaceSync extends EventEmitter {
   /** @param {import('./index').S3WorkspaceSyncOptions} options */
   constructor(options) {
     super()
-    if (!options || typeof options !== 'object') invalid('options.bucket is required')
-    const opts = /** @type {Record<string, any>} */ (options)
-    const logLevel = oneOf(opts, 'logLevel', /** @type {import('./index').LogLevel[]} */ (LOG_LEVELS), 'info')
-    const logger = opts.logger ?? createDefaultLogger(logLevel)
-    for (const level of ['debug', 'info', 'warn', 'error']) {
-      if (typeof logger[level] !== 'function') invalid(`options.logger.${level} must be a function`)
-    }
+    // Every option's rule and wording: lib/options.js.
+    const { values: opts, native: nativeOpts, unknown } = checkOptions(options)
+    /** @type {SyncLogger} */
+    const logger = opts.logger
     const resolver = opts.contentTypeResolver
-    if (resolver !== undefined && typeof resolver !== 'function') invalid('options.contentTypeResolver must be a function')
-    const client = opts.s3Client
-    if (client !== undefined && (client === null || typeof client.send !== 'function')) invalid('options.s3Client must have a send() method')
-    const forcedMode = oneOf(opts, 's3ClientMode', CLIENT_MODES, 'auto')
-    const nativeOpts = nativeOptions(opts)
     nativeCall(() => native.checkWorkspaceDir(opts.workspaceDir))
-    const unknown = Object.keys(opts).filter((k) => !KNOWN_OPTIONS.has(k))
     if (unknown.length > 0) {
       logger.warn(`Unknown options ignored: ${unknown.join(', ')} (see S3WorkspaceSyncOptions; downloadConcurrency and uploadConcurrency set parallelism)`)
     }
@@ -215,8 +121,9 @@ class S3WorkspaceSync extends EventEmitter {
     this._priorityDone = null
     this._nativeOptions = nativeOpts
     this._contentType = resolver && contentTypeHook(resolver, logger)
-    this._client = client
-    this._forcedMode = forcedMode
+    this._client = opts.s3Client
+    /** @type {'auto' | 'sdk' | 'send'} */
+    this._forcedMode = opts.s3ClientMode
     /** @type {Promise<import('./binding').NativeWorkspace> | null} */
     this._engine = null
     /** Running operations, so `close()` can wait for or cancel them. @type {Set<{ done: Promise<unknown>, cancel: import('./binding').NativeRun }>} */
@@ -413,79 +320,22 @@ class S3WorkspaceSync extends EventEmitter {
   /**
    * Pulls, then keeps the workspace pushed: a push `debounceMs` after the
    * last change (file-system notifications, with a rescan every
-   * `RESCAN_MS` as a safety net), never two at once. `stop()` (or aborting
+   * 30 s as a safety net), never two at once. `stop()` (or aborting
    * `signal`) stops watching and resolves after a final push.
    * @param {import('./index').WatchOptions} [options]
    * @returns {Promise<import('./index').Watcher>}
    */
   async watch(options) {
-    const debounceMs = options?.debounceMs ?? 2000
-    // setTimeout's limit: a longer delay would fire at once.
-    if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 2_147_483_647) invalid('options.debounceMs must be a whole number of milliseconds up to 2147483647')
-    const signal = options?.signal
-    const onPush = options?.onPush
-    if (onPush !== undefined && typeof onPush !== 'function') invalid('options.onPush must be a function')
-    const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
-    /** @returns {Promise<PushResult>} */
-    const pushNow = () => {
-      const next = state.chain.then(async () => {
-        state.pushes++
-        const result = await this.push()
-        try {
-          onPush?.(result)
-        } catch (e) {
-          this._callbackThrew(e, 'An onPush callback')
-        }
-        return result
-      })
-      state.chain = next.catch(() => {})
-      return next
-    }
-    try {
-      await this.pull({ signal })
-    } catch (e) {
-      if (!signal?.aborted) throw e
-    }
-    // Stopped during that first pull (a container stopped while starting):
-    // what the agent wrote meanwhile is still pushed, as at any stop. The
-    // push deletes nothing the interrupted pull did not record.
-    if (signal?.aborted) {
-      state.stopped = true
-      const final = pushNow()
-      return { stop: () => final, get pushes() { return state.pushes } }
-    }
-    const schedule = () => {
-      if (state.stopped) return
-      clearTimeout(state.timer)
-      state.timer = setTimeout(() => void pushNow(), debounceMs)
-    }
-    const stateDir = this._nativeOptions.stateDir
-    const watcher = watchTree(this._workspaceDir, (name) => {
-      // The engine's own state is not the agent's work.
-      if (!stateDir && (name === '.s3ws' || name.startsWith('.s3ws/') || name.startsWith('.s3ws\\'))) return
-      schedule()
-    })
-    const rescan = setInterval(schedule, Math.max(RESCAN_MS, debounceMs * 10))
-    rescan.unref()
-    // What was already waiting when watching began goes now, not at the
-    // first change or rescan.
-    void pushNow()
-    /** @type {Promise<PushResult> | undefined} */
-    let stopping
-    const stop = () => {
-      stopping ??= (async () => {
-        state.stopped = true
-        clearTimeout(state.timer)
-        clearInterval(rescan)
-        watcher.close()
-        signal?.removeEventListener('abort', onAbort)
-        return pushNow()
-      })()
-      return stopping
-    }
-    const onAbort = () => void stop()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    return { stop, get pushes() { return state.pushes } }
+    return watchWorkspace(
+      {
+        pull: (o) => this.pull(o),
+        push: () => this.push(),
+        callbackThrew: (e, who) => this._callbackThrew(e, who),
+        workspaceDir: this._workspaceDir,
+        stateDir: this._nativeOptions.stateDir,
+      },
+      options,
+    )
   }
 
   /**
@@ -528,78 +378,16 @@ class S3WorkspaceSync extends EventEmitter {
     await Promise.allSettled(running.map((op) => op.done))
     const engine = this._engine
     this._engine = null
-    if (engine) await engine.then((e) => e.close(), () => {})
+    if (engine)
+      await engine.then(
+        (e) => e.close(),
+        () => {},
+      )
   }
 
   /** `await using sync = new S3WorkspaceSync(…)`: closes, waiting for running work. */
   async [Symbol.asyncDispose]() {
     await this.close()
-  }
-}
-
-/** A periodic rescan under `watch()`, for changes notifications missed. */
-const RESCAN_MS = 30_000
-
-/**
- * Calls `onChange(relativeName)` for changes anywhere under `dir`
- * (recursive notifications: inotify on Linux, FSEvents on macOS). Where
- * Node cannot watch a tree recursively (Linux before Node 20), each
- * directory is watched on its own, and new ones as they appear.
- * @param {string} dir
- * @param {(name: string) => void} onChange
- * @returns {{ close(): void }}
- */
-function watchTree(dir, onChange) {
-  try {
-    const watcher = watch(dir, { recursive: true, persistent: true }, (_event, name) => onChange(String(name ?? '')))
-    watcher.on('error', () => onChange(''))
-    return watcher
-  } catch (e) {
-    if (/** @type {NodeJS.ErrnoException} */ (e).code !== 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM') throw e
-    return watchEachDirectory(dir, onChange)
-  }
-}
-
-/**
- * `watchTree` without recursive notifications: one watcher a directory
- * (the engine's own `.s3ws` left out).
- * @param {string} root
- * @param {(name: string) => void} onChange
- */
-function watchEachDirectory(root, onChange) {
-  /** @type {Map<string, import('node:fs').FSWatcher>} */
-  const watchers = new Map()
-  /** @param {string} rel */
-  const add = (rel) => {
-    if (watchers.has(rel) || rel.split('/').includes('.s3ws')) return
-    const full = path.join(root, rel)
-    /** @type {import('node:fs').Dirent[]} */
-    let entries
-    try {
-      entries = readdirSync(full, { withFileTypes: true })
-      const watcher = watch(full, { persistent: true }, (_event, name) => {
-        const changed = rel ? `${rel}/${name ?? ''}` : String(name ?? '')
-        onChange(changed)
-        // A directory made (or moved in) since: watched from now on.
-        if (name) add(changed)
-      })
-      watcher.on('error', () => {
-        watcher.close()
-        watchers.delete(rel)
-        onChange(rel)
-      })
-      watchers.set(rel, watcher)
-    } catch {
-      return // not a directory (or gone): nothing to watch
-    }
-    for (const e of entries) if (e.isDirectory()) add(rel ? `${rel}/${e.name}` : e.name)
-  }
-  add('')
-  return {
-    close() {
-      for (const w of watchers.values()) w.close()
-      watchers.clear()
-    },
   }
 }
 

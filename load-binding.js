@@ -12,15 +12,7 @@ const { readFileSync } = require('node:fs')
 const PACKAGE = '@moca/s3-workspace-sync'
 const BINARY = 's3-workspace-sync'
 // Keep in step with napi.targets in package.json and the README's Install section.
-const SUPPORTED = [
-  'linux-x64-gnu',
-  'linux-x64-musl',
-  'linux-arm64-gnu',
-  'linux-arm64-musl',
-  'darwin-x64',
-  'darwin-arm64',
-  'win32-x64-msvc',
-]
+const SUPPORTED = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
 
 /** 'glibc', 'musl' or null (unknown), on Linux. */
 function linuxLibc() {

@@ -34,41 +34,48 @@ const until = async (check, ms = 15_000) => {
 }
 const files = (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}.txt`, `content ${i}`]))
 
-test('4, 5. watch: pending files go right after the first pull; each push prints a time-stamped line with its errors as it happens (--json: one line a push)', { skip: process.platform === 'win32' && 'signals' }, async () => {
-  const bucket = await newBucket()
-  await seed(bucket, 'w/', files(3))
-  const dir = tmpDir('watch')
-  // Synced, then changed before watching starts: pending at start.
-  assert.equal((await cli(['pull', '--bucket', bucket, '--prefix', 'w/', '--dir', dir, '--endpoint', endpoint, '--quiet'])).status, 0)
-  await settle()
-  writeFileSync(path.join(dir, 'f0.txt'), 'edited before watch started')
-  const result = await cli(['watch', `s3://${bucket}/w/`, '--dir', dir, '--endpoint', endpoint, '--debounce', '300', '--json'], {
-    onStart: async (child, out) => {
-      // Not after a 30 s rescan: right after the pull.
-      await until(async () => (await getObject(bucket, 'w/f0.txt')).toString() === 'edited before watch started', 5000)
-      // A push that fails (a FIFO cannot be uploaded) says so at once.
-      spawn('mkfifo', [path.join(dir, 'pipe')])
-      await until(() => out.stdout.includes('"SPECIAL_FILE"'), 10_000)
-      child.kill('SIGTERM')
-    },
-  })
-  const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l))
-  assert.ok(lines.length >= 3, result.stdout)
-  for (const l of lines) assert.match(l.time, /^\d{4}-\d\d-\d\dT/)
-  assert.ok(lines.some((l) => l.uploadedFiles === 1 && l.success))
-  assert.ok(lines.some((l) => !l.success && l.errorDetails.some((e) => e.code === 'SPECIAL_FILE')))
-  assert.equal(result.status, 1) // the final push still meets the FIFO
-  // Text mode: a time-stamped line a push, the error on its own line.
-  rmSync(path.join(dir, 'pipe'))
-  const text = await cli(['watch', `s3://${bucket}/w/`, '--dir', dir, '--endpoint', endpoint, '--debounce', '200'], {
-    onStart: async (child, out) => {
-      await until(() => /push: \d+ uploaded/.test(out.stdout), 5000)
-      child.kill('SIGINT')
-    },
-  })
-  assert.equal(text.status, 0, text.stderr)
-  assert.match(text.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z push: 0 uploaded/m)
-})
+test(
+  '4, 5. watch: pending files go right after the first pull; each push prints a time-stamped line with its errors as it happens (--json: one line a push)',
+  { skip: process.platform === 'win32' && 'signals' },
+  async () => {
+    const bucket = await newBucket()
+    await seed(bucket, 'w/', files(3))
+    const dir = tmpDir('watch')
+    // Synced, then changed before watching starts: pending at start.
+    assert.equal((await cli(['pull', '--bucket', bucket, '--prefix', 'w/', '--dir', dir, '--endpoint', endpoint, '--quiet'])).status, 0)
+    await settle()
+    writeFileSync(path.join(dir, 'f0.txt'), 'edited before watch started')
+    const result = await cli(['watch', `s3://${bucket}/w/`, '--dir', dir, '--endpoint', endpoint, '--debounce', '300', '--json'], {
+      onStart: async (child, out) => {
+        // Not after a 30 s rescan: right after the pull.
+        await until(async () => (await getObject(bucket, 'w/f0.txt')).toString() === 'edited before watch started', 5000)
+        // A push that fails (a FIFO cannot be uploaded) says so at once.
+        spawn('mkfifo', [path.join(dir, 'pipe')])
+        await until(() => out.stdout.includes('"SPECIAL_FILE"'), 10_000)
+        child.kill('SIGTERM')
+      },
+    })
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    assert.ok(lines.length >= 3, result.stdout)
+    for (const l of lines) assert.match(l.time, /^\d{4}-\d\d-\d\dT/)
+    assert.ok(lines.some((l) => l.uploadedFiles === 1 && l.success))
+    assert.ok(lines.some((l) => !l.success && l.errorDetails.some((e) => e.code === 'SPECIAL_FILE')))
+    assert.equal(result.status, 1) // the final push still meets the FIFO
+    // Text mode: a time-stamped line a push, the error on its own line.
+    rmSync(path.join(dir, 'pipe'))
+    const text = await cli(['watch', `s3://${bucket}/w/`, '--dir', dir, '--endpoint', endpoint, '--debounce', '200'], {
+      onStart: async (child, out) => {
+        await until(() => /push: \d+ uploaded/.test(out.stdout), 5000)
+        child.kill('SIGINT')
+      },
+    })
+    assert.equal(text.status, 0, text.stderr)
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z push: 0 uploaded/m)
+  },
+)
 
 test('6. the deletion guard and the other options as flags and variables; status shows what the guard refuses, and exits 0 when nothing is wrong', async () => {
   const bucket = await newBucket()
@@ -198,8 +205,15 @@ test('11. interrupted: a message and exit 130; typos get a suggestion; help list
   const dir = tmpDir('debug')
   const debug = await cli(['pull', `s3://${bucket}/i/`, '--dir', dir, '--endpoint', endpoint, '--log-level', 'debug', '--log-format', 'json', '--quiet'])
   assert.equal(debug.status, 0, debug.stderr)
-  const logs = debug.stderr.trim().split('\n').map((l) => JSON.parse(l))
-  for (let i = 0; i < 20; i++) assert.ok(logs.some((l) => l.level === 'debug' && l.message === `Downloaded f${i}.txt`), `f${i}.txt not logged`)
+  const logs = debug.stderr
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  for (let i = 0; i < 20; i++)
+    assert.ok(
+      logs.some((l) => l.level === 'debug' && l.message === `Downloaded f${i}.txt`),
+      `f${i}.txt not logged`,
+    )
   writeFileSync(path.join(dir, 'f0.txt'), 'edited')
   writeFileSync(path.join(dir, 'new.txt'), 'new')
   rmSync(path.join(dir, 'f1.txt'))

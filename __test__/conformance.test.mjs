@@ -1,6 +1,7 @@
 // The upstream package's own answers, checked entry by entry. The vectors
 // are kept in __test__/fixtures/spec/ exactly as the team's shared spec has
 // them (a test below compares the two when ../shared/spec is beside the clone).
+// No S3 server needed: `node --test __test__/conformance.test.mjs` runs it alone.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -8,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SyncIgnoreFilter, guessContentType, validateStoragePath, PathValidationError, SyncError } from '../index.js'
-import { tmpDir, recordingLogger } from './helpers.mjs'
+import { tmpDir, recordingLogger } from './local-helpers.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const SPEC = path.join(HERE, 'fixtures', 'spec')
@@ -16,7 +17,9 @@ const SHARED_SPEC = process.env.S3WS_SPEC_DIR || path.resolve(HERE, '..', '..', 
 const vectors = (name) => JSON.parse(readFileSync(path.join(SPEC, name), 'utf8'))
 
 test('the vectors in the repository are the shared spec as it is (when it is beside the clone)', (t) => {
-  const ours = readdirSync(SPEC).filter((n) => n.endsWith('.json')).sort()
+  const ours = readdirSync(SPEC)
+    .filter((n) => n.endsWith('.json'))
+    .sort()
   assert.deepEqual(ours, ['content-types.json', 'syncignore-cases.json', 'validate-storage-path.json'])
   if (!existsSync(SHARED_SPEC)) {
     t.diagnostic(`no ${SHARED_SPEC}: the copies in ${SPEC} are used as they are`)
@@ -42,7 +45,10 @@ test('syncignore-cases.json: every isIgnored answer', async () => {
       checked++
     }
     const all = Object.keys(c.results)
-    assert.deepEqual(filter.filter(all), all.filter((p) => !c.results[p]))
+    assert.deepEqual(
+      filter.filter(all),
+      all.filter((p) => !c.results[p]),
+    )
   }
   assert.ok(checked > 600, `${checked} answers checked`)
 })

@@ -202,7 +202,15 @@ test("the consumer's flows: scoped client, priority skills, shared skills twice,
   const ws = tmpDir()
   try {
     // The agent starts while files arrive; skills first.
-    const parent = new S3WorkspaceSync({ bucket, prefix: 'users/u1/', workspaceDir: ws, s3Client: client, priorityPrefix: '.agents/skills/', downloadConcurrency: 4, logger: quiet() })
+    const parent = new S3WorkspaceSync({
+      bucket,
+      prefix: 'users/u1/',
+      workspaceDir: ws,
+      s3Client: client,
+      priorityPrefix: '.agents/skills/',
+      downloadConcurrency: 4,
+      logger: quiet(),
+    })
     const handle = parent.startBackgroundPull()
     await parent.waitForPriorityPull()
     assert.equal(readFileSync(path.join(ws, '.agents/skills/search/SKILL.md'), 'utf8'), 'search skill')

@@ -120,7 +120,10 @@ test('4. a push from a fresh process after another pulled uploads nothing unchan
     assert.equal(proxy.count('PUT'), 1)
     // A single deletion is one DeleteObject (more go in DeleteObjects
     // batches, each key with its ETag: deletes.test.mjs).
-    assert.equal(proxy.count('POST', (r) => r.query.has('delete')), 0)
+    assert.equal(
+      proxy.count('POST', (r) => r.query.has('delete')),
+      0,
+    )
     // Both writes were conditional on the object the base knew (where the
     // server applies conditions; elsewhere a HEAD checks first: stores.test.mjs).
     if (!lacks('conditions')) {
@@ -182,7 +185,10 @@ test("5b. conflictPolicy: 'overwrite' restores upstream's last writer wins", asy
   const pushedB = await b.push()
   assert.deepEqual([pushedB.success, pushedB.uploadedFiles], [true, 1])
   assert.equal((await getObject(bucket, 'p/shared.md')).toString(), 'edit by B')
-  assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dirB, conflictPolicy: 'theirs' }), (e) => e.code === 'INVALID_OPTION')
+  assert.throws(
+    () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dirB, conflictPolicy: 'theirs' }),
+    (e) => e.code === 'INVALID_OPTION',
+  )
 })
 
 test('6. a parent agent and its sub-agent push one directory concurrently: both succeed', async () => {
@@ -203,11 +209,14 @@ test('6. a parent agent and its sub-agent push one directory concurrently: both 
   write(dir, 'parent/x.txt', 'px')
   const options = { bucket, prefix: 'p/', workspaceDir: dir, endpoint }
   const both = await Promise.all([inChild(options, 'push'), inChild(options, 'push')])
-  assert.ok(both.every((r) => r.success), JSON.stringify(both))
+  assert.ok(
+    both.every((r) => r.success),
+    JSON.stringify(both),
+  )
   assert.equal(both[0].uploadedFiles + both[1].uploadedFiles, 1)
 })
 
-test('7. nested workspaces: the parent never uploads the nested one\'s state, and the nested pull keeps working', async () => {
+test("7. nested workspaces: the parent never uploads the nested one's state, and the nested pull keeps working", async () => {
   const bucket = await newBucket()
   await seed(bucket, 'u/', { 'top.txt': 't', 'dev2/inner.txt': 'i' })
   const root = tmpDir('nested')
@@ -220,7 +229,10 @@ test('7. nested workspaces: the parent never uploads the nested one\'s state, an
   const pushed = await parent.push()
   assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
   const keys = await listKeys(bucket, 'u/')
-  assert.ok(keys.every((k) => !k.includes(STATE_DIR)), keys.join(' '))
+  assert.ok(
+    keys.every((k) => !k.includes(STATE_DIR)),
+    keys.join(' '),
+  )
   assert.ok(keys.includes('u/dev2/made-by-dev2.txt'))
   // The parent's pull leaves the nested state alone; the nested pull still works.
   assert.equal((await parent.pull()).success, true)
@@ -352,7 +364,7 @@ test('a push killed mid-way is recovered by the next push: no conflict with its 
   assert.deepEqual([again.success, again.uploadedFiles], [true, 0])
 })
 
-test('stateDir keeps the sync base outside the workspace, which then holds only the user\'s files', async () => {
+test("stateDir keeps the sync base outside the workspace, which then holds only the user's files", async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a' })
   const dir = tmpDir()

@@ -12,22 +12,7 @@ import path from 'node:path'
 import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { startMoto } from '../scripts/s3-server.mjs'
-import {
-  endpoint,
-  newBucket,
-  seed,
-  putObject,
-  getObject,
-  listKeys,
-  tmpDir,
-  readTree,
-  quiet,
-  withProxy,
-  inChild,
-  settle,
-  STATE_DIR,
-  lacks,
-} from './helpers.mjs'
+import { endpoint, newBucket, seed, putObject, getObject, listKeys, tmpDir, readTree, quiet, withProxy, inChild, settle, STATE_DIR, lacks } from './helpers.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const write = (dir, rel, body) => {
@@ -113,7 +98,7 @@ test('2. (moto: 404 NoSuchKey for If-Match on a missing key) an edit of a file a
   assert.equal((await motoGet(bucket, 'p/notes.md')).toString(), 'v2 by agent A')
 })
 
-test('3a. (moto: DeleteObjects ignores per-key ETags) a stale batch delete never removes another agent\'s newer edit', async () => {
+test("3a. (moto: DeleteObjects ignores per-key ETags) a stale batch delete never removes another agent's newer edit", async () => {
   const bucket = await motoBucket()
   for (const [rel, body] of Object.entries(many(8))) {
     await motoAdmin.send(new PutObjectCommand({ Bucket: bucket, Key: `p/${rel}`, Body: body }))
@@ -306,8 +291,8 @@ test('7. a damaged sync base is reported; what still checks is used; nothing is 
   write(a, 'f20.txt', 'unpushed edit')
   rmSync(path.join(a, 'f21.txt'))
   // One byte flipped at 30% of A's base.
-  const stateFiles = readdirSync(path.join(a, STATE_DIR)).filter((f) => f.endsWith('.base'))
-  const basePath = path.join(a, STATE_DIR, stateFiles[0])
+  const stateFile = readdirSync(path.join(a, STATE_DIR)).find((f) => f.endsWith('.base'))
+  const basePath = path.join(a, STATE_DIR, stateFile)
   const bytes = readFileSync(basePath)
   bytes[Math.floor(bytes.length * 0.3)] ^= 0x20
   writeFileSync(basePath, bytes)
@@ -319,7 +304,10 @@ test('7. a damaged sync base is reported; what still checks is used; nothing is 
   const unknown = (pulled.warnings ?? []).filter((w) => w.code === 'UNKNOWN_TO_BASE').map((w) => w.path)
   assert.ok(unknown.length <= 16, `${unknown.length} paths lost`)
   if (read(a, 'f20.txt') !== 'unpushed edit') {
-    assert.deepEqual(pulled.conflictCopies?.map((c) => c.path), ['f20.txt'])
+    assert.deepEqual(
+      pulled.conflictCopies?.map((c) => c.path),
+      ['f20.txt'],
+    )
     assert.equal(read(a, pulled.conflictCopies[0].copy), 'unpushed edit')
   }
   assert.ok(!existsSync(path.join(a, 'f21.txt')) || unknown.includes('f21.txt'))
@@ -346,6 +334,7 @@ test('8. a push killed after the server stored its upload, then a deletion by an
   await withProxy({ hold: (r) => (isPut(r) ? ((stored = true), new Promise(() => {})) : 0) }, async (proxy) => {
     const killed = await inChild({ bucket, prefix: 'p/', workspaceDir: a, endpoint: proxy.endpoint }, 'push', {
       onStart: async (child) => {
+        // eslint-disable-next-line no-unmodified-loop-condition -- the proxy's hold() sets it
         while (!stored) await sleep(10)
         child.kill('SIGKILL')
       },
@@ -400,7 +389,10 @@ test('9. two agents editing one file in a tight pull-edit-push loop both make pr
     await s.close()
     assert.equal(agent.solo, 5, `${agent.name}: ${agent.solo} of 5 pushes went through alone`)
   }
-  assert.ok(agents.some((a) => a.pushes > 0), 'no push went through while both ran')
+  assert.ok(
+    agents.some((a) => a.pushes > 0),
+    'no push went through while both ran',
+  )
   const keys = await listKeys(bucket, 'p/')
   const everything = new Set((await Promise.all(keys.map((k) => getObject(bucket, k)))).flatMap((b) => String(b).split('\n')))
   for (const agent of agents) {

@@ -7,19 +7,6 @@ import { S3WorkspaceSync, S3OperationError, SyncError } from '../index.js'
 import { CREDENTIALS } from '../scripts/s3-server.mjs'
 import { endpoint, newBucket, seed, tmpDir, readTree, listKeys, recordingLogger, quiet, lacks } from './helpers.mjs'
 
-test('constructor rejects missing options with the upstream messages', () => {
-  const base = { bucket: 'b', prefix: 'p', workspaceDir: '/tmp/x' }
-  for (const name of ['bucket', 'prefix', 'workspaceDir']) {
-    for (const value of [undefined, '']) {
-      assert.throws(() => new S3WorkspaceSync({ ...base, [name]: value }), { message: `options.${name} is required` })
-    }
-  }
-  assert.throws(() => new S3WorkspaceSync({ ...base, downloadConcurrency: 0 }), { code: 'INVALID_OPTION' })
-  assert.throws(() => new S3WorkspaceSync({ ...base, uploadConcurrency: 1.5 }), { code: 'INVALID_OPTION' })
-  assert.throws(() => new S3WorkspaceSync({ ...base, logger: { info() {} } }), { code: 'INVALID_OPTION' })
-  assert.throws(() => new S3WorkspaceSync({ ...base, ignorePatterns: [42] }), { code: 'INVALID_OPTION' })
-})
-
 /** A workspace with local files that a failed pull must not touch. */
 function populated() {
   const dir = tmpDir()

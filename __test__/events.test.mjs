@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { S3WorkspaceSync, createDefaultLogger } from '../index.js'
+import { S3WorkspaceSync } from '../index.js'
 import { endpoint, newBucket, seed, tmpDir, readTree, recordingLogger, quiet } from './helpers.mjs'
 
 async function seeded(n) {
@@ -81,7 +81,10 @@ test('push emits upload and cleanup progress', async () => {
   const uploads = events.filter((e) => e.phase === 'upload')
   assert.equal(uploads[0].total, 30)
   assert.equal(uploads.at(-1).percentage, 100)
-  assert.deepEqual(events.filter((e) => e.phase === 'cleanup').map((e) => e.current), [0, 1])
+  assert.deepEqual(
+    events.filter((e) => e.phase === 'cleanup').map((e) => e.current),
+    [0, 1],
+  )
 })
 
 test('the logger receives the engine log records', async () => {
@@ -91,38 +94,16 @@ test('the logger receives the engine log records', async () => {
   await sync.pull()
   await new Promise((r) => setImmediate(r))
   const info = calls.filter((c) => c.level === 'info').map((c) => c.message)
-  assert.ok(info.some((m) => m.startsWith('Pulling from s3://')), info.join('\n'))
-  assert.ok(info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')), info.join('\n'))
+  assert.ok(
+    info.some((m) => m.startsWith('Pulling from s3://')),
+    info.join('\n'),
+  )
+  assert.ok(
+    info.some((m) => m.startsWith('Pull complete: 2 downloaded, 0 deleted in ')),
+    info.join('\n'),
+  )
   assert.ok(calls.some((c) => c.level === 'debug' && c.message.startsWith('Initialized: bucket=')))
   for (const c of calls) assert.equal(typeof c.message, 'string')
-})
-
-test('the default logger prefixes and routes to console', () => {
-  const seen = []
-  const saved = { log: console.log, debug: console.debug, warn: console.warn, error: console.error }
-  for (const k of Object.keys(saved)) console[k] = (...args) => seen.push([k, ...args])
-  try {
-    const logger = createDefaultLogger('debug')
-    logger.info('hello', 1)
-    logger.debug('dbg')
-    logger.warn('careful')
-    logger.error('bad')
-    logger.info('with object', { a: 1 })
-    logger.error('failed:', Object.assign(new Error('no such bucket'), { code: 'S3_OPERATION_ERROR' }))
-    // The default level is 'info': debug records are left out.
-    createDefaultLogger().debug('hidden')
-    createDefaultLogger('silent').error('hidden too')
-  } finally {
-    Object.assign(console, saved)
-  }
-  assert.deepEqual(seen.map((s) => s[0]), ['log', 'debug', 'warn', 'error', 'log', 'error'])
-  assert.deepEqual(seen[4].slice(3), ['with object', '{"a":1}'])
-  // An Error prints its name, code and message (JSON would print `{}`).
-  assert.deepEqual(seen[5].slice(3), ['failed:', 'Error [S3_OPERATION_ERROR]: no such bucket'])
-  assert.throws(() => createDefaultLogger('verbose'), TypeError)
-  assert.equal(seen[0][1], '[S3_WORKSPACE_SYNC]')
-  assert.match(seen[0][2], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-  assert.deepEqual(seen[0].slice(3), ['hello', 1])
 })
 
 test('background pull: waitForPull, isPullComplete, push waits for it', async () => {
@@ -164,18 +145,4 @@ test('a failed background pull is logged and still completes', async () => {
   await sync.waitForPull()
   assert.equal(sync.isPullComplete(), true)
   assert.ok(calls.some((c) => c.level === 'error' && c.message.includes('Background pull failed')))
-})
-
-test('the class is an EventEmitter', () => {
-  const sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p', workspaceDir: tmpDir(), endpoint, logger: quiet() })
-  let n = 0
-  const f = () => n++
-  sync.on('x', f)
-  sync.once('y', f)
-  sync.emit('x')
-  sync.emit('y')
-  sync.emit('y')
-  sync.off('x', f)
-  sync.emit('x')
-  assert.equal(n, 2)
 })

@@ -54,7 +54,10 @@ test('503 SlowDown, 500 and 429 answers are retried and the pull completes', asy
     const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
     assert.equal(result.success, true, JSON.stringify(result.errors))
     assert.deepEqual(readTree(dir), { 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' })
-    assert.equal(proxy.count('GET', (r) => r.path.endsWith('/a.txt')), 3)
+    assert.equal(
+      proxy.count('GET', (r) => r.path.endsWith('/a.txt')),
+      3,
+    )
   })
 })
 
@@ -86,7 +89,10 @@ test('a corrupted body is caught by its MD5: retried once flipped, never lands w
     const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
     assert.equal(result.success, true, JSON.stringify(result.errors))
     assert.equal(md5(readFileSync(path.join(dir, 'data.bin'))), md5(body))
-    assert.equal(proxy.count('GET', (r) => r.path.endsWith('/data.bin')), 2)
+    assert.equal(
+      proxy.count('GET', (r) => r.path.endsWith('/data.bin')),
+      2,
+    )
   })
   await withProxy({ fault: (r) => (isGet(r) ? { flip: true } : undefined) }, async (proxy) => {
     const dir = tmpDir()
@@ -96,7 +102,10 @@ test('a corrupted body is caught by its MD5: retried once flipped, never lands w
     assert.equal(result.success, false)
     assert.match(result.errors[0], /INTEGRITY|MD5/i)
     assert.equal(readFileSync(path.join(dir, 'data.bin'), 'utf8'), 'previous')
-    assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.partial')), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.endsWith('.partial')),
+      [],
+    )
   })
 })
 
@@ -121,11 +130,18 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
       assert.equal(result.errors.length, 1, JSON.stringify(result.errors))
       assert.match(result.errors[0], new RegExp(`${name}.*INTEGRITY|integrity check failed`, 'i'))
       assert.equal(existsSync(path.join(dir, name)), false, `${name} landed`)
-      assert.equal(proxy.count('GET', (r) => second(r) && r.path.endsWith(name)), 3, 'three attempts')
+      assert.equal(
+        proxy.count('GET', (r) => second(r) && r.path.endsWith(name)),
+        3,
+        'three attempts',
+      )
       for (const other of ['ours.bin', 'single.bin', 'legacy.bin'].filter((n) => n !== name)) {
         assert.equal(md5(readFileSync(path.join(dir, other))), md5(body), other)
       }
-      assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.partial')), [])
+      assert.deepEqual(
+        readdirSync(dir).filter((n) => n.endsWith('.partial')),
+        [],
+      )
     })
   }
 })
@@ -164,7 +180,10 @@ async function assertListingRejected(bucket, fault, pattern) {
     const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
     await assert.rejects(sync.pull(), (e) => e.code === 'S3_OPERATION_ERROR' && pattern.test(e.message))
     assert.deepEqual(readTree(dir), { 'local-work.txt': 'keep me' })
-    assert.equal(proxy.count('GET', (r) => !isList(r)), 0)
+    assert.equal(
+      proxy.count('GET', (r) => !isList(r)),
+      0,
+    )
     assert.equal(proxy.count('PUT') + proxy.count('DELETE'), 0)
   })
 }
@@ -230,15 +249,24 @@ test('hostile keys are never written, each is reported, and they block no other 
     }
     // A key that is also a directory is resolved by rule (the newer shape
     // wins; here the directory, on a tie), with a warning, not an error.
-    assert.ok(result.warnings.some((w) => w.code === 'SHAPE_CLASH' && w.path === 'clash'), JSON.stringify(result.warnings))
+    assert.ok(
+      result.warnings.some((w) => w.code === 'SHAPE_CLASH' && w.path === 'clash'),
+      JSON.stringify(result.warnings),
+    )
     // Names reserved for the engine's state are skipped with a warning.
     for (const key of RESERVED_KEYS) {
-      assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes(key)), `${key} not logged`)
+      assert.ok(
+        calls.some((c) => c.level === 'warn' && c.message.includes(key)),
+        `${key} not logged`,
+      )
     }
     assert.deepEqual(readTree(dir), { 'ok.txt': 'fine', 'clash/inner.txt': 'a', 'local-only.txt': 'mine' })
     // Only the safe keys were ever fetched.
     const fetched = proxy.requests.filter(isGet).map((r) => r.path)
-    assert.ok(fetched.every((p) => p.endsWith('/p/ok.txt') || p.endsWith('/p/clash/inner.txt')), fetched.join(' '))
+    assert.ok(
+      fetched.every((p) => p.endsWith('/p/ok.txt') || p.endsWith('/p/clash/inner.txt')),
+      fetched.join(' '),
+    )
     assert.equal(proxy.count('PUT') + proxy.count('DELETE'), 0)
   })
   assert.deepEqual(outsideWs(), before)

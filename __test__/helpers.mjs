@@ -1,23 +1,46 @@
-// Shared test helpers: an independent S3 client (the AWS SDK) to seed and
-// inspect the real server, temp workspaces, and a recording proxy.
+// Test helpers for the tests that need the S3 test server (`node
+// scripts/test.mjs` starts one and sets S3WS_TEST_ENDPOINT): an independent
+// S3 client (the AWS SDK) to seed and inspect it, and a recording proxy in
+// front of it. The server-free helpers are in ./local-helpers.mjs (and
+// re-exported here). Importing this file needs no server; using what needs
+// one without it fails with NO_SERVER.
 
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, lstatSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import http from 'node:http'
-import os from 'node:os'
 import path from 'node:path'
-import {
-  S3Client,
-  CreateBucketCommand,
-  PutObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-} from '@aws-sdk/client-s3'
+import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 
-export const endpoint = process.env.S3WS_TEST_ENDPOINT
-if (!endpoint) throw new Error('S3WS_TEST_ENDPOINT is not set: run the tests with `npm test`')
+export * from './local-helpers.mjs'
+
+const SERVER = process.env.S3WS_TEST_ENDPOINT
+
+/** Why a test that needs the server cannot run. */
+const NO_SERVER = 'S3WS_TEST_ENDPOINT is not set: this test needs the S3 test server. Run it with `node scripts/test.mjs FILE` (it starts one), or `npm test`'
+
+/** The test server's endpoint; throws NO_SERVER without one. */
+export function requireServer() {
+  if (!SERVER) throw new Error(NO_SERVER)
+  return SERVER
+}
+
+/**
+ * The test server's endpoint. Without a server it is a value that no
+ * constructor or CLI takes as an endpoint (they refuse it, naming it), so a
+ * test that needs the server fails at once with NO_SERVER in its message,
+ * and nothing goes to AWS.
+ */
+export const endpoint = SERVER ?? `(no server: ${NO_SERVER})`
+
+/** Something that needs the server: every use throws NO_SERVER. @returns {any} */
+const needsServer = () =>
+  new Proxy(
+    {},
+    {
+      get() {
+        throw new Error(NO_SERVER)
+      },
+    },
+  )
 
 /** The server this run is against (`S3WS_TEST_SERVER`: seaweedfs, moto or s3rver). */
 export const testServer = process.env.S3WS_TEST_SERVER || 'seaweedfs'
@@ -45,7 +68,8 @@ const LACKS = {
 /** Why the server of this run lacks `feature`, or false. */
 export const lacks = (feature) => LACKS[testServer]?.[feature] ?? false
 
-export const admin = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true })
+/** An independent client of the test server (no server: every use throws NO_SERVER). */
+export const admin = SERVER ? new S3Client({ endpoint: SERVER, region: 'us-east-1', forcePathStyle: true }) : needsServer()
 
 let counter = 0
 /** A fresh bucket for one test. */
@@ -85,72 +109,6 @@ export async function listKeys(bucket, prefix = '') {
   return keys.sort()
 }
 
-export function tmpDir(name = 'ws') {
-  return mkdtempSync(path.join(os.tmpdir(), `s3ws-${name}-`))
-}
-
-/** The engine's own directory at the workspace root (sync base, lock; never synced). */
-export const STATE_DIR = '.s3ws'
-
-/** [relative path, full path] of every file under `dir` (symlinks included, not followed). */
-export function filesUnder(dir, skip = () => false) {
-  const out = []
-  const walk = (d, rel) => {
-    for (const name of readdirSync(d)) {
-      const full = path.join(d, name)
-      const r = rel ? `${rel}/${name}` : name
-      if (skip(r)) continue
-      if (lstatSync(full).isDirectory()) walk(full, r)
-      else out.push([r, full])
-    }
-  }
-  walk(dir, '')
-  return out
-}
-
-/** {relative path: content as string} of every regular file under `dir`, but the engine's own directory. */
-export function readTree(dir) {
-  return Object.fromEntries(
-    filesUnder(dir, (r) => r === STATE_DIR)
-      .filter(([, full]) => lstatSync(full).isFile())
-      .map(([r, full]) => [r, readFileSync(full, 'utf8')]),
-  )
-}
-
-export function md5(buf) {
-  return createHash('md5').update(buf).digest('hex')
-}
-
-/** The engine's content hash: the MD5 below 8 MiB, else the S3 multipart
- * ETag form over 8 MiB parts (what this package's uploads get as ETag). */
-export function contentHash(buf) {
-  const PART = 8 * 1024 * 1024
-  if (buf.length < PART) return md5(buf)
-  const outer = createHash('md5')
-  let parts = 0
-  for (let at = 0; at < buf.length; at += PART, parts++) {
-    outer.update(createHash('md5').update(buf.subarray(at, at + PART)).digest())
-  }
-  return `${outer.digest('hex')}-${parts}`
-}
-
-export function randomBuffer(size) {
-  return randomBytes(size)
-}
-
-/** A logger that records calls nobody reads: keeps test output quiet. */
-export const quiet = () => recordingLogger().logger
-
-/** A logger that records every call. */
-export function recordingLogger() {
-  const calls = []
-  const logger = {}
-  for (const level of ['debug', 'info', 'warn', 'error']) {
-    logger[level] = (message, ...args) => calls.push({ level, message, args })
-  }
-  return { logger, calls }
-}
-
 /**
  * An HTTP proxy in front of the S3 server that records every request
  * ({ method, path, query, headers }) and can be scripted per request:
@@ -164,7 +122,7 @@ export function recordingLogger() {
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
  */
-export async function startProxy({ target = endpoint, fault, delay, hold } = {}) {
+export async function startProxy({ target = requireServer(), fault, delay, hold } = {}) {
   const upstream = new URL(target)
   const requests = []
   const probes = []
@@ -188,42 +146,39 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
     }
     const forward = () => {
       // The Host header is kept: it is part of the SigV4 signature.
-      const fwd = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-        async (up) => {
-          const held = hold?.(entry)
-          if (held) {
-            up.pause()
-            await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
-            up.resume()
+      const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, async (up) => {
+        const held = hold?.(entry)
+        if (held) {
+          up.pause()
+          await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
+          up.resume()
+        }
+        res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
+        if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {
+          return up.pipe(res)
+        }
+        let sent = 0
+        let flipped = false
+        up.on('data', (chunk) => {
+          if (action.flip && !flipped && chunk.length > 0) {
+            chunk = Buffer.from(chunk)
+            chunk[0] ^= 0x01
+            flipped = true
           }
-          res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
-          if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {
-            return up.pipe(res)
+          const limit = action.truncateAfter ?? action.stallAfter
+          if (limit !== undefined && sent + chunk.length > limit) {
+            chunk = chunk.subarray(0, Math.max(0, limit - sent))
+            if (chunk.length) res.write(chunk)
+            sent = limit
+            up.destroy()
+            if (action.truncateAfter !== undefined) res.socket?.destroy()
+            return // a stall: the response stays open, silent
           }
-          let sent = 0
-          let flipped = false
-          up.on('data', (chunk) => {
-            if (action.flip && !flipped && chunk.length > 0) {
-              chunk = Buffer.from(chunk)
-              chunk[0] ^= 0x01
-              flipped = true
-            }
-            const limit = action.truncateAfter ?? action.stallAfter
-            if (limit !== undefined && sent + chunk.length > limit) {
-              chunk = chunk.subarray(0, Math.max(0, limit - sent))
-              if (chunk.length) res.write(chunk)
-              sent = limit
-              up.destroy()
-              if (action.truncateAfter !== undefined) res.socket?.destroy()
-              return // a stall: the response stays open, silent
-            }
-            sent += chunk.length
-            res.write(chunk)
-          })
-          up.on('end', () => res.end())
-        },
-      )
+          sent += chunk.length
+          res.write(chunk)
+        })
+        up.on('end', () => res.end())
+      })
       fwd.on('error', () => res.destroy())
       upstreams.add(fwd)
       fwd.on('close', () => upstreams.delete(fwd))
@@ -257,13 +212,6 @@ export async function startProxy({ target = endpoint, fault, delay, hold } = {})
   }
 }
 
-/**
- * A file stamped within ~20 ms before a pull is called counts as written
- * during it (the kernel stamps files from a coarse clock) and is left alone.
- * A test whose files mean "written before the pull" waits this long first.
- */
-export const settle = () => new Promise((r) => setTimeout(r, 40))
-
 /** Runs `fn(proxy)` with a proxy started with `options` (see `startProxy`), closing it after. */
 export async function withProxy(options, fn) {
   const proxy = await startProxy(options)
@@ -272,23 +220,6 @@ export async function withProxy(options, fn) {
   } finally {
     await proxy.close()
   }
-}
-
-/** Whether a recorded request is a listing (ListObjectsV2). */
-export const isList = (r) => r.method === 'GET' && r.query.get('list-type') === '2'
-
-/** A ListObjectsV2 response body. */
-export function listingXml({ bucket, prefix, objects, truncated = false, nextToken }) {
-  const esc = (v) => String(v).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
-  const contents = objects
-    .map((o) => `<Contents><Key>${esc(o.key)}</Key><Size>${o.size ?? 1}</Size><ETag>"${o.etag ?? '0cc175b9c0f1b6a831c399e269772661'}"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass></Contents>`)
-    .join('')
-  return `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${objects.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${truncated}</IsTruncated>${nextToken ? `<NextContinuationToken>${esc(nextToken)}</NextContinuationToken>` : ''}${contents}</ListBucketResult>`
-}
-
-/** sha256 of every file under `dir` (a canary that must never change). */
-export function fingerprint(dir) {
-  return Object.fromEntries(filesUnder(dir).map(([r, full]) => [r, createHash('sha256').update(readFileSync(full)).digest('hex')]))
 }
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')

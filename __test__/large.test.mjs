@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, recordingLogger, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
+import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -20,12 +20,18 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
   try {
     const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: src, endpoint: proxy.endpoint, logger: quiet() }).push()
     assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
-    assert.equal(proxy.count('POST', (r) => r.query.has('uploads') && !r.path.includes('/.s3ws/')), 1)
+    assert.equal(
+      proxy.count('POST', (r) => r.query.has('uploads') && !r.path.includes('/.s3ws/')),
+      1,
+    )
     // (Not the once-per-instance probe of whether the server honours
     // If-Match on CompleteMultipartUpload: it is not AWS.)
     const parts = proxy.requests.filter((r) => r.method === 'PUT' && r.query.has('partNumber') && !r.path.includes('/.s3ws/'))
     assert.equal(parts.length, 5)
-    assert.ok(parts.every((r) => typeof r.headers['content-md5'] === 'string'), 'every part carries Content-MD5')
+    assert.ok(
+      parts.every((r) => typeof r.headers['content-md5'] === 'string'),
+      'every part carries Content-MD5',
+    )
     const head = await headObject(bucket, 'p/big.bin')
     // The ETag S3 computed from the parts is the content hash the engine
     // computed from the file, and is kept in the metadata too.
@@ -42,7 +48,10 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
     assert.equal(md5(readFileSync(path.join(dst, 'big.bin'))), md5(body))
     const gets = proxy.requests.slice(before).filter((r) => r.method === 'GET' && !isList(r))
     assert.equal(gets.length, 5)
-    assert.ok(gets.every((r) => /^bytes=\d+-\d+$/.test(r.headers.range)), 'ranged GETs')
+    assert.ok(
+      gets.every((r) => /^bytes=\d+-\d+$/.test(r.headers.range)),
+      'ranged GETs',
+    )
 
     // A fresh instance: the sync base knows the object's ETag; no HEAD, no GET.
     const mark = proxy.requests.length

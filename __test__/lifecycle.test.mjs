@@ -24,7 +24,6 @@ function assertWhole(dir, files) {
   for (const [name, body] of Object.entries(readTree(dir))) assert.equal(body, files[name], name)
 }
 
-
 // The engine's once-per-instance probe of whether this (non-AWS) server
 // honours If-Match on CompleteMultipartUpload has an upload of its own,
 // under the prefix's `.s3ws/`: not the user's.
@@ -81,7 +80,10 @@ test('an aborted pull of a large file leaves no temp file behind', async () => {
     controller.abort()
     await assert.rejects(pulling, { name: 'AbortError' })
     assert.deepEqual(partials(), [], 'a temp file outlived the aborted download')
-    assert.deepEqual(readdirSync(dir).filter((n) => n !== '.s3ws'), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n !== '.s3ws'),
+      [],
+    )
   })
 })
 
@@ -114,8 +116,14 @@ test('push({ signal }): aborting mid multipart upload aborts the upload on S3; t
     // The started multipart upload is aborted (not left behind, billed)
     // before the call rejects: a process that exits at once leaves none.
     assert.equal((await openUploads(bucket)).length, 0, 'multipart upload left open')
-    assert.equal(proxy.count('DELETE', (r) => r.query.has('uploadId')), 1)
-    assert.deepEqual((await listKeys(bucket, 'p/')).filter((k) => !k.includes('/.s3ws/')), [])
+    assert.equal(
+      proxy.count('DELETE', (r) => r.query.has('uploadId')),
+      1,
+    )
+    assert.deepEqual(
+      (await listKeys(bucket, 'p/')).filter((k) => !k.includes('/.s3ws/')),
+      [],
+    )
   })
   const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
   assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
@@ -138,8 +146,14 @@ test('push({ signal }): aborted while the multipart upload is being created, the
     // (in the background when the server is slow: within seconds).
     for (let waited = 0; (await openUploads(bucket)).length > 0 && waited < 5000; waited += 100) await new Promise((r) => setTimeout(r, 100))
     assert.equal((await openUploads(bucket)).length, 0, 'multipart upload left open')
-    assert.equal(proxy.count('DELETE', (r) => r.query.has('uploadId')), 1)
-    assert.equal(proxy.count('PUT', (r) => r.query.has('partNumber')), 0)
+    assert.equal(
+      proxy.count('DELETE', (r) => r.query.has('uploadId')),
+      1,
+    )
+    assert.equal(
+      proxy.count('PUT', (r) => r.query.has('partNumber')),
+      0,
+    )
   })
 })
 
@@ -218,45 +232,56 @@ test('a failed background pull: waitForPull resolves to success false with the S
   await handle.priorityDone
 })
 
-test("a push killed mid multipart upload leaves the upload open; the next instance's first push aborts it after the grace period", { skip: lacks('list-multipart-uploads') || lacks('upload-age') }, async () => {
-  const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3')
-  const bucket = await newBucket()
-  const openUploads = async () => ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key).filter((k) => !k.includes('/.s3ws/')).sort()
-  const dir = tmpDir()
-  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(24 * 1024 * 1024))
-  // A push in a child process, killed (SIGKILL) while its parts are held by the proxy.
-  let child
-  await withProxy(
-    {
-      delay: (r) => (r.method === 'PUT' && r.query.has('partNumber') ? 60_000 : 0),
-      fault: (r) => {
-        if (r.method === 'POST' && r.query.has('uploads')) setTimeout(() => child.kill('SIGKILL'), 300)
+test(
+  "a push killed mid multipart upload leaves the upload open; the next instance's first push aborts it after the grace period",
+  { skip: lacks('list-multipart-uploads') || lacks('upload-age') },
+  async () => {
+    const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3')
+    const bucket = await newBucket()
+    const openUploads = async () =>
+      ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [])
+        .map((u) => u.Key)
+        .filter((k) => !k.includes('/.s3ws/'))
+        .sort()
+    const dir = tmpDir()
+    writeFileSync(path.join(dir, 'big.bin'), randomBuffer(24 * 1024 * 1024))
+    // A push in a child process, killed (SIGKILL) while its parts are held by the proxy.
+    let child
+    await withProxy(
+      {
+        delay: (r) => (r.method === 'PUT' && r.query.has('partNumber') ? 60_000 : 0),
+        fault: (r) => {
+          if (r.method === 'POST' && r.query.has('uploads')) setTimeout(() => child.kill('SIGKILL'), 300)
+        },
       },
-    },
-    async (proxy) => {
-      const outcome = await inChild({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint }, 'push', { onStart: (c) => (child = c) })
-      assert.deepEqual(outcome, { killed: 'SIGKILL' })
-    },
-  )
-  assert.deepEqual(await openUploads(), ['p/big.bin'])
-  // Someone else's upload in another prefix, and one too young, stay.
-  await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'other/not-ours.bin' }))
-  await new Promise((r) => setTimeout(r, 2500))
-  await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'p/in-progress-elsewhere.bin' }))
-  // The default grace period (a day) leaves them all alone.
-  const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() }).push()
-  assert.equal(first.success, true)
-  assert.equal((await openUploads()).length, 3)
-  await withProxy({}, async (proxy) => {
-    const { logger, calls } = recordingLogger()
-    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, abandonedUploadAgeMs: 2000, logger })
-    const pushed = await sync.push()
-    assert.equal(pushed.uploadedFiles, 1, JSON.stringify(pushed.errors))
-    assert.deepEqual(await openUploads(), ['other/not-ours.bin', 'p/in-progress-elsewhere.bin'])
-    assert.ok(calls.some((c) => c.level === 'info' && /Aborted 1 multipart uploads/.test(c.message)))
-    // Once per instance: a later push does not list uploads again.
-    await sync.push()
-    assert.equal(proxy.count('GET', (r) => r.query.has('uploads')), 1)
-  })
-  assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, abandonedUploadAgeMs: -1 }), { code: 'INVALID_OPTION' })
-})
+      async (proxy) => {
+        const outcome = await inChild({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint }, 'push', { onStart: (c) => (child = c) })
+        assert.deepEqual(outcome, { killed: 'SIGKILL' })
+      },
+    )
+    assert.deepEqual(await openUploads(), ['p/big.bin'])
+    // Someone else's upload in another prefix, and one too young, stay.
+    await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'other/not-ours.bin' }))
+    await new Promise((r) => setTimeout(r, 2500))
+    await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'p/in-progress-elsewhere.bin' }))
+    // The default grace period (a day) leaves them all alone.
+    const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() }).push()
+    assert.equal(first.success, true)
+    assert.equal((await openUploads()).length, 3)
+    await withProxy({}, async (proxy) => {
+      const { logger, calls } = recordingLogger()
+      const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, abandonedUploadAgeMs: 2000, logger })
+      const pushed = await sync.push()
+      assert.equal(pushed.uploadedFiles, 1, JSON.stringify(pushed.errors))
+      assert.deepEqual(await openUploads(), ['other/not-ours.bin', 'p/in-progress-elsewhere.bin'])
+      assert.ok(calls.some((c) => c.level === 'info' && /Aborted 1 multipart uploads/.test(c.message)))
+      // Once per instance: a later push does not list uploads again.
+      await sync.push()
+      assert.equal(
+        proxy.count('GET', (r) => r.query.has('uploads')),
+        1,
+      )
+    })
+    assert.throws(() => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, abandonedUploadAgeMs: -1 }), { code: 'INVALID_OPTION' })
+  },
+)

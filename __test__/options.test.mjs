@@ -25,7 +25,10 @@ test('priorityPrefix: waitForPriorityPull resolves once the priority files are t
     assert.deepEqual(readTree(dir), files)
     // Priority GETs were all sent before any bulk GET.
     const gets = proxy.requests.filter((r) => r.method === 'GET' && !r.query.has('list-type')).map((r) => r.path)
-    assert.ok(gets.slice(0, 2).every((p) => p.includes('/context/')), gets.join(' '))
+    assert.ok(
+      gets.slice(0, 2).every((p) => p.includes('/context/')),
+      gets.join(' '),
+    )
   } finally {
     await proxy.close()
   }

@@ -98,11 +98,17 @@ test('a second pull of an unchanged workspace downloads nothing', async () => {
   try {
     const dir = tmpDir()
     await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
-    assert.equal(proxy.count('GET', (r) => !r.query.has('list-type')), 2)
+    assert.equal(
+      proxy.count('GET', (r) => !r.query.has('list-type')),
+      2,
+    )
     const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
     // Upstream's count: files made current (both, already identical); none moved.
     assert.deepEqual([again.downloadedFiles, again.transferredFiles, again.unchangedFiles, again.bytesTransferred], [2, 0, 2, 0])
-    assert.equal(proxy.count('GET', (r) => !r.query.has('list-type')), 2)
+    assert.equal(
+      proxy.count('GET', (r) => !r.query.has('list-type')),
+      2,
+    )
   } finally {
     await proxy.close()
   }
@@ -123,7 +129,7 @@ test('the sync base lets a fresh instance skip unchanged files, and never syncs'
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a.txt': 'a', 'b/c.txt': 'c' })
   await putObject(bucket, 'p/sub/.s3ws/base-0000.jsonl', 'hostile')
-  await putObject(bucket, 'p/.s3ws/base-0000.jsonl', 'the engine\'s own namespace')
+  await putObject(bucket, 'p/.s3ws/base-0000.jsonl', "the engine's own namespace")
   const dir = tmpDir()
   const { logger, calls } = recordingLogger()
   const first = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger }).pull()

@@ -97,7 +97,9 @@ test('the TypeScript examples in the README run as written', async () => {
       // What the examples take from around them: a Lambda context, and the
       // instance of the first example.
       'const context = { getRemainingTimeInMillis: () => 60_000 }',
-      /new S3WorkspaceSync\(\{/.test(code) ? '' : `const sync = new S3WorkspaceSync({ bucket: 'my-app-storage', prefix: 'users/user123/workspace/', workspaceDir: ${JSON.stringify(workspace)} })`,
+      /new S3WorkspaceSync\(\{/.test(code)
+        ? ''
+        : `const sync = new S3WorkspaceSync({ bucket: 'my-app-storage', prefix: 'users/user123/workspace/', workspaceDir: ${JSON.stringify(workspace)} })`,
     ].join('\n')
     const { outputText } = ts.transpileModule(`${code}\n`, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
     // The imports of the example first, then the prelude, then the rest.

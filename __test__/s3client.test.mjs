@@ -52,7 +52,14 @@ test('a real S3Client: its endpoint, region, path style and refreshing credentia
 test('a failing credential provider rejects the pull cleanly', async () => {
   const dir = tmpDir()
   writeFileSync(path.join(dir, 'keep.txt'), 'k')
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: async () => { throw new Error('token service down') } })
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: async () => {
+      throw new Error('token service down')
+    },
+  })
   const sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: dir, s3Client: client, logger: quiet() })
   await assert.rejects(sync.pull(), (e) => e.code === 'S3_OPERATION_ERROR' && /token service down/.test(e.message))
   assert.deepEqual(readTree(dir), { 'keep.txt': 'k' })
@@ -217,12 +224,18 @@ test('forced signature failures leak no secret, session token or signature, even
   writeFileSync(path.join(dir, 'local.txt'), 'local')
   try {
     const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, s3Client: client, logger })
-    const pullError = await sync.pull().then(() => null, (e) => e)
+    const pullError = await sync.pull().then(
+      () => null,
+      (e) => e,
+    )
     assert.ok(pullError, 'pull should fail')
     const pushed = await sync.push()
     assert.equal(pushed.success, false)
     const text = [pullError.message, pullError.stack, JSON.stringify(pushed), ...calls.map((c) => `${c.message} ${JSON.stringify(c.args)}`)].join('\n')
-    assert.ok(calls.some((c) => c.level === 'debug'), 'debug records were captured')
+    assert.ok(
+      calls.some((c) => c.level === 'debug'),
+      'debug records were captured',
+    )
     for (const s of [secret, token, CREDENTIALS.secretAccessKey]) assert.ok(!text.includes(s), `leaked ${s}`)
     assert.ok(!/Signature=|Authorization:|X-Amz-Security-Token/i.test(text), text)
     assert.deepEqual(readTree(dir), { 'local.txt': 'local' })

@@ -12,7 +12,7 @@ import path from 'node:path'
 import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { startS3rver } from '../scripts/s3-server.mjs'
-import { endpoint, newBucket, seed, getObject, listKeys, tmpDir, quiet, withProxy, settle, lacks } from './helpers.mjs'
+import { newBucket, seed, getObject, listKeys, tmpDir, quiet, withProxy, settle, lacks } from './helpers.mjs'
 
 const write = (dir, rel, body) => writeFileSync(path.join(dir, rel), body)
 const ignoredWarnings = (result) => (result.warnings ?? []).filter((w) => w.code === 'STORE_CONDITION_IGNORED')
@@ -35,13 +35,11 @@ async function s3rverBucket(files = {}) {
   for (const [rel, body] of Object.entries(files)) await admin.send(new PutObjectCommand({ Bucket: bucket, Key: `p/${rel}`, Body: body }))
   return bucket
 }
-const s3rverRead = async (bucket, key) =>
-  (await (await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body.transformToString())
+const s3rverRead = async (bucket, key) => await (await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body.transformToString()
 const s3rverKeys = async (bucket) => ((await admin.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key).sort()
-const s3rverSync = (bucket, dir, extra = {}) =>
-  new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: s3rver.endpoint, logger: quiet(), ...extra })
+const s3rverSync = (bucket, dir, extra = {}) => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: s3rver.endpoint, logger: quiet(), ...extra })
 
-test("a server that ignores conditions: the first push says so once; a stale write or delete is still caught, and nothing is lost", async () => {
+test('a server that ignores conditions: the first push says so once; a stale write or delete is still caught, and nothing is lost', async () => {
   const bucket = await s3rverBucket({ 'shared.txt': 'v1', 'gone.txt': 'v1', 'other.txt': 'x' })
   const [a, b] = [tmpDir('a'), tmpDir('b')]
   const [syncA, syncB] = [s3rverSync(bucket, a), s3rverSync(bucket, b)]
@@ -78,7 +76,10 @@ test("a server that ignores conditions: the first push says so once; a stale wri
   assert.equal(readFileSync(path.join(b, pulled.conflictCopies[0].copy), 'utf8'), 'v2 by B')
   assert.equal(readFileSync(path.join(b, 'shared.txt'), 'utf8'), 'v2 by A')
   // The probes left nothing behind.
-  assert.deepEqual((await s3rverKeys(bucket)).filter((k) => k.includes('.s3ws')), [])
+  assert.deepEqual(
+    (await s3rverKeys(bucket)).filter((k) => k.includes('.s3ws')),
+    [],
+  )
 })
 
 test("conditionalWrites: 'required' refuses to push to a server that ignores them (UNSUPPORTED_STORE), and writes nothing", async () => {
@@ -188,7 +189,10 @@ test('a server without DeleteObjects (501): deletions go one by one, said once, 
     const again = await s.push()
     assert.equal(again.deletedFiles, 2)
     assert.equal((again.warnings ?? []).filter((w) => w.code === 'STORE_CALL_REFUSED').length, 0)
-    assert.equal(proxy.count('POST', (r) => r.query.has('delete')), batchesBefore)
+    assert.equal(
+      proxy.count('POST', (r) => r.query.has('delete')),
+      batchesBefore,
+    )
   })
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/f3.txt'])
 })

@@ -85,7 +85,10 @@ test('watch: aborting the signal stops it after a final push; bad options are re
   // The first push (right after the pull) or the final one took it.
   assert.equal(final.success, true)
   assert.equal(pushed.at(-1), final)
-  assert.equal(pushed.reduce((n, r) => n + r.uploadedFiles, 0), 1)
+  assert.equal(
+    pushed.reduce((n, r) => n + r.uploadedFiles, 0),
+    1,
+  )
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/pending.txt'])
 })
 

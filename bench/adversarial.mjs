@@ -14,7 +14,7 @@
 // if anything was lost.
 
 import http from 'node:http'
-import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -206,7 +206,9 @@ if (fleetRows.length) {
   lines.push('| server | agents × rounds | pushes through (per agent) | conflicts | other failures | pushed lines | lost | conflict copies | s |')
   lines.push('|---|---|---|---|---|---|---|---|---|')
   for (const r of fleetRows) {
-    lines.push(`| ${r.run} | ${r.agents} × ${r.rounds} | ${r.succeeded} of ${r.pushes} (${r.perAgent}) | ${r.conflicted} | ${r.failed} | ${r.pushedLines} | ${r.lostLines} | ${r.copies} | ${r.seconds.toFixed(1)} |`)
+    lines.push(
+      `| ${r.run} | ${r.agents} × ${r.rounds} | ${r.succeeded} of ${r.pushes} (${r.perAgent}) | ${r.conflicted} | ${r.failed} | ${r.pushedLines} | ${r.lostLines} | ${r.copies} | ${r.seconds.toFixed(1)} |`,
+    )
   }
 }
 if (watchRows.length) {

@@ -129,5 +129,8 @@ try {
 const table = [`| Situation | ${upstreamName} | this package |`, '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
 console.log(table)
 mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true })
-writeFileSync(path.join(ROOT, 'bench', 'results', 'upstream-differences.md'), `# The same script against upstream and this package (\`node bench/compare-upstream.mjs\`)\n\n${table}\n`)
+writeFileSync(
+  path.join(ROOT, 'bench', 'results', 'upstream-differences.md'),
+  `# The same script against upstream and this package (\`node bench/compare-upstream.mjs\`)\n\n${table}\n`,
+)
 process.exit(0)

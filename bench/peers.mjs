@@ -46,7 +46,23 @@ function command(tool, op, { bucket, prefix, dir, endpoint }) {
   const remote = tool === 'rclone' ? `:s3:${bucket}/${prefix}` : `s3://${bucket}/${prefix}`
   const [from, to] = op === 'pull' ? [remote, dir] : [dir, remote]
   if (tool === 'rclone') {
-    return ['rclone', ['sync', from, to, '--checksum', '--fast-list', `--transfers=${IN_FLIGHT}`, `--checkers=${IN_FLIGHT}`, '--s3-provider=Other', `--s3-endpoint=${endpoint}`, '--s3-force-path-style=true', '--s3-region=us-east-1', '--s3-env-auth=true']]
+    return [
+      'rclone',
+      [
+        'sync',
+        from,
+        to,
+        '--checksum',
+        '--fast-list',
+        `--transfers=${IN_FLIGHT}`,
+        `--checkers=${IN_FLIGHT}`,
+        '--s3-provider=Other',
+        `--s3-endpoint=${endpoint}`,
+        '--s3-force-path-style=true',
+        '--s3-region=us-east-1',
+        '--s3-env-auth=true',
+      ],
+    ]
   }
   return [awsCli(), ['s3', 'sync', from, to, '--delete', '--endpoint-url', endpoint, '--no-progress', '--only-show-errors']]
 }
@@ -89,7 +105,17 @@ export class PeerSync {
       child.once('exit', (code) => {
         const m = /__TIME__ (\d+) ([\d.]+) ([\d.]+)/.exec(stderr)
         this.last = m ? { maxRssKB: Number(m[1]), cpuMs: (Number(m[2]) + Number(m[3])) * 1000 } : null
-        const errors = code === 0 ? undefined : [stderr.replace(/__TIME__.*$/m, '').trim().split('\n').slice(-3).join(' | ')]
+        const errors =
+          code === 0
+            ? undefined
+            : [
+                stderr
+                  .replace(/__TIME__.*$/m, '')
+                  .trim()
+                  .split('\n')
+                  .slice(-3)
+                  .join(' | '),
+              ]
         resolve({ success: code === 0, errors })
       })
     })

@@ -35,13 +35,11 @@ async function startProxy(target, { onRequest = () => false, delayMs = 0 } = {})
     if (onRequest(req, res)) return
     later(() => {
       // The Host header is kept: it is part of the SigV4 signature.
-      const fwd = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
-        (up) =>
-          later(() => {
-            res.writeHead(up.statusCode, up.headers)
-            up.pipe(res)
-          }),
+      const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) =>
+        later(() => {
+          res.writeHead(up.statusCode, up.headers)
+          up.pipe(res)
+        }),
       )
       fwd.on('error', () => res.destroy())
       req.pipe(fwd)
@@ -110,9 +108,7 @@ export function formatCounts(c) {
     const ib = order.indexOf(b)
     return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib)
   })
-  const parts = keys
-    .filter((k) => c[k] > 0 && k !== 'ranged')
-    .map((k) => (k === 'GET' && c.ranged ? `${c[k]} GET (${c.ranged} ranged)` : `${c[k]} ${k}`))
+  const parts = keys.filter((k) => c[k] > 0 && k !== 'ranged').map((k) => (k === 'GET' && c.ranged ? `${c[k]} GET (${c.ranged} ranged)` : `${c[k]} ${k}`))
   return parts.length ? parts.join(' + ') : '0'
 }
 

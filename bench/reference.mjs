@@ -19,17 +19,11 @@ import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, readdir, rmdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import {
-  S3Client,
-  ListObjectsV2Command,
-  GetObjectCommand,
-  PutObjectCommand,
-  DeleteObjectCommand,
-} from '@aws-sdk/client-s3'
+import { S3Client, ListObjectsV2Command, GetObjectCommand, PutObjectCommand, DeleteObjectCommand } from '@aws-sdk/client-s3'
 
 /** Runs `fn` over `items`, at most `limit` at a time (a minimal p-limit). */
 export async function mapLimit(items, limit, fn) {
-  const results = new Array(items.length)
+  const results = Array.from({ length: items.length })
   let next = 0
   const worker = async () => {
     while (next < items.length) {
@@ -55,10 +49,21 @@ export function isIgnored(rel) {
 }
 
 const TYPES = {
-  '.md': 'text/markdown', '.txt': 'text/plain', '.json': 'application/json', '.js': 'application/javascript',
-  '.ts': 'application/typescript', '.py': 'text/x-python', '.html': 'text/html', '.csv': 'text/csv',
-  '.yaml': 'application/x-yaml', '.sh': 'application/x-sh', '.svg': 'image/svg+xml', '.png': 'image/png',
-  '.jpg': 'image/jpeg', '.pdf': 'application/pdf', '.zip': 'application/zip',
+  '.md': 'text/markdown',
+  '.txt': 'text/plain',
+  '.json': 'application/json',
+  '.js': 'application/javascript',
+  '.ts': 'application/typescript',
+  '.py': 'text/x-python',
+  '.html': 'text/html',
+  '.csv': 'text/csv',
+  '.yaml': 'application/x-yaml',
+  '.sh': 'application/x-sh',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.pdf': 'application/pdf',
+  '.zip': 'application/zip',
 }
 const contentType = (rel) => TYPES[path.extname(rel).toLowerCase()] ?? 'application/octet-stream'
 
@@ -113,9 +118,7 @@ export class ReferenceSync {
     const keys = []
     let ContinuationToken
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1000, ContinuationToken }),
-      )
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1000, ContinuationToken }))
       for (const o of page.Contents ?? []) {
         if (o.Key === this.prefix || o.Key.endsWith('/')) continue
         const rel = o.Key.slice(this.prefix.length)
@@ -180,9 +183,7 @@ export class ReferenceSync {
     await mapLimit(changed, this.uploadConcurrency, async (rel) => {
       try {
         const Body = readFileSync(path.join(this.workspaceDir, rel))
-        await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + rel, Body, ContentType: contentType(rel) }),
-        )
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + rel, Body, ContentType: contentType(rel) }))
         uploadedFiles++
       } catch (e) {
         errors.push(`${rel}: ${e.message}`)

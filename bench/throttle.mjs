@@ -26,7 +26,14 @@ import { availablePeers, PeerSync } from './peers.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values: args } = parseArgs({
-  options: { rate: { type: 'string', default: '400' }, runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, build: { type: 'boolean' }, 'ours-only': { type: 'boolean' }, timeline: { type: 'boolean' } },
+  options: {
+    rate: { type: 'string', default: '400' },
+    runs: { type: 'string', default: '3' },
+    quick: { type: 'boolean' },
+    build: { type: 'boolean' },
+    'ours-only': { type: 'boolean' },
+    timeline: { type: 'boolean' },
+  },
 })
 const rate = Number(args.rate)
 const runs = Number(args.runs)
@@ -57,7 +64,7 @@ const seeded = await bucket()
 await new S3WorkspaceSync({ bucket: seeded, prefix: 'w/', workspaceDir: source, endpoint: server.endpoint, logger: quiet }).push()
 
 const isGet = (method, url) => method === 'GET' && kindOf(method, url) === 'GET'
-const isPut = (method, url) => method === 'PUT'
+const isPut = (method) => method === 'PUT'
 
 const tools = {
   'this package': (options) => new S3WorkspaceSync({ ...options, logger: quiet }),
@@ -102,7 +109,9 @@ for (const op of ['pull', 'push']) {
       failedRuns: samples.filter((s) => !s.success).length,
       moved: samples.map((s) => s.moved ?? '–'),
     })
-    console.log(`${op} ${name}: ${(ms / 1000).toFixed(2)} s, floor ${(floorMs / 1000).toFixed(2)} s, ×${(ms / floorMs).toFixed(2)}, ${rows.at(-1).slowDown} SlowDown, ${rows.at(-1).failedRuns}/${runs} runs failed`)
+    console.log(
+      `${op} ${name}: ${(ms / 1000).toFixed(2)} s, floor ${(floorMs / 1000).toFixed(2)} s, ×${(ms / floorMs).toFixed(2)}, ${rows.at(-1).slowDown} SlowDown, ${rows.at(-1).failedRuns}/${runs} runs failed`,
+    )
   }
 }
 await server.stop()
@@ -114,7 +123,10 @@ const table = [
   '',
   '| operation | tool | time | throttle floor | ratio to floor | SlowDown answers | every file moved |',
   '|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.op} | ${r.tool} | ${fmt(r.ms)} | ${fmt(r.floorMs)} | **×${r.ratio.toFixed(2)}** | ${r.slowDown} | ${r.allMoved ? 'yes' : `no (${r.failedRuns}/${runs} runs failed)`} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.op} | ${r.tool} | ${fmt(r.ms)} | ${fmt(r.floorMs)} | **×${r.ratio.toFixed(2)}** | ${r.slowDown} | ${r.allMoved ? 'yes' : `no (${r.failedRuns}/${runs} runs failed)`} |`,
+  ),
   '',
 ]
 console.log(`\n${table.join('\n')}`)

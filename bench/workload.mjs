@@ -54,7 +54,7 @@ export function generateWorkload({ quick = false } = {}) {
   const dirs = ['']
   const seen = new Set(dirs)
   while (dirs.length < nDirs) {
-    const parent = rand() < 0.35 ? TOP[int(0, TOP.length - 1)] : dirs[int(1, dirs.length - 1)] ?? ''
+    const parent = rand() < 0.35 ? TOP[int(0, TOP.length - 1)] : (dirs[int(1, dirs.length - 1)] ?? '')
     if (parent.split('/').length >= 4) continue
     const name = parent ? `${parent}/${SUB[int(0, SUB.length - 1)]}${int(0, 9)}` : TOP[int(0, TOP.length - 1)]
     if (!seen.has(name)) {

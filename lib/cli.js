@@ -30,10 +30,23 @@ const OPTIONS = {
   timeout: { type: 'string', env: 'S3WS_TIMEOUT', arg: 'SECONDS', group: 'Connection', help: 'Give up after this long (default: no limit)' },
   'stall-timeout': { type: 'string', env: 'S3WS_STALL_TIMEOUT', arg: 'MS', group: 'Connection', help: 'A response silent this long is cut and retried (default 30000)' },
   concurrency: { type: 'string', env: 'S3WS_CONCURRENCY', arg: 'N', group: 'Sync', help: 'Parallel transfers, downloads and uploads (default 50 and 10)' },
-  ignore: { type: 'string', multiple: true, env: 'S3WS_IGNORE', arg: 'PATTERN', group: 'Sync', help: 'gitignore pattern to skip, after the built-in ones (repeatable; the variable takes them comma-separated)' },
+  ignore: {
+    type: 'string',
+    multiple: true,
+    env: 'S3WS_IGNORE',
+    arg: 'PATTERN',
+    group: 'Sync',
+    help: 'gitignore pattern to skip, after the built-in ones (repeatable; the variable takes them comma-separated)',
+  },
   'conflict-policy': { type: 'string', env: 'S3WS_CONFLICT_POLICY', arg: 'POLICY', group: 'Sync', help: 'keep-both (default) or overwrite (last writer wins)' },
   'conditional-writes': { type: 'string', env: 'S3WS_CONDITIONAL_WRITES', arg: 'MODE', group: 'Sync', help: 'auto (default), required (refuse a server that ignores them) or off' },
-  'max-delete-percent': { type: 'string', env: 'S3WS_MAX_DELETE_PERCENT', arg: 'N', group: 'Sync', help: 'Delete nothing when more than N% of the files would go (default 50; 100: no limit)' },
+  'max-delete-percent': {
+    type: 'string',
+    env: 'S3WS_MAX_DELETE_PERCENT',
+    arg: 'N',
+    group: 'Sync',
+    help: 'Delete nothing when more than N% of the files would go (default 50; 100: no limit)',
+  },
   'lock-timeout': { type: 'string', env: 'S3WS_LOCK_TIMEOUT', arg: 'MS', group: 'Sync', help: 'Wait this long for another process syncing the directory (default 300000)' },
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
   'dry-run': { type: 'boolean', commands: ['pull', 'push'], group: 'Sync', help: 'Decide and report, change nothing (pull, push)' },
@@ -81,9 +94,7 @@ function usage() {
     'Flags win over the environment variables in brackets. Credentials come from the',
     'AWS default chain (AWS_ACCESS_KEY_ID..., AWS_PROFILE, a role).',
     '',
-    ignores
-      ? `Always skipped (built-in ignore patterns): ${ignores.join(' ')}`
-      : 'Some names are always skipped (built-in ignore patterns: see the README).',
+    ignores ? `Always skipped (built-in ignore patterns): ${ignores.join(' ')}` : 'Some names are always skipped (built-in ignore patterns: see the README).',
     'A .syncignore file in the directory adds patterns (gitignore syntax).',
     '',
     'Exit codes: 0 success (status: nothing to fix), 1 some files failed or conflicted',
@@ -139,7 +150,8 @@ function bucketAndPrefix(given, url) {
     if (bucket !== undefined && bucket !== parsed.bucket) throw new UsageError(`the bucket ${JSON.stringify(bucket)} and the address ${u} disagree`)
     bucket = parsed.bucket
     if (parsed.prefix) {
-      if (prefix !== undefined && prefix !== parsed.prefix && `${prefix}/` !== parsed.prefix) throw new UsageError(`the prefix ${JSON.stringify(prefix)} and the address ${u} disagree`)
+      if (prefix !== undefined && prefix !== parsed.prefix && `${prefix}/` !== parsed.prefix)
+        throw new UsageError(`the prefix ${JSON.stringify(prefix)} and the address ${u} disagree`)
       prefix = parsed.prefix
     }
   }
@@ -151,6 +163,7 @@ function bucketAndPrefix(given, url) {
   if (prefix.startsWith('/')) {
     throw new UsageError(`--prefix ${JSON.stringify(prefix)} starts with '/': S3 keys do not (did you mean ${JSON.stringify(prefix.replace(/^\/+/, ''))}?)`)
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
   if (/[\u0000-\u001f\\]/.test(prefix) || prefix.split('/').some((s, i, all) => s === '..' || s === '.' || (s === '' && i < all.length - 1))) {
     throw new UsageError(`--prefix ${JSON.stringify(prefix)} is not a usable key prefix (no '.', '..' or empty segments, backslashes or control characters)`)
   }
@@ -237,7 +250,12 @@ function parse(argv, env) {
     }
     if (values[name] === undefined && o.env && env[o.env] !== undefined && env[o.env] !== '') {
       if (o.commands && !o.commands.includes(command)) continue
-      values[name] = o.multiple ? String(env[o.env]).split(',').map((s) => s.trim()).filter(Boolean) : env[o.env]
+      values[name] = o.multiple
+        ? String(env[o.env])
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : env[o.env]
     }
   }
   /** @param {string} flag @param {number} min @param {number} max */
@@ -458,7 +476,9 @@ async function main(argv, io = {}) {
   const waiting = setInterval(() => {
     if (moved || values.quiet) return
     const s = Math.round((Date.now() - startedAt) / 1000)
-    stderr.write(`s3-workspace-sync: no answer yet from ${endpoint} for s3://${a.bucket}/${a.prefix} after ${s} s; still trying (each request is tried 4 times, waiting up to --stall-timeout)${a.timeoutMs === undefined ? '; --timeout SECONDS gives up sooner' : ''}\n`)
+    stderr.write(
+      `s3-workspace-sync: no answer yet from ${endpoint} for s3://${a.bucket}/${a.prefix} after ${s} s; still trying (each request is tried 4 times, waiting up to --stall-timeout)${a.timeoutMs === undefined ? '; --timeout SECONDS gives up sooner' : ''}\n`,
+    )
   }, 5000)
   waiting.unref()
   const out = (/** @type {unknown} */ result, /** @type {string} */ text) => {
@@ -520,7 +540,9 @@ async function main(argv, io = {}) {
       return signalled === 'SIGTERM' ? 143 : signalled ? 130 : 2
     }
     if (values.json) {
-      stdout.write(`${JSON.stringify({ success: false, error: { message: cliWords(String(err?.message)), code: err?.code, s3Code: err?.s3Code, statusCode: err?.statusCode, retryable: err?.retryable } })}\n`)
+      stdout.write(
+        `${JSON.stringify({ success: false, error: { message: cliWords(String(err?.message)), code: err?.code, s3Code: err?.s3Code, statusCode: err?.statusCode, retryable: err?.retryable } })}\n`,
+      )
     }
     printError(e, stderr)
     return 2

@@ -30,8 +30,7 @@ function createDefaultLogger(level = 'info') {
   const to = (rank, write) =>
     rank < min
       ? () => {}
-      : /** @param {string} message @param {unknown[]} args */ (message, ...args) =>
-          write('[S3_WORKSPACE_SYNC]', new Date().toISOString(), message, ...args.map(formatArg))
+      : /** @param {string} message @param {unknown[]} args */ (message, ...args) => write('[S3_WORKSPACE_SYNC]', new Date().toISOString(), message, ...args.map(formatArg))
   return {
     debug: to(0, (...a) => console.debug(...a)),
     info: to(1, (...a) => console.log(...a)),

@@ -1,12 +1,19 @@
 // @ts-check
 'use strict'
 
-// Options are checked here, once, and handed to the engine as NativeOptions
-// (converted once more in Rust, `src/options.rs`).
+// Every option is declared once, in the tables below: its kind (how a value
+// is checked and normalised, and the words of the error when it is wrong),
+// its default, and whether the engine takes it (the NativeOptions field of
+// the same name, converted once more in Rust, `src/options.rs`, which
+// checks nothing of its own). KNOWN_OPTIONS, the constructor's checks and
+// the engine's options are derived from OPTIONS; the types users see are
+// index.d.ts (S3WorkspaceSyncOptions, OperationOptions, WatchOptions).
 
 const { SyncError, PathValidationError } = require('./errors.js')
+const { createDefaultLogger, LOG_LEVELS } = require('./logger.js')
 
 /** @typedef {import('../index').S3WorkspaceSyncOptions} S3WorkspaceSyncOptions */
+/** @typedef {import('../index').SyncLogger} SyncLogger */
 /** @typedef {import('../binding').NativeOptions} NativeOptions */
 /** @typedef {Record<string, any>} Options */
 
@@ -42,85 +49,140 @@ function invalid(message) {
 
 /** Most transfers in flight for a concurrency of `Infinity` (upstream accepted it: "no limit"). */
 const UNLIMITED_CONCURRENCY = 256
+/** setTimeout's limit: a longer delay would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647
 
-/** @param {Options} options @param {string} name */
-function concurrency(options, name) {
-  if (options[name] === Infinity) return UNLIMITED_CONCURRENCY
-  return positiveInt(options, name)
-}
+/** Not given: `undefined` or `null`. @param {unknown} value */
+const absent = (value) => value === undefined || value === null
 
-/** @param {Options} options @param {string} name @returns {number | undefined} */
-function positiveInt(options, name) {
-  const value = options[name]
-  if (value === undefined || value === null) return undefined
-  if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) invalid(`options.${name} must be a positive integer`)
-  return value
-}
+/**
+ * One option's declaration.
+ * @typedef {object} OptionSpec
+ * @property {keyof typeof KINDS} kind how a value is checked, and what the error says
+ * @property {unknown} [default] the value when the option is not given (kinds `oneOf`, `boolean`, `timerMs`)
+ * @property {readonly unknown[]} [values] kind `oneOf`: the values allowed
+ * @property {number} [min] kind `int`: the smallest value
+ * @property {number} [max] kind `int`: the largest value
+ * @property {boolean} [native] handed to the engine, as the NativeOptions field of the same name
+ */
 
-/** @param {Options} options @param {string} name @returns {number | undefined} */
-function nonNegative(options, name) {
-  const value = options[name]
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid(`options.${name} must be a number of milliseconds (0 or more)`)
-  return value
-}
-
-/** @param {Options} options @param {string} name @param {number} min @param {number} max @returns {number | undefined} */
-function intInRange(options, name, min, max) {
-  const value = options[name]
-  if (value === undefined || value === null) return undefined
-  if (!Number.isInteger(value) || value < min || value > max) invalid(`options.${name} must be an integer from ${min} to ${max}`)
-  return value
-}
-
-/** @param {Options} options @param {string} name @returns {string | undefined} */
-function optionalString(options, name) {
-  const value = options[name]
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'string') invalid(`options.${name} must be a string`)
-  return value
-}
-
-/** @template T @param {Options} options @param {string} name @param {readonly T[]} allowed @param {T} fallback @returns {T} */
-function oneOf(options, name, allowed, fallback) {
-  const value = options[name] ?? fallback
-  if (!allowed.includes(value)) invalid(`options.${name} must be one of ${allowed.join(', ')}`)
-  return value
-}
-
-/** `priorityPrefix`: a workspace-relative directory; `..` segments (leaving the workspace) are refused. @param {Options} options */
-function priorityPrefixOption(options) {
-  const value = optionalString(options, 'priorityPrefix')
-  if (value !== undefined && value.split(/[\\/]/).includes('..')) {
-    invalid(`options.priorityPrefix must be a directory inside the workspace (got ${JSON.stringify(value)})`)
-  }
-  return value
+/**
+ * The kinds of option: how a value is checked and normalised, with the
+ * words of the error when it is wrong (`options.<name> …`, upstream's).
+ * Each returns the value to use, given the option's `value`, its `name`,
+ * its `spec` and the values of the options checked before it.
+ * @type {Record<string, (value: any, name: string, spec: OptionSpec, before: Options) => any>}
+ */
+const KINDS = {
+  /** A non-empty string (upstream's "is required" for anything falsy). */
+  required(value, name) {
+    if (!value) invalid(`options.${name} is required`)
+    if (typeof value !== 'string') invalid(`options.${name} must be a string`)
+    return value
+  },
+  string(value, name) {
+    if (absent(value)) return undefined
+    if (typeof value !== 'string') invalid(`options.${name} must be a string`)
+    return value
+  },
+  /** Only `undefined` is "not given" (`null` is refused). */
+  boolean(value, name, spec) {
+    if (value !== undefined && typeof value !== 'boolean') invalid(`options.${name} must be a boolean`)
+    return value ?? spec.default
+  },
+  /** Only `undefined` is "not given" (`null` is refused). */
+  function(value, name) {
+    if (value !== undefined && typeof value !== 'function') invalid(`options.${name} must be a function`)
+    return value
+  },
+  oneOf(value, name, spec) {
+    const allowed = spec.values ?? []
+    const chosen = value ?? spec.default
+    if (!allowed.includes(chosen)) invalid(`options.${name} must be one of ${allowed.join(', ')}`)
+    return chosen
+  },
+  positiveInt(value, name) {
+    if (absent(value)) return undefined
+    if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) invalid(`options.${name} must be a positive integer`)
+    return value
+  },
+  /** A positive integer, or `Infinity` (upstream's "no limit"), capped. */
+  concurrency(value, name, spec, before) {
+    if (value === Infinity) return UNLIMITED_CONCURRENCY
+    return KINDS.positiveInt(value, name, spec, before)
+  },
+  int(value, name, { min = 0, max = 0xffffffff }) {
+    if (absent(value)) return undefined
+    if (!Number.isInteger(value) || value < min || value > max) invalid(`options.${name} must be an integer from ${min} to ${max}`)
+    return value
+  },
+  /** A duration: any finite number of milliseconds, 0 or more. */
+  milliseconds(value, name) {
+    if (absent(value)) return undefined
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid(`options.${name} must be a number of milliseconds (0 or more)`)
+    return value
+  },
+  /** A delay for setTimeout: a whole number of milliseconds it can wait. */
+  timerMs(value, name, spec) {
+    const ms = value ?? spec.default
+    if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIMER_MS) invalid(`options.${name} must be a whole number of milliseconds up to ${MAX_TIMER_MS}`)
+    return ms
+  },
+  /** Gitignore-style patterns; none when not given. */
+  patterns(value, name) {
+    return checkPatterns(value, name)
+  },
+  /** An http(s) URL with a host, checked now rather than failing later as a network error. */
+  endpoint(value, name, spec, before) {
+    const endpoint = KINDS.string(value, name, spec, before)
+    if (endpoint === undefined) return undefined
+    let url
+    try {
+      url = new URL(endpoint)
+    } catch {
+      return invalid(`options.${name} must be a URL such as https://s3.example.com or http://127.0.0.1:9000 (got ${JSON.stringify(endpoint)})`)
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+      invalid(`options.${name} must be an http:// or https:// URL with a host (got ${JSON.stringify(endpoint)})`)
+    }
+    if (url.username || url.password) invalid(`options.${name} must not hold credentials; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or s3Client`)
+    return endpoint
+  },
+  /** A workspace-relative directory; `..` segments (leaving the workspace) are refused. */
+  workspaceSubdir(value, name, spec, before) {
+    const dir = KINDS.string(value, name, spec, before)
+    if (dir !== undefined && dir.split(/[\\/]/).includes('..')) {
+      invalid(`options.${name} must be a directory inside the workspace (got ${JSON.stringify(dir)})`)
+    }
+    return dir
+  },
+  /** An object with the four level methods; when not given, the default logger at `logLevel`. */
+  logger(value, name, spec, before) {
+    const logger = value ?? createDefaultLogger(before.logLevel)
+    for (const level of ['debug', 'info', 'warn', 'error']) {
+      if (typeof logger[level] !== 'function') invalid(`options.${name}.${level} must be a function`)
+    }
+    return logger
+  },
+  /** Anything with a send() method (an S3Client, or a stand-in). */
+  s3Client(value, name) {
+    if (value !== undefined && (value === null || typeof value.send !== 'function')) invalid(`options.${name} must have a send() method`)
+    return value
+  },
+  /** Only `undefined` is "not given". */
+  abortSignal(value, name) {
+    if (value !== undefined && !(value instanceof AbortSignal)) invalid(`options.${name} must be an AbortSignal`)
+    return value
+  },
 }
 
 /**
- * `endpoint`: an http(s) URL with a host, checked now rather than failing
- * later as a network error.
- * @param {Options} options
+ * @param {unknown} patterns
+ * @param {string} name
+ * @returns {string[]}
  */
-function endpointOption(options) {
-  const value = optionalString(options, 'endpoint')
-  if (value === undefined) return undefined
-  let url
-  try {
-    url = new URL(value)
-  } catch {
-    return invalid(`options.endpoint must be a URL such as https://s3.example.com or http://127.0.0.1:9000 (got ${JSON.stringify(value)})`)
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
-    invalid(`options.endpoint must be an http:// or https:// URL with a host (got ${JSON.stringify(value)})`)
-  }
-  if (url.username || url.password) invalid('options.endpoint must not hold credentials; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or s3Client')
-  return value
-}
-
-/** @param {unknown} patterns @param {string} name @returns {string[]} */
 function checkPatterns(patterns, name) {
-  if (patterns === undefined || patterns === null) return []
+  if (absent(patterns)) return []
   if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string')) invalid(`options.${name} must be an array of strings`)
   return patterns
 }
@@ -128,73 +190,115 @@ function checkPatterns(patterns, name) {
 const CONFLICT_POLICIES = /** @type {const} */ (['keep-both', 'overwrite'])
 const CONDITIONAL_WRITES = /** @type {const} */ (['auto', 'required', 'off'])
 const CLIENT_MODES = /** @type {const} */ (['auto', 'sdk', 'send'])
-const CLOSE_MODES = /** @type {const} */ (['wait', 'abort'])
-
-const KNOWN_OPTIONS = new Set([
-  'bucket',
-  'prefix',
-  'workspaceDir',
-  'region',
-  's3Client',
-  's3ClientMode',
-  'downloadConcurrency',
-  'uploadConcurrency',
-  'logger',
-  'logLevel',
-  'ignorePatterns',
-  'contentTypeResolver',
-  'priorityPrefix',
-  'endpoint',
-  'forcePathStyle',
-  'stallTimeoutMs',
-  'conflictPolicy',
-  'conditionalWrites',
-  'maxDeletePercent',
-  'lockTimeoutMs',
-  'stateDir',
-  'abandonedUploadAgeMs',
-])
 
 /**
- * Checks the constructor's options (upstream's rules and messages, plus
- * the options beyond upstream) and returns what the engine takes.
- * @param {Options} options
+ * The constructor's options (S3WorkspaceSyncOptions), in the order they are
+ * checked: the first wrong one is the error.
+ * @type {Record<string, OptionSpec>}
+ */
+const OPTIONS = {
+  logLevel: { kind: 'oneOf', values: LOG_LEVELS, default: 'info' },
+  logger: { kind: 'logger' },
+  contentTypeResolver: { kind: 'function' },
+  s3Client: { kind: 's3Client' },
+  s3ClientMode: { kind: 'oneOf', values: CLIENT_MODES, default: 'auto' },
+  bucket: { kind: 'required', native: true },
+  prefix: { kind: 'required', native: true },
+  workspaceDir: { kind: 'required', native: true },
+  forcePathStyle: { kind: 'boolean', native: true },
+  region: { kind: 'string', native: true },
+  endpoint: { kind: 'endpoint', native: true },
+  downloadConcurrency: { kind: 'concurrency', native: true },
+  uploadConcurrency: { kind: 'concurrency', native: true },
+  ignorePatterns: { kind: 'patterns', native: true },
+  priorityPrefix: { kind: 'workspaceSubdir', native: true },
+  stallTimeoutMs: { kind: 'positiveInt', native: true },
+  conflictPolicy: { kind: 'oneOf', values: CONFLICT_POLICIES, default: 'keep-both', native: true },
+  conditionalWrites: { kind: 'oneOf', values: CONDITIONAL_WRITES, default: 'auto', native: true },
+  maxDeletePercent: { kind: 'int', min: 0, max: 100, native: true },
+  lockTimeoutMs: { kind: 'int', min: 0, max: 0xffffffff, native: true },
+  stateDir: { kind: 'string', native: true },
+  abandonedUploadAgeMs: { kind: 'milliseconds', native: true },
+}
+
+/** The options of `pull()` and `push()` (OperationOptions). @type {Record<string, OptionSpec>} */
+const OPERATION_OPTIONS = {
+  signal: { kind: 'abortSignal' },
+  dryRun: { kind: 'boolean', default: false },
+  restoreDeleted: { kind: 'boolean', default: false },
+}
+
+/** The options of `watch()` itself (WatchOptions; its `signal` is the first pull's). @type {Record<string, OptionSpec>} */
+const WATCH_OPTIONS = {
+  debounceMs: { kind: 'timerMs', default: 2000 },
+  onPush: { kind: 'function' },
+}
+
+const KNOWN_OPTIONS = new Set(Object.keys(OPTIONS))
+const NATIVE_OPTIONS = Object.keys(OPTIONS).filter((name) => OPTIONS[name].native)
+
+/**
+ * Checks `options` against `table`, in the table's order, and returns the
+ * value to use for each option of the table.
+ * @param {Record<string, OptionSpec>} table
+ * @param {Options | undefined} options
+ * @returns {Options}
+ */
+function check(table, options) {
+  /** @type {Options} */
+  const values = {}
+  for (const [name, spec] of Object.entries(table)) values[name] = KINDS[spec.kind](options?.[name], name, spec, values)
+  return values
+}
+
+/**
+ * Checks the constructor's options (upstream's rules and messages, plus the
+ * options beyond upstream): the value to use for each known option,
+ * `native`, what the engine takes, and `unknown`, the names given that no
+ * option has.
+ * @param {unknown} options
+ * @returns {{ values: Options, native: NativeOptions, unknown: string[] }}
+ */
+function checkOptions(options) {
+  if (!options || typeof options !== 'object') invalid('options.bucket is required')
+  const given = /** @type {Options} */ (options)
+  const values = check(OPTIONS, given)
+  return { values, native: nativeOptions(values), unknown: Object.keys(given).filter((name) => !KNOWN_OPTIONS.has(name)) }
+}
+
+/**
+ * The engine's options, from the checked values of the constructor's.
+ * @param {Options} values
  * @returns {NativeOptions}
  */
-function nativeOptions(options) {
-  for (const name of ['bucket', 'prefix', 'workspaceDir']) {
-    if (!options[name]) invalid(`options.${name} is required`)
-    if (typeof options[name] !== 'string') invalid(`options.${name} must be a string`)
-  }
-  if (options.forcePathStyle !== undefined && typeof options.forcePathStyle !== 'boolean') invalid('options.forcePathStyle must be a boolean')
-  return {
-    bucket: options.bucket,
-    prefix: options.prefix,
-    workspaceDir: options.workspaceDir,
-    region: optionalString(options, 'region'),
-    endpoint: endpointOption(options),
-    forcePathStyle: options.forcePathStyle,
-    downloadConcurrency: concurrency(options, 'downloadConcurrency'),
-    uploadConcurrency: concurrency(options, 'uploadConcurrency'),
-    ignorePatterns: checkPatterns(options.ignorePatterns, 'ignorePatterns'),
-    priorityPrefix: priorityPrefixOption(options),
-    stallTimeoutMs: positiveInt(options, 'stallTimeoutMs'),
-    conflictPolicy: /** @type {any} */ (oneOf(options, 'conflictPolicy', CONFLICT_POLICIES, 'keep-both')),
-    conditionalWrites: /** @type {any} */ (oneOf(options, 'conditionalWrites', CONDITIONAL_WRITES, 'auto')),
-    maxDeletePercent: intInRange(options, 'maxDeletePercent', 0, 100),
-    lockTimeoutMs: intInRange(options, 'lockTimeoutMs', 0, 0xffffffff),
-    stateDir: optionalString(options, 'stateDir'),
-    abandonedUploadAgeMs: nonNegative(options, 'abandonedUploadAgeMs'),
-  }
+function nativeOptions(values) {
+  return /** @type {NativeOptions} */ (Object.fromEntries(NATIVE_OPTIONS.map((name) => [name, values[name]])))
+}
+
+/**
+ * Checks the options of `pull()`/`push()`; returns the values to use.
+ * @param {import('../index').OperationOptions | undefined} options
+ * @returns {{ signal: AbortSignal | undefined, dryRun: boolean, restoreDeleted: boolean }}
+ */
+function checkOperationOptions(options) {
+  return /** @type {any} */ (check(OPERATION_OPTIONS, options))
+}
+
+/**
+ * Checks the options of `watch()`; returns the values to use.
+ * @param {import('../index').WatchOptions | undefined} options
+ * @returns {{ debounceMs: number, onPush: ((result: import('../index').PushResult) => void) | undefined }}
+ */
+function checkWatchOptions(options) {
+  return /** @type {any} */ (check(WATCH_OPTIONS, options))
 }
 
 module.exports = {
   validateStoragePath,
-  nativeOptions,
+  checkOptions,
+  checkOperationOptions,
+  checkWatchOptions,
   checkPatterns,
-  oneOf,
   invalid,
   KNOWN_OPTIONS,
-  CLIENT_MODES,
-  CLOSE_MODES,
 }

@@ -32,6 +32,7 @@ function s3Commands() {
     /** @param {string} name @returns {CommandClass} */
     const standIn = (name) =>
       ({
+        // eslint-disable-next-line typescript/no-extraneous-class -- an SDK command class: it only carries `input`
         [name]: class {
           /** @param {any} input */
           constructor(input) {

@@ -66,7 +66,9 @@ try {
 
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))
   const keys = (listed.Contents ?? []).map((o) => o.Key.slice(prefix.length))
-  console.log(`\nS3 now holds ${keys.length} files; README.md gone: ${!keys.includes('README.md')}, src/agent.ts present: ${keys.includes('src/agent.ts')}, debug.log absent: ${!keys.includes('debug.log')}`)
+  console.log(
+    `\nS3 now holds ${keys.length} files; README.md gone: ${!keys.includes('README.md')}, src/agent.ts present: ${keys.includes('src/agent.ts')}, debug.log absent: ${!keys.includes('debug.log')}`,
+  )
   rmSync(workspaceDir, { recursive: true, force: true })
   s3.destroy()
 } finally {

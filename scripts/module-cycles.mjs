@@ -74,7 +74,13 @@ for (const v of graph.keys()) if (!idx.has(v)) visit(v)
 if (cycles.length > 0) {
   for (const c of cycles) {
     console.error(`module cycle: ${c.join(' ↔ ')}`)
-    for (const m of c) console.error(`  ${m} → ${graph.get(m).filter((d) => c.includes(d)).join(', ')}`)
+    for (const m of c)
+      console.error(
+        `  ${m} → ${graph
+          .get(m)
+          .filter((d) => c.includes(d))
+          .join(', ')}`,
+      )
   }
   process.exit(1)
 }

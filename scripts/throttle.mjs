@@ -2,8 +2,7 @@
 // pass at a fixed rate (a token bucket holding 50 ms of them) and the rest
 // are answered 503 SlowDown at once.
 
-export const SLOW_DOWN_XML =
-  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
+export const SLOW_DOWN_XML = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
 
 /** `take()` is true for a request that may pass now; `stats` counts both answers. */
 export function tokenBucket(rate) {

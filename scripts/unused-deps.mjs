@@ -39,7 +39,11 @@ let failed = false
 for (const crate of ['.', 'crates/engine']) {
   const dir = path.join(ROOT, crate)
   const toml = readFileSync(path.join(dir, 'Cargo.toml'), 'utf8')
-  const code = [...sources(path.join(dir, 'src')), ...(crate === '.' ? [] : sources(path.join(dir, 'tests'))), readFileSync(path.join(dir, crate === '.' ? 'build.rs' : 'Cargo.toml'), 'utf8')].join('\n')
+  const code = [
+    ...sources(path.join(dir, 'src')),
+    ...(crate === '.' ? [] : sources(path.join(dir, 'tests'))),
+    readFileSync(path.join(dir, crate === '.' ? 'build.rs' : 'Cargo.toml'), 'utf8'),
+  ].join('\n')
   for (const { name, table } of dependencies(toml, ['dependencies', 'dev-dependencies', 'build-dependencies'])) {
     if (IMPLICIT.has(name)) continue
     const ident = name.replace(/-/g, '_')

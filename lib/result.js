@@ -1,0 +1,95 @@
+// @ts-check
+'use strict'
+
+// Result shaping: the engine's reports and errors as upstream's result
+// objects (`PullResult`, `PushResult`, `errorDetails` entries).
+
+/** @typedef {import('../index').SyncErrorDetail} SyncErrorDetail */
+/** @typedef {import('../binding').NativeReport} NativeReport */
+/** @typedef {import('../binding').NativeError} NativeError */
+/** @typedef {import('./errors.js').SyncError} SyncError */
+
+/**
+ * @param {NativeError} e
+ */
+function errorDetail(e) {
+  /** @type {SyncErrorDetail} */
+  const detail = { path: e.path, code: /** @type {any} */ (e.code), message: e.message }
+  if (e.s3Code) Object.assign(detail, { s3Code: e.s3Code, statusCode: e.statusCode ?? undefined, retryable: e.retryable ?? false })
+  return detail
+}
+
+/**
+ * A thrown error as a result's `errorDetails` entry (S3 fields only when set).
+ * @param {SyncError | undefined} err
+ * @param {unknown} thrown
+ */
+function detailOf(err, thrown) {
+  /** @type {SyncErrorDetail} */
+  const detail = { path: '', code: /** @type {any} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(thrown) }
+  if (err?.s3Code !== undefined) Object.assign(detail, { s3Code: err.s3Code, statusCode: err.statusCode, retryable: err.retryable })
+  return detail
+}
+
+/**
+ * The result of an operation that failed as a whole (upstream's shape for a
+ * push: it resolves rather than rejects).
+ * @param {'pull' | 'push'} kind
+ * @param {string} message
+ * @param {SyncErrorDetail} detail
+ * @param {number} duration
+ */
+function failedResult(kind, message, detail, duration) {
+  return {
+    success: false,
+    ...(kind === 'pull' ? { downloadedFiles: 0 } : { uploadedFiles: 0 }),
+    deletedFiles: 0,
+    errors: [message],
+    errorDetails: [detail],
+    duration,
+    transferredFiles: 0,
+    unchangedFiles: 0,
+    bytesTransferred: 0,
+  }
+}
+
+/**
+ * @param {NativeReport} report
+ * @param {'pull' | 'push'} kind
+ */
+function toResult(report, kind) {
+  /** @type {any} */
+  const result = {
+    // A push dry run with conflicts predicts a push that fails.
+    success: report.errors.length === 0 && !(kind === 'push' && report.plan?.conflicts.length),
+    // Upstream's meaning: a pull "downloaded" every file it made current
+    // (its pulls downloaded everything), so files already identical count.
+    ...(kind === 'pull' ? { downloadedFiles: report.transferred + report.unchanged } : { uploadedFiles: report.transferred }),
+    deletedFiles: report.deleted,
+    duration: Math.round(report.durationMs),
+    transferredFiles: report.transferred,
+    unchangedFiles: report.unchanged,
+    bytesTransferred: report.bytes,
+  }
+  if (report.errors.length > 0) {
+    result.errors = report.errors.map((e) => e.message)
+    result.errorDetails = report.errors.map(errorDetail)
+  }
+  if (report.conflicts.length > 0) result.conflicts = report.conflicts
+  if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
+  if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
+  if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
+  if (report.plan) {
+    const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
+    result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
+    // A dry run counts what the real call would do.
+    const moving = kind === 'pull' ? download.length : upload.length
+    result.transferredFiles = moving
+    result.deletedFiles = kind === 'pull' ? deleteLocal.length : deleteRemote.length
+    if (kind === 'pull') result.downloadedFiles = moving + report.unchanged
+    else result.uploadedFiles = moving
+  }
+  return result
+}
+
+module.exports = { errorDetail, detailOf, failedResult, toResult }
