@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import type { ErrorCode, WarningCode } from './binding'
 
 /** Anything with the four log methods (console, pino, winston, ...). */
 export interface SyncLogger {
@@ -109,34 +110,18 @@ export interface S3WorkspaceSyncOptions {
   abandonedUploadAgeMs?: number
 }
 
-/** Every `code` a `SyncError` (or an entry of `errorDetails`) can have. */
-export type SyncErrorCode =
-  | 'INVALID_OPTION'
-  | 'PATH_VALIDATION_ERROR'
-  | 'S3_OPERATION_ERROR'
-  | 'WORKSPACE_ERROR'
-  | 'WORKSPACE_BUSY'
-  | 'UNSAFE_KEY'
-  | 'IO_ERROR'
-  | 'FILE_CHANGED'
-  | 'FILE_IN_USE'
-  | 'UNSUPPORTED_STORE'
-  | 'INTEGRITY_ERROR'
-  | 'CONFLICT'
-  | 'MASS_DELETE'
-  | 'INVALID_SYNCIGNORE'
-  | 'CANCELLED'
-  | 'CLOSED'
-  | 'ABORT_ERR'
-  | 'SYMLINK'
-  | 'SPECIAL_FILE'
-  | 'UNSAFE_NAME'
-  | 'UNREADABLE'
+/**
+ * Every `code` a `SyncError` (or an entry of `errorDetails`) can have: the
+ * engine's (`ErrorCode`, generated from its code enum) and the wrapper's own.
+ */
+export type SyncErrorCode = `${ErrorCode}` | 'PATH_VALIDATION_ERROR' | 'CLOSED' | 'ABORT_ERR'
 
 /** One failure of a sync, as data (beyond upstream; `errors` holds the messages). */
 export interface SyncErrorDetail {
-  /** Workspace-relative path or object key; `''` for the operation as a whole. */
+  /** Workspace-relative path; `''` for the operation as a whole (or an object key that cannot be a path). */
   path: string
+  /** The object key, for a failure about an object (a download). */
+  key?: string
   code: SyncErrorCode
   message: string
   /** S3 failures: S3's error code (`'NoSuchBucket'`, `'AccessDenied'`) or `'NetworkError'`, `'Timeout'`, `'CredentialsError'`, … */
@@ -223,15 +208,7 @@ export interface SyncResult {
  * - `STORE_CALL_REFUSED`: the S3 server does not implement a request the
  *   sync would use (`DeleteObjects`); another was used instead.
  */
-export type SyncWarningCode =
-  | 'BASE_DAMAGED'
-  | 'UNKNOWN_TO_BASE'
-  | 'COPY_IGNORED'
-  | 'DELETIONS_RESTORED'
-  | 'SHAPE_CLASH'
-  | 'OPEN_FOR_WRITING'
-  | 'STORE_CONDITION_IGNORED'
-  | 'STORE_CALL_REFUSED'
+export type SyncWarningCode = `${WarningCode}`
 
 /** Beyond upstream: one entry of `SyncResult.warnings`. */
 export interface SyncWarning {

@@ -180,7 +180,7 @@ class S3WorkspaceSync extends EventEmitter {
       this._running.add(entry)
       return done.finally(() => this._running.delete(entry))
     })
-    if (value.error?.code === 'CANCELLED') {
+    if (value.kind === 'failed' && value.error.code === 'CANCELLED') {
       if (aborted) throw new AbortError(options?.signal?.reason)
       if (this._closed) throw new SyncError('This S3WorkspaceSync was closed while the operation ran', 'CLOSED')
     }
@@ -247,8 +247,8 @@ class S3WorkspaceSync extends EventEmitter {
     }
     try {
       const outcome = await this._operation(options, (engine, cancel) => engine.pull(calledAt, cancel))
-      if (outcome.error) throw fromNative(outcome.error, 'Pull failed')
-      return toResult(/** @type {NativeReport} */ (outcome.report), 'pull')
+      if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Pull failed')
+      return toResult(outcome.report, 'pull')
     } catch (e) {
       if (e instanceof SyncError) throw e
       throw new S3OperationError(`Pull failed: ${/** @type {Error} */ (e)?.message ?? e}`, e)
@@ -277,8 +277,8 @@ class S3WorkspaceSync extends EventEmitter {
       if (e instanceof AbortError || (e instanceof SyncError && (e.code === 'CLOSED' || e.code === 'INVALID_OPTION'))) throw e
       return failed(`Push failed: ${/** @type {Error} */ (e)?.message ?? e}`)
     }
-    if (outcome.error) return failed(`${outcome.error.code}: Push failed: ${outcome.error.message}`, outcome.error)
-    return toResult(/** @type {NativeReport} */ (outcome.report), 'push')
+    if (outcome.kind === 'failed') return failed(`${outcome.error.code}: Push failed: ${outcome.error.message}`, outcome.error)
+    return toResult(outcome.report, 'push')
   }
 
   /**

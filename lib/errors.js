@@ -86,6 +86,20 @@ function fromNative(e, context) {
   return error
 }
 
+/** @type {Set<string> | undefined} */
+let engineCodes
+/**
+ * Whether `code` is one of the engine's (the binding's generated `ErrorCode`
+ * enum), as opposed to a napi status such as `GenericFailure`.
+ * @param {string} code
+ */
+function isEngineCode(code) {
+  // A const enum in the types, an object at run time.
+  const binding = /** @type {{ ErrorCode: Record<string, string> }} */ (/** @type {unknown} */ (require('../load-binding.js')))
+  engineCodes ??= new Set(Object.values(binding.ErrorCode))
+  return engineCodes.has(code)
+}
+
 /**
  * Runs a native call; its thrown errors carry the engine's code as `code`.
  * @template T
@@ -97,7 +111,7 @@ function nativeCall(fn) {
     return fn()
   } catch (e) {
     const err = /** @type {{ code?: unknown, message?: string }} */ (e)
-    if (typeof err?.code === 'string' && /^[A-Z_]+$/.test(err.code)) throw new SyncError(err.message ?? String(e), err.code, e)
+    if (typeof err?.code === 'string' && isEngineCode(err.code)) throw new SyncError(err.message ?? String(e), err.code, e)
     throw e
   }
 }

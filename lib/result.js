@@ -14,7 +14,8 @@
  */
 function errorDetail(e) {
   /** @type {SyncErrorDetail} */
-  const detail = { path: e.path, code: /** @type {any} */ (e.code), message: e.message }
+  const detail = { path: e.path, code: e.code, message: e.message }
+  if (e.key) detail.key = e.key
   if (e.s3Code) Object.assign(detail, { s3Code: e.s3Code, statusCode: e.statusCode ?? undefined, retryable: e.retryable ?? false })
   return detail
 }
@@ -26,7 +27,7 @@ function errorDetail(e) {
  */
 function detailOf(err, thrown) {
   /** @type {SyncErrorDetail} */
-  const detail = { path: '', code: /** @type {any} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(thrown) }
+  const detail = { path: '', code: /** @type {SyncErrorDetail['code']} */ (err?.code ?? 'S3_OPERATION_ERROR'), message: err?.message ?? String(thrown) }
   if (err?.s3Code !== undefined) Object.assign(detail, { s3Code: err.s3Code, statusCode: err.statusCode, retryable: err.retryable })
   return detail
 }
@@ -78,7 +79,7 @@ function toResult(report, kind) {
   if (report.conflicts.length > 0) result.conflicts = report.conflicts
   if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
   if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
-  if (report.skipped.length > 0) result.skipped = report.skipped.map((s) => ({ path: s.path, code: s.code, reason: s.message }))
+  if (report.skipped.length > 0) result.skipped = report.skipped.map(({ path, code, reason }) => ({ path, code, reason }))
   if (report.plan) {
     const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
     result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
