@@ -9,7 +9,18 @@ use napi_derive::napi;
 pub type JsError = napi::Error<String>;
 
 pub fn engine_error(err: engine::Error) -> JsError {
-    napi::Error::new(err.code().as_str().to_owned(), err.to_string())
+    napi::Error::new(err.code().as_str().to_owned(), message_of(&err))
+}
+
+/// An engine error's message, an invalid setting named as the option the
+/// caller passed (`options.workspaceDir …`).
+fn message_of(err: &engine::Error) -> String {
+    match err {
+        engine::Error::InvalidOption { field, problem } => {
+            format!("options.{} {problem}", crate::options::option_name(field))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Declares a string enum for JavaScript with the variants of an engine
@@ -124,7 +135,7 @@ impl NativeError {
 
 impl From<engine::Error> for NativeError {
     fn from(e: engine::Error) -> Self {
-        NativeError::new(e.code(), e.to_string(), String::new(), None, e.s3())
+        NativeError::new(e.code(), message_of(&e), String::new(), None, e.s3())
     }
 }
 

@@ -95,3 +95,20 @@ impl TryFrom<NativeOptions> for Config {
         Ok(config)
     }
 }
+
+/// The option a `Config` field comes from, as the caller wrote it: what an
+/// engine `InvalidOption` names.
+pub fn option_name(field: &str) -> &str {
+    match field {
+        "workspace_dir" => "workspaceDir",
+        "stall_timeout" => "stallTimeoutMs",
+        "download_concurrency" => "downloadConcurrency",
+        "upload_concurrency" => "uploadConcurrency",
+        "max_delete_percent" => "maxDeletePercent",
+        "ignore_patterns" => "ignorePatterns",
+        "lock_timeout" => "lockTimeoutMs",
+        "state_dir" => "stateDir",
+        "priority_prefix" => "priorityPrefix",
+        other => other,
+    }
+}

@@ -100,9 +100,14 @@ codes!(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An option has a missing or invalid value.
-    #[error("{0}")]
-    InvalidOption(String),
+    /// A setting has a missing or invalid value: `field` is the `Config`
+    /// field (the binding names it as its caller knows it).
+    #[error("{field} {problem}")]
+    InvalidOption {
+        field: &'static str,
+        /// What is wrong with it (`is required`, `must be positive`, …).
+        problem: String,
+    },
     /// An S3 request failed (or its response body broke off).
     #[error("{0}")]
     S3(Box<S3Error>),
@@ -162,7 +167,7 @@ impl Error {
     /// The stable machine-readable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidOption(_) => ErrorCode::InvalidOption,
+            Error::InvalidOption { .. } => ErrorCode::InvalidOption,
             Error::S3(_) => ErrorCode::S3OperationError,
             Error::Workspace(_) => ErrorCode::WorkspaceError,
             Error::Busy(_) => ErrorCode::WorkspaceBusy,
@@ -193,6 +198,14 @@ impl Error {
             op,
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// `field` (a `Config` field) has a missing or invalid value.
+    pub fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            field,
+            problem: problem.into(),
         }
     }
 

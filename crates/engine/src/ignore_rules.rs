@@ -157,7 +157,10 @@ impl IgnoreRules {
 }
 
 fn invalid(err: ignore::Error) -> Error {
-    Error::InvalidOption(format!("invalid ignore pattern: {err}"))
+    Error::invalid(
+        "ignore_patterns",
+        format!("holds an invalid pattern: {err}"),
+    )
 }
 
 #[cfg(test)]

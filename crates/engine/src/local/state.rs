@@ -57,15 +57,16 @@ const SYSTEM_DIRS: &[&str] = &[
 /// links), or a path starting with `~` (which Node does not expand).
 pub fn check_workspace_path(path: &Path) -> Result<()> {
     let refuse = |why: &str| {
-        Err(Error::InvalidOption(format!(
-            "options.workspaceDir {} is {why}; give the workspace a directory of its own",
-            path.display()
-        )))
+        Err(Error::invalid(
+            "workspace_dir",
+            format!(
+                "{} is {why}; give the workspace a directory of its own",
+                path.display()
+            ),
+        ))
     };
     if path.as_os_str().is_empty() {
-        return Err(Error::InvalidOption(
-            "options.workspaceDir is required".into(),
-        ));
+        return Err(Error::invalid("workspace_dir", "is required"));
     }
     if path.starts_with("~") {
         return refuse("a path starting with '~', which is not expanded (use os.homedir())");

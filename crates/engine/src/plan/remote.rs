@@ -205,7 +205,11 @@ mod folding_tests {
             unicode: true,
         };
         let remote = remote_files("p/", &listing, &rules, folding);
-        let mut reported: Vec<&str> = remote.errors.iter().filter_map(|e| e.key.as_deref()).collect();
+        let mut reported: Vec<&str> = remote
+            .errors
+            .iter()
+            .filter_map(|e| e.key.as_deref())
+            .collect();
         reported.sort();
         assert_eq!(
             reported,

@@ -83,28 +83,25 @@ impl Config {
     pub(super) fn validate(mut self) -> Result<Self> {
         for (name, value) in [("bucket", &self.bucket), ("prefix", &self.prefix)] {
             if value.is_empty() {
-                return Err(Error::InvalidOption(format!("options.{name} is required")));
+                return Err(Error::invalid(name, "is required"));
             }
         }
         if self.stall_timeout.is_zero() {
-            return Err(Error::InvalidOption(
-                "options.stallTimeoutMs must be a positive integer".into(),
-            ));
+            return Err(Error::invalid("stall_timeout", "must be positive"));
         }
         check_workspace_path(&self.workspace_dir)?;
         for (name, value) in [
-            ("downloadConcurrency", self.download_concurrency),
-            ("uploadConcurrency", self.upload_concurrency),
+            ("download_concurrency", self.download_concurrency),
+            ("upload_concurrency", self.upload_concurrency),
         ] {
             if value == 0 {
-                return Err(Error::InvalidOption(format!(
-                    "options.{name} must be a positive integer"
-                )));
+                return Err(Error::invalid(name, "must be a positive integer"));
             }
         }
         if self.max_delete_percent > 100 {
-            return Err(Error::InvalidOption(
-                "the mass-deletion limit is a percentage (0 to 100)".into(),
+            return Err(Error::invalid(
+                "max_delete_percent",
+                "must be a percentage (0 to 100)",
             ));
         }
         self.prefix = normalize_prefix(&self.prefix);
