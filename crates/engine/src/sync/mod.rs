@@ -169,6 +169,33 @@ impl Workspace {
     }
 
     /// Logs how an operation ended (upstream's wording) and stamps its duration.
+    /// Runs one operation (`name`, which `verb`s files): waits for the
+    /// instance's turn (cancellably), says what it does, runs `body` with
+    /// the instance's state, and reports how it ended.
+    pub(crate) async fn operation(
+        &self,
+        run: &Run,
+        (name, verb): (&str, &str),
+        announce: String,
+        body: impl AsyncFnOnce(&mut State) -> Result<Report>,
+    ) -> Result<Report> {
+        let started = Instant::now();
+        let mut state = self
+            .cancellable(&run.cancel, async { Ok(self.state.lock().await) })
+            .await?;
+        self.log(Level::Info, &announce);
+        let result = self.cancellable(&run.cancel, body(&mut state)).await;
+        self.finish(name, verb, started, result)
+    }
+
+    /// Logs the warnings a plan or store gave and adds them to the report.
+    pub(crate) fn add_warnings(&self, report: &mut Report, warnings: Vec<Warning>) {
+        for w in warnings {
+            self.log(Level::Warn, &w.message);
+            report.warnings.push(w);
+        }
+    }
+
     pub(crate) fn finish(
         &self,
         op: &str,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::task::JoinError;
 
@@ -90,26 +90,18 @@ impl Workspace {
     /// files written since then are the agent's and stay untouched), run
     /// as `run` says (cancellable, or a dry run).
     pub async fn pull_with(&self, called: SystemTime, run: &Run) -> Result<Report> {
-        let cancel = &run.cancel;
-        let started = Instant::now();
         let started_ns = nanos(called.min(SystemTime::now()));
-        let mut state = self
-            .cancellable(cancel, async { Ok(self.state.lock().await) })
-            .await?;
         let cfg = &self.config;
-        self.log(
-            Level::Info,
-            &format!(
-                "Pulling from s3://{}/{} into {}",
-                cfg.bucket,
-                cfg.prefix,
-                cfg.workspace_dir.display()
-            ),
+        let announce = format!(
+            "Pulling from s3://{}/{} into {}",
+            cfg.bucket,
+            cfg.prefix,
+            cfg.workspace_dir.display()
         );
-        let result = self
-            .cancellable(cancel, self.pull_locked(&mut state, started_ns, run))
-            .await;
-        self.finish("Pull", "downloaded", started, result)
+        self.operation(run, ("Pull", "downloaded"), announce, async |state| {
+            self.pull_locked(state, started_ns, run).await
+        })
+        .await
     }
 
     async fn pull_locked(&self, state: &mut State, started_ns: i128, run: &Run) -> Result<Report> {
@@ -230,10 +222,7 @@ impl Workspace {
             ..Report::default()
         };
         self.report_trouble(&mut base, &mut report);
-        for w in plan.warnings {
-            self.log(Level::Warn, &w.message);
-            report.warnings.push(w);
-        }
+        self.add_warnings(&mut report, plan.warnings);
         for (rel, entry) in plan.record {
             self.warn_if_unrecorded(base.record(rel, entry));
         }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::task::JoinError;
 
@@ -73,29 +73,18 @@ impl Workspace {
 
     /// `push()` run as `run` says (cancellable, or a dry run).
     pub async fn push_with(&self, run: &Run) -> Result<Report> {
-        let cancel = &run.cancel;
-        let started = Instant::now();
         let started_ns = nanos(SystemTime::now());
-        let mut state = self
-            .cancellable(cancel, async { Ok(self.state.lock().await) })
-            .await?;
         let cfg = &self.config;
-        self.log(
-            Level::Info,
-            &format!(
-                "Pushing changes from {} to s3://{}/{}",
-                cfg.workspace_dir.display(),
-                cfg.bucket,
-                cfg.prefix
-            ),
+        let announce = format!(
+            "Pushing changes from {} to s3://{}/{}",
+            cfg.workspace_dir.display(),
+            cfg.bucket,
+            cfg.prefix
         );
-        let result = self
-            .cancellable(
-                cancel,
-                self.push_locked(&mut state, started_ns, run.dry_run),
-            )
-            .await;
-        self.finish("Push", "uploaded", started, result)
+        self.operation(run, ("Push", "uploaded"), announce, async |state| {
+            self.push_locked(state, started_ns, run.dry_run).await
+        })
+        .await
     }
 
     async fn push_locked(
@@ -227,10 +216,7 @@ impl Workspace {
             self.log(Level::Warn, &e.message);
             report.errors.push(e);
         }
-        for w in plan.warnings {
-            self.log(Level::Warn, &w.message);
-            report.warnings.push(w);
-        }
+        self.add_warnings(&mut report, plan.warnings);
         for (rel, entry) in plan.record {
             self.warn_if_unrecorded(base.record(rel, entry));
         }
@@ -310,10 +296,7 @@ impl Workspace {
         if consented && report.deleted > 0 {
             self.warn_if_unrecorded(base.accept_deletions());
         }
-        for w in store.take_warnings() {
-            self.log(Level::Warn, &w.message);
-            report.warnings.push(w);
-        }
+        self.add_warnings(&mut report, store.take_warnings());
         // A push without a base compared every local file with the listing:
         // the deletion guard counts from here.
         if !base.exists() && !base.recovering() {
