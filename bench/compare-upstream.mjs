@@ -7,8 +7,9 @@
 //
 // The upstream package is not on the registry this machine reaches, so by
 // default its algorithm stands in: `ReferenceSync` in bench/reference.mjs,
-// written from the upstream behaviour recorded in the shared spec
-// (COMPATIBILITY.md). With UPSTREAM set, the real package runs instead.
+// written from the upstream package's recorded behaviour (the README's
+// "Where this differs from upstream" lists what changed on purpose). With
+// UPSTREAM set, the real package runs instead.
 // Prints a table and writes it to bench/results/upstream-differences.md.
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs'

@@ -1,5 +1,5 @@
-// Plain-JS reference: the upstream package's algorithm, written from
-// ../shared/spec/COMPATIBILITY.md with @aws-sdk/client-s3 (default client
+// Plain-JS reference: the upstream package's algorithm, written from its
+// recorded behaviour with @aws-sdk/client-s3 (default client
 // settings, as upstream users had them) and bounded parallelism.
 //
 //   pull: ListObjectsV2 pages → 50 parallel GetObject, Body piped into

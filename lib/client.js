@@ -107,7 +107,7 @@ function formatEndpoint(ep) {
 }
 
 /**
- * Region, endpoint and path style of a real S3Client (see COMPATIBILITY.md).
+ * Region, endpoint and path style of a real S3Client (README: "s3Client").
  * @param {Client} client
  */
 async function sdkClientSettings(client) {
