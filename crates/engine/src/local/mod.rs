@@ -3,6 +3,8 @@
 //! deletes, and the engine's own state directory (lock, probes).
 
 pub mod anchor;
+mod lock;
+mod probes;
 mod read;
 mod scan;
 mod state;
@@ -12,14 +14,15 @@ mod write;
 use std::time::UNIX_EPOCH;
 
 pub use anchor::{split_parent, Dir, Kind};
+pub use lock::{lock_workspace, WorkspaceLock};
+pub use probes::{
+    observe_racy_window, probe_folding, probe_racy_window, COARSE_WINDOW, FINE_WINDOW,
+};
 pub use read::{
     content_hash_file, content_hash_of, hash_file, md5_reader, read_at, read_part, whole_md5,
 };
 pub use scan::{open_scanned, scan};
-pub use state::{
-    check_workspace_path, lock_workspace, observe_racy_window, open_state_dir, open_workspace,
-    probe_folding, probe_racy_window, WorkspaceLock, COARSE_WINDOW, FINE_WINDOW,
-};
+pub use state::{check_workspace_path, open_state_dir, open_workspace};
 pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTERNS};
 pub use write::{
     commit_beside, commit_temp_file, conflict_copy_name, conflict_origin, create_temp_file,

@@ -1,21 +1,11 @@
-//! Opening the workspace and the engine's state directory; the lock that
-//! makes instances take turns; probes of how the filesystem behaves.
+//! Opening the workspace (never a root, home or system directory) and the
+//! engine's state directory.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::{anchor::Dir, temp_name, STATE_DIR};
 use crate::error::{Error, Result};
-use crate::model::Folding;
 
-/// Longer than any filesystem's timestamp granularity (FAT: 2 s): the
-/// window unless the filesystem shows finer timestamps.
-pub const COARSE_WINDOW: Duration = Duration::from_secs(2);
-/// For filesystems with sub-second timestamps: well above the kernel's
-/// coarse clock tick (≤ 10 ms) that stamps them.
-pub const FINE_WINDOW: Duration = Duration::from_millis(100);
-
-const LOCK_FILE: &str = "lock";
 /// The hash cache of versions before the sync base; removed when found.
 const OLD_STATE_FILE: &str = "state.json";
 
@@ -157,106 +147,6 @@ pub fn open_state_dir(root: &Dir, custom: Option<&Path>) -> Result<Dir> {
     })?;
     let _ = dir.remove_file(OLD_STATE_FILE);
     Ok(dir)
-}
-
-/// An exclusive lock on a workspace, held for one pull or push. The OS
-/// releases it if the process dies.
-#[derive(Debug)]
-pub struct WorkspaceLock {
-    /// Holding the open file is holding the lock.
-    _file: std::fs::File,
-}
-
-/// Takes the workspace lock in the state directory. While another instance
-/// (in this process or another) holds it, waits up to `timeout`, calling
-/// `waiting` once; then fails with `Error::Busy`. Blocking.
-pub fn lock_workspace(
-    state: &Dir,
-    timeout: Duration,
-    waiting: impl FnOnce(),
-) -> Result<WorkspaceLock> {
-    let path = state.path().join(LOCK_FILE);
-    let file = state
-        .open_lock(LOCK_FILE)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let deadline = std::time::Instant::now() + timeout;
-    let mut waiting = Some(waiting);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(WorkspaceLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                if let Some(f) = waiting.take() {
-                    f();
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Busy(format!(
-                    "another instance kept the workspace lock {} for longer than \
-                     lockTimeoutMs ({} ms)",
-                    path.display(),
-                    timeout.as_millis()
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
-        }
-    }
-}
-
-/// How the filesystem of the state directory (the workspace's, by default)
-/// compares names: one spelling of a probe name is created, another looked
-/// up. Blocking.
-pub fn probe_folding(state: &Dir) -> Result<Folding> {
-    let probe = |written: &str, looked_up: &str| -> Result<bool> {
-        let tag = temp_name();
-        let (written, looked_up) = (format!("{tag}{written}"), format!("{tag}{looked_up}"));
-        state
-            .create_new(&written)
-            .map_err(|e| Error::io("create", &state.path().join(&written), e))?;
-        let same = state.stat(&looked_up).ok().flatten().is_some();
-        let _ = state.remove_file(&written);
-        Ok(same)
-    };
-    Ok(Folding {
-        case: probe("-Aa", "-aA")?,
-        unicode: probe("-\u{e9}", "-e\u{301}")?,
-    })
-}
-
-/// The racy window for the sync base: short when the filesystem keeps
-/// sub-second timestamps (a fresh file's mtime has nanoseconds), else the
-/// coarse default. Blocking.
-pub fn probe_racy_window(state: &Dir) -> Duration {
-    let name = temp_name();
-    let fine = state
-        .create_new(&name)
-        .and_then(|f| Dir::file_stat(&f))
-        .is_ok_and(|s| has_subseconds(&s));
-    let _ = state.remove_file(&name);
-    window(fine)
-}
-
-/// `probe_racy_window` without writing (for dry runs): the directory's own
-/// timestamp tells (odds of an exact second on a fine filesystem: 1e-9).
-pub fn observe_racy_window(dir: &Dir) -> Duration {
-    window(
-        dir.stat(".")
-            .ok()
-            .flatten()
-            .is_some_and(|(_, s)| has_subseconds(&s)),
-    )
-}
-
-fn has_subseconds(stat: &crate::model::FileStat) -> bool {
-    stat.mtime_ns % 1_000_000_000 != 0
-}
-
-fn window(fine: bool) -> Duration {
-    if fine {
-        FINE_WINDOW
-    } else {
-        COARSE_WINDOW
-    }
 }
 
 #[cfg(test)]
