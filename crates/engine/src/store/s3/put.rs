@@ -14,7 +14,7 @@ use md5::Digest as _;
 
 use crate::error::{Error, Result};
 use crate::hashing::{content_hash, plain_md5, PART_SIZE};
-use crate::local::{read_at, read_part, whole_md5};
+use crate::local::{read_part, whole_md5};
 use crate::model::Condition;
 use crate::store::answers::{
     changed_while_uploaded, check_unchanged, if_match, if_none_match, missing_is_conflict,
@@ -365,7 +365,8 @@ struct FileBody {
     size: u64,
     /// Where the next read starts.
     offset: u64,
-    reading: Option<tokio::task::JoinHandle<Result<Bytes>>>,
+    reading:
+        Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes>> + Send + Sync>>>,
 }
 
 impl http_body::Body for FileBody {
@@ -377,7 +378,6 @@ impl http_body::Body for FileBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>>>> {
         const CHUNK: u64 = MIB;
-        use std::future::Future;
         use std::task::Poll;
         let this = &mut *self;
         if this.reading.is_none() {
@@ -387,18 +387,13 @@ impl http_body::Body for FileBody {
             let len = CHUNK.min(this.size - this.offset);
             let (file, path, offset) = (this.file.clone(), this.path.clone(), this.offset);
             this.offset += len;
-            this.reading = Some(tokio::task::spawn_blocking(move || {
-                read_at(&file, &path, offset, len)
-            }));
+            this.reading = Some(Box::pin(read_part(file, path, offset, len)));
         }
         let reading = this.reading.as_mut().expect("started above");
-        match std::pin::Pin::new(reading).poll(cx) {
+        match reading.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(joined) => {
+            Poll::Ready(bytes) => {
                 this.reading = None;
-                let bytes = joined
-                    .map_err(|e| Error::task("read task", e))
-                    .and_then(|r| r);
                 Poll::Ready(Some(bytes.map(http_body::Frame::data)))
             }
         }
