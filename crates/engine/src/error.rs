@@ -45,19 +45,33 @@ macro_rules! codes {
 codes!(
     /// The stable code of an `Error`, or of a local entry that cannot sync.
     ErrorCode {
+        /// `Error::InvalidOption`.
         InvalidOption = "INVALID_OPTION",
+        /// `Error::S3`.
         S3OperationError = "S3_OPERATION_ERROR",
+        /// `Error::Workspace`.
         WorkspaceError = "WORKSPACE_ERROR",
+        /// `Error::Busy`.
         WorkspaceBusy = "WORKSPACE_BUSY",
+        /// `Error::UnsafeKey`.
         UnsafeKey = "UNSAFE_KEY",
+        /// `Error::Io` and `Error::Task`.
         IoError = "IO_ERROR",
+        /// `Error::Integrity`.
         IntegrityError = "INTEGRITY_ERROR",
+        /// `Error::Changed`.
         FileChanged = "FILE_CHANGED",
+        /// `Error::InUse`.
         FileInUse = "FILE_IN_USE",
+        /// `Error::Conflict`.
         Conflict = "CONFLICT",
+        /// `Error::MassDelete`.
         MassDelete = "MASS_DELETE",
+        /// `Error::Syncignore`.
         InvalidSyncignore = "INVALID_SYNCIGNORE",
+        /// `Error::Cancelled`.
         Cancelled = "CANCELLED",
+        /// `Error::Unsupported`.
         UnsupportedStore = "UNSUPPORTED_STORE",
         /// A link (never followed; not a failure).
         Symlink = "SYMLINK",
@@ -104,6 +118,7 @@ pub enum Error {
     /// field (the binding names it as its caller knows it).
     #[error("{field} {problem}")]
     InvalidOption {
+        /// The `Config` field's name.
         field: &'static str,
         /// What is wrong with it (`is required`, `must be positive`, …).
         problem: String,
@@ -126,7 +141,9 @@ pub enum Error {
     Io {
         /// What was being done (`read`, `rename`, …).
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -221,6 +238,7 @@ impl From<S3Error> for Error {
     }
 }
 
+/// A result whose error is, by default, the engine's `Error`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A failed S3 request: what was asked, what came back, whether to retry.
@@ -244,6 +262,7 @@ pub struct S3Error {
 }
 
 impl S3Error {
+    /// A failure of `operation` on `key`, without a status or source.
     pub fn new(
         operation: impl Into<String>,
         key: impl Into<String>,
@@ -260,11 +279,13 @@ impl S3Error {
         }
     }
 
+    /// The same, with the answer's HTTP status.
     pub fn with_status(mut self, status: Option<u16>) -> Self {
         self.status = status;
         self
     }
 
+    /// The same, with the client's own error as its source.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
         self
@@ -384,9 +405,13 @@ impl std::error::Error for S3Error {
 /// What was being done to a file when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Downloading its object.
     Download,
+    /// Uploading it.
     Upload,
+    /// Deleting it, or its object.
     Delete,
+    /// Hashing it before a push, to tell whether it changed.
     Hash,
 }
 
@@ -398,6 +423,7 @@ pub struct FileError {
     pub path: String,
     /// The object key, for a failure about an object (downloads).
     pub key: Option<String>,
+    /// The code of the error behind it.
     pub code: ErrorCode,
     /// Upstream's form: `Failed to <action> <path>: <error>`.
     pub message: String,
@@ -463,8 +489,11 @@ impl FileError {
 /// restored. `path` is workspace-relative ("" for the operation as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// The workspace-relative path; "" for the operation as a whole.
     pub path: String,
+    /// What kind of warning.
     pub code: WarningCode,
+    /// The text, as logged.
     pub message: String,
 }
 

@@ -85,6 +85,7 @@ impl ContentHasher {
         self.in_part == 0
     }
 
+    /// Hashes the next bytes.
     pub fn update(&mut self, mut data: &[u8]) {
         self.size += data.len() as u64;
         while !data.is_empty() {
@@ -107,6 +108,7 @@ impl ContentHasher {
         self.parts.push(md5);
     }
 
+    /// The content hash of all the bytes given.
     pub fn finish(mut self) -> String {
         if self.in_part > 0 || self.parts.is_empty() {
             self.parts.push(self.part.finalize().into());

@@ -39,13 +39,19 @@ impl Folding {
 /// ctime (ctime even when a tool restores mtime); a replace changes the inode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileStat {
+    /// Length in bytes.
     pub size: u64,
+    /// Modification time, in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Change time (creation time where there is none, as on Windows), in
+    /// nanoseconds since the Unix epoch.
     pub ctime_ns: i128,
+    /// Inode number; 0 where there is none (Windows).
     pub ino: u64,
 }
 
 impl FileStat {
+    /// The stat of the file `meta` describes.
     pub fn of(meta: &std::fs::Metadata) -> Self {
         let mtime_ns = meta.modified().map(nanos).unwrap_or(0);
         #[cfg(unix)]
@@ -118,8 +124,12 @@ impl SkipReason {
 /// A local entry that does not sync, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// Its workspace-relative path (a name that is not UTF-8 shown with
+    /// escapes).
     pub path: String,
+    /// Why it does not sync.
     pub reason: SkipReason,
+    /// The reason in words, for the report.
     pub message: String,
 }
 
@@ -161,6 +171,7 @@ impl Scan {
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteObject {
+    /// The whole object key (prefix included).
     pub key: String,
     /// Size in bytes; stand-in clients may not say.
     pub size: Option<u64>,
@@ -185,7 +196,10 @@ pub enum Condition {
 /// racy check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashed {
+    /// The content hash (see `hashing`).
     pub hash: String,
+    /// When hashing began, in nanoseconds since the Unix epoch (the epoch
+    /// itself for a file open for writing, so its stat is never trusted).
     pub at_ns: i128,
     /// The MD5s of its parts, for a file of several (see `hashing`).
     pub parts: Arc<[[u8; 16]]>,

@@ -4,14 +4,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The part of an operation a progress event counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// A pull's downloads.
     Download,
+    /// A push's uploads.
     Upload,
+    /// Deletions: a pull's of local files, a push's of objects.
     Cleanup,
 }
 
 impl Phase {
+    /// The phase's name in progress events (`"download"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Download => "download",
@@ -21,33 +26,47 @@ impl Phase {
     }
 }
 
+/// One progress event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
+    /// The phase counted.
     pub phase: Phase,
     /// Files finished (successfully or not) of `total`.
     pub current: usize,
+    /// Files the phase has to handle.
     pub total: usize,
     /// Rounded, 0–100, by files (as upstream).
     pub percentage: u32,
+    /// The workspace-relative path of the file whose finishing sent the
+    /// event; `None` for the 0% event and for events while bytes move.
     pub current_file: Option<String>,
     /// Bytes moved so far in the phase, of `total_bytes` (as the listing or
     /// scan said; 0 for the cleanup phase).
     pub bytes: u64,
+    /// Bytes the phase has to move.
     pub total_bytes: u64,
 }
 
+/// How much a log record matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Detail, such as each file moved or deleted.
     Debug,
+    /// An operation's start and outcome, or a wait for the workspace lock.
     Info,
+    /// Something went wrong, or needs the user's eye, but the operation
+    /// goes on.
     Warn,
+    /// A file or the whole operation failed.
     Error,
 }
 
 /// Receives the engine's progress and log records. Called from any thread;
 /// implementations must return quickly (queue, don't block).
 pub trait Observer: Send + Sync {
+    /// A progress event.
     fn progress(&self, progress: Progress);
+    /// A log record.
     fn log(&self, level: Level, message: &str);
     /// The files under the priority prefix have all been downloaded (or
     /// failed): the rest of the pull goes on.
@@ -95,6 +114,8 @@ pub struct PhaseProgress {
 }
 
 impl PhaseProgress {
+    /// Starts counting a phase of `total` files and `total_bytes` bytes;
+    /// sends the 0% event unless there is nothing to do.
     pub fn new(observer: Arc<dyn Observer>, phase: Phase, total: usize, total_bytes: u64) -> Self {
         let progress = PhaseProgress {
             observer,
@@ -175,6 +196,7 @@ pub struct FileProgress {
 }
 
 impl FileProgress {
+    /// A file of `phase`, nothing moved yet.
     pub fn new(phase: &Arc<PhaseProgress>) -> Self {
         FileProgress {
             phase: phase.clone(),

@@ -52,8 +52,9 @@ const RESTART: u8 = 0x80;
 pub struct Identity {
     /// The root's absolute path.
     pub path: String,
-    /// Device and inode of the root (0 where the platform has none).
+    /// Device of the root (0 where the platform has none).
     pub dev: u64,
+    /// Inode of the root (0 where the platform has none).
     pub ino: u64,
 }
 

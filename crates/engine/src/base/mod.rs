@@ -54,13 +54,21 @@ const COMPACT_SLACK: usize = 1_000;
 pub enum BaseTrouble {
     /// Bytes in the middle of the file could not be read: the records that
     /// still check are used; the paths of the others are unknown.
-    Damaged { damaged_bytes: usize, kept: usize },
+    Damaged {
+        /// Bytes that could not be read.
+        damaged_bytes: usize,
+        /// Paths known from the records that still check.
+        kept: usize,
+    },
     /// The file is not a readable base (emptied, overwritten, its header
     /// damaged): not used at all.
     Unreadable,
     /// The base describes another directory (a `stateDir` shared between
     /// workspaces, or one that outlived its workspace): not used at all.
-    OtherWorkspace { described: String },
+    OtherWorkspace {
+        /// The absolute path of the directory it describes.
+        described: String,
+    },
 }
 
 impl BaseTrouble {

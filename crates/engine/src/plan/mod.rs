@@ -32,8 +32,13 @@ pub enum ConflictPolicy {
 
 /// What the plan knows of the local side.
 pub struct LocalView<'a> {
+    /// The workspace as scanned.
     pub scan: &'a Scan,
+    /// Content hashes of the scanned files that needed hashing (see
+    /// `pull_hash_candidates`), by relative path; a file changed by stat
+    /// and not here counts as modified.
     pub hashes: &'a HashMap<String, Hashed>,
+    /// The sync base: each path as last synced.
     pub base: &'a BaseEntries,
     /// When the operation was called (ns since the epoch): a file changed
     /// since is the agent's current work, never deleted or overwritten.
@@ -160,13 +165,16 @@ fn over_percent(deletes: usize, total: usize, max_percent: u8) -> bool {
     deletes * 100 > usize::from(max_percent) * total
 }
 
-/// What the planner tests share.
 /// What a pull or push would do: workspace-relative paths, sorted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
+    /// Files a pull would download.
     pub download: Vec<String>,
+    /// Local files a pull would delete.
     pub delete_local: Vec<String>,
+    /// Files a push would upload.
     pub upload: Vec<String>,
+    /// Objects a push would delete.
     pub delete_remote: Vec<String>,
     /// Paths changed on both sides: a pull would keep both versions (they
     /// are in `download` too), a push would leave the object alone.
@@ -174,6 +182,7 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
+    /// Each list sorted, without duplicates.
     pub fn sorted(mut self) -> Self {
         for list in [
             &mut self.download,
@@ -189,6 +198,7 @@ impl PlanSummary {
     }
 }
 
+/// What the planner tests share.
 #[cfg(test)]
 pub(crate) mod fixtures {
     use crate::model::FileStat;

@@ -42,12 +42,18 @@ use crate::model::{FileStat, Folding};
 /// Conflict copies one path may have beside it (see the module docs).
 pub const MAX_COPIES: usize = 10;
 
+/// An object to download, as the listing showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
+    /// The workspace-relative path to write.
     pub rel: String,
+    /// The object key.
     pub key: String,
+    /// The object's size in bytes, when the listing said.
     pub size: Option<u64>,
+    /// The listed ETag, recorded in the base when the GET gives none.
     pub etag: Option<String>,
+    /// The listed time, given to the file as its mtime.
     pub last_modified: Option<std::time::SystemTime>,
     /// The local file this download replaces, as scanned: it is replaced
     /// only if still so. `None`: there must be no file at the path.
@@ -64,6 +70,7 @@ pub struct Download {
 /// unchanged since the base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalDelete {
+    /// The workspace-relative path.
     pub rel: String,
     /// The stat it must still have.
     pub stat: FileStat,
@@ -75,15 +82,21 @@ pub struct LocalDelete {
 /// How a pull decides what the table leaves open.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PullRules {
+    /// What to do with a path changed on both sides.
     pub policy: ConflictPolicy,
+    /// The share of files (in percent) past which deletions count as a
+    /// mass deletion (see `mass_delete`).
     pub max_delete_percent: u8,
     /// Bring back every synced file deleted here and not yet pushed.
     pub restore_deleted: bool,
 }
 
+/// What a pull will do, and what it found while deciding.
 #[derive(Debug, Default)]
 pub struct PullPlan {
+    /// Objects to download.
     pub downloads: Vec<Download>,
+    /// Local files to delete.
     pub deletes: Vec<LocalDelete>,
     /// Local files moved to a conflict name before the downloads, because
     /// S3 now has a directory where they are (and they changed here).
@@ -98,7 +111,11 @@ pub struct PullPlan {
     pub conflicts: Vec<String>,
     /// Paths already in sync.
     pub unchanged: usize,
+    /// Paths the pull leaves alone as failures: keys that cannot be
+    /// written, conflicts past `MAX_COPIES`, a refused mass deletion.
     pub errors: Vec<FileError>,
+    /// What the caller should know though nothing failed: paths a
+    /// recovering base did not know, shape clashes, restored deletions.
     pub warnings: Vec<Warning>,
 }
 

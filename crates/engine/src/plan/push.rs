@@ -26,15 +26,20 @@ use crate::hashing::etag_hash;
 use crate::model::FileStat;
 use crate::model::{Condition, RemoteObject};
 
+/// A local file to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
+    /// The workspace-relative path.
     pub rel: String,
+    /// The file as scanned and hashed.
     pub stat: FileStat,
+    /// Its content hash (see `hashing`).
     pub hash: String,
     /// MD5s of its parts as hashed, for a file of several.
     pub parts: Arc<[[u8; 16]]>,
     /// When hashing began, for the base entry.
     pub hashed_ns: i128,
+    /// What the object being replaced must be (see the module docs).
     pub condition: Condition,
     /// An upload of these very bytes was sent by an earlier push that never
     /// learned its outcome (killed): if the object is gone now, it may have
@@ -55,15 +60,19 @@ impl Upload {
     }
 }
 
+/// An object to delete: its file was deleted here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteDelete {
+    /// The workspace-relative path.
     pub rel: String,
     /// The base ETag the object must still have (`None`: unconditional).
     pub if_match: Option<String>,
 }
 
+/// What a push will do, and what it found while deciding.
 #[derive(Debug, Default)]
 pub struct PushPlan {
+    /// Files to upload.
     pub uploads: Vec<Upload>,
     /// Objects of files deleted here (the caller confirms each is really
     /// gone before deleting it on S3).
@@ -73,7 +82,9 @@ pub struct PushPlan {
     /// Paths whose object differs and that have no base to say which side
     /// is newer: left as they are, reported.
     pub conflicts: Vec<String>,
+    /// Paths already in sync.
     pub unchanged: usize,
+    /// A refused mass deletion (its deletes are dropped).
     pub errors: Vec<FileError>,
     /// Paths a recovering base did not know, uploaded as new (see
     /// `SyncBase::recovering`).

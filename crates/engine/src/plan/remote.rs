@@ -17,6 +17,7 @@ pub const REMOTE_STATE: &str = ".s3ws/";
 /// The files of a listing, by relative path, and the keys that cannot be.
 #[derive(Debug, Default)]
 pub struct RemoteFiles {
+    /// The objects that sync as files, by relative path.
     pub files: BTreeMap<String, RemoteObject>,
     /// Keys that cannot be written: reported, and each one's local path
     /// (when it has one) is left alone.
@@ -36,6 +37,7 @@ pub struct RemoteFiles {
     /// Each clash, for the warning: (the file's path, whether the
     /// directory won).
     pub clashes: Vec<(String, bool)>,
+    /// How the workspace's filesystem compares names (for `blocked`).
     pub folding: Folding,
 }
 

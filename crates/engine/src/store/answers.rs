@@ -101,6 +101,7 @@ pub fn answer_error(
 /// An error answer, before it becomes an `Error` (a store may attach the
 /// error's source first).
 pub struct S3Failure {
+    /// The failure, as the engine reports it.
     pub error: S3Error,
     /// The answer was "precondition failed".
     pub conflict: bool,

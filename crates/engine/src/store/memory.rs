@@ -21,6 +21,8 @@ use crate::model::{Condition, RemoteObject};
 /// concurrent tests can interleave with a download.
 const CHUNK: usize = 4096;
 
+/// A `Store` that keeps its objects in memory, for tests (see the module
+/// docs).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, (Bytes, String)>>,

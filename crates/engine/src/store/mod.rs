@@ -24,7 +24,9 @@ use crate::progress::FileProgress;
 
 /// The body of a GET, streamed.
 pub struct ObjectBody {
+    /// The object's bytes in chunks; an `Err` is why the body broke off.
     pub stream: BoxStream<'static, Result<Bytes>>,
+    /// The object's ETag, unquoted, when the server gave one.
     pub etag: Option<String>,
     /// The content hash this engine stored in the object's metadata (see
     /// `hashing`; an older version stored the whole-object MD5 there).
@@ -54,6 +56,7 @@ fn expected_hash(stored: Option<&str>, etag: Option<&str>, etag_is_md5: bool) ->
 /// What an upload carries besides its bytes.
 #[derive(Debug, Clone)]
 pub struct PutRequest<'a> {
+    /// The object key to write (prefix and relative path).
     pub key: &'a str,
     /// The file, opened (beneath the workspace root, as scanned).
     pub file: &'a File,
@@ -62,6 +65,7 @@ pub struct PutRequest<'a> {
     /// The file as scanned and hashed; an upload that finds it different
     /// fails rather than store bytes that do not match `hash`.
     pub stat: FileStat,
+    /// The `Content-Type` to store the object with.
     pub content_type: &'a str,
     /// Content hash of the file as hashed before the upload (see `hashing`):
     /// the bytes sent must have it, and the server is given the MD5s to
@@ -80,6 +84,7 @@ pub struct PutRequest<'a> {
 /// What a HEAD tells of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The object's ETag, unquoted, when the server gave one.
     pub etag: Option<String>,
     /// The content hash this engine stored in the object's metadata, if any.
     pub hash: Option<String>,
@@ -97,11 +102,16 @@ impl ObjectInfo {
 /// One page of a listing.
 #[derive(Debug, Default)]
 pub struct ListPage {
+    /// The objects on this page (ETags unquoted).
     pub objects: Vec<RemoteObject>,
+    /// More pages follow.
     pub truncated: bool,
+    /// The continuation token for the next page.
     pub next_token: Option<String>,
 }
 
+/// An object store under one bucket: what the engine lists, reads, writes
+/// and deletes. Keys are whole object keys (prefix included).
 #[async_trait]
 pub trait Store: Send + Sync {
     /// One page of the objects under `prefix`, after `token`.

@@ -38,17 +38,26 @@ const STREAM_MIN: u64 = PART_SIZE;
 pub enum Request<'a> {
     /// `ListObjectsV2` of `prefix`, from `token` on.
     List {
+        /// The key prefix listed.
         prefix: &'a str,
+        /// The continuation token of the previous page; `None` for the first.
         token: Option<&'a str>,
     },
     /// `GetObject`: answered with `Answer::Object` and a body.
-    Get { key: &'a str },
+    Get {
+        /// The object key.
+        key: &'a str,
+    },
     /// `HeadObject`: answered with `Answer::Object`.
-    Head { key: &'a str },
+    Head {
+        /// The object key.
+        key: &'a str,
+    },
     /// `PutObject`: answered with `Answer::Stored`.
     Put(Put<'a>),
     /// `DeleteObject`: answered with `Answer::Deleted`.
     Delete {
+        /// The object key.
         key: &'a str,
         /// The `If-Match` header.
         if_match: Option<String>,
@@ -79,10 +88,13 @@ impl Request<'_> {
 
 /// A `PutObject` with everything it sends.
 pub struct Put<'a> {
+    /// The object key.
     pub key: &'a str,
+    /// The bytes to send.
     pub body: PutBody,
     /// The body's length in bytes.
     pub size: u64,
+    /// The `Content-Type` header.
     pub content_type: &'a str,
     /// Base64 MD5 of the body, for `Content-MD5`.
     pub content_md5: String,
@@ -143,13 +155,18 @@ impl FileChunks {
 pub enum Answer {
     /// A listing page (ETags as the server quoted them).
     Listed {
+        /// The objects on the page.
         objects: Vec<RemoteObject>,
+        /// More pages follow.
         truncated: bool,
+        /// The continuation token for the next page.
         next_token: Option<String>,
     },
     /// A GET's or HEAD's answer; a GET's body streams in `body`.
     Object {
+        /// The `ETag` header, quoted or not.
         etag: Option<String>,
+        /// User metadata, without the `x-amz-meta-` prefix.
         metadata: HashMap<String, String>,
         /// The `x-amz-server-side-encryption` header.
         sse: Option<String>,
@@ -159,14 +176,20 @@ pub enum Answer {
         body: Option<BoxStream<'static, std::result::Result<Bytes, String>>>,
     },
     /// A PUT's answer.
-    Stored { etag: Option<String> },
+    Stored {
+        /// The new object's `ETag` header, quoted or not.
+        etag: Option<String>,
+    },
     /// A DELETE's answer.
     Deleted,
     /// An error answer, or the client failed: S3's code (or the exception's
     /// name), the HTTP status when one came, and the text.
     Failed {
+        /// S3's error code (`NoSuchKey`, …) or the exception's name.
         code: String,
+        /// The HTTP status, when one came.
         status: Option<u16>,
+        /// The error's text.
         message: String,
     },
 }
@@ -186,6 +209,7 @@ impl Answer {
 /// Sends one request and hands back the answer.
 #[async_trait]
 pub trait Transport: Send + Sync {
+    /// Sends `request`; a failure of any kind comes back as `Answer::Failed`.
     async fn send(&self, request: Request<'_>) -> Answer;
     /// How a request is named in messages (`s3Client.send (GetObject s3://b/k)`).
     fn describe(&self, operation: &str, key: &str) -> String;

@@ -11,22 +11,33 @@ use crate::local::{check_workspace_path, STATE_DIR};
 use crate::plan::{ConflictPolicy, DEFAULT_MAX_DELETE_PERCENT};
 use crate::store::s3::S3Settings;
 
+/// Files a pull downloads at once unless told otherwise.
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 50;
+/// Files a push uploads at once unless told otherwise.
 pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 10;
+/// `Config::stall_timeout` unless told otherwise.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// `Config::lock_timeout` unless told otherwise (5 minutes).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longer than any upload of the largest object this engine sends (10,000
 /// parts of 8 MiB) takes on a slow link.
 pub const DEFAULT_ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
 
+/// The settings of one workspace: where it syncs to, and how.
 #[derive(Clone)]
 pub struct Config {
+    /// The S3 bucket's name.
     pub bucket: String,
     /// Key prefix; a trailing `/` is added when missing.
     pub prefix: String,
+    /// The local directory synced with the prefix.
     pub workspace_dir: PathBuf,
+    /// How the native S3 store reaches S3 (unused when
+    /// `Workspace::with_store` gives another store).
     pub s3: S3Settings,
+    /// Files a pull downloads at once; at least 1.
     pub download_concurrency: usize,
+    /// Files a push uploads at once; at least 1.
     pub upload_concurrency: usize,
     /// Ignore rules applied after the built-in defaults.
     pub ignore_patterns: Vec<String>,
@@ -40,7 +51,7 @@ pub struct Config {
     /// What to do when both sides changed a path.
     pub conflict_policy: ConflictPolicy,
     /// A sync deletes nothing when it would delete more than this share of
-    /// the files (see `plan::is_mass_delete`); 100 turns the guard off.
+    /// the files (see `plan::mass_delete`); 100 turns the guard off.
     pub max_delete_percent: u8,
     /// Longest wait for another instance's operation on the same workspace.
     pub lock_timeout: Duration,
@@ -53,6 +64,8 @@ pub struct Config {
 }
 
 impl Config {
+    /// The settings for syncing `workspace_dir` with `prefix` in `bucket`,
+    /// every other field at its default.
     pub fn new(bucket: &str, prefix: &str, workspace_dir: impl Into<PathBuf>) -> Self {
         Config {
             bucket: bucket.to_owned(),

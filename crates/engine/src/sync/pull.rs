@@ -27,7 +27,6 @@ use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
 use crate::transfer::{download, join_rel, run_bounded, CopyNames, Downloaded, Halt};
 
-/// What the download batches of one pull share.
 /// A planned pull, nothing changed yet.
 struct PreparedPull {
     /// The workspace, opened and locked until the operation ends.
@@ -65,6 +64,7 @@ impl PreparedPull {
     }
 }
 
+/// What the download batches of one pull share.
 struct Batch<'a> {
     store: &'a Arc<dyn Store>,
     progress: Arc<PhaseProgress>,

@@ -27,7 +27,10 @@ pub struct Report {
     /// Local entries a push could not sync, and why (those that are
     /// failures, all but links, are in `errors` too).
     pub skipped: Vec<Skipped>,
+    /// Failures confined to one file (or not stopping the operation): the
+    /// rest went on.
     pub errors: Vec<FileError>,
+    /// How long the operation took.
     pub duration: Duration,
     /// A dry run's decisions (nothing was done); `None` for a real run.
     pub plan: Option<PlanSummary>,

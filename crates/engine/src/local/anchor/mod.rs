@@ -23,8 +23,11 @@ use crate::model::FileStat;
 /// What a directory entry is, never following a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
     /// FIFO, socket, device.
     Other,

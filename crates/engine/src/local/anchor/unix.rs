@@ -65,6 +65,8 @@ impl Dir {
         })
     }
 
+    /// The path it was opened by, for messages (access goes through the
+    /// handle).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -229,6 +231,7 @@ impl Dir {
         }
     }
 
+    /// Renames `from` to `to`, replacing a file already there.
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         Ok(renameat(&self.fd, from, &self.fd, to)?)
     }
@@ -247,10 +250,12 @@ impl Dir {
         Ok(unlinkat(&self.fd, from, AtFlags::empty())?)
     }
 
+    /// Deletes the file `name`.
     pub fn remove_file(&self, name: &str) -> io::Result<()> {
         Ok(unlinkat(&self.fd, name, AtFlags::empty())?)
     }
 
+    /// Deletes the empty directory `name`.
     pub fn remove_dir(&self, name: &str) -> io::Result<()> {
         Ok(unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
     }

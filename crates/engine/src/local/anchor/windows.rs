@@ -21,6 +21,8 @@ fn kind_of(ft: std::fs::FileType) -> Kind {
 }
 
 impl Dir {
+    /// Opens the directory at `path` (a path the user chose: links in it
+    /// are theirs, and followed).
     pub fn open_root(path: &Path) -> io::Result<Dir> {
         if !std::fs::metadata(path)?.is_dir() {
             return Err(io::Error::new(io::ErrorKind::Other, "not a directory"));
@@ -30,6 +32,7 @@ impl Dir {
         })
     }
 
+    /// Its path, which every access goes through.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -59,14 +62,18 @@ impl Dir {
         Ok(Dir { path })
     }
 
+    /// The directory `rel` (`/`-separated, "" for this one) beneath this
+    /// one; a component that is a link is refused.
     pub fn open_sub(&self, rel: &str) -> io::Result<Dir> {
         self.walk(rel, false)
     }
 
+    /// `open_sub`, creating the directories that are missing.
     pub fn make_sub(&self, rel: &str) -> io::Result<Dir> {
         self.walk(rel, true)
     }
 
+    /// The entry `name`, not following a link; `None` when absent.
     pub fn stat(&self, name: &str) -> io::Result<Option<(Kind, FileStat)>> {
         match std::fs::symlink_metadata(self.path.join(name)) {
             Ok(m) => Ok(Some((kind_of(m.file_type()), FileStat::of(&m)))),
@@ -75,6 +82,7 @@ impl Dir {
         }
     }
 
+    /// A new file `name` for writing; fails if anything is there.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
         std::fs::OpenOptions::new()
             .write(true)
@@ -96,14 +104,18 @@ impl Dir {
         Ok(file)
     }
 
+    /// The regular file `name`, for reading; a link, or anything else that
+    /// is not a regular file, is refused.
     pub fn open_regular(&self, name: &str) -> io::Result<File> {
         self.open_checked(name, std::fs::OpenOptions::new().read(true))
     }
 
+    /// The regular file `name`, for appending.
     pub fn open_append(&self, name: &str) -> io::Result<File> {
         self.open_checked(name, std::fs::OpenOptions::new().append(true))
     }
 
+    /// The regular file `name`, created if missing, for a lock.
     pub fn open_lock(&self, name: &str) -> io::Result<File> {
         self.open_checked(
             name,
@@ -115,23 +127,28 @@ impl Dir {
         )
     }
 
+    /// Renames `from` to `to`, replacing a file already there.
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         std::fs::rename(self.path.join(from), self.path.join(to))
     }
 
+    /// Renames unless `to` exists (`AlreadyExists` then).
     pub fn rename_no_replace(&self, from: &str, to: &str) -> io::Result<()> {
         std::fs::hard_link(self.path.join(from), self.path.join(to))?;
         std::fs::remove_file(self.path.join(from))
     }
 
+    /// Deletes the file `name`.
     pub fn remove_file(&self, name: &str) -> io::Result<()> {
         std::fs::remove_file(self.path.join(name))
     }
 
+    /// Deletes the empty directory `name`.
     pub fn remove_dir(&self, name: &str) -> io::Result<()> {
         std::fs::remove_dir(self.path.join(name))
     }
 
+    /// The entries of this directory, with their kind.
     pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.path)? {
@@ -141,6 +158,7 @@ impl Dir {
         Ok(out)
     }
 
+    /// The stat of an open file.
     pub fn file_stat(file: &File) -> io::Result<FileStat> {
         Ok(FileStat::of(&file.metadata()?))
     }

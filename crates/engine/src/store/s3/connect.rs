@@ -41,6 +41,8 @@ pub struct S3Settings {
 }
 
 impl S3Store {
+    /// A store on `bucket`, reached as `settings` say. Fails only when HTTPS
+    /// cannot be verified (no CA certificates on the system).
     pub async fn connect(bucket: &str, settings: &S3Settings) -> Result<Self> {
         let region = settings
             .region

@@ -39,6 +39,7 @@ use crate::model::{Condition, RemoteObject};
 use crate::store::answers::{object_info, stored_hash, unquote_etag};
 use crate::store::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
 
+/// `Store` on one bucket of S3 or an S3-compatible server (see `connect`).
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
