@@ -2,6 +2,7 @@
 //! `s3.rs`, an in-memory one in `memory`; the binding may add others (a
 //! JavaScript `send()` client).
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
 
