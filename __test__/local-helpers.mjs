@@ -4,13 +4,31 @@
 // server and no S3WS_TEST_ENDPOINT.
 
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, lstatSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
 export function tmpDir(name = 'ws') {
-  return mkdtempSync(path.join(os.tmpdir(), `s3ws-${name}-`))
+  const dir = mkdtempSync(path.join(os.tmpdir(), `s3ws-${name}-`))
+  made.push(dir)
+  return dir
 }
+
+/** Every temp directory this process made: removed when it exits (`S3WS_KEEP_TMP=1` keeps them to look at). */
+const made = []
+process.on('exit', () => {
+  if (process.env.S3WS_KEEP_TMP) return
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true })
+    } catch {
+      // A test left a directory unreadable: make it ours again, then remove it.
+      spawnSync('chmod', ['-R', 'u+rwx', dir])
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+})
 
 /** The engine's own directory at the workspace root (sync base, lock; never synced). */
 export const STATE_DIR = '.s3ws'

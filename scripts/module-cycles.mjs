@@ -1,7 +1,10 @@
 // Prints the engine's module graph in layers (leaves first) and fails when
-// modules depend on each other in a cycle. A module is a top-level file
-// (`x.rs`) or folder (`x/`) of crates/engine/src; an edge is any
-// `crate::other` path outside test code. Run by .ci/run.
+// modules depend on each other in a cycle, or when the README's layer list
+// (the fenced block of `<n>: module, module` lines under "Design") is out of
+// date: a module missing from it or one it names that does not exist, or a
+// module using one in its own or a higher README layer. A module is a
+// top-level file (`x.rs`) or folder (`x/`) of crates/engine/src; an edge is
+// any `crate::other` path outside test code. Run by `npm run lint`.
 //
 //   node scripts/module-cycles.mjs
 
@@ -95,3 +98,38 @@ const byLayer = []
 for (const m of graph.keys()) (byLayer[depth(m)] ??= []).push(m)
 console.log('engine modules, leaves first (no cycles):')
 byLayer.forEach((ms, i) => console.log(`  ${i}: ${ms.sort().join(', ')}`))
+
+// The README's list: the one fenced block made only of `<n>: a, b` lines.
+const README = path.join(ROOT, 'README.md')
+const LINE = /^\s*(\d+)\s*:\s*([a-z_][a-z0-9_]*(?:\s*,\s*[a-z_][a-z0-9_]*)*)\s*$/
+const blocks = [...readFileSync(README, 'utf8').matchAll(/^```[^\n]*\n([\s\S]*?)^```/gm)]
+  .map((b) => b[1].split('\n').filter((l) => l.trim()))
+  .filter((lines) => lines.length > 0 && lines.every((l) => LINE.test(l)))
+const problems = []
+const listed = new Map()
+if (blocks.length !== 1) {
+  problems.push(`README.md has ${blocks.length} fenced blocks of \`<n>: module, module\` lines; expected exactly one (the engine's layers)`)
+} else {
+  for (const line of blocks[0]) {
+    const [, n, names] = LINE.exec(line)
+    for (const name of names.split(',').map((x) => x.trim())) {
+      if (listed.has(name)) problems.push(`README.md lists ${name} twice (layers ${listed.get(name)} and ${n})`)
+      else listed.set(name, Number(n))
+    }
+  }
+  for (const m of graph.keys()) if (!listed.has(m)) problems.push(`${m} is a module but missing from README.md's layers`)
+  for (const m of listed.keys()) if (!graph.has(m)) problems.push(`README.md's layers list ${m}, which is not a module of crates/engine/src`)
+  for (const [m, deps] of graph) {
+    for (const d of deps) {
+      if (listed.has(m) && listed.has(d) && listed.get(d) >= listed.get(m)) {
+        problems.push(`${m} (README layer ${listed.get(m)}) uses ${d} (README layer ${listed.get(d)}): a module may use only lower layers`)
+      }
+    }
+  }
+}
+if (problems.length > 0) {
+  for (const p of problems) console.error(p)
+  console.error('README.md\'s layer list ("Design") is out of date: the layers computed above fit the code.')
+  process.exit(1)
+}
+console.log('README.md lists the same modules, each above every module it uses.')

@@ -44,9 +44,13 @@ export function ensureNodeModules() {
   }
 }
 
-/** Builds the addon (incremental: quick when nothing changed). */
+/**
+ * Builds the addon (incremental: quick when nothing changed). The debug
+ * build has the `conformance` feature (the store-conformance suite, for
+ * `__test__/store-conformance.test.mjs`); a release build never does.
+ */
 export function buildAddon({ release = false } = {}) {
   const args = ['napi', 'build', '--platform', '--js', 'binding.js', '--dts', 'binding.d.ts']
-  if (release) args.push('--release')
+  args.push(...(release ? ['--release'] : ['--features', 'conformance']))
   run('npx', args)
 }

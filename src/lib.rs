@@ -171,11 +171,27 @@ pub fn store_conformance<'env>(
         bucket,
     });
     env.spawn_future(async move {
-        engine::store::conformance::run(&store)
+        run_conformance(&store)
             .await
             .map_err(napi::Error::from_reason)
     })
     .map_err(napi_error)
+}
+
+#[cfg(feature = "conformance")]
+async fn run_conformance(store: &TransportStore<JsTransport>) -> std::result::Result<(), String> {
+    engine::store::conformance::run(store).await
+}
+
+/// Built without the suite: the export stays (`binding.js` is the same for
+/// every build), and says why it cannot run.
+#[cfg(not(feature = "conformance"))]
+async fn run_conformance(_: &TransportStore<JsTransport>) -> std::result::Result<(), String> {
+    Err(
+        "storeConformance: this binary was built without the `conformance` \
+         feature (a release build); `npm test` builds it with the feature"
+            .to_owned(),
+    )
 }
 
 /// The built-in ignore patterns, applied before `ignorePatterns` and

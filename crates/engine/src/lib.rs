@@ -5,6 +5,10 @@
 //! persisted sync base (pure, in `plan`) → transfer (bounded concurrency,
 //! streamed, atomic, conditional) → record each transfer in the base → report.
 
+// Every public item is documented (here rather than in Cargo.toml: the
+// crate inherits the workspace's [lints] table, which cannot add one).
+#![warn(missing_docs)]
+
 pub mod base;
 mod blocking;
 pub mod content_type;

@@ -1,5 +1,7 @@
 //! The engine against the real S3 server that `npm test` starts
-//! (`S3WS_TEST_ENDPOINT`).
+//! (`S3WS_TEST_ENDPOINT`; skipped, saying so, without one).
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,15 +11,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use s3ws_engine::store::s3::S3Settings;
 use s3ws_engine::{Config, Level, Observer, Phase, Progress, Workspace};
 
-fn endpoint() -> String {
-    std::env::var("S3WS_TEST_ENDPOINT")
-        .expect("S3WS_TEST_ENDPOINT is not set: run the tests with `npm test`")
-}
+use common::maybe_skip_integration;
 
-async fn admin() -> aws_sdk_s3::Client {
+async fn admin(endpoint: &str) -> aws_sdk_s3::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(s3ws_engine::store::s3::https_client())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .load()
         .await;
@@ -70,10 +69,16 @@ impl Observer for Recorder {
     }
 }
 
-fn workspace(bucket: &str, prefix: &str, dir: &Path, obs: Arc<Recorder>) -> Workspace {
+fn workspace(
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    dir: &Path,
+    obs: Arc<Recorder>,
+) -> Workspace {
     let mut config = Config::new(bucket, prefix, dir);
     config.s3 = S3Settings {
-        endpoint: Some(endpoint()),
+        endpoint: Some(endpoint.to_owned()),
         ..S3Settings::default()
     };
     Workspace::new(config, obs).unwrap()
@@ -105,7 +110,8 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn pull_skips_unchanged_and_push_sends_only_changes() {
-    let s3 = admin().await;
+    let endpoint = maybe_skip_integration!();
+    let s3 = admin(&endpoint).await;
     let bucket = new_bucket(&s3, "roundtrip").await;
     for (k, v) in [
         ("ws/a.txt", "a"),
@@ -116,7 +122,7 @@ async fn pull_skips_unchanged_and_push_sends_only_changes() {
     }
     let dir = tempfile::tempdir().unwrap();
     let obs = Arc::new(Recorder::default());
-    let ws = workspace(&bucket, "ws", dir.path(), obs.clone());
+    let ws = workspace(&endpoint, &bucket, "ws", dir.path(), obs.clone());
 
     let first = ws.pull().await.unwrap();
     assert_eq!(
@@ -139,10 +145,16 @@ async fn pull_skips_unchanged_and_push_sends_only_changes() {
     assert_eq!(downloads.last().unwrap().current, 3);
 
     // A fresh instance on the same directory: nothing to download.
-    let again = workspace(&bucket, "ws/", dir.path(), Arc::new(Recorder::default()))
-        .pull()
-        .await
-        .unwrap();
+    let again = workspace(
+        &endpoint,
+        &bucket,
+        "ws/",
+        dir.path(),
+        Arc::new(Recorder::default()),
+    )
+    .pull()
+    .await
+    .unwrap();
     assert_eq!((again.transferred, again.unchanged), (0, 3));
 
     std::fs::write(dir.path().join("a.txt"), "a2").unwrap();
@@ -173,10 +185,17 @@ async fn pull_skips_unchanged_and_push_sends_only_changes() {
 
 #[tokio::test]
 async fn failed_listing_rejects_and_deletes_nothing() {
+    let endpoint = maybe_skip_integration!();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keep.txt"), "local work").unwrap();
     let obs = Arc::new(Recorder::default());
-    let ws = workspace("rs-no-such-bucket", "ws/", dir.path(), obs.clone());
+    let ws = workspace(
+        &endpoint,
+        "rs-no-such-bucket",
+        "ws/",
+        dir.path(),
+        obs.clone(),
+    );
     let err = ws.pull().await.unwrap_err();
     assert_eq!(err.code(), "S3_OPERATION_ERROR");
     assert!(err.to_string().contains("NoSuchBucket"), "{err}");

@@ -3,6 +3,7 @@
 //! JavaScript `send()` client).
 
 pub mod answers;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
 pub mod s3;
