@@ -12,8 +12,7 @@ pub use pull::{
     PullRules, MAX_COPIES,
 };
 pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
-pub use remote::REMOTE_STATE;
-pub use remote::{remote_files, RemoteFiles};
+pub use remote::{remote_files, RemoteFiles, REMOTE_STATE};
 
 use crate::base::{BaseEntries, BaseEntry};
 use crate::model::{FileStat, Hashed, Scan};

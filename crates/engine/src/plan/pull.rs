@@ -31,13 +31,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
 use crate::base::BaseEntry;
-use crate::error::WarningCode;
-use crate::error::{Error, FileError, Warning};
-use crate::hashing::etag_hash;
-use crate::hashing::is_composite;
+use crate::error::{Error, FileError, Warning, WarningCode};
+use crate::hashing::{etag_hash, is_composite};
 use crate::local::conflict_origin;
-use crate::model::RemoteObject;
-use crate::model::{FileStat, Folding};
+use crate::model::{FileStat, Folding, RemoteObject};
 
 /// Conflict copies one path may have beside it (see the module docs).
 pub const MAX_COPIES: usize = 10;
@@ -566,8 +563,7 @@ mod tests {
     use super::*;
     use crate::base::BaseEntries;
     use crate::ignore_rules::IgnoreRules;
-    use crate::model::Hashed;
-    use crate::model::Scan;
+    use crate::model::{Hashed, Scan};
 
     const MD5_A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";

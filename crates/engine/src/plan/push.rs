@@ -20,11 +20,9 @@ use super::{
     mass_delete, ConflictPolicy, Local, LocalView, PlanSummary, DEFAULT_MAX_DELETE_PERCENT,
 };
 use crate::base::BaseEntry;
-use crate::error::WarningCode;
-use crate::error::{Error, FileError, Warning};
+use crate::error::{Error, FileError, Warning, WarningCode};
 use crate::hashing::etag_hash;
-use crate::model::FileStat;
-use crate::model::{Condition, RemoteObject};
+use crate::model::{Condition, FileStat, RemoteObject};
 
 /// A local file to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,8 +252,7 @@ mod tests {
     use super::super::fixtures::{stat, NOW};
     use super::*;
     use crate::base::BaseEntries;
-    use crate::model::Hashed;
-    use crate::model::Scan;
+    use crate::model::{Hashed, Scan};
 
     fn view<'a>(
         base: &'a BaseEntries,

@@ -7,8 +7,7 @@ use crate::error::{Error, FileError};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{classify_key, KeyKind};
 use crate::local::is_reserved_path;
-use crate::model::Folding;
-use crate::model::RemoteObject;
+use crate::model::{Folding, RemoteObject};
 
 /// Where the engine keeps objects of its own under the prefix (probes of
 /// what the store honours): never synced, never reported.

@@ -12,8 +12,7 @@ use md5::{Digest, Md5};
 
 use crate::error::Error;
 use crate::hashing::hash_bytes;
-use crate::model::Condition;
-use crate::model::FileStat;
+use crate::model::{Condition, FileStat};
 use crate::progress::{FileProgress, Phase, PhaseProgress, Silent};
 use crate::store::{list_all, PutRequest, Store};
 

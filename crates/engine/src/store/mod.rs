@@ -19,8 +19,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
-use crate::model::FileStat;
-use crate::model::{Condition, RemoteObject};
+use crate::model::{Condition, FileStat, RemoteObject};
 use crate::progress::FileProgress;
 
 /// The body of a GET, streamed.

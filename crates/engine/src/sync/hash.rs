@@ -7,10 +7,8 @@ use std::time::SystemTime;
 use super::Workspace;
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError};
-use crate::local::hash_file;
-use crate::local::{held_for_writing, open_scanned, Dir};
-use crate::model::Hashed;
-use crate::model::{nanos, FileStat};
+use crate::local::{hash_file, held_for_writing, open_scanned, Dir};
+use crate::model::{nanos, FileStat, Hashed};
 
 /// The hashing time recorded for a file open for writing when hashed: the
 /// epoch, before any file's mtime, so its stat is never trusted.

@@ -21,8 +21,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::base::{Identity, SyncBase};
 use crate::blocking::blocking;
-use crate::error::WarningCode;
-use crate::error::{Error, Result, Warning};
+use crate::error::{Error, Result, Warning, WarningCode};
 use crate::ignore_rules::IgnoreRules;
 use crate::local::{
     lock_workspace, observe_racy_window, open_state_dir, open_workspace, probe_racy_window,

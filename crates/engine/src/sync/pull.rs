@@ -10,8 +10,7 @@ use tokio::task::JoinError;
 use super::{Opened, Report, Run, State, Workspace};
 use crate::base::SyncBase;
 use crate::blocking::blocking;
-use crate::error::WarningCode;
-use crate::error::{Action, Error, FileError, Result, Warning};
+use crate::error::{Action, Error, FileError, Result, Warning, WarningCode};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::key_for;
 use crate::local::{

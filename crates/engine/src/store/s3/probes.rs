@@ -18,8 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::S3Store;
-use crate::error::WarningCode;
-use crate::error::{Error, Result, Warning};
+use crate::error::{Error, Result, Warning, WarningCode};
 use crate::model::Condition;
 use crate::store::answers::{if_match, if_none_match, missing_is_conflict, quote_etag};
 use crate::store::ObjectInfo;
