@@ -34,7 +34,8 @@ test('pull({ signal }): aborting rejects with AbortError within a second, leaves
   const { bucket, files } = await seeded()
   const dir = tmpDir()
   await withProxy({ delay: (r) => (r.method === 'GET' && !isList(r) ? 150 : 0) }, async (proxy) => {
-    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2, logger: quiet() })
+    const { logger, calls } = recordingLogger()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, downloadConcurrency: 2, logger })
     const controller = new AbortController()
     const pulling = sync.pull({ signal: controller.signal })
     // Aborted once some files are in (how soon depends on the server's speed).
@@ -50,6 +51,12 @@ test('pull({ signal }): aborting rejects with AbortError within a second, leaves
       return true
     })
     assert.ok(Date.now() - abortedAt < 1000, `rejected after ${Date.now() - abortedAt} ms`)
+    // A stop the caller asked for is logged as such, never as an error.
+    assert.deepEqual(
+      calls.filter((c) => c.level === 'error'),
+      [],
+    )
+    assert.ok(calls.some((c) => c.level === 'info' && /Pull stopped: the operation was aborted/.test(c.message)))
     const partial = Object.keys(readTree(dir)).length
     assert.ok(partial > 0 && partial < FILES, `${partial} files before the abort`)
     assertWhole(dir, files)

@@ -222,6 +222,8 @@ impl Workspace {
                     );
                 }
             }
+            // A stop the caller asked for (an abort, a close) is no failure.
+            Err(Error::Cancelled(why)) => self.log(Level::Info, &format!("{op} stopped: {why}")),
             Err(e) => self.log(Level::Error, &format!("{op} failed: {e}")),
         }
         result.map(|r| Report {
