@@ -37,6 +37,16 @@ pub struct ObjectBody {
 }
 
 impl ObjectBody {
+    /// The body `stream` of the object `info` describes.
+    pub fn new(info: ObjectInfo, stream: BoxStream<'static, Result<Bytes>>) -> Self {
+        ObjectBody {
+            stream,
+            etag: info.etag,
+            hash: info.hash,
+            etag_is_md5: info.etag_is_md5,
+        }
+    }
+
     /// What the downloaded bytes must hash to, when the server says it.
     pub fn expected_hash(&self) -> Option<String> {
         expected_hash(self.hash.as_deref(), self.etag.as_deref(), self.etag_is_md5)

@@ -206,6 +206,21 @@ impl Answer {
     }
 }
 
+/// What an `Answer::Object`'s fields say of the object.
+fn info_of(
+    etag: &Option<String>,
+    metadata: &HashMap<String, String>,
+    sse: &Option<String>,
+    sse_customer_algorithm: &Option<String>,
+) -> ObjectInfo {
+    object_info(
+        etag.as_deref(),
+        stored_hash(|k| metadata.get(k).map(String::as_str)),
+        sse.as_deref(),
+        sse_customer_algorithm.as_deref(),
+    )
+}
+
 /// Sends one request and hands back the answer.
 #[async_trait]
 pub trait Transport: Send + Sync {
@@ -290,12 +305,7 @@ impl<T: Transport> Store for TransportStore<T> {
                 sse_customer_algorithm,
                 body: Some(body),
             } => {
-                let info = object_info(
-                    etag.as_deref(),
-                    stored_hash(|k| metadata.get(k).map(String::as_str)),
-                    sse.as_deref(),
-                    sse_customer_algorithm.as_deref(),
-                );
+                let info = info_of(&etag, &metadata, &sse, &sse_customer_algorithm);
                 let (key, what) = (key.to_owned(), self.0.describe("GetObject", key));
                 let stream = body.map(move |chunk| {
                     chunk.map_err(|reason| {
@@ -308,41 +318,29 @@ impl<T: Transport> Store for TransportStore<T> {
                         .into()
                     })
                 });
-                Ok(ObjectBody {
-                    stream: stream.boxed(),
-                    etag: info.etag,
-                    hash: info.hash,
-                    etag_is_md5: info.etag_is_md5,
-                })
+                Ok(ObjectBody::new(info, stream.boxed()))
             }
             other => Err(self.unexpected("GetObject", key, &other)),
         }
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        match self.0.send(Request::Head { key }).await {
-            Answer::Failed { code, status, .. } if is_not_found(&code, status) => Ok(None),
-            Answer::Object {
+        match self.call(Request::Head { key }).await {
+            Err(e) if e.s3().is_some_and(|s| is_not_found(&s.code, s.status)) => Ok(None),
+            Ok(Answer::Object {
                 etag,
                 metadata,
                 sse,
                 sse_customer_algorithm,
                 ..
-            } => Ok(Some(object_info(
-                etag.as_deref(),
-                stored_hash(|k| metadata.get(k).map(String::as_str)),
-                sse.as_deref(),
-                sse_customer_algorithm.as_deref(),
+            }) => Ok(Some(info_of(
+                &etag,
+                &metadata,
+                &sse,
+                &sse_customer_algorithm,
             ))),
-            Answer::Failed {
-                code,
-                status,
-                message,
-            } => {
-                let what = self.0.describe("HeadObject", key);
-                Err(answer_error("HeadObject", key, &what, code, status, &message, None).into())
-            }
-            other => Err(self.unexpected("HeadObject", key, &other)),
+            Ok(other) => Err(self.unexpected("HeadObject", key, &other)),
+            Err(e) => Err(e),
         }
     }
 

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
 use crate::store::answers::{object_info, quote_etag, stored_hash};
-use crate::store::{ObjectBody, ObjectInfo};
+use crate::store::ObjectBody;
 
 use super::errors::error_chain;
 use super::{S3Store, MIB};
@@ -28,12 +28,7 @@ impl S3Store {
             _ => {
                 let out = self.get_range(key, None, None).await?;
                 let info = info_of!(out);
-                Ok(ObjectBody {
-                    etag: info.etag,
-                    hash: info.hash,
-                    etag_is_md5: info.etag_is_md5,
-                    stream: self.body_stream(key, out.body),
-                })
+                Ok(ObjectBody::new(info, self.body_stream(key, out.body)))
             }
         }
     }
@@ -90,24 +85,14 @@ impl S3Store {
     /// Every range after the first must come from the same object version.
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
         let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
-        let ObjectInfo {
-            etag,
-            hash,
-            etag_is_md5,
-        } = info_of!(first);
+        let info = info_of!(first);
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
             .and_then(|(_, t)| t.parse::<u64>().ok());
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
-            let stream = self.body_stream(key, first.body);
-            return Ok(ObjectBody {
-                stream,
-                etag,
-                hash,
-                etag_is_md5,
-            });
+            return Ok(ObjectBody::new(info, self.body_stream(key, first.body)));
         };
         let head = first
             .body
@@ -115,7 +100,7 @@ impl S3Store {
             .await
             .map_err(|e| self.body_error(key, e))?;
         let this = self.clone();
-        let (key, version) = (key.to_owned(), etag.clone());
+        let (key, version) = (key.to_owned(), info.etag.clone());
         let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
@@ -136,11 +121,6 @@ impl S3Store {
         let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
             .chain(rest)
             .boxed();
-        Ok(ObjectBody {
-            stream,
-            etag,
-            hash,
-            etag_is_md5,
-        })
+        Ok(ObjectBody::new(info, stream))
     }
 }
