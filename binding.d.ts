@@ -62,6 +62,11 @@ export declare class NativeWorkspace {
   pull(calledAtMs: number, run: NativeRun): Promise<NativeOutcome>
   push(run: NativeRun): Promise<NativeOutcome>
   /**
+   * Resolves when each of `paths` (a file, or `dir/`) is current on
+   * disk: served by the running pull, or a pull of just those paths.
+   */
+  ensure(paths: Array<string>, run: NativeRun): Promise<NativeEnsureOutcome>
+  /**
    * Cancels running operations and lets go of the engine (its S3 client,
    * callbacks and cached base); later calls fail with `CLOSED`.
    */
@@ -136,6 +141,20 @@ export interface NativeCredentials {
   /** Milliseconds since the epoch. */
   expiration?: number
 }
+
+/** What `ensure` found (see `engine::Ensured`). */
+export interface NativeEnsured {
+  paths: Array<string>
+  downloaded: number
+  missing: Array<string>
+  /** Files under the paths that failed to download. */
+  errors: Array<NativeError>
+}
+
+/** What an `ensure` came to. */
+export type NativeEnsureOutcome =
+  | { kind: 'done'; ensured: NativeEnsured }
+  | { kind: 'failed'; error: NativeError }
 
 /** An error of an operation or of one of its files. */
 export interface NativeError {

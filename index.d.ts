@@ -291,6 +291,16 @@ export interface BackgroundPull {
   cancel(): void
 }
 
+/** Beyond upstream: what `ensure()` resolves to. */
+export interface EnsureResult {
+  /** The paths as named (a directory as `dir/`). */
+  paths: string[]
+  /** Files downloaded for them while the call waited (0: already current). */
+  downloadedFiles: number
+  /** Named paths S3 does not have (a directory: no object under it). */
+  missing: string[]
+}
+
 /** The lowest level the default logger prints (`'silent'`: nothing). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 
@@ -299,8 +309,14 @@ export interface SyncProgress {
   phase: 'download' | 'upload' | 'cleanup'
   /** Files finished (successfully or not) of `total`. */
   current: number
+  /**
+   * Files the phase handles, as known so far: a pull starts downloading
+   * before its listing ends, so `total` may grow while it runs (and
+   * `current` may reach it early). `percentage` never goes down, and is
+   * 100 only once the total is final.
+   */
   total: number
-  /** 0–100, by files (as upstream). */
+  /** 0–100, by files (as upstream); monotonic. */
   percentage: number
   /** The file that just finished; absent on the 0% event and on in-flight byte updates. */
   currentFile?: string
@@ -348,6 +364,17 @@ export declare class S3WorkspaceSync extends EventEmitter {
   waitForPull(): Promise<void>
   /** Resolves when the `priorityPrefix` files have arrived; never hangs. */
   waitForPriorityPull(): Promise<void>
+  /**
+   * Beyond upstream: resolves when each path (a workspace-relative file, or
+   * a directory as `dir/`) is current on disk by the pull rules (a local
+   * change is kept, as a pull keeps it). While a pull or background pull
+   * runs, the paths jump its queue, listed on their own if its listing has
+   * not reached them, and no file is downloaded twice; with none running,
+   * this is a pull of just those paths (a listing of each, a GET per
+   * changed file). Rejects with the first failure when a file under them
+   * failed to download; aborting `signal` stops the wait, not the pull.
+   */
+  ensure(paths: string | string[], options?: { signal?: AbortSignal }): Promise<EnsureResult>
   isPullComplete(): boolean
   getWorkspacePath(): string
   /**

@@ -29,6 +29,7 @@ const { watchWorkspace } = require('./lib/watch.js')
 /** @typedef {import('./binding').NativeError} NativeError */
 /** @typedef {import('./binding').NativeEvent} NativeEvent */
 /** @typedef {import('./binding').NativeOutcome} NativeOutcome */
+/** @typedef {import('./binding').NativeEnsureOutcome} NativeEnsureOutcome */
 
 // ---- callbacks handed to the native object ----------------------------------
 //
@@ -167,9 +168,10 @@ class S3WorkspaceSync extends EventEmitter {
   /**
    * Runs one native operation: refused once closed, cancellable by `signal`
    * and by `close({ abort: true })`.
+   * @template {NativeOutcome | NativeEnsureOutcome} T
    * @param {OperationOptions | undefined} options
-   * @param {(engine: import('./binding').NativeWorkspace, run: import('./binding').NativeRun) => Promise<NativeOutcome>} run
-   * @returns {Promise<NativeOutcome>}
+   * @param {(engine: import('./binding').NativeWorkspace, run: import('./binding').NativeRun) => Promise<T>} run
+   * @returns {Promise<T>}
    */
   async _operation(options, run) {
     if (this._closed) throw new SyncError('This S3WorkspaceSync was closed', 'CLOSED')
@@ -279,6 +281,29 @@ class S3WorkspaceSync extends EventEmitter {
     }
     if (outcome.kind === 'failed') return failed(`${outcome.error.code}: Push failed: ${outcome.error.message}`, outcome.error)
     return toResult(outcome.report, 'push')
+  }
+
+  /**
+   * Resolves when each path (a file, or a directory as `dir/`) is current
+   * on disk by the pull rules. While a pull runs, the paths jump its queue
+   * (listed on their own if its listing has not reached them) and no file
+   * is downloaded twice; otherwise this is a pull of just those paths.
+   * Rejects with the first failure when a file under them fails to
+   * download. Aborting `signal` stops the wait, not a running pull.
+   * @param {string | string[]} paths
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<import('./index').EnsureResult>}
+   */
+  async ensure(paths, options) {
+    const list = typeof paths === 'string' ? [paths] : paths
+    if (!Array.isArray(list) || list.length === 0 || !list.every((p) => typeof p === 'string' && p.length > 0)) {
+      throw new SyncError('ensure(paths): paths must be a workspace-relative path or a non-empty array of them (a directory ends in "/")', 'INVALID_OPTION')
+    }
+    const outcome = await this._operation({ signal: options?.signal }, (engine, cancel) => engine.ensure(list, cancel))
+    if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Ensure failed')
+    const { ensured } = outcome
+    if (ensured.errors.length > 0) throw fromNative(ensured.errors[0], `Ensure failed for ${ensured.errors.length} file(s)`)
+    return { paths: ensured.paths, downloadedFiles: ensured.downloaded, missing: ensured.missing }
   }
 
   /**

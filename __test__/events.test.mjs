@@ -23,18 +23,24 @@ test('a 120-file pull emits download progress up to 100%', async () => {
   const downloads = events.filter((e) => e.phase === 'download')
   assert.ok(downloads.length >= 10 && downloads.length <= 25, `${downloads.length} events`)
   assert.equal(events[0].phase, 'download')
-  assert.equal(events[0].total, 120)
+  // Downloads start while the listing runs: the total may grow, up to every file.
+  assert.ok(events[0].total > 0 && events[0].total <= 120, `first total ${events[0].total}`)
   // The phase starts at 0% and ends at 100% with every byte.
   const totalBytes = Object.values(files).reduce((n, b) => n + Buffer.byteLength(b), 0)
-  assert.deepEqual([downloads[0].current, downloads[0].percentage, downloads[0].bytes, downloads[0].totalBytes], [0, 0, 0, totalBytes])
+  assert.deepEqual([downloads[0].current, downloads[0].percentage, downloads[0].bytes], [0, 0, 0])
   const last = downloads.at(-1)
-  assert.deepEqual([last.percentage, last.current, last.bytes, last.totalBytes], [100, 120, totalBytes, totalBytes])
-  for (let i = 1; i < downloads.length; i++) assert.ok(downloads[i].bytes >= downloads[i - 1].bytes)
+  assert.deepEqual([last.percentage, last.current, last.total, last.bytes, last.totalBytes], [100, 120, 120, totalBytes, totalBytes])
+  for (let i = 1; i < downloads.length; i++) {
+    const [a, b] = [downloads[i - 1], downloads[i]]
+    assert.ok(b.bytes >= a.bytes && b.percentage >= a.percentage && b.total >= a.total && b.totalBytes >= a.totalBytes)
+    // 100% comes once the total is final, and only then.
+    assert.ok(a.percentage < 100)
+  }
   // Events for finished files (the rest are in-flight byte updates, sent when a slow run takes 250 ms).
   const finished = downloads.filter((e) => e.currentFile !== undefined)
   assert.ok(finished.length >= 10)
   for (let i = 1; i < finished.length; i++) assert.ok(finished[i].current > finished[i - 1].current)
-  for (const e of finished) assert.equal(e.percentage, Math.round((e.current / e.total) * 100))
+  for (const e of finished) assert.ok(Math.abs(e.percentage - Math.round((e.current / e.total) * 100)) <= 1 || e.percentage === 99, `${e.current}/${e.total}: ${e.percentage}%`)
 })
 
 test('a large file reports bytes while it moves, both ways', async () => {

@@ -88,6 +88,19 @@ export async function seed(bucket, prefix, files) {
   await Promise.all(Object.entries(files).map(([rel, body]) => putObject(bucket, prefix + rel, body)))
 }
 
+/** `seed` for many files: at most `concurrency` PUTs at once. */
+export async function seedMany(bucket, prefix, files, concurrency = 64) {
+  const entries = Object.entries(files)
+  let next = 0
+  const worker = async () => {
+    while (next < entries.length) {
+      const [rel, body] = entries[next++]
+      await putObject(bucket, prefix + rel, body)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
 export async function getObject(bucket, key) {
   const out = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
   return Buffer.from(await out.Body.transformToByteArray())

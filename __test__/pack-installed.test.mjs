@@ -80,7 +80,9 @@ async function smoke(mode) {
   ]) {
     const events = phase(name)
     assert.ok(events.length > 0, `no ${name} progress`)
-    assert.equal(events[0].total, total)
+    // A pull's total may grow while its listing runs; it ends at every file.
+    assert.ok(events[0].total > 0 && events[0].total <= total)
+    assert.equal(events.at(-1).total, total)
     assert.equal(events.at(-1).current, total)
     assert.equal(events.at(-1).percentage, 100)
   }

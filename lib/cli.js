@@ -1,7 +1,7 @@
 // @ts-check
 'use strict'
 
-// The command line: pull, push, status (dry runs of both) and watch.
+// The command line: pull, push, status (dry runs of both), ensure and watch.
 // Every option is a flag and an environment variable (containers are
 // configured by environment); flags win. Exit codes: 0 success (status:
 // nothing wrong), 1 some files failed or conflicted (status: a pull or push
@@ -48,6 +48,14 @@ const OPTIONS = {
     help: 'Delete nothing when more than N% of the files would go (default 50; 100: no limit)',
   },
   'lock-timeout': { type: 'string', env: 'S3WS_LOCK_TIMEOUT', arg: 'MS', group: 'Sync', help: 'Wait this long for another process syncing the directory (default 300000)' },
+  path: {
+    type: 'string',
+    multiple: true,
+    commands: ['ensure'],
+    arg: 'PATH',
+    group: 'Sync',
+    help: 'ensure: a workspace path to make current, a directory as dir/ (repeatable)',
+  },
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
   'dry-run': { type: 'boolean', commands: ['pull', 'push'], group: 'Sync', help: 'Decide and report, change nothing (pull, push)' },
   debounce: { type: 'string', env: 'S3WS_DEBOUNCE', commands: ['watch'], arg: 'MS', group: 'Sync', help: 'watch: push this long after the last change (default 2000)' },
@@ -63,6 +71,7 @@ const COMMANDS = {
   pull: "Bring S3's changes into the directory (S3 is the source of truth)",
   push: "Persist the directory's changes to S3",
   status: 'What a pull and a push would do (dry runs; nothing changes)',
+  ensure: 'Make the --path files current now: a pull of just those (exit 1 if one is not on S3)',
   watch: 'Pull, then push changes shortly after they happen, until SIGINT/SIGTERM (then a final push)',
 }
 
@@ -237,7 +246,7 @@ function parse(argv, env) {
   const values = parsed.values
   if (values.help || values.version) return { values, command: '' }
   const [command, url, ...rest] = parsed.positionals
-  if (!command) throw new UsageError('a command is required: pull, push, status or watch')
+  if (!command) throw new UsageError('a command is required: pull, push, status, ensure or watch')
   if (!(command in COMMANDS)) {
     const hint = closest(command, Object.keys(COMMANDS))
     throw new UsageError(`unknown command ${JSON.stringify(command)}${hint ? ` (did you mean ${hint}?)` : ''}`)
@@ -273,6 +282,7 @@ function parse(argv, env) {
     return v
   }
   if (!values.dir) throw new UsageError('--dir is required (or S3WS_DIR)')
+  if (command === 'ensure' && !values.path?.length) throw new UsageError('ensure needs --path PATH (repeatable; a directory as dir/)')
   const { bucket, prefix } = bucketAndPrefix({ bucket: values.bucket, prefix: values.prefix }, url)
   const timeout = number('timeout', 1, 2_147_483)
   return {
@@ -499,6 +509,12 @@ async function main(argv, io = {}) {
         `Pull would:\n${side(pull)}\nPush would:\n${side(push)}`,
       )
       return pull.success && (push === null || push.success) ? 0 : 1
+    }
+    if (command === 'ensure') {
+      const result = await sync.ensure(/** @type {string[]} */ (values.path), { signal: stop.signal })
+      const missing = result.missing.length > 0 ? `; not on S3: ${result.missing.join(', ')}` : ''
+      out(result, `Ensured ${result.paths.length} path(s): ${result.downloadedFiles} file(s) downloaded${missing}`)
+      return result.missing.length > 0 ? 1 : 0
     }
     if (command === 'watch') {
       const onPush = (/** @type {import('../index').PushResult} */ result) => {

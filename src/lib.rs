@@ -26,7 +26,7 @@ use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
-use outcome::NativeOutcome;
+use outcome::{NativeEnsureOutcome, NativeOutcome};
 
 /// The JS functions a workspace may call besides the event callback.
 #[napi(object)]
@@ -126,8 +126,14 @@ impl NativeWorkspace {
         let (ws, run) = (self.workspace()?, run.0.clone());
         let called = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs_f64(called_at_ms.max(0.0) / 1000.0);
-        env.spawn_future(async move { Ok(NativeOutcome::from(ws.pull_with(called, &run).await)) })
-            .map_err(napi_error)
+        // Opened now: an `ensure` called right after this is served by it.
+        let inbox = ws.open_inbox();
+        env.spawn_future(async move {
+            Ok(NativeOutcome::from(
+                ws.pull_served(called, &run, inbox).await,
+            ))
+        })
+        .map_err(napi_error)
     }
 
     #[napi(ts_return_type = "Promise<NativeOutcome>")]
@@ -139,6 +145,22 @@ impl NativeWorkspace {
         let (ws, run) = (self.workspace()?, run.0.clone());
         env.spawn_future(async move { Ok(NativeOutcome::from(ws.push_with(&run).await)) })
             .map_err(napi_error)
+    }
+
+    /// Resolves when each of `paths` (a file, or `dir/`) is current on
+    /// disk: served by the running pull, or a pull of just those paths.
+    #[napi(ts_return_type = "Promise<NativeEnsureOutcome>")]
+    pub fn ensure<'env>(
+        &self,
+        env: &'env Env,
+        paths: Vec<String>,
+        run: &NativeRun,
+    ) -> Result<PromiseRaw<'env, NativeEnsureOutcome>, String> {
+        let (ws, run) = (self.workspace()?, run.0.clone());
+        env.spawn_future(
+            async move { Ok(NativeEnsureOutcome::from(ws.ensure(&paths, &run).await)) },
+        )
+        .map_err(napi_error)
     }
 
     /// Cancels running operations and lets go of the engine (its S3 client,

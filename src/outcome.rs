@@ -119,3 +119,40 @@ impl From<engine::Result<Report>> for NativeOutcome {
         }
     }
 }
+
+/// What `ensure` found (see `engine::Ensured`).
+#[napi(object)]
+pub struct NativeEnsured {
+    pub paths: Vec<String>,
+    pub downloaded: u32,
+    pub missing: Vec<String>,
+    /// Files under the paths that failed to download.
+    pub errors: Vec<NativeError>,
+}
+
+/// What an `ensure` came to.
+#[napi(
+    discriminant = "kind",
+    discriminant_case = "lowercase",
+    object_from_js = false
+)]
+pub enum NativeEnsureOutcome {
+    Done { ensured: NativeEnsured },
+    Failed { error: NativeError },
+}
+
+impl From<engine::Result<engine::Ensured>> for NativeEnsureOutcome {
+    fn from(result: engine::Result<engine::Ensured>) -> Self {
+        match result {
+            Ok(e) => NativeEnsureOutcome::Done {
+                ensured: NativeEnsured {
+                    paths: e.paths,
+                    downloaded: e.downloaded as u32,
+                    missing: e.missing,
+                    errors: e.errors.into_iter().map(NativeError::from).collect(),
+                },
+            },
+            Err(e) => NativeEnsureOutcome::Failed { error: e.into() },
+        }
+    }
+}

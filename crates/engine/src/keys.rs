@@ -86,6 +86,26 @@ pub fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
+/// A path or subtree named by the caller: `dir/` (everything below `dir`)
+/// or `file` (that path only). Workspace-relative, no leading `/`.
+pub type Root = String;
+
+/// Whether the root `root` names `rel`: the path itself, or a path below
+/// the directory it names.
+pub fn covers(root: &str, rel: &str) -> bool {
+    match root.strip_suffix('/') {
+        Some("") => true,
+        Some(_) => rel.starts_with(root),
+        None => rel == root,
+    }
+}
+
+/// The directories a root needs, each of which must not be a file: `a/b/c`
+/// → `a`, `a/b`; `a/b/` → `a`, `a/b`.
+pub fn parent_dirs(root: &str) -> impl Iterator<Item = &str> {
+    root.match_indices('/').map(move |(i, _)| &root[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,9 +96,8 @@ const INTERVAL: Duration = Duration::from_millis(250);
 pub struct PhaseProgress {
     observer: Arc<dyn Observer>,
     phase: Phase,
-    total: usize,
-    total_bytes: u64,
-    step: usize,
+    /// Files and bytes to handle, as known so far.
+    totals: Mutex<Totals>,
     done: AtomicUsize,
     bytes: AtomicU64,
     /// Bytes, and milliseconds since `started`, of the last event sent for
@@ -106,51 +105,107 @@ pub struct PhaseProgress {
     last_bytes: AtomicU64,
     last_ms: AtomicU64,
     started: Instant,
-    /// (current, bytes) of the last event sent. Callers race between
-    /// counting and sending; one overtaken by another is dropped, so events
-    /// never go backwards. Locked only to send (~20 events a phase, plus
-    /// the throttled byte events).
-    sent: Mutex<(usize, u64)>,
+    /// (current, bytes, percentage) of the last event sent. Callers race
+    /// between counting and sending; one overtaken by another is dropped,
+    /// so events never go backwards. Locked only to send (~20 events a
+    /// phase, plus the throttled byte events).
+    sent: Mutex<(usize, u64, u32)>,
+}
+
+/// A phase's size: it may grow while it runs (a pull starts downloading
+/// before its listing ends) until it is `settled`.
+#[derive(Clone, Copy)]
+struct Totals {
+    files: usize,
+    bytes: u64,
+    settled: bool,
 }
 
 impl PhaseProgress {
     /// Starts counting a phase of `total` files and `total_bytes` bytes;
     /// sends the 0% event unless there is nothing to do.
     pub fn new(observer: Arc<dyn Observer>, phase: Phase, total: usize, total_bytes: u64) -> Self {
-        let progress = PhaseProgress {
+        let progress = Self::growing(observer, phase);
+        progress.grow(total, total_bytes);
+        progress.settle();
+        progress
+    }
+
+    /// Starts counting a phase whose size is not known yet: `grow` adds to
+    /// it (the first growth sends the 0% event), `settle` says it is all.
+    /// Until then the percentage stays below 100, and it never goes down
+    /// when the total grows.
+    pub fn growing(observer: Arc<dyn Observer>, phase: Phase) -> Self {
+        PhaseProgress {
             observer,
             phase,
-            total,
-            total_bytes,
-            step: total.div_ceil(EVENTS_PER_PHASE).max(1),
+            totals: Mutex::new(Totals {
+                files: 0,
+                bytes: 0,
+                settled: false,
+            }),
             done: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
             last_bytes: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
             started: Instant::now(),
-            sent: Mutex::new((0, 0)),
-        };
-        if total > 0 {
-            progress.send(0, 0, None);
+            sent: Mutex::new((0, 0, 0)),
         }
-        progress
+    }
+
+    /// `files` more files of `bytes` bytes to handle.
+    pub fn grow(&self, files: usize, bytes: u64) {
+        let first = {
+            let mut totals = self.totals();
+            let first = totals.files == 0 && files > 0;
+            totals.files += files;
+            totals.bytes += bytes;
+            first
+        };
+        if first && self.done.load(Ordering::Relaxed) == 0 {
+            self.send(0, 0, None);
+        }
+    }
+
+    /// The phase will not grow any more: sends the 100% event if every
+    /// file is already handled.
+    pub fn settle(&self) {
+        let totals = {
+            let mut totals = self.totals();
+            totals.settled = true;
+            *totals
+        };
+        let done = self.done.load(Ordering::Relaxed);
+        if totals.files > 0 && done == totals.files {
+            self.send(done, totals.bytes, None);
+        }
+    }
+
+    fn totals(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.totals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn send(&self, current: usize, bytes: u64, file: Option<&str>) {
-        let bytes = bytes.min(self.total_bytes);
+        let totals = *self.totals();
+        let bytes = bytes.min(totals.bytes);
+        let mut percentage = ((current * 100) as f64 / totals.files.max(1) as f64).round() as u32;
+        if !totals.settled {
+            percentage = percentage.min(99);
+        }
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         if current < sent.0 || bytes < sent.1 {
             return;
         }
-        *sent = (current, bytes);
+        percentage = percentage.max(sent.2);
+        *sent = (current, bytes, percentage);
         self.observer.progress(Progress {
             phase: self.phase,
             current,
-            total: self.total,
-            percentage: ((current * 100) as f64 / self.total.max(1) as f64).round() as u32,
+            total: totals.files,
+            percentage,
             current_file: file.map(str::to_owned),
             bytes,
-            total_bytes: self.total_bytes,
+            total_bytes: totals.bytes,
         });
     }
 
@@ -178,10 +233,12 @@ impl PhaseProgress {
     pub fn advance(&self, file: &str, rest: u64) {
         let bytes = self.bytes.fetch_add(rest, Ordering::Relaxed) + rest;
         let current = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if current == self.total {
+        let totals = *self.totals();
+        let step = totals.files.div_ceil(EVENTS_PER_PHASE).max(1);
+        if current == totals.files && totals.settled {
             // The end: every byte, whatever failed on the way.
-            self.send(current, self.total_bytes, Some(file));
-        } else if current.is_multiple_of(self.step) {
+            self.send(current, totals.bytes, Some(file));
+        } else if current.is_multiple_of(step) {
             self.send(current, bytes, Some(file));
         }
     }

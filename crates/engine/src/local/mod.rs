@@ -21,7 +21,7 @@ pub use probes::{
 pub use read::{
     content_hash_file, content_hash_of, hash_file, md5_reader, read_at, read_part, whole_md5,
 };
-pub use scan::{open_scanned, scan};
+pub use scan::{open_scanned, scan, scan_part};
 pub use state::{check_workspace_path, open_state_dir, open_workspace};
 pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTERNS};
 pub use write::{

@@ -5,7 +5,7 @@ use super::anchor::{split_parent, Dir, Kind};
 use super::{is_temp_name, STATE_DIR};
 use crate::error::{Error, Result};
 use crate::ignore_rules::IgnoreRules;
-use crate::keys::validate_relative_path;
+use crate::keys::{parent_dirs, validate_relative_path, Root};
 use crate::model::{FileStat, Scan, SkipReason};
 
 /// Lists the regular files under `root`. Links are never followed, each
@@ -14,7 +14,59 @@ use crate::model::{FileStat, Scan, SkipReason};
 /// Blocking.
 pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
     let mut scan = Scan::default();
-    let mut stack = vec![String::new()];
+    walk(root, rules, &mut scan, String::new())?;
+    Ok(scan)
+}
+
+/// `scan` of the paths `roots` name only (see `plan::Root`), for a part of
+/// the workspace planned on its own; `None` when it cannot be: a directory
+/// a root needs is a file (or link) here, or a file root is a directory.
+/// Blocking.
+pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<Option<Scan>> {
+    let mut scan = Scan::default();
+    for part in roots {
+        let mut present = true;
+        for dir in parent_dirs(part) {
+            let (parent, name) = split_parent(dir);
+            let found = root.open_sub(parent).and_then(|d| d.stat(name));
+            match found {
+                Ok(Some((Kind::Dir, _))) if !rules.is_ignored(dir, true) => {}
+                Ok(None) => {
+                    present = false;
+                    break;
+                }
+                _ => return Ok(None),
+            }
+        }
+        if !present {
+            continue;
+        }
+        match part.strip_suffix('/') {
+            Some(dir) => walk(root, rules, &mut scan, dir.to_owned())?,
+            None => {
+                let (parent, name) = split_parent(part);
+                let found = root.open_sub(parent).and_then(|d| d.stat(name));
+                match found {
+                    Ok(None) => {}
+                    Ok(Some((Kind::File, stat))) => {
+                        if is_temp_name(name) || rules.is_ignored(part, false) {
+                            continue;
+                        }
+                        if validate_relative_path(part).is_ok() {
+                            scan.files.insert(part.clone(), stat);
+                        }
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        }
+    }
+    Ok(Some(scan))
+}
+
+/// Adds the files below `start` (`""`: the root) to `scan`.
+fn walk(root: &Dir, rules: &IgnoreRules, scan: &mut Scan, start: String) -> Result<()> {
+    let mut stack = vec![start];
     while let Some(dir_rel) = stack.pop() {
         let entries = root.open_sub(&dir_rel).and_then(|d| Ok((d.entries()?, d)));
         let (entries, dir) = match entries {
@@ -81,7 +133,7 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
             }
         }
     }
-    Ok(scan)
+    Ok(())
 }
 
 /// The file `rel` below `root`, opened for reading if it is still the

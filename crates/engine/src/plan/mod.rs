@@ -4,15 +4,17 @@
 mod pull;
 mod push;
 mod remote;
+mod scope;
 
 use std::collections::HashMap;
 
 pub use pull::{
-    plan_pull, pull_hash_candidates, stored_hash_candidates, Download, LocalDelete, PullPlan,
-    PullRules, MAX_COPIES,
+    guard_local_deletes, plan_pull, plan_pull_part, pull_hash_candidates, stored_hash_candidates,
+    Download, LocalDelete, PullPlan, PullRules, MAX_COPIES,
 };
 pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
 pub use remote::{remote_files, RemoteFiles, REMOTE_STATE};
+pub use scope::Scope;
 
 use crate::base::{BaseEntries, BaseEntry};
 use crate::model::{FileStat, Hashed, Scan};

@@ -29,7 +29,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles};
+use super::{
+    is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles, Scope,
+};
 use crate::base::BaseEntry;
 use crate::error::{Error, FileError, Warning, WarningCode};
 use crate::hashing::{etag_hash, is_composite};
@@ -170,25 +172,48 @@ pub fn stored_hash_candidates<'a>(
         .collect()
 }
 
+/// Upstream's mirror: only on request, and only for a first sync.
+fn mirrors(local: &LocalView, policy: ConflictPolicy) -> bool {
+    !local.base.exists() && policy == ConflictPolicy::Overwrite
+}
+
 fn remote_unchanged(obj: &RemoteObject, base: Option<&BaseEntry>) -> bool {
     base.is_some_and(|b| b.etag.is_some() && b.etag == obj.etag)
 }
 
 /// Plans a pull. `stored_hashes`: content hashes read from object metadata, by path.
 pub fn plan_pull(
+    remote: RemoteFiles,
+    local: &LocalView,
+    stored_hashes: &HashMap<String, String>,
+    rules: PullRules,
+) -> PullPlan {
+    let mut plan = plan_pull_part(remote, local, stored_hashes, rules, &Scope::all());
+    guard_local_deletes(&mut plan, local, rules);
+    plan
+}
+
+/// Plans the paths of `scope` only (a part planned early, or the rest of
+/// the workspace), against a listing and scan that cover them. Its local
+/// deletions are not guarded yet: a part of an emptied prefix is not a
+/// mass deletion by itself, so they join the rest's before
+/// `guard_local_deletes` weighs them.
+pub fn plan_pull_part(
     mut remote: RemoteFiles,
     local: &LocalView,
     stored_hashes: &HashMap<String, String>,
     rules: PullRules,
+    scope: &Scope,
 ) -> PullPlan {
     let mut plan = PullPlan {
         errors: std::mem::take(&mut remote.errors),
         ..PullPlan::default()
     };
+    plan.errors
+        .retain(|e| e.path.is_empty() || scope.contains(&e.path));
     let policy = rules.policy;
     let recovering = local.base.recovering();
-    // Upstream's mirror: only on request, and only for a first sync.
-    let mirror = !local.base.exists() && policy == ConflictPolicy::Overwrite;
+    let mirror = mirrors(local, policy);
     let scan_names = local_names(&remote, local);
     let copies = copies_by_path(local);
     // Synced files deleted here and not pushed (S3 still has them as synced).
@@ -199,6 +224,7 @@ pub fn plan_pull(
         .chain(remote.shadowed.keys())
         .chain(scan_names.keys())
         .chain(local.base.paths())
+        .filter(|rel| scope.contains(rel))
         .collect();
     for rel in paths {
         if remote.is_blocked(rel) {
@@ -353,7 +379,7 @@ pub fn plan_pull(
     }
     restore_deletions(&mut plan, local, rules, &deleted_here, &remote.files);
     clear_the_way(&mut plan, local);
-    for (rel, dir_won) in &remote.clashes {
+    for (rel, dir_won) in remote.clashes.iter().filter(|(rel, _)| scope.contains(rel)) {
         let (kept, left) = if *dir_won {
             (
                 format!("the files under {rel}/"),
@@ -375,7 +401,6 @@ pub fn plan_pull(
             ),
         ));
     }
-    local_delete_guard(&mut plan, local, rules, mirror);
     plan
 }
 
@@ -484,7 +509,8 @@ fn clear_the_way(plan: &mut PullPlan, local: &LocalView) {
 
 /// Local deletions are checked as a whole: S3 emptied by mistake, or a
 /// first pull into the wrong directory, must not wipe the local copies.
-fn local_delete_guard(plan: &mut PullPlan, local: &LocalView, rules: PullRules, mirror: bool) {
+pub fn guard_local_deletes(plan: &mut PullPlan, local: &LocalView, rules: PullRules) {
+    let mirror = mirrors(local, rules.policy);
     let n = plan.deletes.len();
     let max = rules.max_delete_percent;
     let what = if mirror {

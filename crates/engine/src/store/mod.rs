@@ -184,30 +184,45 @@ pub trait Store: Send + Sync {
 /// Every object under `prefix`, all pages. Fails rather than return a
 /// partial listing: a truncated page must carry a new continuation token.
 pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<RemoteObject>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    use futures::TryStreamExt;
+    let pages: Vec<Vec<RemoteObject>> = list_pages(store, prefix).try_collect().await?;
+    Ok(pages.concat())
+}
+
+/// The objects under `prefix`, a page at a time, in key order (so a pull
+/// can start on what a page settles while the next is listed). Ends with
+/// an error rather than early: a truncated page must carry a new
+/// continuation token.
+pub fn list_pages<'a>(
+    store: &'a dyn Store,
+    prefix: &'a str,
+) -> impl futures::Stream<Item = Result<Vec<RemoteObject>>> + Send + 'a {
+    // `None`: the last page was listed; `Some(token)`: the next page's.
+    let start: Option<Option<String>> = Some(None);
+    futures::stream::try_unfold(start, move |next| async move {
+        let Some(token) = next else {
+            return Ok(None);
+        };
         let page = store.list_page(prefix, token.as_deref()).await?;
-        out.extend(page.objects);
         if !page.truncated {
-            return Ok(out);
+            return Ok(Some((page.objects, None)));
         }
         match page.next_token {
-            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-            _ => {
-                return Err(S3Error::new(
-                    "ListObjectsV2",
-                    prefix,
-                    "InvalidResponse",
-                    format!(
-                        "listing {prefix:?} failed: a truncated page came without a new \
-                         continuation token"
-                    ),
-                )
-                .into())
+            Some(next) if token.as_deref() != Some(next.as_str()) => {
+                Ok(Some((page.objects, Some(Some(next)))))
             }
+            _ => Err(S3Error::new(
+                "ListObjectsV2",
+                prefix,
+                "InvalidResponse",
+                format!(
+                    "listing {prefix:?} failed: a truncated page came without a new \
+                     continuation token"
+                ),
+            )
+            .into()),
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -2,16 +2,20 @@
 //! helpers `pull` and `push` have in common.
 
 mod config;
+mod ensure;
 mod hash;
 mod pull;
 mod push;
 mod report;
+mod schedule;
 
 pub use config::{
     Config, DEFAULT_ABANDONED_UPLOAD_AGE, DEFAULT_DOWNLOAD_CONCURRENCY, DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STALL_TIMEOUT, DEFAULT_UPLOAD_CONCURRENCY,
 };
+pub use ensure::Inbox;
 pub use report::Report;
+pub use schedule::Ensured;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -76,6 +80,8 @@ pub struct Workspace {
     /// until they are dropped (their temp files removed, their multipart
     /// uploads being aborted) before it returns.
     pub(crate) transfers: TaskTracker,
+    /// The running pull's inbox for `ensure` calls.
+    inboxes: ensure::Inboxes,
 }
 
 impl Workspace {
@@ -91,6 +97,7 @@ impl Workspace {
             observer,
             abandoned_uploads_checked: AtomicBool::new(false),
             transfers: TaskTracker::new(),
+            inboxes: ensure::Inboxes::default(),
         })
     }
 

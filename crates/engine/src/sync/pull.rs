@@ -5,71 +5,44 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::task::JoinError;
-
-use super::{Opened, Report, Run, State, Workspace};
-use crate::base::SyncBase;
+use super::ensure::Inbox;
+use super::schedule::Mode;
+use super::{Report, Run, State, Workspace};
+use crate::base::{BaseEntries, SyncBase};
 use crate::blocking::blocking;
-use crate::error::{Action, Error, FileError, Result, Warning, WarningCode};
-use crate::ignore_rules::IgnoreRules;
-use crate::keys::key_for;
-use crate::local::{
-    delete_if_unchanged, probe_folding, remove_file_and_empty_parents, scan, set_aside,
-    split_parent, Dir,
-};
+use crate::error::{Action, Error, FileError, Result};
+use crate::local::{delete_if_unchanged, scan, set_aside, split_parent, Dir};
 use crate::model::{nanos, FileStat, Folding, Scan};
 use crate::plan::{
-    plan_pull, pull_hash_candidates, remote_files, shapes_clash, stored_hash_candidates, Download,
-    LocalDelete, LocalView, PlanSummary, PullPlan, PullRules,
+    guard_local_deletes, plan_pull_part, pull_hash_candidates, remote_files,
+    stored_hash_candidates, LocalDelete, LocalView, PlanSummary, PullPlan, PullRules, RemoteFiles,
+    Scope,
 };
-use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
+use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
-use crate::transfer::{download, join_rel, run_bounded, CopyNames, Downloaded, Halt};
+use crate::transfer::{join_rel, CopyNames};
 
-/// A planned pull, nothing changed yet.
-struct PreparedPull {
-    /// The workspace, opened and locked until the operation ends.
-    opened: Opened,
-    store: Arc<dyn Store>,
-    base: SyncBase,
-    rules: IgnoreRules,
-    local: Scan,
-    plan: PullPlan,
-}
-
-impl PreparedPull {
-    /// What the pull would do (a dry run's report).
-    fn summary(self) -> Report {
-        let plan = self.plan;
-        let summary = PlanSummary {
-            download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
-            delete_local: plan.deletes.iter().map(|d| d.rel.clone()).collect(),
-            conflicts: plan
-                .downloads
-                .iter()
-                .filter(|d| d.keep_local || d.beside)
-                .map(|d| d.rel.clone())
-                .chain(plan.conflicts.iter().cloned())
-                .collect(),
-            ..PlanSummary::default()
-        };
-        Report {
-            unchanged: plan.unchanged,
-            errors: plan.errors,
-            warnings: plan.warnings,
-            plan: Some(summary.sorted()),
-            ..Report::default()
-        }
+/// What a dry-run pull would do (its report's `plan`).
+fn summary(plan: PullPlan) -> Report {
+    let summary = PlanSummary {
+        download: plan.downloads.iter().map(|d| d.rel.clone()).collect(),
+        delete_local: plan.deletes.iter().map(|d| d.rel.clone()).collect(),
+        conflicts: plan
+            .downloads
+            .iter()
+            .filter(|d| d.keep_local || d.beside)
+            .map(|d| d.rel.clone())
+            .chain(plan.conflicts.iter().cloned())
+            .collect(),
+        ..PlanSummary::default()
+    };
+    Report {
+        unchanged: plan.unchanged,
+        errors: plan.errors,
+        warnings: plan.warnings,
+        plan: Some(summary.sorted()),
+        ..Report::default()
     }
-}
-
-/// What the download batches of one pull share.
-struct Batch<'a> {
-    store: &'a Arc<dyn Store>,
-    progress: Arc<PhaseProgress>,
-    root: &'a Arc<Dir>,
-    names: &'a Arc<CopyNames>,
-    halt: Halt,
 }
 
 impl Workspace {
@@ -89,6 +62,17 @@ impl Workspace {
     /// files written since then are the agent's and stay untouched), run
     /// as `run` says (cancellable, or a dry run).
     pub async fn pull_with(&self, called: SystemTime, run: &Run) -> Result<Report> {
+        self.pull_served(called, run, self.open_inbox()).await
+    }
+
+    /// `pull_with`, serving the `ensure` calls of `inbox` (opened by the
+    /// caller when the pull was called).
+    pub async fn pull_served(
+        &self,
+        called: SystemTime,
+        run: &Run,
+        mut inbox: Option<Inbox>,
+    ) -> Result<Report> {
         let started_ns = nanos(called.min(SystemTime::now()));
         let cfg = &self.config;
         let announce = format!(
@@ -97,91 +81,116 @@ impl Workspace {
             cfg.prefix,
             cfg.workspace_dir.display()
         );
+        if run.dry_run {
+            return self
+                .operation(run, ("Pull", "downloaded"), announce, async |state| {
+                    self.dry_run_pull(state, started_ns, run).await
+                })
+                .await;
+        }
         self.operation(run, ("Pull", "downloaded"), announce, async |state| {
-            self.pull_locked(state, started_ns, run).await
+            let mode = (Mode::Whole, run.restore_deleted);
+            let rx = inbox.as_mut().and_then(|i| i.take());
+            self.run_pull(state, started_ns, mode, rx).await
         })
         .await
     }
 
-    async fn pull_locked(&self, state: &mut State, started_ns: i128, run: &Run) -> Result<Report> {
-        if run.dry_run && !self.config.workspace_dir.exists() {
+    /// Lists, scans, hashes what must be compared, and plans: everything a
+    /// pull does before it changes anything, and all a dry run does.
+    async fn dry_run_pull(&self, state: &mut State, started_ns: i128, run: &Run) -> Result<Report> {
+        if !self.config.workspace_dir.exists() {
             return self.dry_run_into_nothing().await;
         }
-        let prepared = self.prepare_pull(state, started_ns, run).await?;
-        if run.dry_run {
-            return Ok(prepared.summary());
-        }
-        self.execute_pull(state, prepared).await
-    }
-
-    /// Lists, scans, hashes what must be compared, and plans: everything a
-    /// pull does before it changes anything (all a dry run does).
-    async fn prepare_pull(
-        &self,
-        state: &mut State,
-        started_ns: i128,
-        run: &Run,
-    ) -> Result<PreparedPull> {
-        let dry_run = run.dry_run;
-        let opened = self.open(true, dry_run).await?;
+        let opened = self.open(true, true).await?;
         let root = opened.root.clone();
-        let state_dir = opened.state.clone();
         let store = self.store().await?;
-        // The listing's round trips overlap the local work.
+        // The listing's round trips overlap the local work. A dry run
+        // writes no probe: it assumes distinct names stay distinct.
         let local_side = async {
-            // A dry run writes no probe: it assumes distinct names stay distinct.
-            let folding = match dry_run {
-                true => Folding::default(),
-                false => blocking(move || probe_folding(&state_dir)).await?,
-            };
-            let base = self.base(state, &opened, dry_run).await?;
+            let base = self.base(state, &opened, true).await?;
             let rules = self.current_rules(&root).await?;
             let local = {
                 let (root, rules) = (root.clone(), rules.clone());
                 blocking(move || scan(&root, &rules)).await?
             };
-            Ok::<_, Error>((folding, base, rules, local))
+            Ok::<_, Error>((base, rules, local))
         };
         let (local_side, listing) =
             tokio::join!(local_side, list_all(&*store, &self.config.prefix));
-        let (folding, base, rules, local) = local_side?;
+        let (base, rules, local) = local_side?;
         let listing = listing?;
-        let remote = remote_files(&self.config.prefix, &listing, &rules, folding);
+        let remote = remote_files(&self.config.prefix, &listing, &rules, Folding::default());
         for (key, why) in &remote.skipped {
             self.log(Level::Warn, &format!("Skipping object {key}: {why}"));
         }
+        let rules_for = PullRules {
+            policy: self.config.conflict_policy,
+            max_delete_percent: self.config.max_delete_percent,
+            restore_deleted: run.restore_deleted,
+        };
+        let scope = Scope::all();
+        let mut plan = self
+            .plan_with(
+                &store, &root, remote, &local, &base, started_ns, rules_for, &scope,
+            )
+            .await;
         let no_hashes = HashMap::new();
-        let unhashed = LocalView {
+        let view = LocalView {
             scan: &local,
             hashes: &no_hashes,
             base: &base,
+            started_ns,
+        };
+        guard_local_deletes(&mut plan, &view, rules_for);
+        Ok(summary(plan))
+    }
+
+    /// Plans the paths of `scope`: hashes the local files it must compare,
+    /// reads the stored hashes it needs, and decides (its local deletions
+    /// not guarded yet: see `plan_pull_part`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn plan_with(
+        &self,
+        store: &Arc<dyn Store>,
+        root: &Arc<Dir>,
+        remote: RemoteFiles,
+        local: &Scan,
+        base: &BaseEntries,
+        started_ns: i128,
+        rules: PullRules,
+        scope: &Scope,
+    ) -> PullPlan {
+        let no_hashes = HashMap::new();
+        let unhashed = LocalView {
+            scan: local,
+            hashes: &no_hashes,
+            base,
             // A file stamped just before the call by a lagging clock may
             // have been written after it: the margin counts it as after.
             started_ns: started_ns - base.clock_lag_ns(),
         };
         let candidates = pull_hash_candidates(&remote, &unhashed)
             .into_iter()
+            .filter(|rel| scope.contains(rel))
             .map(|rel| {
                 let stat = local.files[&rel];
                 (rel, stat)
             })
             .collect();
-        let (hashes, _) = self.hash_files(&root, candidates).await;
+        let (hashes, _) = self.hash_files(root, candidates).await;
         let view = LocalView {
             hashes: &hashes,
             ..unhashed
         };
+        let prefix_len = self.config.prefix.len();
         let lookups = stored_hash_candidates(&remote, &view)
             .into_iter()
+            .filter(|obj| scope.contains(&obj.key[prefix_len..]))
             .map(|obj| obj.key.clone())
             .collect();
-        let stored_hashes = self.stored_hashes(&store, lookups).await;
-        let rules_for = PullRules {
-            policy: self.config.conflict_policy,
-            max_delete_percent: self.config.max_delete_percent,
-            restore_deleted: run.restore_deleted,
-        };
-        let plan = plan_pull(remote, &view, &stored_hashes, rules_for);
+        let stored_hashes = self.stored_hashes(store, lookups).await;
+        let plan = plan_pull_part(remote, &view, &stored_hashes, rules, scope);
         for e in &plan.errors {
             self.log(Level::Warn, &format!("Skipping: {}", e.message));
         }
@@ -191,112 +200,7 @@ impl Workspace {
                 &format!("Keeping local change {rel} for the next push"),
             );
         }
-
-        Ok(PreparedPull {
-            opened,
-            store,
-            base,
-            rules,
-            local,
-            plan,
-        })
-    }
-
-    /// Carries out a prepared pull: each transfer recorded in the base as
-    /// it completes.
-    async fn execute_pull(&self, state: &mut State, prepared: PreparedPull) -> Result<Report> {
-        let PreparedPull {
-            opened,
-            store,
-            mut base,
-            rules,
-            local,
-            plan,
-        } = prepared;
-        let root = opened.root.clone();
-        let mut report = Report {
-            unchanged: plan.unchanged,
-            errors: plan.errors,
-            conflicts: plan.conflicts,
-            ..Report::default()
-        };
-        self.report_trouble(&mut base, &mut report);
-        self.add_warnings(&mut report, plan.warnings);
-        for (rel, entry) in plan.record {
-            self.warn_if_unrecorded(base.record(rel, entry));
-        }
-        for rel in &plan.forget {
-            self.warn_if_unrecorded(base.forget(rel));
-        }
-        let names = Arc::new(CopyNames {
-            rules,
-            tag: base.copy_tag(),
-        });
-        // What stands where a download must go (a file where S3 now has a
-        // directory, files where it has a file) goes first.
-        self.set_aside(&root, &names, plan.set_aside, &mut report)
-            .await;
-        let (first_deletes, later_deletes): (Vec<_>, Vec<_>) =
-            plan.deletes.into_iter().partition(|del| {
-                plan.downloads
-                    .iter()
-                    .any(|d| shapes_clash(&del.rel, &d.rel))
-            });
-        let mut deleted = self
-            .delete_local(&root, first_deletes, &mut base, &mut report)
-            .await;
-        let total_bytes = plan.downloads.iter().filter_map(|d| d.size).sum();
-        let progress = PhaseProgress::new(
-            self.observer.clone(),
-            Phase::Download,
-            plan.downloads.len(),
-            total_bytes,
-        );
-        let priority = self.config.priority_prefix.as_deref();
-        let (first, rest): (Vec<_>, Vec<_>) = plan
-            .downloads
-            .into_iter()
-            .partition(|d| priority.is_some_and(|p| d.rel.starts_with(p)));
-        let batch = Batch {
-            store: &store,
-            progress: Arc::new(progress),
-            root: &root,
-            names: &names,
-            halt: Halt::default(),
-        };
-        let mut failed = self
-            .download_all(&batch, first, &mut base, &mut report)
-            .await;
-        self.observer.priority_settled();
-        failed += self
-            .download_all(&batch, rest, &mut base, &mut report)
-            .await;
-
-        deleted += self
-            .delete_local(&root, later_deletes, &mut base, &mut report)
-            .await;
-        report.deleted = deleted;
-        if !local.temp_files.is_empty() {
-            let n = local.temp_files.len();
-            self.log(
-                Level::Info,
-                &format!("Removing {n} temp files left by an interrupted sync"),
-            );
-        }
-        for rel in local.temp_files {
-            let root = root.clone();
-            self.log(Level::Debug, &format!("Removing leftover temp file {rel}"));
-            let _ = blocking(move || remove_file_and_empty_parents(&root, &rel)).await;
-        }
-        // Every path was compared with S3: the reference of the deletion
-        // guard, and the end of a recovery (unless some download failed:
-        // that path is still unknown).
-        if failed == 0 && !batch.halt.halted() {
-            self.warn_if_unrecorded(base.full_sync_done());
-        }
-        self.warn_if_unrecorded(base.ensure_written());
-        self.save_base(state, base).await;
-        Ok(report)
+        plan
     }
 
     /// A dry run into a workspace that does not exist yet: every object
@@ -351,95 +255,8 @@ impl Workspace {
             .collect()
     }
 
-    /// Runs the downloads, `downloadConcurrency` at a time, recording each
-    /// finished one in the base at once. Returns how many failed.
-    async fn download_all(
-        &self,
-        batch: &Batch<'_>,
-        downloads: Vec<Download>,
-        base: &mut SyncBase,
-        report: &mut Report,
-    ) -> usize {
-        let stall = self.config.stall_timeout;
-        let start = |d: Download| {
-            let (store, root) = (batch.store.clone(), batch.root.clone());
-            let (halt, names) = (batch.halt.clone(), batch.names.clone());
-            let progress = FileProgress::new(&batch.progress);
-            async move {
-                let result = halt
-                    .run(|| download(&*store, &root, &d, &names, stall, &progress))
-                    .await;
-                progress.finish(&d.rel, d.size.unwrap_or(0));
-                (d.rel, d.beside, result)
-            }
-        };
-        let mut failed = 0;
-        type Joined = std::result::Result<(String, bool, Option<Result<Downloaded>>), JoinError>;
-        let finished = |joined: Joined| {
-            let (rel, beside, result) = match joined {
-                Ok(done) => done,
-                Err(e) => {
-                    failed += 1;
-                    report.errors.push(FileError::new(
-                        Action::Download,
-                        "",
-                        &Error::task("download task", e),
-                    ));
-                    return;
-                }
-            };
-            let Some(result) = result else {
-                failed += 1;
-                return;
-            };
-            match result {
-                Ok(done) => {
-                    if let Some((copy, c)) = &done.conflict_copy {
-                        let message = if beside {
-                            format!(
-                                "Conflict: {rel} changed both here (after the pull was \
-                                 called) and on S3; the local version stays, S3's was saved \
-                                 as {copy}"
-                            )
-                        } else {
-                            format!(
-                                "Conflict: {rel} changed both here and on S3; S3's version \
-                                 was downloaded and the local one kept as {copy}"
-                            )
-                        };
-                        self.log(Level::Warn, &message);
-                        report.conflicts.push(rel.clone());
-                        self.copy_made(report, &rel, copy, c.ignored);
-                    }
-                    self.log(Level::Debug, &format!("Downloaded {rel}"));
-                    report.bytes += done.entry.stat.size;
-                    self.warn_if_unrecorded(base.record(rel, done.entry));
-                    report.transferred += 1;
-                }
-                // The agent wrote the file while it downloaded: its version stays.
-                Err(Error::Changed(m)) => self.log(Level::Info, &m),
-                Err(Error::InUse(m)) => {
-                    self.log(Level::Warn, &m);
-                    report
-                        .warnings
-                        .push(Warning::new(rel, WarningCode::OpenForWriting, m));
-                }
-                Err(e) if !batch.halt.should_report(&e) => failed += 1,
-                Err(e) => {
-                    failed += 1;
-                    self.log(Level::Error, &format!("Download failed: {rel}: {e}"));
-                    let key = key_for(&self.config.prefix, &rel);
-                    report.errors.push(FileError::download(key, Some(rel), &e));
-                }
-            }
-        };
-        let limit = self.config.download_concurrency;
-        run_bounded(&self.transfers, downloads, limit, start, finished).await;
-        failed
-    }
-
     /// Moves local files where S3 now has a directory to conflict names.
-    async fn set_aside(
+    pub(super) async fn set_aside(
         &self,
         root: &Arc<Dir>,
         names: &Arc<CopyNames>,
@@ -479,7 +296,7 @@ impl Workspace {
     /// Deletes local files whose objects are gone (or shadowed), each only
     /// if it is still as scanned and not open for writing, and the
     /// directories they leave empty. Returns how many.
-    async fn delete_local(
+    pub(super) async fn delete_local(
         &self,
         root: &Arc<Dir>,
         deletes: Vec<LocalDelete>,
