@@ -86,7 +86,8 @@ const HELP = `npm run bench -- [options]
   --build-head  the same, from the last commit (git archive HEAD into a temp dir): for
                 measuring while someone is mid-edit
   --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big,
-                pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push
+                pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push,
+                priority-ws,ensure-ws,first-ws,priority-many,ensure-many,first-many (instant start)
                 (the *-many ones: 50,000 files of 1 KiB, --quick 5,000; at most 1 timed rep each;
                 delete-push: 3,000 of 3,200 files deleted)
   --no-count    skip the request-counting pass
@@ -256,6 +257,7 @@ async function runOnce(b, scenario, impl, { counting = false } = {}) {
           setupPull: Boolean(scenario.setupPull),
           edits: scenario.edits ?? null,
           options: scenario.options ?? null,
+          target: scenario.target ?? null,
           markUrl: counting ? proxy.endpoint + MARK_PATH : null,
           serverPid: server.pid,
         },
@@ -431,9 +433,30 @@ async function main() {
       logSeeded('del/', del.files.length, await seedByPushHere('del/', tplDel, del.files.length))
     }
 
+    // Instant start: each workload again with 10 skills under .agents/skills/.
+    const skills = Array.from({ length: 10 }, (_, i) => ({ path: `.agents/skills/skill${i}.md`, size: 2048 }))
+    const instant = []
+    for (const [key, label, workload, long] of [
+      ['ws', `${ws.files.toLocaleString('en')} files`, files, false],
+      ['many', `${many.files.toLocaleString('en')} files`, manyFiles, true],
+    ]) {
+      if (!['priority', 'ensure', 'first'].some((op) => wants(`${op}-${key}`))) continue
+      const all = [...workload, ...skills]
+      const dir = path.join(tpl, `instant-${key}`)
+      const prefix = `instant-${key}/`
+      writeWorkload(dir, all)
+      const ms = await seedByPushHere(prefix, dir, all.length)
+      console.log(`Seeded ${prefix} (${all.length.toLocaleString('en')} files, by our push) in ${fmtMs(ms)}`)
+      const last = all
+        .map((f) => f.path)
+        .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+        .at(-1)
+      instant.push({ key, prefix, tree: summary(all), last, label, long })
+    }
+
     const scenarios = selectScenarios(
       { opts, baseline, peers },
-      { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush: seedByPushHere, longTimeout: b.longTimeout },
+      { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush: seedByPushHere, longTimeout: b.longTimeout, instant },
     )
     b.keepFor = reusedWorkspaces(scenarios)
 

@@ -31,7 +31,7 @@ const pushedNothing = (s) => (s.result.uploadedFiles === 0 && s.result.deletedFi
  * `tplDel`, `admin` and `bucket`, `seedByPush(prefix, dir)`, `longTimeout`.
  */
 export function selectScenarios({ opts, baseline, peers }, w) {
-  const { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush, longTimeout } = w
+  const { files, ws, many, del, edits, bigSize, tplBig, tplDel, admin, bucket, seedByPush, longTimeout, instant } = w
   const nMany = many.files.toLocaleString('en')
   // Long runs: one timed rep, and a time limit for the slowest peer.
   const longRuns = { reps: 1, timeoutMs: longTimeout }
@@ -169,13 +169,40 @@ export function selectScenarios({ opts, baseline, peers }, w) {
       // Put the deleted objects back, as this package made them.
       after: () => seedByPush('del/', tplDel),
     },
+    ...instantScenarios(instant, longRuns),
   ]
     .filter((s) => !opts.only || opts.only.includes(s.name))
     .map((s) => (baseline ? { ...s, impls: s.impls.flatMap((i) => (i === 'ours' ? ['ours', 'baseline'] : [i])) } : s))
-    // rclone and `aws s3 sync` in every scenario, when installed.
-    .map((s) => ({ ...s, impls: [...s.impls, ...peers.available] }))
+    // rclone and `aws s3 sync` in every scenario they can run, when installed.
+    .map((s) => ({ ...s, impls: [...s.impls, ...(s.peers === false ? [] : peers.available)] }))
   if (scenarios.length === 0) throw new Error(`--only matched no scenario`)
   return scenarios
+}
+
+/**
+ * Instant start (issue 25), at both sizes: the time from a cold
+ * `startBackgroundPull()` until the 10 files under `.agents/skills/`
+ * (`priorityPrefix`) are there, until one named file that sorts last is
+ * (`ensure()`; without it, as before, when the pull brings it), and until the
+ * first file of a cold `pull()` lands. Each run waits for the whole pull
+ * and checks the tree. No peers: none has these operations.
+ */
+function instantScenarios(instant, longRuns) {
+  if (!instant) return []
+  return instant.flatMap(({ key, prefix, tree, last, label, long }) => {
+    const common = { impls: ['ours'], peers: false, prefix: () => prefix, check: treeIs(tree), ...(long ? longRuns : {}) }
+    return [
+      {
+        ...common,
+        name: `priority-${key}`,
+        title: `time to priorityDone (10 files under .agents/skills/ of ${label}, cold background pull)`,
+        op: 'priority',
+        options: { priorityPrefix: '.agents/skills/' },
+      },
+      { ...common, name: `ensure-${key}`, title: `time to ensure() one file that sorts last (${label}, during a cold background pull)`, op: 'ensure', target: last },
+      { ...common, name: `first-${key}`, title: `time to the first file of a cold pull (${label})`, op: 'first' },
+    ]
+  })
 }
 
 /** The kept workspaces (`<key>:<impl>`) a selected scenario will reuse. */

@@ -299,6 +299,42 @@ mod tests {
     }
 
     #[test]
+    fn a_growing_total_never_lowers_the_percentage_and_100_waits_for_the_final_total() {
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::growing(c.clone(), Phase::Download);
+        assert!(
+            c.0.lock().unwrap().is_empty(),
+            "nothing to do yet: no event"
+        );
+        p.grow(10, 100);
+        for i in 0..10 {
+            p.advance(&format!("a{i}"), 10);
+        }
+        // Every known file is done, but the listing goes on: no 100% yet.
+        assert!(c.0.lock().unwrap().iter().all(|e| e.percentage < 100));
+        p.grow(30, 300);
+        for i in 0..30 {
+            p.advance(&format!("b{i}"), 10);
+        }
+        p.settle();
+        let events = c.0.lock().unwrap();
+        assert_eq!(
+            (events[0].current, events[0].total, events[0].percentage),
+            (0, 10, 0)
+        );
+        for pair in events.windows(2) {
+            assert!(pair[1].percentage >= pair[0].percentage, "{:?}", pair);
+            assert!(pair[1].current >= pair[0].current && pair[1].total >= pair[0].total);
+        }
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.current, last.total, last.percentage, last.bytes),
+            (40, 40, 100, 400)
+        );
+        assert_eq!(events.iter().filter(|e| e.percentage == 100).count(), 1);
+    }
+
+    #[test]
     fn about_twenty_events_from_0_to_100_with_bytes() {
         let c = Arc::new(Collect::default());
         let p = PhaseProgress::new(c.clone(), Phase::Download, 120, 1200);

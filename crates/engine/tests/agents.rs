@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use s3ws_engine::store::memory::MemoryStore;
-use s3ws_engine::{Config, Level, Observer, Progress, Workspace};
+use s3ws_engine::{Config, Level, Observer, Progress, Run, Workspace};
 
 struct Quiet;
 impl Observer for Quiet {
@@ -30,6 +30,8 @@ enum Step {
     Write(usize, usize),
     Delete(usize, usize),
     Pull(usize),
+    /// `ensure` of one path, or of `d/`.
+    Ensure(usize, usize),
     Push(usize),
     Damage(usize, Damage),
     /// Time passes: what was written before counts as written before the
@@ -55,6 +57,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (agent.clone(), path.clone()).prop_map(|(a, p)| Step::Write(a, p)),
         1 => (agent.clone(), path).prop_map(|(a, p)| Step::Delete(a, p)),
         3 => agent.clone().prop_map(Step::Pull),
+        1 => (agent.clone(), 0..=PATHS.len()).prop_map(|(a, p)| Step::Ensure(a, p)),
         3 => agent.clone().prop_map(Step::Push),
         2 => Just(Step::Settle),
         1 => (agent, prop_oneof![
@@ -152,6 +155,11 @@ proptest! {
                 std::fs::create_dir_all(d).unwrap();
                 let mut config = Config::new("b", "p/", d);
                 config.max_delete_percent = 100;
+                // One agent plans `d/` ahead of the rest (listed on its own,
+                // or with the whole listing when `d` is a file somewhere).
+                if d.ends_with("agent1") {
+                    config.priority_prefix = Some("d/".into());
+                }
                 Workspace::with_store(config, store.clone(), Arc::new(Quiet)).unwrap()
             })
             .collect();
@@ -190,6 +198,10 @@ proptest! {
                 }
                 Step::Pull(a) => {
                     let _ = rt.block_on(agents[*a].pull());
+                }
+                Step::Ensure(a, p) => {
+                    let path = PATHS.get(*p).map_or("d/", |p| p).to_owned();
+                    let _ = rt.block_on(agents[*a].ensure(&[path], &Run::default()));
                 }
                 Step::Push(a) => {
                     let before = s3_contents();

@@ -162,6 +162,35 @@ mod tests {
     use crate::local::Dir;
 
     #[test]
+    fn a_part_is_scanned_alone_unless_a_directory_it_needs_is_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path()).unwrap();
+        let rules = IgnoreRules::new(&[]).unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::write(tmp.path().join("a/b/x"), "x").unwrap();
+        std::fs::write(tmp.path().join("a/y"), "y").unwrap();
+        std::fs::write(tmp.path().join("f"), "f").unwrap();
+        let part = |roots: &[&str]| {
+            let roots: Vec<Root> = roots.iter().map(|r| (*r).to_owned()).collect();
+            scan_part(&root, &rules, &roots)
+                .unwrap()
+                .map(|s| s.files.into_keys().collect::<Vec<_>>())
+        };
+        assert_eq!(part(&["a/b/"]), Some(vec!["a/b/x".to_owned()]));
+        assert_eq!(
+            part(&["a/y", "f"]),
+            Some(vec!["a/y".to_owned(), "f".to_owned()])
+        );
+        // Not there: nothing, and no error.
+        assert_eq!(part(&["none/", "a/none", "none/deeper/"]), Some(vec![]));
+        // `f` is a file where the part needs a directory; `a/b` is a
+        // directory where it names a file.
+        assert_eq!(part(&["f/"]), None);
+        assert_eq!(part(&["f/x"]), None);
+        assert_eq!(part(&["a/b"]), None);
+    }
+
+    #[test]
     fn a_file_replaced_by_a_fifo_after_the_scan_is_refused_at_once() {
         let tmp = tempfile::tempdir().unwrap();
         let root = Dir::open_root(tmp.path()).unwrap();
