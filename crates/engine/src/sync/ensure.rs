@@ -132,13 +132,15 @@ fn ensure_roots(paths: &[String]) -> Result<Vec<Root>> {
     }
     paths
         .iter()
-        .map(|p| {
+        .map(|given| {
+            // `./a` as `a`, as `priorityPrefix` takes it.
+            let p = given.trim_start_matches("./");
             let path = p.strip_suffix('/').unwrap_or(p);
             validate_relative_path(path).map_err(|e| Error::InvalidOption {
                 field: "paths",
-                problem: format!("{p:?} is not a workspace path: {e}"),
+                problem: format!("{given:?} is not a workspace path: {e}"),
             })?;
-            Ok(p.clone())
+            Ok(p.to_owned())
         })
         .collect()
 }

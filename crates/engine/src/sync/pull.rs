@@ -82,6 +82,8 @@ impl Workspace {
             cfg.workspace_dir.display()
         );
         if run.dry_run {
+            // A dry run serves no `ensure`: they run on their own.
+            drop(inbox.take());
             return self
                 .operation(run, ("Pull", "downloaded"), announce, async |state| {
                     self.dry_run_pull(state, started_ns, run).await

@@ -735,12 +735,19 @@ impl Pulling<'_> {
         if matches!(outcome, Outcome::Failed(_)) {
             self.failed += 1;
         }
+        let outcome_downloaded = matches!(outcome, Outcome::Downloaded);
+        // Halted: the failure that stopped the pull, once reported, is why.
+        let failure = match outcome {
+            Outcome::Downloaded | Outcome::Left => None,
+            Outcome::Failed(Some(e)) => Some(e),
+            Outcome::Failed(None) => Some(halted_by(&self.report, &rel)),
+        };
         for w in &mut self.waiters {
             if w.outstanding.remove(&rel) {
-                match &outcome {
-                    Outcome::Downloaded => w.downloaded += 1,
-                    Outcome::Failed(Some(e)) => w.errors.push(e.clone()),
-                    Outcome::Failed(None) | Outcome::Left => {}
+                match &failure {
+                    None if outcome_downloaded => w.downloaded += 1,
+                    None => {}
+                    Some(e) => w.errors.push(e.clone()),
                 }
             }
         }
@@ -861,6 +868,27 @@ impl Workspace {
                 Outcome::Failed(Some(err))
             }
         }
+    }
+}
+
+/// Why `rel` was not downloaded when the pull halted: the failure every
+/// request would repeat, as the pull reported it once.
+fn halted_by(report: &Report, rel: &str) -> FileError {
+    let cause = report
+        .errors
+        .iter()
+        .rev()
+        .find(|e| e.s3.as_ref().is_some_and(|s3| s3.is_global()));
+    match cause {
+        Some(e) => FileError {
+            path: rel.to_owned(),
+            ..e.clone()
+        },
+        None => FileError::new(
+            Action::Download,
+            rel,
+            &Error::Cancelled("not downloaded: the pull stopped".into()),
+        ),
     }
 }
 
