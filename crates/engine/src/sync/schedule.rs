@@ -99,8 +99,8 @@ type Finished = (String, bool, Option<Result<Downloaded>>);
 struct Early {
     /// Files listed so far that are not decided yet, by path.
     pending: BTreeMap<String, RemoteObject>,
-    /// Every file path listed so far, and every directory above one.
-    files: HashSet<String>,
+    /// Every directory above a file listed so far (the files are in
+    /// `Pulling::known`).
     dirs: HashSet<String>,
     /// The last key listed.
     last_key: String,
@@ -140,7 +140,9 @@ struct Pulling<'a> {
     /// Whether the full listing was started, and whether it was planned.
     whole: bool,
     whole_planned: bool,
-    /// Paths S3 has, as listed (for `Ensured::missing`).
+    /// Paths S3 has, as listed: by the full listing so far (also the
+    /// shadowed ones: `Early` needs every listed file) and by the parts
+    /// (for `Ensured::missing`).
     known: BTreeSet<String>,
     waiters: Vec<Waiter>,
     /// Local deletions of parts planned early: guarded with the rest's.
@@ -477,7 +479,6 @@ impl Pulling<'_> {
         for (key, why) in &remote.skipped {
             ws.log(Level::Warn, &format!("Skipping object {key}: {why}"));
         }
-        self.known.extend(remote.files.keys().cloned());
         let scope = self.rest.clone();
         let mut plan = ws
             .plan_with(
@@ -620,14 +621,14 @@ impl Pulling<'_> {
     }
 
     /// A page of the full listing came: what it settles for `Early`.
-    fn listed_page(&self, early: &mut Early, page: &[RemoteObject]) {
+    fn listed_page(&mut self, early: &mut Early, page: &[RemoteObject]) {
         let Some(last) = page.last() else {
             return;
         };
         let prefix = &self.ws.config.prefix;
         let remote = remote_files(prefix, page, &self.rules, self.folding);
         for rel in remote.files.keys().chain(remote.shadowed.keys()) {
-            early.files.insert(rel.clone());
+            self.known.insert(rel.clone());
             for dir in parent_dirs(rel) {
                 early.dirs.insert(dir.to_owned());
             }
@@ -657,7 +658,7 @@ impl Pulling<'_> {
             let below = format!("{rel}/");
             let clear = !early.dirs.contains(&rel)
                 && parent_dirs(&rel).all(|d| {
-                    !early.files.contains(d) && !local.files.contains_key(d) && !skipped.contains(d)
+                    !self.known.contains(d) && !local.files.contains_key(d) && !skipped.contains(d)
                 })
                 && !skipped.contains(rel.as_str())
                 && !local.files.contains_key(&rel)
@@ -672,7 +673,6 @@ impl Pulling<'_> {
                 && !self.listing_parts.iter().any(|p| covers(p, &rel));
             if clear {
                 self.rest.exclude(&rel);
-                self.known.insert(rel.clone());
                 start.push(Download {
                     key: obj.key,
                     size: obj.size,
