@@ -21,7 +21,8 @@ test('a 120-file pull emits download progress up to 100%', async () => {
   await sync.pull()
   await new Promise((r) => setImmediate(r))
   const downloads = events.filter((e) => e.phase === 'download')
-  assert.ok(downloads.length >= 10 && downloads.length <= 25, `${downloads.length} events`)
+  // About 20 by files finished, one with the final total once the listing ends, and in-flight byte updates on a slow server.
+  assert.ok(downloads.length >= 10 && downloads.length <= 30, `${downloads.length} events`)
   assert.equal(events[0].phase, 'download')
   // Downloads start while the listing runs: the total may grow, up to every file.
   assert.ok(events[0].total > 0 && events[0].total <= 120, `first total ${events[0].total}`)

@@ -105,11 +105,11 @@ pub struct PhaseProgress {
     last_bytes: AtomicU64,
     last_ms: AtomicU64,
     started: Instant,
-    /// (current, bytes, percentage) of the last event sent. Callers race
+    /// (current, bytes, percentage, total) of the last event sent. Callers race
     /// between counting and sending; one overtaken by another is dropped,
     /// so events never go backwards. Locked only to send (~20 events a
     /// phase, plus the throttled byte events).
-    sent: Mutex<(usize, u64, u32)>,
+    sent: Mutex<(usize, u64, u32, usize)>,
 }
 
 /// A phase's size: it may grow while it runs (a pull starts downloading
@@ -149,7 +149,7 @@ impl PhaseProgress {
             last_bytes: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
             started: Instant::now(),
-            sent: Mutex::new((0, 0, 0)),
+            sent: Mutex::new((0, 0, 0, 0)),
         }
     }
 
@@ -168,16 +168,23 @@ impl PhaseProgress {
     }
 
     /// The phase will not grow any more: sends the 100% event if every
-    /// file is already handled.
+    /// file is already handled, else an event with the final total if the
+    /// last one had another.
     pub fn settle(&self) {
         let totals = {
             let mut totals = self.totals();
+            if totals.settled {
+                return;
+            }
             totals.settled = true;
             *totals
         };
         let done = self.done.load(Ordering::Relaxed);
+        let sent_total = self.sent.lock().unwrap_or_else(|p| p.into_inner()).3;
         if totals.files > 0 && done == totals.files {
             self.send(done, totals.bytes, None);
+        } else if totals.files != sent_total && sent_total > 0 {
+            self.send(done, self.bytes.load(Ordering::Relaxed), None);
         }
     }
 
@@ -197,7 +204,7 @@ impl PhaseProgress {
             return;
         }
         percentage = percentage.max(sent.2);
-        *sent = (current, bytes, percentage);
+        *sent = (current, bytes, percentage, totals.files);
         self.observer.progress(Progress {
             phase: self.phase,
             current,
@@ -332,6 +339,21 @@ mod tests {
             (40, 40, 100, 400)
         );
         assert_eq!(events.iter().filter(|e| e.percentage == 100).count(), 1);
+    }
+
+    #[test]
+    fn the_final_total_is_sent_when_it_is_known() {
+        let c = Arc::new(Collect::default());
+        let p = PhaseProgress::growing(c.clone(), Phase::Download);
+        p.grow(20, 200);
+        p.advance("a", 10);
+        p.grow(20, 200);
+        p.settle();
+        p.settle();
+        let events = c.0.lock().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!((last.current, last.total, last.total_bytes), (1, 40, 400));
+        assert_eq!(events.iter().filter(|e| e.total == 40).count(), 1);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::{
     is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles, Scope,
 };
-use crate::base::BaseEntry;
+use crate::base::{BaseEntries, BaseEntry};
 use crate::error::{Error, FileError, Warning, WarningCode};
 use crate::hashing::{etag_hash, is_composite};
 use crate::local::conflict_origin;
@@ -173,8 +173,8 @@ pub fn stored_hash_candidates<'a>(
 }
 
 /// Upstream's mirror: only on request, and only for a first sync.
-fn mirrors(local: &LocalView, policy: ConflictPolicy) -> bool {
-    !local.base.exists() && policy == ConflictPolicy::Overwrite
+fn mirrors(base: &BaseEntries, policy: ConflictPolicy) -> bool {
+    !base.exists() && policy == ConflictPolicy::Overwrite
 }
 
 fn remote_unchanged(obj: &RemoteObject, base: Option<&BaseEntry>) -> bool {
@@ -189,7 +189,7 @@ pub fn plan_pull(
     rules: PullRules,
 ) -> PullPlan {
     let mut plan = plan_pull_part(remote, local, stored_hashes, rules, &Scope::all());
-    guard_local_deletes(&mut plan, local, rules);
+    guard_local_deletes(&mut plan, local.scan.files.len(), local.base, rules);
     plan
 }
 
@@ -213,7 +213,7 @@ pub fn plan_pull_part(
         .retain(|e| e.path.is_empty() || scope.contains(&e.path));
     let policy = rules.policy;
     let recovering = local.base.recovering();
-    let mirror = mirrors(local, policy);
+    let mirror = mirrors(local.base, policy);
     let scan_names = local_names(&remote, local);
     let copies = copies_by_path(local);
     // Synced files deleted here and not pushed (S3 still has them as synced).
@@ -509,16 +509,23 @@ fn clear_the_way(plan: &mut PullPlan, local: &LocalView) {
 
 /// Local deletions are checked as a whole: S3 emptied by mistake, or a
 /// first pull into the wrong directory, must not wipe the local copies.
-pub fn guard_local_deletes(plan: &mut PullPlan, local: &LocalView, rules: PullRules) {
-    let mirror = mirrors(local, rules.policy);
+/// `local_files`: how many files the workspace holds (the reference of a
+/// first sync's guard).
+pub fn guard_local_deletes(
+    plan: &mut PullPlan,
+    local_files: usize,
+    base: &BaseEntries,
+    rules: PullRules,
+) {
+    let mirror = mirrors(base, rules.policy);
     let n = plan.deletes.len();
     let max = rules.max_delete_percent;
     let what = if mirror {
-        let total = local.scan.files.len();
+        let total = local_files;
         is_mass_first_delete(n, total, max)
             .then(|| format!("{n} of {total} local files (first sync of this directory)"))
     } else {
-        mass_delete(local.base, n, 0, max, false)
+        mass_delete(base, n, 0, max, false)
             .map(|what| format!("{what} (their objects are gone from S3)"))
     };
     if let Some(what) = what {

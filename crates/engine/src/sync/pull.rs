@@ -137,14 +137,7 @@ impl Workspace {
                 &store, &root, remote, &local, &base, started_ns, rules_for, &scope,
             )
             .await;
-        let no_hashes = HashMap::new();
-        let view = LocalView {
-            scan: &local,
-            hashes: &no_hashes,
-            base: &base,
-            started_ns,
-        };
-        guard_local_deletes(&mut plan, &view, rules_for);
+        guard_local_deletes(&mut plan, local.files.len(), &base, rules_for);
         Ok(summary(plan))
     }
 

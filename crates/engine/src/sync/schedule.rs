@@ -35,8 +35,8 @@ use crate::keys::{covers, key_for, parent_dirs, Root};
 use crate::local::{remove_file_and_empty_parents, scan, scan_part, Dir};
 use crate::model::{Folding, RemoteObject, Scan};
 use crate::plan::{
-    guard_local_deletes, remote_files, shapes_clash, Download, LocalDelete, LocalView, PullPlan,
-    PullRules, Scope,
+    guard_local_deletes, remote_files, shapes_clash, Download, LocalDelete, PullPlan, PullRules,
+    RemoteFiles, Scope,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, list_pages, Store};
@@ -443,23 +443,28 @@ impl Pulling<'_> {
             Level::Debug,
             &format!("Planning {root} ahead of the rest of the pull"),
         );
-        let plan = ws
-            .plan_with(
-                &self.store,
-                &self.root,
-                remote,
-                &local,
-                &self.base,
-                self.started_ns,
-                self.pull_rules,
-                &scope,
-            )
-            .await;
+        let plan = self.plan(remote, &local, &scope).await;
         self.rest.exclude(&root);
         self.planned_parts.push(root);
         let (now, later) = split_deletes(&plan);
         self.deferred.extend(later);
         self.apply(plan, now, true).await;
+    }
+
+    /// Plans the paths of `scope` (see `Workspace::plan_with`).
+    async fn plan(&self, remote: RemoteFiles, local: &Scan, scope: &Scope) -> PullPlan {
+        self.ws
+            .plan_with(
+                &self.store,
+                &self.root,
+                remote,
+                local,
+                &self.base,
+                self.started_ns,
+                self.pull_rules,
+                scope,
+            )
+            .await
     }
 
     /// `root` cannot be planned on its own: the full listing decides it.
@@ -480,32 +485,15 @@ impl Pulling<'_> {
             ws.log(Level::Warn, &format!("Skipping object {key}: {why}"));
         }
         let scope = self.rest.clone();
-        let mut plan = ws
-            .plan_with(
-                &self.store,
-                &self.root,
-                remote,
-                &local,
-                &self.base,
-                self.started_ns,
-                self.pull_rules,
-                &scope,
-            )
-            .await;
+        let mut plan = self.plan(remote, &local, &scope).await;
         plan.deletes.append(&mut self.deferred);
-        let hashes = HashMap::new();
-        let view = LocalView {
-            scan: &local,
-            hashes: &hashes,
-            base: &self.base,
-            started_ns: self.started_ns,
-        };
-        guard_local_deletes(&mut plan, &view, self.pull_rules);
+        guard_local_deletes(&mut plan, local.files.len(), &self.base, self.pull_rules);
         let (now, later) = split_deletes(&plan);
         self.deferred = later;
         self.whole_planned = true;
         self.leftover_temps = local.temp_files;
         self.apply(plan, now, false).await;
+        self.progress.settle();
     }
 
     /// Carries out what a plan decided besides its downloads and later
@@ -765,14 +753,9 @@ impl Pulling<'_> {
                 deletes,
                 ..PullPlan::default()
             };
-            let (local, hashes) = (Scan::default(), HashMap::new());
-            let view = LocalView {
-                scan: &local,
-                hashes: &hashes,
-                base: &self.base,
-                started_ns: self.started_ns,
-            };
-            guard_local_deletes(&mut plan, &view, self.pull_rules);
+            // The files of the parts only: a first sync's guard is stricter.
+            let parts = plan.deletes.len();
+            guard_local_deletes(&mut plan, parts, &self.base, self.pull_rules);
             self.report.errors.extend(plan.errors);
             deletes = plan.deletes;
         }
