@@ -370,7 +370,7 @@ export declare class S3WorkspaceSync extends EventEmitter {
    * change is kept, as a pull keeps it). While a pull or background pull
    * runs, the paths jump its queue, listed on their own if its listing has
    * not reached them, and no file is downloaded twice; with none running,
-   * this is a pull of just those paths (a listing of each, a GET per
+   * this is a pull of just those paths (one round trip of listings, a GET per
    * changed file). Rejects with the first failure when a file under them
    * failed to download; aborting `signal` stops the wait, not the pull.
    */

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync, AbortError } from '../index.js'
 import { endpoint, newBucket, putObject, seed, seedMany, tmpDir, readTree, quiet, recordingLogger, startProxy, testServer, admin } from './helpers.mjs'
@@ -100,7 +100,7 @@ test('ensure of a deep file during a large cold background pull resolves before 
   }
 })
 
-test('ensure with no pull running is a pull of just those paths: one listing each, one GET per changed file; local changes are kept', async () => {
+test('ensure with no pull running is a pull of just those paths: one round of listings, one GET per changed file; local changes are kept', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'a/x.txt': 'x1', 'a/y.txt': 'y1', 'b/z.txt': 'z1', 'c.txt': 'c1', 'c.txt.bak': 'not named' })
   const proxy = await startProxy()
@@ -115,7 +115,8 @@ test('ensure with no pull running is a pull of just those paths: one listing eac
         .filter(isList)
         .map((r) => r.query.get('prefix'))
         .sort(),
-      ['p/a/', 'p/c.txt'],
+      // In one round trip: each path's listing, and whether `a` or `c.txt/…` exist as keys (a clash).
+      ['p/a', 'p/a/', 'p/c.txt', 'p/c.txt/'],
     )
     assert.equal(
       proxy.count('GET', (r) => !r.query.has('list-type')),
@@ -270,6 +271,131 @@ test('ensure waits for a download already running for the path, and counts it on
     assert.equal(
       proxy.count('GET', (r) => r.path.endsWith('/big/one.bin')),
       1,
+    )
+  } finally {
+    await proxy.close()
+  }
+})
+
+test('a workspace wiped by mistake is restored whole, the priority subtree and ensure()d paths too: the next push deletes nothing', async () => {
+  const files = { 'AGENTS.md': 'a', ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`.agents/skills/s${i}.md`, `s${i}`])) }
+  for (let i = 0; i < 16; i++) files[`src/f${i}.ts`] = `f${i}`
+  for (const how of ['priority', 'ensure']) {
+    const bucket = await newBucket()
+    await seed(bucket, 'p/', files)
+    const dir = tmpDir()
+    const options = { bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet(), ...(how === 'priority' ? { priorityPrefix: '.agents/skills/' } : {}) }
+    const sync = new S3WorkspaceSync(options)
+    await sync.pull()
+    for (const entry of ['AGENTS.md', '.agents', 'src']) rmSync(path.join(dir, entry), { recursive: true, force: true })
+    if (how === 'priority') {
+      const pulled = await sync.pull()
+      assert.ok(pulled.warnings?.some((w) => w.code === 'DELETIONS_RESTORED'))
+    } else {
+      const { done } = sync.startBackgroundPull()
+      await sync.ensure(['AGENTS.md', '.agents/skills/'])
+      await done
+    }
+    assert.deepEqual(readTree(dir), files, how)
+    const pushed = await sync.push()
+    assert.equal(pushed.deletedFiles, 0, how)
+    assert.deepEqual(Object.keys(readTree(dir)).length, Object.keys(files).length)
+  }
+})
+
+test('local deletions a priority subtree needs go through the mass-deletion guard, as in a plain pull', async () => {
+  const run = async (priorityPrefix) => {
+    const bucket = await newBucket()
+    await seed(bucket, 'p/', { 'skills/a': 'a', 'skills/b': 'b', 'skills/c': 'c', 'x.txt': 'x' })
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, priorityPrefix, logger: quiet() })
+    await sync.pull()
+    for (const k of ['a', 'b', 'c']) await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: `p/skills/${k}` }))
+    await seed(bucket, 'p/', { 'skills/a/new': '1', 'skills/b/new': '2', 'skills/c/new': '3' })
+    const result = await sync.pull()
+    return { tree: readTree(dir), deleted: result.deletedFiles, codes: (result.errorDetails ?? []).map((e) => e.code).sort() }
+  }
+  const plain = await run(undefined)
+  assert.ok(plain.codes.includes('MASS_DELETE'), JSON.stringify(plain))
+  assert.deepEqual(await run('skills/'), plain)
+})
+
+test('ensure served by a pull: a path whose download failed rejects; a path deleted on S3 is gone when it resolves', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'skills/bad.md': 'will not verify', 'skills/ok.md': 'ok', 'gone.txt': 'g', ...bulk(200) })
+  const proxy = await startProxy({
+    fault: (r) => (isGet(r) && r.path.endsWith('/skills/bad.md') ? { flip: true } : undefined),
+    delay: (r) => (isGet(r) && r.path.includes('/bulk/') ? 20 : 0),
+  })
+  try {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, priorityPrefix: 'skills/', downloadConcurrency: 4, logger: quiet() })
+    await sync.ensure('gone.txt')
+    await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/gone.txt' }))
+    const handle = sync.startBackgroundPull()
+    await handle.priorityDone
+    await assert.rejects(sync.ensure('skills/bad.md'), (e) => e.code === 'INTEGRITY_ERROR')
+    await assert.rejects(sync.ensure('skills/'), (e) => e.code === 'INTEGRITY_ERROR')
+    const gone = await sync.ensure('gone.txt')
+    assert.deepEqual(gone.missing, ['gone.txt'])
+    assert.equal(existsSync(path.join(dir, 'gone.txt')), false, 'deleted before ensure resolved')
+    assert.equal(sync.isPullComplete(), false)
+    await handle.done
+  } finally {
+    await proxy.close()
+  }
+})
+
+test('ensure with no pull running decides only the named paths, also when one needs the whole listing; a file is listed by its own key', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'cfg.json': 'c1', 'other1.txt': 'o1', 'other2.txt': 'o2', b: 'b1', ...bulk(1500) })
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await sync.pull()
+  await new Promise((r) => setTimeout(r, 1100))
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/other1.txt' }))
+  await seed(bucket, 'p/', { 'other2.txt': 'o2 changed', 'new/elsewhere.txt': 'n', 'cfg.json/oops': 'a directory too', b: 'b2' })
+  const proxy = await startProxy()
+  try {
+    const named = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    // `cfg.json` is also a directory on S3 now: the full listing settles it, for that path only.
+    await named.ensure('cfg.json')
+    const tree = readTree(dir)
+    assert.equal(tree['other1.txt'], 'o1')
+    assert.equal(tree['other2.txt'], 'o2')
+    assert.equal(tree['new/elsewhere.txt'], undefined)
+    assert.equal(
+      proxy.count('GET', (r) => isGet(r) && !r.path.includes('cfg.json')),
+      0,
+    )
+    // A file root is listed by its key (and `key/`), not as a string prefix of `bulk/…`.
+    const before = proxy.requests.length
+    assert.deepEqual(await named.ensure('b'), { paths: ['b'], downloadedFiles: 1, missing: [] })
+    const lists = proxy.requests.slice(before).filter(isList)
+    assert.deepEqual(lists.map((r) => r.query.get('prefix')).sort(), ['p/b', 'p/b/'])
+    assert.equal(readFileSync(path.join(dir, 'b'), 'utf8'), 'b2')
+  } finally {
+    await proxy.close()
+  }
+})
+
+test('ensure of many paths: the directories they share are checked once, with listings only', async () => {
+  const bucket = await newBucket()
+  const files = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x/y/z/f${i}.txt`, `${i}`]))
+  await seed(bucket, 'p/', files)
+  const proxy = await startProxy()
+  try {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const r = await sync.ensure(Object.keys(files))
+    assert.equal(r.downloadedFiles, 300)
+    assert.deepEqual(readTree(dir), files)
+    assert.equal(proxy.count('HEAD'), 0)
+    const parents = proxy.requests.filter((q) => isList(q) && ['p/x', 'p/x/y', 'p/x/y/z'].includes(q.query.get('prefix')))
+    assert.equal(parents.length, 3)
+    assert.equal(
+      proxy.count('GET', (q) => !q.query.has('list-type')),
+      300,
     )
   } finally {
     await proxy.close()

@@ -18,13 +18,14 @@ pub fn scan(root: &Dir, rules: &IgnoreRules) -> Result<Scan> {
     Ok(scan)
 }
 
-/// `scan` of the paths `roots` name only (see `plan::Root`), for a part of
-/// the workspace planned on its own; `None` when it cannot be: a directory
-/// a root needs is a file (or link) here, or a file root is a directory.
-/// Blocking.
-pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<Option<Scan>> {
+/// `scan` of the paths `roots` name only (see `keys::Root`), for a part of
+/// the workspace planned on its own; and the roots that cannot be: a
+/// directory the root needs is a file (or link) here, or a file root is a
+/// directory. Blocking.
+pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<(Scan, Vec<Root>)> {
     let mut scan = Scan::default();
-    for part in roots {
+    let mut refused = Vec::new();
+    'roots: for part in roots {
         let mut present = true;
         for dir in parent_dirs(part) {
             let (parent, name) = split_parent(dir);
@@ -35,7 +36,10 @@ pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<Opti
                     present = false;
                     break;
                 }
-                _ => return Ok(None),
+                _ => {
+                    refused.push(part.clone());
+                    continue 'roots;
+                }
             }
         }
         if !present {
@@ -56,12 +60,12 @@ pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<Opti
                             scan.files.insert(part.clone(), stat);
                         }
                     }
-                    _ => return Ok(None),
+                    _ => refused.push(part.clone()),
                 }
             }
         }
     }
-    Ok(Some(scan))
+    Ok((scan, refused))
 }
 
 /// Adds the files below `start` (`""`: the root) to `scan`.
@@ -172,9 +176,9 @@ mod tests {
         std::fs::write(tmp.path().join("f"), "f").unwrap();
         let part = |roots: &[&str]| {
             let roots: Vec<Root> = roots.iter().map(|r| (*r).to_owned()).collect();
-            scan_part(&root, &rules, &roots)
-                .unwrap()
-                .map(|s| s.files.into_keys().collect::<Vec<_>>())
+            let (scan, refused) = scan_part(&root, &rules, &roots).unwrap();
+            let files: Vec<String> = scan.files.into_keys().collect();
+            refused.is_empty().then_some(files)
         };
         assert_eq!(part(&["a/b/"]), Some(vec!["a/b/x".to_owned()]));
         assert_eq!(

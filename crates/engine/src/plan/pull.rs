@@ -110,6 +110,10 @@ pub struct PullPlan {
     pub conflicts: Vec<String>,
     /// Paths already in sync.
     pub unchanged: usize,
+    /// Synced files deleted here that S3 still holds as synced (kept
+    /// deleted for the push, or restored): a share of the workspace, so a
+    /// part of it planned alone leaves them to the whole plan.
+    pub deleted_here: usize,
     /// Paths the pull leaves alone as failures: keys that cannot be
     /// written, conflicts past `MAX_COPIES`, a refused mass deletion.
     pub errors: Vec<FileError>,
@@ -377,6 +381,7 @@ pub fn plan_pull_part(
             }
         }
     }
+    plan.deleted_here = deleted_here.len();
     restore_deletions(&mut plan, local, rules, &deleted_here, &remote.files);
     clear_the_way(&mut plan, local);
     for (rel, dir_won) in remote.clashes.iter().filter(|(rel, _)| scope.contains(rel)) {

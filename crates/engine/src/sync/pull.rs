@@ -92,8 +92,19 @@ impl Workspace {
         }
         self.operation(run, ("Pull", "downloaded"), announce, async |state| {
             let mode = (Mode::Whole, run.restore_deleted);
-            let rx = inbox.as_mut().and_then(|i| i.take());
-            self.run_pull(state, started_ns, mode, rx).await
+            // Called while another pull ran (whose inbox was open then):
+            // this one serves the calls made from now on.
+            let mut late = None;
+            let rx = match inbox.as_mut().and_then(|i| i.take()) {
+                Some(rx) => Some(rx),
+                None => {
+                    late = self.open_inbox();
+                    late.as_mut().and_then(|i| i.take())
+                }
+            };
+            let report = self.run_pull(state, started_ns, mode, rx).await;
+            drop(late);
+            report
         })
         .await
     }

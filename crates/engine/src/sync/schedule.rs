@@ -70,6 +70,41 @@ pub struct Ensured {
     pub errors: Vec<FileError>,
 }
 
+/// Roots, looked up fast: exact paths, and directories.
+#[derive(Default)]
+struct Roots {
+    files: HashSet<String>,
+    dirs: Vec<String>,
+}
+
+impl Roots {
+    fn insert(&mut self, root: &str) {
+        if root.ends_with('/') {
+            self.dirs.push(root.to_owned());
+        } else {
+            self.files.insert(root.to_owned());
+        }
+    }
+
+    fn remove(&mut self, root: &str) {
+        self.files.remove(root);
+        self.dirs.retain(|d| d != root);
+    }
+
+    /// Whether one of these roots names `root` (a path or a `dir/`).
+    fn covers(&self, root: &str) -> bool {
+        self.files.contains(root) || self.dirs.iter().any(|d| covers(d, root))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.dirs.is_empty()
+    }
+
+    fn to_vec(&self) -> Vec<Root> {
+        self.files.iter().chain(&self.dirs).cloned().collect()
+    }
+}
+
 /// A waiting `Want`, with what it still waits for.
 struct Waiter {
     roots: Vec<Root>,
@@ -87,7 +122,11 @@ pub(crate) enum Mode {
     Only(Want),
 }
 
-type Listed = (Root, Result<Option<Vec<RemoteObject>>>);
+/// A group of roots listed together: whether it is the priority subtree,
+/// and each root's objects (`None`: it cannot be planned on its own).
+type Listed = (bool, Vec<(Root, Result<Option<Vec<RemoteObject>>>)>);
+/// Listing requests a group of parts sends at once.
+const PART_REQUESTS: usize = 16;
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Finished = (String, bool, Option<Result<Downloaded>>);
 
@@ -130,10 +169,17 @@ struct Pulling<'a> {
     /// What the full plan decides: everything but the parts planned early.
     rest: Scope,
     /// Parts being listed on their own, and those planned.
-    listing_parts: Vec<Root>,
-    planned_parts: Vec<Root>,
+    listing_parts: Roots,
+    planned_parts: Roots,
     /// Parts that could not be planned on their own: the full plan's.
-    left_to_whole: Vec<Root>,
+    left_to_whole: Roots,
+    /// The priority subtree is being listed: other downloads wait for it.
+    holding: bool,
+    /// An `ensure` alone: the full listing, if one is needed, decides only
+    /// the paths left to it, and nothing is downloaded early.
+    only: bool,
+    /// Downloads that failed, for an `ensure` of their paths made later.
+    failures: HashMap<String, FileError>,
     /// Temp files of interrupted syncs the full scan found: removed at the
     /// end (the scan may also have seen this pull's own, since renamed).
     leftover_temps: Vec<String>,
@@ -201,9 +247,12 @@ impl Workspace {
             queue: VecDeque::new(),
             running: HashMap::new(),
             rest: Scope::all(),
-            listing_parts: Vec::new(),
-            planned_parts: Vec::new(),
-            left_to_whole: Vec::new(),
+            listing_parts: Roots::default(),
+            planned_parts: Roots::default(),
+            left_to_whole: Roots::default(),
+            holding: false,
+            only: matches!(mode, Mode::Only(_)),
+            failures: HashMap::new(),
             leftover_temps: Vec::new(),
             whole: false,
             whole_planned: false,
@@ -273,8 +322,8 @@ impl Pulling<'_> {
         }
         loop {
             // Parts to list, and the full listing once something needs it.
-            for root in self.take_unlisted() {
-                parts.push(self.list_part(root));
+            for (priority, group) in self.take_unlisted() {
+                parts.push(self.list_part(priority, group));
             }
             if self.whole && pages.is_none() && !listed {
                 pages = Some(Box::pin(list_pages(&*store, &prefix)));
@@ -296,7 +345,7 @@ impl Pulling<'_> {
             while self.running.len() < limit {
                 let next = match self.urgent.pop_front() {
                     Some(d) => Some(d),
-                    None if self.listing_parts.is_empty() => self.queue.pop_front(),
+                    None if !self.holding => self.queue.pop_front(),
                     None => None,
                 };
                 let Some(d) = next else {
@@ -306,7 +355,7 @@ impl Pulling<'_> {
                 let handle = tasks.spawn(self.ws.transfers.track_future(self.start(d)));
                 self.running.insert(handle.id(), rel);
             }
-            self.answer_waiters();
+            self.answer_waiters().await;
             let settled = (!self.whole || self.whole_planned) && self.listing_parts.is_empty();
             let idle = self.urgent.is_empty() && self.queue.is_empty() && self.running.is_empty();
             if settled && idle {
@@ -314,15 +363,15 @@ impl Pulling<'_> {
             }
             tokio::select! {
                 Some(want) = recv(&mut inbox) => self.want(want),
-                Some((root, found)) = parts.next(), if !parts.is_empty() => {
-                    self.part_listed(root, found).await;
+                Some((priority, found)) = parts.next(), if !parts.is_empty() => {
+                    self.part_listed(priority, found).await;
                 }
                 page = next_page(&mut pages), if pages.is_some() => match page {
                     Some(page) => {
                         let page = page?;
                         self.listed_page(&mut early, &page);
                         listing.extend(page);
-                        if let Some(local) = &scanned {
+                        if let Some(local) = scanned.as_ref().filter(|_| !self.only) {
                             self.decide_early(&mut early, local);
                         }
                     }
@@ -334,7 +383,7 @@ impl Pulling<'_> {
                 local = async { scanning.as_mut().expect("guarded").await }, if scanning.is_some() => {
                     scanning = None;
                     let local = local?;
-                    if !listed {
+                    if !listed && !self.only {
                         self.decide_early(&mut early, &local);
                     }
                     scanned = Some(local);
@@ -350,102 +399,218 @@ impl Pulling<'_> {
         Ok(())
     }
 
-    /// Roots waiters need that no part listing or plan covers yet: each is
-    /// listed on its own when that can decide it, else the full listing
-    /// will.
-    fn take_unlisted(&mut self) -> Vec<Root> {
+    /// The roots each waiter needs that no part listing or plan covers
+    /// yet, a group per waiter (whether it is the priority subtree): each
+    /// group is listed on its own where that can decide it, else the full
+    /// listing will.
+    fn take_unlisted(&mut self) -> Vec<(bool, Vec<Root>)> {
         if self.whole_planned {
             return Vec::new();
         }
-        let mut out: Vec<Root> = Vec::new();
+        let mut groups = Vec::new();
+        let mut taken = Roots::default();
         for w in &self.waiters {
-            for r in &w.roots {
-                let covered = self
-                    .listing_parts
-                    .iter()
-                    .chain(&self.planned_parts)
-                    .chain(&self.left_to_whole)
-                    .chain(&out)
-                    .any(|p| covers(p, r));
-                if !covered {
-                    out.push(r.clone());
-                }
+            let group: Vec<Root> = w
+                .roots
+                .iter()
+                .filter(|r| {
+                    let covered = self.listing_parts.covers(r)
+                        || self.planned_parts.covers(r)
+                        || self.left_to_whole.covers(r)
+                        || taken.covers(r)
+                        // A file downloaded early is decided.
+                        || (!r.ends_with('/') && !self.rest.contains(r));
+                    if !covered {
+                        taken.insert(r);
+                    }
+                    !covered
+                })
+                .cloned()
+                .collect();
+            if !group.is_empty() {
+                groups.push((matches!(w.reply, Reply::Priority), group));
             }
         }
         if self.folding.case || self.folding.unicode {
             // A key outside a part could name one of its files.
-            for root in out {
+            for root in groups.into_iter().flat_map(|(_, g)| g) {
                 self.leave_to_whole(root, "this filesystem folds names");
             }
             return Vec::new();
         }
-        self.listing_parts.extend(out.iter().cloned());
-        out
+        for (priority, group) in &groups {
+            self.holding |= *priority;
+            for r in group {
+                self.listing_parts.insert(r);
+            }
+        }
+        groups
     }
 
-    /// Lists the part `root` on its own: its objects, or `None` when a
-    /// directory it needs is an object (or a file root is also a
-    /// directory) on S3.
-    fn list_part(&self, root: Root) -> Boxed<Listed> {
+    /// Lists the roots of a group on their own, a few requests at a time:
+    /// each root's objects, or `None` when a directory it needs is an
+    /// object (or a file root is also a directory) on S3. Listings only, no
+    /// HEAD: a policy that allows listing the prefix is enough.
+    fn list_part(&self, priority: bool, roots: Vec<Root>) -> Boxed<Listed> {
+        use futures::stream::{self, StreamExt as _};
         let store = self.store.clone();
         let prefix = self.ws.config.prefix.clone();
         Box::pin(async move {
-            let listed = async {
-                let key = format!("{prefix}{root}");
-                let heads = parent_dirs(&root).map(|dir| {
-                    let store = store.clone();
-                    let key = format!("{prefix}{dir}");
-                    async move { store.head(&key).await }
-                });
-                let (objects, heads) =
-                    tokio::join!(list_all(&*store, &key), futures::future::join_all(heads));
-                let mut objects = objects?;
-                for head in heads {
-                    if head?.is_some() {
-                        return Ok(None);
+            // Each directory any root needs, once: is it a key?
+            let dirs: BTreeSet<String> = roots
+                .iter()
+                .flat_map(|r| parent_dirs(r).map(str::to_owned))
+                .collect();
+            let objects_at = {
+                let (store, prefix) = (store.clone(), prefix.clone());
+                move |dir: String| {
+                    let (store, prefix) = (store.clone(), prefix.clone());
+                    async move {
+                        let key = format!("{prefix}{dir}");
+                        // A key sorts before every longer key it begins.
+                        let page = store.list_page(&key, None).await;
+                        (
+                            dir,
+                            page.map(|p| p.objects.first().is_some_and(|o| o.key == key)),
+                        )
                     }
                 }
-                if !root.ends_with('/') {
-                    // `a/b.txt` lists `a/b.txt.bak` too; `a/b.txt/x` is a clash.
-                    let below = format!("{key}/");
-                    if objects.iter().any(|o| o.key.starts_with(&below)) {
-                        return Ok(None);
-                    }
-                    objects.retain(|o| o.key == key);
-                }
-                Ok(Some(objects))
             };
-            let found = listed.await;
-            (root, found)
+            let dir_keys: HashMap<String, Result<bool>> = stream::iter(dirs)
+                .map(objects_at)
+                .buffer_unordered(PART_REQUESTS)
+                .collect()
+                .await;
+            let listed: Vec<(Root, Result<Option<Vec<RemoteObject>>>)> = stream::iter(roots)
+                .map(|root| {
+                    let (store, prefix) = (store.clone(), prefix.clone());
+                    async move {
+                        let key = format!("{prefix}{root}");
+                        let found = if root.ends_with('/') {
+                            list_all(&*store, &key).await.map(Some)
+                        } else {
+                            // The key itself (first if there), and whether
+                            // keys below it make it a directory too.
+                            let below = format!("{key}/");
+                            let (at, under) = tokio::join!(
+                                store.list_page(&key, None),
+                                store.list_page(&below, None)
+                            );
+                            match (at, under) {
+                                (Ok(_), Ok(under)) if !under.objects.is_empty() => Ok(None),
+                                (Ok(at), Ok(_)) => Ok(Some(
+                                    at.objects.into_iter().filter(|o| o.key == key).collect(),
+                                )),
+                                (Err(e), _) | (_, Err(e)) => Err(e),
+                            }
+                        };
+                        (root, found)
+                    }
+                })
+                .buffer_unordered(PART_REQUESTS)
+                .collect()
+                .await;
+            let listed = listed
+                .into_iter()
+                .map(|(root, found)| {
+                    let clash = parent_dirs(&root).find_map(|d| match &dir_keys[d] {
+                        Ok(true) => Some(Ok(None)),
+                        Ok(false) => None,
+                        Err(e) => Some(Err(Error::Task(format!("listing {d} failed: {e}")))),
+                    });
+                    (root, clash.unwrap_or(found))
+                })
+                .collect();
+            (priority, listed)
         })
     }
 
-    /// A part's listing came: plans the part against a scan of it, or
-    /// leaves it to the full plan.
-    async fn part_listed(&mut self, root: Root, found: Result<Option<Vec<RemoteObject>>>) {
-        self.listing_parts.retain(|r| *r != root);
-        let objects = match found {
-            Ok(Some(objects)) => objects,
-            Ok(None) => return self.leave_to_whole(root, "a directory it needs is an object"),
-            Err(e) => return self.leave_to_whole(root, &format!("listing it failed: {e}")),
+    /// A group's listings came: plans the roots that can be planned on
+    /// their own (against a scan of them), leaves the others to the full
+    /// plan.
+    async fn part_listed(
+        &mut self,
+        priority: bool,
+        found: Vec<(Root, Result<Option<Vec<RemoteObject>>>)>,
+    ) {
+        if priority {
+            self.holding = false;
+        }
+        let mut roots = Vec::new();
+        let mut objects = Vec::new();
+        for (root, listed) in found {
+            self.listing_parts.remove(&root);
+            match listed {
+                Ok(Some(listed)) => {
+                    objects.extend(listed);
+                    roots.push(root);
+                }
+                Ok(None) => self.leave_to_whole(root, "a directory it needs is an object"),
+                Err(e) => self.leave_to_whole(root, &format!("listing it failed: {e}")),
+            }
+        }
+        if roots.is_empty() {
+            return;
+        }
+        let (dir, rules, wanted) = (self.root.clone(), self.rules.clone(), roots.clone());
+        let (local, refused) = match blocking(move || scan_part(&dir, &rules, &wanted)).await {
+            Ok(found) => found,
+            Err(e) => {
+                for root in roots {
+                    self.leave_to_whole(root, &format!("scanning it failed: {e}"));
+                }
+                return;
+            }
         };
+        for root in refused {
+            roots.retain(|r| *r != root);
+            self.leave_to_whole(root, "a directory it needs is a file here");
+        }
+        if roots.is_empty() {
+            return;
+        }
         let ws = self.ws;
-        let (dir, rules, roots) = (self.root.clone(), self.rules.clone(), vec![root.clone()]);
-        let local = match blocking(move || scan_part(&dir, &rules, &roots)).await {
-            Ok(Some(local)) => local,
-            Ok(None) => return self.leave_to_whole(root, "a directory it needs is a file here"),
-            Err(e) => return self.leave_to_whole(root, &format!("scanning it failed: {e}")),
-        };
-        let remote = remote_files(&ws.config.prefix, &objects, &self.rules, self.folding);
-        self.known.extend(remote.files.keys().cloned());
-        let scope = self.rest.within(vec![root.clone()]);
+        let prefix = &ws.config.prefix;
+        objects.retain(|o| roots.iter().any(|r| covers(r, &o.key[prefix.len()..])));
+        let remote = remote_files(prefix, &objects, &self.rules, self.folding);
+        let listed: Vec<String> = remote.files.keys().cloned().collect();
+        let scope = self.rest.within(roots.clone());
+        let mut plan = self.plan(remote, &local, &scope).await;
+        if !self.only && (!plan.deletes.is_empty() || plan.deleted_here > 0) {
+            // Deletions, here or kept for the push, are weighed across the
+            // whole workspace (the mass-deletion guard, the restoring of an
+            // emptied workspace): the full plan decides these paths.
+            for root in roots {
+                self.leave_to_whole(root, "it has local deletions to weigh with the rest");
+            }
+            return;
+        }
         ws.log(
             Level::Debug,
-            &format!("Planning {root} ahead of the rest of the pull"),
+            &format!(
+                "Planning {} ahead of the rest of the pull",
+                roots.join(", ")
+            ),
         );
-        let plan = self.plan(remote, &local, &scope).await;
-        self.rest.exclude(&root);
-        self.planned_parts.push(root);
+        // An `ensure` alone: its deletions are weighed by themselves, as a
+        // pull that found only these would.
+        let parts = plan.deletes.len();
+        guard_local_deletes(&mut plan, parts, &self.base, self.pull_rules);
+        self.known.extend(listed);
+        for w in &mut self.waiters {
+            let named = |path: &str| path.is_empty() || w.roots.iter().any(|r| covers(r, path));
+            if roots
+                .iter()
+                .any(|r| w.roots.iter().any(|x| covers(x, r) || covers(r, x)))
+            {
+                w.errors
+                    .extend(plan.errors.iter().filter(|e| named(&e.path)).cloned());
+            }
+        }
+        for root in &roots {
+            self.rest.exclude(root);
+            self.planned_parts.insert(root);
+        }
         let (now, later) = split_deletes(&plan);
         self.deferred.extend(later);
         self.apply(plan, now, true).await;
@@ -473,7 +638,7 @@ impl Pulling<'_> {
             Level::Debug,
             &format!("{root} is planned with the whole listing: {why}"),
         );
-        self.left_to_whole.push(root);
+        self.left_to_whole.insert(&root);
         self.whole = true;
     }
 
@@ -484,14 +649,20 @@ impl Pulling<'_> {
         for (key, why) in &remote.skipped {
             ws.log(Level::Warn, &format!("Skipping object {key}: {why}"));
         }
-        let scope = self.rest.clone();
+        // An `ensure` alone decides only the paths it could not plan alone.
+        let scope = match self.only {
+            true => self.rest.within(self.left_to_whole.to_vec()),
+            false => self.rest.clone(),
+        };
         let mut plan = self.plan(remote, &local, &scope).await;
         plan.deletes.append(&mut self.deferred);
         guard_local_deletes(&mut plan, local.files.len(), &self.base, self.pull_rules);
         let (now, later) = split_deletes(&plan);
         self.deferred = later;
         self.whole_planned = true;
-        self.leftover_temps = local.temp_files;
+        if !self.only {
+            self.leftover_temps = local.temp_files;
+        }
         self.apply(plan, now, false).await;
         self.progress.settle();
     }
@@ -563,23 +734,69 @@ impl Pulling<'_> {
         outstanding.extend(wanted.iter().map(|d| d.rel.clone()));
         self.urgent.extend(wanted);
         self.queue = rest;
+        // What already failed is why the path is not current.
+        let errors = self
+            .failures
+            .iter()
+            .filter(|(rel, _)| covered(rel))
+            .map(|(_, e)| e.clone())
+            .collect();
+        if matches!(want.reply, Reply::Ensure(_)) {
+            for root in &want.roots {
+                let (path, dir) = root
+                    .strip_suffix('/')
+                    .map_or((root.as_str(), false), |p| (p, true));
+                if self.rules.is_ignored(path, dir) {
+                    self.ws.log(
+                        Level::Warn,
+                        &format!(
+                            "ensure: {root} is hidden by the ignore rules, so it is never pulled \
+                             (reported as missing)"
+                        ),
+                    );
+                }
+            }
+        }
         self.waiters.push(Waiter {
             roots: want.roots,
             reply: want.reply,
             outstanding,
             downloaded: 0,
-            errors: Vec::new(),
+            errors,
         });
     }
 
-    /// Answers the waiters whose paths are all decided and downloaded.
-    fn answer_waiters(&mut self) {
-        let decided =
-            |r: &str| self.whole_planned || self.planned_parts.iter().any(|p| covers(p, r));
+    /// Answers the waiters whose paths are all decided and downloaded,
+    /// after the local deletions among their paths (already weighed by the
+    /// guard: only weighed ones are kept for later).
+    async fn answer_waiters(&mut self) {
+        // A file downloaded early is decided too (the rest leaves it out).
+        let decided = |r: &str| {
+            self.whole_planned
+                || self.planned_parts.covers(r)
+                || (!r.ends_with('/') && !self.rest.contains(r))
+        };
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
             .into_iter()
             .partition(|w| w.outstanding.is_empty() && w.roots.iter().all(|r| decided(r)));
         self.waiters = waiting;
+        if ready.is_empty() {
+            return;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| {
+                ready
+                    .iter()
+                    .any(|w| w.roots.iter().any(|r| covers(r, &d.rel)))
+            });
+        self.deferred = later;
+        if !now.is_empty() {
+            let ws = self.ws;
+            self.report.deleted += ws
+                .delete_local(&self.root, now, &mut self.base, &mut self.report)
+                .await;
+        }
         for w in ready {
             match w.reply {
                 Reply::Priority => self.ws.observer.priority_settled(),
@@ -658,7 +875,7 @@ impl Pulling<'_> {
                     .is_none_or(|(r, _)| !r.starts_with(&below))
                 && self.base.get(&rel).is_none()
                 && self.rest.contains(&rel)
-                && !self.listing_parts.iter().any(|p| covers(p, &rel));
+                && !self.listing_parts.covers(&rel);
             if clear {
                 self.rest.exclude(&rel);
                 start.push(Download {
@@ -728,8 +945,11 @@ impl Pulling<'_> {
         let failure = match outcome {
             Outcome::Downloaded | Outcome::Left => None,
             Outcome::Failed(Some(e)) => Some(e),
-            Outcome::Failed(None) => Some(halted_by(&self.report, &rel)),
+            Outcome::Failed(None) => Some(halted_by(&self.report, &self.ws.config.prefix, &rel)),
         };
+        if let Some(e) = &failure {
+            self.failures.insert(rel.clone(), e.clone());
+        }
         for w in &mut self.waiters {
             if w.outstanding.remove(&rel) {
                 match &failure {
@@ -856,23 +1076,17 @@ impl Workspace {
 
 /// Why `rel` was not downloaded when the pull halted: the failure every
 /// request would repeat, as the pull reported it once.
-fn halted_by(report: &Report, rel: &str) -> FileError {
+fn halted_by(report: &Report, prefix: &str, rel: &str) -> FileError {
     let cause = report
         .errors
         .iter()
         .rev()
-        .find(|e| e.s3.as_ref().is_some_and(|s3| s3.is_global()));
-    match cause {
-        Some(e) => FileError {
-            path: rel.to_owned(),
-            ..e.clone()
-        },
-        None => FileError::new(
-            Action::Download,
-            rel,
-            &Error::Cancelled("not downloaded: the pull stopped".into()),
-        ),
-    }
+        .find_map(|e| e.s3.as_ref().filter(|s3| s3.is_global()));
+    let err = match cause {
+        Some(s3) => Error::S3(Box::new(s3.clone())),
+        None => Error::Cancelled("not downloaded: the pull stopped".into()),
+    };
+    FileError::download(key_for(prefix, rel), Some(rel.to_owned()), &err)
 }
 
 /// A plan's deletions that must go before its downloads (a file where a
