@@ -90,6 +90,55 @@ pub fn normalize_prefix(prefix: &str) -> String {
 /// or `file` (that path only). Workspace-relative, no leading `/`.
 pub type Root = String;
 
+/// A set of roots, looked up fast: exact paths, and directories (`dir/`).
+#[derive(Debug, Clone, Default)]
+pub struct RootSet {
+    files: std::collections::HashSet<String>,
+    dirs: Vec<String>,
+}
+
+impl RootSet {
+    /// Adds `root`.
+    pub fn insert(&mut self, root: &str) {
+        if root.ends_with('/') {
+            self.dirs.push(root.to_owned());
+        } else {
+            self.files.insert(root.to_owned());
+        }
+    }
+
+    /// Removes `root` (as inserted).
+    pub fn remove(&mut self, root: &str) {
+        self.files.remove(root);
+        self.dirs.retain(|d| d != root);
+    }
+
+    /// Whether one of the roots names `rel` (a path, or a `dir/` root).
+    pub fn covers(&self, rel: &str) -> bool {
+        self.files.contains(rel) || self.dirs.iter().any(|d| covers(d, rel))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.dirs.is_empty()
+    }
+
+    /// The roots, in no particular order.
+    pub fn to_vec(&self) -> Vec<Root> {
+        self.files.iter().chain(&self.dirs).cloned().collect()
+    }
+}
+
+impl FromIterator<Root> for RootSet {
+    fn from_iter<I: IntoIterator<Item = Root>>(roots: I) -> Self {
+        let mut set = RootSet::default();
+        for r in roots {
+            set.insert(&r);
+        }
+        set
+    }
+}
+
 /// Whether the root `root` names `rel`: the path itself, or a path below
 /// the directory it names.
 pub fn covers(root: &str, rel: &str) -> bool {

@@ -31,7 +31,7 @@ use crate::base::SyncBase;
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result, Warning, WarningCode};
 use crate::ignore_rules::IgnoreRules;
-use crate::keys::{covers, key_for, parent_dirs, Root};
+use crate::keys::{covers, key_for, parent_dirs, Root, RootSet};
 use crate::local::{remove_file_and_empty_parents, scan, scan_part, Dir};
 use crate::model::{Folding, RemoteObject, Scan};
 use crate::plan::{
@@ -70,41 +70,6 @@ pub struct Ensured {
     pub errors: Vec<FileError>,
 }
 
-/// Roots, looked up fast: exact paths, and directories.
-#[derive(Default)]
-struct Roots {
-    files: HashSet<String>,
-    dirs: Vec<String>,
-}
-
-impl Roots {
-    fn insert(&mut self, root: &str) {
-        if root.ends_with('/') {
-            self.dirs.push(root.to_owned());
-        } else {
-            self.files.insert(root.to_owned());
-        }
-    }
-
-    fn remove(&mut self, root: &str) {
-        self.files.remove(root);
-        self.dirs.retain(|d| d != root);
-    }
-
-    /// Whether one of these roots names `root` (a path or a `dir/`).
-    fn covers(&self, root: &str) -> bool {
-        self.files.contains(root) || self.dirs.iter().any(|d| covers(d, root))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.dirs.is_empty()
-    }
-
-    fn to_vec(&self) -> Vec<Root> {
-        self.files.iter().chain(&self.dirs).cloned().collect()
-    }
-}
-
 /// A waiting `Want`, with what it still waits for.
 struct Waiter {
     roots: Vec<Root>,
@@ -122,9 +87,9 @@ pub(crate) enum Mode {
     Only(Want),
 }
 
-/// A group of roots listed together: whether it is the priority subtree,
-/// and each root's objects (`None`: it cannot be planned on its own).
-type Listed = (bool, Vec<(Root, Result<Option<Vec<RemoteObject>>>)>);
+/// A group of roots listed together: each root's objects (`None`: it
+/// cannot be planned on its own).
+type Listed = Vec<(Root, Result<Option<Vec<RemoteObject>>>)>;
 /// Listing requests a group of parts sends at once.
 const PART_REQUESTS: usize = 16;
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -169,11 +134,12 @@ struct Pulling<'a> {
     /// What the full plan decides: everything but the parts planned early.
     rest: Scope,
     /// Parts being listed on their own, and those planned.
-    listing_parts: Roots,
-    planned_parts: Roots,
+    listing_parts: RootSet,
+    planned_parts: RootSet,
     /// Parts that could not be planned on their own: the full plan's.
-    left_to_whole: Roots,
-    /// The priority subtree is being listed: other downloads wait for it.
+    left_to_whole: RootSet,
+    /// The priority subtree is not there yet: downloads of other paths
+    /// wait (those running go on), as they always did.
     holding: bool,
     /// An `ensure` alone: the full listing, if one is needed, decides only
     /// the paths left to it, and nothing is downloaded early.
@@ -247,9 +213,9 @@ impl Workspace {
             queue: VecDeque::new(),
             running: HashMap::new(),
             rest: Scope::all(),
-            listing_parts: Roots::default(),
-            planned_parts: Roots::default(),
-            left_to_whole: Roots::default(),
+            listing_parts: RootSet::default(),
+            planned_parts: RootSet::default(),
+            left_to_whole: RootSet::default(),
             holding: false,
             only: matches!(mode, Mode::Only(_)),
             failures: HashMap::new(),
@@ -269,6 +235,7 @@ impl Workspace {
                         reply: Reply::Priority,
                     };
                     run.want(want);
+                    run.holding = true;
                 }
                 true
             }
@@ -322,8 +289,8 @@ impl Pulling<'_> {
         }
         loop {
             // Parts to list, and the full listing once something needs it.
-            for (priority, group) in self.take_unlisted() {
-                parts.push(self.list_part(priority, group));
+            for group in self.take_unlisted() {
+                parts.push(self.list_part(group));
             }
             if self.whole && pages.is_none() && !listed {
                 pages = Some(Box::pin(list_pages(&*store, &prefix)));
@@ -342,6 +309,8 @@ impl Pulling<'_> {
                 let objects = std::mem::take(&mut listing);
                 self.plan_whole(objects, local).await;
             }
+            // First: answering the priority waiter releases held downloads.
+            self.answer_waiters().await;
             while self.running.len() < limit {
                 let next = match self.urgent.pop_front() {
                     Some(d) => Some(d),
@@ -355,7 +324,6 @@ impl Pulling<'_> {
                 let handle = tasks.spawn(self.ws.transfers.track_future(self.start(d)));
                 self.running.insert(handle.id(), rel);
             }
-            self.answer_waiters().await;
             let settled = (!self.whole || self.whole_planned) && self.listing_parts.is_empty();
             let idle = self.urgent.is_empty() && self.queue.is_empty() && self.running.is_empty();
             if settled && idle {
@@ -363,8 +331,8 @@ impl Pulling<'_> {
             }
             tokio::select! {
                 Some(want) = recv(&mut inbox) => self.want(want),
-                Some((priority, found)) = parts.next(), if !parts.is_empty() => {
-                    self.part_listed(priority, found).await;
+                Some(found) = parts.next(), if !parts.is_empty() => {
+                    self.part_listed(found).await;
                 }
                 page = next_page(&mut pages), if pages.is_some() => match page {
                     Some(page) => {
@@ -400,15 +368,14 @@ impl Pulling<'_> {
     }
 
     /// The roots each waiter needs that no part listing or plan covers
-    /// yet, a group per waiter (whether it is the priority subtree): each
-    /// group is listed on its own where that can decide it, else the full
-    /// listing will.
-    fn take_unlisted(&mut self) -> Vec<(bool, Vec<Root>)> {
+    /// yet, a group per waiter: each group is listed on its own where that
+    /// can decide it, else the full listing will.
+    fn take_unlisted(&mut self) -> Vec<Vec<Root>> {
         if self.whole_planned {
             return Vec::new();
         }
         let mut groups = Vec::new();
-        let mut taken = Roots::default();
+        let mut taken = RootSet::default();
         for w in &self.waiters {
             let group: Vec<Root> = w
                 .roots
@@ -428,21 +395,18 @@ impl Pulling<'_> {
                 .cloned()
                 .collect();
             if !group.is_empty() {
-                groups.push((matches!(w.reply, Reply::Priority), group));
+                groups.push(group);
             }
         }
         if self.folding.case || self.folding.unicode {
             // A key outside a part could name one of its files.
-            for root in groups.into_iter().flat_map(|(_, g)| g) {
+            for root in groups.into_iter().flatten() {
                 self.leave_to_whole(root, "this filesystem folds names");
             }
             return Vec::new();
         }
-        for (priority, group) in &groups {
-            self.holding |= *priority;
-            for r in group {
-                self.listing_parts.insert(r);
-            }
+        for r in groups.iter().flatten() {
+            self.listing_parts.insert(r);
         }
         groups
     }
@@ -451,7 +415,7 @@ impl Pulling<'_> {
     /// each root's objects, or `None` when a directory it needs is an
     /// object (or a file root is also a directory) on S3. Listings only, no
     /// HEAD: a policy that allows listing the prefix is enough.
-    fn list_part(&self, priority: bool, roots: Vec<Root>) -> Boxed<Listed> {
+    fn list_part(&self, roots: Vec<Root>) -> Boxed<Listed> {
         use futures::stream::{self, StreamExt as _};
         let store = self.store.clone();
         let prefix = self.ws.config.prefix.clone();
@@ -521,21 +485,14 @@ impl Pulling<'_> {
                     (root, clash.unwrap_or(found))
                 })
                 .collect();
-            (priority, listed)
+            listed
         })
     }
 
     /// A group's listings came: plans the roots that can be planned on
     /// their own (against a scan of them), leaves the others to the full
     /// plan.
-    async fn part_listed(
-        &mut self,
-        priority: bool,
-        found: Vec<(Root, Result<Option<Vec<RemoteObject>>>)>,
-    ) {
-        if priority {
-            self.holding = false;
-        }
+    async fn part_listed(&mut self, found: Listed) {
         let mut roots = Vec::new();
         let mut objects = Vec::new();
         for (root, listed) in found {
@@ -799,7 +756,10 @@ impl Pulling<'_> {
         }
         for w in ready {
             match w.reply {
-                Reply::Priority => self.ws.observer.priority_settled(),
+                Reply::Priority => {
+                    self.holding = false;
+                    self.ws.observer.priority_settled();
+                }
                 Reply::Ensure(reply) => {
                     let missing = w
                         .roots
