@@ -68,8 +68,15 @@ const LACKS = {
 /** Why the server of this run lacks `feature`, or false. */
 export const lacks = (feature) => LACKS[testServer]?.[feature] ?? false
 
-/** An independent client of the test server (no server: every use throws NO_SERVER). */
-export const admin = SERVER ? new S3Client({ endpoint: SERVER, region: 'us-east-1', forcePathStyle: true }) : needsServer()
+/**
+ * An independent client of the test server (no server: every use throws
+ * NO_SERVER). A request of its own that gets no answer fails after 30 s
+ * rather than leaving a test waiting for ever (a loaded server can drop a
+ * connection the SDK then waits on).
+ */
+export const admin = SERVER
+  ? new S3Client({ endpoint: SERVER, region: 'us-east-1', forcePathStyle: true, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000 } })
+  : needsServer()
 
 let counter = 0
 /** A fresh bucket for one test. */

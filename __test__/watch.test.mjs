@@ -7,10 +7,14 @@ import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
 import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, lacks, withProxy, isList } from './helpers.mjs'
 
-/** Resolves when `check()` is true, polling; rejects after `ms`. */
+/** Resolves when `check()` is true, polling (a check that throws counts as false); rejects after `ms`. */
 async function eventually(check, ms) {
   const deadline = Date.now() + ms
-  while (!(await check())) {
+  while (
+    !(await Promise.resolve()
+      .then(check)
+      .catch(() => false))
+  ) {
     if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
     await new Promise((r) => setTimeout(r, 50))
   }
