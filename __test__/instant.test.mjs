@@ -25,8 +25,17 @@ test('the priority subtree is listed on its own and downloaded before the rest; 
   // full listing's first page holds them too: they must still not be fetched twice.
   const files = { ...skills, ...bulk(2500), 'zz.txt': 'last' }
   await seedMany(bucket, 'p/', files)
-  // Each page of the full listing is slow; nothing else is.
-  const proxy = await startProxy({ delay: (r) => (isList(r) && r.query.get('prefix') === 'p/' ? 300 : 0) })
+  // Each page of the full listing is slow; nothing else is. The first page's
+  // answer is also held until a skill is asked for (10 s at most), so a slow
+  // server answering the subtree's listing cannot reorder what is checked.
+  let skillAsked
+  const asked = new Promise((r) => (skillAsked = r))
+  const isFullPage = (r) => isList(r) && r.query.get('prefix') === 'p/'
+  const proxy = await startProxy({
+    fault: (r) => void (isGet(r) && r.path.includes('/.agents/skills/') && skillAsked()),
+    delay: (r) => (isFullPage(r) ? 300 : 0),
+    hold: (r) => isFullPage(r) && !r.query.has('continuation-token') && Promise.race([asked, new Promise((r) => setTimeout(r, 10_000))]),
+  })
   try {
     const dir = tmpDir()
     const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, priorityPrefix: '.agents/skills/', logger: quiet() })

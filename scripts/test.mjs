@@ -84,8 +84,11 @@ const step = async (name, cmd, cmdArgs) => {
 }
 try {
   if (!prebuilt && only.length === 0 && nodeTestArgs.length === 0) await step('Rust tests (cargo test)', 'cargo', ['test', '--workspace'])
-  // node's options go before the files.
-  await step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...nodeTestArgs, ...files])
+  // node's options go before the files. A test that fails with a handle
+  // still open (a watcher, a server) must fail the run, not hang it: the
+  // file exits once its tests are done, and no single test runs past 5 min.
+  const guards = ['--test-force-exit', '--test-timeout=300000']
+  await step('Node tests (node --test)', process.execPath, ['--test', '--test-concurrency=4', ...guards, ...nodeTestArgs, ...files])
 } finally {
   await server.stop()
 }
