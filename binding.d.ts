@@ -67,6 +67,17 @@ export declare class NativeWorkspace {
    */
   ensure(paths: Array<string>, run: NativeRun): Promise<NativeEnsureOutcome>
   /**
+   * Starts following other instances' pushes (`watch`): makes the
+   * prefix's change journal if there is none.
+   */
+  follow(): Promise<NativeRemoteOutcome>
+  /**
+   * Pulls what other instances pushed since the last call: the paths
+   * their journal entries name, or everything when `whole` (the safety
+   * net) or when the journal cannot tell.
+   */
+  pullRemoteChanges(whole: boolean, run: NativeRun): Promise<NativeRemoteOutcome>
+  /**
    * Cancels running operations and lets go of the engine (its S3 client,
    * callbacks and cached base); later calls fail with `CLOSED`.
    */
@@ -245,6 +256,24 @@ export interface NativePlan {
   upload: Array<string>
   deleteRemote: Array<string>
   conflicts: Array<string>
+}
+
+/**
+ * What following other instances' pushes came to: `pulled` is absent
+ * when there was nothing to pull.
+ */
+export type NativeRemoteOutcome =
+  | { kind: 'done'; pulled?: NativeRemotePull }
+  | { kind: 'failed'; error: NativeError }
+
+/**
+ * A pull of what other instances pushed: its report, and the paths it
+ * wrote and deleted here.
+ */
+export interface NativeRemotePull {
+  report: NativeReport
+  written: Array<string>
+  removed: Array<string>
 }
 
 export interface NativeReport {

@@ -267,6 +267,18 @@ export interface SyncPlan {
 export interface WatchOptions {
   /** Push this long after the last change (default 2000). */
   debounceMs?: number
+  /**
+   * `'both'` (default): push local changes and pull other writers' changes as they happen;
+   * `'push'`: only push (the watch of earlier versions); `'pull'`: only pull (a read-only follower).
+   */
+  direction?: 'both' | 'push' | 'pull'
+  /** How often the prefix's change journal is checked for other instances' pushes: one HEAD request (default 1250). */
+  pollMs?: number
+  /**
+   * The time between full pulls, the safety net for writers that are not this package. By default
+   * 60000, or 5 s per 1,000 files when that is longer, so an idle watcher stays near one request a second.
+   */
+  fullCheckMs?: number
   /** Aborting stops watching, after a final push (also during the first pull: `watch()` then resolves to a watcher already stopped). */
   signal?: AbortSignal
   /** Called with each push's result as it ends (the final one too); a throw is reported once and ignored. */
@@ -275,10 +287,22 @@ export interface WatchOptions {
 
 /** Beyond upstream: what `watch()` resolves to. */
 export interface Watcher {
-  /** Stops watching; resolves with the final push's result (idempotent). */
+  /** Stops watching; resolves with the final push's result (idempotent; a `direction: 'pull'` watch pushes nothing). */
   stop(): Promise<PushResult>
   /** Pushes started so far. */
   readonly pushes: number
+  /** Checks for remote changes now (for an app that hears of them first, e.g. S3 Event Notifications through SQS). */
+  notify(): void
+}
+
+/** Beyond upstream: a `'remote-change'` event, after `watch()` applied other writers' changes. */
+export interface RemoteChange {
+  /** Workspace paths downloaded. */
+  paths: string[]
+  /** Workspace paths deleted here. */
+  deleted: string[]
+  /** Paths changed both here and there: S3's version is at the path, this one kept under a conflict name. */
+  conflicts: string[]
 }
 
 /** Beyond upstream: what `startBackgroundPull()` returns. */
@@ -334,6 +358,10 @@ export interface S3WorkspaceSyncEvents {
    * whichever comes first.
    */
   progress: [progress: SyncProgress]
+  /** Beyond upstream: `watch()` applied a batch of other writers' changes. */
+  'remote-change': [change: RemoteChange]
+  /** Beyond upstream: `watch()` lost the server (emitted only when someone listens; once an outage). */
+  error: [error: Error]
 }
 
 /**

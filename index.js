@@ -30,6 +30,7 @@ const { watchWorkspace } = require('./lib/watch.js')
 /** @typedef {import('./binding').NativeEvent} NativeEvent */
 /** @typedef {import('./binding').NativeOutcome} NativeOutcome */
 /** @typedef {import('./binding').NativeEnsureOutcome} NativeEnsureOutcome */
+/** @typedef {import('./binding').NativeRemoteOutcome} NativeRemoteOutcome */
 
 // ---- callbacks handed to the native object ----------------------------------
 //
@@ -168,7 +169,7 @@ class S3WorkspaceSync extends EventEmitter {
   /**
    * Runs one native operation: refused once closed, cancellable by `signal`
    * and by `close({ abort: true })`.
-   * @template {NativeOutcome | NativeEnsureOutcome} T
+   * @template {NativeOutcome | NativeEnsureOutcome | NativeRemoteOutcome} T
    * @param {OperationOptions | undefined} options
    * @param {(engine: import('./binding').NativeWorkspace, run: import('./binding').NativeRun) => Promise<T>} run
    * @returns {Promise<T>}
@@ -355,6 +356,37 @@ class S3WorkspaceSync extends EventEmitter {
       {
         pull: (o) => this.pull(o),
         push: () => this.push(),
+        follow: async () => {
+          const outcome = await this._operation(undefined, (engine) => engine.follow())
+          if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Following the change journal failed')
+        },
+        pullRemoteChanges: async (whole) => {
+          const outcome = await this._operation(undefined, (engine, cancel) => engine.pullRemoteChanges(whole, cancel))
+          if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Pulling remote changes failed')
+          const { pulled } = outcome
+          if (!pulled) return null
+          const { report, written, removed } = pulled
+          if (report.errors.length > 0) this._logger.warn(`watch: ${report.errors.length} file(s) of a remote change failed: ${report.errors[0].message}`)
+          return { written, removed, conflicts: report.conflicts, files: report.transferred + report.unchanged }
+        },
+        remoteChanged: (change) => {
+          try {
+            this.emit('remote-change', change)
+          } catch (e) {
+            this._callbackThrew(e, "A 'remote-change' listener")
+          }
+        },
+        remoteFailed: (error, first) => {
+          if (!first) return this._logger.debug(`watch: remote check failed again: ${error.message}`)
+          try {
+            this._logger.warn(`watch: cannot reach S3 (${error.message}); local work is kept, retrying with backoff`)
+            // Only to a listener: an unheard 'error' event would crash the process.
+            if (this.listenerCount('error') > 0) this.emit('error', error)
+          } catch (e) {
+            this._callbackThrew(e, "An 'error' listener")
+          }
+        },
+        info: (message) => this._logger.info(message),
         callbackThrew: (e, who) => this._callbackThrew(e, who),
         workspaceDir: this._workspaceDir,
         stateDir: this._nativeOptions.stateDir,

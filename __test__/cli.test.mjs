@@ -271,3 +271,52 @@ test('12. ensure --path: the named paths now, nothing else; exit 1 when one is n
   assert.equal(elsewhere.status, 2)
   assert.match(elsewhere.stderr, /--path is for ensure/)
 })
+
+test(
+  '13. watch is two-way: another writer\'s push is a line (--json: a "remote" line); --direction push leaves it out; a bad --direction is refused',
+  { skip: process.platform === 'win32' && 'signals' },
+  async () => {
+    const bucket = await newBucket()
+    await seed(bucket, 'l/', files(2))
+    const { S3WorkspaceSync } = await import('../index.js')
+    const other = tmpDir('other')
+    const writer = new S3WorkspaceSync({ bucket, prefix: 'l/', workspaceDir: other, endpoint, logger: { debug() {}, info() {}, warn() {}, error() {} } })
+    await writer.pull()
+    /** Runs `watch` with `flags`; once it watches, the other instance pushes `rel`. */
+    const watching = (flags, rel) => {
+      const dir = tmpDir('live')
+      return cli(['watch', `s3://${bucket}/l/`, '--dir', dir, '--endpoint', endpoint, '--debounce', '100', ...flags], {
+        onStart: async (child, out) => {
+          // Watching: its first push (of nothing) printed a line.
+          await until(() => out.stdout.includes('\n'), 10_000)
+          writeFileSync(path.join(other, rel), `from the other writer: ${rel}`)
+          assert.equal((await writer.push()).uploadedFiles, 1)
+          await until(() => existsSync(path.join(dir, rel)), 10_000).catch(() => {})
+          await sleep(300)
+          child.kill('SIGINT')
+        },
+      }).then((result) => ({ ...result, dir }))
+    }
+    const json = await watching(['--json'], 'one.txt')
+    assert.equal(json.status, 0, json.stderr)
+    const remote = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.remote)
+    assert.deepEqual(
+      remote.map((l) => l.remote),
+      [{ paths: ['one.txt'], deleted: [], conflicts: [] }],
+    )
+    assert.match(remote[0].time, /^\d{4}-\d\d-\d\dT/)
+    const text = await watching([], 'two.txt')
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z Remote change: 1 file\(s\) pulled \(two\.txt\)$/m)
+    const pushOnly = await watching(['--direction', 'push'], 'three.txt')
+    assert.equal(pushOnly.status, 0, pushOnly.stderr)
+    assert.equal(existsSync(path.join(pushOnly.dir, 'three.txt')), false)
+    assert.doesNotMatch(pushOnly.stdout, /Remote change/)
+    const bad = await cli(['watch', `s3://${bucket}/l/`, '--dir', tmpDir('bad'), '--direction', 'sideways'])
+    assert.equal(bad.status, 2)
+    assert.match(bad.stderr, /--direction must be both, push, pull/)
+  },
+)

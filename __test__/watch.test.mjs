@@ -62,7 +62,8 @@ test('watch: a file written is on S3 within debounce + 2 s; a burst is a few pus
   }
   // The bound is for a slow store under the whole suite's load (moto); the
   // push count below is the claim.
-  await eventually(async () => (await listKeys(bucket, 'p/')).length === 1002, 60_000)
+  // (and the change journal: watch is two-way by default)
+  await eventually(async () => (await listKeys(bucket, 'p/')).length === 1003, 60_000)
   assert.ok(watcher.pushes - pushesBefore <= 4, `${watcher.pushes - pushesBefore} pushes for the burst`)
 
   // Written just before stop(): the final push sends it.
@@ -98,7 +99,7 @@ test('watch: aborting the signal stops it after a final push; bad options are re
     pushed.reduce((n, r) => n + r.uploadedFiles, 0),
     1,
   )
-  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/pending.txt'])
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/changes.json', 'p/pending.txt'])
 })
 
 test('watch: a stop during its first pull (a container stopped while starting) still pushes what the agent wrote', async () => {
@@ -111,15 +112,17 @@ test('watch: a stop during its first pull (a container stopped while starting) s
     const controller = new AbortController()
     const pushed = []
     const watching = sync.watch({ signal: controller.signal, onPush: (r) => pushed.push(r) })
-    await eventually(() => proxy.count('GET', (r) => !isList(r)) > 0, 10_000)
+    // A file's GET (not the change journal's): the pull is under way.
+    const fileGet = (r) => !isList(r) && !r.path.includes('/.s3ws/')
+    await eventually(() => proxy.count('GET', fileGet) > 0, 10_000)
     controller.abort()
     const final = await (await watching).stop()
     assert.equal(final.success, true, JSON.stringify(final.errors))
     assert.equal(final.uploadedFiles, 1)
     assert.deepEqual(pushed, [final])
     // The pull was cut short: nothing it had not fetched was deleted anywhere.
-    assert.ok(proxy.count('GET', (r) => !isList(r)) < 20)
+    assert.ok(proxy.count('GET', fileGet) < 20)
   })
   assert.equal((await getObject(bucket, 'p/agent.md')).toString(), 'written while restoring')
-  assert.equal((await listKeys(bucket, 'p/')).length, 21)
+  assert.equal((await listKeys(bucket, 'p/')).filter((k) => !k.includes('/.s3ws/')).length, 21)
 })

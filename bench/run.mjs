@@ -45,6 +45,7 @@ import { mapLimit } from './reference.mjs'
 import { generateWorkload, generateMany, generateDeleteSet, writeWorkload, writeBigFile, editPlan, summary } from './workload.mjs'
 import { PROBES, selectScenarios, reusedWorkspaces } from './scenarios.mjs'
 import { fmtMs, fmtMiB, writeReport } from './report.mjs'
+import { runLive } from './live.mjs'
 
 const MiB = 1024 * 1024
 
@@ -87,7 +88,9 @@ const HELP = `npm run bench -- [options]
                 measuring while someone is mid-edit
   --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big,
                 pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push,
-                priority-ws,ensure-ws,first-ws,priority-many,ensure-many,first-many (instant start)
+                priority-ws,ensure-ws,first-ws,priority-many,ensure-many,first-many (instant start);
+                live (on its own: propagation latency between two instances and a watcher's
+                idle requests a minute, at 2,116 and 50,000 files; bench/live.mjs)
                 (the *-many ones: 50,000 files of 1 KiB, --quick 5,000; at most 1 timed rep each;
                 delete-push: 3,000 of 3,200 files deleted)
   --no-count    skip the request-counting pass
@@ -363,6 +366,15 @@ async function main() {
     })
     const bucket = 'bench'
     await admin.send(new CreateBucketCommand({ Bucket: bucket }))
+    if (opts.only?.includes('live')) {
+      // Live workspaces: a run of its own (one watcher, edits, an idle minute or more).
+      if (opts.only.length > 1) throw new Error('--only live runs on its own')
+      const md = await runLive({ opts, server, addon: native.addon, tmp: base, bucket })
+      const out = opts.out ?? path.join(ROOT, 'bench', 'results', 'live.md')
+      writeFileSync(out, `${md}\nMeasured with the release addon from ${native.source}${native.stale ? ' (stale: sources changed since)' : ''}.\n`)
+      console.log(`Written to ${path.relative(ROOT, out)}`)
+      return
+    }
 
     // Workload: written once to a template directory, uploaded twice (ws/ for
     // pulls and the no-op push, edit/ for the edit push, restored after each run).

@@ -59,7 +59,15 @@ const OPTIONS = {
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
   'dry-run': { type: 'boolean', commands: ['pull', 'push'], group: 'Sync', help: 'Decide and report, change nothing (pull, push)' },
   debounce: { type: 'string', env: 'S3WS_DEBOUNCE', commands: ['watch'], arg: 'MS', group: 'Sync', help: 'watch: push this long after the last change (default 2000)' },
-  json: { type: 'boolean', group: 'Output', help: 'Results as JSON on stdout (watch: one line per push), nothing else there' },
+  direction: {
+    type: 'string',
+    env: 'S3WS_DIRECTION',
+    commands: ['watch'],
+    arg: 'WAY',
+    group: 'Sync',
+    help: "watch: both (default: push local changes, pull other writers'), push, or pull",
+  },
+  json: { type: 'boolean', group: 'Output', help: 'Results as JSON on stdout (watch: one line per push and per remote batch), nothing else there' },
   quiet: { type: 'boolean', group: 'Output', help: 'No progress, no summary; errors still go to stderr' },
   'log-level': { type: 'string', env: 'S3WS_LOG_LEVEL', arg: 'LEVEL', group: 'Output', help: 'debug, info, warn (default), error or silent; on stderr' },
   'log-format': { type: 'string', env: 'S3WS_LOG_FORMAT', arg: 'FORMAT', group: 'Output', help: 'text (default) or json: one JSON object a line, for CloudWatch and the like' },
@@ -72,7 +80,7 @@ const COMMANDS = {
   push: "Persist the directory's changes to S3",
   status: 'What a pull and a push would do (dry runs; nothing changes)',
   ensure: 'Make the --path files current now: a pull of just those (exit 1 if one is not on S3)',
-  watch: 'Pull, then push changes shortly after they happen, until SIGINT/SIGTERM (then a final push)',
+  watch: "Pull, then push changes shortly after they happen and pull other writers' within seconds, until SIGINT/SIGTERM (then a final push)",
 }
 
 class UsageError extends Error {}
@@ -292,6 +300,7 @@ function parse(argv, env) {
     prefix,
     concurrency: number('concurrency', 1, 256),
     debounce: number('debounce', 0, 2_147_483_647),
+    direction: /** @type {'both' | 'push' | 'pull' | undefined} */ (choice('direction', ['both', 'push', 'pull'])),
     maxDeletePercent: number('max-delete-percent', 0, 100),
     stallTimeoutMs: number('stall-timeout', 1, 2_147_483_647),
     lockTimeoutMs: number('lock-timeout', 0, 2_147_483_647),
@@ -301,6 +310,20 @@ function parse(argv, env) {
     logLevel: choice('log-level', ['debug', 'info', 'warn', 'error', 'silent']) ?? (values.quiet ? 'error' : 'warn'),
     logFormat: choice('log-format', ['text', 'json']) ?? 'text',
   }
+}
+
+/**
+ * One line for a batch of other writers' changes.
+ * @param {import('../index').RemoteChange} change
+ */
+function describeRemote({ paths, deleted, conflicts }) {
+  /** @param {string[]} list */
+  const some = (list) => (list.length <= 3 ? list.join(', ') : `${list.slice(0, 3).join(', ')} and ${list.length - 3} more`)
+  const parts = []
+  if (paths.length > 0) parts.push(`${paths.length} file(s) pulled (${some(paths)})`)
+  if (deleted.length > 0) parts.push(`${deleted.length} deleted (${some(deleted)})`)
+  if (conflicts.length > 0) parts.push(`${conflicts.length} conflict(s), both versions kept (${some(conflicts)})`)
+  return `Remote change: ${parts.join('; ')}`
 }
 
 /** Engine wording for options, in the CLI's words. @param {string} text */
@@ -522,7 +545,13 @@ async function main(argv, io = {}) {
         if (values.json) stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...result })}\n`)
         else if (!values.quiet) stdout.write(`${new Date().toISOString()} ${summary('push', result)}\n`)
       }
-      const watcher = await sync.watch({ debounceMs: a.debounce, onPush, signal: stop.signal })
+      // Other writers' changes, a line per batch applied.
+      sync.on('remote-change', (/** @type {import('../index').RemoteChange} */ change) => {
+        progress?.done()
+        if (values.json) stdout.write(`${JSON.stringify({ time: new Date().toISOString(), remote: change })}\n`)
+        else if (!values.quiet) stdout.write(`${new Date().toISOString()} ${describeRemote(change)}\n`)
+      })
+      const watcher = await sync.watch({ debounceMs: a.debounce, direction: a.direction, onPush, signal: stop.signal })
       if (!quiet) stderr.write(`Watching ${values.dir}; Ctrl-C to stop (a final push runs first)\n`)
       await new Promise((resolve) => {
         if (stop.signal.aborted) resolve(undefined)

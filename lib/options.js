@@ -232,6 +232,9 @@ const OPERATION_OPTIONS = {
 const WATCH_OPTIONS = {
   debounceMs: { kind: 'timerMs', default: 2000 },
   onPush: { kind: 'function' },
+  direction: { kind: 'oneOf', values: ['both', 'push', 'pull'], default: 'both' },
+  pollMs: { kind: 'timerMs', default: 1250 },
+  fullCheckMs: { kind: 'timerMs', default: 60_000 },
 }
 
 const KNOWN_OPTIONS = new Set(Object.keys(OPTIONS))
@@ -287,7 +290,7 @@ function checkOperationOptions(options) {
 /**
  * Checks the options of `watch()`; returns the values to use.
  * @param {import('../index').WatchOptions | undefined} options
- * @returns {{ debounceMs: number, onPush: ((result: import('../index').PushResult) => void) | undefined }}
+ * @returns {{ debounceMs: number, onPush: ((result: import('../index').PushResult) => void) | undefined, direction: 'both' | 'push' | 'pull', pollMs: number, fullCheckMs: number }}
  */
 function checkWatchOptions(options) {
   return /** @type {any} */ (check(WATCH_OPTIONS, options))

@@ -93,4 +93,9 @@ function toResult(report, kind) {
   return result
 }
 
-module.exports = { errorDetail, detailOf, failedResult, toResult }
+/** The result of a push that had nothing to do (a pull-only watch's stop()). */
+function nothingPushed() {
+  return toResult({ transferred: 0, bytes: 0, deleted: 0, unchanged: 0, conflicts: [], conflictCopies: [], warnings: [], skipped: [], errors: [], durationMs: 0 }, 'push')
+}
+
+module.exports = { errorDetail, detailOf, failedResult, toResult, nothingPushed }

@@ -1,24 +1,43 @@
 // @ts-check
 'use strict'
 
-// `watch()`: pull, then keep the workspace pushed as it changes (file-system
-// notifications, with a periodic rescan as a safety net).
+// `watch()`: pull, then keep the workspace live both ways. Local changes
+// are pushed as they happen (file-system notifications, with a periodic
+// rescan as a safety net); other instances' pushes are pulled as their
+// change journal shows them (one HEAD a poll), and a full pull now and then
+// catches writers that are not this package.
 
 const { readdirSync, watch } = require('node:fs')
 const path = require('node:path')
 const { checkWatchOptions } = require('./options.js')
+const { nothingPushed } = require('./result.js')
 
 /** @typedef {import('../index').PullResult} PullResult */
 /** @typedef {import('../index').PushResult} PushResult */
 /** @typedef {import('../index').OperationOptions} OperationOptions */
 /** @typedef {import('../index').WatchOptions} WatchOptions */
 /** @typedef {import('../index').Watcher} Watcher */
+/** @typedef {import('../index').RemoteChange} RemoteChange */
+
+/**
+ * A pull of other instances' changes, as the engine reports it.
+ * @typedef {object} RemotePull
+ * @property {string[]} written paths downloaded
+ * @property {string[]} removed paths deleted here
+ * @property {string[]} conflicts paths both sides changed (both versions kept)
+ * @property {number} files files the pull saw (downloaded or already in sync)
+ */
 
 /**
  * What `watch()` needs of the instance it watches for.
  * @typedef {object} Watched
  * @property {(options?: OperationOptions) => Promise<PullResult>} pull
  * @property {() => Promise<PushResult>} push
+ * @property {() => Promise<void>} follow starts following the prefix's change journal (rejects when it cannot)
+ * @property {(whole: boolean) => Promise<RemotePull | null>} pullRemoteChanges other instances' changes since the last call (`null`: none); `whole`: a full pull
+ * @property {(change: RemoteChange) => void} remoteChanged emits `remote-change`
+ * @property {(error: Error, first: boolean) => void} remoteFailed reports a failed remote check (`first` of an outage)
+ * @property {(message: string) => void} info logs
  * @property {(e: unknown, who: string) => void} callbackThrew reports a throwing user callback (once per instance)
  * @property {string} workspaceDir
  * @property {string | undefined} stateDir the `stateDir` option: when unset, the engine's `.s3ws` sits in the workspace
@@ -26,23 +45,48 @@ const { checkWatchOptions } = require('./options.js')
 
 /** A periodic rescan under `watch()`, for changes notifications missed. */
 const RESCAN_MS = 30_000
+/** The safety-net full pull waits this long per 1,000 files at least (a listing page each), so an idle watcher stays near one request a second. */
+const FULL_CHECK_MS_PER_PAGE = 5_000
+/** The longest wait between remote checks while the server does not answer. */
+const MAX_BACKOFF_MS = 30_000
 
 /**
- * Pulls, then keeps the workspace pushed: a push `debounceMs` after the
- * last change (file-system notifications, with a rescan every
- * `RESCAN_MS` as a safety net), never two at once. `stop()` (or aborting
- * `signal`) stops watching and resolves after a final push.
+ * Pulls, then keeps the workspace live: a push `debounceMs` after the
+ * last local change, a pull of what other instances push (polled every
+ * `pollMs`), a full pull every `fullCheckMs` or more; never two
+ * operations at once. `stop()` (or aborting `signal`) stops watching and
+ * resolves after a final push.
  * @param {Watched} sync
  * @param {WatchOptions} [options]
  * @returns {Promise<Watcher>}
  */
 async function watchWorkspace(sync, options) {
-  const { debounceMs, onPush } = checkWatchOptions(options)
+  const { debounceMs, onPush, direction, pollMs, fullCheckMs } = checkWatchOptions(options)
+  // Given: as given. By default, longer for a larger workspace.
+  const scaled = options?.fullCheckMs === undefined
+  const pushing = direction !== 'pull'
+  const pulling = direction !== 'push'
   const signal = options?.signal
-  const state = { timer: /** @type {NodeJS.Timeout | undefined} */ (undefined), stopped: false, chain: /** @type {Promise<unknown>} */ (Promise.resolve()), pushes: 0 }
+  const state = {
+    timer: /** @type {NodeJS.Timeout | undefined} */ (undefined),
+    stopped: false,
+    chain: /** @type {Promise<unknown>} */ (Promise.resolve()),
+    pushes: 0,
+  }
+  /**
+   * Runs `op` after every operation queued before it.
+   * @template T
+   * @param {() => Promise<T>} op
+   * @returns {Promise<T>}
+   */
+  const queued = (op) => {
+    const next = state.chain.then(op)
+    state.chain = next.catch(() => {})
+    return next
+  }
   /** @returns {Promise<PushResult>} */
-  const pushNow = () => {
-    const next = state.chain.then(async () => {
+  const pushNow = () =>
+    queued(async () => {
       state.pushes++
       const result = await sync.push()
       try {
@@ -52,11 +96,23 @@ async function watchWorkspace(sync, options) {
       }
       return result
     })
-    state.chain = next.catch(() => {})
-    return next
+  /** The push a stop ends with (after what is queued; none for a follower). */
+  const finalPush = () => (pushing ? pushNow() : queued(async () => /** @type {PushResult} */ (nothingPushed())))
+  // The journal first: a push made while the first pull runs is pulled
+  // next, not missed. Without it (no right to write it), full pulls only.
+  let journal = false
+  if (pulling && !signal?.aborted) {
+    try {
+      await sync.follow()
+      journal = true
+    } catch (e) {
+      if (!signal?.aborted) sync.info(`watch: no change journal (${/** @type {Error} */ (e)?.message ?? e}); other instances' changes come with the full checks only`)
+    }
   }
+  let files = 0
   try {
-    await sync.pull({ signal })
+    const first = await sync.pull({ signal })
+    files = first.downloadedFiles ?? 0
   } catch (e) {
     if (!signal?.aborted) throw e
   }
@@ -65,30 +121,34 @@ async function watchWorkspace(sync, options) {
   // push deletes nothing the interrupted pull did not record.
   if (signal?.aborted) {
     state.stopped = true
-    const final = pushNow()
+    const final = finalPush()
     return {
       stop: () => final,
+      notify() {},
       get pushes() {
         return state.pushes
       },
     }
   }
   const schedule = () => {
-    if (state.stopped) return
+    if (state.stopped || !pushing) return
     clearTimeout(state.timer)
     state.timer = setTimeout(() => void pushNow(), debounceMs)
   }
   const stateDir = sync.stateDir
-  const watcher = watchTree(sync.workspaceDir, (name) => {
-    // The engine's own state is not the agent's work.
-    if (!stateDir && (name === '.s3ws' || name.startsWith('.s3ws/') || name.startsWith('.s3ws\\'))) return
-    schedule()
-  })
+  const watcher = pushing
+    ? watchTree(sync.workspaceDir, (name) => {
+        // The engine's own state is not the agent's work.
+        if (!stateDir && (name === '.s3ws' || name.startsWith('.s3ws/') || name.startsWith('.s3ws\\'))) return
+        schedule()
+      })
+    : { close() {} }
   const rescan = setInterval(schedule, Math.max(RESCAN_MS, debounceMs * 10))
   rescan.unref()
+  const remote = pulling ? followRemote(sync, { pollMs, fullCheckMs, scaled, journal, files, queued, isStopped: () => state.stopped, caughtUp: schedule }) : undefined
   // What was already waiting when watching began goes now, not at the
   // first change or rescan.
-  void pushNow()
+  if (pushing) void pushNow()
   /** @type {Promise<PushResult> | undefined} */
   let stopping
   const stop = () => {
@@ -96,9 +156,10 @@ async function watchWorkspace(sync, options) {
       state.stopped = true
       clearTimeout(state.timer)
       clearInterval(rescan)
+      remote?.stop()
       watcher.close()
       signal?.removeEventListener('abort', onAbort)
-      return pushNow()
+      return finalPush()
     })()
     return stopping
   }
@@ -106,9 +167,70 @@ async function watchWorkspace(sync, options) {
   signal?.addEventListener('abort', onAbort, { once: true })
   return {
     stop,
+    notify: () => remote?.now(),
     get pushes() {
       return state.pushes
     },
+  }
+}
+
+/**
+ * The remote half of a watch: checks the change journal every `pollMs`
+ * (a full pull instead when it is time, or without a journal), queued with
+ * the pushes; backs off while the server does not answer, says so once,
+ * and catches up (a push of what waited) when it answers again.
+ * @param {Watched} sync
+ * @param {{ pollMs: number, fullCheckMs: number, scaled: boolean, journal: boolean, files: number, queued: <T>(op: () => Promise<T>) => Promise<T>, isStopped: () => boolean, caughtUp: () => void }} how
+ * @returns {{ stop(): void, now(): void }}
+ */
+function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, files, queued, isStopped, caughtUp }) {
+  let lastFull = Date.now()
+  let failures = 0
+  let timer = /** @type {NodeJS.Timeout | undefined} */ (undefined)
+  let checking = false
+  let again = false
+  const fullEvery = () => (scaled ? Math.max(fullCheckMs, Math.ceil(files / 1000) * FULL_CHECK_MS_PER_PAGE) : fullCheckMs)
+  /** @param {number} ms */
+  const later = (ms) => {
+    clearTimeout(timer)
+    if (!isStopped()) timer = setTimeout(check, ms)
+  }
+  const check = async () => {
+    if (isStopped()) return
+    if (checking) {
+      again = true
+      return
+    }
+    checking = true
+    const whole = !journal || Date.now() - lastFull >= fullEvery()
+    try {
+      const pulled = await queued(() => (isStopped() ? Promise.resolve(null) : sync.pullRemoteChanges(whole)))
+      if (whole) lastFull = Date.now()
+      if (failures > 0) {
+        sync.info(`watch: the server answers again after ${failures} failed check(s); catching up`)
+        failures = 0
+        caughtUp()
+      }
+      if (pulled) {
+        if (whole) files = pulled.files
+        const { written, removed, conflicts } = pulled
+        if (written.length + removed.length + conflicts.length > 0) sync.remoteChanged({ paths: written, deleted: removed, conflicts })
+      }
+    } catch (e) {
+      failures++
+      sync.remoteFailed(/** @type {Error} */ (e), failures === 1)
+    } finally {
+      checking = false
+    }
+    if (again) {
+      again = false
+      later(0)
+    } else later(failures > 0 ? Math.min(pollMs * 2 ** failures, MAX_BACKOFF_MS) : pollMs)
+  }
+  later(pollMs)
+  return {
+    stop: () => clearTimeout(timer),
+    now: () => later(0),
   }
 }
 

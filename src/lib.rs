@@ -26,7 +26,7 @@ use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
-use outcome::{NativeEnsureOutcome, NativeOutcome};
+use outcome::{NativeEnsureOutcome, NativeOutcome, NativeRemoteOutcome};
 
 /// The JS functions a workspace may call besides the event callback.
 #[napi(object)]
@@ -160,6 +160,39 @@ impl NativeWorkspace {
         env.spawn_future(
             async move { Ok(NativeEnsureOutcome::from(ws.ensure(&paths, &run).await)) },
         )
+        .map_err(napi_error)
+    }
+
+    /// Starts following other instances' pushes (`watch`): makes the
+    /// prefix's change journal if there is none.
+    #[napi(ts_return_type = "Promise<NativeRemoteOutcome>")]
+    pub fn follow<'env>(
+        &self,
+        env: &'env Env,
+    ) -> Result<PromiseRaw<'env, NativeRemoteOutcome>, String> {
+        let ws = self.workspace()?;
+        env.spawn_future(
+            async move { Ok(NativeRemoteOutcome::from(ws.follow().await.map(|()| None))) },
+        )
+        .map_err(napi_error)
+    }
+
+    /// Pulls what other instances pushed since the last call: the paths
+    /// their journal entries name, or everything when `whole` (the safety
+    /// net) or when the journal cannot tell.
+    #[napi(ts_return_type = "Promise<NativeRemoteOutcome>")]
+    pub fn pull_remote_changes<'env>(
+        &self,
+        env: &'env Env,
+        whole: bool,
+        run: &NativeRun,
+    ) -> Result<PromiseRaw<'env, NativeRemoteOutcome>, String> {
+        let (ws, run) = (self.workspace()?, run.0.clone());
+        env.spawn_future(async move {
+            Ok(NativeRemoteOutcome::from(
+                ws.pull_remote_changes(&run, whole).await,
+            ))
+        })
         .map_err(napi_error)
     }
 

@@ -74,48 +74,88 @@ pub enum NativeOutcome {
 impl From<engine::Result<Report>> for NativeOutcome {
     fn from(result: engine::Result<Report>) -> Self {
         match result {
-            Ok(r) => NativeOutcome::Done {
-                report: NativeReport {
-                    transferred: r.transferred as u32,
-                    bytes: r.bytes as f64,
-                    deleted: r.deleted as u32,
-                    unchanged: r.unchanged as u32,
-                    conflicts: r.conflicts,
-                    conflict_copies: r
-                        .conflict_copies
-                        .into_iter()
-                        .map(|(path, copy)| NativeCopy { path, copy })
-                        .collect(),
-                    warnings: r
-                        .warnings
-                        .into_iter()
-                        .map(|w| NativeWarning {
-                            path: w.path,
-                            code: w.code.into(),
-                            message: w.message,
-                        })
-                        .collect(),
-                    skipped: r
-                        .skipped
-                        .into_iter()
-                        .map(|s| NativeSkipped {
-                            path: s.path,
-                            code: s.reason.code().into(),
-                            reason: s.message,
-                        })
-                        .collect(),
-                    errors: r.errors.into_iter().map(NativeError::from).collect(),
-                    duration_ms: r.duration.as_secs_f64() * 1000.0,
-                    plan: r.plan.map(|p| NativePlan {
-                        download: p.download,
-                        delete_local: p.delete_local,
-                        upload: p.upload,
-                        delete_remote: p.delete_remote,
-                        conflicts: p.conflicts,
-                    }),
-                },
-            },
+            Ok(r) => NativeOutcome::Done { report: r.into() },
             Err(e) => NativeOutcome::Failed { error: e.into() },
+        }
+    }
+}
+
+impl From<Report> for NativeReport {
+    fn from(r: Report) -> Self {
+        NativeReport {
+            transferred: r.transferred as u32,
+            bytes: r.bytes as f64,
+            deleted: r.deleted as u32,
+            unchanged: r.unchanged as u32,
+            conflicts: r.conflicts,
+            conflict_copies: r
+                .conflict_copies
+                .into_iter()
+                .map(|(path, copy)| NativeCopy { path, copy })
+                .collect(),
+            warnings: r
+                .warnings
+                .into_iter()
+                .map(|w| NativeWarning {
+                    path: w.path,
+                    code: w.code.into(),
+                    message: w.message,
+                })
+                .collect(),
+            skipped: r
+                .skipped
+                .into_iter()
+                .map(|s| NativeSkipped {
+                    path: s.path,
+                    code: s.reason.code().into(),
+                    reason: s.message,
+                })
+                .collect(),
+            errors: r.errors.into_iter().map(NativeError::from).collect(),
+            duration_ms: r.duration.as_secs_f64() * 1000.0,
+            plan: r.plan.map(|p| NativePlan {
+                download: p.download,
+                delete_local: p.delete_local,
+                upload: p.upload,
+                delete_remote: p.delete_remote,
+                conflicts: p.conflicts,
+            }),
+        }
+    }
+}
+
+/// A pull of what other instances pushed: its report, and the paths it
+/// wrote and deleted here.
+#[napi(object)]
+pub struct NativeRemotePull {
+    pub report: NativeReport,
+    pub written: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// What following other instances' pushes came to: `pulled` is absent
+/// when there was nothing to pull.
+#[napi(
+    discriminant = "kind",
+    discriminant_case = "lowercase",
+    object_from_js = false
+)]
+pub enum NativeRemoteOutcome {
+    Done { pulled: Option<NativeRemotePull> },
+    Failed { error: NativeError },
+}
+
+impl From<engine::Result<Option<Report>>> for NativeRemoteOutcome {
+    fn from(result: engine::Result<Option<Report>>) -> Self {
+        match result {
+            Ok(pulled) => NativeRemoteOutcome::Done {
+                pulled: pulled.map(|mut r| NativeRemotePull {
+                    written: std::mem::take(&mut r.written),
+                    removed: std::mem::take(&mut r.removed),
+                    report: r.into(),
+                }),
+            },
+            Err(e) => NativeRemoteOutcome::Failed { error: e.into() },
         }
     }
 }

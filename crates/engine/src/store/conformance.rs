@@ -5,16 +5,12 @@
 //! against the JavaScript `send()` store through the binding (a Node test),
 //! so the stores cannot drift apart. Returns the first broken rule.
 
-use std::sync::Arc;
-
-use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::error::Error;
-use crate::hashing::hash_bytes;
-use crate::model::{Condition, FileStat};
-use crate::progress::{FileProgress, Phase, PhaseProgress, Silent};
-use crate::store::{list_all, PutRequest, Store};
+use crate::model::Condition;
+use crate::store::small::{get_bytes, put_bytes};
+use crate::store::{list_all, Store};
 
 /// Fails the suite with `$why` unless `$cond`.
 macro_rules! check {
@@ -32,38 +28,15 @@ async fn put(
     body: &[u8],
     condition: Condition,
 ) -> Result<Option<String>, Error> {
-    let path = std::env::temp_dir().join(format!(
-        "s3ws-conformance-{}-{}",
-        std::process::id(),
-        crate::local::temp_name()
-    ));
-    std::fs::write(&path, body).map_err(|e| Error::io("write", &path, e))?;
-    let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-    let _ = std::fs::remove_file(&path);
-    let stat = FileStat::of(&file.metadata().map_err(|e| Error::io("stat", &path, e))?);
-    let phase = Arc::new(PhaseProgress::new(Arc::new(Silent), Phase::Upload, 1, 0));
-    store
-        .put(PutRequest {
-            key,
-            file: &file,
-            path: &path,
-            stat,
-            content_type: "text/plain",
-            hash: &hash_bytes(body),
-            parts: &[],
-            condition: &condition,
-            progress: &FileProgress::new(&phase),
-        })
-        .await
+    put_bytes(store, key, body, "text/plain", &condition).await
 }
 
 async fn get(store: &dyn Store, key: &str) -> Result<Vec<u8>, String> {
-    let mut body = store.get(key, None).await.map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    while let Some(chunk) = body.stream.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    match get_bytes(store, key, usize::MAX).await {
+        Ok(Some((_, body))) => Ok(body),
+        Ok(None) => Err(format!("{key}: no such object")),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(out)
 }
 
 fn is_conflict<T>(r: &Result<T, Error>) -> bool {

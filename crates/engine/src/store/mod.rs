@@ -7,6 +7,7 @@ pub mod answers;
 pub mod conformance;
 pub mod memory;
 pub mod s3;
+pub mod small;
 pub mod transport;
 
 use std::fs::File;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::schedule::{Ensured, Mode, Reply, Want};
-use super::{Run, Workspace};
+use super::{Report, Run, Workspace};
 use crate::error::{Error, Result};
 use crate::keys::{validate_relative_path, Root};
 use crate::model::nanos;
@@ -99,26 +99,45 @@ impl Workspace {
             }
         }
         let (reply, mut answer) = oneshot::channel();
-        let want = Want {
-            roots,
-            reply: Reply::Ensure(reply),
-        };
+        let reply = Reply::Ensure(reply);
+        self.pull_only(paths, roots, reply, run, ("Ensure", "Ensuring"))
+            .await?;
+        answer
+            .try_recv()
+            .map_err(|_| Error::Task("the pull ended without answering".into()))
+    }
+
+    /// A pull of just `paths` (files, or directories as `dir/`): each
+    /// listed on its own where that can decide it, as `ensure` does.
+    pub(crate) async fn pull_paths(&self, paths: &[String], run: &Run) -> Result<Report> {
+        let roots = ensure_roots(paths)?;
+        self.pull_only(paths, roots, Reply::Changed, run, ("Pull", "Pulling"))
+            .await
+    }
+
+    /// Runs `Mode::Only` for `roots`, answering `reply` when they are done.
+    async fn pull_only(
+        &self,
+        paths: &[String],
+        roots: Vec<Root>,
+        reply: Reply,
+        run: &Run,
+        (name, doing): (&str, &str),
+    ) -> Result<Report> {
+        let want = Want { roots, reply };
         let started_ns = nanos(SystemTime::now());
         let announce = format!(
-            "Ensuring {} of s3://{}/{}",
+            "{doing} {} of s3://{}/{}",
             paths.join(", "),
             self.config.bucket,
             self.config.prefix
         );
         let mut want = Some(want);
-        self.operation(run, ("Ensure", "downloaded"), announce, async |state| {
+        self.operation(run, (name, "downloaded"), announce, async |state| {
             let mode = (Mode::Only(want.take().expect("run once")), false);
             self.run_pull(state, started_ns, mode, None).await
         })
-        .await?;
-        answer
-            .try_recv()
-            .map_err(|_| Error::Task("the pull ended without answering".into()))
+        .await
     }
 }
 

@@ -4,6 +4,7 @@
 mod config;
 mod ensure;
 mod hash;
+mod live;
 mod pull;
 mod push;
 mod report;
@@ -82,6 +83,10 @@ pub struct Workspace {
     pub(crate) transfers: TaskTracker,
     /// The running pull's inbox for `ensure` calls.
     inboxes: ensure::Inboxes,
+    /// This instance, as it signs its pushes in the live journal.
+    id: String,
+    /// Where `follow` and the remote pulls since left the live journal.
+    cursor: std::sync::Mutex<Option<live::Cursor>>,
 }
 
 impl Workspace {
@@ -98,6 +103,8 @@ impl Workspace {
             abandoned_uploads_checked: AtomicBool::new(false),
             transfers: TaskTracker::new(),
             inboxes: ensure::Inboxes::default(),
+            id: format!("{:016x}", crate::local::rand_u64()),
+            cursor: std::sync::Mutex::new(None),
         })
     }
 

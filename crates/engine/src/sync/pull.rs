@@ -320,6 +320,7 @@ impl Workspace {
                     if !d.keep_base {
                         self.warn_if_unrecorded(base.forget(&d.rel));
                     }
+                    report.removed.push(d.rel.clone());
                     deleted += 1;
                 }
                 Ok(false) => self.log(

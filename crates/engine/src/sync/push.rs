@@ -304,6 +304,8 @@ impl Workspace {
         }
         self.warn_if_unrecorded(base.ensure_written());
         self.save_base(state, base).await;
+        // Before the push resolves, so a watcher elsewhere can learn of it.
+        self.announce(&*store, &report).await;
         Ok(report)
     }
 
@@ -429,6 +431,7 @@ impl Workspace {
                 Ok(Uploaded::Synced(entry)) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
                     report.bytes += entry.stat.size;
+                    report.written.push(rel.clone());
                     self.warn_if_unrecorded(base.record(rel, entry));
                     report.transferred += 1;
                 }
@@ -448,6 +451,7 @@ impl Workspace {
                     match copy_entry {
                         Ok(entry) => {
                             report.bytes += entry.stat.size;
+                            report.written.push(copy.clone());
                             self.warn_if_unrecorded(base.record(copy, entry));
                             report.transferred += 1;
                         }
@@ -528,6 +532,7 @@ impl Workspace {
                 Ok(()) => {
                     self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
                     self.warn_if_unrecorded(base.forget(&d.rel));
+                    report.removed.push(d.rel.clone());
                     out.deleted += 1;
                 }
                 Err(Error::Conflict(m)) => match store.head(&key).await {

@@ -17,6 +17,11 @@ pub struct Report {
     pub deleted: usize,
     /// Files that were already in sync.
     pub unchanged: usize,
+    /// The paths written on the other side: downloaded (pull) or uploaded
+    /// (push), conflict copies included.
+    pub written: Vec<String>,
+    /// The paths deleted on the other side: here (pull) or on S3 (push).
+    pub removed: Vec<String>,
     /// Paths both sides changed: a pull kept both versions (the local one
     /// under a conflict name), a push left the newer object alone.
     pub conflicts: Vec<String>,

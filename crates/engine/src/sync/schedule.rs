@@ -55,6 +55,9 @@ pub(crate) enum Reply {
     Priority,
     /// A call of `ensure`.
     Ensure(oneshot::Sender<Ensured>),
+    /// Paths another instance changed (a live workspace's pull): nobody
+    /// waits on them but the pull itself.
+    Changed,
 }
 
 /// What `ensure` found: each named path is now as the pull rules leave it.
@@ -329,6 +332,13 @@ impl Pulling<'_> {
             if settled && idle {
                 break;
             }
+            // Only a request could still arrive: waiting on it would park the
+            // pull for ever on work nothing is doing.
+            let busy =
+                !parts.is_empty() || pages.is_some() || scanning.is_some() || !tasks.is_empty();
+            if !busy {
+                return Err(self.stalled());
+            }
             tokio::select! {
                 Some(want) = recv(&mut inbox) => self.want(want),
                 Some(found) = parts.next(), if !parts.is_empty() => {
@@ -359,12 +369,27 @@ impl Pulling<'_> {
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     self.finished(joined);
                 }
-                else => return Err(Error::Task("the pull stalled: nothing left to wait for".into())),
+                else => return Err(self.stalled()),
             }
         }
         self.progress.settle();
         self.delete_deferred(whole).await;
         Ok(())
+    }
+
+    /// The error for a pull with work left and nothing running that could
+    /// do it (a scheduling bug): its state, so a report can say which.
+    fn stalled(&self) -> Error {
+        Error::Task(format!(
+            "the pull stalled with nothing left to wait for ({} urgent, {} queued, {} waiters, holding: {}, whole: {}/{}, parts listing: {})",
+            self.urgent.len(),
+            self.queue.len(),
+            self.waiters.len(),
+            self.holding,
+            self.whole,
+            self.whole_planned,
+            !self.listing_parts.is_empty(),
+        ))
     }
 
     /// The roots each waiter needs that no part listing or plan covers
@@ -760,6 +785,7 @@ impl Pulling<'_> {
                     self.holding = false;
                     self.ws.observer.priority_settled();
                 }
+                Reply::Changed => {}
                 Reply::Ensure(reply) => {
                     let missing = w
                         .roots
@@ -1008,6 +1034,7 @@ impl Workspace {
                 report.bytes += done.entry.stat.size;
                 self.warn_if_unrecorded(base.record(rel.to_owned(), done.entry));
                 report.transferred += 1;
+                report.written.push(rel.to_owned());
                 Outcome::Downloaded
             }
             // The agent wrote the file while it downloaded: its version stays.

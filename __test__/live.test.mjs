@@ -1,0 +1,231 @@
+// Live shared workspaces: two-way watch() between instances on one prefix,
+// against the real server (and a proxy that counts, or cuts the server off).
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { S3WorkspaceSync } from '../index.js'
+import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, putObject, readTree, startProxy, isList } from './helpers.mjs'
+import { recordingLogger } from './local-helpers.mjs'
+
+const JOURNAL = '.s3ws/changes.json'
+/** The keys of the agents' files (the journal left out). */
+const workKeys = async (bucket, prefix = 'p/') => (await listKeys(bucket, prefix)).filter((k) => !k.includes('/.s3ws/'))
+/** The workspace's files (the engine's own `.s3ws` left out). */
+const files = (dir) => Object.fromEntries(Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith('.s3ws/')))
+
+/** Resolves when `check()` is true (a throw counts as false); rejects after `ms`, saying what `what` is then. */
+async function eventually(check, ms, what = () => '') {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (
+      await Promise.resolve()
+        .then(check)
+        .catch(() => false)
+    )
+      return Date.now()
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms ${await Promise.resolve().then(what).catch(String)}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** A watcher on its own directory, stopped after the test; its remote-change events collected. */
+async function agent(t, bucket, options = {}, { via = endpoint, ...watch } = {}) {
+  const dir = tmpDir()
+  const { logger, calls } = recordingLogger()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: via, logger, ...options })
+  const changes = []
+  /** What it logged, for a failure's message. */
+  const log = () => calls.map((c) => `${c.level} ${c.message}`).join('\n')
+  sync.on('remote-change', (c) => changes.push(c))
+  const watcher = await sync.watch({ debounceMs: 100, pollMs: 200, ...watch })
+  t.after(() => watcher.stop())
+  return { dir, sync, watcher, changes, log, file: (rel) => path.join(dir, rel) }
+}
+
+test('two watchers on one prefix: writes, edits, deletes and renames on either side reach the other disk and S3', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'shared.md': 'v1', 'docs/old-name.txt': 'moving' })
+  const a = await agent(t, bucket)
+  const b = await agent(t, bucket)
+  const converged = (want) =>
+    eventually(
+      async () => JSON.stringify(files(a.dir)) === JSON.stringify(want) && JSON.stringify(files(b.dir)) === JSON.stringify(want),
+      10_000,
+      () => `a: ${JSON.stringify(files(a.dir))} b: ${JSON.stringify(files(b.dir))}`,
+    )
+
+  writeFileSync(a.file('from-a.txt'), 'written on a')
+  mkdirSync(b.file('b-dir/deep'), { recursive: true })
+  writeFileSync(b.file('b-dir/deep/from-b.txt'), 'written on b')
+  await converged({ 'b-dir/deep/from-b.txt': 'written on b', 'docs/old-name.txt': 'moving', 'from-a.txt': 'written on a', 'shared.md': 'v1' })
+  // Each learned of the other's file from a remote-change event naming it
+  // (sent when its pull ends, just after the files are in place).
+  await eventually(
+    () => b.changes.some((c) => c.paths.includes('from-a.txt')),
+    2_000,
+    () => `${JSON.stringify(b.changes)}\n${b.log()}`,
+  )
+  await eventually(
+    () => a.changes.some((c) => c.paths.includes('b-dir/deep/from-b.txt')),
+    2_000,
+    () => `${JSON.stringify(a.changes)}\n${a.log()}`,
+  )
+
+  writeFileSync(b.file('shared.md'), 'v2 from b')
+  rmSync(a.file('from-a.txt'))
+  renameSync(a.file('docs/old-name.txt'), a.file('docs/new-name.txt'))
+  const want = { 'b-dir/deep/from-b.txt': 'written on b', 'docs/new-name.txt': 'moving', 'shared.md': 'v2 from b' }
+  await converged(want)
+  const deleted = () => b.changes.flatMap((c) => c.deleted)
+  await eventually(
+    () => deleted().includes('from-a.txt') && deleted().includes('docs/old-name.txt'),
+    2_000,
+    () => `${JSON.stringify(b.changes)}\n${b.log()}`,
+  )
+  // S3 holds the same, and the journal is the engine's own: never pulled, never a result.
+  await eventually(async () => (await workKeys(bucket)).length === 3, 5_000)
+  assert.deepEqual(
+    await workKeys(bucket),
+    Object.keys(want)
+      .map((k) => `p/${k}`)
+      .sort(),
+  )
+  assert.equal((await getObject(bucket, 'p/shared.md')).toString(), 'v2 from b')
+  assert.ok((await listKeys(bucket, 'p/')).includes(`p/${JOURNAL}`))
+  assert.ok(!existsSync(a.file(JOURNAL)) || !readFileSync(a.file(JOURNAL), 'utf8').includes('"seq"'), 'the journal was pulled')
+})
+
+test('one file edited on both sides within the same second: both versions kept and reported on both sides', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'plan.md': 'base' })
+  const a = await agent(t, bucket)
+  const b = await agent(t, bucket)
+  writeFileSync(a.file('plan.md'), 'edit from a')
+  writeFileSync(b.file('plan.md'), 'edit from b')
+  // Each disk ends with both versions: one at the path, the other as a conflict copy.
+  const versions = (dir) => Object.values(files(dir)).sort()
+  const both = ['edit from a', 'edit from b']
+  await eventually(
+    () => JSON.stringify(versions(a.dir)) === JSON.stringify(both) && JSON.stringify(versions(b.dir)) === JSON.stringify(both),
+    15_000,
+    () => `a: ${JSON.stringify(files(a.dir))} b: ${JSON.stringify(files(b.dir))}`,
+  )
+  assert.deepEqual(files(a.dir), files(b.dir))
+  // The side whose push lost reported it as a conflict when it pulled the winner.
+  const reported = [...a.changes, ...b.changes].filter((c) => c.conflicts.includes('plan.md'))
+  assert.ok(reported.length >= 1, `${JSON.stringify({ a: a.changes, b: b.changes })}\n${a.log()}\n${b.log()}`)
+  await eventually(async () => (await workKeys(bucket)).length === 2, 5_000)
+})
+
+test('a writer that is not this package (the plain SDK) is picked up by the safety-net full pull; the journal alone would not see it', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  const proxy = await startProxy()
+  t.after(() => proxy.close())
+  const a = await agent(t, bucket, {}, { via: proxy.endpoint, fullCheckMs: 1500 })
+  const before = proxy.requests.length
+  await putObject(bucket, 'p/sdk-wrote.txt', 'from the SDK')
+  const at = Date.now()
+  await eventually(() => existsSync(a.file('sdk-wrote.txt')), 10_000)
+  assert.equal(readFileSync(a.file('sdk-wrote.txt'), 'utf8'), 'from the SDK')
+  // It came with a full listing (the journal never named it), within the interval and a poll.
+  assert.ok(proxy.requests.slice(before).some((r) => isList(r) && r.query.get('prefix') === 'p/'))
+  assert.ok(Date.now() - at < 1500 + 3000, `${Date.now() - at} ms`)
+  assert.ok(a.changes.some((c) => c.paths.includes('sdk-wrote.txt')))
+})
+
+test('idle: one HEAD of the journal a poll, no listing until the full check is due; a push elsewhere is one GET of the journal and a listing of the path', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`d${i % 3}/f${i}.txt`, `${i}`])))
+  const proxy = await startProxy()
+  t.after(() => proxy.close())
+  const a = await agent(t, bucket, {}, { via: proxy.endpoint, pollMs: 250, direction: 'pull' })
+  await new Promise((r) => setTimeout(r, 300))
+  const start = proxy.requests.length
+  await new Promise((r) => setTimeout(r, 2_500))
+  const idle = proxy.requests.slice(start)
+  assert.ok(idle.length >= 6 && idle.length <= 12, `${idle.length} requests in 2.5 s at pollMs 250`)
+  for (const r of idle) assert.ok(r.method === 'HEAD' && r.path.endsWith(`/p/${JOURNAL}`), `${r.method} ${r.path}`)
+
+  // Another instance (a plain push(), not watching) changes one file.
+  const dir = tmpDir()
+  const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await other.pull()
+  writeFileSync(path.join(dir, 'd1/f1.txt'), 'changed elsewhere')
+  const mark = proxy.requests.length
+  assert.equal((await other.push()).uploadedFiles, 1)
+  await eventually(() => readFileSync(a.file('d1/f1.txt'), 'utf8') === 'changed elsewhere', 3_000)
+  await a.watcher.stop()
+  const after = proxy.requests.slice(mark)
+  assert.equal(after.filter((r) => isList(r) && r.query.get('prefix') === 'p/').length, 0, 'a full listing')
+  const gets = after.filter((r) => r.method === 'GET' && !isList(r) && !r.path.includes('/.s3ws/'))
+  assert.equal(gets.length, 1, `GETs of files: ${after.map((r) => `${r.method} ${r.path}?${r.query}`).join('\n')}`)
+  assert.deepEqual(a.changes, [{ paths: ['d1/f1.txt'], deleted: [], conflicts: [] }])
+})
+
+test('the server gone for 10 s: local work is kept, the outage is reported once, and both sides catch up when it is back', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'start.txt': 'start' })
+  let down = false
+  const proxy = await startProxy({ fault: () => (down ? { status: 503, body: '<Error><Code>ServiceUnavailable</Code><Message>down</Message></Error>' } : undefined) })
+  t.after(() => proxy.close())
+  const a = await agent(t, bucket, {}, { via: proxy.endpoint })
+  const b = await agent(t, bucket)
+  const errors = []
+  a.sync.on('error', (e) => errors.push(e))
+  down = true
+  writeFileSync(a.file('written-offline.txt'), 'kept')
+  writeFileSync(b.file('from-b-meanwhile.txt'), 'b')
+  await new Promise((r) => setTimeout(r, 10_000))
+  assert.equal(readFileSync(a.file('written-offline.txt'), 'utf8'), 'kept')
+  assert.equal(errors.length, 1, errors.map((e) => e.message).join('\n'))
+  down = false
+  await eventually(
+    () => existsSync(b.file('written-offline.txt')) && existsSync(a.file('from-b-meanwhile.txt')),
+    45_000,
+    () => JSON.stringify({ a: files(a.dir), b: files(b.dir) }),
+  )
+  assert.deepEqual(files(a.dir), files(b.dir))
+  assert.equal(errors.length, 1)
+})
+
+test('stop() on one side leaves the other live; direction "push" makes no journal, "pull" pushes nothing; bad options are refused', async (t) => {
+  const bucket = await newBucket()
+  const a = await agent(t, bucket)
+  const b = await agent(t, bucket)
+  await a.watcher.stop()
+  writeFileSync(a.file('after-a-stopped.txt'), 'stays here')
+  // A third instance pushes: b, still live, gets it; a does not.
+  const dir = tmpDir()
+  const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  writeFileSync(path.join(dir, 'third.txt'), 'third')
+  assert.equal((await other.push()).uploadedFiles, 1)
+  await eventually(() => existsSync(b.file('third.txt')), 5_000)
+  writeFileSync(b.file('from-b.txt'), 'b')
+  await eventually(async () => (await workKeys(bucket)).includes('p/from-b.txt'), 5_000)
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(existsSync(a.file('third.txt')), false)
+  assert.equal((await workKeys(bucket)).includes('p/after-a-stopped.txt'), false)
+
+  // One-way watches. 'push': no journal is made (and pushes find none to write).
+  const pushOnly = await newBucket()
+  const p = await agent(t, pushOnly, {}, { direction: 'push' })
+  writeFileSync(p.file('one-way.txt'), 'x')
+  await eventually(async () => (await listKeys(pushOnly, 'p/')).includes('p/one-way.txt'), 5_000)
+  assert.deepEqual(await listKeys(pushOnly, 'p/'), ['p/one-way.txt'])
+  // 'pull': a follower that never writes to S3.
+  const pullOnly = await newBucket()
+  const f = await agent(t, pullOnly, {}, { direction: 'pull' })
+  writeFileSync(f.file('local-only.txt'), 'x')
+  await putObject(pullOnly, 'p/ignored-by-journal.txt', 'y')
+  await new Promise((r) => setTimeout(r, 800))
+  assert.deepEqual(await workKeys(pullOnly), ['p/ignored-by-journal.txt'])
+  assert.equal((await f.watcher.stop()).uploadedFiles, 0)
+
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
+  await assert.rejects(sync.watch({ direction: 'sideways' }), { code: 'INVALID_OPTION' })
+  await assert.rejects(sync.watch({ pollMs: -1 }), { code: 'INVALID_OPTION' })
+  await assert.rejects(sync.watch({ fullCheckMs: 1.5 }), { code: 'INVALID_OPTION' })
+})
