@@ -379,7 +379,7 @@ class S3WorkspaceSync extends EventEmitter {
         remoteFailed: (error, first) => {
           if (!first) return this._logger.debug(`watch: remote check failed again: ${error.message}`)
           try {
-            this._logger.warn(`watch: cannot reach S3 (${error.message}); local work is kept, retrying with backoff`)
+            this._logger.warn(`watch: checking S3 for remote changes failed (${error.message}); local work is kept, retrying with backoff`)
             // Only to a listener: an unheard 'error' event would crash the process.
             if (this.listenerCount('error') > 0) this.emit('error', error)
           } catch (e) {

@@ -75,7 +75,7 @@ export const lacks = (feature) => LACKS[testServer]?.[feature] ?? false
  * connection the SDK then waits on).
  */
 export const admin = SERVER
-  ? new S3Client({ endpoint: SERVER, region: 'us-east-1', forcePathStyle: true, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000 } })
+  ? new S3Client({ endpoint: SERVER, region: 'us-east-1', forcePathStyle: true, requestHandler: { requestTimeout: 30_000, connectionTimeout: 30_000 } })
   : needsServer()
 
 let counter = 0

@@ -113,9 +113,10 @@ test('one file edited on both sides within the same second: both versions kept a
     () => `a: ${JSON.stringify(files(a.dir))} b: ${JSON.stringify(files(b.dir))}`,
   )
   assert.deepEqual(files(a.dir), files(b.dir))
-  // The side whose push lost reported it as a conflict when it pulled the winner.
-  const reported = [...a.changes, ...b.changes].filter((c) => c.conflicts.includes('plan.md'))
-  assert.ok(reported.length >= 1, `${JSON.stringify({ a: a.changes, b: b.changes })}\n${a.log()}\n${b.log()}`)
+  // Both sides were told: the one whose push lost when it pulled the winner
+  // (its version kept as a copy), the other when that copy arrived.
+  const told = (side) => side.changes.some((c) => c.conflicts.includes('plan.md'))
+  await eventually(() => told(a) && told(b), 5_000, () => `${JSON.stringify({ a: a.changes, b: b.changes })}\n${a.log()}\n${b.log()}`)
   await eventually(async () => (await workKeys(bucket)).length === 2, 5_000)
 })
 

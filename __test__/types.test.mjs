@@ -23,6 +23,7 @@ test('index.d.ts: misuse is rejected (the types are not `any`)', () => {
   // upstream's class is an EventEmitter, so any name compiles.)
   assert.match(r.stdout, /bad\.ts\(6,\d+\): error TS2322: Type 'string' is not assignable to type 'boolean/)
   assert.match(r.stdout, /bad\.ts\(7,\d+\): error TS2322: Type '"verbose"'/)
+  assert.match(r.stdout, /bad\.ts\(8,\d+\): error TS2322: Type '"sideways"'/)
 })
 
 test('the JavaScript sources type-check (checkJs against index.d.ts and binding.d.ts)', () => {

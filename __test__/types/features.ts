@@ -41,3 +41,13 @@ export async function afterARestart(sync: S3WorkspaceSync): Promise<string[]> {
   return [...copies, inUse]
 }
 
+
+// A live shared workspace: two-way watch, its events, a notification hook.
+export async function liveWorkspace(sync: S3WorkspaceSync, onQueueMessage: (f: () => void) => void): Promise<PushResult> {
+  const seen: string[] = []
+  sync.on('remote-change', (c) => seen.push(...c.paths, ...c.deleted, ...c.conflicts))
+  sync.on('error', (e) => console.warn(e.message))
+  const watcher = await sync.watch({ direction: 'both', pollMs: 1000, fullCheckMs: 120_000, debounceMs: 500 })
+  onQueueMessage(() => watcher.notify())
+  return watcher.stop()
+}

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Report, Run, Workspace};
 use crate::error::{Error, Result};
+use crate::keys::validate_relative_path;
+use crate::local::conflict_origin;
 use crate::model::Condition;
 use crate::plan::REMOTE_STATE;
 use crate::progress::Level;
@@ -24,6 +26,9 @@ const KEEP: usize = 64;
 /// A push that changed more paths is entered as "everything": watchers
 /// pull whole.
 const MAX_PATHS: usize = 1_000;
+/// More changed paths than this are pulled whole rather than listed one
+/// by one.
+const MAX_TARGETED: usize = 100;
 /// The most paths the journal holds across its entries.
 const MAX_TOTAL: usize = 10_000;
 /// The largest journal this engine reads (it writes far less).
@@ -96,6 +101,12 @@ impl Journal {
             .collect();
         paths.sort();
         paths.dedup();
+        // Many paths: the listings of each would cost more than the full
+        // listing. A path that is not a workspace path (a journal written
+        // by someone else): the full pull applies the key rules to it.
+        if paths.len() > MAX_TARGETED || paths.iter().any(|p| validate_relative_path(p).is_err()) {
+            return Some(RemoteChange::Whole);
+        }
         (!paths.is_empty()).then_some(RemoteChange::Paths(paths))
     }
 }
@@ -182,14 +193,23 @@ impl Workspace {
                 None => return Ok(None),
             }
         };
-        let report = match change {
-            RemoteChange::Whole => Some(self.pull_with(SystemTime::now(), run).await?),
-            RemoteChange::Paths(paths) => Some(self.pull_paths(&paths, run).await?),
+        let mut report = match change {
+            RemoteChange::Whole => self.pull_with(SystemTime::now(), run).await?,
+            RemoteChange::Paths(paths) => self.pull_paths(&paths, run).await?,
         };
+        // Another instance's conflict copy arriving: the conflict is this
+        // side's news too (its version is the one at the path).
+        for rel in &report.written {
+            if let Some((origin, _)) = conflict_origin(rel) {
+                if !report.conflicts.contains(&origin) {
+                    report.conflicts.push(origin);
+                }
+            }
+        }
         // Also after file errors: those files are reported, and the next
         // safety-net pull tries them again.
         *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// The journal's news since `at` and the cursor after it; `None` when
@@ -329,6 +349,11 @@ mod tests {
         // A push too large to name.
         let big = Journal::default().append("a", (0..=MAX_PATHS).map(|i| i.to_string()).collect());
         assert_eq!(paths(big.since(0, "me")), whole);
+        // More than a targeted pull is worth, or not a workspace path.
+        let many = (0..=MAX_TARGETED).map(|i| format!("f{i}")).collect();
+        assert_eq!(paths(Journal::default().append("a", many).since(0, "me")), whole);
+        let unsafe_path = Journal::default().append("a", vec!["../outside".into()]);
+        assert_eq!(paths(unsafe_path.since(0, "me")), whole);
         // Rewritten from scratch, or overwritten at the same number.
         assert_eq!(
             paths(
