@@ -116,7 +116,11 @@ test('one file edited on both sides within the same second: both versions kept a
   // Both sides were told: the one whose push lost when it pulled the winner
   // (its version kept as a copy), the other when that copy arrived.
   const told = (side) => side.changes.some((c) => c.conflicts.includes('plan.md'))
-  await eventually(() => told(a) && told(b), 5_000, () => `${JSON.stringify({ a: a.changes, b: b.changes })}\n${a.log()}\n${b.log()}`)
+  await eventually(
+    () => told(a) && told(b),
+    5_000,
+    () => `${JSON.stringify({ a: a.changes, b: b.changes })}\n${a.log()}\n${b.log()}`,
+  )
   await eventually(async () => (await workKeys(bucket)).length === 2, 5_000)
 })
 

@@ -351,7 +351,10 @@ mod tests {
         assert_eq!(paths(big.since(0, "me")), whole);
         // More than a targeted pull is worth, or not a workspace path.
         let many = (0..=MAX_TARGETED).map(|i| format!("f{i}")).collect();
-        assert_eq!(paths(Journal::default().append("a", many).since(0, "me")), whole);
+        assert_eq!(
+            paths(Journal::default().append("a", many).since(0, "me")),
+            whole
+        );
         let unsafe_path = Journal::default().append("a", vec!["../outside".into()]);
         assert_eq!(paths(unsafe_path.since(0, "me")), whole);
         // Rewritten from scratch, or overwritten at the same number.
