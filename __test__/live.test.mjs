@@ -46,14 +46,23 @@ async function agent(t, bucket, options = {}, { via = endpoint, ...watch } = {})
 
 test('two watchers on one prefix: writes, edits, deletes and renames on either side reach the other disk and S3', async (t) => {
   const bucket = await newBucket()
-  await seed(bucket, 'p/', { 'shared.md': 'v1', 'docs/old-name.txt': 'moving' })
+  // Six files nobody touches: deleting two of a handful is within the
+  // mass-deletion guard (half the synced files), as in any push.
+  const kept = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`keep/k${i}.txt`, `${i}`]))
+  await seed(bucket, 'p/', { 'shared.md': 'v1', 'docs/old-name.txt': 'moving', ...kept })
   const a = await agent(t, bucket)
   const b = await agent(t, bucket)
+  /** The files the test moves (those under keep/ must just stay). */
+  const moved = (dir) => {
+    const all = files(dir)
+    for (const [rel, body] of Object.entries(kept)) assert.equal(all[rel], body, rel)
+    return Object.fromEntries(Object.entries(all).filter(([rel]) => !rel.startsWith('keep/')))
+  }
   const converged = (want) =>
     eventually(
-      async () => JSON.stringify(files(a.dir)) === JSON.stringify(want) && JSON.stringify(files(b.dir)) === JSON.stringify(want),
+      async () => JSON.stringify(moved(a.dir)) === JSON.stringify(want) && JSON.stringify(moved(b.dir)) === JSON.stringify(want),
       10_000,
-      () => `a: ${JSON.stringify(files(a.dir))} b: ${JSON.stringify(files(b.dir))}`,
+      () => `a: ${JSON.stringify(files(a.dir))} b: ${JSON.stringify(files(b.dir))}\n${a.log()}\n${b.log()}`,
     )
 
   writeFileSync(a.file('from-a.txt'), 'written on a')
@@ -85,9 +94,11 @@ test('two watchers on one prefix: writes, edits, deletes and renames on either s
     () => `${JSON.stringify(b.changes)}\n${b.log()}`,
   )
   // S3 holds the same, and the journal is the engine's own: never pulled, never a result.
-  await eventually(async () => (await workKeys(bucket)).length === 3, 5_000)
+  const s3Moved = async () => (await workKeys(bucket)).filter((k) => !k.startsWith('p/keep/'))
+  await eventually(async () => (await s3Moved()).length === 3, 5_000)
+  assert.equal((await workKeys(bucket)).length, 9)
   assert.deepEqual(
-    await workKeys(bucket),
+    await s3Moved(),
     Object.keys(want)
       .map((k) => `p/${k}`)
       .sort(),
@@ -95,6 +106,18 @@ test('two watchers on one prefix: writes, edits, deletes and renames on either s
   assert.equal((await getObject(bucket, 'p/shared.md')).toString(), 'v2 from b')
   assert.ok((await listKeys(bucket, 'p/')).includes(`p/${JOURNAL}`))
   assert.ok(!existsSync(a.file(JOURNAL)) || !readFileSync(a.file(JOURNAL), 'utf8').includes('"seq"'), 'the journal was pulled')
+
+  // The other way round: b renames and deletes, a edits.
+  renameSync(b.file('b-dir/deep/from-b.txt'), b.file('b-dir/renamed.txt'))
+  rmSync(b.file('shared.md'))
+  writeFileSync(a.file('docs/new-name.txt'), 'edited on a')
+  const last = { 'b-dir/renamed.txt': 'written on b', 'docs/new-name.txt': 'edited on a' }
+  await converged(last)
+  await eventually(
+    async () => JSON.stringify(await s3Moved()) === JSON.stringify(Object.keys(last).map((k) => `p/${k}`)),
+    5_000,
+    async () => JSON.stringify(await s3Moved()),
+  )
 })
 
 test('one file edited on both sides within the same second: both versions kept and reported on both sides', async (t) => {

@@ -28,10 +28,13 @@ const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100
 
 /**
  * Runs the live benchmark; returns the markdown it printed.
- * @param {{ opts: { quick: boolean, latency: number }, server: { endpoint: string }, addon: string, tmp: string, bucket: string }} ctx
+ * @param {{ opts: { quick: boolean, latency: number }, server: { endpoint: string, env: Record<string, string> }, addon: string, tmp: string, bucket: string }} ctx
  */
 export async function runLive({ opts, server, addon, tmp, bucket }) {
-  process.env.NAPI_RS_NATIVE_LIBRARY_PATH = addon
+  // In this process, as the children get them: the server's credentials,
+  // and the release addon.
+  const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_EC2_METADATA_DISABLED } = server.env
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_EC2_METADATA_DISABLED, NAPI_RS_NATIVE_LIBRARY_PATH: addon })
   const require = createRequire(import.meta.url)
   const { S3WorkspaceSync } = require('..')
   const sizes = [

@@ -128,3 +128,48 @@ async fn a_journal_that_cannot_tell_means_a_whole_pull() {
     assert_eq!(report.written, vec!["c.txt".to_owned()]);
     assert!(store.keys().contains(&JOURNAL.to_owned()));
 }
+
+#[tokio::test]
+async fn deletions_a_push_announced_are_not_weighed_again_by_followers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new(2));
+    for i in 0..3 {
+        store.insert(&format!("p/f{i}.txt"), "x");
+    }
+    // The writer means it: its own guard was raised for these deletions.
+    let mut config = Config::new("b", "p/", tmp.path().join("w"));
+    config.max_delete_percent = 100;
+    let writer = Workspace::with_store(config, store.clone(), Arc::new(Log::default())).unwrap();
+    writer.pull().await.unwrap();
+    let (follower, _) = instance(&store, &tmp.path().join("f"));
+    follower.follow().await.unwrap();
+    follower.pull().await.unwrap();
+    let (plain, _) = instance(&store, &tmp.path().join("g"));
+    plain.pull().await.unwrap();
+    for i in 0..2 {
+        std::fs::remove_file(tmp.path().join(format!("w/f{i}.txt"))).unwrap();
+    }
+    assert_eq!(writer.push().await.unwrap().deleted, 2);
+    let report = follower
+        .pull_remote_changes(&Run::default(), false)
+        .await
+        .unwrap()
+        .expect("a change");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.removed,
+        vec!["f0.txt".to_owned(), "f1.txt".to_owned()]
+    );
+    // A plain pull, which cannot tell who deleted them, weighs them as ever:
+    // 2 of 3 is refused.
+    let pulled = plain.pull().await.unwrap();
+    assert_eq!(pulled.deleted, 0);
+    assert!(
+        pulled
+            .errors
+            .iter()
+            .any(|e| e.message.contains("maxDeletePercent")),
+        "{:?}",
+        pulled.errors
+    );
+}

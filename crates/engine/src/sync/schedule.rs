@@ -147,6 +147,11 @@ struct Pulling<'a> {
     /// An `ensure` alone: the full listing, if one is needed, decides only
     /// the paths left to it, and nothing is downloaded early.
     only: bool,
+    /// A pull of the paths another instance's push announced (a live
+    /// workspace): the deletions among them passed that push's own
+    /// mass-deletion guard and are not weighed again, or followers of a
+    /// small workspace would refuse what its writer meant.
+    announced: bool,
     /// Downloads that failed, for an `ensure` of their paths made later.
     failures: HashMap<String, FileError>,
     /// Temp files of interrupted syncs the full scan found: removed at the
@@ -221,6 +226,13 @@ impl Workspace {
             left_to_whole: RootSet::default(),
             holding: false,
             only: matches!(mode, Mode::Only(_)),
+            announced: matches!(
+                mode,
+                Mode::Only(Want {
+                    reply: Reply::Changed,
+                    ..
+                })
+            ),
             failures: HashMap::new(),
             leftover_temps: Vec::new(),
             whole: false,
@@ -576,8 +588,10 @@ impl Pulling<'_> {
         );
         // An `ensure` alone: its deletions are weighed by themselves, as a
         // pull that found only these would.
-        let parts = plan.deletes.len();
-        guard_local_deletes(&mut plan, parts, &self.base, self.pull_rules);
+        if !self.announced {
+            let parts = plan.deletes.len();
+            guard_local_deletes(&mut plan, parts, &self.base, self.pull_rules);
+        }
         self.known.extend(listed);
         for w in &mut self.waiters {
             let named = |path: &str| path.is_empty() || w.roots.iter().any(|r| covers(r, path));
@@ -952,7 +966,7 @@ impl Pulling<'_> {
     async fn delete_deferred(&mut self, whole: bool) {
         let ws = self.ws;
         let mut deletes = std::mem::take(&mut self.deferred);
-        if !self.whole_planned && !deletes.is_empty() {
+        if !self.whole_planned && !self.announced && !deletes.is_empty() {
             // An `ensure` alone: its parts' deletions are weighed by
             // themselves.
             let mut plan = PullPlan {
