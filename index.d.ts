@@ -276,7 +276,7 @@ export interface WatchOptions {
   pollMs?: number
   /**
    * The time between full pulls, the safety net for writers that are not this package. By default
-   * 60000, or 5 s per 1,000 files when that is longer, so an idle watcher stays near one request a second.
+   * 60000, or 6 s per 1,000 files when that is longer, so an idle watcher stays under one request a second.
    */
   fullCheckMs?: number
   /** Aborting stops watching, after a final push (also during the first pull: `watch()` then resolves to a watcher already stopped). */

@@ -84,8 +84,8 @@ export async function runLive({ opts, server, addon, tmp, bucket }) {
       }
       lags.push(performance.now() - t0)
     }
-    // Idle: one whole safety-net interval (60 s, or 5 s per 1,000 files), counted.
-    const window = Math.max(60_000, Math.ceil(n / 1000) * 5_000) + 5_000
+    // Idle: one whole safety-net interval (60 s, or 6 s per 1,000 files), counted.
+    const window = Math.max(60_000, Math.ceil(n / 1000) * 6_000) + 5_000
     await sleep(3_000)
     counting.reset()
     const t0 = performance.now()

@@ -45,8 +45,12 @@ const { nothingPushed } = require('./result.js')
 
 /** A periodic rescan under `watch()`, for changes notifications missed. */
 const RESCAN_MS = 30_000
-/** The safety-net full pull waits this long per 1,000 files at least (a listing page each), so an idle watcher stays near one request a second. */
-const FULL_CHECK_MS_PER_PAGE = 5_000
+/**
+ * By default the safety-net full pull waits at least this long per 1,000
+ * files (a listing page each): 10 pages a minute beside the journal's 48
+ * HEADs keeps an idle watcher under one request a second.
+ */
+const FULL_CHECK_MS_PER_PAGE = 6_000
 /** The longest wait between remote checks while the server does not answer. */
 const MAX_BACKOFF_MS = 30_000
 

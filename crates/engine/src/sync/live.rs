@@ -185,8 +185,11 @@ impl Workspace {
         let Some(at) = at else {
             return Err(Error::Task("pull_remote_changes before follow".into()));
         };
+        // The safety net leaves the cursor: what the journal names since
+        // is pulled again by name (cheap, and nothing is missed), and
+        // reading the journal here would cost a request each time.
         let (change, next) = if whole {
-            (RemoteChange::Whole, self.journal_cursor(&*store).await?)
+            (RemoteChange::Whole, at)
         } else {
             match self.journal_since(&*store, &at).await? {
                 Some(found) => found,
