@@ -153,3 +153,30 @@ test('the sync base lets a fresh instance skip unchanged files, and never syncs'
   assert.equal(pushed.uploadedFiles, 0) // a fresh instance reads the base: nothing to upload
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/base-0000.jsonl', 'p/a.txt', 'p/b/c.txt', 'p/sub/.s3ws/base-0000.jsonl'])
 })
+
+test('an object rewritten (to another size) between the listing and its GET arrives as the newer object, checked, with no integrity error', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'notes.md': 'short', 'other.txt': 'x' })
+  let listed
+  const afterListing = new Promise((r) => (listed = r))
+  // The GET of notes.md waits until the listing is answered and the object rewritten.
+  let rewritten
+  const rewrite = afterListing.then(() => putObject(bucket, 'p/notes.md', 'a much longer version, written by another agent')).then(() => rewritten?.())
+  const proxy = await startProxy({
+    hold: (r) => r.query.has('list-type') && (listed(), 0),
+    delay: (r) => (r.method === 'GET' && r.path.endsWith('/notes.md') ? 400 : 0),
+  })
+  try {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const result = await sync.pull()
+    await rewrite
+    assert.equal(result.success, true, JSON.stringify(result.errorDetails))
+    assert.equal(readFileSync(path.join(dir, 'notes.md'), 'utf8'), 'a much longer version, written by another agent')
+    // Recorded as that version: the next pull has nothing to do.
+    const again = await sync.pull()
+    assert.equal(again.transferredFiles, 0)
+  } finally {
+    await proxy.close()
+  }
+})
