@@ -100,6 +100,7 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
       if (impl === 'ours' && ref) ratio = `${fmtX(ref.ms / s.ms)} faster than reference`
       if (impl === 'baseline' && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} the speed of ${baseline.commit}`
       if (impl === 'floor' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} floor`
+      if (impl === 'floor-disk' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} floor to disk`
       if (impl === 'single-stream' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} single stream`
       if (impl === 'raw-multipart' && ours) ratio = `ours = ${fmtX(ours.ms / s.ms)} raw multipart`
       if (PEERS.includes(impl) && ours) ratio = `ours ${fmtX(s.ms / ours.ms)} faster than ${impl}`
@@ -120,6 +121,8 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
     const n = (impl, k) => r.impls[impl]?.counts?.[k] ?? 0
     const vsFloorAndRclone = (what) => {
       if (st.floor) t(`${what} vs floor probe`, '≤ 1.1×', fmtX(ours.ms / st.floor.ms), ours.ms / st.floor.ms <= 1.1)
+      const disk = st['floor-disk']
+      if (disk) t(`${what} vs like-for-like floor (to disk, verified)`, '≤ 1.1×', fmtX(ours.ms / disk.ms), ours.ms / disk.ms <= 1.1)
       if (st.rclone) t(`${what} vs rclone`, '≥ 1.1× faster', fmtX(st.rclone.ms / ours.ms), st.rclone.ms / ours.ms >= 1.1)
     }
     if (r.name === 'cold-pull' && ours) {
@@ -191,7 +194,7 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
   lines.push('- Other load: CPU used by processes outside the benchmark during each run (/proc/stat), flagged ⚠ when above 0.2 cores.')
   lines.push("- ours (and baseline): `downloadConcurrency` and `uploadConcurrency` 64, as the floor probe and the peers get; the package defaults are upstream's 50 and 10.")
   lines.push(
-    '- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.',
+    '- reference: bench/reference.mjs, the upstream algorithm with @aws-sdk/client-s3 defaults (50 GETs / 10 PUTs in flight). floor: list + GET all at 64 in flight into memory, no disk, no hashing. floor-disk: the same, each body to a temp file beside its path, MD5-checked against its ETag, renamed into place (what the engine does to commit a download, and nothing else). single-stream: one GET streamed to disk, no hashing. raw-multipart: the file uploaded in 8 MiB parts, 6 in flight, as the engine does, with no hashing and no Content-MD5.',
   )
   if (ran('cold-pull-many', 'warm-pull-many', 'noop-push-many')) {
     lines.push(

@@ -19,7 +19,9 @@
 // Implementations: `ours` (the package, release addon from bench/.native),
 // `reference` (bench/reference.mjs, the upstream algorithm in plain JS),
 // `floor` (crates/engine/examples/floor_probe.rs: list + GET everything at
-// 64 in flight into memory), `single-stream` (the floor probe streaming
+// 64 in flight into memory), `floor-disk` (the same, each body written to a
+// temp file, MD5-checked and renamed into place: the like-for-like floor),
+// `single-stream` (the floor probe streaming
 // the one 512 MiB object to disk: one GET, no hashing) and `raw-multipart`
 // (the floor probe uploading the 512 MiB file in parts, no hashing).
 //
@@ -245,6 +247,10 @@ async function runOnce(b, scenario, impl, { counting = false } = {}) {
         args.push('--to-dir', dir, '--concurrency', '1')
       }
       if (impl === 'raw-multipart') args.push('--upload', path.join(dir, 'big.bin'))
+      if (impl === 'floor-disk') {
+        mkdirSync(dir, { recursive: true })
+        args.push('--verify-to', dir)
+      }
       const { stdout } = await runProcess(native.floorProbe, args, { env, timeoutMs })
       const r = JSON.parse(stdout.trim().split('\n').pop())
       sample = { ms: r.ms, maxRssKB: r.maxRssKB, cpuMs: r.cpuMs, processCpuMs: r.cpuMs, fetched: { files: r.objects, bytes: r.bytes } }

@@ -11,7 +11,7 @@ import { fileContent } from './workload.mjs'
 const MiB = 1024 * 1024
 
 /** Implementations run by the floor probe rather than a Node child. */
-export const PROBES = ['floor', 'single-stream', 'raw-multipart']
+export const PROBES = ['floor', 'floor-disk', 'single-stream', 'raw-multipart']
 
 const expectTree = (s) => s.after ?? s.fetched
 /** A check: the workspace (or what the probe fetched) holds exactly `want`'s files and bytes. */
@@ -39,7 +39,7 @@ export function selectScenarios({ opts, baseline, peers }, w) {
     {
       name: 'cold-pull',
       title: `cold pull (${ws.files} files, ${(ws.bytes / 1e6).toFixed(0)} MB, empty workspace)`,
-      impls: ['reference', 'ours', 'floor'],
+      impls: ['reference', 'ours', 'floor', 'floor-disk'],
       op: 'pull',
       prefix: () => 'ws/',
       check: treeIs(ws),
@@ -121,7 +121,7 @@ export function selectScenarios({ opts, baseline, peers }, w) {
     {
       name: 'cold-pull-many',
       title: `cold pull (${nMany} files of 1 KiB, empty workspace)`,
-      impls: ['reference', 'ours', 'floor'],
+      impls: ['reference', 'ours', 'floor', 'floor-disk'],
       op: 'pull',
       prefix: () => 'many/',
       ...longRuns,

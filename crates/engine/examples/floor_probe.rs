@@ -7,8 +7,14 @@
 //!
 //! ```text
 //! cargo build --release -p s3ws-engine --example floor_probe
-//! floor_probe --endpoint http://127.0.0.1:9000 --bucket b --prefix p/ [--concurrency 64] [--discard] [--to-dir DIR]
+//! floor_probe --endpoint http://127.0.0.1:9000 --bucket b --prefix p/ [--concurrency 64] [--discard] [--to-dir DIR] [--verify-to DIR]
 //! ```
+//!
+//! `--verify-to DIR` is the like-for-like floor of a cold pull (issue 28):
+//! each body streams to a temp file beside its final path under DIR, is
+//! MD5-checked against its ETag (when that is an MD5) and renamed into
+//! place, as the engine commits a download, with nothing else (no state, no
+//! planning, no progress).
 //!
 //! `--discard` drops each chunk as it arrives instead of collecting the body
 //! (for a single huge object). `--to-dir DIR` streams each body to
@@ -38,6 +44,8 @@ enum Sink {
     Memory,
     Discard,
     Dir(std::path::PathBuf),
+    /// Into place under the directory, verified (see `--verify-to`).
+    Verified(std::path::PathBuf),
 }
 
 struct Args {
@@ -70,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--discard" => sink = Sink::Discard,
             "--to-dir" => sink = Sink::Dir(value("--to-dir")?.into()),
+            "--verify-to" => sink = Sink::Verified(value("--verify-to")?.into()),
             "--upload" => upload = Some(value("--upload")?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -105,13 +114,39 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn get(
     client: &Client,
     bucket: &str,
-    key: &str,
+    (key, rel): (&str, &str),
     index: usize,
     sink: &Sink,
 ) -> Result<u64, BoxError> {
     let out = client.get_object().bucket(bucket).key(key).send().await?;
+    let etag = out.e_tag().map(|e| e.trim_matches('"').to_owned());
     let mut body = out.body;
     match sink {
+        Sink::Verified(dir) => {
+            use md5::{Digest, Md5};
+            let dest = dir.join(rel);
+            let parent = dest.parent().unwrap_or(dir);
+            tokio::fs::create_dir_all(parent).await?;
+            let temp = parent.join(format!(".floor-{index}.partial"));
+            let mut out =
+                tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(&temp).await?);
+            let (mut md5, mut n) = (Md5::new(), 0u64);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                md5.update(&chunk);
+                n += chunk.len() as u64;
+                out.write_all(&chunk).await?;
+            }
+            out.flush().await?;
+            let got = hex::encode(md5.finalize());
+            if let Some(etag) = etag.filter(|e| e.len() == 32 && !e.contains('-')) {
+                if got != etag {
+                    return Err(format!("{key}: MD5 {got}, ETag {etag}").into());
+                }
+            }
+            tokio::fs::rename(&temp, &dest).await?;
+            Ok(n)
+        }
         Sink::Memory => Ok(body.collect().await?.into_bytes().len() as u64),
         Sink::Discard => {
             let mut n = 0u64;
@@ -236,15 +271,20 @@ async fn run(args: Args) -> Result<String, BoxError> {
     let list_ms = started.elapsed().as_secs_f64() * 1000.0;
     let objects = keys.len();
     let (client, bucket, sink) = (Arc::new(client), Arc::new(args.bucket), Arc::new(args.sink));
+    let prefix = Arc::new(args.prefix);
     let results: Vec<Result<u64, BoxError>> = futures::stream::iter(keys.into_iter().enumerate())
         .map(|(i, key)| {
-            let (client, bucket, sink) = (client.clone(), bucket.clone(), sink.clone());
+            let (client, bucket, sink, prefix) =
+                (client.clone(), bucket.clone(), sink.clone(), prefix.clone());
             // A task each, as a real client would: bodies are read in parallel
             // on every worker thread.
             async move {
-                tokio::spawn(async move { get(&client, &bucket, &key, i, &sink).await })
-                    .await
-                    .map_err(|e| -> BoxError { Box::new(e) })?
+                tokio::spawn(async move {
+                    let rel = key.strip_prefix(prefix.as_str()).unwrap_or(&key);
+                    get(&client, &bucket, (&key, rel), i, &sink).await
+                })
+                .await
+                .map_err(|e| -> BoxError { Box::new(e) })?
             }
         })
         .buffer_unordered(args.concurrency)
