@@ -291,7 +291,8 @@ impl Workspace {
                 Ok(None) => return,
                 Err(e) => return self.log(Level::Warn, &format!("Not announced to watchers: {e}")),
             };
-            // A journal this engine cannot read starts again, at "everything".
+            // A journal this engine cannot read starts again from number 1:
+            // followers already past that pull everything (`since`).
             let journal = Journal::parse(&body).unwrap_or_default();
             let next = journal.append(&self.id, paths.clone());
             let body = serde_json::to_vec(&next).expect("serializable");
