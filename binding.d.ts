@@ -67,16 +67,16 @@ export declare class NativeWorkspace {
    */
   ensure(paths: Array<string>, run: NativeRun): Promise<NativeEnsureOutcome>
   /**
-   * Starts following other instances' pushes (`watch`): makes the
-   * prefix's change journal if there is none.
+   * Starts following other instances' pushes (`watch`): reads the
+   * prefix's change journal; makes it when there is none and `make`.
    */
-  follow(): Promise<NativeRemoteOutcome>
+  follow(make: boolean): Promise<NativeRemoteOutcome>
   /**
-   * Pulls what other instances pushed since the last call: the paths
-   * their journal entries name, or everything when `whole` (the safety
-   * net) or when the journal cannot tell.
+   * Pulls other writers' changes: what the journal names since the last
+   * check; everything when `whole` (the safety net); or `paths` (a push
+   * found them changed on S3).
    */
-  pullRemoteChanges(whole: boolean, run: NativeRun): Promise<NativeRemoteOutcome>
+  pullRemoteChanges(whole: boolean, paths: Array<string> | undefined | null, run: NativeRun): Promise<NativeRemoteOutcome>
   /**
    * Cancels running operations and lets go of the engine (its S3 client,
    * callbacks and cached base); later calls fail with `CLOSED`.

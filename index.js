@@ -356,12 +356,12 @@ class S3WorkspaceSync extends EventEmitter {
       {
         pull: (o) => this.pull(o),
         push: () => this.push(),
-        follow: async () => {
-          const outcome = await this._operation(undefined, (engine) => engine.follow())
+        follow: async (make) => {
+          const outcome = await this._operation(undefined, (engine) => engine.follow(make))
           if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Following the change journal failed')
         },
-        pullRemoteChanges: async (whole) => {
-          const outcome = await this._operation(undefined, (engine, cancel) => engine.pullRemoteChanges(whole, cancel))
+        pullRemoteChanges: async ({ whole = false, paths, signal }) => {
+          const outcome = await this._operation({ signal }, (engine, cancel) => engine.pullRemoteChanges(whole, paths, cancel))
           if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Pulling remote changes failed')
           const { pulled } = outcome
           if (!pulled) return null

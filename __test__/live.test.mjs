@@ -167,6 +167,10 @@ test('a writer that is not this package (the plain SDK) is picked up by the safe
 test('idle: one HEAD of the journal a poll, no listing until the full check is due; a push elsewhere is one GET of the journal and a listing of the path', async (t) => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`d${i % 3}/f${i}.txt`, `${i}`])))
+  // A two-way watcher made the journal (then stopped); a read-only
+  // follower reads it, and writes nothing at all.
+  const maker = await agent(t, bucket)
+  await maker.watcher.stop()
   const proxy = await startProxy()
   t.after(() => proxy.close())
   const a = await agent(t, bucket, {}, { via: proxy.endpoint, pollMs: 250, direction: 'pull' })
@@ -191,6 +195,12 @@ test('idle: one HEAD of the journal a poll, no listing until the full check is d
   const gets = after.filter((r) => r.method === 'GET' && !isList(r) && !r.path.includes('/.s3ws/'))
   assert.equal(gets.length, 1, `GETs of files: ${after.map((r) => `${r.method} ${r.path}?${r.query}`).join('\n')}`)
   assert.deepEqual(a.changes, [{ paths: ['d1/f1.txt'], deleted: [], conflicts: [] }])
+  const writes = [...proxy.requests, ...proxy.probes].filter((r) => !['GET', 'HEAD'].includes(r.method))
+  assert.deepEqual(
+    writes.map((r) => `${r.method} ${r.path}`),
+    [],
+    'a pull-only follower wrote to S3',
+  )
 })
 
 test('the server gone for 10 s: local work is kept, the outage is reported once, and both sides catch up when it is back', async (t) => {
@@ -249,11 +259,108 @@ test('stop() on one side leaves the other live; direction "push" makes no journa
   writeFileSync(f.file('local-only.txt'), 'x')
   await putObject(pullOnly, 'p/ignored-by-journal.txt', 'y')
   await new Promise((r) => setTimeout(r, 800))
-  assert.deepEqual(await workKeys(pullOnly), ['p/ignored-by-journal.txt'])
+  // (and made no journal: it only reads one)
+  assert.deepEqual(await listKeys(pullOnly, 'p/'), ['p/ignored-by-journal.txt'])
   assert.equal((await f.watcher.stop()).uploadedFiles, 0)
 
   const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint, logger: quiet() })
   await assert.rejects(sync.watch({ direction: 'sideways' }), { code: 'INVALID_OPTION' })
   await assert.rejects(sync.watch({ pollMs: -1 }), { code: 'INVALID_OPTION' })
   await assert.rejects(sync.watch({ fullCheckMs: 1.5 }), { code: 'INVALID_OPTION' })
+})
+
+test('a journal that cannot be read at the start (errors, or no rights): full checks still bring changes, and a push elsewhere still lands', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  // Read-only credentials: every write refused; and the first journal reads fail.
+  let journalFailures = 0
+  const proxy = await startProxy({
+    fault: (r) => {
+      if (!['GET', 'HEAD'].includes(r.method)) return { status: 403, body: '<Error><Code>AccessDenied</Code><Message>read-only</Message></Error>' }
+      if (r.path.endsWith(`/p/${JOURNAL}`) && journalFailures < 8) {
+        journalFailures++
+        return { status: 500, body: '<Error><Code>InternalError</Code><Message>flaky</Message></Error>' }
+      }
+      return undefined
+    },
+  })
+  t.after(() => proxy.close())
+  const f = await agent(t, bucket, {}, { via: proxy.endpoint, direction: 'pull', fullCheckMs: 1000 })
+  assert.ok(journalFailures > 0)
+  assert.match(f.log(), /change journal cannot be read/)
+  await putObject(bucket, 'p/by-sdk.txt', 'sdk')
+  const b = await agent(t, bucket)
+  writeFileSync(b.file('by-watcher.txt'), 'b')
+  await eventually(
+    () => existsSync(f.file('by-sdk.txt')) && existsSync(f.file('by-watcher.txt')),
+    10_000,
+    () => `${JSON.stringify(files(f.dir))}\n${f.log()}`,
+  )
+  assert.doesNotMatch(f.log(), /before follow|checking S3 for remote changes failed/)
+})
+
+test('a journal grown too large (long paths, or tampered) is reset by the next push, and watchers stay live', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  const a = await agent(t, bucket)
+  // 5 MB of valid journal: more than an engine reads.
+  const entries = Array.from({ length: 5_000 }, (_, i) => ({ seq: i + 1, by: 'someone', paths: [`${'x'.repeat(1000)}/${i}.txt`] }))
+  await putObject(bucket, `p/${JOURNAL}`, JSON.stringify({ seq: 5_000, entries }))
+  const dir = tmpDir()
+  const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  writeFileSync(path.join(dir, 'after-reset.txt'), 'x')
+  assert.equal((await other.push()).uploadedFiles, 1)
+  await eventually(
+    () => existsSync(a.file('after-reset.txt')),
+    5_000,
+    () => a.log(),
+  )
+  const journal = await getObject(bucket, `p/${JOURNAL}`)
+  assert.ok(journal.length < 10_000, `${journal.length} bytes`)
+})
+
+test("a file a remote pull had to leave (open for writing here) is pulled again when this side's push finds it changed: both versions kept within seconds", async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'log.txt': 'line 1\n' })
+  const a = await agent(t, bucket)
+  const b = await agent(t, bucket)
+  const { openSync, writeSync, closeSync } = await import('node:fs')
+  const fd = openSync(a.file('log.txt'), 'a')
+  writeFileSync(b.file('log.txt'), 'line 1\nb line 2\n')
+  await eventually(
+    () => /kept, not replaced|open for writing/.test(a.log()),
+    5_000,
+    () => a.log(),
+  )
+  writeSync(fd, 'a line 2\n')
+  closeSync(fd)
+  const closed = Date.now()
+  const versions = (dir) => Object.values(files(dir)).sort()
+  const both = ['line 1\na line 2\n', 'line 1\nb line 2\n']
+  await eventually(
+    () => JSON.stringify(versions(a.dir)) === JSON.stringify(both) && JSON.stringify(versions(b.dir)) === JSON.stringify(both),
+    10_000,
+    () => `${JSON.stringify({ a: files(a.dir), b: files(b.dir) })}\n${a.log()}`,
+  )
+  assert.ok(Date.now() - closed < 10_000)
+})
+
+test('stop() during a slow remote pull cancels it and pushes at once', async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'a' })
+  const proxy = await startProxy({ delay: (r) => (r.method === 'GET' && r.path.endsWith('/slow.bin') ? 20_000 : 0) })
+  t.after(() => proxy.close())
+  const a = await agent(t, bucket, {}, { via: proxy.endpoint })
+  // Another instance pushes a file whose GET (through a's proxy) is slow.
+  const dir = tmpDir()
+  const other = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  writeFileSync(path.join(dir, 'slow.bin'), Buffer.alloc(1024 * 1024, 1))
+  assert.equal((await other.push()).uploadedFiles, 1)
+  await eventually(() => proxy.requests.some((r) => r.method === 'GET' && r.path.endsWith('/slow.bin')), 5_000)
+  writeFileSync(a.file('last-words.txt'), 'bye')
+  const t0 = Date.now()
+  const final = await a.watcher.stop()
+  assert.ok(Date.now() - t0 < 5_000, `stop took ${Date.now() - t0} ms`)
+  assert.equal(final.success, true)
+  assert.equal((await getObject(bucket, 'p/last-words.txt')).toString(), 'bye')
 })

@@ -33,8 +33,8 @@ const { nothingPushed } = require('./result.js')
  * @typedef {object} Watched
  * @property {(options?: OperationOptions) => Promise<PullResult>} pull
  * @property {() => Promise<PushResult>} push
- * @property {() => Promise<void>} follow starts following the prefix's change journal (rejects when it cannot)
- * @property {(whole: boolean) => Promise<RemotePull | null>} pullRemoteChanges other instances' changes since the last call (`null`: none); `whole`: a full pull
+ * @property {(make: boolean) => Promise<void>} follow starts following the prefix's change journal, made when missing if `make` (rejects when it cannot be read)
+ * @property {(check: { whole?: boolean, paths?: string[], signal: AbortSignal }) => Promise<RemotePull | null>} pullRemoteChanges other instances' changes since the last journal check (`null`: none); `whole`: a full pull; `paths`: those paths
  * @property {(change: RemoteChange) => void} remoteChanged emits `remote-change`
  * @property {(error: Error, first: boolean) => void} remoteFailed reports a failed remote check (`first` of an outage)
  * @property {(message: string) => void} info logs
@@ -53,6 +53,8 @@ const RESCAN_MS = 30_000
 const FULL_CHECK_MS_PER_PAGE = 6_000
 /** The longest wait between remote checks while the server does not answer. */
 const MAX_BACKOFF_MS = 30_000
+/** Without the journal (it could not be read), how often to try again. */
+const FOLLOW_RETRY_MS = 30_000
 
 /**
  * Pulls, then keeps the workspace live: a push `debounceMs` after the
@@ -88,11 +90,16 @@ async function watchWorkspace(sync, options) {
     state.chain = next.catch(() => {})
     return next
   }
+  /** @type {ReturnType<typeof followRemote> | undefined} */
+  let remote
   /** @returns {Promise<PushResult>} */
   const pushNow = () =>
     queued(async () => {
       state.pushes++
       const result = await sync.push()
+      // Changed on S3 since this side synced them: pulled next (both
+      // versions kept), not left to the next full check.
+      if (result.conflicts?.length) remote?.conflicted(result.conflicts)
       try {
         onPush?.(result)
       } catch (e) {
@@ -103,16 +110,19 @@ async function watchWorkspace(sync, options) {
   /** The push a stop ends with (after what is queued; none for a follower). */
   const finalPush = () => (pushing ? pushNow() : queued(async () => /** @type {PushResult} */ (nothingPushed())))
   // The journal first: a push made while the first pull runs is pulled
-  // next, not missed. Without it (no right to write it), full pulls only.
-  let journal = false
-  if (pulling && !signal?.aborted) {
-    try {
-      await sync.follow()
-      journal = true
-    } catch (e) {
-      if (!signal?.aborted) sync.info(`watch: no change journal (${/** @type {Error} */ (e)?.message ?? e}); other instances' changes come with the full checks only`)
-    }
-  }
+  // next, not missed. A follower that only pulls never writes it (nor
+  // anything else). Where it cannot be read, full pulls only, and the
+  // journal is tried again now and then.
+  /** @returns {Promise<boolean>} */
+  const follow = () =>
+    sync.follow(pushing).then(
+      () => true,
+      (e) => {
+        sync.info(`watch: the change journal cannot be read (${/** @type {Error} */ (e)?.message ?? e}); other writers' changes come with the full checks until it can`)
+        return false
+      },
+    )
+  const journal = pulling && !signal?.aborted && (await follow())
   let files = 0
   try {
     const first = await sync.pull({ signal })
@@ -149,7 +159,7 @@ async function watchWorkspace(sync, options) {
     : { close() {} }
   const rescan = setInterval(schedule, Math.max(RESCAN_MS, debounceMs * 10))
   rescan.unref()
-  const remote = pulling ? followRemote(sync, { pollMs, fullCheckMs, scaled, journal, files, queued, isStopped: () => state.stopped, caughtUp: schedule }) : undefined
+  remote = pulling ? followRemote(sync, { pollMs, fullCheckMs, scaled, journal, follow, files, queued, isStopped: () => state.stopped, caughtUp: schedule }) : undefined
   // What was already waiting when watching began goes now, not at the
   // first change or rescan.
   if (pushing) void pushNow()
@@ -180,19 +190,25 @@ async function watchWorkspace(sync, options) {
 
 /**
  * The remote half of a watch: checks the change journal every `pollMs`
- * (a full pull instead when it is time, or without a journal), queued with
- * the pushes; backs off while the server does not answer, says so once,
- * and catches up (a push of what waited) when it answers again.
+ * (a full pull instead when it is time; without the journal, full pulls
+ * only, and the journal tried again every `FOLLOW_RETRY_MS`), and pulls the
+ * paths a push found changed on S3; queued with the pushes. Backs off
+ * while the server does not answer, says so once, and catches up (a push
+ * of what waited) when it answers again. `stop()` cancels a running check.
  * @param {Watched} sync
- * @param {{ pollMs: number, fullCheckMs: number, scaled: boolean, journal: boolean, files: number, queued: <T>(op: () => Promise<T>) => Promise<T>, isStopped: () => boolean, caughtUp: () => void }} how
- * @returns {{ stop(): void, now(): void }}
+ * @param {{ pollMs: number, fullCheckMs: number, scaled: boolean, journal: boolean, follow: () => Promise<boolean>, files: number, queued: <T>(op: () => Promise<T>) => Promise<T>, isStopped: () => boolean, caughtUp: () => void }} how
  */
-function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, files, queued, isStopped, caughtUp }) {
+function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, follow, files, queued, isStopped, caughtUp }) {
   let lastFull = Date.now()
+  let lastFollow = Date.now()
   let failures = 0
   let timer = /** @type {NodeJS.Timeout | undefined} */ (undefined)
   let checking = false
   let again = false
+  /** Paths a push found changed on S3: pulled at the next check. */
+  const conflicted = new Set(/** @type {string[]} */ ([]))
+  /** The running check's cancellation, for stop(). */
+  let running = /** @type {AbortController | undefined} */ (undefined)
   const fullEvery = () => (scaled ? Math.max(fullCheckMs, Math.ceil(files / 1000) * FULL_CHECK_MS_PER_PAGE) : fullCheckMs)
   /** @param {number} ms */
   const later = (ms) => {
@@ -206,35 +222,60 @@ function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, files, queue
       return
     }
     checking = true
-    const whole = !journal || Date.now() - lastFull >= fullEvery()
+    const paths = [...conflicted]
+    conflicted.clear()
     try {
-      const pulled = await queued(() => (isStopped() ? Promise.resolve(null) : sync.pullRemoteChanges(whole)))
-      if (whole) lastFull = Date.now()
-      if (failures > 0) {
-        sync.info(`watch: the server answers again after ${failures} failed check(s); catching up`)
-        failures = 0
-        caughtUp()
+      if (!journal && Date.now() - lastFollow >= FOLLOW_RETRY_MS) {
+        lastFollow = Date.now()
+        // Following again: what was missed meanwhile comes with a full pull.
+        if ((journal = await follow())) lastFull = 0
       }
-      if (pulled) {
-        if (whole) files = pulled.files
-        const { written, removed, conflicts } = pulled
-        if (written.length + removed.length + conflicts.length > 0) sync.remoteChanged({ paths: written, deleted: removed, conflicts })
+      const whole = Date.now() - lastFull >= fullEvery()
+      const what = whole ? { whole: true } : paths.length > 0 ? { paths } : journal ? {} : null
+      if (what) {
+        const controller = (running = new AbortController())
+        const pulled = await queued(() => (isStopped() ? Promise.resolve(null) : sync.pullRemoteChanges({ ...what, signal: controller.signal })))
+        if (whole) lastFull = Date.now()
+        // The journal's news is still to check after a pull of paths.
+        if (!whole && paths.length > 0 && journal) again = true
+        if (failures > 0) {
+          sync.info(`watch: the server answers again after ${failures} failed check(s); catching up`)
+          failures = 0
+          caughtUp()
+        }
+        if (pulled) {
+          if (whole) files = pulled.files
+          const { written, removed, conflicts } = pulled
+          if (written.length + removed.length + conflicts.length > 0) sync.remoteChanged({ paths: written, deleted: removed, conflicts })
+        }
       }
     } catch (e) {
+      if (isStopped()) return
+      for (const p of paths) conflicted.add(p)
       failures++
       sync.remoteFailed(/** @type {Error} */ (e), failures === 1)
     } finally {
       checking = false
+      running = undefined
     }
+    const idle = journal ? pollMs : Math.min(FOLLOW_RETRY_MS, fullEvery())
     if (again) {
       again = false
       later(0)
-    } else later(failures > 0 ? Math.min(pollMs * 2 ** failures, MAX_BACKOFF_MS) : pollMs)
+    } else later(failures > 0 ? Math.min(pollMs * 2 ** failures, MAX_BACKOFF_MS) : idle)
   }
-  later(pollMs)
+  later(journal ? pollMs : Math.min(FOLLOW_RETRY_MS, fullEvery()))
   return {
-    stop: () => clearTimeout(timer),
+    stop() {
+      clearTimeout(timer)
+      running?.abort()
+    },
     now: () => later(0),
+    /** @param {string[]} list */
+    conflicted(list) {
+      for (const p of list) conflicted.add(p)
+      later(0)
+    },
   }
 }
 

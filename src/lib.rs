@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use engine::{Config, Run, Workspace};
+use engine::{Config, RemoteCheck, Run, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -163,34 +163,43 @@ impl NativeWorkspace {
         .map_err(napi_error)
     }
 
-    /// Starts following other instances' pushes (`watch`): makes the
-    /// prefix's change journal if there is none.
+    /// Starts following other instances' pushes (`watch`): reads the
+    /// prefix's change journal; makes it when there is none and `make`.
     #[napi(ts_return_type = "Promise<NativeRemoteOutcome>")]
     pub fn follow<'env>(
         &self,
         env: &'env Env,
+        make: bool,
     ) -> Result<PromiseRaw<'env, NativeRemoteOutcome>, String> {
         let ws = self.workspace()?;
-        env.spawn_future(
-            async move { Ok(NativeRemoteOutcome::from(ws.follow().await.map(|()| None))) },
-        )
+        env.spawn_future(async move {
+            Ok(NativeRemoteOutcome::from(
+                ws.follow(make).await.map(|()| None),
+            ))
+        })
         .map_err(napi_error)
     }
 
-    /// Pulls what other instances pushed since the last call: the paths
-    /// their journal entries name, or everything when `whole` (the safety
-    /// net) or when the journal cannot tell.
+    /// Pulls other writers' changes: what the journal names since the last
+    /// check; everything when `whole` (the safety net); or `paths` (a push
+    /// found them changed on S3).
     #[napi(ts_return_type = "Promise<NativeRemoteOutcome>")]
     pub fn pull_remote_changes<'env>(
         &self,
         env: &'env Env,
         whole: bool,
+        paths: Option<Vec<String>>,
         run: &NativeRun,
     ) -> Result<PromiseRaw<'env, NativeRemoteOutcome>, String> {
         let (ws, run) = (self.workspace()?, run.0.clone());
+        let check = match (whole, paths) {
+            (true, _) => RemoteCheck::Whole,
+            (false, Some(paths)) => RemoteCheck::Paths(paths),
+            (false, None) => RemoteCheck::Journal,
+        };
         env.spawn_future(async move {
             Ok(NativeRemoteOutcome::from(
-                ws.pull_remote_changes(&run, whole).await,
+                ws.pull_remote_changes(&run, check).await,
             ))
         })
         .map_err(napi_error)

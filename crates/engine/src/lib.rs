@@ -27,4 +27,4 @@ mod transfer;
 pub use error::{Error, FileError, Result, Warning};
 pub use plan::{ConflictPolicy, PlanSummary};
 pub use progress::{Level, Observer, Phase, Progress};
-pub use sync::{CancellationToken, Config, Ensured, Report, Run, Workspace};
+pub use sync::{CancellationToken, Config, Ensured, RemoteCheck, Report, Run, Workspace};

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use s3ws_engine::store::memory::MemoryStore;
-use s3ws_engine::{Config, Level, Observer, Progress, Run, Workspace};
+use s3ws_engine::{Config, Level, Observer, Progress, RemoteCheck, Run, Workspace};
 
 /// Keeps the log, to tell a targeted pull from a whole one.
 #[derive(Default)]
@@ -40,12 +40,12 @@ async fn a_follower_pulls_just_what_another_instance_pushed() {
     assert!(!store.keys().contains(&JOURNAL.to_owned()));
 
     let (follower, log) = instance(&store, &tmp.path().join("f"));
-    follower.follow().await.unwrap();
+    follower.follow(true).await.unwrap();
     follower.pull().await.unwrap();
     assert!(store.keys().contains(&JOURNAL.to_owned()));
     let run = Run::default();
     assert!(follower
-        .pull_remote_changes(&run, false)
+        .pull_remote_changes(&run, RemoteCheck::Journal)
         .await
         .unwrap()
         .is_none());
@@ -55,7 +55,7 @@ async fn a_follower_pulls_just_what_another_instance_pushed() {
     writer.push().await.unwrap();
     log.0.lock().unwrap().clear();
     let report = follower
-        .pull_remote_changes(&run, false)
+        .pull_remote_changes(&run, RemoteCheck::Journal)
         .await
         .unwrap()
         .expect("a change");
@@ -71,14 +71,14 @@ async fn a_follower_pulls_just_what_another_instance_pushed() {
     assert!(logged.contains("Pulling f1.txt, f2.txt of"), "{logged}");
     // Nothing new since; the journal and the follower's own pushes are not news.
     assert!(follower
-        .pull_remote_changes(&run, false)
+        .pull_remote_changes(&run, RemoteCheck::Journal)
         .await
         .unwrap()
         .is_none());
     std::fs::write(tmp.path().join("f/mine.txt"), "mine").unwrap();
     follower.push().await.unwrap();
     assert!(follower
-        .pull_remote_changes(&run, false)
+        .pull_remote_changes(&run, RemoteCheck::Journal)
         .await
         .unwrap()
         .is_none());
@@ -86,7 +86,7 @@ async fn a_follower_pulls_just_what_another_instance_pushed() {
     // The safety net pulls everything, also what no journal named.
     store.insert("p/by-another-tool.txt", "x");
     let whole = follower
-        .pull_remote_changes(&run, true)
+        .pull_remote_changes(&run, RemoteCheck::Whole)
         .await
         .unwrap()
         .expect("a pull");
@@ -99,14 +99,14 @@ async fn a_journal_that_cannot_tell_means_a_whole_pull() {
     let store = Arc::new(MemoryStore::new(2));
     store.insert("p/a.txt", "a");
     let (follower, log) = instance(&store, &tmp.path().join("f"));
-    follower.follow().await.unwrap();
+    follower.follow(true).await.unwrap();
     follower.pull().await.unwrap();
     // Someone rewrote the journal with something else, and added a file.
     store.insert(JOURNAL, "not json");
     store.insert("p/b.txt", "b");
     log.0.lock().unwrap().clear();
     let report = follower
-        .pull_remote_changes(&Run::default(), false)
+        .pull_remote_changes(&Run::default(), RemoteCheck::Journal)
         .await
         .unwrap()
         .expect("a pull");
@@ -121,7 +121,7 @@ async fn a_journal_that_cannot_tell_means_a_whole_pull() {
     let _ = s3ws_engine::store::Store::delete(&*store, JOURNAL, None).await;
     store.insert("p/c.txt", "c");
     let report = follower
-        .pull_remote_changes(&Run::default(), false)
+        .pull_remote_changes(&Run::default(), RemoteCheck::Journal)
         .await
         .unwrap()
         .expect("a pull");
@@ -142,7 +142,7 @@ async fn deletions_a_push_announced_are_not_weighed_again_by_followers() {
     let writer = Workspace::with_store(config, store.clone(), Arc::new(Log::default())).unwrap();
     writer.pull().await.unwrap();
     let (follower, _) = instance(&store, &tmp.path().join("f"));
-    follower.follow().await.unwrap();
+    follower.follow(true).await.unwrap();
     follower.pull().await.unwrap();
     let (plain, _) = instance(&store, &tmp.path().join("g"));
     plain.pull().await.unwrap();
@@ -151,7 +151,7 @@ async fn deletions_a_push_announced_are_not_weighed_again_by_followers() {
     }
     assert_eq!(writer.push().await.unwrap().deleted, 2);
     let report = follower
-        .pull_remote_changes(&Run::default(), false)
+        .pull_remote_changes(&Run::default(), RemoteCheck::Journal)
         .await
         .unwrap()
         .expect("a change");

@@ -33,7 +33,7 @@ async fn put(
 
 async fn get(store: &dyn Store, key: &str) -> Result<Vec<u8>, String> {
     match get_bytes(store, key, usize::MAX).await {
-        Ok(Some((_, body))) => Ok(body),
+        Ok(Some(fetched)) => Ok(fetched.body.unwrap_or_default()),
         Ok(None) => Err(format!("{key}: no such object")),
         Err(e) => Err(e.to_string()),
     }

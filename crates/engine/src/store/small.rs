@@ -50,26 +50,34 @@ pub async fn put_bytes(
         .await
 }
 
-/// The object at `key` and its ETag; `None` when there is none. Refuses
-/// an object larger than `limit` bytes rather than hold it.
-pub async fn get_bytes(
-    store: &dyn Store,
-    key: &str,
-    limit: usize,
-) -> Result<Option<(Option<String>, Vec<u8>)>> {
-    let mut body = match store.get(key, None).await {
+/// An object read whole by `get_bytes`.
+pub struct Fetched {
+    /// Its ETag, when the server gave one.
+    pub etag: Option<String>,
+    /// Its bytes; `None` when it is larger than the limit (not read on).
+    pub body: Option<Vec<u8>>,
+}
+
+/// The object at `key`; `None` when there is none. An object larger than
+/// `limit` bytes is not held: its body is `None`.
+pub async fn get_bytes(store: &dyn Store, key: &str, limit: usize) -> Result<Option<Fetched>> {
+    let mut got = match store.get(key, None).await {
         Ok(body) => body,
         Err(Error::S3(e)) if is_not_found(&e.code, e.status) => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    while let Some(chunk) = body.stream.next().await {
+    while let Some(chunk) = got.stream.next().await {
         out.extend_from_slice(&chunk?);
         if out.len() > limit {
-            return Err(Error::Integrity(format!(
-                "{key} is larger than the {limit} bytes this engine writes there"
-            )));
+            return Ok(Some(Fetched {
+                etag: got.etag,
+                body: None,
+            }));
         }
     }
-    Ok(Some((body.etag, out)))
+    Ok(Some(Fetched {
+        etag: got.etag,
+        body: Some(out),
+    }))
 }

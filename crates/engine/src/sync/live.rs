@@ -31,7 +31,9 @@ const MAX_PATHS: usize = 1_000;
 const MAX_TARGETED: usize = 100;
 /// The most paths the journal holds across its entries.
 const MAX_TOTAL: usize = 10_000;
-/// The largest journal this engine reads (it writes far less).
+/// The journal is trimmed to stay under this many bytes (about).
+const MAX_BYTES: usize = 1 << 20;
+/// A larger journal is not this engine's: not read, reset by the next push.
 const READ_LIMIT: usize = 4 << 20;
 /// Writers racing for the journal: tries before giving up (a watcher's
 /// safety-net pull still brings the change).
@@ -56,14 +58,24 @@ struct Entry {
     whole: bool,
 }
 
+impl Entry {
+    /// About the bytes it takes in the journal's JSON.
+    fn size(&self) -> usize {
+        64 + self.by.len() + self.paths.iter().map(|p| p.len() + 4).sum::<usize>()
+    }
+}
+
 impl Journal {
     fn parse(body: &[u8]) -> Option<Journal> {
         serde_json::from_slice(body).ok()
     }
 
-    /// The journal with `by`'s push of `paths` appended, trimmed.
+    /// The journal with `by`'s push of `paths` appended, trimmed to `KEEP`
+    /// entries, `MAX_TOTAL` paths and `MAX_BYTES`.
     fn append(mut self, by: &str, mut paths: Vec<String>) -> Journal {
-        self.seq += 1;
+        // Saturating: a journal someone set to the largest number stays
+        // there, and followers then pull whole (`since`).
+        self.seq = self.seq.saturating_add(1);
         let whole = paths.len() > MAX_PATHS;
         if whole {
             paths = Vec::new();
@@ -75,8 +87,18 @@ impl Journal {
             whole,
         });
         let mut total: usize = self.entries.iter().map(|e| e.paths.len()).sum();
-        while self.entries.len() > KEEP || (total > MAX_TOTAL && self.entries.len() > 1) {
-            total -= self.entries.remove(0).paths.len();
+        let mut bytes: usize = self.entries.iter().map(Entry::size).sum();
+        while self.entries.len() > 1
+            && (self.entries.len() > KEEP || total > MAX_TOTAL || bytes > MAX_BYTES)
+        {
+            let dropped = self.entries.remove(0);
+            total -= dropped.paths.len();
+            bytes -= dropped.size();
+        }
+        if bytes > MAX_BYTES {
+            let last = self.entries.last_mut().expect("just pushed");
+            last.paths = Vec::new();
+            last.whole = true;
         }
         self
     }
@@ -89,8 +111,13 @@ impl Journal {
             return Some(RemoteChange::Whole);
         }
         let new: Vec<&Entry> = self.entries.iter().filter(|e| e.seq > seen).collect();
+        // Numbered seen + 1, seen + 2, ... up to `seq` (no overflow: each
+        // is at most `seq`).
         let complete = new.len() as u64 == self.seq - seen
-            && new.iter().zip(seen + 1..).all(|(e, n)| e.seq == n);
+            && new
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.seq - seen == i as u64 + 1);
         if !complete || new.iter().any(|e| e.whole) {
             return Some(RemoteChange::Whole);
         }
@@ -116,6 +143,11 @@ impl Journal {
 pub(crate) struct Cursor {
     etag: Option<String>,
     seq: u64,
+    /// There was no journal, and this watcher does not make one (it only
+    /// reads): it waits for one to appear.
+    absent: bool,
+    /// This watcher makes the journal when there is none.
+    makes: bool,
 }
 
 /// What other instances changed.
@@ -125,29 +157,61 @@ enum RemoteChange {
     Whole,
 }
 
+/// What `pull_remote_changes` checks and pulls.
+#[derive(Debug)]
+pub enum RemoteCheck {
+    /// What the journal names since the last check (one HEAD when nothing).
+    Journal,
+    /// Everything: the safety net for writers that are not this package.
+    Whole,
+    /// These paths (a push found them changed on S3: a conflict to pull).
+    Paths(Vec<String>),
+}
+
+/// A journal as read: `None` when it cannot be read (not JSON this engine
+/// wrote, or larger than `READ_LIMIT`).
+type Read = (Option<String>, Option<Journal>);
+
 impl Workspace {
     fn journal_key(&self) -> String {
         format!("{}{REMOTE_STATE}{JOURNAL}", self.config.prefix)
     }
 
-    /// Starts following other instances' pushes: makes the journal if
-    /// there is none (pushes only write to an existing one), and notes how
-    /// far it goes. Changes from then on are what `pull_remote_changes`
-    /// brings.
-    pub async fn follow(&self) -> Result<()> {
+    async fn read_journal(&self, store: &dyn Store) -> Result<Option<Read>> {
+        let fetched = get_bytes(store, &self.journal_key(), READ_LIMIT).await?;
+        Ok(fetched.map(|f| (f.etag, f.body.as_deref().and_then(Journal::parse))))
+    }
+
+    /// Starts following other instances' pushes: notes how far the journal
+    /// goes; when there is none, makes it if `make` (pushes only write to
+    /// an existing one), else waits for one to appear. Changes from then on
+    /// are what `pull_remote_changes` brings.
+    pub async fn follow(&self, make: bool) -> Result<()> {
         let store = self.store().await?;
-        let cursor = self.journal_cursor(&*store).await?;
+        let cursor = self.journal_cursor(&*store, make).await?;
         *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(cursor);
         Ok(())
     }
 
-    /// The journal as it stands, made if missing.
-    async fn journal_cursor(&self, store: &dyn Store) -> Result<Cursor> {
+    /// The journal as it stands (made if missing and `make`).
+    async fn journal_cursor(&self, store: &dyn Store, make: bool) -> Result<Cursor> {
         let key = self.journal_key();
         for _ in 0..WRITE_TRIES {
-            if let Some((etag, body)) = get_bytes(store, &key, READ_LIMIT).await? {
-                let seq = Journal::parse(&body).map_or(0, |j| j.seq);
-                return Ok(Cursor { etag, seq });
+            let found = self.read_journal(store).await?;
+            if let Some((etag, journal)) = found {
+                let seq = journal.map_or(0, |j| j.seq);
+                return Ok(Cursor {
+                    etag,
+                    seq,
+                    absent: false,
+                    makes: make,
+                });
+            }
+            if !make {
+                return Ok(Cursor {
+                    absent: true,
+                    ..Cursor::default()
+                });
             }
             let empty = serde_json::to_vec(&Journal::default()).expect("serializable");
             match put_bytes(
@@ -159,7 +223,14 @@ impl Workspace {
             )
             .await
             {
-                Ok(etag) => return Ok(Cursor { etag, seq: 0 }),
+                Ok(etag) => {
+                    return Ok(Cursor {
+                        etag,
+                        seq: 0,
+                        absent: false,
+                        makes: true,
+                    })
+                }
                 // Another watcher made it first: read theirs.
                 Err(Error::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -170,30 +241,31 @@ impl Workspace {
         )))
     }
 
-    /// Pulls what other instances pushed since the last call (or `follow`):
-    /// one HEAD when nothing changed; the paths the journal names when it
-    /// can tell; else a whole pull. `whole` asks for a whole pull anyway
-    /// (the safety net, for writers that are not this package). `None`:
-    /// nothing to pull.
-    pub async fn pull_remote_changes(&self, run: &Run, whole: bool) -> Result<Option<Report>> {
-        let store = self.store().await?;
-        let at = self
-            .cursor
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(at) = at else {
-            return Err(Error::Task("pull_remote_changes before follow".into()));
-        };
-        // The safety net leaves the cursor: what the journal names since
-        // is pulled again by name (cheap, and nothing is missed), and
-        // reading the journal here would cost a request each time.
-        let (change, next) = if whole {
-            (RemoteChange::Whole, at)
-        } else {
-            match self.journal_since(&*store, &at).await? {
-                Some(found) => found,
-                None => return Ok(None),
+    /// Pulls what `check` says: for `Journal`, what other instances pushed
+    /// since the last such check (or `follow`), the paths the journal names
+    /// when it can tell, else everything. `None`: nothing to pull.
+    pub async fn pull_remote_changes(
+        &self,
+        run: &Run,
+        check: RemoteCheck,
+    ) -> Result<Option<Report>> {
+        let (change, next) = match check {
+            RemoteCheck::Whole => (RemoteChange::Whole, None),
+            RemoteCheck::Paths(paths) => (RemoteChange::Paths(paths), None),
+            RemoteCheck::Journal => {
+                let at = self
+                    .cursor
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let Some(at) = at else {
+                    return Err(Error::Task("a journal check before follow".into()));
+                };
+                let store = self.store().await?;
+                match self.journal_since(&*store, &at).await? {
+                    Some((change, next)) => (change, Some(next)),
+                    None => return Ok(None),
+                }
             }
         };
         let mut report = match change {
@@ -211,7 +283,9 @@ impl Workspace {
         }
         // Also after file errors: those files are reported, and the next
         // safety-net pull tries them again.
-        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+        if let Some(next) = next {
+            *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+        }
         Ok(Some(report))
     }
 
@@ -225,37 +299,44 @@ impl Workspace {
         let key = self.journal_key();
         let etag = match store.head(&key).await? {
             Some(info) => info.etag,
-            // Removed (a cleaned-up prefix): made again, and all checked.
+            // Still none, for a watcher that does not make it.
+            None if at.absent => return Ok(None),
+            // Removed (a cleaned-up prefix): made again (or waited for),
+            // and all checked.
             None => {
-                return Ok(Some((
-                    RemoteChange::Whole,
-                    self.journal_cursor(store).await?,
-                )))
+                let next = self.journal_cursor(store, at.makes).await?;
+                return Ok(Some((RemoteChange::Whole, next)));
             }
         };
         if etag.is_some() && etag == at.etag {
             return Ok(None);
         }
-        let Some((etag, body)) = get_bytes(store, &key, READ_LIMIT).await? else {
-            return Ok(Some((
-                RemoteChange::Whole,
-                self.journal_cursor(store).await?,
-            )));
+        let Some((etag, journal)) = self.read_journal(store).await? else {
+            let next = self.journal_cursor(store, at.makes).await?;
+            return Ok(Some((RemoteChange::Whole, next)));
         };
-        let Some(journal) = Journal::parse(&body) else {
+        let Some(journal) = journal else {
             self.log(
                 Level::Warn,
                 &format!("{key} is not a journal this engine wrote: pulling everything"),
             );
-            return Ok(Some((RemoteChange::Whole, Cursor { etag, seq: 0 })));
+            let next = Cursor {
+                etag,
+                seq: 0,
+                absent: false,
+                makes: at.makes,
+            };
+            return Ok(Some((RemoteChange::Whole, next)));
         };
         let next = Cursor {
             etag,
             seq: journal.seq,
+            absent: false,
+            makes: at.makes,
         };
         // A store that gave no ETag when the journal was made: nothing to
         // compare but the number.
-        let unchanged = at.etag.is_none() && journal.seq == at.seq;
+        let unchanged = at.etag.is_none() && !at.absent && journal.seq == at.seq;
         let change = if unchanged {
             None
         } else {
@@ -286,15 +367,15 @@ impl Workspace {
         }
         let key = self.journal_key();
         for _ in 0..WRITE_TRIES {
-            let (etag, body) = match get_bytes(store, &key, READ_LIMIT).await {
+            let (etag, journal) = match self.read_journal(store).await {
                 Ok(Some(found)) => found,
                 Ok(None) => return,
                 Err(e) => return self.log(Level::Warn, &format!("Not announced to watchers: {e}")),
             };
-            // A journal this engine cannot read starts again from number 1:
-            // followers already past that pull everything (`since`).
-            let journal = Journal::parse(&body).unwrap_or_default();
-            let next = journal.append(&self.id, paths.clone());
+            // A journal this engine cannot read (or too large) starts again
+            // from number 1: followers already past that pull everything
+            // (`since`).
+            let next = journal.unwrap_or_default().append(&self.id, paths.clone());
             let body = serde_json::to_vec(&next).expect("serializable");
             let condition = etag.map_or(Condition::None, Condition::IfMatch);
             match put_bytes(store, &key, &body, "application/json", &condition).await {
@@ -378,6 +459,43 @@ mod tests {
             ),
             whole
         );
+    }
+
+    #[test]
+    fn long_paths_keep_the_journal_under_its_byte_limit() {
+        let long = |i: usize, p: usize| format!("{}/{i}/{p}.txt", "d".repeat(450));
+        let mut j = Journal::default();
+        for i in 0..12 {
+            j = j.append("a", (0..MAX_PATHS).map(|p| long(i, p)).collect());
+            let bytes = serde_json::to_vec(&j).unwrap().len();
+            assert!(
+                bytes <= MAX_BYTES + MAX_BYTES / 10,
+                "{bytes} bytes after push {i}"
+            );
+        }
+        // One push alone too large to name: entered as "everything".
+        let one = Journal::default().append(
+            "a",
+            (0..MAX_PATHS)
+                .map(|p| long(0, p) + &"e".repeat(600))
+                .collect(),
+        );
+        assert!(one.entries[0].whole && one.entries[0].paths.is_empty());
+    }
+
+    #[test]
+    fn a_journal_at_the_largest_number_does_not_overflow() {
+        let top = Journal {
+            seq: u64::MAX,
+            entries: Vec::new(),
+        };
+        let next = top.append("a", vec!["x".into()]);
+        assert_eq!(next.seq, u64::MAX);
+        assert_eq!(
+            paths(next.since(u64::MAX, "me")),
+            Some(vec!["<whole>".into()])
+        );
+        assert!(paths(next.since(u64::MAX - 1, "me")).is_some());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use config::{
     DEFAULT_STALL_TIMEOUT, DEFAULT_UPLOAD_CONCURRENCY,
 };
 pub use ensure::Inbox;
+pub use live::RemoteCheck;
 pub use report::Report;
 pub use schedule::Ensured;
 
