@@ -113,12 +113,15 @@ async function watchWorkspace(sync, options) {
   // next, not missed. A follower that only pulls never writes it (nor
   // anything else). Where it cannot be read, full pulls only, and the
   // journal is tried again now and then.
+  let told = false
   /** @returns {Promise<boolean>} */
   const follow = () =>
     sync.follow(pushing).then(
       () => true,
       (e) => {
-        sync.info(`watch: the change journal cannot be read (${/** @type {Error} */ (e)?.message ?? e}); other writers' changes come with the full checks until it can`)
+        // Said once; the retries are quiet.
+        if (!told) sync.info(`watch: the change journal cannot be read (${/** @type {Error} */ (e)?.message ?? e}); other writers' changes come with the full checks until it can`)
+        told = true
         return false
       },
     )
