@@ -340,3 +340,23 @@ test('a large file that changes while it uploads is reported, never recorded as 
     assert.equal(second.uploadedFiles, 1)
   })
 })
+
+test('a server down during the first push is not taken for one that ignores conditional writes: the next push sends them again', async () => {
+  const bucket = await newBucket()
+  let down = true
+  await withProxy({ fault: () => (down ? { status: 503, body: '<Error><Code>ServiceUnavailable</Code><Message>down</Message></Error>' } : undefined) }, async (proxy) => {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    writeFileSync(path.join(dir, 'a.txt'), 'a')
+    const failed = await sync.push()
+    assert.equal(failed.success, false)
+    assert.ok(!(failed.warnings ?? []).some((w) => w.code === 'STORE_CONDITION_IGNORED'), JSON.stringify(failed.warnings))
+    down = false
+    const pushed = await sync.push()
+    assert.equal(pushed.success, true, JSON.stringify(pushed.errorDetails))
+    assert.ok(!(pushed.warnings ?? []).some((w) => w.code === 'STORE_CONDITION_IGNORED'), JSON.stringify(pushed.warnings))
+    // The upload went with its condition (a new file: If-None-Match).
+    const put = proxy.requests.findLast((r) => r.method === 'PUT' && r.path.endsWith('/p/a.txt'))
+    assert.equal(put?.headers['if-none-match'], '*')
+  })
+})

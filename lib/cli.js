@@ -552,7 +552,7 @@ async function main(argv, io = {}) {
         else if (!values.quiet) stdout.write(`${new Date().toISOString()} ${describeRemote(change)}\n`)
       })
       const watcher = await sync.watch({ debounceMs: a.debounce, direction: a.direction, onPush, signal: stop.signal })
-      if (!quiet) stderr.write(`Watching ${values.dir}; Ctrl-C to stop (a final push runs first)\n`)
+      if (!quiet) stderr.write(`Watching ${values.dir}; Ctrl-C to stop${a.direction === 'pull' ? '' : ' (a final push runs first)'}\n`)
       await new Promise((resolve) => {
         if (stop.signal.aborted) resolve(undefined)
         else stop.signal.addEventListener('abort', resolve, { once: true })

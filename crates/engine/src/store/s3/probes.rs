@@ -50,6 +50,9 @@ pub(super) enum Support {
     Ignored,
     /// Answered with an error that is not a failed condition (400, 501…).
     Refused(String),
+    /// The probe failed as any request may (a 5xx, the network): nothing
+    /// learnt, and not kept; asked again next time.
+    Unavailable(String),
 }
 
 /// What probing found, once per store; and the warnings to pass on.
@@ -180,7 +183,7 @@ impl S3Store {
             Probe::BatchDelete => &self.honoured.batch_delete,
             Probe::Complete => &self.honoured.complete,
         };
-        cell.get_or_init(|| async {
+        let found = cell.get_or_try_init(|| async {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let this = self.clone();
             self.track(tokio::spawn(async move {
@@ -191,12 +194,13 @@ impl S3Store {
                         Probe::Complete => this.probe_complete(&key).await,
                     },
                     // A probe that cannot run trusts nothing.
-                    Err(e) => Support::Refused(e.to_string()),
+                    Err(e) => failed(e),
                 };
                 // Removed before the answer: no operation outlives its
                 // probe object.
                 let _ = this.delete_raw(&key, None).await;
-                if found != Support::Honoured && probe != Probe::Put {
+                let learnt = !matches!(found, Support::Honoured | Support::Unavailable(_));
+                if learnt && probe != Probe::Put {
                     this.note(
                         WarningCode::StoreConditionIgnored,
                         probe.fallback(&this.endpoint),
@@ -204,11 +208,16 @@ impl S3Store {
                 }
                 let _ = tx.send(found);
             }));
-            rx.await
-                .unwrap_or_else(|_| Support::Refused("the probe ended early".into()))
-        })
-        .await
-        .clone()
+            match rx.await {
+                Ok(Support::Unavailable(e)) => Err(Support::Unavailable(e)),
+                Ok(found) => Ok(found),
+                Err(_) => Ok(Support::Refused("the probe ended early".into())),
+            }
+        });
+        match found.await {
+            Ok(kept) => kept.clone(),
+            Err(now) => now,
+        }
     }
 
     /// Before a push that relies on conditional writes: whether the server
@@ -220,6 +229,18 @@ impl S3Store {
         };
         if found == Support::Honoured {
             return Ok(());
+        }
+        if let Support::Unavailable(e) = &found {
+            // Not known this time: this push checks each write with a HEAD
+            // (or, when conditions are required, does not run), and says
+            // nothing of the server it could not ask.
+            if self.conditional_writes != ConditionalWrites::Required {
+                return Ok(());
+            }
+            return Err(Error::Unsupported(format!(
+                "Could not check that the S3 server at {} applies conditional writes                  ({e}), and conditionalWrites is 'required': nothing was pushed; try again",
+                self.endpoint
+            )));
         }
         let why = match &found {
             Support::Refused(e) => format!(" (they were refused: {e})"),
@@ -319,7 +340,7 @@ impl S3Store {
             match answer {
                 Err(Error::Conflict(_)) => {}
                 Ok(()) => found = Support::Ignored,
-                Err(e) if found == Support::Honoured => found = Support::Refused(e.to_string()),
+                Err(e) if found == Support::Honoured => found = failed(e),
                 Err(_) => {}
             }
         }
@@ -400,5 +421,15 @@ impl S3Store {
         attempt
             .await
             .unwrap_or_else(|e| Support::Refused(e.to_string()))
+    }
+}
+
+/// A probe request's failure: one any request may meet (`Unavailable`,
+/// asked again later) or an answer about the server (`Refused`).
+fn failed(e: Error) -> Support {
+    match e.s3() {
+        // 501 Not Implemented is the server's answer about the feature.
+        Some(s3) if s3.retryable() && s3.status != Some(501) => Support::Unavailable(e.to_string()),
+        _ => Support::Refused(e.to_string()),
     }
 }
