@@ -77,6 +77,12 @@ export declare class NativeWorkspace {
    * found them changed on S3).
    */
   pullRemoteChanges(whole: boolean, paths: Array<string> | undefined | null, run: NativeRun): Promise<NativeRemoteOutcome>
+  /** Checkpoints, newest first: at most `limit`, older than `before`. */
+  listCheckpoints(limit: number, before?: NativeTarget | undefined | null): Promise<NativeCheckpointsOutcome>
+  /** Makes S3 and the workspace hold `target`'s state (under `paths`). */
+  restore(target: NativeTarget, paths: Array<string>, run: NativeRun): Promise<NativeOutcome>
+  /** What changed from `from` to `to` (the workspace when absent). */
+  diff(from: NativeTarget, to?: NativeTarget | undefined | null): Promise<NativeDiffOutcome>
   /**
    * Cancels running operations and lets go of the engine (its S3 client,
    * callbacks and cached base); later calls fail with `CLOSED`.
@@ -118,6 +124,8 @@ export declare const enum ErrorCode {
   InvalidSyncignore = 'INVALID_SYNCIGNORE',
   Cancelled = 'CANCELLED',
   UnsupportedStore = 'UNSUPPORTED_STORE',
+  VersioningRequired = 'VERSIONING_REQUIRED',
+  CheckpointNotFound = 'CHECKPOINT_NOT_FOUND',
   Symlink = 'SYMLINK',
   SpecialFile = 'SPECIAL_FILE',
   UnsafeName = 'UNSAFE_NAME',
@@ -126,6 +134,19 @@ export declare const enum ErrorCode {
 
 /** Content-Type for a file name, as uploads use it. */
 export declare function guessContentType(filename: string): string
+
+/** See `engine::CheckpointInfo`. */
+export interface NativeCheckpoint {
+  id: string
+  timeMs: number
+  files: number
+  bytes: number
+  changed: number
+}
+
+export type NativeCheckpointsOutcome =
+  | { kind: 'done'; checkpoints: Array<NativeCheckpoint> }
+  | { kind: 'failed'; error: NativeError }
 
 export declare const enum NativeConditionalWrites {
   Auto = 'auto',
@@ -152,6 +173,17 @@ export interface NativeCredentials {
   /** Milliseconds since the epoch. */
   expiration?: number
 }
+
+/** See `engine::sync::restore::Diff`. */
+export interface NativeDiff {
+  added: Array<string>
+  modified: Array<string>
+  deleted: Array<string>
+}
+
+export type NativeDiffOutcome =
+  | { kind: 'done'; diff: NativeDiff }
+  | { kind: 'failed'; error: NativeError }
 
 /** What `ensure` found (see `engine::Ensured`). */
 export interface NativeEnsured {
@@ -247,6 +279,7 @@ export declare const enum NativePhase {
   Download = 'download',
   Upload = 'upload',
   Cleanup = 'cleanup',
+  Restore = 'restore',
 }
 
 /** What a dry run would do (workspace-relative paths, sorted). */
@@ -293,6 +326,8 @@ export interface NativeReport {
   durationMs: number
   /** A dry run's decisions. */
   plan?: NativePlan
+  /** The checkpoint after a push or restore (versioned buckets). */
+  checkpoint?: string
 }
 
 /** See `engine::model::Skipped`. */
@@ -302,6 +337,15 @@ export interface NativeSkipped {
   code: ErrorCode
   /** Why it does not sync (`symbolic link not followed`, …). */
   reason: string
+}
+
+/**
+ * A checkpoint by id, or the newest at or before a time (ms since the
+ * epoch). Exactly one is given (the JS wrapper checks).
+ */
+export interface NativeTarget {
+  checkpoint?: string
+  atMs?: number
 }
 
 /** See `engine::Warning`. */

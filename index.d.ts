@@ -226,7 +226,58 @@ export interface SyncWarning {
 export interface PullResult extends SyncResult {}
 
 /** What `push()` resolves to: a `SyncResult` with `uploadedFiles` set. */
-export interface PushResult extends SyncResult {}
+export interface PushResult extends SyncResult {
+  /**
+   * Beyond upstream, on a bucket with versioning enabled: the checkpoint
+   * naming the prefix's state right after this push (the current one when
+   * it changed nothing); give it to `restore()` or `diff()`.
+   */
+  checkpoint?: string
+}
+
+/** Beyond upstream: a checkpoint, as `listCheckpoints()` lists it. */
+export interface Checkpoint {
+  id: string
+  /** When the push (or restore) that made it finished. */
+  time: Date
+  /** Files in that state, and their bytes. */
+  files: number
+  bytes: number
+  /** Paths added, modified and deleted against the checkpoint before it. */
+  changed: number
+}
+
+/** Beyond upstream: a state to restore or diff: a checkpoint, or the newest one at or before a time. */
+export type CheckpointTarget = { checkpoint: string } | { at: Date }
+
+/** Beyond upstream: what `restore()` resolves to. */
+export interface RestoreResult {
+  success: boolean
+  /** Paths whose old version was made current again on S3. */
+  restoredFiles: number
+  /** Paths deleted on S3 (a new delete marker each). */
+  deletedFiles: number
+  /** Paths S3 already held as the checkpoint has them. */
+  unchangedFiles: number
+  /** Paths another agent changed on S3 since this instance synced them (left as they are), and local changes set aside. */
+  conflicts?: string[]
+  /** Local work the restore replaced, kept under these names. */
+  conflictCopies?: Array<{ path: string; copy: string }>
+  errors?: string[]
+  errorDetails?: SyncErrorDetail[]
+  /** The checkpoint this restore made: restore the one before it to undo it. */
+  checkpoint?: string
+  duration: number
+  /** A dry run's plan: nothing was changed. */
+  plan?: { restore: string[]; delete: string[]; conflicts: string[] }
+}
+
+/** Beyond upstream: what `diff()` resolves to: workspace-relative paths, sorted. */
+export interface DiffResult {
+  added: string[]
+  modified: string[]
+  deleted: string[]
+}
 
 /** Beyond upstream: options of one `pull()`, `push()` or `startBackgroundPull()`. */
 export interface OperationOptions {
@@ -330,7 +381,7 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 
 /** A `'progress'` event. */
 export interface SyncProgress {
-  phase: 'download' | 'upload' | 'cleanup'
+  phase: 'download' | 'upload' | 'cleanup' | 'restore'
   /** Files finished (successfully or not) of `total`. */
   current: number
   /**
@@ -403,6 +454,24 @@ export declare class S3WorkspaceSync extends EventEmitter {
    * failed to download; aborting `signal` stops the wait, not the pull.
    */
   ensure(paths: string | string[], options?: { signal?: AbortSignal }): Promise<EnsureResult>
+  /**
+   * Beyond upstream, on a bucket with versioning enabled (else rejects with
+   * `VERSIONING_REQUIRED`): the prefix's checkpoints, newest first (`limit`
+   * 20 by default; `before`: an id, or a time, to page back).
+   */
+  listCheckpoints(options?: { limit?: number; before?: string | Date }): Promise<Checkpoint[]>
+  /**
+   * Beyond upstream: makes S3 and the workspace hold a checkpoint's state
+   * again (all paths, or only `paths`: files and directories). Old versions
+   * are copied server-side to be current (history kept: the restore is a
+   * checkpoint too, and restoring the one before undoes it); a path another
+   * agent changed since this instance synced it is a conflict, left alone;
+   * local work not pushed is kept under conflict names. Deleting more than
+   * `maxDeletePercent` of the files rejects with `MASS_DELETE`.
+   */
+  restore(target: CheckpointTarget, options?: { paths?: string[]; dryRun?: boolean; signal?: AbortSignal }): Promise<RestoreResult>
+  /** Beyond upstream: what changed from `from` to `to` (the local workspace when omitted). */
+  diff(from: CheckpointTarget, to?: CheckpointTarget): Promise<DiffResult>
   isPullComplete(): boolean
   getWorkspacePath(): string
   /**

@@ -17,7 +17,7 @@ const { validateStoragePath, checkOptions, checkOperationOptions } = require('./
 const { SyncIgnoreFilter, warnSkippedPatterns } = require('./lib/ignore.js')
 const { clientMode, sdkClientSettings, sdkCredentials } = require('./lib/client.js')
 const { sendStore } = require('./lib/send-store.js')
-const { errorDetail, detailOf, failedResult, toResult } = require('./lib/result.js')
+const { errorDetail, detailOf, failedResult, toResult, toRestoreResult } = require('./lib/result.js')
 const { watchWorkspace } = require('./lib/watch.js')
 
 /** @typedef {import('./index').SyncResult} SyncResult */
@@ -87,6 +87,19 @@ async function withSignal(options, start) {
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }
+}
+
+/**
+ * A checkpoint target as the engine takes it.
+ * @param {unknown} target
+ * @param {string} name
+ * @returns {import('./binding').NativeTarget}
+ */
+function toTarget(target, name) {
+  const t = /** @type {{ checkpoint?: unknown, at?: unknown }} */ (target)
+  if (t && typeof t === 'object' && typeof t.checkpoint === 'string' && t.checkpoint && t.at === undefined) return { checkpoint: t.checkpoint }
+  if (t && typeof t === 'object' && t.at instanceof Date && !Number.isNaN(t.at.getTime()) && t.checkpoint === undefined) return { atMs: t.at.getTime() }
+  throw new SyncError(`${name} must be { checkpoint: id } or { at: Date }`, 'INVALID_OPTION')
 }
 
 // ---- the main class ---------------------------------------------------------
@@ -169,7 +182,7 @@ class S3WorkspaceSync extends EventEmitter {
   /**
    * Runs one native operation: refused once closed, cancellable by `signal`
    * and by `close({ abort: true })`.
-   * @template {NativeOutcome | NativeEnsureOutcome | NativeRemoteOutcome} T
+   * @template {NativeOutcome | NativeEnsureOutcome | NativeRemoteOutcome | import('./binding').NativeCheckpointsOutcome | import('./binding').NativeDiffOutcome} T
    * @param {OperationOptions | undefined} options
    * @param {(engine: import('./binding').NativeWorkspace, run: import('./binding').NativeRun) => Promise<T>} run
    * @returns {Promise<T>}
@@ -305,6 +318,57 @@ class S3WorkspaceSync extends EventEmitter {
     const { ensured } = outcome
     if (ensured.errors.length > 0) throw fromNative(ensured.errors[0], `Ensure failed for ${ensured.errors.length} file(s)`)
     return { paths: ensured.paths, downloadedFiles: ensured.downloaded, missing: ensured.missing }
+  }
+
+  /**
+   * Checkpoints of the prefix (a bucket with versioning), newest first.
+   * @param {{ limit?: number, before?: string | Date }} [options]
+   * @returns {Promise<import('./index').Checkpoint[]>}
+   */
+  async listCheckpoints(options = {}) {
+    if (options === null || typeof options !== 'object') throw new SyncError('listCheckpoints(options): options must be an object', 'INVALID_OPTION')
+    const { limit = 20, before } = options
+    if (!Number.isInteger(limit) || limit < 1) throw new SyncError('listCheckpoints: limit must be a positive integer', 'INVALID_OPTION')
+    const start = before === undefined ? null : toTarget(typeof before === 'string' ? { checkpoint: before } : { at: before }, 'before')
+    const outcome = await this._operation(undefined, (engine) => engine.listCheckpoints(limit, start))
+    if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Listing checkpoints failed')
+    return outcome.checkpoints.map((c) => ({ id: c.id, time: new Date(c.timeMs), files: c.files, bytes: c.bytes, changed: c.changed }))
+  }
+
+  /**
+   * Makes S3 and the workspace hold a checkpoint's state again (all of it,
+   * or only `paths`): old versions copied to be current on S3, local work
+   * not pushed kept under conflict names. Itself a checkpoint.
+   * @param {{ checkpoint: string } | { at: Date }} target
+   * @param {{ paths?: string[], dryRun?: boolean, signal?: AbortSignal }} [options]
+   * @returns {Promise<import('./index').RestoreResult>}
+   */
+  async restore(target, options = {}) {
+    const to = toTarget(target, 'target')
+    const paths = options?.paths ?? []
+    if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string' && p.length > 0)) {
+      throw new SyncError('restore: paths must be an array of workspace-relative paths', 'INVALID_OPTION')
+    }
+    const run = { signal: options?.signal, dryRun: options?.dryRun }
+    const outcome = await this._operation(run, (engine, cancel) => engine.restore(to, paths, cancel))
+    if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Restore failed')
+    return toRestoreResult(outcome.report)
+  }
+
+  /**
+   * What changed from one state to another: `{ checkpoint }` or `{ at }`
+   * each; without `to`, the local workspace.
+   * @param {{ checkpoint: string } | { at: Date }} from
+   * @param {{ checkpoint: string } | { at: Date }} [to]
+   * @returns {Promise<import('./index').DiffResult>}
+   */
+  async diff(from, to) {
+    const a = toTarget(from, 'from')
+    const b = to === undefined ? null : toTarget(to, 'to')
+    const outcome = await this._operation(undefined, (engine) => engine.diff(a, b))
+    if (outcome.kind === 'failed') throw fromNative(outcome.error, 'Diff failed')
+    const { added, modified, deleted } = outcome.diff
+    return { added, modified, deleted }
   }
 
   /**

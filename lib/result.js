@@ -80,6 +80,7 @@ function toResult(report, kind) {
   if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
   if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
   if (report.skipped.length > 0) result.skipped = report.skipped.map(({ path, code, reason }) => ({ path, code, reason }))
+  if (report.checkpoint) result.checkpoint = report.checkpoint
   if (report.plan) {
     const { download, deleteLocal, upload, deleteRemote, conflicts } = report.plan
     result.plan = { download, deleteLocal, upload, deleteRemote, conflicts }
@@ -93,9 +94,33 @@ function toResult(report, kind) {
   return result
 }
 
+/**
+ * A restore's result (see `restore()` in index.d.ts).
+ * @param {NativeReport} report
+ */
+function toRestoreResult(report) {
+  /** @type {any} */
+  const result = {
+    success: report.errors.length === 0,
+    restoredFiles: report.plan ? report.plan.upload.length : report.transferred,
+    deletedFiles: report.plan ? report.plan.deleteRemote.length : report.deleted,
+    unchangedFiles: report.unchanged,
+    duration: Math.round(report.durationMs),
+  }
+  if (report.conflicts.length > 0) result.conflicts = [...new Set(report.conflicts)].sort()
+  if (report.conflictCopies.length > 0) result.conflictCopies = report.conflictCopies.map(({ path, copy }) => ({ path, copy }))
+  if (report.errors.length > 0) {
+    result.errors = report.errors.map((e) => e.message)
+    result.errorDetails = report.errors.map(errorDetail)
+  }
+  if (report.checkpoint) result.checkpoint = report.checkpoint
+  if (report.plan) result.plan = { restore: report.plan.upload, delete: report.plan.deleteRemote, conflicts: report.plan.conflicts }
+  return result
+}
+
 /** The result of a push that had nothing to do (a pull-only watch's stop()). */
 function nothingPushed() {
   return toResult({ transferred: 0, bytes: 0, deleted: 0, unchanged: 0, conflicts: [], conflictCopies: [], warnings: [], skipped: [], errors: [], durationMs: 0 }, 'push')
 }
 
-module.exports = { errorDetail, detailOf, failedResult, toResult, nothingPushed }
+module.exports = { errorDetail, detailOf, failedResult, toResult, toRestoreResult, nothingPushed }

@@ -65,6 +65,8 @@ js_codes!(
         InvalidSyncignore,
         Cancelled,
         UnsupportedStore,
+        VersioningRequired,
+        CheckpointNotFound,
         Symlink,
         SpecialFile,
         UnsafeName,

@@ -12,6 +12,7 @@ pub enum NativePhase {
     Download,
     Upload,
     Cleanup,
+    Restore,
 }
 
 #[napi(string_enum = "lowercase")]
@@ -58,6 +59,7 @@ impl Observer for JsObserver {
                 Phase::Download => NativePhase::Download,
                 Phase::Upload => NativePhase::Upload,
                 Phase::Cleanup => NativePhase::Cleanup,
+                Phase::Restore => NativePhase::Restore,
             },
             current: p.current as u32,
             total: p.total as u32,

@@ -1,6 +1,7 @@
 //! Node.js binding: converts values between JavaScript and the engine and
 //! wraps JS callbacks as ThreadsafeFunctions. No sync logic lives here.
 
+mod checkpoints;
 mod env_cleanup;
 mod errors;
 mod events;
@@ -26,6 +27,7 @@ use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
+use checkpoints::{NativeCheckpointsOutcome, NativeDiffOutcome, NativeTarget};
 use outcome::{NativeEnsureOutcome, NativeOutcome, NativeRemoteOutcome};
 
 /// The JS functions a workspace may call besides the event callback.
@@ -201,6 +203,55 @@ impl NativeWorkspace {
             Ok(NativeRemoteOutcome::from(
                 ws.pull_remote_changes(&run, check).await,
             ))
+        })
+        .map_err(napi_error)
+    }
+
+    /// Checkpoints, newest first: at most `limit`, older than `before`.
+    #[napi(ts_return_type = "Promise<NativeCheckpointsOutcome>")]
+    pub fn list_checkpoints<'env>(
+        &self,
+        env: &'env Env,
+        limit: u32,
+        before: Option<NativeTarget>,
+    ) -> Result<PromiseRaw<'env, NativeCheckpointsOutcome>, String> {
+        let ws = self.workspace()?;
+        env.spawn_future(async move {
+            let listed = ws.list_checkpoints(limit as usize, before.map(Into::into));
+            Ok(NativeCheckpointsOutcome::from(listed.await))
+        })
+        .map_err(napi_error)
+    }
+
+    /// Makes S3 and the workspace hold `target`'s state (under `paths`).
+    #[napi(ts_return_type = "Promise<NativeOutcome>")]
+    pub fn restore<'env>(
+        &self,
+        env: &'env Env,
+        target: NativeTarget,
+        paths: Vec<String>,
+        run: &NativeRun,
+    ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
+        let (ws, run) = (self.workspace()?, run.0.clone());
+        let target = target.into();
+        env.spawn_future(async move {
+            Ok(NativeOutcome::from(ws.restore(&target, &paths, &run).await))
+        })
+        .map_err(napi_error)
+    }
+
+    /// What changed from `from` to `to` (the workspace when absent).
+    #[napi(ts_return_type = "Promise<NativeDiffOutcome>")]
+    pub fn diff<'env>(
+        &self,
+        env: &'env Env,
+        from: NativeTarget,
+        to: Option<NativeTarget>,
+    ) -> Result<PromiseRaw<'env, NativeDiffOutcome>, String> {
+        let ws = self.workspace()?;
+        let (from, to) = (from.into(), to.map(Into::into));
+        env.spawn_future(async move {
+            Ok(NativeDiffOutcome::from(ws.diff(&from, to.as_ref()).await))
         })
         .map_err(napi_error)
     }

@@ -23,6 +23,8 @@ pub struct NativeReport {
     pub duration_ms: f64,
     /// A dry run's decisions.
     pub plan: Option<NativePlan>,
+    /// The checkpoint after a push or restore (versioned buckets).
+    pub checkpoint: Option<String>,
 }
 
 /// A conflict copy: the path it is a version of, and where it is.
@@ -120,6 +122,7 @@ impl From<Report> for NativeReport {
                 delete_remote: p.delete_remote,
                 conflicts: p.conflicts,
             }),
+            checkpoint: r.checkpoint,
         }
     }
 }

@@ -73,6 +73,10 @@ codes!(
         Cancelled = "CANCELLED",
         /// `Error::Unsupported`.
         UnsupportedStore = "UNSUPPORTED_STORE",
+        /// `Error::VersioningRequired`.
+        VersioningRequired = "VERSIONING_REQUIRED",
+        /// `Error::NoCheckpoint`.
+        CheckpointNotFound = "CHECKPOINT_NOT_FOUND",
         /// A link (never followed; not a failure).
         Symlink = "SYMLINK",
         /// A FIFO, socket or device.
@@ -178,6 +182,12 @@ pub enum Error {
     /// condition, and no other request can stand in).
     #[error("{0}")]
     Unsupported(String),
+    /// Checkpoints need a bucket whose versioning is enabled.
+    #[error("{0}")]
+    VersioningRequired(String),
+    /// No checkpoint has that id, or none is that old.
+    #[error("{0}")]
+    NoCheckpoint(String),
 }
 
 impl Error {
@@ -198,6 +208,8 @@ impl Error {
             Error::Syncignore(_) => ErrorCode::InvalidSyncignore,
             Error::Cancelled(_) => ErrorCode::Cancelled,
             Error::Unsupported(_) => ErrorCode::UnsupportedStore,
+            Error::VersioningRequired(_) => ErrorCode::VersioningRequired,
+            Error::NoCheckpoint(_) => ErrorCode::CheckpointNotFound,
         }
     }
 

@@ -27,4 +27,5 @@ mod transfer;
 pub use error::{Error, FileError, Result, Warning};
 pub use plan::{ConflictPolicy, PlanSummary};
 pub use progress::{Level, Observer, Phase, Progress};
+pub use sync::checkpoint::{CheckpointInfo, Target};
 pub use sync::{CancellationToken, Config, Ensured, RemoteCheck, Report, Run, Workspace};

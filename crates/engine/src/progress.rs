@@ -13,6 +13,8 @@ pub enum Phase {
     Upload,
     /// Deletions: a pull's of local files, a push's of objects.
     Cleanup,
+    /// A restore's copies of old versions (and its delete markers).
+    Restore,
 }
 
 impl Phase {
@@ -22,6 +24,7 @@ impl Phase {
             Phase::Download => "download",
             Phase::Upload => "upload",
             Phase::Cleanup => "cleanup",
+            Phase::Restore => "restore",
         }
     }
 }

@@ -40,6 +40,7 @@ pub fn object_info(
         etag: etag.map(unquote_etag),
         hash: stored_hash,
         etag_is_md5: etag_is_md5(sse, customer_key),
+        version: None,
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use md5::{Digest, Md5};
 
-use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
+use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store, Written};
 
 use crate::error::{Error, Result, S3Error};
 use crate::hashing::hash_bytes;
@@ -123,10 +123,11 @@ impl Store for MemoryStore {
             etag: Some(etag.clone()),
             hash: None,
             etag_is_md5: true,
+            version: None,
         }))
     }
 
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Written> {
         let mut body = vec![0u8; req.stat.size as usize];
         #[cfg(unix)]
         std::os::unix::fs::FileExt::read_exact_at(req.file, &mut body, 0)
@@ -156,7 +157,10 @@ impl Store for MemoryStore {
             _ => {}
         }
         objects.insert(req.key.to_owned(), (Bytes::from(body), etag.clone()));
-        Ok(Some(etag))
+        Ok(Written {
+            etag: Some(etag),
+            version: None,
+        })
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {

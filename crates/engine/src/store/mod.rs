@@ -101,6 +101,50 @@ pub struct ObjectInfo {
     pub hash: Option<String>,
     /// See `ObjectBody::etag_is_md5`.
     pub etag_is_md5: bool,
+    /// The object's version, on a bucket that keeps versions.
+    pub version: Option<String>,
+}
+
+/// What the server answered to a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The new ETag, unquoted, when the server gave one.
+    pub etag: Option<String>,
+    /// The new object version, on a bucket that keeps versions.
+    pub version: Option<String>,
+}
+
+/// Whether a bucket keeps every version of its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Every write makes a new version; deletions add delete markers.
+    Enabled,
+    /// It did once; new writes replace the current ("null") version.
+    Suspended,
+    /// Never enabled, or the store has no versions.
+    Off,
+}
+
+/// A version to make current again (see `Store::copy_version`).
+#[derive(Debug, Clone, Copy)]
+pub struct VersionCopy<'a> {
+    /// The object key.
+    pub key: &'a str,
+    /// The version to copy.
+    pub version: &'a str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What the key must hold now; a mismatch is `Error::Conflict`.
+    pub condition: &'a Condition,
+}
+
+/// An object's current version, as a listing of versions shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentVersion {
+    /// The object as a listing shows it.
+    pub object: RemoteObject,
+    /// Its version id.
+    pub version: String,
 }
 
 impl ObjectInfo {
@@ -132,8 +176,8 @@ pub trait Store: Send + Sync {
     async fn get(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody>;
     /// The object's ETag and stored MD5; `None` when there is no object.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
-    /// Uploads the file; returns the new ETag when the server gave one.
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>>;
+    /// Uploads the file; returns what the server said of the new object.
+    async fn put(&self, req: PutRequest<'_>) -> Result<Written>;
     /// Deletes the object, only if it still has ETag `if_match` when given
     /// (else `Error::Conflict`, also when there is no object to match: see
     /// `missing_is_conflict`).
@@ -175,11 +219,36 @@ pub trait Store: Send + Sync {
     async fn check_conditions(&self) -> Result<()> {
         Ok(())
     }
+    /// The first `max` objects under `prefix`, in key order (one request,
+    /// where the store can be told how many).
+    async fn list_first(&self, prefix: &str, max: usize) -> Result<ListPage> {
+        let mut page = self.list_page(prefix, None).await?;
+        page.objects.truncate(max);
+        Ok(page)
+    }
+    /// Whether the bucket keeps versions: stores without them say `Off`.
+    async fn versioning(&self) -> Result<Versioning> {
+        Ok(Versioning::Off)
+    }
+    /// The current version of every object under `prefix` (older versions
+    /// and delete markers left out), all pages.
+    async fn current_versions(&self, _prefix: &str) -> Result<Vec<CurrentVersion>> {
+        Err(no_versions())
+    }
+    /// Makes an older version of a key current again by a server-side copy
+    /// (history is kept: the copy is a new version).
+    async fn copy_version(&self, _copy: VersionCopy<'_>) -> Result<Written> {
+        Err(no_versions())
+    }
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.
     async fn abort_abandoned_uploads(&self, _prefix: &str, _age: Duration) -> Result<usize> {
         Ok(0)
     }
+}
+
+fn no_versions() -> crate::Error {
+    crate::Error::VersioningRequired("this store keeps no object versions".into())
 }
 
 /// Every object under `prefix`, all pages. Fails rather than return a

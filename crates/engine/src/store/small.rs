@@ -48,6 +48,7 @@ pub async fn put_bytes(
             progress: &FileProgress::new(&phase),
         })
         .await
+        .map(|w| w.etag)
 }
 
 /// An object read whole by `get_bytes`.

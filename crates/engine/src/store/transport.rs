@@ -21,7 +21,7 @@ use super::answers::{
     answer_error, changed_while_uploaded, check_unchanged, if_match, if_none_match, is_not_found,
     missing_is_conflict, object_info, stored_hash, unquote_etag, HASH_META,
 };
-use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
+use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store, Written};
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{plain_md5, ContentHasher, PART_SIZE};
 use crate::local::{read_part, whole_md5};
@@ -349,7 +349,7 @@ impl<T: Transport> Store for TransportStore<T> {
     /// (changed since the scan, or while it streamed) fails with
     /// `Error::Changed`. Content-MD5 is of the whole body, sent in one PUT:
     /// for a large file, one more pass over it (this is not the native path).
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Written> {
         let file = Arc::new(
             req.file
                 .try_clone()
@@ -393,7 +393,11 @@ impl<T: Transport> Store for TransportStore<T> {
             return Err(changed_while_uploaded(req.path));
         }
         check_unchanged(&file, req.path, &req.stat)?;
-        Ok(etag)
+        // Versions are not asked of a stand-in client: it has no checkpoints.
+        Ok(Written {
+            etag,
+            version: None,
+        })
     }
 
     async fn delete(&self, key: &str, etag: Option<&str>) -> Result<()> {

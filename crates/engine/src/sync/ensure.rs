@@ -142,7 +142,7 @@ impl Workspace {
 }
 
 /// The paths as roots: workspace-relative, `dir/` for a directory.
-fn ensure_roots(paths: &[String]) -> Result<Vec<Root>> {
+pub(crate) fn ensure_roots(paths: &[String]) -> Result<Vec<Root>> {
     if paths.is_empty() {
         return Err(Error::InvalidOption {
             field: "paths",

@@ -1,6 +1,7 @@
 //! The sync engine for one workspace: configuration, shared state, and the
 //! helpers `pull` and `push` have in common.
 
+pub mod checkpoint;
 mod config;
 mod ensure;
 mod hash;
@@ -8,6 +9,7 @@ mod live;
 mod pull;
 mod push;
 mod report;
+pub mod restore;
 mod schedule;
 
 pub use config::{
@@ -88,6 +90,8 @@ pub struct Workspace {
     id: String,
     /// Where `follow` and the remote pulls since left the live journal.
     cursor: std::sync::Mutex<Option<live::Cursor>>,
+    /// What this instance knows of the checkpoint chain.
+    chain: Mutex<checkpoint::Chain>,
 }
 
 impl Workspace {
@@ -106,6 +110,7 @@ impl Workspace {
             inboxes: ensure::Inboxes::default(),
             id: format!("{:016x}", crate::local::rand_u64()),
             cursor: std::sync::Mutex::new(None),
+            chain: Mutex::new(checkpoint::Chain::default()),
         })
     }
 

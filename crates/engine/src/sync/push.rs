@@ -306,6 +306,7 @@ impl Workspace {
         self.save_base(state, base).await;
         // Before the push resolves, so a watcher elsewhere can learn of it.
         self.announce(&*store, &report).await;
+        self.record_checkpoint(&*store, &mut report).await;
         Ok(report)
     }
 
@@ -351,7 +352,7 @@ impl Workspace {
         }
     }
 
-    fn conflict(&self, report: &mut Report, action: Action, rel: String, err: &Error) {
+    pub(crate) fn conflict(&self, report: &mut Report, action: Action, rel: String, err: &Error) {
         self.log(Level::Warn, &format!("Conflict: {err}"));
         report.errors.push(FileError::new(action, rel.clone(), err));
         report.conflicts.push(rel);
@@ -428,10 +429,11 @@ impl Workspace {
             let Some(result) = result else { return };
             let mut base = lock();
             match result {
-                Ok(Uploaded::Synced(entry)) => {
+                Ok(Uploaded::Synced((entry, version))) => {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
                     report.bytes += entry.stat.size;
                     report.written.push(rel.clone());
+                    report.made(&rel, &entry, version);
                     self.warn_if_unrecorded(base.record(rel, entry));
                     report.transferred += 1;
                 }
@@ -449,9 +451,10 @@ impl Workspace {
                     self.conflict(report, Action::Upload, rel.clone(), &err);
                     self.copy_made(report, &rel, &copy, copy_ignored);
                     match copy_entry {
-                        Ok(entry) => {
+                        Ok((entry, version)) => {
                             report.bytes += entry.stat.size;
                             report.written.push(copy.clone());
+                            report.made(&copy, &entry, version);
                             self.warn_if_unrecorded(base.record(copy, entry));
                             report.transferred += 1;
                         }

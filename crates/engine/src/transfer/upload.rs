@@ -15,11 +15,15 @@ use crate::plan::Upload;
 use crate::progress::FileProgress;
 use crate::store::{PutRequest, Store};
 
+/// A file S3 now holds: its new base entry, and the object version made
+/// (on a bucket that keeps versions).
+pub type Stored = (BaseEntry, Option<String>);
+
 /// How an upload ended.
 #[derive(Debug)]
 pub enum Uploaded {
-    /// S3 holds the file's bytes under its key: its new base entry.
-    Synced(BaseEntry),
+    /// S3 holds the file's bytes under its key.
+    Synced(Stored),
     /// The object was deleted on S3 by another agent, after an earlier
     /// push of these very bytes that never learned its outcome (or before
     /// it: that cannot be told). The deletion stands: the local file was
@@ -28,7 +32,7 @@ pub enum Uploaded {
     DeletionStands {
         copy: String,
         copy_ignored: bool,
-        copy_entry: Result<BaseEntry>,
+        copy_entry: Result<Stored>,
     },
 }
 
@@ -61,7 +65,7 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     };
     match to.store.head(&key).await {
         Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
-            Ok(Uploaded::Synced(u.synced(info.etag)))
+            Ok(Uploaded::Synced((u.synced(info.etag), info.version)))
         }
         Ok(None) if u.interrupted => deletion_stands(to, u).await,
         Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
@@ -78,7 +82,7 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
 }
 
 /// `upload`, tried again while S3 answers 409 `ConditionalRequestConflict`.
-async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
     let mut attempt = 1;
     loop {
         match upload(to, u, key).await {
@@ -132,13 +136,12 @@ async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
 /// Uploads `root/u.rel` as `key`, with the content hash the push computed
 /// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
 /// changed since) and the plan's condition. The file is opened beneath the
-/// root, not through a link, and must still be the scanned one. Returns the
-/// new base entry.
-async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
+/// root, not through a link, and must still be the scanned one.
+async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
     let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
     let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
     let path = to.root.path().join(&u.rel);
-    let etag = to
+    let written = to
         .store
         .put(PutRequest {
             key,
@@ -152,5 +155,5 @@ async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<BaseEntry> {
             progress: to.progress,
         })
         .await?;
-    Ok(u.synced(etag))
+    Ok((u.synced(written.etag), written.version))
 }

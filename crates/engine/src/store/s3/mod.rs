@@ -6,12 +6,14 @@
 macro_rules! info_of {
     ($out:expr) => {{
         let out = &$out;
-        object_info(
+        let mut info = object_info(
             out.e_tag(),
             stored_hash(|k| out.metadata().and_then(|m| m.get(k)).map(String::as_str)),
             out.server_side_encryption().map(|s| s.as_str()),
             out.sse_customer_algorithm(),
-        )
+        );
+        info.version = out.version_id().map(str::to_owned);
+        info
     }};
 }
 
@@ -23,6 +25,7 @@ mod pacer;
 mod probes;
 mod put;
 mod retry;
+mod versions;
 
 pub use connect::{https_client, S3Settings};
 pub use probes::ConditionalWrites;
@@ -37,7 +40,9 @@ use aws_sdk_s3::Client;
 use crate::error::{Result, Warning};
 use crate::model::{Condition, RemoteObject};
 use crate::store::answers::{object_info, stored_hash, unquote_etag};
-use crate::store::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store};
+use crate::store::{
+    CurrentVersion, ListPage, ObjectBody, ObjectInfo, PutRequest, Store, VersionCopy, Versioning, Written,
+};
 
 /// `Store` on one bucket of S3 or an S3-compatible server (see `connect`).
 #[derive(Clone)]
@@ -55,21 +60,16 @@ pub struct S3Store {
     conditional_writes: ConditionalWrites,
 }
 
-const MIB: u64 = 1024 * 1024;
-
-/// Longest wait for clean-up requests when an operation is cancelled (it
-/// must still end within a second).
-const SETTLE_MAX: Duration = Duration::from_millis(600);
-
-#[async_trait]
-impl Store for S3Store {
-    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage> {
+impl S3Store {
+    /// One page of ListObjectsV2 (of at most `max` keys, when given).
+    async fn list(&self, prefix: &str, token: Option<&str>, max: Option<usize>) -> Result<ListPage> {
         let page = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
             .set_continuation_token(token.map(str::to_owned))
+            .set_max_keys(max.map(|m| i32::try_from(m).unwrap_or(i32::MAX)))
             .send()
             .await
             .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
@@ -92,6 +92,19 @@ impl Store for S3Store {
             next_token: page.next_continuation_token().map(str::to_owned),
         })
     }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Longest wait for clean-up requests when an operation is cancelled (it
+/// must still end within a second).
+const SETTLE_MAX: Duration = Duration::from_millis(600);
+
+#[async_trait]
+impl Store for S3Store {
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage> {
+        self.list(prefix, token, None).await
+    }
 
     async fn get(&self, key: &str, size_hint: Option<u64>) -> Result<ObjectBody> {
         self.get_object(key, size_hint).await
@@ -112,8 +125,25 @@ impl Store for S3Store {
         }
     }
 
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Written> {
         self.put_object(req).await
+    }
+
+    async fn list_first(&self, prefix: &str, max: usize) -> Result<ListPage> {
+        self.list(prefix, None, Some(max)).await
+    }
+
+    async fn versioning(&self) -> Result<Versioning> {
+        self.bucket_versioning().await
+    }
+
+    async fn current_versions(&self, prefix: &str) -> Result<Vec<CurrentVersion>> {
+        self.list_current_versions(prefix).await
+    }
+
+    async fn copy_version(&self, copy: VersionCopy<'_>) -> Result<Written> {
+        self.copy_from_version(copy.key, copy.version, copy.size, copy.condition)
+            .await
     }
 
     async fn abort_abandoned_uploads(&self, prefix: &str, age: Duration) -> Result<usize> {

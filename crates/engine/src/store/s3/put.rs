@@ -20,7 +20,7 @@ use crate::store::answers::{
     changed_while_uploaded, check_unchanged, if_match, if_none_match, missing_is_conflict,
     unquote_etag, HASH_META,
 };
-use crate::store::PutRequest;
+use crate::store::{PutRequest, Written};
 
 use super::probes::Probe;
 use super::{S3Store, MIB};
@@ -42,7 +42,7 @@ async fn part_md5(bytes: Bytes) -> Result<[u8; 16]> {
 
 impl S3Store {
     /// One PUT, or parts when large.
-    pub(super) async fn put_object(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+    pub(super) async fn put_object(&self, req: PutRequest<'_>) -> Result<Written> {
         if req.stat.size >= PART_SIZE {
             return self.put_multipart(req).await;
         }
@@ -102,7 +102,7 @@ impl S3Store {
     /// Uploads in `PART_SIZE` parts, `PARTS_IN_FLIGHT` at a time, each read
     /// from disk and sent with its own `Content-MD5`. Aborted (never left
     /// half-done) on any failure, or if the file changed meanwhile.
-    async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Option<String>> {
+    async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Written> {
         // Whether the server honours If-Match on completion is probed (once
         // per store) while the parts go up; where it applies no conditions
         // at all, the condition is checked with a HEAD before completing.
@@ -149,7 +149,10 @@ impl S3Store {
             .set_if_none_match(if_none_match(condition))
             .send()
             .await
-            .map(|out| out.e_tag().map(unquote_etag))
+            .map(|out| Written {
+                etag: out.e_tag().map(unquote_etag),
+                version: out.version_id().map(str::to_owned),
+            })
             .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
         let done = missing_is_conflict(done, if_match(condition).is_some());
         if done.is_ok() {
@@ -161,7 +164,7 @@ impl S3Store {
     /// A large file in one conditional PutObject, streamed from the checked
     /// handle with the MD5 of the whole body (one more pass over the file):
     /// for servers that ignore conditions on `CompleteMultipartUpload`.
-    async fn put_whole(&self, req: &PutRequest<'_>) -> Result<Option<String>> {
+    async fn put_whole(&self, req: &PutRequest<'_>) -> Result<Written> {
         let size = req.stat.size;
         if size > PUT_MAX {
             return Err(Error::Unsupported(format!(
@@ -178,10 +181,10 @@ impl S3Store {
         );
         let md5 = whole_md5(file.clone(), req.path.to_path_buf()).await?;
         let body = file_body(file, req.path.to_path_buf(), size);
-        let etag = self.send_put(req, body, md5).await?;
+        let written = self.send_put(req, body, md5).await?;
         req.progress.moved(size);
         check_unchanged(req.file, req.path, &req.stat)?;
-        Ok(etag)
+        Ok(written)
     }
 
     /// One PutObject of the file's bytes `body` (whose MD5 is `md5`), with
@@ -193,7 +196,7 @@ impl S3Store {
         req: &PutRequest<'_>,
         body: ByteStream,
         md5: [u8; 16],
-    ) -> Result<Option<String>> {
+    ) -> Result<Written> {
         let condition = self.sendable(req.key, req.condition).await?;
         let out = self
             .client
@@ -216,7 +219,10 @@ impl S3Store {
                 e => e,
             });
         let out = missing_is_conflict(out, if_match(condition).is_some())?;
-        Ok(out.e_tag().map(unquote_etag))
+        Ok(Written {
+            etag: out.e_tag().map(unquote_etag),
+            version: out.version_id().map(str::to_owned),
+        })
     }
 
     /// Creates the multipart upload in a task of its own that puts the id in

@@ -1,0 +1,150 @@
+//! Object versions, for checkpoints: whether the bucket keeps them, which
+//! version of each object is current, and making an older one current again.
+
+use aws_sdk_s3::types::BucketVersioningStatus;
+
+use super::S3Store;
+use crate::error::{Error, Result};
+use crate::model::{Condition, RemoteObject};
+use crate::store::answers::{if_match, if_none_match, missing_is_conflict, unquote_etag};
+use crate::store::{CurrentVersion, Versioning, Written};
+
+/// The largest object one CopyObject can copy (S3's limit).
+const COPY_MAX: u64 = 5 << 30;
+
+impl S3Store {
+    /// GetBucketVersioning.
+    pub(super) async fn bucket_versioning(&self) -> Result<Versioning> {
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.error("GetBucketVersioning", "", e))?;
+        Ok(match out.status() {
+            Some(BucketVersioningStatus::Enabled) => Versioning::Enabled,
+            Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
+            _ => Versioning::Off,
+        })
+    }
+
+    /// ListObjectVersions, all pages, keeping each key's latest version
+    /// unless it is a delete marker (those come as their own list).
+    pub(super) async fn list_current_versions(&self, prefix: &str) -> Result<Vec<CurrentVersion>> {
+        let mut out = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(markers.0.clone())
+                .set_version_id_marker(markers.1.clone())
+                .send()
+                .await
+                .map_err(|e| self.error("ListObjectVersions", prefix, e))?;
+            out.extend(
+                page.versions()
+                    .iter()
+                    .filter(|v| v.is_latest() == Some(true))
+                    .filter_map(|v| {
+                        Some(CurrentVersion {
+                            object: RemoteObject {
+                                key: v.key()?.to_owned(),
+                                size: v.size().and_then(|s| u64::try_from(s).ok()),
+                                etag: v.e_tag().map(unquote_etag),
+                                last_modified: v
+                                    .last_modified()
+                                    .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                            },
+                            version: v.version_id()?.to_owned(),
+                        })
+                    }),
+            );
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            let next = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_version_id_marker().map(str::to_owned),
+            );
+            if next.0.is_none() || next == markers {
+                return Err(Error::S3(Box::new(crate::error::S3Error::new(
+                    "ListObjectVersions",
+                    prefix,
+                    "InvalidResponse",
+                    format!("listing versions of {prefix:?} failed: a truncated page came without a new marker"),
+                ))));
+            }
+            markers = next;
+        }
+    }
+
+    /// CopyObject of `key` at `version` onto `key` (metadata copied with
+    /// it), under `condition` on what `key` holds now.
+    pub(super) async fn copy_from_version(
+        &self,
+        key: &str,
+        version: &str,
+        size: u64,
+        condition: &Condition,
+    ) -> Result<Written> {
+        if size > COPY_MAX {
+            return Err(Error::Unsupported(format!(
+                "s3://{}/{key}: a version larger than 5 GiB cannot be made current by one \
+                 server-side copy; not restored",
+                self.bucket
+            )));
+        }
+        let condition = self.sendable(key, condition).await?;
+        let source = format!(
+            "{}/{}?versionId={}",
+            self.bucket,
+            encode_key(key),
+            encode_key(version)
+        );
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(source)
+            .set_if_match(if_match(condition))
+            .set_if_none_match(if_none_match(condition))
+            .send()
+            .await
+            .map_err(|e| self.error("CopyObject", key, e));
+        let out = missing_is_conflict(out, if_match(condition).is_some())?;
+        Ok(Written {
+            etag: out
+                .copy_object_result()
+                .and_then(|r| r.e_tag())
+                .map(unquote_etag),
+            version: out.version_id().map(str::to_owned),
+        })
+    }
+}
+
+/// A key (or version id) as `x-amz-copy-source` carries it: percent-encoded,
+/// `/` kept.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(super::encode_key("p/a b+ü.txt"), "p/a%20b%2B%C3%BC.txt");
+    }
+}

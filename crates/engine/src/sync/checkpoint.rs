@@ -1,0 +1,592 @@
+//! Checkpoints, on a bucket that keeps object versions: every push (and
+//! restore) names the state of the whole prefix right after it, as the
+//! exact object version of every path, so it can be diffed and restored.
+//!
+//! The chain lives under the prefix's reserved `.s3ws/checkpoints/`: one
+//! small manifest per push, numbered, created with `If-None-Match: *` so two
+//! pushes can never take one number (the loser takes the next). A manifest
+//! holds only what its push changed (the versions its own writes made, the
+//! paths it deleted); checkpoint N is the fold of manifests 1..=N. Pushes
+//! are thus linearised in the order they committed, and a checkpoint never
+//! holds half of another agent's push: that push's writes enter the chain
+//! together, in its own manifest. Every `SNAPSHOT_EVERY`th state is also
+//! written whole (`.s3ws/snapshots/`), so a fold reads at most that many
+//! manifests. Keys count down (`u64::MAX - n`), so a listing's first key is
+//! the newest checkpoint.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::{Report, Workspace};
+use crate::error::{Error, Result};
+use crate::keys::{classify_key, KeyKind};
+use crate::model::Condition;
+use crate::plan::REMOTE_STATE;
+use crate::progress::Level;
+use crate::store::small::{get_bytes, put_bytes};
+use crate::store::{Store, Versioning};
+
+/// A whole state is stored every this many checkpoints.
+const SNAPSHOT_EVERY: u64 = 50;
+/// Pushes racing for a number: tries before giving up (the push stands;
+/// only its checkpoint is missing).
+const WRITE_TRIES: usize = 8;
+/// Manifests read at once while folding.
+const READS_IN_FLIGHT: usize = 16;
+/// A manifest or snapshot larger than this is not read.
+const READ_LIMIT: usize = 512 << 20;
+
+/// One object version, as a checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// The version id.
+    #[serde(rename = "v")]
+    pub id: String,
+    /// Its ETag, unquoted.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Its size in bytes.
+    #[serde(rename = "s")]
+    pub size: u64,
+    /// Its content hash (see `hashing`), when the writer knew it.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl Version {
+    /// Whether `other` holds the same bytes (same version, or same ETag).
+    pub fn same_content(&self, other: &Version) -> bool {
+        self.id == other.id || (self.etag.is_some() && self.etag == other.etag)
+    }
+}
+
+/// A state of the prefix: each workspace path's version.
+pub type Files = BTreeMap<String, Version>;
+
+/// What a checkpoint's manifest holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    seq: u64,
+    /// Milliseconds since the epoch.
+    time: u64,
+    by: String,
+    /// `set` is the whole state (the first checkpoint of a prefix).
+    #[serde(default)]
+    full: bool,
+    #[serde(default)]
+    set: Files,
+    #[serde(default)]
+    del: Vec<String>,
+    /// The state after it, counted.
+    files: u64,
+    bytes: u64,
+    /// Against the checkpoint before it.
+    changed: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    seq: u64,
+    files: Files,
+}
+
+/// A checkpoint, as `list_checkpoints` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Its id (opaque to callers).
+    pub id: String,
+    /// When it was made.
+    pub time: SystemTime,
+    /// Files in that state.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Paths added, modified and deleted against the checkpoint before.
+    pub changed: u64,
+}
+
+/// Which state a restore or diff means.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A checkpoint, by id.
+    Checkpoint(String),
+    /// The newest checkpoint made at or before this time.
+    At(SystemTime),
+}
+
+/// What this instance knows of the chain (kept between operations).
+#[derive(Default)]
+pub(crate) struct Chain {
+    /// Whether the bucket keeps versions, once asked.
+    versioning: Option<Versioning>,
+    /// The last state folded: its number and files.
+    folded: Option<(u64, Arc<Files>)>,
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checkpoint `seq`'s id, and back.
+fn id_of(seq: u64) -> String {
+    seq.to_string()
+}
+
+fn seq_of(id: &str) -> Result<u64> {
+    id.parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| Error::NoCheckpoint(format!("{id:?} is not a checkpoint id")))
+}
+
+impl Workspace {
+    fn chain_dir(&self, kind: &str) -> String {
+        format!("{}{REMOTE_STATE}{kind}/", self.config.prefix)
+    }
+
+    fn chain_key(&self, kind: &str, seq: u64) -> String {
+        format!("{}{:020}.json", self.chain_dir(kind), u64::MAX - seq)
+    }
+
+    fn seq_of_key(&self, key: &str) -> Option<u64> {
+        let n: u64 = key
+            .strip_prefix(&self.chain_dir("checkpoints"))?
+            .strip_suffix(".json")?
+            .parse()
+            .ok()?;
+        Some(u64::MAX - n)
+    }
+
+    /// Whether the bucket keeps versions (asked once per instance). A store
+    /// that may not be asked (no `s3:GetBucketVersioning`) counts as not.
+    pub(crate) async fn versioned(&self, store: &dyn Store) -> bool {
+        let mut chain = self.chain.lock().await;
+        if chain.versioning.is_none() {
+            chain.versioning = Some(store.versioning().await.unwrap_or_else(|e| {
+                self.log(
+                    Level::Debug,
+                    &format!("Bucket versioning unknown ({e}): no checkpoints"),
+                );
+                Versioning::Off
+            }));
+        }
+        chain.versioning == Some(Versioning::Enabled)
+    }
+
+    /// Fails with `VERSIONING_REQUIRED` unless the bucket keeps versions
+    /// (asked again: the caller wants checkpoints now).
+    pub(crate) async fn require_versioning(&self, store: &dyn Store) -> Result<()> {
+        let status = store.versioning().await?;
+        self.chain.lock().await.versioning = Some(status);
+        let how = "enable it (aws s3api put-bucket-versioning --bucket BUCKET \
+                   --versioning-configuration Status=Enabled) and push once";
+        match status {
+            Versioning::Enabled => Ok(()),
+            Versioning::Suspended => Err(Error::VersioningRequired(format!(
+                "checkpoints need S3 versioning, which is suspended on bucket {}: {how}",
+                self.config.bucket
+            ))),
+            Versioning::Off => Err(Error::VersioningRequired(format!(
+                "checkpoints need S3 versioning, which is not enabled on bucket {}: {how}",
+                self.config.bucket
+            ))),
+        }
+    }
+
+    /// The newest checkpoint's number (0: none yet).
+    async fn newest(&self, store: &dyn Store) -> Result<u64> {
+        let page = store.list_first(&self.chain_dir("checkpoints"), 1).await?;
+        Ok(page
+            .objects
+            .first()
+            .and_then(|o| self.seq_of_key(&o.key))
+            .unwrap_or(0))
+    }
+
+    async fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        store: &dyn Store,
+        key: &str,
+    ) -> Result<Option<T>> {
+        let Some(fetched) = get_bytes(store, key, READ_LIMIT).await? else {
+            return Ok(None);
+        };
+        let body = fetched.body.unwrap_or_default();
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| Error::NoCheckpoint(format!("{key} cannot be read: {e}")))
+    }
+
+    async fn manifest(&self, store: &dyn Store, seq: u64) -> Result<Manifest> {
+        self.read_json(store, &self.chain_key("checkpoints", seq))
+            .await?
+            .ok_or_else(|| {
+                Error::NoCheckpoint(format!(
+                    "checkpoint {seq} of s3://{}/{} does not exist (or has expired)",
+                    self.config.bucket, self.config.prefix
+                ))
+            })
+    }
+
+    /// The files of checkpoint `seq`: folded from the nearest snapshot (or
+    /// from this instance's last fold, when that is nearer).
+    pub(crate) async fn state_at(&self, store: &dyn Store, seq: u64) -> Result<Arc<Files>> {
+        let cached = self.chain.lock().await.folded.clone();
+        let mut from: (u64, Arc<Files>) = (0, Arc::new(Files::new()));
+        match cached {
+            Some((n, files)) if n == seq => return Ok(files),
+            Some((n, files)) if n < seq && seq - n <= SNAPSHOT_EVERY => from = (n, files),
+            _ => {
+                let mut snap = seq - seq % SNAPSHOT_EVERY;
+                while snap > 0 {
+                    let key = self.chain_key("snapshots", snap);
+                    if let Ok(Some(s)) = self.read_json::<Snapshot>(store, &key).await {
+                        if s.seq == snap {
+                            from = (snap, Arc::new(s.files));
+                            break;
+                        }
+                    }
+                    snap -= SNAPSHOT_EVERY;
+                }
+            }
+        }
+        let (start, mut files) = from;
+        let manifests: Vec<Manifest> = futures::stream::iter(start + 1..=seq)
+            .map(|n| self.manifest(store, n))
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let files_mut = Arc::make_mut(&mut files);
+        for m in manifests {
+            apply(files_mut, m);
+        }
+        self.chain.lock().await.folded = Some((seq, files.clone()));
+        Ok(files)
+    }
+
+    /// Records the push (or restore) `report` describes as the next
+    /// checkpoint, and says its id in the report; a push that changed
+    /// nothing names the newest. Does nothing where the bucket keeps no
+    /// versions; a failure only logs (the push itself is done).
+    pub(crate) async fn record_checkpoint(&self, store: &dyn Store, report: &mut Report) {
+        if !self.versioned(store).await {
+            return;
+        }
+        match self.commit(store, report).await {
+            Ok(seq) => report.checkpoint = Some(id_of(seq)),
+            Err(e) => self.log(Level::Warn, &format!("No checkpoint recorded: {e}")),
+        }
+    }
+
+    async fn commit(&self, store: &dyn Store, report: &Report) -> Result<u64> {
+        let mut set: Files = report.versions.iter().cloned().collect();
+        // Written without a version said (a store that gives none on PUT):
+        // asked with a HEAD.
+        let unsaid: Vec<&String> = report
+            .written
+            .iter()
+            .filter(|r| !set.contains_key(*r))
+            .collect();
+        for rel in unsaid {
+            let key = format!("{}{rel}", self.config.prefix);
+            if let Some(info) = store.head(&key).await? {
+                if let Some(id) = info.version.clone() {
+                    let size = self.size_of(store, &key).await?;
+                    let hash = info.content_hash();
+                    set.insert(
+                        rel.clone(),
+                        Version {
+                            id,
+                            etag: info.etag,
+                            size,
+                            hash,
+                        },
+                    );
+                }
+            }
+        }
+        let del = report.removed.clone();
+        for _ in 0..WRITE_TRIES {
+            let newest = self.newest(store).await?;
+            if newest > 0 && set.is_empty() && del.is_empty() {
+                return Ok(newest);
+            }
+            let (before, full) = if newest == 0 {
+                (Files::new(), self.current_state(store, &set).await?)
+            } else {
+                ((*self.state_at(store, newest).await?).clone(), Files::new())
+            };
+            let seq = newest + 1;
+            let manifest = if newest == 0 {
+                Manifest {
+                    seq,
+                    time: ms(SystemTime::now()),
+                    by: self.id.clone(),
+                    full: true,
+                    files: full.len() as u64,
+                    bytes: full.values().map(|v| v.size).sum(),
+                    changed: full.len() as u64,
+                    set: full,
+                    del: Vec::new(),
+                }
+            } else {
+                delta(seq, &self.id, &before, set.clone(), del.clone())
+            };
+            let body = serde_json::to_vec(&manifest).map_err(|e| Error::Task(e.to_string()))?;
+            let key = self.chain_key("checkpoints", seq);
+            match put_bytes(
+                store,
+                &key,
+                &body,
+                "application/json",
+                &Condition::IfNoneMatch,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            let mut after = before;
+            apply(&mut after, manifest);
+            let after = Arc::new(after);
+            if seq % SNAPSHOT_EVERY == 0 {
+                self.write_snapshot(store, seq, &after).await;
+            }
+            self.chain.lock().await.folded = Some((seq, after));
+            return Ok(seq);
+        }
+        Err(Error::Conflict(
+            "other pushes kept taking the next checkpoint number".into(),
+        ))
+    }
+
+    async fn size_of(&self, store: &dyn Store, key: &str) -> Result<u64> {
+        let page = store.list_first(key, 1).await?;
+        Ok(page
+            .objects
+            .into_iter()
+            .find(|o| o.key == key)
+            .and_then(|o| o.size)
+            .unwrap_or(0))
+    }
+
+    async fn write_snapshot(&self, store: &dyn Store, seq: u64, files: &Files) {
+        let snap = Snapshot {
+            seq,
+            files: files.clone(),
+        };
+        let written = match serde_json::to_vec(&snap) {
+            Ok(body) => put_bytes(
+                store,
+                &self.chain_key("snapshots", seq),
+                &body,
+                "application/json",
+                &Condition::None,
+            )
+            .await
+            .map(|_| ()),
+            Err(e) => Err(Error::Task(e.to_string())),
+        };
+        if let Err(e) = written {
+            // Folds then start from the snapshot before.
+            self.log(Level::Warn, &format!("Checkpoint snapshot not written: {e}"));
+        }
+    }
+
+    /// Every workspace path's current version (the first checkpoint of a
+    /// prefix), with what this push knows of its own writes (`own`).
+    async fn current_state(&self, store: &dyn Store, own: &Files) -> Result<Files> {
+        let prefix = &self.config.prefix;
+        let mut files = Files::new();
+        for cv in store.current_versions(prefix).await? {
+            let Some(rel) = workspace_path(prefix, &cv.object.key) else {
+                continue;
+            };
+            let version = Version {
+                id: cv.version,
+                etag: cv.object.etag,
+                size: cv.object.size.unwrap_or(0),
+                hash: None,
+            };
+            let known = own.get(&rel).filter(|o| o.id == version.id).cloned();
+            files.insert(rel, known.unwrap_or(version));
+        }
+        Ok(files)
+    }
+
+    /// Checkpoints, newest first: at most `limit`, older than `before`.
+    pub async fn list_checkpoints(
+        &self,
+        limit: usize,
+        before: Option<Target>,
+    ) -> Result<Vec<CheckpointInfo>> {
+        let store = self.store().await?;
+        self.require_versioning(&*store).await?;
+        let below = match &before {
+            None => u64::MAX,
+            Some(Target::Checkpoint(id)) => seq_of(id)?,
+            Some(Target::At(t)) => match self.seq_at(&*store, *t).await {
+                Ok(seq) => seq + 1,
+                Err(Error::NoCheckpoint(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            },
+        };
+        let newest = self.newest(&*store).await?;
+        let top = newest.min(below.saturating_sub(1));
+        let seqs: Vec<u64> = (1..=top).rev().take(limit).collect();
+        let manifests: Vec<Manifest> = futures::stream::iter(seqs)
+            .map(|n| self.manifest(&*store, n))
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(manifests.iter().map(info_of).collect())
+    }
+
+    /// The newest checkpoint made at or before `at`.
+    async fn seq_at(&self, store: &dyn Store, at: SystemTime) -> Result<u64> {
+        let want = ms(at);
+        let mut seq = self.newest(store).await?;
+        // Newest first: most restores look a few turns back.
+        while seq > 0 {
+            if self.manifest(store, seq).await?.time <= want {
+                return Ok(seq);
+            }
+            seq -= 1;
+        }
+        Err(Error::NoCheckpoint(format!(
+            "no checkpoint of s3://{}/{} is as old as {:?}",
+            self.config.bucket,
+            self.config.prefix,
+            Duration::from_millis(want)
+        )))
+    }
+
+    /// The checkpoint `target` names: its number.
+    pub(crate) async fn resolve(&self, store: &dyn Store, target: &Target) -> Result<u64> {
+        match target {
+            Target::Checkpoint(id) => {
+                let seq = seq_of(id)?;
+                if seq > self.newest(store).await? {
+                    return Err(Error::NoCheckpoint(format!(
+                        "no checkpoint {id} in s3://{}/{}",
+                        self.config.bucket, self.config.prefix
+                    )));
+                }
+                Ok(seq)
+            }
+            Target::At(t) => self.seq_at(store, *t).await,
+        }
+    }
+}
+
+/// The workspace path `key` syncs as, if any (not the engine's own keys).
+pub(crate) fn workspace_path(prefix: &str, key: &str) -> Option<String> {
+    match classify_key(prefix, key) {
+        Ok(KeyKind::File(rel)) if !rel.starts_with(REMOTE_STATE) => Some(rel),
+        _ => None,
+    }
+}
+
+/// `m` applied to `files`.
+fn apply(files: &mut Files, m: Manifest) {
+    if m.full {
+        *files = m.set;
+        return;
+    }
+    for rel in m.del {
+        files.remove(&rel);
+    }
+    files.extend(m.set);
+}
+
+/// The manifest of checkpoint `seq`: `set` and `del` made on `before`.
+fn delta(seq: u64, by: &str, before: &Files, set: Files, del: Vec<String>) -> Manifest {
+    let mut files = before.len() as u64;
+    let mut bytes: u64 = before.values().map(|v| v.size).sum();
+    let mut changed = 0;
+    let del: Vec<String> = del.into_iter().filter(|r| !set.contains_key(r)).collect();
+    for rel in &del {
+        if let Some(old) = before.get(rel) {
+            files -= 1;
+            bytes -= old.size;
+            changed += 1;
+        }
+    }
+    for (rel, v) in &set {
+        match before.get(rel) {
+            Some(old) => {
+                bytes = bytes - old.size + v.size;
+                changed += u64::from(!old.same_content(v));
+            }
+            None => {
+                files += 1;
+                bytes += v.size;
+                changed += 1;
+            }
+        }
+    }
+    Manifest {
+        seq,
+        time: ms(SystemTime::now()),
+        by: by.to_owned(),
+        full: false,
+        set,
+        del,
+        files,
+        bytes,
+        changed,
+    }
+}
+
+fn info_of(m: &Manifest) -> CheckpointInfo {
+    CheckpointInfo {
+        id: id_of(m.seq),
+        time: UNIX_EPOCH + Duration::from_millis(m.time),
+        files: m.files,
+        bytes: m.bytes,
+        changed: m.changed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(id: &str, size: u64) -> Version {
+        Version {
+            id: id.into(),
+            etag: Some(format!("e-{id}")),
+            size,
+            hash: None,
+        }
+    }
+
+    #[test]
+    fn a_delta_counts_what_it_changed_and_folds_onto_the_state_before() {
+        let before: Files = [("a".into(), v("1", 10)), ("b".into(), v("2", 5))].into();
+        let set: Files = [("a".into(), v("3", 4)), ("c".into(), v("4", 1))].into();
+        let m = delta(2, "me", &before, set, vec!["b".into(), "gone".into()]);
+        assert_eq!((m.files, m.bytes, m.changed), (2, 5, 3));
+        let mut after = before.clone();
+        apply(&mut after, m);
+        assert_eq!(after.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(after["a"].id, "3");
+        // The same bytes written again are not a change.
+        let again: Files = [("a".into(), Version { id: "9".into(), ..v("3", 4) })].into();
+        assert_eq!(delta(3, "me", &after, again, vec![]).changed, 0);
+    }
+
+    #[test]
+    fn ids_are_checkpoint_numbers() {
+        assert_eq!(seq_of(&id_of(42)).unwrap(), 42);
+        for bad in ["0", "-1", "x", ""] {
+            assert!(matches!(seq_of(bad), Err(Error::NoCheckpoint(_))));
+        }
+    }
+}
