@@ -190,8 +190,12 @@ impl Workspace {
                 continue;
             }
             let target = wanted.get(rel);
+            // Unchanged since the base (the pull replaces it), or already
+            // what the checkpoint holds: nothing to keep.
             let hash = local_hash(&opened.root, rel, *stat).await?;
-            if target.is_some_and(|t| content_of(t, base.entries(), rel).as_deref() == Some(&hash))
+            let synced = base.entries().get(rel).is_some_and(|e| e.hash == hash);
+            if synced
+                || target.is_some_and(|t| content_of(t, base.entries(), rel).as_deref() == Some(&hash))
             {
                 continue;
             }

@@ -1,0 +1,315 @@
+// Checkpoints and undo on a versioned bucket, against the real server:
+// every push a checkpoint, restore (whole, one directory, by time, undone),
+// diff, concurrent agents, local work kept, cancellation, a fresh process.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { PutBucketVersioningCommand } from '@aws-sdk/client-s3'
+import { S3WorkspaceSync } from '../index.js'
+import { admin, endpoint, getObject, listKeys, newBucket, quiet, readTree, startProxy, tmpDir } from './helpers.mjs'
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+
+async function versionedBucket() {
+  const bucket = await newBucket()
+  await admin.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }))
+  return bucket
+}
+
+/** The workspace's files (the engine's own state left out). */
+const files = (dir) => Object.fromEntries(Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith('.s3ws/')))
+
+/** What S3 holds under `p/`, path → content (the engine's keys left out). */
+async function s3Files(bucket) {
+  const keys = (await listKeys(bucket, 'p/')).filter((k) => !k.startsWith('p/.s3ws/'))
+  const out = {}
+  for (const k of keys) out[k.slice(2)] = (await getObject(bucket, k)).toString()
+  return out
+}
+
+function agent(bucket, options = {}) {
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet(), ...options })
+  return { dir, sync, write: (rel, body) => writeAt(dir, rel, body), remove: (rel) => rmSync(path.join(dir, rel), { recursive: true }) }
+}
+
+function writeAt(dir, rel, body) {
+  mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true })
+  writeFileSync(path.join(dir, rel), body)
+}
+
+/** Three turns of an agent; the state each push left, as { checkpoint, files }. */
+async function threeTurns(a) {
+  const turns = []
+  a.write('README.md', 'v1')
+  a.write('src/a.js', 'a1')
+  a.write('src/b.js', 'b1')
+  a.write('docs/x.md', 'x1')
+  let r = await a.sync.push()
+  turns.push({ checkpoint: r.checkpoint, files: files(a.dir) })
+  a.write('src/a.js', 'a2')
+  a.remove('docs')
+  a.write('src/c.js', 'c2')
+  r = await a.sync.push()
+  turns.push({ checkpoint: r.checkpoint, files: files(a.dir) })
+  a.write('README.md', 'v3')
+  a.remove('src/b.js')
+  a.write('notes.txt', 'n3')
+  r = await a.sync.push()
+  turns.push({ checkpoint: r.checkpoint, files: files(a.dir) })
+  return turns
+}
+
+test('three turns: restore to the first, undo the restore, diff each pair, list them', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  for (const t of turns) assert.match(t.checkpoint, /^\d+$/)
+  assert.equal(new Set(turns.map((t) => t.checkpoint)).size, 3)
+  // A push that changes nothing names the current checkpoint.
+  assert.equal((await a.sync.push()).checkpoint, turns[2].checkpoint)
+
+  const listed = await a.sync.listCheckpoints()
+  assert.deepEqual(
+    listed.slice(0, 3).map((c) => c.id),
+    [turns[2], turns[1], turns[0]].map((t) => t.checkpoint),
+  )
+  assert.deepEqual(
+    listed.slice(0, 3).map((c) => [c.files, c.changed]),
+    [
+      [4, 3],
+      [4, 3],
+      [4, 4],
+    ],
+  )
+  assert.ok(listed[0].time instanceof Date && listed[0].time <= new Date())
+  assert.equal(listed[0].bytes, Object.values(turns[2].files).reduce((n, b) => n + b.length, 0))
+  assert.deepEqual((await a.sync.listCheckpoints({ limit: 1, before: turns[2].checkpoint })).map((c) => c.id), [turns[1].checkpoint])
+
+  assert.deepEqual(await a.sync.diff({ checkpoint: turns[0].checkpoint }, { checkpoint: turns[1].checkpoint }), {
+    added: ['src/c.js'],
+    modified: ['src/a.js'],
+    deleted: ['docs/x.md'],
+  })
+  assert.deepEqual(await a.sync.diff({ checkpoint: turns[1].checkpoint }, { checkpoint: turns[2].checkpoint }), {
+    added: ['notes.txt'],
+    modified: ['README.md'],
+    deleted: ['src/b.js'],
+  })
+  assert.deepEqual(await a.sync.diff({ checkpoint: turns[0].checkpoint }, { checkpoint: turns[2].checkpoint }), {
+    added: ['notes.txt', 'src/c.js'],
+    modified: ['README.md', 'src/a.js'],
+    deleted: ['docs/x.md', 'src/b.js'],
+  })
+  // Against the workspace: nothing since the last push, then a local edit.
+  assert.deepEqual(await a.sync.diff({ checkpoint: turns[2].checkpoint }), { added: [], modified: [], deleted: [] })
+  a.write('src/a.js', 'local edit')
+  assert.deepEqual(await a.sync.diff({ checkpoint: turns[2].checkpoint }), { added: [], modified: ['src/a.js'], deleted: [] })
+  a.write('src/a.js', 'a2')
+
+  // A dry run plans, changes nothing.
+  const plan = await a.sync.restore({ checkpoint: turns[0].checkpoint }, { dryRun: true })
+  assert.deepEqual(plan.plan, { restore: ['README.md', 'docs/x.md', 'src/a.js', 'src/b.js'], delete: ['notes.txt', 'src/c.js'], conflicts: [] })
+  assert.deepEqual(await s3Files(bucket), turns[2].files)
+
+  const events = []
+  a.sync.on('progress', (p) => events.push(p.phase))
+  const restored = await a.sync.restore({ checkpoint: turns[0].checkpoint })
+  assert.equal(restored.success, true, JSON.stringify(restored))
+  assert.deepEqual([restored.restoredFiles, restored.deletedFiles, restored.unchangedFiles], [4, 2, 0])
+  assert.ok(events.includes('restore'))
+  assert.deepEqual(await s3Files(bucket), turns[0].files)
+  assert.deepEqual(files(a.dir), turns[0].files)
+  assert.ok(Number(restored.checkpoint) > Number(turns[2].checkpoint))
+  // The restore is a checkpoint: restoring the one before undoes it.
+  const undone = await a.sync.restore({ checkpoint: turns[2].checkpoint })
+  assert.equal(undone.success, true, JSON.stringify(undone))
+  assert.deepEqual(await s3Files(bucket), turns[2].files)
+  assert.deepEqual(files(a.dir), turns[2].files)
+  assert.deepEqual(await a.sync.diff({ checkpoint: restored.checkpoint }, { checkpoint: undone.checkpoint }), {
+    added: ['notes.txt', 'src/c.js'],
+    modified: ['README.md', 'src/a.js'],
+    deleted: ['docs/x.md', 'src/b.js'],
+  })
+  // And the next push has nothing to send.
+  const after = await a.sync.push()
+  assert.equal(after.uploadedFiles, 0)
+  assert.equal(after.checkpoint, undone.checkpoint)
+})
+
+test('a restore of one directory, and one by time', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  const onlySrc = await a.sync.restore({ checkpoint: turns[0].checkpoint }, { paths: ['src'] })
+  assert.equal(onlySrc.success, true, JSON.stringify(onlySrc))
+  const expected = { ...turns[2].files, 'src/a.js': 'a1', 'src/b.js': 'b1' }
+  delete expected['src/c.js']
+  assert.deepEqual(await s3Files(bucket), expected)
+  assert.deepEqual(files(a.dir), expected)
+
+  // By time: the newest checkpoint at or before that moment.
+  const [second] = (await a.sync.listCheckpoints({ before: onlySrc.checkpoint })).filter((c) => c.id === turns[1].checkpoint)
+  const byTime = await a.sync.restore({ at: new Date(second.time.getTime() + 1) })
+  assert.equal(byTime.success, true, JSON.stringify(byTime))
+  assert.deepEqual(await s3Files(bucket), turns[1].files)
+  assert.deepEqual(files(a.dir), turns[1].files)
+  await assert.rejects(a.sync.restore({ at: new Date(0) }), { code: 'CHECKPOINT_NOT_FOUND' })
+  await assert.rejects(a.sync.restore({ checkpoint: '999999' }), { code: 'CHECKPOINT_NOT_FOUND' })
+  await assert.rejects(a.sync.restore({ checkpoint: 1 }), { code: 'INVALID_OPTION' })
+})
+
+test('two agents pushing at once: each checkpoint restores exactly the state it names', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const b = agent(bucket)
+  a.write('shared.txt', 'base')
+  await a.sync.push()
+  await b.sync.pull()
+  for (let i = 0; i < 20; i++) {
+    a.write(`a/${i}.txt`, `a${i}`)
+    b.write(`b/${i}.txt`, `b${i}`)
+  }
+  const [ra, rb] = await Promise.all([a.sync.push(), b.sync.push()])
+  assert.notEqual(ra.checkpoint, rb.checkpoint)
+  const [first, second] = [ra, rb].sort((x, y) => Number(x.checkpoint) - Number(y.checkpoint))
+  const firstIsA = first === ra
+  // The first checkpoint holds its own push whole and none of the other's.
+  const own = (who) => Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${who}/${i}.txt`, `${who}${i}`]))
+  const atFirst = { 'shared.txt': 'base', ...own(firstIsA ? 'a' : 'b') }
+  const atSecond = { 'shared.txt': 'base', ...own('a'), ...own('b') }
+  const c = agent(bucket)
+  const r1 = await c.sync.restore({ checkpoint: first.checkpoint })
+  assert.equal(r1.success, true, JSON.stringify(r1))
+  assert.deepEqual(await s3Files(bucket), atFirst)
+  assert.deepEqual(files(c.dir), atFirst)
+  const r2 = await c.sync.restore({ checkpoint: second.checkpoint })
+  assert.equal(r2.success, true, JSON.stringify(r2))
+  assert.deepEqual(await s3Files(bucket), atSecond)
+  assert.deepEqual(files(c.dir), atSecond)
+})
+
+test('local work not pushed is kept as conflict copies; another agent’s change is a conflict', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  a.write('README.md', 'unpushed edit')
+  a.write('new-local.txt', 'unpushed new file')
+  // Another agent changes src/a.js on S3 after this one synced it.
+  const b = agent(bucket)
+  await b.sync.pull()
+  b.write('src/a.js', 'b changed it')
+  await b.sync.push()
+
+  const r = await a.sync.restore({ checkpoint: turns[0].checkpoint })
+  assert.equal(r.success, false)
+  assert.ok(r.conflicts.includes('src/a.js'), JSON.stringify(r))
+  assert.ok(r.conflicts.includes('README.md') && r.conflicts.includes('new-local.txt'), JSON.stringify(r))
+  const copies = Object.fromEntries(r.conflictCopies.map((c) => [c.path, c.copy]))
+  const disk = files(a.dir)
+  assert.equal(disk[copies['README.md']], 'unpushed edit')
+  assert.equal(disk[copies['new-local.txt']], 'unpushed new file')
+  assert.equal(disk['README.md'], 'v1')
+  assert.equal(disk['new-local.txt'], undefined)
+  // The other agent's version stands on S3, and reached this disk.
+  assert.equal((await getObject(bucket, 'p/src/a.js')).toString(), 'b changed it')
+  assert.equal(disk['src/a.js'], 'b changed it')
+})
+
+test('an unversioned bucket: no checkpoint in push results, VERSIONING_REQUIRED from the new methods', async () => {
+  const bucket = await newBucket()
+  const a = agent(bucket)
+  a.write('f.txt', 'x')
+  const r = await a.sync.push()
+  assert.equal(r.success, true)
+  assert.equal('checkpoint' in r, false)
+  assert.deepEqual((await listKeys(bucket, 'p/')).filter((k) => k.includes('checkpoints')), [])
+  for (const call of [() => a.sync.listCheckpoints(), () => a.sync.restore({ checkpoint: '1' }), () => a.sync.diff({ checkpoint: '1' })]) {
+    await assert.rejects(call(), (e) => e.code === 'VERSIONING_REQUIRED' && /put-bucket-versioning/.test(e.message))
+  }
+  // Suspended is the same.
+  await admin.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Suspended' } }))
+  await assert.rejects(a.sync.listCheckpoints(), { code: 'VERSIONING_REQUIRED' })
+})
+
+test('a restore cancelled midway is completed by a second call; the mass-deletion guard applies', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket, { maxDeletePercent: 100 })
+  for (let i = 0; i < 30; i++) a.write(`f/${i}.txt`, `one ${i}`)
+  const first = await a.sync.push()
+  for (let i = 0; i < 30; i++) a.write(`f/${i}.txt`, `two ${i}`)
+  await a.sync.push()
+  const copies = []
+  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.headers['x-amz-copy-source'] ? (copies.push(r), 150) : 0) })
+  try {
+    const slow = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a.dir, endpoint: proxy.endpoint, logger: quiet() })
+    const controller = new AbortController()
+    const stopped = slow.restore({ checkpoint: first.checkpoint }, { signal: controller.signal })
+    while (copies.length < 5) await new Promise((r) => setTimeout(r, 10))
+    controller.abort()
+    await assert.rejects(stopped, { name: 'AbortError' })
+    await slow.close()
+  } finally {
+    await proxy.close()
+  }
+  const s3 = await s3Files(bucket)
+  assert.ok(Object.values(s3).some((v) => v.startsWith('two')), 'the restore stopped midway')
+  const done = await a.sync.restore({ checkpoint: first.checkpoint })
+  assert.equal(done.success, true, JSON.stringify(done))
+  const want = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f/${i}.txt`, `one ${i}`]))
+  assert.deepEqual(await s3Files(bucket), want)
+  assert.deepEqual(files(a.dir), want)
+  // The checkpoint it made names that state exactly.
+  assert.deepEqual(await a.sync.diff({ checkpoint: first.checkpoint }, { checkpoint: done.checkpoint }), { added: [], modified: [], deleted: [] })
+
+  // Restoring to an empty state would delete every file: refused by default.
+  const guarded = agent(bucket)
+  const emptyBucket = await versionedBucket()
+  const e = agent(emptyBucket)
+  e.write('keep1.txt', '1')
+  const one = await e.sync.push()
+  e.write('keep2.txt', '2')
+  e.write('keep3.txt', '3')
+  await e.sync.push()
+  e.remove('keep1.txt')
+  await e.sync.push()
+  await assert.rejects(e.sync.restore({ checkpoint: one.checkpoint }, { paths: ['keep2.txt', 'keep3.txt', 'keep1.txt'] }), { code: 'MASS_DELETE' })
+  assert.equal(guarded.sync instanceof S3WorkspaceSync, true)
+})
+
+test('a fresh process lists and restores what another agent pushed', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  const dir = tmpDir()
+  const options = { bucket, prefix: 'p/', workspaceDir: dir, endpoint }
+  const script = `
+    const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+    const sync = new S3WorkspaceSync({ ...${JSON.stringify(options)}, logger: quiet })
+    ;(async () => {
+      const list = await sync.listCheckpoints()
+      const restored = await sync.restore({ checkpoint: list[list.length - 1].id })
+      process.stdout.write(JSON.stringify({ ids: list.map((c) => c.id), restored }))
+    })().catch((e) => process.stdout.write(JSON.stringify({ rejected: { code: e.code, message: e.message } })))
+  `
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let text = ''
+    child.stdout.on('data', (d) => (text += d))
+    child.once('exit', () => {
+      try {
+        resolve(JSON.parse(text))
+      } catch {
+        reject(new Error(text))
+      }
+    })
+  })
+  assert.deepEqual(out.ids, [turns[2], turns[1], turns[0]].map((t) => t.checkpoint), JSON.stringify(out))
+  assert.equal(out.restored.success, true, JSON.stringify(out))
+  assert.deepEqual(files(dir), turns[0].files)
+  assert.deepEqual(await s3Files(bucket), turns[0].files)
+})
