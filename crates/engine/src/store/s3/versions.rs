@@ -20,13 +20,24 @@ impl S3Store {
             .get_bucket_versioning()
             .bucket(&self.bucket)
             .send()
-            .await
-            .map_err(|e| self.error("GetBucketVersioning", "", e))?;
-        Ok(match out.status() {
-            Some(BucketVersioningStatus::Enabled) => Versioning::Enabled,
-            Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
-            _ => Versioning::Off,
-        })
+            .await;
+        match out {
+            Ok(out) => Ok(match out.status() {
+                Some(BucketVersioningStatus::Enabled) => Versioning::Enabled,
+                Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
+                _ => Versioning::Off,
+            }),
+            // A 200 the SDK could not parse: some servers (moto) name the
+            // root element otherwise. The status is all that is needed.
+            Err(e) => match e
+                .raw_response()
+                .filter(|r| r.status().as_u16() == 200)
+                .and_then(|r| r.body().bytes())
+            {
+                Some(body) => Ok(status_in(&String::from_utf8_lossy(body))),
+                None => Err(self.error("GetBucketVersioning", "", e)),
+            },
+        }
     }
 
     /// ListObjectVersions, all pages, keeping each key's latest version
@@ -127,6 +138,17 @@ impl S3Store {
     }
 }
 
+/// The versioning status a GetBucketVersioning answer's XML states.
+fn status_in(xml: &str) -> Versioning {
+    if xml.contains("<Status>Enabled</Status>") {
+        Versioning::Enabled
+    } else if xml.contains("<Status>Suspended</Status>") {
+        Versioning::Suspended
+    } else {
+        Versioning::Off
+    }
+}
+
 /// A key (or version id) as `x-amz-copy-source` carries it: percent-encoded,
 /// `/` kept.
 fn encode_key(key: &str) -> String {
@@ -143,6 +165,15 @@ fn encode_key(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_versioning_status_is_read_whatever_the_root_element() {
+        use super::{status_in, Versioning};
+        let moto = r#"<GetBucketVersioningResponse xmlns="x"><Status>Enabled</Status></GetBucketVersioningResponse>"#;
+        assert_eq!(status_in(moto), Versioning::Enabled);
+        assert_eq!(status_in("<GetBucketVersioningResponse/>"), Versioning::Off);
+        assert_eq!(status_in("<V><Status>Suspended</Status></V>"), Versioning::Suspended);
+    }
+
     #[test]
     fn copy_sources_are_percent_encoded() {
         assert_eq!(super::encode_key("p/a b+ü.txt"), "p/a%20b%2B%C3%BC.txt");
