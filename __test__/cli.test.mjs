@@ -320,3 +320,47 @@ test(
     assert.match(bad.stderr, /--direction must be both, push, pull/)
   },
 )
+
+test('14. log, diff and restore on a versioned bucket; restore needs one target; an unversioned bucket says how to enable versioning', async () => {
+  const { PutBucketVersioningCommand } = await import('@aws-sdk/client-s3')
+  const { admin } = await import('./helpers.mjs')
+  const bucket = await newBucket()
+  await admin.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }))
+  const dir = tmpDir('turns')
+  const where = [`s3://${bucket}/c/`, '--dir', dir, '--endpoint', endpoint]
+  writeFileSync(path.join(dir, 'a.txt'), 'one')
+  const first = await cli(['push', ...where, '--json'])
+  assert.equal(first.status, 0, first.stderr)
+  const id = JSON.parse(first.stdout).checkpoint
+  writeFileSync(path.join(dir, 'a.txt'), 'two')
+  writeFileSync(path.join(dir, 'b.txt'), 'new')
+  assert.equal((await cli(['push', ...where])).status, 0)
+  const log = await cli(['log', ...where, '--json'])
+  assert.equal(log.status, 0, log.stderr)
+  assert.deepEqual(
+    JSON.parse(log.stdout).map((c) => [c.files, c.changed]),
+    [
+      [2, 2],
+      [1, 1],
+    ],
+  )
+  assert.match((await cli(['log', ...where])).stdout, new RegExp(`^ +${id}  \\d{4}-\\d\\d-\\d\\dT\\S+  1 files, 3 bytes, 1 changed$`, 'm'))
+  const diff = await cli(['diff', ...where, '--from', id])
+  assert.equal(diff.status, 0, diff.stderr)
+  assert.equal(diff.stdout, 'A b.txt\nM a.txt\n')
+  const dry = await cli(['restore', ...where, '--checkpoint', id, '--dry-run'])
+  assert.match(dry.stdout, /would: restore 1, delete 1/)
+  const restored = await cli(['restore', ...where, '--checkpoint', id])
+  assert.equal(restored.status, 0, restored.stderr)
+  assert.match(restored.stdout, /^Restore: 1 restored, 1 deleted, 0 unchanged in \d+ ms \(checkpoint \d+\)$/m)
+  assert.equal(readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'one')
+  assert.equal(existsSync(path.join(dir, 'b.txt')), false)
+  assert.equal((await getObject(bucket, 'c/a.txt')).toString(), 'one')
+  const both = await cli(['restore', ...where, '--checkpoint', id, '--at', new Date().toISOString()])
+  assert.equal(both.status, 2)
+  assert.match(both.stderr, /restore needs --checkpoint ID or --at TIME/)
+  const plain = await newBucket()
+  const off = await cli(['log', `s3://${plain}/c/`, '--dir', tmpDir('off'), '--endpoint', endpoint])
+  assert.equal(off.status, 2)
+  assert.match(off.stderr, /put-bucket-versioning/)
+})

@@ -51,13 +51,18 @@ const OPTIONS = {
   path: {
     type: 'string',
     multiple: true,
-    commands: ['ensure'],
+    commands: ['ensure', 'restore'],
     arg: 'PATH',
     group: 'Sync',
-    help: 'ensure: a workspace path to make current, a directory as dir/ (repeatable)',
+    help: 'ensure, restore: a workspace path (a file, or a directory as dir/; repeatable)',
   },
+  checkpoint: { type: 'string', commands: ['restore'], arg: 'ID', group: 'Checkpoints', help: 'restore: the checkpoint to restore (see log)' },
+  at: { type: 'string', commands: ['restore'], arg: 'TIME', group: 'Checkpoints', help: 'restore: the newest checkpoint at or before this ISO-8601 time' },
+  from: { type: 'string', commands: ['diff'], arg: 'X', group: 'Checkpoints', help: 'diff: a checkpoint id or an ISO-8601 time' },
+  to: { type: 'string', commands: ['diff'], arg: 'Y', group: 'Checkpoints', help: 'diff: a checkpoint id or an ISO-8601 time (default: the directory)' },
+  limit: { type: 'string', commands: ['log'], arg: 'N', group: 'Checkpoints', help: 'log: list at most N checkpoints (default 20)' },
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
-  'dry-run': { type: 'boolean', commands: ['pull', 'push'], group: 'Sync', help: 'Decide and report, change nothing (pull, push)' },
+  'dry-run': { type: 'boolean', commands: ['pull', 'push', 'restore'], group: 'Sync', help: 'Decide and report, change nothing (pull, push, restore)' },
   debounce: { type: 'string', env: 'S3WS_DEBOUNCE', commands: ['watch'], arg: 'MS', group: 'Sync', help: 'watch: push this long after the last change (default 2000)' },
   direction: {
     type: 'string',
@@ -81,6 +86,9 @@ const COMMANDS = {
   status: 'What a pull and a push would do (dry runs; nothing changes)',
   ensure: 'Make the --path files current now: a pull of just those (exit 1 if one is not on S3)',
   watch: "Pull, then push changes shortly after they happen and pull other writers' within seconds, until SIGINT/SIGTERM (then a final push)",
+  log: 'List the checkpoints (versioned buckets), newest first',
+  restore: 'Make S3 and the directory hold a checkpoint again (--checkpoint ID or --at TIME; --path to limit)',
+  diff: 'What changed from --from (a checkpoint id or ISO time) to --to (default: the directory)',
 }
 
 class UsageError extends Error {}
@@ -97,7 +105,7 @@ function defaultIgnores() {
 function usage() {
   const lines = ['Usage: s3-workspace-sync <command> [s3://BUCKET/PREFIX/] [options]', '', 'Commands:']
   for (const [name, what] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)}  ${what}`)
-  for (const group of ['Where', 'Connection', 'Sync', 'Output']) {
+  for (const group of ['Where', 'Connection', 'Sync', 'Checkpoints', 'Output']) {
     lines.push('', `${group}:`)
     for (const [name, o] of Object.entries(OPTIONS)) {
       if (o.group !== group) continue
@@ -254,7 +262,7 @@ function parse(argv, env) {
   const values = parsed.values
   if (values.help || values.version) return { values, command: '' }
   const [command, url, ...rest] = parsed.positionals
-  if (!command) throw new UsageError('a command is required: pull, push, status, ensure or watch')
+  if (!command) throw new UsageError('a command is required: pull, push, status, ensure, watch, log, restore or diff')
   if (!(command in COMMANDS)) {
     const hint = closest(command, Object.keys(COMMANDS))
     throw new UsageError(`unknown command ${JSON.stringify(command)}${hint ? ` (did you mean ${hint}?)` : ''}`)
@@ -291,6 +299,8 @@ function parse(argv, env) {
   }
   if (!values.dir) throw new UsageError('--dir is required (or S3WS_DIR)')
   if (command === 'ensure' && !values.path?.length) throw new UsageError('ensure needs --path PATH (repeatable; a directory as dir/)')
+  if (command === 'restore' && (values.checkpoint === undefined) === (values.at === undefined)) throw new UsageError('restore needs --checkpoint ID or --at TIME (one of them)')
+  if (command === 'diff' && values.from === undefined) throw new UsageError('diff needs --from X (a checkpoint id or an ISO-8601 time)')
   const { bucket, prefix } = bucketAndPrefix({ bucket: values.bucket, prefix: values.prefix }, url)
   const timeout = number('timeout', 1, 2_147_483)
   return {
@@ -302,6 +312,7 @@ function parse(argv, env) {
     debounce: number('debounce', 0, 2_147_483_647),
     direction: /** @type {'both' | 'push' | 'pull' | undefined} */ (choice('direction', ['both', 'push', 'pull'])),
     maxDeletePercent: number('max-delete-percent', 0, 100),
+    limit: number('limit', 1, 100_000),
     stallTimeoutMs: number('stall-timeout', 1, 2_147_483_647),
     lockTimeoutMs: number('lock-timeout', 0, 2_147_483_647),
     timeoutMs: timeout === undefined ? undefined : timeout * 1000,
@@ -310,6 +321,20 @@ function parse(argv, env) {
     logLevel: choice('log-level', ['debug', 'info', 'warn', 'error', 'silent']) ?? (values.quiet ? 'error' : 'warn'),
     logFormat: choice('log-format', ['text', 'json']) ?? 'text',
   }
+}
+
+/**
+ * A checkpoint target from the command line: a time when it parses as an
+ * ISO-8601 date with a time, else a checkpoint id.
+ * @param {string} text
+ * @param {string} flag
+ * @returns {import('../index').CheckpointTarget}
+ */
+function targetOf(text, flag) {
+  if (/^\d+$/.test(text)) return { checkpoint: text }
+  const at = new Date(text)
+  if (/^\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(at.getTime())) return { at }
+  throw new UsageError(`--${flag} ${JSON.stringify(text)} is neither a checkpoint id nor an ISO-8601 time`)
 }
 
 /**
@@ -538,6 +563,33 @@ async function main(argv, io = {}) {
       const missing = result.missing.length > 0 ? `; not on S3: ${result.missing.join(', ')}` : ''
       out(result, `Ensured ${result.paths.length} path(s): ${result.downloadedFiles} file(s) downloaded${missing}`)
       return result.missing.length > 0 ? 1 : 0
+    }
+    if (command === 'log') {
+      const list = await sync.listCheckpoints({ limit: a.limit ?? 20 })
+      if (values.json) stdout.write(`${JSON.stringify(list)}\n`)
+      else if (!values.quiet) {
+        const rows = list.map((c) => `${c.id.padStart(8)}  ${c.time.toISOString()}  ${c.files} files, ${c.bytes} bytes, ${c.changed} changed`)
+        stdout.write(`${rows.length ? rows.join('\n') : 'No checkpoints yet (push once)'}\n`)
+      }
+      return 0
+    }
+    if (command === 'diff') {
+      const result = await sync.diff(targetOf(String(values.from), 'from'), values.to === undefined ? undefined : targetOf(String(values.to), 'to'))
+      const lines = [...result.added.map((p) => `A ${p}`), ...result.modified.map((p) => `M ${p}`), ...result.deleted.map((p) => `D ${p}`)]
+      out(result, lines.length ? lines.join('\n') : 'No changes')
+      return 0
+    }
+    if (command === 'restore') {
+      const target = values.checkpoint !== undefined ? { checkpoint: String(values.checkpoint) } : targetOf(String(values.at), 'at')
+      if ('checkpoint' in target && !/^\d+$/.test(target.checkpoint)) throw new UsageError(`--checkpoint ${JSON.stringify(target.checkpoint)} is not a checkpoint id (see log)`)
+      const result = await sync.restore(target, { paths: /** @type {string[] | undefined} */ (values.path), dryRun: Boolean(values['dry-run']), signal: stop.signal })
+      const lines = result.plan
+        ? [`Restore (dry run) would: restore ${result.plan.restore.length}, delete ${result.plan.delete.length}`, ...result.plan.restore.map((p) => `  restore ${p}`), ...result.plan.delete.map((p) => `  delete ${p}`), ...result.plan.conflicts.map((p) => `  conflict ${p}`)]
+        : [`Restore: ${result.restoredFiles} restored, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms${result.checkpoint ? ` (checkpoint ${result.checkpoint})` : ''}`]
+      for (const c of result.conflictCopies ?? []) lines.push(`  conflict copy of ${c.path}: ${c.copy}`)
+      for (const e of result.errors ?? []) lines.push(`  error: ${cliWords(e)}`)
+      out(result, lines.join('\n'))
+      return result.success ? 0 : 1
     }
     if (command === 'watch') {
       const onPush = (/** @type {import('../index').PushResult} */ result) => {
