@@ -86,8 +86,14 @@ test('three turns: restore to the first, undo the restore, diff each pair, list 
     ],
   )
   assert.ok(listed[0].time instanceof Date && listed[0].time <= new Date())
-  assert.equal(listed[0].bytes, Object.values(turns[2].files).reduce((n, b) => n + b.length, 0))
-  assert.deepEqual((await a.sync.listCheckpoints({ limit: 1, before: turns[2].checkpoint })).map((c) => c.id), [turns[1].checkpoint])
+  assert.equal(
+    listed[0].bytes,
+    Object.values(turns[2].files).reduce((n, b) => n + b.length, 0),
+  )
+  assert.deepEqual(
+    (await a.sync.listCheckpoints({ limit: 1, before: turns[2].checkpoint })).map((c) => c.id),
+    [turns[1].checkpoint],
+  )
 
   assert.deepEqual(await a.sync.diff({ checkpoint: turns[0].checkpoint }, { checkpoint: turns[1].checkpoint }), {
     added: ['src/c.js'],
@@ -152,7 +158,7 @@ test('a restore of one directory, and one by time', async () => {
   assert.deepEqual(files(a.dir), expected)
 
   // By time: the newest checkpoint at or before that moment.
-  const [second] = (await a.sync.listCheckpoints({ before: onlySrc.checkpoint })).filter((c) => c.id === turns[1].checkpoint)
+  const second = (await a.sync.listCheckpoints({ before: onlySrc.checkpoint })).find((c) => c.id === turns[1].checkpoint)
   const byTime = await a.sync.restore({ at: new Date(second.time.getTime() + 1) })
   assert.equal(byTime.success, true, JSON.stringify(byTime))
   assert.deepEqual(await s3Files(bucket), turns[1].files)
@@ -226,7 +232,10 @@ test('an unversioned bucket: no checkpoint in push results, VERSIONING_REQUIRED 
   const r = await a.sync.push()
   assert.equal(r.success, true)
   assert.equal('checkpoint' in r, false)
-  assert.deepEqual((await listKeys(bucket, 'p/')).filter((k) => k.includes('checkpoints')), [])
+  assert.deepEqual(
+    (await listKeys(bucket, 'p/')).filter((k) => k.includes('checkpoints')),
+    [],
+  )
   for (const call of [() => a.sync.listCheckpoints(), () => a.sync.restore({ checkpoint: '1' }), () => a.sync.diff({ checkpoint: '1' })]) {
     await assert.rejects(call(), (e) => e.code === 'VERSIONING_REQUIRED' && /put-bucket-versioning/.test(e.message))
   }
@@ -256,7 +265,10 @@ test('a restore cancelled midway is completed by a second call; the mass-deletio
     await proxy.close()
   }
   const s3 = await s3Files(bucket)
-  assert.ok(Object.values(s3).some((v) => v.startsWith('two')), 'the restore stopped midway')
+  assert.ok(
+    Object.values(s3).some((v) => v.startsWith('two')),
+    'the restore stopped midway',
+  )
   const done = await a.sync.restore({ checkpoint: first.checkpoint })
   assert.equal(done.success, true, JSON.stringify(done))
   const want = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f/${i}.txt`, `one ${i}`]))
@@ -266,7 +278,6 @@ test('a restore cancelled midway is completed by a second call; the mass-deletio
   assert.deepEqual(await a.sync.diff({ checkpoint: first.checkpoint }, { checkpoint: done.checkpoint }), { added: [], modified: [], deleted: [] })
 
   // Restoring to an empty state would delete every file: refused by default.
-  const guarded = agent(bucket)
   const emptyBucket = await versionedBucket()
   const e = agent(emptyBucket)
   e.write('keep1.txt', '1')
@@ -277,7 +288,6 @@ test('a restore cancelled midway is completed by a second call; the mass-deletio
   e.remove('keep1.txt')
   await e.sync.push()
   await assert.rejects(e.sync.restore({ checkpoint: one.checkpoint }, { paths: ['keep2.txt', 'keep3.txt', 'keep1.txt'] }), { code: 'MASS_DELETE' })
-  assert.equal(guarded.sync instanceof S3WorkspaceSync, true)
 })
 
 test('a fresh process lists and restores what another agent pushed', async () => {
@@ -308,7 +318,11 @@ test('a fresh process lists and restores what another agent pushed', async () =>
       }
     })
   })
-  assert.deepEqual(out.ids, [turns[2], turns[1], turns[0]].map((t) => t.checkpoint), JSON.stringify(out))
+  assert.deepEqual(
+    out.ids,
+    [turns[2], turns[1], turns[0]].map((t) => t.checkpoint),
+    JSON.stringify(out),
+  )
   assert.equal(out.restored.success, true, JSON.stringify(out))
   assert.deepEqual(files(dir), turns[0].files)
   assert.deepEqual(await s3Files(bucket), turns[0].files)

@@ -584,8 +584,15 @@ async function main(argv, io = {}) {
       if ('checkpoint' in target && !/^\d+$/.test(target.checkpoint)) throw new UsageError(`--checkpoint ${JSON.stringify(target.checkpoint)} is not a checkpoint id (see log)`)
       const result = await sync.restore(target, { paths: /** @type {string[] | undefined} */ (values.path), dryRun: Boolean(values['dry-run']), signal: stop.signal })
       const lines = result.plan
-        ? [`Restore (dry run) would: restore ${result.plan.restore.length}, delete ${result.plan.delete.length}`, ...result.plan.restore.map((p) => `  restore ${p}`), ...result.plan.delete.map((p) => `  delete ${p}`), ...result.plan.conflicts.map((p) => `  conflict ${p}`)]
-        : [`Restore: ${result.restoredFiles} restored, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms${result.checkpoint ? ` (checkpoint ${result.checkpoint})` : ''}`]
+        ? [
+            `Restore (dry run) would: restore ${result.plan.restore.length}, delete ${result.plan.delete.length}`,
+            ...result.plan.restore.map((p) => `  restore ${p}`),
+            ...result.plan.delete.map((p) => `  delete ${p}`),
+            ...result.plan.conflicts.map((p) => `  conflict ${p}`),
+          ]
+        : [
+            `Restore: ${result.restoredFiles} restored, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms${result.checkpoint ? ` (checkpoint ${result.checkpoint})` : ''}`,
+          ]
       for (const c of result.conflictCopies ?? []) lines.push(`  conflict copy of ${c.path}: ${c.copy}`)
       for (const e of result.errors ?? []) lines.push(`  error: ${cliWords(e)}`)
       out(result, lines.join('\n'))

@@ -21,7 +21,9 @@ impl From<NativeTarget> for Target {
     fn from(t: NativeTarget) -> Self {
         match (t.checkpoint, t.at_ms) {
             (Some(id), _) => Target::Checkpoint(id),
-            (None, at) => Target::At(UNIX_EPOCH + Duration::from_millis(at.unwrap_or(0.0).max(0.0) as u64)),
+            (None, at) => {
+                Target::At(UNIX_EPOCH + Duration::from_millis(at.unwrap_or(0.0).max(0.0) as u64))
+            }
         }
     }
 }
@@ -40,7 +42,10 @@ impl From<CheckpointInfo> for NativeCheckpoint {
     fn from(c: CheckpointInfo) -> Self {
         NativeCheckpoint {
             id: c.id,
-            time_ms: c.time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64),
+            time_ms: c
+                .time
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_millis() as f64),
             files: c.files as f64,
             bytes: c.bytes as f64,
             changed: c.changed as f64,

@@ -20,6 +20,7 @@ use engine::{Config, RemoteCheck, Run, Workspace};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use checkpoints::{NativeCheckpointsOutcome, NativeDiffOutcome, NativeTarget};
 use engine::store::transport::TransportStore;
 use errors::{engine_error, napi_error};
 use events::{JsObserver, NativeEvent};
@@ -27,7 +28,6 @@ use js_callback::js_callback;
 use js_hooks::{JsContentTypes, JsCredentials, NativeCredentials};
 use js_store::{JsTransport, StoreAnswer, StoreRequest};
 use options::NativeOptions;
-use checkpoints::{NativeCheckpointsOutcome, NativeDiffOutcome, NativeTarget};
 use outcome::{NativeEnsureOutcome, NativeOutcome, NativeRemoteOutcome};
 
 /// The JS functions a workspace may call besides the event callback.
@@ -234,9 +234,9 @@ impl NativeWorkspace {
     ) -> Result<PromiseRaw<'env, NativeOutcome>, String> {
         let (ws, run) = (self.workspace()?, run.0.clone());
         let target = target.into();
-        env.spawn_future(async move {
-            Ok(NativeOutcome::from(ws.restore(&target, &paths, &run).await))
-        })
+        env.spawn_future(
+            async move { Ok(NativeOutcome::from(ws.restore(&target, &paths, &run).await)) },
+        )
         .map_err(napi_error)
     }
 
@@ -250,9 +250,9 @@ impl NativeWorkspace {
     ) -> Result<PromiseRaw<'env, NativeDiffOutcome>, String> {
         let ws = self.workspace()?;
         let (from, to) = (from.into(), to.map(Into::into));
-        env.spawn_future(async move {
-            Ok(NativeDiffOutcome::from(ws.diff(&from, to.as_ref()).await))
-        })
+        env.spawn_future(
+            async move { Ok(NativeDiffOutcome::from(ws.diff(&from, to.as_ref()).await)) },
+        )
         .map_err(napi_error)
     }
 

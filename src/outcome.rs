@@ -137,7 +137,9 @@ pub struct NativeRemotePull {
 }
 
 /// What following other instances' pushes came to: `pulled` is absent
-/// when there was nothing to pull.
+/// when there was nothing to pull. (One value, converted to JS at once:
+/// boxing the larger variant would save nothing.)
+#[allow(clippy::large_enum_variant)]
 #[napi(
     discriminant = "kind",
     discriminant_case = "lowercase",

@@ -395,7 +395,10 @@ impl Workspace {
         };
         if let Err(e) = written {
             // Folds then start from the snapshot before.
-            self.log(Level::Warn, &format!("Checkpoint snapshot not written: {e}"));
+            self.log(
+                Level::Warn,
+                &format!("Checkpoint snapshot not written: {e}"),
+            );
         }
     }
 
@@ -578,7 +581,14 @@ mod tests {
         assert_eq!(after.keys().collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(after["a"].id, "3");
         // The same bytes written again are not a change.
-        let again: Files = [("a".into(), Version { id: "9".into(), ..v("3", 4) })].into();
+        let again: Files = [(
+            "a".into(),
+            Version {
+                id: "9".into(),
+                ..v("3", 4)
+            },
+        )]
+        .into();
         assert_eq!(delta(3, "me", &after, again, vec![]).changed, 0);
     }
 

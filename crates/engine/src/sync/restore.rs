@@ -183,7 +183,12 @@ impl Workspace {
         let root = opened.root.clone();
         let scanned = blocking(move || scan(&root, &rules)).await?;
         for (rel, stat) in &scanned.files {
-            if !scope.contains(rel) || base.entries().get(rel).is_some_and(|e| base.entries().settled(e, stat)) {
+            if !scope.contains(rel)
+                || base
+                    .entries()
+                    .get(rel)
+                    .is_some_and(|e| base.entries().settled(e, stat))
+            {
                 continue;
             }
             if stat.mtime_ns.max(stat.ctime_ns) >= started_ns {
@@ -195,7 +200,8 @@ impl Workspace {
             let hash = local_hash(&opened.root, rel, *stat).await?;
             let synced = base.entries().get(rel).is_some_and(|e| e.hash == hash);
             if synced
-                || target.is_some_and(|t| content_of(t, base.entries(), rel).as_deref() == Some(&hash))
+                || target
+                    .is_some_and(|t| content_of(t, base.entries(), rel).as_deref() == Some(&hash))
             {
                 continue;
             }
@@ -207,7 +213,9 @@ impl Workspace {
                 }
                 Err(e) => {
                     self.log(Level::Warn, &format!("Not restored here: {rel}: {e}"));
-                    report.errors.push(FileError::new(Action::Download, rel.clone(), &e));
+                    report
+                        .errors
+                        .push(FileError::new(Action::Download, rel.clone(), &e));
                 }
             }
         }
@@ -296,7 +304,9 @@ impl Workspace {
                 }
                 Err(e) => {
                     self.log(Level::Error, &format!("Restore failed: {}: {e}", r.rel));
-                    report.errors.push(FileError::new(Action::Upload, r.rel, &e));
+                    report
+                        .errors
+                        .push(FileError::new(Action::Upload, r.rel, &e));
                 }
             }
         }
@@ -388,9 +398,8 @@ impl Workspace {
             Some(to) => {
                 let seq = self.resolve(&*store, to).await?;
                 let after = self.state_at(&*store, seq).await?;
-                let changed = |rel: &String, v: &Version| {
-                    before.get(rel).is_some_and(|b| !b.same_content(v))
-                };
+                let changed =
+                    |rel: &String, v: &Version| before.get(rel).is_some_and(|b| !b.same_content(v));
                 return Ok(compare(&before, after.keys(), |rel| {
                     after.get(rel).is_some_and(|v| changed(rel, v))
                 }));
@@ -449,7 +458,11 @@ fn compare<'a>(
             diff.modified.push(rel.clone());
         }
     }
-    diff.deleted = before.keys().filter(|r| !seen.contains(*r)).cloned().collect();
+    diff.deleted = before
+        .keys()
+        .filter(|r| !seen.contains(*r))
+        .cloned()
+        .collect();
     diff.added.sort();
     diff.modified.sort();
     diff
@@ -481,7 +494,12 @@ async fn local_hash(root: &Arc<Dir>, rel: &str, stat: FileStat) -> Result<String
 
 /// Moves the local file `rel` to a conflict name: the copy's path, and
 /// whether the ignore rules hide it.
-async fn aside(root: &Arc<Dir>, rel: &str, stat: FileStat, names: &CopyNames) -> Result<(String, bool)> {
+async fn aside(
+    root: &Arc<Dir>,
+    rel: &str,
+    stat: FileStat,
+    names: &CopyNames,
+) -> Result<(String, bool)> {
     let (parent, name) = split_parent(rel);
     let dir = root
         .open_sub(parent)

@@ -41,7 +41,8 @@ use crate::error::{Result, Warning};
 use crate::model::{Condition, RemoteObject};
 use crate::store::answers::{object_info, stored_hash, unquote_etag};
 use crate::store::{
-    CurrentVersion, ListPage, ObjectBody, ObjectInfo, PutRequest, Store, VersionCopy, Versioning, Written,
+    CurrentVersion, ListPage, ObjectBody, ObjectInfo, PutRequest, Store, VersionCopy, Versioning,
+    Written,
 };
 
 /// `Store` on one bucket of S3 or an S3-compatible server (see `connect`).
@@ -62,7 +63,12 @@ pub struct S3Store {
 
 impl S3Store {
     /// One page of ListObjectsV2 (of at most `max` keys, when given).
-    async fn list(&self, prefix: &str, token: Option<&str>, max: Option<usize>) -> Result<ListPage> {
+    async fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max: Option<usize>,
+    ) -> Result<ListPage> {
         let page = self
             .client
             .list_objects_v2()

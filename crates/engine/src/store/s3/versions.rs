@@ -171,7 +171,10 @@ mod tests {
         let moto = r#"<GetBucketVersioningResponse xmlns="x"><Status>Enabled</Status></GetBucketVersioningResponse>"#;
         assert_eq!(status_in(moto), Versioning::Enabled);
         assert_eq!(status_in("<GetBucketVersioningResponse/>"), Versioning::Off);
-        assert_eq!(status_in("<V><Status>Suspended</Status></V>"), Versioning::Suspended);
+        assert_eq!(
+            status_in("<V><Status>Suspended</Status></V>"),
+            Versioning::Suspended
+        );
     }
 
     #[test]
