@@ -48,6 +48,7 @@ import { generateWorkload, generateMany, generateDeleteSet, writeWorkload, write
 import { PROBES, selectScenarios, reusedWorkspaces } from './scenarios.mjs'
 import { fmtMs, fmtMiB, writeReport } from './report.mjs'
 import { runLive } from './live.mjs'
+import { runCheckpoints } from './checkpoints.mjs'
 
 const MiB = 1024 * 1024
 
@@ -92,7 +93,9 @@ const HELP = `npm run bench -- [options]
                 pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push,
                 priority-ws,ensure-ws,first-ws,priority-many,ensure-many,first-many (instant start);
                 live (on its own: propagation latency between two instances and a watcher's
-                idle requests a minute, at 2,116 and 50,000 files; bench/live.mjs)
+                idle requests a minute, at 2,116 and 50,000 files; bench/live.mjs);
+                checkpoints (on its own: restoring a checkpoint of the 2,116-file workspace
+                against a cold pull of it, versioned bucket; bench/checkpoints.mjs)
                 (the *-many ones: 50,000 files of 1 KiB, --quick 5,000; at most 1 timed rep each;
                 delete-push: 3,000 of 3,200 files deleted)
   --no-count    skip the request-counting pass
@@ -372,6 +375,15 @@ async function main() {
     })
     const bucket = 'bench'
     await admin.send(new CreateBucketCommand({ Bucket: bucket }))
+    if (opts.only?.includes('checkpoints')) {
+      // Checkpoints: a versioned bucket of its own, a restore against a cold pull.
+      if (opts.only.length > 1) throw new Error('--only checkpoints runs on its own')
+      const md = await runCheckpoints({ opts, server, addon: native.addon, tmp: base, admin })
+      const out = opts.out ?? path.join(ROOT, 'bench', 'results', 'checkpoints.md')
+      writeFileSync(out, `${md}\nMeasured with the release addon from ${native.source}${native.stale ? ' (stale: sources changed since)' : ''}.\n`)
+      console.log(`Written to ${path.relative(ROOT, out)}`)
+      return
+    }
     if (opts.only?.includes('live')) {
       // Live workspaces: a run of its own (one watcher, edits, an idle minute or more).
       if (opts.only.length > 1) throw new Error('--only live runs on its own')
