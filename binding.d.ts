@@ -293,7 +293,8 @@ export interface NativePlan {
 
 /**
  * What following other instances' pushes came to: `pulled` is absent
- * when there was nothing to pull.
+ * when there was nothing to pull. (One value, converted to JS at once:
+ * boxing the larger variant would save nothing.)
  */
 export type NativeRemoteOutcome =
   | { kind: 'done'; pulled?: NativeRemotePull }

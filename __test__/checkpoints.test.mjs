@@ -327,3 +327,53 @@ test('a fresh process lists and restores what another agent pushed', async () =>
   assert.deepEqual(files(dir), turns[0].files)
   assert.deepEqual(await s3Files(bucket), turns[0].files)
 })
+
+test('a write another agent replaced before this push’s checkpoint: the checkpoints still name what S3 holds', async () => {
+  const bucket = await versionedBucket()
+  const a0 = agent(bucket)
+  a0.write('x.txt', 'base')
+  await a0.sync.push()
+  // A's upload of x.txt lands, but A hears of it only once B has pulled
+  // it, written over it and made its checkpoint.
+  let release
+  const held = new Promise((r) => (release = r))
+  let seen
+  const landed = new Promise((r) => (seen = r))
+  const proxy = await startProxy({
+    hold: (r) => {
+      if (r.method === 'PUT' && r.path.endsWith('/p/x.txt')) {
+        seen()
+        return held
+      }
+      return 0
+    },
+  })
+  try {
+    a0.write('x.txt', 'from A')
+    const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a0.dir, endpoint: proxy.endpoint, logger: quiet() })
+    const pushing = a.push()
+    await landed
+    await new Promise((r) => setTimeout(r, 200))
+    const b = agent(bucket)
+    await b.sync.pull()
+    assert.equal(files(b.dir)['x.txt'], 'from A')
+    b.write('x.txt', 'from B, over A')
+    const rb = await b.sync.push()
+    assert.equal(rb.uploadedFiles, 1)
+    release(0)
+    const ra = await pushing
+    assert.equal(ra.success, true, JSON.stringify(ra))
+    assert.ok(Number(ra.checkpoint) > Number(rb.checkpoint))
+    await a.close()
+    // A's checkpoint came last, but B's write is the current one: named so.
+    assert.deepEqual(await a0.sync.diff({ checkpoint: rb.checkpoint }, { checkpoint: ra.checkpoint }), { added: [], modified: [], deleted: [] })
+    const c = agent(bucket)
+    const r = await c.sync.restore({ checkpoint: ra.checkpoint })
+    assert.equal(r.success, true, JSON.stringify(r))
+    assert.equal(r.restoredFiles, 0)
+    assert.equal(files(c.dir)['x.txt'], 'from B, over A')
+  } finally {
+    release(0)
+    await proxy.close()
+  }
+})

@@ -14,7 +14,7 @@
 //! manifests. Keys count down (`u64::MAX - n`), so a listing's first key is
 //! the newest checkpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -310,7 +310,8 @@ impl Workspace {
                 }
             }
         }
-        let del = report.removed.clone();
+        let mut del = report.removed.clone();
+        let mut checked = HashMap::new();
         for _ in 0..WRITE_TRIES {
             let newest = self.newest(store).await?;
             if newest > 0 && set.is_empty() && del.is_empty() {
@@ -321,6 +322,11 @@ impl Workspace {
             } else {
                 ((*self.state_at(store, newest).await?).clone(), Files::new())
             };
+            if newest > 0 {
+                let replaced = &report.replaced;
+                self.keep_in_order(store, &before, replaced, &mut set, &mut del, &mut checked)
+                    .await?;
+            }
             let seq = newest + 1;
             let manifest = if newest == 0 {
                 Manifest {
@@ -364,6 +370,53 @@ impl Workspace {
         Err(Error::Conflict(
             "other pushes kept taking the next checkpoint number".into(),
         ))
+    }
+
+    /// Leaves out of this push's manifest the writes another agent's
+    /// later write replaced, when that agent's checkpoint came first (it
+    /// read ours and wrote over it, then committed while we were still
+    /// pushing): the chain must end with what S3 holds. Such a path is one
+    /// whose version in `before` is neither ours nor the one we replaced;
+    /// a HEAD says whose write is current (asked once, kept in `checked`).
+    async fn keep_in_order(
+        &self,
+        store: &dyn Store,
+        before: &Files,
+        replaced: &HashMap<String, String>,
+        set: &mut Files,
+        del: &mut Vec<String>,
+        checked: &mut HashMap<String, Option<String>>,
+    ) -> Result<()> {
+        let out_of_order = |rel: &String, ours: Option<&Version>| {
+            let now = before.get(rel);
+            now.map(|v| &v.id) != ours.map(|v| &v.id)
+                && now.and_then(|v| v.etag.as_ref()) != replaced.get(rel)
+        };
+        let suspects: Vec<String> = set
+            .iter()
+            .filter(|(rel, v)| out_of_order(rel, Some(v)))
+            .map(|(rel, _)| rel.clone())
+            .chain(del.iter().filter(|rel| out_of_order(rel, None)).cloned())
+            .collect();
+        for rel in suspects {
+            if !checked.contains_key(&rel) {
+                let key = format!("{}{rel}", self.config.prefix);
+                let current = store
+                    .head(&key)
+                    .await?
+                    .map(|i| i.version.unwrap_or_default());
+                checked.insert(rel.clone(), current);
+            }
+            let current = &checked[&rel];
+            match set.get(&rel) {
+                Some(ours) if current.as_deref() != Some(ours.id.as_str()) => {
+                    set.remove(&rel);
+                }
+                None if current.is_some() => del.retain(|r| *r != rel),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     async fn size_of(&self, store: &dyn Store, key: &str) -> Result<u64> {

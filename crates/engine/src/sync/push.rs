@@ -228,6 +228,16 @@ impl Workspace {
             self.conflict(&mut report, Action::Upload, rel, &err);
         }
         let consented = plan.consented;
+        // What each write replaces: its checkpoint's order check.
+        let replacing = plan.uploads.iter().filter_map(|u| match &u.condition {
+            Condition::IfMatch(etag) => Some((u.rel.clone(), etag.clone())),
+            _ => None,
+        });
+        let deleting = plan
+            .deletes
+            .iter()
+            .filter_map(|d| Some((d.rel.clone(), d.if_match.clone()?)));
+        report.replaced = replacing.chain(deleting).collect();
         let mut uploads = plan.uploads;
         uploads.retain(
             |u| match check_key_length(&key_for(&self.config.prefix, &u.rel)) {

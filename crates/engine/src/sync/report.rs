@@ -27,6 +27,9 @@ pub struct Report {
     /// The object versions a push (or restore) made, on a bucket that
     /// keeps versions: what its checkpoint records.
     pub versions: Vec<(String, Version)>,
+    /// The ETag each of those writes and deletions was conditional on (the
+    /// object it replaced), by path.
+    pub replaced: std::collections::HashMap<String, String>,
     /// The checkpoint naming the prefix's state after this push or restore
     /// (on a bucket that keeps versions).
     pub checkpoint: Option<String>,

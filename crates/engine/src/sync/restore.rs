@@ -156,6 +156,20 @@ impl Workspace {
                 deletes.len()
             )));
         }
+        for (rel, etag) in restores
+            .iter()
+            .filter_map(|r| match &r.condition {
+                Condition::IfMatch(e) => Some((&r.rel, e)),
+                _ => None,
+            })
+            .chain(
+                deletes
+                    .iter()
+                    .filter_map(|(rel, e)| Some((rel, e.as_ref()?))),
+            )
+        {
+            report.replaced.insert(rel.clone(), etag.clone());
+        }
         if run.dry_run {
             report.plan = Some(
                 PlanSummary {
