@@ -377,3 +377,28 @@ test('a write another agent replaced before this push’s checkpoint: the checkp
     await proxy.close()
   }
 })
+
+test('past 50 checkpoints: a fresh instance reads them from the snapshot, old and new restore exactly', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const states = {}
+  for (let i = 1; i <= 55; i++) {
+    a.write(`n/${i % 7}.txt`, `turn ${i}`)
+    if (i % 10 === 0) a.remove(`n/${(i + 3) % 7}.txt`)
+    const r = await a.sync.push()
+    assert.equal(r.success, true)
+    states[r.checkpoint] = files(a.dir)
+  }
+  const ids = Object.keys(states).map(Number)
+  assert.equal(Math.max(...ids), 55)
+  assert.ok((await listKeys(bucket, 'p/.s3ws/snapshots/')).length === 1, 'one snapshot, at 50')
+  const list = await agent(bucket).sync.listCheckpoints({ limit: 100 })
+  assert.equal(list.length, 55)
+  for (const id of ['53', '4', '50']) {
+    const fresh = agent(bucket)
+    const r = await fresh.sync.restore({ checkpoint: id })
+    assert.equal(r.success, true, JSON.stringify(r))
+    assert.deepEqual(await s3Files(bucket), states[id], `checkpoint ${id} on S3`)
+    assert.deepEqual(files(fresh.dir), states[id], `checkpoint ${id} on disk`)
+  }
+})

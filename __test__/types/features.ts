@@ -1,7 +1,7 @@
 // The API beyond upstream, type-checked under --strict: cancellation,
 // close/`await using`, background handles, structured errors, results.
 import { S3WorkspaceSync, SyncError, AbortError, createDefaultLogger } from '@moca/s3-workspace-sync'
-import type { PullResult, PushResult, SyncErrorCode, SyncErrorDetail, BackgroundPull, SyncWarning, SyncWarningCode } from '@moca/s3-workspace-sync'
+import type { PullResult, PushResult, SyncErrorCode, SyncErrorDetail, BackgroundPull, SyncWarning, SyncWarningCode, Checkpoint, CheckpointTarget, DiffResult, RestoreResult } from '@moca/s3-workspace-sync'
 
 export async function lambdaHandler(deadlineMs: number): Promise<number> {
   await using sync = new S3WorkspaceSync({ bucket: 'b', prefix: 'p/', workspaceDir: '/tmp/ws', logLevel: 'warn' })
@@ -50,4 +50,17 @@ export async function liveWorkspace(sync: S3WorkspaceSync, onQueueMessage: (f: (
   const watcher = await sync.watch({ direction: 'both', pollMs: 1000, fullCheckMs: 120_000, debounceMs: 500 })
   onQueueMessage(() => watcher.notify())
   return watcher.stop()
+}
+
+// Checkpoints and undo: an agent framework's "undo the last turn".
+export async function undoLastTurn(sync: S3WorkspaceSync): Promise<string | undefined> {
+  const before = await sync.push()
+  const list: Checkpoint[] = await sync.listCheckpoints({ limit: 5, before: new Date() })
+  const target: CheckpointTarget = before.checkpoint ? { checkpoint: before.checkpoint } : { at: list[0]?.time ?? new Date() }
+  const changed: DiffResult = await sync.diff(target)
+  console.log(changed.added.length + changed.modified.length + changed.deleted.length, list[0]?.files)
+  const restored: RestoreResult = await sync.restore(target, { paths: ['src/'], dryRun: false, signal: AbortSignal.timeout(60_000) })
+  const code: SyncErrorCode = 'VERSIONING_REQUIRED'
+  console.log(restored.plan?.restore, restored.conflictCopies?.[0]?.copy, code)
+  return restored.checkpoint
 }

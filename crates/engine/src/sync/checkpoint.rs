@@ -504,23 +504,29 @@ impl Workspace {
         Ok(manifests.iter().map(info_of).collect())
     }
 
-    /// The newest checkpoint made at or before `at`.
+    /// The newest checkpoint made at or before `at`: a binary search over
+    /// the numbers (their times grow with them, as pushes commit in order;
+    /// clocks of different machines may disagree by a little, as the time
+    /// of any write on S3 may).
     async fn seq_at(&self, store: &dyn Store, at: SystemTime) -> Result<u64> {
         let want = ms(at);
-        let mut seq = self.newest(store).await?;
-        // Newest first: most restores look a few turns back.
-        while seq > 0 {
-            if self.manifest(store, seq).await?.time <= want {
-                return Ok(seq);
+        let (mut lo, mut hi) = (0, self.newest(store).await?);
+        // The answer is in lo..=hi, 0 meaning none.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self.manifest(store, mid).await?.time <= want {
+                lo = mid;
+            } else {
+                hi = mid - 1;
             }
-            seq -= 1;
         }
-        Err(Error::NoCheckpoint(format!(
-            "no checkpoint of s3://{}/{} is as old as {:?}",
-            self.config.bucket,
-            self.config.prefix,
-            Duration::from_millis(want)
-        )))
+        if lo == 0 {
+            return Err(Error::NoCheckpoint(format!(
+                "no checkpoint of s3://{}/{} is as old as {} ms after the epoch",
+                self.config.bucket, self.config.prefix, want
+            )));
+        }
+        Ok(lo)
     }
 
     /// The checkpoint `target` names: its number.

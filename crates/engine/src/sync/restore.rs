@@ -408,19 +408,16 @@ impl Workspace {
         self.require_versioning(&*store).await?;
         let seq = self.resolve(&*store, from).await?;
         let before = self.state_at(&*store, seq).await?;
-        let after: HashMap<String, Option<String>> = match to {
-            Some(to) => {
-                let seq = self.resolve(&*store, to).await?;
-                let after = self.state_at(&*store, seq).await?;
-                let changed =
-                    |rel: &String, v: &Version| before.get(rel).is_some_and(|b| !b.same_content(v));
-                return Ok(compare(&before, after.keys(), |rel| {
-                    after.get(rel).is_some_and(|v| changed(rel, v))
-                }));
-            }
-            None => self.local_hashes().await?,
-        };
+        if let Some(to) = to {
+            let seq = self.resolve(&*store, to).await?;
+            let after = self.state_at(&*store, seq).await?;
+            return Ok(compare(&before, after.keys(), |rel| {
+                let (a, b) = (after.get(rel), before.get(rel));
+                a.zip(b).is_some_and(|(a, b)| !a.same_content(b))
+            }));
+        }
         let entries = self.base_for_diff().await?;
+        let after = self.local_hashes(&entries).await?;
         Ok(compare(&before, after.keys(), |rel| {
             let local = after.get(rel).cloned().flatten();
             let known = before.get(rel).and_then(|v| content_of(v, &entries, rel));
@@ -428,13 +425,13 @@ impl Workspace {
         }))
     }
 
-    /// Every local file's content hash (`None`: it could not be read).
-    async fn local_hashes(&self) -> Result<HashMap<String, Option<String>>> {
+    /// Every local file's content hash (`None`: it could not be read); a
+    /// file the base holds as synced is not read again.
+    async fn local_hashes(&self, entries: &BaseEntries) -> Result<HashMap<String, Option<String>>> {
         let opened = self.open(false, true).await?;
         let rules = self.current_rules(&opened.root).await?;
         let root = opened.root.clone();
         let scanned = blocking(move || scan(&root, &rules)).await?;
-        let entries = self.base_for_diff().await?;
         let mut out = HashMap::new();
         for (rel, stat) in scanned.files {
             let hash = match entries.get(&rel).filter(|e| entries.settled(e, &stat)) {
