@@ -265,6 +265,8 @@ export interface RestoreResult {
   conflictCopies?: Array<{ path: string; copy: string }>
   errors?: string[]
   errorDetails?: SyncErrorDetail[]
+  /** What the caller should know though nothing failed (a store that ignores conditions on CopyObject). */
+  warnings?: SyncWarning[]
   /** The checkpoint this restore made: restore the one before it to undo it. */
   checkpoint?: string
   duration: number

@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { PutBucketVersioningCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, endpoint, getObject, listKeys, newBucket, quiet, readTree, startProxy, tmpDir } from './helpers.mjs'
+import { admin, endpoint, getObject, lacks, listKeys, newBucket, putObject, quiet, readTree, startProxy, tmpDir } from './helpers.mjs'
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 
@@ -401,4 +401,150 @@ test('past 50 checkpoints: a fresh instance reads them from the snapshot, old an
     assert.deepEqual(await s3Files(bucket), states[id], `checkpoint ${id} on S3`)
     assert.deepEqual(files(fresh.dir), states[id], `checkpoint ${id} on disk`)
   }
+})
+
+test('a path another writer changes while the restore copies it is a conflict: the other write stands', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  let wrote
+  const proxy = await startProxy({
+    delay: (r) => {
+      if (r.method === 'PUT' && r.headers['x-amz-copy-source'] && r.path.endsWith('/p/src/a.js') && !wrote) {
+        wrote = putObject(bucket, 'p/src/a.js', 'written during the restore')
+        return 300
+      }
+      return 0
+    },
+  })
+  try {
+    const via = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a.dir, endpoint: proxy.endpoint, logger: quiet() })
+    const r = await via.restore({ checkpoint: turns[0].checkpoint })
+    await wrote
+    await via.close()
+    if (lacks('copy-conditions')) {
+      // Checked with a HEAD before the copy, which this write came after.
+      assert.ok(
+        r.warnings?.some((w) => w.code === 'STORE_CONDITION_IGNORED' && /CopyObject/.test(w.message)),
+        JSON.stringify(r),
+      )
+      return
+    }
+    assert.deepEqual(r.conflicts, ['src/a.js'], JSON.stringify(r))
+    assert.equal(r.success, false)
+    assert.equal((await getObject(bucket, 'p/src/a.js')).toString(), 'written during the restore')
+    assert.equal(files(a.dir)['src/a.js'], 'written during the restore')
+    assert.equal(files(a.dir)['src/b.js'], 'b1')
+  } finally {
+    await proxy.close()
+  }
+})
+
+test('a fleet of agents pushing at once: every push gets a checkpoint, and every checkpoint restores exactly', async () => {
+  const bucket = await versionedBucket()
+  const seedAgent = agent(bucket)
+  seedAgent.write('README.md', 'fleet')
+  await seedAgent.sync.push()
+  const AGENTS = 5
+  const ROUNDS = 4
+  /** checkpoint id → the pushing agent's own files then */
+  const pushed = []
+  await Promise.all(
+    Array.from({ length: AGENTS }, async (_, i) => {
+      const a = agent(bucket)
+      for (let r = 0; r < ROUNDS; r++) {
+        a.write(`ag${i}/f${r}.txt`, `agent ${i} round ${r}`)
+        a.write(`ag${i}/common.txt`, `agent ${i} round ${r}`)
+        if (r >= 2) a.remove(`ag${i}/f${r - 2}.txt`)
+        const res = await a.sync.push()
+        assert.equal(res.success, true, JSON.stringify(res))
+        assert.match(res.checkpoint ?? '', /^\d+$/, `agent ${i} round ${r}: no checkpoint ${JSON.stringify(res)}`)
+        pushed.push({ id: Number(res.checkpoint), agent: i, files: Object.fromEntries(Object.entries(files(a.dir)).filter(([p]) => p.startsWith(`ag${i}/`))) })
+      }
+    }),
+  )
+  const ids = pushed.map((p) => p.id).sort((x, y) => x - y)
+  assert.equal(new Set(ids).size, AGENTS * ROUNDS, 'one number a push')
+  // The state a checkpoint names: the base, and each agent's files as its
+  // last push at or before that number left them.
+  const expected = (id) => {
+    const out = { 'README.md': 'fleet' }
+    for (let i = 0; i < AGENTS; i++) {
+      const last = pushed.filter((p) => p.agent === i && p.id <= id).sort((x, y) => y.id - x.id)[0]
+      Object.assign(out, last?.files ?? {})
+    }
+    return out
+  }
+  const checker = agent(bucket, { maxDeletePercent: 100 })
+  for (const id of ids) {
+    const r = await checker.sync.restore({ checkpoint: String(id) })
+    assert.equal(r.success, true, JSON.stringify(r))
+    assert.deepEqual(await s3Files(bucket), expected(id), `checkpoint ${id} on S3`)
+    assert.deepEqual(files(checker.dir), expected(id), `checkpoint ${id} on disk`)
+  }
+})
+
+test('keys the engine did not write under .s3ws/checkpoints/ neither hang a push nor stop checkpoints', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  a.write('f.txt', 'one')
+  const first = await a.sync.push()
+  for (const key of ['p/.s3ws/checkpoints/', 'p/.s3ws/checkpoints/.keep', 'p/.s3ws/checkpoints/1.json', 'p/.s3ws/checkpoints/00000000000000000000.json']) {
+    await putObject(bucket, key, 'not a manifest')
+  }
+  a.write('f.txt', 'two')
+  const started = Date.now()
+  const second = await a.sync.push()
+  assert.ok(Date.now() - started < 10_000, 'the push ended promptly')
+  assert.equal(Number(second.checkpoint), Number(first.checkpoint) + 1, JSON.stringify(second))
+  const fresh = agent(bucket)
+  assert.deepEqual(
+    (await fresh.sync.listCheckpoints()).map((c) => c.id),
+    [second.checkpoint, first.checkpoint],
+  )
+  // A damaged manifest at the next number: the next push starts the chain
+  // again from S3's state; the damaged one is left out of the list.
+  const inverted = (n) => (18446744073709551615n - BigInt(n)).toString().padStart(20, '0')
+  await putObject(bucket, `p/.s3ws/checkpoints/${inverted(Number(second.checkpoint) + 1)}.json`, '{"seq": 99, "set": {"../x": {"v": "1", "s": 1}}}')
+  a.write('f.txt', 'three')
+  a.write('g.txt', 'new')
+  const fourth = await a.sync.push()
+  assert.equal(Number(fourth.checkpoint), Number(second.checkpoint) + 2, JSON.stringify(fourth))
+  assert.deepEqual(
+    (await fresh.sync.listCheckpoints()).map((c) => c.id),
+    [fourth.checkpoint, second.checkpoint, first.checkpoint],
+  )
+  await assert.rejects(fresh.sync.restore({ checkpoint: String(Number(second.checkpoint) + 1) }), (e) => e.code === 'CHECKPOINT_NOT_FOUND' && /damaged/.test(e.message))
+  const r = await fresh.sync.restore({ checkpoint: fourth.checkpoint })
+  assert.equal(r.success, true, JSON.stringify(r))
+  assert.deepEqual(files(fresh.dir), { 'f.txt': 'three', 'g.txt': 'new' })
+  for (const id of ['+1', '01', '1e3', '18446744073709551615']) {
+    await assert.rejects(fresh.sync.restore({ checkpoint: id }), { code: 'CHECKPOINT_NOT_FOUND' })
+  }
+})
+
+test('a checkpoint whose old version was deleted: the restore fails before it changes anything', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  for (let i = 0; i < 5; i++) a.write(`f${i}.txt`, 'one')
+  const first = await a.sync.push()
+  for (let i = 0; i < 5; i++) a.write(`f${i}.txt`, 'two')
+  a.write('new.txt', 'new')
+  await a.sync.push()
+  const { ListObjectVersionsCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3')
+  const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: 'p/f2.txt' }))
+  const old = versions.Versions.find((v) => !v.IsLatest)
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'p/f2.txt', VersionId: old.VersionId }))
+  const before = await s3Files(bucket)
+  for (const dryRun of [true, false]) {
+    await assert.rejects(
+      a.sync.restore({ checkpoint: first.checkpoint }, { dryRun }),
+      (e) => e.code === 'CHECKPOINT_NOT_FOUND' && /f2\.txt/.test(e.message) && /nothing was restored/.test(e.message),
+    )
+  }
+  assert.deepEqual(await s3Files(bucket), before)
+  // The other paths can still be restored.
+  const some = await a.sync.restore({ checkpoint: first.checkpoint }, { paths: ['f0.txt', 'f1.txt'] })
+  assert.equal(some.success, true, JSON.stringify(some))
+  assert.equal(files(a.dir)['f0.txt'], 'one')
 })

@@ -113,6 +113,7 @@ function toRestoreResult(report) {
     result.errors = report.errors.map((e) => e.message)
     result.errorDetails = report.errors.map(errorDetail)
   }
+  if (report.warnings.length > 0) result.warnings = report.warnings.map(({ path, code, message }) => ({ path, code, message }))
   if (report.checkpoint) result.checkpoint = report.checkpoint
   if (report.plan) result.plan = { restore: report.plan.upload, delete: report.plan.deleteRemote, conflicts: report.plan.conflicts }
   return result

@@ -425,6 +425,8 @@ pub enum Action {
     Delete,
     /// Hashing it before a push, to tell whether it changed.
     Hash,
+    /// Making an old version of it current again (a restore).
+    Restore,
 }
 
 /// A failure confined to one file: the operation goes on with the others.
@@ -450,6 +452,7 @@ impl Action {
             Action::Upload => "upload",
             Action::Delete => "delete",
             Action::Hash => "hash",
+            Action::Restore => "restore",
         }
     }
 }

@@ -235,10 +235,20 @@ pub trait Store: Send + Sync {
     async fn current_versions(&self, _prefix: &str) -> Result<Vec<CurrentVersion>> {
         Err(no_versions())
     }
+    /// Whether version `version` of `key` still exists.
+    async fn version_exists(&self, _key: &str, _version: &str) -> Result<bool> {
+        Err(no_versions())
+    }
     /// Makes an older version of a key current again by a server-side copy
     /// (history is kept: the copy is a new version).
     async fn copy_version(&self, _copy: VersionCopy<'_>) -> Result<Written> {
         Err(no_versions())
+    }
+    /// Whether the store applies `If-Match` and `If-None-Match` on writes
+    /// as sent (probed where that is not documented). Stores that apply
+    /// them as sent say so.
+    async fn conditions_applied(&self) -> bool {
+        true
     }
     /// Aborts the multipart uploads under `prefix` started more than `age`
     /// ago; returns how many. Stores without multipart uploads have none.

@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Report, Workspace};
-use crate::error::{Error, Result};
-use crate::keys::{classify_key, KeyKind};
+use crate::error::{Error, Result, Warning, WarningCode};
+use crate::keys::{classify_key, validate_relative_path, KeyKind};
 use crate::model::Condition;
 use crate::plan::REMOTE_STATE;
 use crate::progress::Level;
@@ -32,9 +32,19 @@ use crate::store::{Store, Versioning};
 
 /// A whole state is stored every this many checkpoints.
 const SNAPSHOT_EVERY: u64 = 50;
-/// Pushes racing for a number: tries before giving up (the push stands;
-/// only its checkpoint is missing).
-const WRITE_TRIES: usize = 8;
+/// Pushes racing for a number: tries (with a growing, jittered wait)
+/// before giving up; what this push changed is then carried into this
+/// instance's next checkpoint.
+const WRITE_TRIES: u32 = 24;
+/// The most manifests a fold reads: more means snapshots are missing and
+/// the chain is not read (a key of someone else's can look like a huge
+/// number; it must not become a flood of requests).
+const MAX_FOLD: u64 = 5_000;
+/// Snapshots looked for below a checkpoint before folding from the start.
+const SNAPSHOT_TRIES: u64 = 20;
+/// Keys a look for the newest checkpoint reads: keys that are not
+/// manifests (a folder marker, a stray file) may sort first.
+const NEWEST_PAGE: usize = 16;
 /// Manifests read at once while folding.
 const READS_IN_FLIGHT: usize = 16;
 /// A manifest or snapshot larger than this is not read.
@@ -125,6 +135,38 @@ pub(crate) struct Chain {
     versioning: Option<Versioning>,
     /// The last state folded: its number and files.
     folded: Option<(u64, Arc<Files>)>,
+    /// Changes an earlier push could not record (the chain was busy or
+    /// unreadable): they go into the next checkpoint.
+    pending: Changes,
+    /// Said once: the store does not apply `If-None-Match`.
+    said_unsupported: bool,
+}
+
+/// What a checkpoint records: versions made, paths deleted, and the ETag
+/// each of those writes replaced (for `keep_in_order`).
+#[derive(Default, Clone)]
+struct Changes {
+    set: Files,
+    del: Vec<String>,
+    replaced: HashMap<String, String>,
+}
+
+impl Changes {
+    /// `later`'s changes made after these.
+    fn then(mut self, later: Changes) -> Changes {
+        self.del.retain(|r| !later.set.contains_key(r));
+        for rel in &later.del {
+            self.set.remove(rel);
+        }
+        self.del.extend(later.del);
+        self.del.sort();
+        self.del.dedup();
+        self.set.extend(later.set);
+        for (rel, etag) in later.replaced {
+            self.replaced.entry(rel).or_insert(etag);
+        }
+        self
+    }
 }
 
 fn ms(t: SystemTime) -> u64 {
@@ -138,11 +180,17 @@ fn id_of(seq: u64) -> String {
 }
 
 fn seq_of(id: &str) -> Result<u64> {
-    id.parse::<u64>()
-        .ok()
-        .filter(|s| *s > 0)
+    let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0');
+    digits
+        .then(|| id.parse::<u64>().ok())
+        .flatten()
+        .filter(|s| *s <= MAX_SEQ)
         .ok_or_else(|| Error::NoCheckpoint(format!("{id:?} is not a checkpoint id")))
 }
+
+/// Larger numbers are not checkpoints of this engine (a key someone else
+/// wrote); a prefix would need a push a microsecond for 30 years.
+const MAX_SEQ: u64 = 1 << 50;
 
 impl Workspace {
     fn chain_dir(&self, kind: &str) -> String {
@@ -153,13 +201,16 @@ impl Workspace {
         format!("{}{:020}.json", self.chain_dir(kind), u64::MAX - seq)
     }
 
+    /// The number of the manifest at `key`; `None` for any other key.
     fn seq_of_key(&self, key: &str) -> Option<u64> {
-        let n: u64 = key
+        let name = key
             .strip_prefix(&self.chain_dir("checkpoints"))?
-            .strip_suffix(".json")?
-            .parse()
-            .ok()?;
-        Some(u64::MAX - n)
+            .strip_suffix(".json")?;
+        if name.len() != 20 || !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq = u64::MAX - name.parse::<u64>().ok()?;
+        (1..=MAX_SEQ).contains(&seq).then_some(seq)
     }
 
     /// Whether the bucket keeps versions (asked once per instance). A store
@@ -199,12 +250,13 @@ impl Workspace {
     }
 
     /// The newest checkpoint's number (0: none yet).
-    async fn newest(&self, store: &dyn Store) -> Result<u64> {
-        let page = store.list_first(&self.chain_dir("checkpoints"), 1).await?;
+    pub(crate) async fn newest(&self, store: &dyn Store) -> Result<u64> {
+        let dir = self.chain_dir("checkpoints");
+        let page = store.list_first(&dir, NEWEST_PAGE).await?;
         Ok(page
             .objects
-            .first()
-            .and_then(|o| self.seq_of_key(&o.key))
+            .iter()
+            .find_map(|o| self.seq_of_key(&o.key))
             .unwrap_or(0))
     }
 
@@ -219,18 +271,27 @@ impl Workspace {
         let body = fetched.body.unwrap_or_default();
         serde_json::from_slice(&body)
             .map(Some)
-            .map_err(|e| Error::NoCheckpoint(format!("{key} cannot be read: {e}")))
+            .map_err(|e| Error::NoCheckpoint(format!("{key} is damaged: {e}")))
     }
 
+    /// Manifest `seq`, checked: its number, and paths that are workspace
+    /// paths (a manifest someone else wrote must not name `../x`).
     async fn manifest(&self, store: &dyn Store, seq: u64) -> Result<Manifest> {
-        self.read_json(store, &self.chain_key("checkpoints", seq))
-            .await?
-            .ok_or_else(|| {
-                Error::NoCheckpoint(format!(
-                    "checkpoint {seq} of s3://{}/{} does not exist (or has expired)",
-                    self.config.bucket, self.config.prefix
-                ))
-            })
+        let key = self.chain_key("checkpoints", seq);
+        let m: Manifest = self.read_json(store, &key).await?.ok_or_else(|| {
+            Error::NoCheckpoint(format!(
+                "checkpoint {seq} of s3://{}/{} does not exist (or has expired)",
+                self.config.bucket, self.config.prefix
+            ))
+        })?;
+        let bad_path = m.set.keys().chain(&m.del).find(|r| !is_file_path(r));
+        if m.seq != seq || bad_path.is_some() {
+            return Err(Error::NoCheckpoint(format!(
+                "{key} is damaged (not a manifest of this engine{})",
+                bad_path.map_or(String::new(), |p| format!(": it names {p:?}"))
+            )));
+        }
+        Ok(m)
     }
 
     /// The files of checkpoint `seq`: folded from the nearest snapshot (or
@@ -243,10 +304,13 @@ impl Workspace {
             Some((n, files)) if n < seq && seq - n <= SNAPSHOT_EVERY => from = (n, files),
             _ => {
                 let mut snap = seq - seq % SNAPSHOT_EVERY;
-                while snap > 0 {
+                for _ in 0..SNAPSHOT_TRIES {
+                    if snap == 0 {
+                        break;
+                    }
                     let key = self.chain_key("snapshots", snap);
                     if let Ok(Some(s)) = self.read_json::<Snapshot>(store, &key).await {
-                        if s.seq == snap {
+                        if s.seq == snap && s.files.keys().all(|r| is_file_path(r)) {
                             from = (snap, Arc::new(s.files));
                             break;
                         }
@@ -256,14 +320,29 @@ impl Workspace {
             }
         }
         let (start, mut files) = from;
-        let manifests: Vec<Manifest> = futures::stream::iter(start + 1..=seq)
+        if seq - start > MAX_FOLD {
+            return Err(Error::NoCheckpoint(format!(
+                "checkpoint {seq} of s3://{}/{} cannot be read: it is {} manifests past the \
+                 nearest snapshot",
+                self.config.bucket,
+                self.config.prefix,
+                seq - start
+            )));
+        }
+        let read: Vec<Result<Manifest>> = futures::stream::iter(start + 1..=seq)
             .map(|n| self.manifest(store, n))
             .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        // A whole state (the chain started again) makes what came before
+        // it, damaged or not, irrelevant.
+        let restart = read
+            .iter()
+            .rposition(|m| m.as_ref().is_ok_and(|m| m.full))
+            .unwrap_or(0);
         let files_mut = Arc::make_mut(&mut files);
-        for m in manifests {
-            apply(files_mut, m);
+        for m in read.into_iter().skip(restart) {
+            apply(files_mut, m?);
         }
         self.chain.lock().await.folded = Some((seq, files.clone()));
         Ok(files)
@@ -277,13 +356,45 @@ impl Workspace {
         if !self.versioned(store).await {
             return;
         }
-        match self.commit(store, report).await {
+        // Numbers are taken with If-None-Match: where it is not applied, two
+        // pushes could take one, and a checkpoint could name a state that
+        // never was. None rather than a wrong one.
+        if !store.conditions_applied().await {
+            let mut chain = self.chain.lock().await;
+            if !std::mem::replace(&mut chain.said_unsupported, true) {
+                let message = "No checkpoints: the store does not apply If-None-Match on \
+                               PutObject, which checkpoints rely on to stay exact";
+                self.log(Level::Warn, message);
+                report.warnings.push(Warning::new(
+                    "",
+                    WarningCode::StoreConditionIgnored,
+                    message,
+                ));
+            }
+            return;
+        }
+        let changes = match self.changes_of(store, report).await {
+            Ok(c) => c,
+            Err(e) => return self.log(Level::Warn, &format!("No checkpoint recorded: {e}")),
+        };
+        let pending = std::mem::take(&mut self.chain.lock().await.pending);
+        let changes = pending.then(changes);
+        match self.commit(store, changes.clone()).await {
             Ok(seq) => report.checkpoint = Some(id_of(seq)),
-            Err(e) => self.log(Level::Warn, &format!("No checkpoint recorded: {e}")),
+            Err(e) => {
+                self.log(
+                    Level::Warn,
+                    &format!("No checkpoint recorded (kept for the next one): {e}"),
+                );
+                let mut chain = self.chain.lock().await;
+                let later = std::mem::take(&mut chain.pending);
+                chain.pending = changes.then(later);
+            }
         }
     }
 
-    async fn commit(&self, store: &dyn Store, report: &Report) -> Result<u64> {
+    /// What `report`'s operation changed on S3, as a checkpoint records it.
+    async fn changes_of(&self, store: &dyn Store, report: &Report) -> Result<Changes> {
         let mut set: Files = report.versions.iter().cloned().collect();
         // Written without a version said (a store that gives none on PUT):
         // asked with a HEAD.
@@ -310,32 +421,67 @@ impl Workspace {
                 }
             }
         }
-        let mut del = report.removed.clone();
+        Ok(Changes {
+            set,
+            del: report.removed.clone(),
+            replaced: report.replaced.clone(),
+        })
+    }
+
+    /// Writes `changes` as the next checkpoint: its number.
+    async fn commit(&self, store: &dyn Store, changes: Changes) -> Result<u64> {
+        let Changes {
+            mut set,
+            mut del,
+            replaced,
+        } = changes;
         let mut checked = HashMap::new();
-        for _ in 0..WRITE_TRIES {
+        for attempt in 0..WRITE_TRIES {
+            if attempt > 0 {
+                // Others are committing: wait a little, more each time.
+                let cap = 10u64 << attempt.min(6);
+                let wait = crate::local::rand_u64() % cap + cap / 2;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
             let newest = self.newest(store).await?;
             if newest > 0 && set.is_empty() && del.is_empty() {
                 return Ok(newest);
             }
-            let (before, full) = if newest == 0 {
-                (Files::new(), self.current_state(store, &set).await?)
-            } else {
-                ((*self.state_at(store, newest).await?).clone(), Files::new())
+            // The state before: folded; or, for the first checkpoint of a
+            // prefix (or when the chain cannot be read: a damaged or
+            // missing manifest), every path's current version, written
+            // whole.
+            let folded = match newest {
+                0 => None,
+                n => match self.state_at(store, n).await {
+                    Ok(files) => Some(files),
+                    Err(Error::NoCheckpoint(why)) => {
+                        self.log(
+                            Level::Warn,
+                            &format!("The checkpoint chain starts again from S3's state: {why}"),
+                        );
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
             };
-            if newest > 0 {
-                let replaced = &report.replaced;
-                self.keep_in_order(store, &before, replaced, &mut set, &mut del, &mut checked)
+            let (before, full) = match folded {
+                Some(files) => ((*files).clone(), None),
+                None => (Files::new(), Some(self.current_state(store, &set).await?)),
+            };
+            if full.is_none() {
+                self.keep_in_order(store, &before, &replaced, &mut set, &mut del, &mut checked)
                     .await?;
             }
             let seq = newest + 1;
-            let manifest = if newest == 0 {
+            let manifest = if let Some(full) = full {
                 Manifest {
                     seq,
                     time: ms(SystemTime::now()),
                     by: self.id.clone(),
                     full: true,
                     files: full.len() as u64,
-                    bytes: full.values().map(|v| v.size).sum(),
+                    bytes: full.values().fold(0, |n, v| n.saturating_add(v.size)),
                     changed: full.len() as u64,
                     set: full,
                     del: Vec::new(),
@@ -355,7 +501,9 @@ impl Workspace {
             .await
             {
                 Ok(_) => {}
+                // Taken by another push (S3 answers 409 to one racing it).
                 Err(Error::Conflict(_)) => continue,
+                Err(Error::S3(e)) if e.status == Some(409) => continue,
                 Err(e) => return Err(e),
             }
             let mut after = before;
@@ -496,12 +644,21 @@ impl Workspace {
         let newest = self.newest(&*store).await?;
         let top = newest.min(below.saturating_sub(1));
         let seqs: Vec<u64> = (1..=top).rev().take(limit).collect();
-        let manifests: Vec<Manifest> = futures::stream::iter(seqs)
+        let read: Vec<Result<Manifest>> = futures::stream::iter(seqs)
             .map(|n| self.manifest(&*store, n))
             .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        Ok(manifests.iter().map(info_of).collect())
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(read.len());
+        for manifest in read {
+            match manifest {
+                Ok(m) => out.push(info_of(&m)),
+                // Damaged or expired: left out of the list, said.
+                Err(Error::NoCheckpoint(why)) => self.log(Level::Warn, &why),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The newest checkpoint made at or before `at`: a binary search over
@@ -547,6 +704,11 @@ impl Workspace {
     }
 }
 
+/// Whether `rel` can be a file of the workspace (not the engine's own).
+fn is_file_path(rel: &str) -> bool {
+    validate_relative_path(rel).is_ok() && !rel.starts_with(REMOTE_STATE)
+}
+
 /// The workspace path `key` syncs as, if any (not the engine's own keys).
 pub(crate) fn workspace_path(prefix: &str, key: &str) -> Option<String> {
     match classify_key(prefix, key) {
@@ -569,26 +731,27 @@ fn apply(files: &mut Files, m: Manifest) {
 
 /// The manifest of checkpoint `seq`: `set` and `del` made on `before`.
 fn delta(seq: u64, by: &str, before: &Files, set: Files, del: Vec<String>) -> Manifest {
+    // Saturating: sizes come from manifests others may have written.
     let mut files = before.len() as u64;
-    let mut bytes: u64 = before.values().map(|v| v.size).sum();
+    let mut bytes: u64 = before.values().fold(0, |n, v| n.saturating_add(v.size));
     let mut changed = 0;
     let del: Vec<String> = del.into_iter().filter(|r| !set.contains_key(r)).collect();
     for rel in &del {
         if let Some(old) = before.get(rel) {
             files -= 1;
-            bytes -= old.size;
+            bytes = bytes.saturating_sub(old.size);
             changed += 1;
         }
     }
     for (rel, v) in &set {
         match before.get(rel) {
             Some(old) => {
-                bytes = bytes - old.size + v.size;
+                bytes = bytes.saturating_sub(old.size).saturating_add(v.size);
                 changed += u64::from(!old.same_content(v));
             }
             None => {
                 files += 1;
-                bytes += v.size;
+                bytes = bytes.saturating_add(v.size);
                 changed += 1;
             }
         }

@@ -131,7 +131,7 @@ impl Workspace {
                     "{rel} changed on S3 since this workspace last synced it: not restored \
                      (pull, then restore again)"
                 ));
-                self.conflict(&mut report, Action::Upload, rel.clone(), &err);
+                self.conflict(&mut report, Action::Restore, rel.clone(), &err);
                 continue;
             }
             let condition = match c.and_then(|c| c.etag.clone()) {
@@ -148,6 +148,7 @@ impl Workspace {
                 None => deletes.push((rel.clone(), c.and_then(|c| c.etag.clone()))),
             }
         }
+        self.check_versions_exist(&*store, seq, &restores).await?;
         let max = self.config.max_delete_percent;
         if deletes.len() >= 2 && deletes.len() * 100 > usize::from(max) * total {
             return Err(Error::MassDelete(format!(
@@ -184,6 +185,7 @@ impl Workspace {
         }
         self.restore_on_s3(&*store, restores, deletes, &mut report)
             .await;
+        self.add_warnings(&mut report, store.take_warnings());
         let in_scope = |rel: &str| scope.contains(rel) && !self.base_rules.is_ignored(rel, false);
         self.repair_drift(&*store, &newest, &current, &in_scope, &mut report)
             .await?;
@@ -229,7 +231,7 @@ impl Workspace {
                     self.log(Level::Warn, &format!("Not restored here: {rel}: {e}"));
                     report
                         .errors
-                        .push(FileError::new(Action::Download, rel.clone(), &e));
+                        .push(FileError::new(Action::Restore, rel.clone(), &e));
                 }
             }
         }
@@ -247,16 +249,58 @@ impl Workspace {
         report.conflict_copies.extend(pulled.conflict_copies);
         report.errors.extend(pulled.errors);
         report.warnings.extend(pulled.warnings);
+        // As a push's: watchers elsewhere pull what the restore changed.
+        self.announce(&*store, &report).await;
         self.record_checkpoint(&*store, &mut report).await;
         Ok(report)
     }
 
+    /// Fails, before anything is changed, when a version the restore would
+    /// copy no longer exists (a lifecycle rule expired it, or someone
+    /// deleted it): a restore that stopped halfway would be worse.
+    async fn check_versions_exist(
+        &self,
+        store: &dyn Store,
+        seq: u64,
+        restores: &[Restore],
+    ) -> Result<()> {
+        let prefix = &self.config.prefix;
+        let asks: Vec<_> = restores
+            .iter()
+            .map(|r| {
+                let (key, rel, id) = (key_for(prefix, &r.rel), r.rel.clone(), r.version.id.clone());
+                async move { (rel, store.version_exists(&key, &id).await) }
+            })
+            .collect();
+        let asked: Vec<(String, Result<bool>)> = futures::stream::iter(asks)
+            .buffer_unordered(self.config.upload_concurrency.max(1))
+            .collect()
+            .await;
+        let mut gone = Vec::new();
+        for (rel, exists) in asked {
+            if !exists? {
+                gone.push(rel);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        gone.sort_unstable();
+        let some = gone.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        Err(Error::NoCheckpoint(format!(
+            "checkpoint {seq} names versions that no longer exist ({} of them: {some}{}), \
+             expired by a lifecycle rule or deleted; nothing was restored (restore the \
+             other paths with `paths`, or a newer checkpoint)",
+            gone.len(),
+            if gone.len() > 5 { ", ..." } else { "" }
+        )))
+    }
+
     /// The newest checkpoint's files (empty when there is none).
     async fn newest_state(&self, store: &dyn Store) -> Result<Arc<Files>> {
-        match self.resolve(store, &Target::At(SystemTime::now())).await {
-            Ok(seq) => self.state_at(store, seq).await,
-            Err(Error::NoCheckpoint(_)) => Ok(Arc::default()),
-            Err(e) => Err(e),
+        match self.newest(store).await? {
+            0 => Ok(Arc::default()),
+            seq => self.state_at(store, seq).await,
         }
     }
 
@@ -314,13 +358,13 @@ impl Workspace {
                         "{} changed on S3 during the restore; not restored ({m})",
                         r.rel
                     ));
-                    self.conflict(report, Action::Upload, r.rel, &err);
+                    self.conflict(report, Action::Restore, r.rel, &err);
                 }
                 Err(e) => {
                     self.log(Level::Error, &format!("Restore failed: {}: {e}", r.rel));
                     report
                         .errors
-                        .push(FileError::new(Action::Upload, r.rel, &e));
+                        .push(FileError::new(Action::Restore, r.rel, &e));
                 }
             }
         }

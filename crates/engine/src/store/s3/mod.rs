@@ -147,6 +147,10 @@ impl Store for S3Store {
         self.list_current_versions(prefix).await
     }
 
+    async fn version_exists(&self, key: &str, version: &str) -> Result<bool> {
+        self.has_version(key, version).await
+    }
+
     async fn copy_version(&self, copy: VersionCopy<'_>) -> Result<Written> {
         self.copy_from_version(copy.key, copy.version, copy.size, copy.condition)
             .await
@@ -166,6 +170,10 @@ impl Store for S3Store {
 
     async fn check_conditions(&self) -> Result<()> {
         S3Store::check_conditions(self).await
+    }
+
+    async fn conditions_applied(&self) -> bool {
+        self.trusted().await
     }
 
     /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads.

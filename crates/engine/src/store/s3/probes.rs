@@ -7,6 +7,7 @@
 //! | conditional PUT and DELETE | PUT, PUT `If-None-Match: *`, PUT `If-Match`, DELETE `If-Match` (the last three with a condition that cannot hold), DELETE | writes are checked with a HEAD just before they are sent (a best effort: another writer can still slip in between), said once; `conditionalWrites: 'required'` refuses to push |
 //! | per-key `ETag` of `DeleteObjects` | PUT, DeleteObjects, DELETE | one `DeleteObject` with `If-Match` per key |
 //! | `If-Match` on `CompleteMultipartUpload` | PUT, a multipart upload of one part, DELETE | one conditional `PutObject` (up to 5 GiB) |
+//! | `If-Match` on `CopyObject` (a restore's copies) | PUT, a `CopyObject` onto it, DELETE | checked with a HEAD just before, as above |
 //!
 //! Each probe runs in a task of its own (so an operation cancelled meanwhile
 //! leaves no probe object behind) on an object of its own.
@@ -56,16 +57,33 @@ pub(super) enum Support {
 }
 
 /// What probing found, once per store; and the warnings to pass on.
-#[derive(Default)]
 pub(super) struct Honoured {
     put: tokio::sync::OnceCell<Support>,
     batch_delete: tokio::sync::OnceCell<Support>,
     complete: tokio::sync::OnceCell<Support>,
+    copy: tokio::sync::OnceCell<Support>,
     warnings: Mutex<Vec<Warning>>,
     /// The conditional writes warning was given.
     said: AtomicBool,
     /// The server answered `DeleteObjects` as a request it does not implement.
     batch_refused: AtomicBool,
+    /// Names this store's probe objects.
+    tag: u64,
+}
+
+impl Default for Honoured {
+    fn default() -> Self {
+        Honoured {
+            put: Default::default(),
+            batch_delete: Default::default(),
+            complete: Default::default(),
+            copy: Default::default(),
+            warnings: Default::default(),
+            said: Default::default(),
+            batch_refused: Default::default(),
+            tag: crate::local::rand_u64(),
+        }
+    }
 }
 
 /// A condition some servers ignore.
@@ -77,6 +95,8 @@ pub(super) enum Probe {
     BatchDelete,
     /// `If-Match` on `CompleteMultipartUpload`.
     Complete,
+    /// `If-Match` on `CopyObject`.
+    Copy,
 }
 
 impl Probe {
@@ -85,6 +105,7 @@ impl Probe {
             Probe::Put => "put",
             Probe::BatchDelete => "batch",
             Probe::Complete => "complete",
+            Probe::Copy => "copy",
         }
     }
 
@@ -107,19 +128,26 @@ impl Probe {
                  stale upload would overwrite another agent's newer version): files of 8 MiB \
                  and more are sent in one conditional PutObject instead (up to 5 GiB)"
             ),
+            Probe::Copy => format!(
+                "The S3 server at {endpoint} ignores If-Match on CopyObject: a restore checks                  each copy with a HEAD just before it is sent instead (another writer can                  still slip in between)"
+            ),
         }
     }
 }
 
 impl S3Store {
-    /// The probe object of `probe`: one per prefix and probe, so a probe cut
-    /// off by a killed process leaves at most one object (never synced; the
-    /// next probe removes it), and probes never meet each other's objects.
+    /// The probe object of `probe`: one per store (an instance) and probe,
+    /// so probes never meet each other's objects, not even those of other
+    /// instances probing the same prefix at the same moment (one deleting
+    /// the object another's `If-None-Match` expects would read as a server
+    /// that ignores it). A probe cut off by a killed process leaves its
+    /// object under `.s3ws/`, never synced.
     fn probe_key(&self, probe: Probe) -> Option<String> {
         Some(format!(
-            "{}probe-{}",
+            "{}probe-{}-{:016x}",
             self.scratch.as_deref()?,
-            probe.name()
+            probe.name(),
+            self.honoured.tag
         ))
     }
 
@@ -182,6 +210,7 @@ impl S3Store {
             Probe::Put => &self.honoured.put,
             Probe::BatchDelete => &self.honoured.batch_delete,
             Probe::Complete => &self.honoured.complete,
+            Probe::Copy => &self.honoured.copy,
         };
         let found = cell.get_or_try_init(|| async {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -192,6 +221,7 @@ impl S3Store {
                         Probe::Put => this.probe_put(&key).await,
                         Probe::BatchDelete => this.probe_batch_delete(&key).await,
                         Probe::Complete => this.probe_complete(&key).await,
+                        Probe::Copy => this.probe_copy(&key).await,
                     },
                     // A probe that cannot run trusts nothing.
                     Err(e) => failed(e),
@@ -269,11 +299,21 @@ impl S3Store {
     /// failed one is `Error::Conflict`, as the server would have answered)
     /// and not sent.
     pub(super) async fn sendable<'c>(&self, key: &str, c: &'c Condition) -> Result<&'c Condition> {
+        self.sendable_with(Probe::Put, key, c).await
+    }
+
+    /// `sendable`, for the request `probe` tests.
+    pub(super) async fn sendable_with<'c>(
+        &self,
+        probe: Probe,
+        key: &str,
+        c: &'c Condition,
+    ) -> Result<&'c Condition> {
         const NONE: &Condition = &Condition::None;
         if *c == Condition::None {
             return Ok(c);
         }
-        if self.trusted().await {
+        if self.trusted().await && (probe == Probe::Put || self.honours(probe).await) {
             return Ok(c);
         }
         let now: Option<ObjectInfo> = crate::store::Store::head(self, key).await?;
@@ -421,6 +461,36 @@ impl S3Store {
         attempt
             .await
             .unwrap_or_else(|e| Support::Refused(e.to_string()))
+    }
+}
+
+impl S3Store {
+    /// Whether the server refuses to copy the probe object `key` onto
+    /// itself under an `If-Match` that does not hold (some ignore it).
+    async fn probe_copy(&self, key: &str) -> Support {
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(format!(
+                "{}/{}",
+                self.bucket,
+                super::versions::encode_key(key)
+            ))
+            // A copy onto itself must change something to be valid.
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type("application/octet-stream")
+            .if_match(quote_etag(WRONG_ETAG))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.error("CopyObject", key, e));
+        match copied {
+            Err(Error::Conflict(_)) => Support::Honoured,
+            Ok(()) => Support::Ignored,
+            Err(e) => failed(e),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::types::BucketVersioningStatus;
 
+use super::probes::Probe;
 use super::S3Store;
 use crate::error::{Error, Result};
 use crate::model::{Condition, RemoteObject};
@@ -93,6 +94,32 @@ impl S3Store {
         }
     }
 
+    /// HeadObject of `key` at `version`: whether that version still exists
+    /// (a delete marker, or an id the server does not know, is none).
+    pub(super) async fn has_version(&self, key: &str, version: &str) -> Result<bool> {
+        let asked = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await;
+        match asked {
+            Ok(out) => Ok(out.delete_marker() != Some(true)),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 404: gone; 400: not a version id it knows; 405: a delete
+                // marker, asked by its id.
+                if matches!(status, Some(400 | 404 | 405)) {
+                    Ok(false)
+                } else {
+                    Err(self.error("HeadObject", key, e))
+                }
+            }
+        }
+    }
+
     /// CopyObject of `key` at `version` onto `key` (metadata copied with
     /// it), under `condition` on what `key` holds now.
     pub(super) async fn copy_from_version(
@@ -109,7 +136,7 @@ impl S3Store {
                 self.bucket
             )));
         }
-        let condition = self.sendable(key, condition).await?;
+        let condition = self.sendable_with(Probe::Copy, key, condition).await?;
         let source = format!(
             "{}/{}?versionId={}",
             self.bucket,
@@ -151,7 +178,7 @@ fn status_in(xml: &str) -> Versioning {
 
 /// A key (or version id) as `x-amz-copy-source` carries it: percent-encoded,
 /// `/` kept.
-fn encode_key(key: &str) -> String {
+pub(super) fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
