@@ -273,7 +273,7 @@ impl Workspace {
             })
             .collect();
         let asked: Vec<(String, Result<bool>)> = futures::stream::iter(asks)
-            .buffer_unordered(self.config.upload_concurrency.max(1))
+            .buffer_unordered(self.requests_in_flight())
             .collect()
             .await;
         let mut gone = Vec::new();
@@ -294,6 +294,14 @@ impl Workspace {
             gone.len(),
             if gone.len() > 5 { ", ..." } else { "" }
         )))
+    }
+
+    /// The version checks and copies a restore has in flight: as many as a
+    /// pull's downloads (`downloadConcurrency`), not as a push's uploads:
+    /// no bytes cross the network, the server copies, and each request is a
+    /// round trip the restore would otherwise wait for.
+    fn requests_in_flight(&self) -> usize {
+        self.config.download_concurrency.max(1)
     }
 
     /// The newest checkpoint's files (empty when there is none).
@@ -333,7 +341,7 @@ impl Workspace {
                     .await;
                 (r, copied)
             })
-            .buffer_unordered(self.config.upload_concurrency.max(1));
+            .buffer_unordered(self.requests_in_flight());
         while let Some((r, copied)) = copies.next().await {
             progress.advance(&r.rel, r.version.size);
             match copied {
