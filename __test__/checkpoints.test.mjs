@@ -548,3 +548,40 @@ test('a checkpoint whose old version was deleted: the restore fails before it ch
   assert.equal(some.success, true, JSON.stringify(some))
   assert.equal(files(a.dir)['f0.txt'], 'one')
 })
+
+test('a push aborted midway: what it wrote goes into the instance’s next checkpoint', async () => {
+  const bucket = await versionedBucket()
+  let slow = true
+  const sent = []
+  const proxy = await startProxy({
+    delay: (r) => {
+      if (r.method !== 'PUT' || !r.path.includes('/p/f/')) return 0
+      sent.push(r.path)
+      return slow && sent.length > 5 ? 400 : 0
+    },
+  })
+  try {
+    const dir = tmpDir()
+    writeAt(dir, 'seed.txt', 'seed')
+    const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet(), uploadConcurrency: 2 })
+    const first = await a.push()
+    for (let i = 0; i < 20; i++) writeAt(dir, `f/${i}.txt`, `file ${i}`)
+    const controller = new AbortController()
+    const stopped = a.push({ signal: controller.signal })
+    while (sent.length < 7) await new Promise((r) => setTimeout(r, 10))
+    controller.abort()
+    await assert.rejects(stopped, { name: 'AbortError' })
+    slow = false
+    const second = await a.push()
+    assert.equal(second.success, true, JSON.stringify(second))
+    assert.ok(second.uploadedFiles < 20, `the aborted push had sent some: ${second.uploadedFiles}`)
+    assert.equal(Number(second.checkpoint), Number(first.checkpoint) + 1)
+    await a.close()
+    const fresh = agent(bucket)
+    const r = await fresh.sync.restore({ checkpoint: second.checkpoint }, { dryRun: true })
+    assert.deepEqual(r.plan, { restore: [], delete: [], conflicts: [] }, 'the checkpoint names every file on S3')
+    assert.equal(r.unchangedFiles, 21)
+  } finally {
+    await proxy.close()
+  }
+})

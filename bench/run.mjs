@@ -375,20 +375,15 @@ async function main() {
     })
     const bucket = 'bench'
     await admin.send(new CreateBucketCommand({ Bucket: bucket }))
-    if (opts.only?.includes('checkpoints')) {
-      // Checkpoints: a versioned bucket of its own, a restore against a cold pull.
-      if (opts.only.length > 1) throw new Error('--only checkpoints runs on its own')
-      const md = await runCheckpoints({ opts, server, addon: native.addon, tmp: base, admin })
-      const out = opts.out ?? path.join(ROOT, 'bench', 'results', 'checkpoints.md')
-      writeFileSync(out, `${md}\nMeasured with the release addon from ${native.source}${native.stale ? ' (stale: sources changed since)' : ''}.\n`)
-      console.log(`Written to ${path.relative(ROOT, out)}`)
-      return
-    }
-    if (opts.only?.includes('live')) {
-      // Live workspaces: a run of its own (one watcher, edits, an idle minute or more).
-      if (opts.only.length > 1) throw new Error('--only live runs on its own')
-      const md = await runLive({ opts, server, addon: native.addon, tmp: base, bucket })
-      const out = opts.out ?? path.join(ROOT, 'bench', 'results', 'live.md')
+    // Scenarios that run on their own: live workspaces (one watcher, edits,
+    // an idle minute or more) and checkpoints (a versioned bucket of its
+    // own, a restore against a cold pull).
+    const alone = { live: runLive, checkpoints: runCheckpoints }
+    const single = Object.keys(alone).find((name) => opts.only?.includes(name))
+    if (single) {
+      if (opts.only.length > 1) throw new Error(`--only ${single} runs on its own`)
+      const md = await alone[single]({ opts, server, addon: native.addon, tmp: base, bucket, admin })
+      const out = opts.out ?? path.join(ROOT, 'bench', 'results', `${single}.md`)
       writeFileSync(out, `${md}\nMeasured with the release addon from ${native.source}${native.stale ? ' (stale: sources changed since)' : ''}.\n`)
       console.log(`Written to ${path.relative(ROOT, out)}`)
       return

@@ -135,9 +135,6 @@ pub(crate) struct Chain {
     versioning: Option<Versioning>,
     /// The last state folded: its number and files.
     folded: Option<(u64, Arc<Files>)>,
-    /// Changes an earlier push could not record (the chain was busy or
-    /// unreadable): they go into the next checkpoint.
-    pending: Changes,
     /// Said once: the store does not apply `If-None-Match`.
     said_unsupported: bool,
 }
@@ -145,7 +142,7 @@ pub(crate) struct Chain {
 /// What a checkpoint records: versions made, paths deleted, and the ETag
 /// each of those writes replaced (for `keep_in_order`).
 #[derive(Default, Clone)]
-struct Changes {
+pub(crate) struct Changes {
     set: Files,
     del: Vec<String>,
     replaced: HashMap<String, String>,
@@ -211,6 +208,37 @@ impl Workspace {
         }
         let seq = u64::MAX - name.parse::<u64>().ok()?;
         (1..=MAX_SEQ).contains(&seq).then_some(seq)
+    }
+
+    /// Notes a version this instance's write of `rel` made (replacing the
+    /// object with ETag `replaced`): it goes into the next checkpoint, also
+    /// when the operation that wrote it is stopped before its own.
+    pub(crate) fn note_version(&self, rel: &str, version: Version, replaced: Option<&String>) {
+        let mut c = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        c.del.retain(|r| r != rel);
+        c.set.insert(rel.to_owned(), version);
+        if let Some(etag) = replaced {
+            c.replaced
+                .entry(rel.to_owned())
+                .or_insert_with(|| etag.clone());
+        }
+    }
+
+    /// Notes this instance's deletion of `rel` (of the object with ETag
+    /// `replaced`), as `note_version`.
+    pub(crate) fn note_removed(&self, rel: &str, replaced: Option<&String>) {
+        let mut c = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        c.set.remove(rel);
+        c.del.push(rel.to_owned());
+        if let Some(etag) = replaced {
+            c.replaced
+                .entry(rel.to_owned())
+                .or_insert_with(|| etag.clone());
+        }
+    }
+
+    fn take_unrecorded(&self) -> Changes {
+        std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Whether the bucket keeps versions (asked once per instance). A store
@@ -353,6 +381,8 @@ impl Workspace {
     /// nothing names the newest. Does nothing where the bucket keeps no
     /// versions; a failure only logs (the push itself is done).
     pub(crate) async fn record_checkpoint(&self, store: &dyn Store, report: &mut Report) {
+        // What this operation (and any stopped before it) changed.
+        let noted = self.take_unrecorded();
         if !self.versioned(store).await {
             return;
         }
@@ -373,12 +403,13 @@ impl Workspace {
             }
             return;
         }
-        let changes = match self.changes_of(store, report).await {
+        let changes = match self.versions_unsaid(store, report, noted.clone()).await {
             Ok(c) => c,
-            Err(e) => return self.log(Level::Warn, &format!("No checkpoint recorded: {e}")),
+            Err(e) => {
+                self.keep_unrecorded(noted);
+                return self.log(Level::Warn, &format!("No checkpoint recorded: {e}"));
+            }
         };
-        let pending = std::mem::take(&mut self.chain.lock().await.pending);
-        let changes = pending.then(changes);
         match self.commit(store, changes.clone()).await {
             Ok(seq) => report.checkpoint = Some(id_of(seq)),
             Err(e) => {
@@ -386,22 +417,30 @@ impl Workspace {
                     Level::Warn,
                     &format!("No checkpoint recorded (kept for the next one): {e}"),
                 );
-                let mut chain = self.chain.lock().await;
-                let later = std::mem::take(&mut chain.pending);
-                chain.pending = changes.then(later);
+                self.keep_unrecorded(changes);
             }
         }
     }
 
-    /// What `report`'s operation changed on S3, as a checkpoint records it.
-    async fn changes_of(&self, store: &dyn Store, report: &Report) -> Result<Changes> {
-        let mut set: Files = report.versions.iter().cloned().collect();
-        // Written without a version said (a store that gives none on PUT):
-        // asked with a HEAD.
+    /// Puts back changes a checkpoint could not record, before any noted
+    /// since.
+    fn keep_unrecorded(&self, earlier: Changes) {
+        let mut c = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        *c = earlier.then(std::mem::take(&mut *c));
+    }
+
+    /// `noted`, with the paths `report` wrote whose version the store did
+    /// not say (a store that gives none on PUT), asked with a HEAD.
+    async fn versions_unsaid(
+        &self,
+        store: &dyn Store,
+        report: &Report,
+        mut noted: Changes,
+    ) -> Result<Changes> {
         let unsaid: Vec<&String> = report
             .written
             .iter()
-            .filter(|r| !set.contains_key(*r))
+            .filter(|r| !noted.set.contains_key(*r))
             .collect();
         for rel in unsaid {
             let key = format!("{}{rel}", self.config.prefix);
@@ -409,7 +448,7 @@ impl Workspace {
                 if let Some(id) = info.version.clone() {
                     let size = self.size_of(store, &key).await?;
                     let hash = info.content_hash();
-                    set.insert(
+                    noted.set.insert(
                         rel.clone(),
                         Version {
                             id,
@@ -421,11 +460,7 @@ impl Workspace {
                 }
             }
         }
-        Ok(Changes {
-            set,
-            del: report.removed.clone(),
-            replaced: report.replaced.clone(),
-        })
+        Ok(noted)
     }
 
     /// Writes `changes` as the next checkpoint: its number.

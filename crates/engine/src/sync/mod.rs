@@ -92,6 +92,8 @@ pub struct Workspace {
     cursor: std::sync::Mutex<Option<live::Cursor>>,
     /// What this instance knows of the checkpoint chain.
     chain: Mutex<checkpoint::Chain>,
+    /// What this instance changed on S3 that no checkpoint records yet.
+    unrecorded: std::sync::Mutex<checkpoint::Changes>,
 }
 
 impl Workspace {
@@ -111,6 +113,7 @@ impl Workspace {
             id: format!("{:016x}", crate::local::rand_u64()),
             cursor: std::sync::Mutex::new(None),
             chain: Mutex::new(checkpoint::Chain::default()),
+            unrecorded: std::sync::Mutex::default(),
         })
     }
 

@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use tokio::task::JoinError;
 
+use super::checkpoint::Version;
 use super::{Opened, Report, Run, State, Workspace};
-use crate::base::SyncBase;
+use crate::base::{BaseEntry, SyncBase};
 use crate::blocking::blocking;
 use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
@@ -362,6 +363,26 @@ impl Workspace {
         }
     }
 
+    /// Notes the object version an upload of `rel` made (`entry` is its
+    /// new base entry), when the store said one, for the checkpoint.
+    fn made(
+        &self,
+        rel: &str,
+        entry: &BaseEntry,
+        version: Option<String>,
+        replaced: Option<&String>,
+    ) {
+        if let Some(id) = version {
+            let version = Version {
+                id,
+                etag: entry.etag.clone(),
+                size: entry.stat.size,
+                hash: Some(entry.hash.clone()),
+            };
+            self.note_version(rel, version, replaced);
+        }
+    }
+
     pub(crate) fn conflict(&self, report: &mut Report, action: Action, rel: String, err: &Error) {
         self.log(Level::Warn, &format!("Conflict: {err}"));
         report.errors.push(FileError::new(action, rel.clone(), err));
@@ -443,7 +464,7 @@ impl Workspace {
                     self.log(Level::Debug, &format!("Uploaded {rel}"));
                     report.bytes += entry.stat.size;
                     report.written.push(rel.clone());
-                    report.made(&rel, &entry, version);
+                    self.made(&rel, &entry, version, report.replaced.get(&rel));
                     self.warn_if_unrecorded(base.record(rel, entry));
                     report.transferred += 1;
                 }
@@ -464,7 +485,7 @@ impl Workspace {
                         Ok((entry, version)) => {
                             report.bytes += entry.stat.size;
                             report.written.push(copy.clone());
-                            report.made(&copy, &entry, version);
+                            self.made(&copy, &entry, version, None);
                             self.warn_if_unrecorded(base.record(copy, entry));
                             report.transferred += 1;
                         }
@@ -545,6 +566,7 @@ impl Workspace {
                 Ok(()) => {
                     self.log(Level::Debug, &format!("Deleted s3 object {}", d.rel));
                     self.warn_if_unrecorded(base.forget(&d.rel));
+                    self.note_removed(&d.rel, d.if_match.as_ref());
                     report.removed.push(d.rel.clone());
                     out.deleted += 1;
                 }

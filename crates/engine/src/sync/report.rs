@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use crate::base::BaseEntry;
 use crate::error::{FileError, Warning};
 use crate::model::Skipped;
 use crate::plan::PlanSummary;
-use crate::sync::checkpoint::Version;
 
 /// The outcome of a pull or push.
 #[derive(Debug, Default)]
@@ -24,9 +22,6 @@ pub struct Report {
     pub written: Vec<String>,
     /// The paths deleted on the other side: here (pull) or on S3 (push).
     pub removed: Vec<String>,
-    /// The object versions a push (or restore) made, on a bucket that
-    /// keeps versions: what its checkpoint records.
-    pub versions: Vec<(String, Version)>,
     /// The ETag each of those writes and deletions was conditional on (the
     /// object it replaced), by path.
     pub replaced: std::collections::HashMap<String, String>,
@@ -50,22 +45,4 @@ pub struct Report {
     pub duration: Duration,
     /// A dry run's decisions (nothing was done); `None` for a real run.
     pub plan: Option<PlanSummary>,
-}
-
-impl Report {
-    /// Notes the object version an upload of `rel` made (`entry` is its new
-    /// base entry), when the store said one.
-    pub(crate) fn made(&mut self, rel: &str, entry: &BaseEntry, version: Option<String>) {
-        if let Some(id) = version {
-            self.versions.push((
-                rel.to_owned(),
-                Version {
-                    id,
-                    etag: entry.etag.clone(),
-                    size: entry.stat.size,
-                    hash: Some(entry.hash.clone()),
-                },
-            ));
-        }
-    }
 }

@@ -351,14 +351,12 @@ impl Workspace {
                     report.bytes += r.version.size;
                     report.written.push(r.rel.clone());
                     if let Some(id) = w.version {
-                        report.versions.push((
-                            r.rel,
-                            Version {
-                                id,
-                                etag: w.etag.or(r.version.etag),
-                                ..r.version
-                            },
-                        ));
+                        let made = Version {
+                            id,
+                            etag: w.etag.or_else(|| r.version.etag.clone()),
+                            ..r.version.clone()
+                        };
+                        self.note_version(&r.rel, made, report.replaced.get(&r.rel));
                     }
                 }
                 Err(Error::Conflict(m)) => {
@@ -390,6 +388,7 @@ impl Workspace {
             match results.remove(&key) {
                 Some(Ok(())) => {
                     report.deleted += 1;
+                    self.note_removed(&rel, report.replaced.get(&rel));
                     report.removed.push(rel);
                 }
                 Some(Err(Error::Conflict(m))) => {
@@ -433,20 +432,18 @@ impl Workspace {
                 continue;
             };
             if let Some(id) = info.version.clone() {
-                report.versions.push((
-                    rel.clone(),
-                    Version {
-                        id,
-                        etag: info.etag.clone(),
-                        size: c.size.unwrap_or(0),
-                        hash: info.content_hash(),
-                    },
-                ));
+                let found = Version {
+                    id,
+                    etag: info.etag.clone(),
+                    size: c.size.unwrap_or(0),
+                    hash: info.content_hash(),
+                };
+                self.note_version(rel, found, None);
             }
         }
         for rel in newest.keys() {
             if in_scope(rel) && !current.contains_key(rel) && !touched.contains(rel) {
-                report.removed.push(rel.clone());
+                self.note_removed(rel, None);
             }
         }
         Ok(())
