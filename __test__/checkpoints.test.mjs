@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { PutBucketVersioningCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
@@ -584,4 +584,20 @@ test('a push aborted midway: what it wrote goes into the instance’s next check
   } finally {
     await proxy.close()
   }
+})
+
+test('a dry-run restore into a directory that does not exist yet plans, and creates nothing', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  a.write('x.txt', 'one')
+  const first = await a.sync.push()
+  const dir = path.join(tmpDir(), 'not-yet')
+  const fresh = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const r = await fresh.restore({ checkpoint: first.checkpoint }, { dryRun: true })
+  assert.deepEqual(r.plan, { restore: [], delete: [], conflicts: [] })
+  assert.equal(r.unchangedFiles, 1)
+  assert.equal(existsSync(dir), false)
+  const diff = await fresh.diff({ checkpoint: first.checkpoint })
+  assert.deepEqual(diff, { added: [], modified: [], deleted: ['x.txt'] })
+  assert.equal(existsSync(dir), false)
 })

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use super::checkpoint::{workspace_path, Files, Target, Version};
 use super::schedule::{Mode, Reply, Want};
 use super::{Report, Run, State, Workspace};
-use crate::base::BaseEntries;
+use crate::base::{BaseEntries, SyncBase};
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result};
 use crate::hashing::etag_hash;
@@ -94,11 +94,21 @@ impl Workspace {
             .filter_map(|o| Some((workspace_path(&prefix, &o.key)?, o)))
             .filter(|(rel, _)| scope.contains(rel) && !self.base_rules.is_ignored(rel, false))
             .collect();
-        let opened = self.open(true, run.dry_run).await?;
-        let mut base = self.base(state, &opened, run.dry_run).await?;
+        // A dry run into a directory not made yet plans against no base,
+        // and makes nothing.
+        let opened = if run.dry_run && !self.config.workspace_dir.exists() {
+            None
+        } else {
+            Some(self.open(true, run.dry_run).await?)
+        };
+        let mut base = match &opened {
+            Some(opened) => Some(self.base(state, opened, run.dry_run).await?),
+            None => None,
+        };
         let mut report = Report::default();
         // Decide, per path.
-        let entries = base.entries();
+        let none = BaseEntries::new(0);
+        let entries = base.as_ref().map_or(&none, SyncBase::entries);
         let fresh = entries.is_empty();
         let paths: BTreeSet<&String> = wanted
             .keys()
@@ -183,6 +193,9 @@ impl Workspace {
             );
             return Ok(report);
         }
+        let (Some(opened), Some(mut base)) = (opened, base.take()) else {
+            return Err(Error::Task("the workspace was not opened".into()));
+        };
         self.restore_on_s3(&*store, restores, deletes, &mut report)
             .await;
         self.add_warnings(&mut report, store.take_warnings());
@@ -477,6 +490,9 @@ impl Workspace {
     /// Every local file's content hash (`None`: it could not be read); a
     /// file the base holds as synced is not read again.
     async fn local_hashes(&self, entries: &BaseEntries) -> Result<HashMap<String, Option<String>>> {
+        if !self.config.workspace_dir.exists() {
+            return Ok(HashMap::new());
+        }
         let opened = self.open(false, true).await?;
         let rules = self.current_rules(&opened.root).await?;
         let root = opened.root.clone();
@@ -494,6 +510,9 @@ impl Workspace {
 
     /// The base as a dry run reads it (nothing locked or written).
     async fn base_for_diff(&self) -> Result<BaseEntries> {
+        if !self.config.workspace_dir.exists() {
+            return Ok(BaseEntries::new(0));
+        }
         let opened = self.open(false, true).await?;
         let mut state = State::default();
         let base = self.base(&mut state, &opened, true).await?;
