@@ -601,3 +601,70 @@ test('a dry-run restore into a directory that does not exist yet plans, and crea
   assert.deepEqual(diff, { added: [], modified: [], deleted: ['x.txt'] })
   assert.equal(existsSync(dir), false)
 })
+
+/** Whether the newest checkpoint names exactly what S3 holds: a dry-run restore of it by a fresh, pulled instance plans nothing. */
+async function newestIsS3(bucket) {
+  const fresh = agent(bucket)
+  await fresh.sync.pull()
+  const [newest] = await fresh.sync.listCheckpoints({ limit: 1 })
+  const r = await fresh.sync.restore({ checkpoint: newest.id }, { dryRun: true })
+  assert.deepEqual(r.plan, { restore: [], delete: [], conflicts: [] }, `checkpoint ${newest.id} names what S3 holds`)
+  assert.deepEqual(await fresh.sync.diff({ checkpoint: newest.id }), { added: [], modified: [], deleted: [] })
+}
+
+test('another agent writes back the bytes this push replaced before its checkpoint: the chain still names what S3 holds', async () => {
+  const bucket = await versionedBucket()
+  const a0 = agent(bucket)
+  a0.write('x.txt', 'original')
+  await a0.sync.push()
+  let held = false
+  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.path.includes('/.s3ws/checkpoints/') && !held ? ((held = true), 1500) : 0) })
+  try {
+    const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a0.dir, endpoint: proxy.endpoint, logger: quiet() })
+    a0.write('x.txt', 'A edit')
+    const pushing = a.push()
+    while (!held) await new Promise((r) => setTimeout(r, 10))
+    const b = agent(bucket)
+    await b.sync.pull()
+    b.write('x.txt', 'original')
+    const rb = await b.sync.push()
+    const ra = await pushing
+    assert.ok(Number(ra.checkpoint) > Number(rb.checkpoint))
+    await a.close()
+  } finally {
+    await proxy.close()
+  }
+  await newestIsS3(bucket)
+})
+
+test('a push aborted while it records its checkpoint: the next one records its writes', async () => {
+  const bucket = await versionedBucket()
+  const a0 = agent(bucket)
+  a0.write('x.txt', 'original')
+  a0.write('y.txt', 'y0')
+  await a0.sync.push()
+  const controller = new AbortController()
+  let fired = false
+  const proxy = await startProxy({
+    hold: (r) => {
+      if (fired || r.method !== 'GET' || !r.query.get('prefix')?.includes('.s3ws/checkpoints')) return 0
+      fired = true
+      setTimeout(() => controller.abort(), 5)
+      return 300
+    },
+  })
+  try {
+    const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a0.dir, endpoint: proxy.endpoint, logger: quiet() })
+    a0.write('x.txt', 'A edit')
+    await assert.rejects(a.push({ signal: controller.signal }), { name: 'AbortError' })
+    assert.ok(fired)
+    assert.equal((await getObject(bucket, 'p/x.txt')).toString(), 'A edit')
+    a0.write('y.txt', 'y1')
+    const next = await a.push()
+    assert.equal(next.success, true, JSON.stringify(next))
+    await a.close()
+  } finally {
+    await proxy.close()
+  }
+  await newestIsS3(bucket)
+})

@@ -14,7 +14,7 @@
 //! manifests. Keys count down (`u64::MAX - n`), so a listing's first key is
 //! the newest checkpoint.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -237,8 +237,18 @@ impl Workspace {
         }
     }
 
-    fn take_unrecorded(&self) -> Changes {
-        std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()))
+    /// What was noted and no checkpoint records yet. Copied, not taken: an
+    /// operation stopped while it records its checkpoint leaves them noted.
+    fn unrecorded(&self) -> Changes {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets what was noted: recorded, or never to be (no versions).
+    fn clear_unrecorded(&self) {
+        *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()) = Changes::default();
     }
 
     /// Whether the bucket keeps versions (asked once per instance). A store
@@ -322,14 +332,38 @@ impl Workspace {
         Ok(m)
     }
 
-    /// The files of checkpoint `seq`: folded from the nearest snapshot (or
-    /// from this instance's last fold, when that is nearer).
+    /// The files of checkpoint `seq` (see `fold`).
     pub(crate) async fn state_at(&self, store: &dyn Store, seq: u64) -> Result<Arc<Files>> {
+        Ok(self.fold(store, seq, true).await?.0)
+    }
+
+    /// `state_at`, outside an operation (a diff, which may run while a push
+    /// does): this instance's last fold is left as it is, for that push's
+    /// order check (`keep_in_order`).
+    pub(crate) async fn state_aside(&self, store: &dyn Store, seq: u64) -> Result<Arc<Files>> {
+        Ok(self.fold(store, seq, false).await?.0)
+    }
+
+    /// The files of checkpoint `seq`: folded from the nearest snapshot, or
+    /// from this instance's last fold when that is nearer (kept as the
+    /// last fold when `remember`). With it, the paths the manifests after
+    /// this instance's last fold touched; `None` when it did not start
+    /// from there (every path may have been).
+    async fn fold(
+        &self,
+        store: &dyn Store,
+        seq: u64,
+        remember: bool,
+    ) -> Result<(Arc<Files>, Option<BTreeSet<String>>)> {
         let cached = self.chain.lock().await.folded.clone();
         let mut from: (u64, Arc<Files>) = (0, Arc::new(Files::new()));
+        let mut touched = None;
         match cached {
-            Some((n, files)) if n == seq => return Ok(files),
-            Some((n, files)) if n < seq && seq - n <= SNAPSHOT_EVERY => from = (n, files),
+            Some((n, files)) if n == seq => return Ok((files, Some(BTreeSet::new()))),
+            Some((n, files)) if n < seq && seq - n <= SNAPSHOT_EVERY => {
+                from = (n, files);
+                touched = Some(BTreeSet::new());
+            }
             _ => {
                 let mut snap = seq - seq % SNAPSHOT_EVERY;
                 for _ in 0..SNAPSHOT_TRIES {
@@ -368,12 +402,21 @@ impl Workspace {
             .iter()
             .rposition(|m| m.as_ref().is_ok_and(|m| m.full))
             .unwrap_or(0);
+        if restart > 0 {
+            touched = None;
+        }
         let files_mut = Arc::make_mut(&mut files);
         for m in read.into_iter().skip(restart) {
-            apply(files_mut, m?);
+            let m = m?;
+            if let Some(t) = touched.as_mut() {
+                t.extend(m.set.keys().chain(&m.del).cloned());
+            }
+            apply(files_mut, m);
         }
-        self.chain.lock().await.folded = Some((seq, files.clone()));
-        Ok(files)
+        if remember {
+            self.chain.lock().await.folded = Some((seq, files.clone()));
+        }
+        Ok((files, touched))
     }
 
     /// Records the push (or restore) `report` describes as the next
@@ -382,9 +425,9 @@ impl Workspace {
     /// versions; a failure only logs (the push itself is done).
     pub(crate) async fn record_checkpoint(&self, store: &dyn Store, report: &mut Report) {
         // What this operation (and any stopped before it) changed.
-        let noted = self.take_unrecorded();
+        let noted = self.unrecorded();
         if !self.versioned(store).await {
-            return;
+            return self.clear_unrecorded();
         }
         // Numbers are taken with If-None-Match: where it is not applied, two
         // pushes could take one, and a checkpoint could name a state that
@@ -401,17 +444,19 @@ impl Workspace {
                     message,
                 ));
             }
-            return;
+            drop(chain);
+            return self.clear_unrecorded();
         }
-        let changes = match self.versions_unsaid(store, report, noted.clone()).await {
+        // Left noted on any failure (and when this future is dropped).
+        let changes = match self.versions_unsaid(store, report, noted).await {
             Ok(c) => c,
-            Err(e) => {
-                self.keep_unrecorded(noted);
-                return self.log(Level::Warn, &format!("No checkpoint recorded: {e}"));
-            }
+            Err(e) => return self.log(Level::Warn, &format!("No checkpoint recorded: {e}")),
         };
         match self.commit(store, changes.clone()).await {
-            Ok(seq) => report.checkpoint = Some(id_of(seq)),
+            Ok(seq) => {
+                self.clear_unrecorded();
+                report.checkpoint = Some(id_of(seq));
+            }
             Err(e) => {
                 self.log(
                     Level::Warn,
@@ -422,8 +467,8 @@ impl Workspace {
         }
     }
 
-    /// Puts back changes a checkpoint could not record, before any noted
-    /// since.
+    /// Keeps changes a checkpoint could not record (what was noted, and
+    /// what was asked since), before any noted later.
     fn keep_unrecorded(&self, earlier: Changes) {
         let mut c = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
         *c = earlier.then(std::mem::take(&mut *c));
@@ -470,7 +515,6 @@ impl Workspace {
             mut del,
             replaced,
         } = changes;
-        let mut checked = HashMap::new();
         for attempt in 0..WRITE_TRIES {
             if attempt > 0 {
                 // Others are committing: wait a little, more each time.
@@ -488,8 +532,8 @@ impl Workspace {
             // whole.
             let folded = match newest {
                 0 => None,
-                n => match self.state_at(store, n).await {
-                    Ok(files) => Some(files),
+                n => match self.fold(store, n, true).await {
+                    Ok(folded) => Some(folded),
                     Err(Error::NoCheckpoint(why)) => {
                         self.log(
                             Level::Warn,
@@ -500,13 +544,21 @@ impl Workspace {
                     Err(e) => return Err(e),
                 },
             };
-            let (before, full) = match folded {
-                Some(files) => ((*files).clone(), None),
-                None => (Files::new(), Some(self.current_state(store, &set).await?)),
+            let (before, full, touched) = match folded {
+                Some((files, touched)) => ((*files).clone(), None, touched),
+                None => (
+                    Files::new(),
+                    Some(self.current_state(store, &set).await?),
+                    None,
+                ),
             };
             if full.is_none() {
-                self.keep_in_order(store, &before, &replaced, &mut set, &mut del, &mut checked)
-                    .await?;
+                let order = Order {
+                    before: &before,
+                    replaced: &replaced,
+                    touched: touched.as_ref(),
+                };
+                self.keep_in_order(store, order, &mut set, &mut del).await?;
             }
             let seq = newest + 1;
             let manifest = if let Some(full) = full {
@@ -560,20 +612,25 @@ impl Workspace {
     /// read ours and wrote over it, then committed while we were still
     /// pushing): the chain must end with what S3 holds. Such a path is one
     /// whose version in `before` is neither ours nor the one we replaced;
-    /// a HEAD says whose write is current (asked once, kept in `checked`).
+    /// a HEAD says whose write is current.
     async fn keep_in_order(
         &self,
         store: &dyn Store,
-        before: &Files,
-        replaced: &HashMap<String, String>,
+        order: Order<'_>,
         set: &mut Files,
         del: &mut Vec<String>,
-        checked: &mut HashMap<String, Option<String>>,
     ) -> Result<()> {
         let out_of_order = |rel: &String, ours: Option<&Version>| {
-            let now = before.get(rel);
-            now.map(|v| &v.id) != ours.map(|v| &v.id)
-                && now.and_then(|v| v.etag.as_ref()) != replaced.get(rel)
+            let now = order.before.get(rel);
+            if now.map(|v| &v.id) == ours.map(|v| &v.id) {
+                return false;
+            }
+            // Not what this write replaced; or it may look so (the same
+            // bytes written back by another agent, a path created and
+            // deleted by others) when manifests since this instance last
+            // looked touched the path, or when that is not known.
+            now.and_then(|v| v.etag.as_ref()) != order.replaced.get(rel)
+                || order.touched.is_none_or(|t| t.contains(rel))
         };
         let suspects: Vec<String> = set
             .iter()
@@ -581,16 +638,13 @@ impl Workspace {
             .map(|(rel, _)| rel.clone())
             .chain(del.iter().filter(|rel| out_of_order(rel, None)).cloned())
             .collect();
+        // Asked again on each attempt: another agent may have written since.
         for rel in suspects {
-            if !checked.contains_key(&rel) {
-                let key = format!("{}{rel}", self.config.prefix);
-                let current = store
-                    .head(&key)
-                    .await?
-                    .map(|i| i.version.unwrap_or_default());
-                checked.insert(rel.clone(), current);
-            }
-            let current = &checked[&rel];
+            let key = format!("{}{rel}", self.config.prefix);
+            let current = store
+                .head(&key)
+                .await?
+                .map(|i| i.version.unwrap_or_default());
             match set.get(&rel) {
                 Some(ours) if current.as_deref() != Some(ours.id.as_str()) => {
                     set.remove(&rel);
@@ -737,6 +791,17 @@ impl Workspace {
             Target::At(t) => self.seq_at(store, *t).await,
         }
     }
+}
+
+/// What `keep_in_order` weighs a push's changes against.
+struct Order<'a> {
+    /// The chain's newest state.
+    before: &'a Files,
+    /// The ETag each write of the push replaced.
+    replaced: &'a HashMap<String, String>,
+    /// The paths manifests touched since this instance last folded the
+    /// chain (`None`: not known).
+    touched: Option<&'a BTreeSet<String>>,
 }
 
 /// Whether `rel` can be a file of the workspace (not the engine's own).

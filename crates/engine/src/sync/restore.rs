@@ -469,10 +469,10 @@ impl Workspace {
         let store = self.store().await?;
         self.require_versioning(&*store).await?;
         let seq = self.resolve(&*store, from).await?;
-        let before = self.state_at(&*store, seq).await?;
+        let before = self.state_aside(&*store, seq).await?;
         if let Some(to) = to {
             let seq = self.resolve(&*store, to).await?;
-            let after = self.state_at(&*store, seq).await?;
+            let after = self.state_aside(&*store, seq).await?;
             return Ok(compare(&before, after.keys(), |rel| {
                 let (a, b) = (after.get(rel), before.get(rel));
                 a.zip(b).is_some_and(|(a, b)| !a.same_content(b))
