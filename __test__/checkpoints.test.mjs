@@ -617,13 +617,15 @@ test('another agent writes back the bytes this push replaced before its checkpoi
   const a0 = agent(bucket)
   a0.write('x.txt', 'original')
   await a0.sync.push()
-  let held = false
-  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.path.includes('/.s3ws/checkpoints/') && !held ? ((held = true), 1500) : 0) })
+  let seen
+  const held = new Promise((r) => (seen = r))
+  let once = false
+  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.path.includes('/.s3ws/checkpoints/') && !once ? ((once = true), seen(), 1500) : 0) })
   try {
     const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a0.dir, endpoint: proxy.endpoint, logger: quiet() })
     a0.write('x.txt', 'A edit')
     const pushing = a.push()
-    while (!held) await new Promise((r) => setTimeout(r, 10))
+    await held
     const b = agent(bucket)
     await b.sync.pull()
     b.write('x.txt', 'original')
