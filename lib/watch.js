@@ -283,15 +283,18 @@ function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, follow, file
 }
 
 /**
- * Calls `onChange(relativeName)` for changes anywhere under `dir`
- * (recursive notifications: inotify on Linux, FSEvents on macOS). Where
- * Node cannot watch a tree recursively (Linux before Node 20), each
- * directory is watched on its own, and new ones as they appear.
+ * Calls `onChange(relativeName)` for changes anywhere under `dir`: one
+ * recursive watcher (FSEvents on macOS, Windows), or on Linux one inotify
+ * watcher a directory, new ones added as they appear. Not Node's recursive
+ * watcher there: it watches each file, and a file replaced by a rename (as
+ * every pull writes one) is never heard of again, so an agent's edit to a
+ * file another instance had just changed waited for the rescan (30 s).
  * @param {string} dir
  * @param {(name: string) => void} onChange
  * @returns {{ close(): void }}
  */
 function watchTree(dir, onChange) {
+  if (process.platform === 'linux') return watchEachDirectory(dir, onChange)
   try {
     const watcher = watch(dir, { recursive: true, persistent: true }, (_event, name) => onChange(String(name ?? '')))
     watcher.on('error', () => onChange(''))
@@ -311,28 +314,45 @@ function watchTree(dir, onChange) {
 function watchEachDirectory(root, onChange) {
   /** @type {Map<string, import('node:fs').FSWatcher>} */
   const watchers = new Map()
-  /** @param {string} rel */
-  const add = (rel) => {
-    if (watchers.has(rel) || rel.split('/').includes('.s3ws')) return
+  /**
+   * Watches the directory `rel` and those under it. `renew`: its parent
+   * saw it made, moved or deleted, so a watcher it had may be on a
+   * directory gone (one deleted and made again under the same name is
+   * another directory, whatever its inode number): watched anew.
+   * @param {string} rel
+   * @param {boolean} [renew]
+   */
+  const add = (rel, renew = false) => {
+    const known = watchers.get(rel)
+    if ((known && !renew) || rel.split('/').includes('.s3ws')) return
     const full = path.join(root, rel)
     /** @type {import('node:fs').Dirent[]} */
     let entries
     try {
       entries = readdirSync(full, { withFileTypes: true })
+    } catch {
+      // Not a directory, or gone.
+      known?.close()
+      watchers.delete(rel)
+      return
+    }
+    known?.close()
+    try {
       const watcher = watch(full, { persistent: true }, (_event, name) => {
         const changed = rel ? `${rel}/${name ?? ''}` : String(name ?? '')
         onChange(changed)
-        // A directory made (or moved in) since: watched from now on.
-        if (name) add(changed)
+        // A directory made, moved in or replaced since: watched from now on.
+        if (name) add(changed, true)
       })
       watcher.on('error', () => {
         watcher.close()
-        watchers.delete(rel)
+        if (watchers.get(rel) === watcher) watchers.delete(rel)
         onChange(rel)
       })
       watchers.set(rel, watcher)
     } catch {
-      return // not a directory (or gone): nothing to watch
+      watchers.delete(rel)
+      return
     }
     for (const e of entries) if (e.isDirectory()) add(rel ? `${rel}/${e.name}` : e.name)
   }
