@@ -419,3 +419,40 @@ test('an object deleted on S3 while the file was edited here is created again by
   const again = await sync.push()
   assert.deepEqual([again.success, again.uploadedFiles, again.deletedFiles, again.errors], [true, 0, 0, undefined])
 })
+
+test('a push aborted after S3 stored its write, then the file edited again: the next push replaces its own write, no conflict', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  writeFileSync(path.join(dir, 'x.txt'), 'x0')
+  await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
+  const controller = new AbortController()
+  let fired = false
+  await withProxy(
+    {
+      // The server stores the PUT; the push is stopped before it hears so.
+      hold: (r) => {
+        if (fired || r.method !== 'PUT' || !r.path.endsWith('/p/x.txt')) return 0
+        fired = true
+        setTimeout(() => controller.abort(), 20)
+        return 500
+      },
+    },
+    async (proxy) => {
+      const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+      writeFileSync(path.join(dir, 'x.txt'), 'x1')
+      await assert.rejects(a.push({ signal: controller.signal }), { name: 'AbortError' })
+      assert.equal((await getObject(bucket, 'p/x.txt')).toString(), 'x1')
+      writeFileSync(path.join(dir, 'x.txt'), 'x2, edited again')
+      const r = await a.push()
+      assert.equal(r.success, true, JSON.stringify(r))
+      assert.equal(r.uploadedFiles, 1)
+      assert.equal((await getObject(bucket, 'p/x.txt')).toString(), 'x2, edited again')
+      await a.close()
+    },
+  )
+  // Another agent's write is still a conflict.
+  await putObject(bucket, 'p/x.txt', 'another agent')
+  writeFileSync(path.join(dir, 'x.txt'), 'x3')
+  const r = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
+  assert.deepEqual(r.conflicts, ['x.txt'])
+})

@@ -43,6 +43,10 @@ pub struct Upload {
     /// learned its outcome (killed): if the object is gone now, it may have
     /// been stored and then deleted by another agent, whose deletion stands.
     pub interrupted: bool,
+    /// The content hash an earlier push sent for this path and never
+    /// learned the outcome of (its base intent), if any: an object with it
+    /// is that push's write, not another agent's.
+    pub intended: Option<String>,
 }
 
 impl Upload {
@@ -158,6 +162,7 @@ pub fn plan_push(
         }
         plan.uploads.push(Upload {
             interrupted: local.base.intent(rel) == Some(hash.as_str()),
+            intended: local.base.intent(rel).map(str::to_owned),
             rel: rel.clone(),
             stat,
             hash,

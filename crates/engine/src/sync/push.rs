@@ -655,6 +655,7 @@ mod tests {
             hashed_ns: 0,
             condition: Condition::IfNoneMatch,
             interrupted: false,
+            intended: None,
         };
         let deleted = [
             "d/x/y".to_owned(),

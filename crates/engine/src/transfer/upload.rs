@@ -53,10 +53,11 @@ pub struct UploadTo<'a> {
 
 /// `upload`, then what a failed condition means: our own earlier upload
 /// (a push killed before it recorded it: the object holds these bytes) is
-/// success; an object deleted on S3 since the base is created again (the
-/// local change wins over nothing), unless these bytes were sent before
-/// by a push that never learned its outcome (see `Uploaded`); anything else
-/// is a conflict.
+/// success; so is an object holding what such a push sent before the file
+/// changed again (replaced, as the base would have had it); an object
+/// deleted on S3 since the base is created again (the local change wins
+/// over nothing), unless these bytes were sent before by a push that never
+/// learned its outcome (see `Uploaded`); anything else is a conflict.
 pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     let key = key_for(to.prefix, &u.rel);
     let conflict = match upload_retrying(to, u, &key).await {
@@ -66,6 +67,22 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     match to.store.head(&key).await {
         Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
             Ok(Uploaded::Synced((u.synced(info.etag), info.version)))
+        }
+        // An earlier push of this instance's workspace wrote it and was
+        // stopped before the answer (the file changed again since): that
+        // write is what this one replaces, not another agent's.
+        Ok(Some(info)) if u.intended.is_some() && info.content_hash() == u.intended => {
+            let Some(etag) = info.etag else {
+                return Err(Error::Conflict(conflict));
+            };
+            let again = Upload {
+                condition: Condition::IfMatch(etag),
+                intended: None,
+                ..u.clone()
+            };
+            upload_retrying(to, &again, &key)
+                .await
+                .map(Uploaded::Synced)
         }
         Ok(None) if u.interrupted => deletion_stands(to, u).await,
         Ok(None) if matches!(u.condition, Condition::IfMatch(_)) => {
