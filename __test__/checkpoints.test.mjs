@@ -412,7 +412,8 @@ test('a path another writer changes while the restore copies it is a conflict: t
     delay: (r) => {
       if (r.method === 'PUT' && r.headers['x-amz-copy-source'] && r.path.endsWith('/p/src/a.js') && !wrote) {
         wrote = putObject(bucket, 'p/src/a.js', 'written during the restore')
-        return 300
+        // The copy goes on once the other write has landed.
+        return wrote
       }
       return 0
     },
@@ -617,10 +618,13 @@ test('another agent writes back the bytes this push replaced before its checkpoi
   const a0 = agent(bucket)
   a0.write('x.txt', 'original')
   await a0.sync.push()
+  // A's manifest PUT waits until B has pushed: B's checkpoint comes first.
   let seen
   const held = new Promise((r) => (seen = r))
+  let release
+  const gate = new Promise((r) => (release = r))
   let once = false
-  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.path.includes('/.s3ws/checkpoints/') && !once ? ((once = true), seen(), 1500) : 0) })
+  const proxy = await startProxy({ delay: (r) => (r.method === 'PUT' && r.path.includes('/.s3ws/checkpoints/') && !once ? ((once = true), seen(), gate) : 0) })
   try {
     const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: a0.dir, endpoint: proxy.endpoint, logger: quiet() })
     a0.write('x.txt', 'A edit')
@@ -630,10 +634,12 @@ test('another agent writes back the bytes this push replaced before its checkpoi
     await b.sync.pull()
     b.write('x.txt', 'original')
     const rb = await b.sync.push()
+    release()
     const ra = await pushing
     assert.ok(Number(ra.checkpoint) > Number(rb.checkpoint))
     await a.close()
   } finally {
+    release()
     await proxy.close()
   }
   await newestIsS3(bucket)

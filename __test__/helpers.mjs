@@ -139,7 +139,7 @@ export async function listKeys(bucket, prefix = '') {
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more,
  *   { headers: {...} }      forward, with these response headers set;
- * `delay(req)` returns milliseconds to wait before forwarding;
+ * `delay(req)` returns milliseconds (or a promise) to wait before forwarding;
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
  */
@@ -210,7 +210,8 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
       else req.pipe(fwd)
     }
     const wait = delay?.(entry) ?? 0
-    if (wait > 0) setTimeout(() => res.destroyed || forward(), wait)
+    if (typeof wait?.then === 'function') wait.then(() => res.destroyed || forward())
+    else if (wait > 0) setTimeout(() => res.destroyed || forward(), wait)
     else forward()
   })
   server.on('connection', (s) => {
