@@ -603,6 +603,33 @@ test('a dry-run restore into a directory that does not exist yet plans, and crea
   assert.equal(existsSync(dir), false)
 })
 
+test('keys that are not workspace files (reserved names other tools wrote) are in no checkpoint, and a restore leaves them alone', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  // Before the first checkpoint (made whole from the listing of versions), and after.
+  await putObject(bucket, 'p/sub/.s3ws/tool-state', 'tool v1')
+  a.write('f.txt', 'f')
+  const first = await a.sync.push()
+  await putObject(bucket, 'p/sub/.s3ws/tool-state', 'tool v2')
+  await putObject(bucket, 'p/x/.s3ws-0123456789abcdef.partial', 'a download of another tool')
+  a.write('g.txt', 'g')
+  const second = await a.sync.push()
+  assert.deepEqual(await a.sync.diff({ checkpoint: first.checkpoint }, { checkpoint: second.checkpoint }), {
+    added: ['g.txt'],
+    modified: [],
+    deleted: [],
+  })
+  const [newest] = await a.sync.listCheckpoints({ limit: 1 })
+  assert.equal(newest.files, 2)
+  const r = await a.sync.restore({ checkpoint: first.checkpoint })
+  assert.equal(r.success, true, JSON.stringify(r.errors))
+  assert.equal(r.deletedFiles, 1)
+  assert.equal(r.restoredFiles, 0)
+  assert.deepEqual(files(a.dir), { 'f.txt': 'f' })
+  assert.equal((await getObject(bucket, 'p/sub/.s3ws/tool-state')).toString(), 'tool v2')
+  assert.equal((await getObject(bucket, 'p/x/.s3ws-0123456789abcdef.partial')).toString(), 'a download of another tool')
+})
+
 /** Whether the newest checkpoint names exactly what S3 holds: a dry-run restore of it by a fresh, pulled instance plans nothing. */
 async function newestIsS3(bucket) {
   const fresh = agent(bucket)

@@ -90,6 +90,12 @@ impl IgnoreRules {
         Self::build(patterns, self.custom_loaded || added)
     }
 
+    /// Rules that ignore nothing, not even the defaults: for what S3 holds
+    /// whatever any instance ignores (a checkpoint's state).
+    pub fn none() -> Result<Self> {
+        Self::build(Vec::new(), false)
+    }
+
     fn build(patterns: Vec<String>, custom_loaded: bool) -> Result<Self> {
         let mut builder = GitignoreBuilder::new("");
         builder.case_insensitive(true).map_err(invalid)?;

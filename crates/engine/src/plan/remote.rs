@@ -47,6 +47,17 @@ impl RemoteFiles {
     }
 }
 
+impl RemoteFiles {
+    /// Every object that is a workspace file on S3, the losers of
+    /// file/directory clashes too: S3's state, not this disk's (what a
+    /// checkpoint records and a restore weighs).
+    pub fn on_s3(self) -> BTreeMap<String, RemoteObject> {
+        let mut all = self.files;
+        all.extend(self.shadowed);
+        all
+    }
+}
+
 /// Maps a listing of `prefix` to workspace paths: folder markers and ignored
 /// paths are dropped; unsafe keys, a key that is also the directory of
 /// another key, and keys the filesystem would store as one file (`folding`)

@@ -41,6 +41,7 @@ pub fn object_info(
         hash: stored_hash,
         etag_is_md5: etag_is_md5(sse, customer_key),
         version: None,
+        size: None,
     }
 }
 

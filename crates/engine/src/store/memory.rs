@@ -119,11 +119,12 @@ impl Store for MemoryStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        Ok(self.lock().get(key).map(|(_, etag)| ObjectInfo {
+        Ok(self.lock().get(key).map(|(body, etag)| ObjectInfo {
             etag: Some(etag.clone()),
             hash: None,
             etag_is_md5: true,
             version: None,
+            size: Some(body.len() as u64),
         }))
     }
 

@@ -103,6 +103,9 @@ pub struct ObjectInfo {
     pub etag_is_md5: bool,
     /// The object's version, on a bucket that keeps versions.
     pub version: Option<String>,
+    /// The object's size in bytes: from a HEAD (a ranged GET's answer
+    /// gives the range's).
+    pub size: Option<u64>,
 }
 
 /// What the server answered to a write.

@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Report, Workspace};
 use crate::error::{Error, Result, Warning, WarningCode};
-use crate::keys::{classify_key, validate_relative_path, KeyKind};
-use crate::model::Condition;
-use crate::plan::REMOTE_STATE;
+use crate::ignore_rules::IgnoreRules;
+use crate::keys::validate_relative_path;
+use crate::model::{Condition, Folding, RemoteObject};
+use crate::plan::{remote_files, REMOTE_STATE};
 use crate::progress::Level;
 use crate::store::small::{get_bytes, put_bytes};
 use crate::store::{Store, Versioning};
@@ -491,14 +492,13 @@ impl Workspace {
             let key = format!("{}{rel}", self.config.prefix);
             if let Some(info) = store.head(&key).await? {
                 if let Some(id) = info.version.clone() {
-                    let size = self.size_of(store, &key).await?;
                     let hash = info.content_hash();
                     noted.set.insert(
                         rel.clone(),
                         Version {
                             id,
                             etag: info.etag,
-                            size,
+                            size: info.size.unwrap_or(0),
                             hash,
                         },
                     );
@@ -656,16 +656,6 @@ impl Workspace {
         Ok(())
     }
 
-    async fn size_of(&self, store: &dyn Store, key: &str) -> Result<u64> {
-        let page = store.list_first(key, 1).await?;
-        Ok(page
-            .objects
-            .into_iter()
-            .find(|o| o.key == key)
-            .and_then(|o| o.size)
-            .unwrap_or(0))
-    }
-
     async fn write_snapshot(&self, store: &dyn Store, seq: u64, files: &Files) {
         let snap = Snapshot {
             seq,
@@ -696,15 +686,23 @@ impl Workspace {
     /// prefix), with what this push knows of its own writes (`own`).
     async fn current_state(&self, store: &dyn Store, own: &Files) -> Result<Files> {
         let prefix = &self.config.prefix;
+        let current = store.current_versions(prefix).await?;
+        let ids: HashMap<&str, &str> = current
+            .iter()
+            .map(|cv| (cv.object.key.as_str(), cv.version.as_str()))
+            .collect();
+        let objects: Vec<RemoteObject> = current.iter().map(|cv| cv.object.clone()).collect();
+        let on_s3 =
+            remote_files(prefix, &objects, &IgnoreRules::none()?, Folding::default()).on_s3();
         let mut files = Files::new();
-        for cv in store.current_versions(prefix).await? {
-            let Some(rel) = workspace_path(prefix, &cv.object.key) else {
+        for (rel, object) in on_s3 {
+            let Some(id) = ids.get(object.key.as_str()) else {
                 continue;
             };
             let version = Version {
-                id: cv.version,
-                etag: cv.object.etag,
-                size: cv.object.size.unwrap_or(0),
+                id: (*id).to_owned(),
+                etag: object.etag,
+                size: object.size.unwrap_or(0),
                 hash: None,
             };
             let known = own.get(&rel).filter(|o| o.id == version.id).cloned();
@@ -807,14 +805,6 @@ struct Order<'a> {
 /// Whether `rel` can be a file of the workspace (not the engine's own).
 fn is_file_path(rel: &str) -> bool {
     validate_relative_path(rel).is_ok() && !rel.starts_with(REMOTE_STATE)
-}
-
-/// The workspace path `key` syncs as, if any (not the engine's own keys).
-pub(crate) fn workspace_path(prefix: &str, key: &str) -> Option<String> {
-    match classify_key(prefix, key) {
-        Ok(KeyKind::File(rel)) if !rel.starts_with(REMOTE_STATE) => Some(rel),
-        _ => None,
-    }
 }
 
 /// `m` applied to `files`.

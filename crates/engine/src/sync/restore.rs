@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 
-use super::checkpoint::{workspace_path, Files, Target, Version};
+use super::checkpoint::{Files, Target, Version};
 use super::schedule::{Mode, Reply, Want};
 use super::{Report, Run, State, Workspace};
 use crate::base::{BaseEntries, SyncBase};
@@ -20,8 +20,8 @@ use crate::error::{Action, Error, FileError, Result};
 use crate::hashing::etag_hash;
 use crate::keys::{key_for, Root};
 use crate::local::{hash_file, open_scanned, scan, set_aside, split_parent, Dir};
-use crate::model::{nanos, Condition, FileStat, RemoteObject};
-use crate::plan::{PlanSummary, Scope};
+use crate::model::{nanos, Condition, FileStat, Folding, RemoteObject};
+use crate::plan::{remote_files, PlanSummary, Scope};
 use crate::progress::{Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store, VersionCopy};
 use crate::transfer::{join_rel, CopyNames};
@@ -85,14 +85,11 @@ impl Workspace {
         let scope = roots.clone().map_or_else(Scope::all, Scope::only);
         let prefix = self.config.prefix.clone();
         let listing = list_all(&*store, &prefix).await?;
-        let total = listing
-            .iter()
-            .filter(|o| workspace_path(&prefix, &o.key).is_some())
-            .count();
-        let current: HashMap<String, RemoteObject> = listing
+        let on_s3 = remote_files(&prefix, &listing, &self.base_rules, Folding::default()).on_s3();
+        let total = on_s3.len();
+        let current: HashMap<String, RemoteObject> = on_s3
             .into_iter()
-            .filter_map(|o| Some((workspace_path(&prefix, &o.key)?, o)))
-            .filter(|(rel, _)| scope.contains(rel) && !self.base_rules.is_ignored(rel, false))
+            .filter(|(rel, _)| scope.contains(rel))
             .collect();
         // A dry run into a directory not made yet plans against no base,
         // and makes nothing.

@@ -125,7 +125,10 @@ impl Store for S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(info_of!(out))),
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().and_then(|n| u64::try_from(n).ok()),
+                ..info_of!(out)
+            })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(self.error("HeadObject", key, e)),
         }
