@@ -15,10 +15,7 @@ const workKeys = async (bucket, prefix = 'p/') => (await listKeys(bucket, prefix
 /** The workspace's files (the engine's own `.s3ws` left out). */
 // The workspace as the agent sees it: not the engine's state, nor a download
 // in flight (`.s3ws-<tag>.partial`, renamed into place when complete).
-const files = (dir) =>
-  Object.fromEntries(
-    Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith('.s3ws/') && !/(^|\/)\.s3ws-[^/]*\.partial$/.test(rel)),
-  )
+const files = (dir) => Object.fromEntries(Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith('.s3ws/') && !/(^|\/)\.s3ws-[^/]*\.partial$/.test(rel)))
 
 /** Resolves when `check()` is true (a throw counts as false); rejects after `ms`, saying what `what` is then. */
 async function eventually(check, ms, what = () => '') {
