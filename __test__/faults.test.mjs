@@ -14,6 +14,8 @@ import {
   tmpDir,
   readTree,
   md5,
+  contentHash,
+  headObject,
   randomBuffer,
   recordingLogger,
   isList,
@@ -113,16 +115,26 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
   const bucket = await newBucket()
   const body = randomBuffer(40 * 1024 * 1024) // ranged: 5 GETs of 8 MiB
   const src = tmpDir()
+  // New: sent unhashed (its parts hashed as they go), the ETag its content
+  // hash and the part size in the metadata. Then rewritten at the same
+  // size: hashed first (the hash decides whether to send), the content
+  // hash in the metadata too.
+  writeFileSync(path.join(src, 'ours.bin'), randomBuffer(body.length))
+  const push = () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: src, endpoint, logger: quiet() }).push()
+  assert.equal((await push()).uploadedFiles, 1)
   writeFileSync(path.join(src, 'ours.bin'), body)
-  const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: src, endpoint, logger: quiet() }).push()
-  assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
-  // Pushed here: ETag and metadata are the content hash (parts hashed in
-  // parallel). Sent elsewhere in one PUT: only the ETag, the whole MD5. An
-  // older version: the whole MD5 in the metadata (both checked in order).
+  writeFileSync(path.join(src, 'unhashed.bin'), body)
+  const pushed = await push()
+  assert.equal(pushed.uploadedFiles, 2, JSON.stringify(pushed.errors))
+  assert.equal((await headObject(bucket, 'p/ours.bin')).Metadata['s3ws-md5'], contentHash(body))
+  assert.equal((await headObject(bucket, 'p/unhashed.bin')).Metadata['s3ws-part-size'], String(8 * 1024 * 1024))
+  // Sent elsewhere in one PUT: only the ETag, the whole MD5. An older
+  // version: the whole MD5 in the metadata (both checked in order).
   await putObject(bucket, 'p/single.bin', body)
   await putObject(bucket, 'p/legacy.bin', body, { Metadata: { 's3ws-md5': md5(body) } })
   const second = (r) => isGet(r) && r.headers.range?.startsWith(`bytes=${8 * 1024 * 1024}-`)
-  for (const name of ['ours.bin', 'single.bin', 'legacy.bin']) {
+  const names = ['ours.bin', 'unhashed.bin', 'single.bin', 'legacy.bin']
+  for (const name of names) {
     await withProxy({ fault: (r) => (second(r) && r.path.endsWith(name) ? { flip: true } : undefined) }, async (proxy) => {
       const dir = tmpDir()
       const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
@@ -135,7 +147,7 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
         3,
         'three attempts',
       )
-      for (const other of ['ours.bin', 'single.bin', 'legacy.bin'].filter((n) => n !== name)) {
+      for (const other of names.filter((n) => n !== name)) {
         assert.equal(md5(readFileSync(path.join(dir, other))), md5(body), other)
       }
       assert.deepEqual(

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks } from './helpers.mjs'
+import { admin, endpoint, getObject, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks, withProxy } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -34,12 +34,13 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
     )
     const head = await headObject(bucket, 'p/big.bin')
     // The ETag S3 computed from the parts is the content hash the engine
-    // computed from the file, and is kept in the metadata too.
+    // computed from them as they went (new, the file was not hashed first):
+    // the metadata says the part size that makes it so.
     if (!lacks('multipart-etag')) {
       assert.equal(head.ETag, `"${contentHash(body)}"`)
       assert.match(head.ETag, /-5"$/)
     }
-    assert.equal(head.Metadata['s3ws-md5'], contentHash(body))
+    assert.equal(head.Metadata['s3ws-part-size'], String(8 * MiB))
 
     const dst = tmpDir('dst')
     const before = proxy.requests.length
@@ -102,4 +103,66 @@ test('a multipart object without a stored MD5 is downloaded once, then known by 
   } finally {
     await proxy.close()
   }
+})
+
+test('a large file new or resized under a base goes up unhashed (its parts hashed as they are sent): verified on pull, known to the base, and a push stopped after S3 stored it is known as its own', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir('src')
+  const open = (at = endpoint) => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: at, logger: quiet() })
+  writeFileSync(path.join(dir, 'small.txt'), 'under a base')
+  await open().push()
+  const body = randomBuffer(20 * MiB)
+  writeFileSync(path.join(dir, 'big.bin'), body)
+  const a = open()
+  const r = await a.push()
+  assert.equal(r.success, true, JSON.stringify(r.errors))
+  assert.equal(r.uploadedFiles, 1)
+  // Its hash was not known when the upload began: the object says its
+  // part size (the ETag is then the content hash) and the upload's token.
+  const head = await headObject(bucket, 'p/big.bin')
+  assert.equal(head.Metadata['s3ws-md5'], undefined)
+  assert.equal(head.Metadata['s3ws-part-size'], String(8 * MiB))
+  assert.match(head.Metadata['s3ws-upload'], /^upload-[0-9a-f]{16}$/)
+  if (!lacks('multipart-etag')) assert.equal(head.ETag, `"${contentHash(body)}"`)
+  // The base holds the content hash the parts made up.
+  assert.equal((await a.push()).uploadedFiles, 0)
+  const dst = tmpDir('dst')
+  const pulled = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dst, endpoint, logger: quiet() }).pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(md5(readFileSync(path.join(dst, 'big.bin'))), md5(body))
+  await a.close()
+
+  // Resized, and the push stopped once S3 completed the upload but before
+  // it heard so; edited again: the next push replaces its own write (the
+  // object's token is the base's intent), no conflict.
+  const controller = new AbortController()
+  let fired = false
+  await withProxy(
+    {
+      hold: (req) => {
+        // Its completion; or its one PUT, where the server ignores If-Match
+        // on completions (the engine then sends the file whole).
+        const write = (req.method === 'POST' && req.query.has('uploadId')) || (req.method === 'PUT' && !req.query.has('partNumber'))
+        if (fired || !write || !req.path.endsWith('/p/big.bin')) return 0
+        fired = true
+        setTimeout(() => controller.abort(), 20)
+        return 500
+      },
+    },
+    async (proxy) => {
+      const b = open(proxy.endpoint)
+      const bigger = randomBuffer(24 * MiB)
+      writeFileSync(path.join(dir, 'big.bin'), bigger)
+      await assert.rejects(b.push({ signal: controller.signal }), { name: 'AbortError' })
+      assert.ok(fired)
+      assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(bigger))
+      const third = randomBuffer(24 * MiB)
+      writeFileSync(path.join(dir, 'big.bin'), third)
+      const again = await b.push()
+      assert.equal(again.success, true, JSON.stringify(again))
+      assert.deepEqual([again.uploadedFiles, again.conflicts ?? []], [1, []])
+      assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(third))
+      await b.close()
+    },
+  )
 })

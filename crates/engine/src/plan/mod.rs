@@ -12,7 +12,7 @@ pub use pull::{
     guard_local_deletes, plan_pull, plan_pull_part, pull_hash_candidates, stored_hash_candidates,
     Download, LocalDelete, PullPlan, PullRules, MAX_COPIES,
 };
-pub use push::{plan_push, predict_push, PushPlan, RemoteDelete, Upload};
+pub use push::{hashed_as_sent, plan_push, predict_push, PushPlan, RemoteDelete, Upload};
 pub use remote::{remote_files, RemoteFiles, REMOTE_STATE};
 pub use scope::Scope;
 

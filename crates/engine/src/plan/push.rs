@@ -19,9 +19,9 @@ use std::sync::Arc;
 use super::{
     mass_delete, ConflictPolicy, Local, LocalView, PlanSummary, DEFAULT_MAX_DELETE_PERCENT,
 };
-use crate::base::BaseEntry;
+use crate::base::{BaseEntries, BaseEntry};
 use crate::error::{Error, FileError, Warning, WarningCode};
-use crate::hashing::etag_hash;
+use crate::hashing::{etag_hash, PART_SIZE};
 use crate::model::{Condition, FileStat, RemoteObject};
 
 /// A local file to upload.
@@ -31,8 +31,9 @@ pub struct Upload {
     pub rel: String,
     /// The file as scanned and hashed.
     pub stat: FileStat,
-    /// Its content hash (see `hashing`).
-    pub hash: String,
+    /// Its content hash (see `hashing`); `None`: not hashed before the
+    /// upload (see `hashed_as_sent`).
+    pub hash: Option<String>,
     /// MD5s of its parts as hashed, for a file of several.
     pub parts: Arc<[[u8; 16]]>,
     /// When hashing began, for the base entry.
@@ -49,12 +50,35 @@ pub struct Upload {
     pub intended: Option<String>,
 }
 
+/// Whether a file that changed by stat is uploaded without being hashed
+/// first, its parts hashed as they are sent (`store::Content::Unhashed`),
+/// so the first part leaves at once: where the hash decides nothing before
+/// the upload. That is a file of `PART_SIZE` or more (smaller ones go in one
+/// PUT with their MD5), no earlier upload of it left unanswered (its intent
+/// names bytes the hash would be compared with), and of another size than
+/// its base entry, or new: no entry in an existing base, or (without a
+/// base) no object in `listing`.
+pub fn hashed_as_sent(
+    rel: &str,
+    stat: &FileStat,
+    base: &BaseEntries,
+    listing: Option<&BTreeMap<String, RemoteObject>>,
+) -> bool {
+    stat.size >= PART_SIZE
+        && base.intent(rel).is_none()
+        && match base.get(rel) {
+            Some(e) => e.stat.size != stat.size,
+            None => base.exists() || listing.is_some_and(|l| !l.contains_key(rel)),
+        }
+}
+
 impl Upload {
-    /// The base entry once S3 holds the uploaded bytes as `etag`.
-    pub fn synced(&self, etag: Option<String>) -> BaseEntry {
+    /// The base entry once S3 holds the uploaded bytes, of content hash
+    /// `hash` when they were not hashed first, as `etag`.
+    pub fn synced(&self, etag: Option<String>, hash: Option<String>) -> BaseEntry {
         BaseEntry {
             etag,
-            hash: self.hash.clone(),
+            hash: hash.or_else(|| self.hash.clone()).unwrap_or_default(),
             stat: self.stat,
             recorded_ns: self.hashed_ns,
             born: 0,
@@ -97,12 +121,14 @@ pub struct PushPlan {
 }
 
 /// Plans a push. `listing`: the objects under the prefix by relative path,
-/// needed only when there is no base yet.
+/// needed only when there is no base yet. `unhashed`: whether files
+/// `hashed_as_sent` were left unhashed (not in a dry run).
 pub fn plan_push(
     local: &LocalView,
     listing: Option<&BTreeMap<String, RemoteObject>>,
     policy: ConflictPolicy,
     max_delete_percent: u8,
+    unhashed: bool,
 ) -> PushPlan {
     let mut plan = PushPlan::default();
     let overwrite = policy == ConflictPolicy::Overwrite;
@@ -124,16 +150,25 @@ pub fn plan_push(
                 stat,
                 hash: Some(m),
                 ..
-            } => (stat, m),
+            } => (stat, Some(m)),
+            Local::Modified { stat, .. }
+                if unhashed && hashed_as_sent(rel, &stat, local.base, listing) =>
+            {
+                (stat, None)
+            }
             // Not hashed: its read error is already reported.
             _ => continue,
         };
-        let hashed_ns = local.hashes[rel].at_ns;
+        // Unhashed: its entry's stat is the scanned one, trusted from when
+        // the push began (its parts are read after).
+        let hashed_ns = local.hashes.get(rel).map_or(local.started_ns, |h| h.at_ns);
         let condition = match (entry, listing.and_then(|l| l.get(rel))) {
             _ if overwrite => Condition::None,
             (Some(e), _) => e.etag.clone().map_or(Condition::None, Condition::IfMatch),
             (None, Some(obj)) => {
-                if obj.etag.as_deref().and_then(etag_hash).as_deref() == Some(hash.as_str()) {
+                let same = |h: &String| obj.etag.as_deref().and_then(etag_hash).as_ref() == Some(h);
+                // (Never unhashed: an object is there.)
+                if let Some(hash) = hash.filter(same) {
                     let entry = BaseEntry {
                         etag: obj.etag.clone(),
                         hash,
@@ -161,12 +196,16 @@ pub fn plan_push(
             ));
         }
         plan.uploads.push(Upload {
-            interrupted: local.base.intent(rel) == Some(hash.as_str()),
+            interrupted: hash.is_some() && local.base.intent(rel) == hash.as_deref(),
             intended: local.base.intent(rel).map(str::to_owned),
             rel: rel.clone(),
             stat,
             hash,
-            parts: local.hashes[rel].parts.clone(),
+            parts: local
+                .hashes
+                .get(rel)
+                .map(|h| h.parts.clone())
+                .unwrap_or_default(),
             hashed_ns,
             condition,
         });
@@ -231,7 +270,7 @@ pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -
             Condition::IfMatch(etag) => now.is_none() || now.as_deref() == Some(etag.as_str()),
             Condition::IfNoneMatch => !listing.contains_key(&u.rel),
         };
-        let same_bytes = now.as_deref().and_then(etag_hash).as_deref() == Some(u.hash.as_str());
+        let same_bytes = u.hash.is_some() && now.as_deref().and_then(etag_hash) == u.hash;
         if holds || same_bytes {
             out.upload.push(u.rel.clone());
         } else {
@@ -313,7 +352,7 @@ mod tests {
         let mut scan = scan;
         scan.unreadable_dirs.push("locked".into());
         let view = view(&base, &scan, &hashes);
-        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50, true);
         let ups: Vec<_> = plan
             .uploads
             .iter()
@@ -334,7 +373,7 @@ mod tests {
                 if_match: Some("etag-gone".into())
             }]
         );
-        let plan = plan_push(&view, None, ConflictPolicy::Overwrite, 50);
+        let plan = plan_push(&view, None, ConflictPolicy::Overwrite, 50, true);
         assert!(plan.uploads.iter().all(|u| u.condition == Condition::None));
         assert_eq!(plan.deletes[0].if_match, None);
     }
@@ -360,7 +399,7 @@ mod tests {
             ],
         );
         let view = view(&base, &scan, &hashes);
-        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 100);
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 100, true);
         let object = |rel: &str, etag: &str| {
             let o = RemoteObject {
                 key: format!("p/{rel}"),
@@ -395,11 +434,11 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (base, scan, hashes) = setup(&refs, &[]);
         let view = view(&base, &scan, &hashes);
-        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50);
+        let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 50, true);
         assert!(plan.deletes.is_empty());
         assert_eq!(plan.errors[0].code, "MASS_DELETE");
         assert_eq!(
-            plan_push(&view, None, ConflictPolicy::KeepBoth, 100)
+            plan_push(&view, None, ConflictPolicy::KeepBoth, 100, true)
                 .deletes
                 .len(),
             5
@@ -418,6 +457,7 @@ mod tests {
             None,
             ConflictPolicy::KeepBoth,
             50,
+            true,
         );
         assert!(plan.deletes.is_empty() && !plan.consented);
         let plan = plan_push(
@@ -425,6 +465,7 @@ mod tests {
             None,
             ConflictPolicy::KeepBoth,
             100,
+            true,
         );
         assert_eq!(plan.deletes.len(), 6);
         assert!(plan.consented);
@@ -438,6 +479,7 @@ mod tests {
             None,
             ConflictPolicy::KeepBoth,
             50,
+            true,
         );
         assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     }
@@ -469,7 +511,7 @@ mod tests {
             ),
         ]);
         let view = view(&base, &scan, &hashes);
-        let plan = plan_push(&view, Some(&listing), ConflictPolicy::KeepBoth, 50);
+        let plan = plan_push(&view, Some(&listing), ConflictPolicy::KeepBoth, 50, true);
         assert_eq!(plan.conflicts, vec!["differs"]);
         assert_eq!(plan.record.len(), 1);
         assert_eq!(plan.uploads.len(), 1);

@@ -2,12 +2,13 @@
 //! that speaks S3: the native client (`store::s3`) and a client driven one
 //! request at a time (`store::transport`, the JS `send()` store).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, S3Error};
-use crate::hashing::parse_hash;
+use crate::hashing::{is_composite, parse_hash, PART_SIZE};
 use crate::model::{Condition, FileStat};
-use crate::store::ObjectInfo;
+use crate::store::{Content, ObjectInfo};
 
 /// The object metadata key this engine keeps its content hash under (see
 /// `hashing`): what verifies a download whose ETag is not an MD5, such as an
@@ -16,10 +17,47 @@ use crate::store::ObjectInfo;
 /// understood.)
 pub const HASH_META: &str = "s3ws-md5";
 
-/// The content hash kept in an object's metadata, given how to look a
-/// metadata key up.
-pub fn stored_hash<'a>(meta: impl FnOnce(&str) -> Option<&'a str>) -> Option<String> {
-    parse_hash(meta(HASH_META)?)
+/// The metadata key an upload sent before its content hash was known (see
+/// `PutRequest::hash`) keeps its part size under: parts of `PART_SIZE`
+/// make the multipart ETag the content hash.
+pub const PART_SIZE_META: &str = "s3ws-part-size";
+
+/// The metadata key an unhashed upload keeps its token under (see
+/// `Content::Unhashed`).
+pub const UPLOAD_META: &str = "s3ws-upload";
+
+/// The content hash an object's metadata gives, given how to look a
+/// metadata key up and the object's ETag (when that ETag is the MD5 form):
+/// the hash kept under `HASH_META`, else the multipart ETag of an upload in
+/// this engine's parts (`PART_SIZE_META`).
+fn stored_hash<'a>(
+    meta: impl Fn(&str) -> Option<&'a str>,
+    md5_etag: Option<&str>,
+) -> Option<String> {
+    if let Some(hash) = meta(HASH_META) {
+        return parse_hash(hash);
+    }
+    let ours = meta(PART_SIZE_META) == Some(PART_SIZE.to_string().as_str());
+    md5_etag
+        .filter(|_| ours)
+        .and_then(parse_hash)
+        .filter(|h| is_composite(h))
+}
+
+/// The metadata a write keeps: the content hash when it is known before
+/// the first byte is sent (`hash`), else the part size that makes the
+/// multipart ETag that hash; and an unhashed upload's token (see
+/// `Content::Unhashed`), which the base's intent names it by.
+pub fn upload_metadata(content: Content<'_>, hash: Option<&str>) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    match hash {
+        Some(hash) => meta.insert(HASH_META.to_owned(), hash.to_owned()),
+        None => meta.insert(PART_SIZE_META.to_owned(), PART_SIZE.to_string()),
+    };
+    if let Content::Unhashed { token } = content {
+        meta.insert(UPLOAD_META.to_owned(), token.to_owned());
+    }
+    meta
 }
 
 /// Whether the ETag of an object encrypted as the answer says (its
@@ -29,17 +67,20 @@ pub fn etag_is_md5(sse: Option<&str>, customer_key: Option<&str>) -> bool {
     customer_key.is_none() && !matches!(sse, Some("aws:kms" | "aws:kms:dsse"))
 }
 
-/// What a GET or HEAD answer says of the object.
-pub fn object_info(
+/// What a GET or HEAD answer says of the object, given how to look its
+/// metadata up.
+pub fn object_info<'a>(
     etag: Option<&str>,
-    stored_hash: Option<String>,
+    meta: impl Fn(&str) -> Option<&'a str>,
     sse: Option<&str>,
     customer_key: Option<&str>,
 ) -> ObjectInfo {
+    let etag_is_md5 = etag_is_md5(sse, customer_key);
     ObjectInfo {
         etag: etag.map(unquote_etag),
-        hash: stored_hash,
-        etag_is_md5: etag_is_md5(sse, customer_key),
+        hash: stored_hash(&meta, etag.filter(|_| etag_is_md5)),
+        token: meta(UPLOAD_META).map(str::to_owned),
+        etag_is_md5,
         version: None,
         size: None,
     }

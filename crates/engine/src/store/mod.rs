@@ -78,10 +78,8 @@ pub struct PutRequest<'a> {
     pub stat: FileStat,
     /// The `Content-Type` to store the object with.
     pub content_type: &'a str,
-    /// Content hash of the file as hashed before the upload (see `hashing`):
-    /// the bytes sent must have it, and the server is given the MD5s to
-    /// refuse bytes that changed since.
-    pub hash: &'a str,
+    /// What is known of the file's content before it is sent.
+    pub content: Content<'a>,
     /// The MD5s of its parts as hashed then (see `hashing`), if known: sent
     /// as the parts' Content-MD5 instead of hashing the file again.
     pub parts: &'a [[u8; 16]],
@@ -90,6 +88,43 @@ pub struct PutRequest<'a> {
     pub condition: &'a Condition,
     /// Where a store that sends in parts reports the bytes sent.
     pub progress: &'a FileProgress,
+}
+
+/// What an upload knows of the file's content before sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// Hashed before the upload (see `hashing`): the bytes sent must have
+    /// this content hash, and the server is given the MD5s to refuse bytes
+    /// that changed since.
+    Hashed(&'a str),
+    /// Not hashed (a file of `PART_SIZE` or more that no comparison needed
+    /// hashed): its parts are hashed as they are sent, so the first leaves
+    /// at once. The object keeps `token` (`UPLOAD_META`), which the base's
+    /// intent names it by, and `PART_SIZE_META`; `Written::hash` says the
+    /// content hash.
+    Unhashed {
+        /// Names this upload (the object keeps it as `UPLOAD_META`).
+        token: &'a str,
+    },
+}
+
+impl PutRequest<'_> {
+    /// The file's content hash and its parts' MD5s: as the request says
+    /// them, or read now when it is unhashed (for a store that needs the
+    /// hash before sending).
+    pub async fn hash_first(&self) -> Result<(String, Vec<[u8; 16]>)> {
+        if let Content::Hashed(hash) = self.content {
+            return Ok((hash.to_owned(), self.parts.to_vec()));
+        }
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| crate::error::Error::io("read", self.path, e))?;
+        let (path, size) = (self.path.to_path_buf(), self.stat.size);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::blocking::blocking(move || crate::local::hash_file(&file, &path, size, threads))
+            .await
+    }
 }
 
 /// What a HEAD tells of an object.
@@ -106,6 +141,9 @@ pub struct ObjectInfo {
     /// The object's size in bytes: from a HEAD (a ranged GET's answer
     /// gives the range's).
     pub size: Option<u64>,
+    /// The token of the unhashed upload that wrote it (see
+    /// `Content::Unhashed`), if that is how it was written.
+    pub token: Option<String>,
 }
 
 /// What the server answered to a write.
@@ -115,6 +153,8 @@ pub struct Written {
     pub etag: Option<String>,
     /// The new object version, on a bucket that keeps versions.
     pub version: Option<String>,
+    /// The content hash of the bytes stored, for an unhashed upload.
+    pub hash: Option<String>,
 }
 
 /// Whether a bucket keeps every version of its objects.

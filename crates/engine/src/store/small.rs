@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::answers::is_not_found;
-use super::{PutRequest, Store};
+use super::{Content, PutRequest, Store};
 use crate::error::{Error, Result};
 use crate::hashing::hash_bytes;
 use crate::model::{Condition, FileStat};
@@ -42,7 +42,7 @@ pub async fn put_bytes(
             path: &path,
             stat,
             content_type,
-            hash: &hash_bytes(body),
+            content: Content::Hashed(&hash_bytes(body)),
             parts: &[],
             condition,
             progress: &FileProgress::new(&phase),

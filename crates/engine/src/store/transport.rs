@@ -19,9 +19,9 @@ use md5::{Digest, Md5};
 
 use super::answers::{
     answer_error, changed_while_uploaded, check_unchanged, if_match, if_none_match, is_not_found,
-    missing_is_conflict, object_info, stored_hash, unquote_etag, HASH_META,
+    missing_is_conflict, object_info, unquote_etag, upload_metadata,
 };
-use super::{ListPage, ObjectBody, ObjectInfo, PutRequest, Store, Written};
+use super::{Content, ListPage, ObjectBody, ObjectInfo, PutRequest, Store, Written};
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{plain_md5, ContentHasher, PART_SIZE};
 use crate::local::{read_part, whole_md5};
@@ -215,7 +215,7 @@ fn info_of(
 ) -> ObjectInfo {
     object_info(
         etag.as_deref(),
-        stored_hash(|k| metadata.get(k).map(String::as_str)),
+        |k: &str| metadata.get(k).map(String::as_str),
         sse.as_deref(),
         sse_customer_algorithm.as_deref(),
     )
@@ -350,6 +350,9 @@ impl<T: Transport> Store for TransportStore<T> {
     /// `Error::Changed`. Content-MD5 is of the whole body, sent in one PUT:
     /// for a large file, one more pass over it (this is not the native path).
     async fn put(&self, req: PutRequest<'_>) -> Result<Written> {
+        // Its metadata holds the content hash: known before the first byte.
+        let (hash, _) = req.hash_first().await?;
+        let unhashed = matches!(req.content, Content::Unhashed { .. });
         let file = Arc::new(
             req.file
                 .try_clone()
@@ -360,7 +363,7 @@ impl<T: Transport> Store for TransportStore<T> {
             let bytes = read_part(file.clone(), path, 0, size).await?;
             let md5: [u8; 16] = Md5::digest(&bytes).into();
             // Under `PART_SIZE`, the content hash is the MD5.
-            if plain_md5(req.hash) != Some(md5) {
+            if plain_md5(&hash) != Some(md5) {
                 return Err(changed_while_uploaded(req.path));
             }
             (PutBody::Bytes(bytes), None, md5)
@@ -382,14 +385,14 @@ impl<T: Transport> Store for TransportStore<T> {
                 size,
                 content_type: req.content_type,
                 content_md5: BASE64.encode(md5),
-                metadata: HashMap::from([(HASH_META.to_owned(), req.hash.to_owned())]),
+                metadata: upload_metadata(req.content, Some(&hash)),
                 if_match: if_match(req.condition),
                 if_none_match: if_none_match(req.condition),
             })
             .await?;
         // A streamed body is checked after the fact (a stand-in client does
         // not check Content-MD5): its bytes, then the file itself.
-        if chunks.is_some_and(|c| c.sent_hash() != req.hash) {
+        if chunks.is_some_and(|c| c.sent_hash() != hash) {
             return Err(changed_while_uploaded(req.path));
         }
         check_unchanged(&file, req.path, &req.stat)?;
@@ -397,6 +400,7 @@ impl<T: Transport> Store for TransportStore<T> {
         Ok(Written {
             etag,
             version: None,
+            hash: unhashed.then_some(hash),
         })
     }
 

@@ -17,11 +17,12 @@ use crate::content_type::guess_content_type;
 use crate::error::{Action, Error, FileError, Result};
 use crate::ignore_rules::IgnoreRules;
 use crate::keys::{check_key_length, key_for};
-use crate::local::{scan, split_parent, Dir, Kind};
+use crate::local::{rand_u64, scan, split_parent, Dir, Kind};
 
 use crate::model::{nanos, Condition, Folding, RemoteObject, SkipReason, Skipped};
 use crate::plan::{
-    plan_push, predict_push, remote_files, shapes_clash, LocalView, PushPlan, RemoteDelete, Upload,
+    hashed_as_sent, plan_push, predict_push, remote_files, shapes_clash, LocalView, PushPlan,
+    RemoteDelete, Upload,
 };
 use crate::progress::{FileProgress, Level, Phase, PhaseProgress};
 use crate::store::{list_all, Store};
@@ -146,13 +147,6 @@ impl Workspace {
             .filter(|s| s.reason != SkipReason::Symlink)
             .map(Skipped::to_error)
             .collect::<Vec<_>>();
-        let todo = local
-            .files
-            .iter()
-            .filter(|(rel, stat)| !base.unchanged_by_stat(rel, stat))
-            .map(|(rel, stat)| (rel.clone(), *stat))
-            .collect();
-        let (hashes, hash_errors) = self.hash_files(&root, todo).await;
         // Without a base, the listing tells which files S3 already has.
         // A dry run lists anyway, to tell which conditional writes would hold.
         let listing = if base.exists() && !dry_run {
@@ -161,6 +155,19 @@ impl Workspace {
             let objects = list_all(&*store, &self.config.prefix).await?;
             Some(remote_files(&self.config.prefix, &objects, &rules, Folding::default()).files)
         };
+        // Large files whose hash decides nothing go unhashed, their parts
+        // hashed as they are sent (a dry run hashes them, to predict).
+        let unhashed = !dry_run;
+        let todo = local
+            .files
+            .iter()
+            .filter(|(rel, stat)| !base.unchanged_by_stat(rel, stat))
+            .filter(|(rel, stat)| {
+                !(unhashed && hashed_as_sent(rel, stat, base.entries(), listing.as_ref()))
+            })
+            .map(|(rel, stat)| (rel.clone(), *stat))
+            .collect();
+        let (hashes, hash_errors) = self.hash_files(&root, todo).await;
         let view = LocalView {
             scan: &local,
             hashes: &hashes,
@@ -172,6 +179,7 @@ impl Workspace {
             listing.as_ref(),
             self.config.conflict_policy,
             self.config.max_delete_percent,
+            unhashed,
         );
         Ok(PreparedPush {
             opened,
@@ -419,7 +427,12 @@ impl Workspace {
         let base = std::sync::Mutex::new(base);
         let lock = || base.lock().unwrap_or_else(|p| p.into_inner());
         let start = |u: Upload| {
-            self.warn_if_unrecorded(lock().intend(&u.rel, &u.hash));
+            // An unhashed upload is named by a token its object keeps.
+            let intent = match &u.hash {
+                Some(hash) => hash.clone(),
+                None => format!("upload-{:016x}", rand_u64()),
+            };
+            self.warn_if_unrecorded(lock().intend(&u.rel, &intent));
             let (store, root, names) = (store.clone(), root.clone(), names.clone());
             let prefix = self.config.prefix.clone();
             let resolver = self.config.content_types.clone();
@@ -439,6 +452,7 @@ impl Workspace {
                             names: &names,
                             content_type: &content_type,
                             progress: &progress,
+                            token: &intent,
                         };
                         upload_checked(&to, &u).await
                     })
@@ -650,7 +664,7 @@ mod tests {
         let upload = |rel: &str| Upload {
             rel: rel.into(),
             stat: Default::default(),
-            hash: String::new(),
+            hash: None,
             parts: Default::default(),
             hashed_ns: 0,
             condition: Condition::IfNoneMatch,

@@ -9,11 +9,11 @@ use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result};
 use crate::keys::key_for;
-use crate::local::{open_scanned, set_aside, split_parent, Dir};
+use crate::local::{hash_file, open_scanned, set_aside, split_parent, Dir};
 use crate::model::Condition;
 use crate::plan::Upload;
 use crate::progress::FileProgress;
-use crate::store::{PutRequest, Store};
+use crate::store::{Content, PutRequest, Store};
 
 /// A file S3 now holds: its new base entry, and the object version made
 /// (on a bucket that keeps versions).
@@ -49,6 +49,9 @@ pub struct UploadTo<'a> {
     pub names: &'a Arc<CopyNames>,
     pub content_type: &'a str,
     pub progress: &'a FileProgress,
+    /// Names an unhashed upload (see `Content::Unhashed`): the base's
+    /// intent for it.
+    pub token: &'a str,
 }
 
 /// `upload`, then what a failed condition means: our own earlier upload
@@ -64,14 +67,27 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
         Err(Error::Conflict(m)) => m,
         other => return other.map(Uploaded::Synced),
     };
+    // What is on S3 is weighed against the file's hash.
+    let hashed;
+    let u = match u.hash {
+        Some(_) => u,
+        None => {
+            hashed = hash_now(to.root, u).await?;
+            &hashed
+        }
+    };
     match to.store.head(&key).await {
-        Ok(Some(info)) if info.content_hash().as_ref() == Some(&u.hash) => {
-            Ok(Uploaded::Synced((u.synced(info.etag), info.version)))
+        Ok(Some(info)) if info.content_hash().is_some() && info.content_hash() == u.hash => {
+            Ok(Uploaded::Synced((u.synced(info.etag, None), info.version)))
         }
         // An earlier push of this instance's workspace wrote it and was
         // stopped before the answer (the file changed again since): that
-        // write is what this one replaces, not another agent's.
-        Ok(Some(info)) if u.intended.is_some() && info.content_hash() == u.intended => {
+        // write is what this one replaces, not another agent's. (An
+        // unhashed upload's intent is its token.)
+        Ok(Some(info))
+            if u.intended.is_some()
+                && (info.content_hash() == u.intended || info.token == u.intended) =>
+        {
             let Some(etag) = info.etag else {
                 return Err(Error::Conflict(conflict));
             };
@@ -150,10 +166,27 @@ async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     })
 }
 
+/// `u` with its content hash (and parts' MD5s), read now.
+async fn hash_now(root: &Arc<Dir>, u: &Upload) -> Result<Upload> {
+    let (dir, rel, stat) = (root.clone(), u.rel.clone(), u.stat);
+    let (hash, parts) = blocking(move || {
+        let file = open_scanned(&dir, &rel, stat)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        hash_file(&file, &dir.path().join(&rel), stat.size, threads)
+    })
+    .await?;
+    Ok(Upload {
+        hash: Some(hash),
+        parts: parts.into(),
+        ..u.clone()
+    })
+}
+
 /// Uploads `root/u.rel` as `key`, with the content hash the push computed
 /// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
-/// changed since) and the plan's condition. The file is opened beneath the
-/// root, not through a link, and must still be the scanned one.
+/// changed since), or unhashed under `to.token`, and the plan's condition.
+/// The file is opened beneath the root, not through a link, and must still
+/// be the scanned one.
 async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
     let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
     let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
@@ -166,11 +199,14 @@ async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
             path: &path,
             stat: u.stat,
             content_type: to.content_type,
-            hash: &u.hash,
+            content: match &u.hash {
+                Some(hash) => Content::Hashed(hash),
+                None => Content::Unhashed { token: to.token },
+            },
             parts: &u.parts,
             condition: &u.condition,
             progress: to.progress,
         })
         .await?;
-    Ok((u.synced(written.etag), written.version))
+    Ok((u.synced(written.etag, written.hash), written.version))
 }

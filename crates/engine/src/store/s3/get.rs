@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
-use crate::store::answers::{object_info, quote_etag, stored_hash};
+use crate::store::answers::{object_info, quote_etag};
 use crate::store::ObjectBody;
 
 use super::errors::error_chain;

@@ -8,7 +8,7 @@ macro_rules! info_of {
         let out = &$out;
         let mut info = object_info(
             out.e_tag(),
-            stored_hash(|k| out.metadata().and_then(|m| m.get(k)).map(String::as_str)),
+            |k: &str| out.metadata().and_then(|m| m.get(k)).map(String::as_str),
             out.server_side_encryption().map(|s| s.as_str()),
             out.sse_customer_algorithm(),
         );
@@ -39,7 +39,7 @@ use aws_sdk_s3::Client;
 
 use crate::error::{Result, Warning};
 use crate::model::{Condition, RemoteObject};
-use crate::store::answers::{object_info, stored_hash, unquote_etag};
+use crate::store::answers::{object_info, unquote_etag};
 use crate::store::{
     CurrentVersion, ListPage, ObjectBody, ObjectInfo, PutRequest, Store, VersionCopy, Versioning,
     Written,

@@ -17,10 +17,10 @@ use crate::hashing::{content_hash, plain_md5, PART_SIZE};
 use crate::local::{read_part, whole_md5};
 use crate::model::Condition;
 use crate::store::answers::{
-    changed_while_uploaded, check_unchanged, if_match, if_none_match, missing_is_conflict,
-    unquote_etag, HASH_META,
+    changed_while_uploaded, check_unchanged, etag_is_md5, if_match, if_none_match,
+    missing_is_conflict, unquote_etag, upload_metadata,
 };
-use crate::store::{PutRequest, Written};
+use crate::store::{Content, PutRequest, Written};
 
 use super::probes::Probe;
 use super::{S3Store, MIB};
@@ -54,9 +54,13 @@ impl S3Store {
             .map_err(|e| Error::io("read", req.path, e))?;
         let (path, size) = (req.path.to_path_buf(), req.stat.size);
         let bytes = read_part(Arc::new(file), path, 0, size).await?;
-        let md5 = plain_md5(req.hash)
-            .ok_or_else(|| Error::Task(format!("{}: bad hash {}", req.path.display(), req.hash)))?;
-        self.send_put(&req, ByteStream::from(bytes), md5).await
+        let (hash, _) = req.hash_first().await?;
+        let md5 = plain_md5(&hash)
+            .ok_or_else(|| Error::Task(format!("{}: bad hash {hash}", req.path.display())))?;
+        let written = self
+            .send_put(&req, ByteStream::from(bytes), md5, &hash)
+            .await?;
+        Ok(said(written, &req, hash))
     }
 
     /// Aborts the multipart uploads under `prefix` older than `age`.
@@ -120,9 +124,15 @@ impl S3Store {
         let slot = Arc::new(Mutex::new(UploadSlot::default()));
         let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), slot.clone())));
         let sent = async {
-            let upload_id = self.create_upload(&req, slot).await?;
+            let (upload_id, etag_md5) = self.create_upload(&req, slot).await?;
+            if !etag_md5 && matches!(req.content, Content::Unhashed { .. }) {
+                // Encrypted with a KMS key (the bucket's default): the
+                // ETag will not be the content hash, so the metadata must
+                // say it, and it must be known first.
+                return Ok(None);
+            }
             let parts = self.upload_parts(&req, &upload_id).await?;
-            Ok::<_, Error>((upload_id, parts))
+            Ok::<_, Error>(Some((upload_id, parts)))
         };
         let (honoured, sent) = tokio::join!(honoured, sent);
         if !honoured {
@@ -132,7 +142,17 @@ impl S3Store {
             drop(guard);
             return self.put_whole(&req).await;
         }
-        let (upload_id, parts) = sent?;
+        let Some((upload_id, (parts, hash))) = sent? else {
+            drop(guard);
+            let (hash, parts) = req.hash_first().await?;
+            let hashed = PutRequest {
+                content: Content::Hashed(&hash),
+                parts: &parts,
+                ..req.clone()
+            };
+            let written = Box::pin(self.put_multipart(hashed)).await?;
+            return Ok(said(written, &req, hash));
+        };
         let condition = self.sendable(req.key, req.condition).await?;
         let done = self
             .client
@@ -152,13 +172,14 @@ impl S3Store {
             .map(|out| Written {
                 etag: out.e_tag().map(unquote_etag),
                 version: out.version_id().map(str::to_owned),
+                hash: None,
             })
             .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
         let done = missing_is_conflict(done, if_match(condition).is_some());
         if done.is_ok() {
             guard.0 = None;
         }
-        done
+        done.map(|written| said(written, &req, hash))
     }
 
     /// A large file in one conditional PutObject, streamed from the checked
@@ -179,23 +200,25 @@ impl S3Store {
                 .try_clone()
                 .map_err(|e| Error::io("read", req.path, e))?,
         );
+        let (hash, _) = req.hash_first().await?;
         let md5 = whole_md5(file.clone(), req.path.to_path_buf()).await?;
         let body = file_body(file, req.path.to_path_buf(), size);
-        let written = self.send_put(req, body, md5).await?;
+        let written = self.send_put(req, body, md5, &hash).await?;
         req.progress.moved(size);
         check_unchanged(req.file, req.path, &req.stat)?;
-        Ok(written)
+        Ok(said(written, req, hash))
     }
 
     /// One PutObject of the file's bytes `body` (whose MD5 is `md5`), with
-    /// its content type, content hash and condition; returns the new ETag.
-    /// Bytes that do not match `md5` (the file changed since it was hashed)
-    /// are refused by the server: `FILE_CHANGED`.
+    /// its content type, content hash `hash` and condition; returns the new
+    /// ETag. Bytes that do not match `md5` (the file changed since it was
+    /// hashed) are refused by the server: `FILE_CHANGED`.
     async fn send_put(
         &self,
         req: &PutRequest<'_>,
         body: ByteStream,
         md5: [u8; 16],
+        hash: &str,
     ) -> Result<Written> {
         let condition = self.sendable(req.key, req.condition).await?;
         let out = self
@@ -207,7 +230,7 @@ impl S3Store {
             .content_length(req.stat.size as i64)
             .content_type(req.content_type)
             .content_md5(BASE64.encode(md5))
-            .metadata(HASH_META, req.hash)
+            .set_metadata(Some(upload_metadata(req.content, Some(hash))))
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .customize()
@@ -222,32 +245,47 @@ impl S3Store {
         Ok(Written {
             etag: out.e_tag().map(unquote_etag),
             version: out.version_id().map(str::to_owned),
+            hash: None,
         })
     }
 
     /// Creates the multipart upload in a task of its own that puts the id in
     /// `slot`, or aborts the upload itself if the slot was abandoned
-    /// meanwhile; `settle` waits for that task too.
+    /// meanwhile; `settle` waits for that task too. Returns the id, and
+    /// whether the object's ETag will be the MD5 form (not encrypted with
+    /// a KMS key).
     async fn create_upload(
         &self,
         req: &PutRequest<'_>,
         slot: Arc<Mutex<UploadSlot>>,
-    ) -> Result<String> {
+    ) -> Result<(String, bool)> {
         let request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(req.key)
             .content_type(req.content_type)
-            .metadata(HASH_META, req.hash);
+            .set_metadata(Some(upload_metadata(
+                req.content,
+                match req.content {
+                    Content::Hashed(hash) => Some(hash),
+                    Content::Unhashed { .. } => None,
+                },
+            )));
         let (this, key) = (self.clone(), req.key.to_owned());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let created = match request.send().await {
-                Ok(out) => Ok(out.upload_id().unwrap_or_default().to_owned()),
+                Ok(out) => Ok((
+                    out.upload_id().unwrap_or_default().to_owned(),
+                    etag_is_md5(
+                        out.server_side_encryption().map(|s| s.as_str()),
+                        out.sse_customer_algorithm(),
+                    ),
+                )),
                 Err(e) => Err(this.error("CreateMultipartUpload", &key, e)),
             };
-            if let Ok(id) = &created {
+            if let Ok((id, _)) = &created {
                 let abandoned = {
                     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
                     slot.id = Some(id.clone());
@@ -282,17 +320,22 @@ impl S3Store {
             .await;
     }
 
+    /// Sends the parts; returns them and the content hash they make up.
     async fn upload_parts(
         &self,
         req: &PutRequest<'_>,
         upload_id: &str,
-    ) -> Result<Vec<CompletedPart>> {
+    ) -> Result<(Vec<CompletedPart>, String)> {
         let size = req.stat.size;
         let count = size.div_ceil(PART_SIZE);
         // The parts' MD5s from when the file was hashed, if they make up its
         // hash: the server then refuses any part whose bytes changed since.
-        let known = (req.parts.len() as u64 == count && content_hash(size, req.parts) == req.hash)
-            .then_some(req.parts);
+        let known = match req.content {
+            Content::Hashed(hash) => (req.parts.len() as u64 == count
+                && content_hash(size, req.parts) == hash)
+                .then_some(req.parts),
+            Content::Unhashed { .. } => None,
+        };
         let parts = (0..count).map(|i| (i as i32 + 1, i * PART_SIZE));
         let sent: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
@@ -340,12 +383,22 @@ impl S3Store {
             .await?;
         let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = sent.into_iter().unzip();
         // The parts are the bytes read just now; they match the hash recorded
-        // in the metadata only if the file is still the one that was hashed.
+        // in the metadata only if the file is still the one that was hashed
+        // (an unhashed file: the one scanned).
         check_unchanged(req.file, req.path, &req.stat)?;
-        if content_hash(req.stat.size, &digests) != req.hash {
+        let hash = content_hash(req.stat.size, &digests);
+        if matches!(req.content, Content::Hashed(h) if h != hash) {
             return Err(changed_while_uploaded(req.path));
         }
-        Ok(uploaded)
+        Ok((uploaded, hash))
+    }
+}
+
+/// `written`, saying the content hash `hash` when `req` did not.
+fn said(written: Written, req: &PutRequest<'_>, hash: String) -> Written {
+    Written {
+        hash: matches!(req.content, Content::Unhashed { .. }).then_some(hash),
+        ..written
     }
 }
 

@@ -161,6 +161,7 @@ impl S3Store {
                 .and_then(|r| r.e_tag())
                 .map(unquote_etag),
             version: out.version_id().map(str::to_owned),
+            hash: None,
         })
     }
 }
