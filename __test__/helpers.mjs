@@ -52,6 +52,7 @@ const LACKS = {
     'batch-delete-etag': 'moto 5.2.5 ignores the per-key ETag of DeleteObjects',
     'upload-age': 'moto 5.2.5 dates every multipart upload 2010-11-10, so every one looks abandoned',
     'copy-conditions': 'moto 5.2.5 ignores If-Match and If-None-Match on CopyObject (the engine checks with a HEAD first; a write can still slip in between)',
+    checksums: 'moto 5.2.5 accepts a wrong x-amz-checksum-crc64nvme (the engine sends Content-MD5 there instead)',
   },
   s3rver: {
     credentials: 's3rver 3.7.1 accepts a wrong secret key',
@@ -63,6 +64,7 @@ const LACKS = {
     'aws-chunked': "s3rver stores aws-chunked bodies (the JS SDK's default checksums) with their framing (the pull's integrity check catches it)",
     'read-during-write': 's3rver answers InternalError to a read of a key being written',
     'atomic-put': 's3rver keeps the bytes of a PUT cut off mid-body as the object',
+    checksums: 's3rver ignores x-amz-checksum-crc64nvme (the engine sends Content-MD5 there instead)',
   },
 }
 

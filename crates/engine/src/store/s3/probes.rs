@@ -8,6 +8,7 @@
 //! | per-key `ETag` of `DeleteObjects` | PUT, DeleteObjects, DELETE | one `DeleteObject` with `If-Match` per key |
 //! | `If-Match` on `CompleteMultipartUpload` | PUT, a multipart upload of one part, DELETE | one conditional `PutObject` (up to 5 GiB) |
 //! | `If-Match` on `CopyObject` (a restore's copies) | PUT, a `CopyObject` onto it, DELETE | checked with a HEAD just before, as above |
+//! | `x-amz-checksum-crc64nvme` on `PutObject` verified | PUT, PUT with the right checksum, PUT with a wrong one, DELETE | parts of unhashed uploads carry `Content-MD5` (hashed here) instead |
 //!
 //! Each probe runs in a task of its own (so an operation cancelled meanwhile
 //! leaves no probe object behind) on an object of its own.
@@ -62,6 +63,7 @@ pub(super) struct Honoured {
     batch_delete: tokio::sync::OnceCell<Support>,
     complete: tokio::sync::OnceCell<Support>,
     copy: tokio::sync::OnceCell<Support>,
+    checksum: tokio::sync::OnceCell<Support>,
     warnings: Mutex<Vec<Warning>>,
     /// The conditional writes warning was given.
     said: AtomicBool,
@@ -78,6 +80,7 @@ impl Default for Honoured {
             batch_delete: Default::default(),
             complete: Default::default(),
             copy: Default::default(),
+            checksum: Default::default(),
             warnings: Default::default(),
             said: Default::default(),
             batch_refused: Default::default(),
@@ -97,6 +100,9 @@ pub(super) enum Probe {
     Complete,
     /// `If-Match` on `CopyObject`.
     Copy,
+    /// A CRC64NVME checksum sent with the bytes (`x-amz-checksum-crc64nvme`)
+    /// is verified: a wrong one refused.
+    Checksum,
 }
 
 impl Probe {
@@ -106,12 +112,16 @@ impl Probe {
             Probe::BatchDelete => "batch",
             Probe::Complete => "complete",
             Probe::Copy => "copy",
+            Probe::Checksum => "checksum",
         }
     }
 
-    /// What is done instead when the server ignores it.
-    fn fallback(self, endpoint: &str) -> String {
-        match self {
+    /// What is done instead when the server ignores it, when that is worth
+    /// a warning.
+    fn fallback(self, endpoint: &str) -> Option<String> {
+        Some(match self {
+            // Content-MD5 guards the bytes instead, as everywhere else.
+            Probe::Checksum => return None,
             Probe::Put => format!(
                 "The S3 server at {endpoint} does not apply conditional writes (If-Match, \
                  If-None-Match): concurrent writers can overwrite each other. Each write is \
@@ -129,9 +139,11 @@ impl Probe {
                  and more are sent in one conditional PutObject instead (up to 5 GiB)"
             ),
             Probe::Copy => format!(
-                "The S3 server at {endpoint} ignores If-Match on CopyObject: a restore checks                  each copy with a HEAD just before it is sent instead (another writer can                  still slip in between)"
+                "The S3 server at {endpoint} ignores If-Match on CopyObject: a restore checks \
+                 each copy with a HEAD just before it is sent instead (another writer can \
+                 still slip in between)"
             ),
-        }
+        })
     }
 }
 
@@ -211,6 +223,7 @@ impl S3Store {
             Probe::BatchDelete => &self.honoured.batch_delete,
             Probe::Complete => &self.honoured.complete,
             Probe::Copy => &self.honoured.copy,
+            Probe::Checksum => &self.honoured.checksum,
         };
         let found = cell.get_or_try_init(|| async {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -222,6 +235,7 @@ impl S3Store {
                         Probe::BatchDelete => this.probe_batch_delete(&key).await,
                         Probe::Complete => this.probe_complete(&key).await,
                         Probe::Copy => this.probe_copy(&key).await,
+                        Probe::Checksum => this.probe_checksum(&key).await,
                     },
                     // A probe that cannot run trusts nothing.
                     Err(e) => failed(e),
@@ -230,11 +244,10 @@ impl S3Store {
                 // probe object.
                 let _ = this.delete_raw(&key, None).await;
                 let learnt = !matches!(found, Support::Honoured | Support::Unavailable(_));
-                if learnt && probe != Probe::Put {
-                    this.note(
-                        WarningCode::StoreConditionIgnored,
-                        probe.fallback(&this.endpoint),
-                    );
+                if let Some(fallback) = probe.fallback(&this.endpoint) {
+                    if learnt && probe != Probe::Put {
+                        this.note(WarningCode::StoreConditionIgnored, fallback);
+                    }
                 }
                 let _ = tx.send(found);
             }));
@@ -268,7 +281,8 @@ impl S3Store {
                 return Ok(());
             }
             return Err(Error::Unsupported(format!(
-                "Could not check that the S3 server at {} applies conditional writes                  ({e}), and conditionalWrites is 'required': nothing was pushed; try again",
+                "Could not check that the S3 server at {} applies conditional writes \
+                 ({e}), and conditionalWrites is 'required': nothing was pushed; try again",
                 self.endpoint
             )));
         }
@@ -288,7 +302,10 @@ impl S3Store {
         if first && self.conditional_writes == ConditionalWrites::Auto {
             self.note(
                 WarningCode::StoreConditionIgnored,
-                format!("{}{why}", Probe::Put.fallback(&self.endpoint)),
+                format!(
+                    "{}{why}",
+                    Probe::Put.fallback(&self.endpoint).unwrap_or_default()
+                ),
             );
         }
         Ok(())
@@ -492,6 +509,41 @@ impl S3Store {
             Err(e) => failed(e),
         }
     }
+}
+
+impl S3Store {
+    /// Whether the server verifies a CRC64NVME checksum sent with a PUT
+    /// of the probe object `key`: the right one taken, a wrong one refused.
+    async fn probe_checksum(&self, key: &str) -> Support {
+        const BODY: &[u8] = b"s3-workspace-sync checksum probe";
+        let put = |crc: u64| async move {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from_static(BODY))
+                .checksum_crc64_nvme(crc64_header(crc))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| self.error("PutObject", key, e))
+        };
+        let right = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, BODY);
+        if let Err(e) = put(right).await {
+            return failed(e);
+        }
+        match put(!right).await {
+            Ok(()) => Support::Ignored,
+            Err(e) if e.s3().is_some_and(|s| s.status == Some(400)) => Support::Honoured,
+            Err(e) => failed(e),
+        }
+    }
+}
+
+/// A CRC64NVME as its header carries it: the 8 bytes, big-endian, base64.
+pub(super) fn crc64_header(crc: u64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
 /// A probe request's failure: one any request may meet (`Unavailable`,

@@ -4,11 +4,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::body::SdkBody;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
+use crc_fast::CrcAlgorithm;
 use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
 
@@ -22,7 +23,7 @@ use crate::store::answers::{
 };
 use crate::store::{Content, PutRequest, Written};
 
-use super::probes::Probe;
+use super::probes::{crc64_header, Probe};
 use super::{S3Store, MIB};
 
 /// Largest object one PutObject may carry.
@@ -104,7 +105,8 @@ impl S3Store {
     }
 
     /// Uploads in `PART_SIZE` parts, `PARTS_IN_FLIGHT` at a time, each read
-    /// from disk and sent with its own `Content-MD5`. Aborted (never left
+    /// from disk and sent with its own `Content-MD5`, or (unhashed, where
+    /// the server verifies them) its CRC64NVME checksum. Aborted (never left
     /// half-done) on any failure, or if the file changed meanwhile.
     async fn put_multipart(&self, req: PutRequest<'_>) -> Result<Written> {
         // Whether the server honours If-Match on completion is probed (once
@@ -123,16 +125,21 @@ impl S3Store {
         // drop comes while its creation is still in flight.
         let slot = Arc::new(Mutex::new(UploadSlot::default()));
         let mut guard = AbortOnDrop(Some((self.clone(), req.key.to_owned(), slot.clone())));
+        let unhashed = matches!(req.content, Content::Unhashed { .. });
         let sent = async {
-            let (upload_id, etag_md5) = self.create_upload(&req, slot).await?;
-            if !etag_md5 && matches!(req.content, Content::Unhashed { .. }) {
+            // An unhashed file's parts carry CRC64NVME checksums where the
+            // server verifies them (hashed at memory speed): their MD5s are
+            // then the server's part ETags, and not computed here at all.
+            let checksums = unhashed && self.honours(Probe::Checksum).await;
+            let (upload_id, etag_md5) = self.create_upload(&req, slot, checksums).await?;
+            if !etag_md5 && unhashed {
                 // Encrypted with a KMS key (the bucket's default): the
                 // ETag will not be the content hash, so the metadata must
                 // say it, and it must be known first.
                 return Ok(None);
             }
-            let parts = self.upload_parts(&req, &upload_id).await?;
-            Ok::<_, Error>(Some((upload_id, parts)))
+            let sent = self.upload_parts(&req, &upload_id, checksums).await?;
+            Ok::<_, Error>(sent.map(|sent| (upload_id, sent)))
         };
         let (honoured, sent) = tokio::join!(honoured, sent);
         if !honoured {
@@ -142,7 +149,7 @@ impl S3Store {
             drop(guard);
             return self.put_whole(&req).await;
         }
-        let Some((upload_id, (parts, hash))) = sent? else {
+        let Some((upload_id, sent)) = sent? else {
             drop(guard);
             let (hash, parts) = req.hash_first().await?;
             let hashed = PutRequest {
@@ -162,9 +169,11 @@ impl S3Store {
             .upload_id(&upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
+                    .set_parts(Some(sent.parts))
                     .build(),
             )
+            .set_checksum_crc64_nvme(sent.crc.map(crc64_header))
+            .set_checksum_type(sent.crc.map(|_| ChecksumType::FullObject))
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .send()
@@ -179,7 +188,7 @@ impl S3Store {
         if done.is_ok() {
             guard.0 = None;
         }
-        done.map(|written| said(written, &req, hash))
+        done.map(|written| said(written, &req, sent.hash))
     }
 
     /// A large file in one conditional PutObject, streamed from the checked
@@ -258,6 +267,7 @@ impl S3Store {
         &self,
         req: &PutRequest<'_>,
         slot: Arc<Mutex<UploadSlot>>,
+        checksums: bool,
     ) -> Result<(String, bool)> {
         let request = self
             .client
@@ -271,7 +281,9 @@ impl S3Store {
                     Content::Hashed(hash) => Some(hash),
                     Content::Unhashed { .. } => None,
                 },
-            )));
+            )))
+            .set_checksum_algorithm(checksums.then_some(ChecksumAlgorithm::Crc64Nvme))
+            .set_checksum_type(checksums.then_some(ChecksumType::FullObject));
         let (this, key) = (self.clone(), req.key.to_owned());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
@@ -320,12 +332,17 @@ impl S3Store {
             .await;
     }
 
-    /// Sends the parts; returns them and the content hash they make up.
+    /// Sends the parts (each with its CRC64NVME checksum when `checksums`,
+    /// else its `Content-MD5`); returns them, the content hash they make up
+    /// and the whole object's CRC64NVME. `None`: a part's ETag, which stands
+    /// for its MD5 under checksums, was not an MD5 (the upload is dropped,
+    /// and the file hashed first).
     async fn upload_parts(
         &self,
         req: &PutRequest<'_>,
         upload_id: &str,
-    ) -> Result<(Vec<CompletedPart>, String)> {
+        checksums: bool,
+    ) -> Result<Option<SentParts>> {
         let size = req.stat.size;
         let count = size.div_ceil(PART_SIZE);
         // The parts' MD5s from when the file was hashed, if they make up its
@@ -337,7 +354,7 @@ impl S3Store {
             Content::Unhashed { .. } => None,
         };
         let parts = (0..count).map(|i| (i as i32 + 1, i * PART_SIZE));
-        let sent: Vec<(CompletedPart, [u8; 16])> = futures::stream::iter(parts)
+        let sent: Vec<SentPart> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
                 let file = req
@@ -346,9 +363,11 @@ impl S3Store {
                     .map_err(|e| Error::io("read", req.path, e))?;
                 let hashed = known.map(|k| k[number as usize - 1]);
                 let bytes = read_part(Arc::new(file), req.path.to_path_buf(), offset, len).await?;
-                let md5 = match hashed {
-                    Some(md5) => md5,
-                    None => part_md5(bytes.clone()).await?,
+                let crc = checksums.then(|| crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &bytes));
+                let md5 = match (hashed, crc) {
+                    (Some(md5), _) => Some(md5),
+                    (None, Some(_)) => None,
+                    (None, None) => Some(part_md5(bytes.clone()).await?),
                 };
                 let out = self
                     .client
@@ -358,9 +377,11 @@ impl S3Store {
                     .upload_id(upload_id)
                     .part_number(number)
                     .content_length(len as i64)
-                    .content_md5(BASE64.encode(md5))
+                    .set_content_md5(md5.map(|m| BASE64.encode(m)))
+                    .set_checksum_crc64_nvme(crc.map(crc64_header))
                     .body(ByteStream::from(bytes))
-                    // Content-MD5 already guards the bytes: no SHA-256 pass.
+                    // Content-MD5 or the checksum already guards the bytes:
+                    // no SHA-256 pass.
                     .customize()
                     .disable_payload_signing()
                     .send()
@@ -375,23 +396,69 @@ impl S3Store {
                 let part = CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag().map(str::to_owned))
+                    .set_checksum_crc64_nvme(crc.map(crc64_header))
                     .build();
-                Ok::<_, Error>((part, md5))
+                let md5 = md5.or_else(|| out.e_tag().and_then(|e| plain_md5(e.trim_matches('"'))));
+                Ok::<_, Error>(SentPart {
+                    part,
+                    md5,
+                    crc,
+                    len,
+                })
             })
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        let (uploaded, digests): (Vec<CompletedPart>, Vec<[u8; 16]>) = sent.into_iter().unzip();
         // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed
         // (an unhashed file: the one scanned).
         check_unchanged(req.file, req.path, &req.stat)?;
-        let hash = content_hash(req.stat.size, &digests);
+        let Some(digests) = sent.iter().map(|p| p.md5).collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        let hash = content_hash(size, &digests);
         if matches!(req.content, Content::Hashed(h) if h != hash) {
             return Err(changed_while_uploaded(req.path));
         }
-        Ok((uploaded, hash))
+        Ok(Some(SentParts {
+            crc: whole_crc(sent.iter().map(|p| (p.crc, p.len))),
+            parts: sent.into_iter().map(|p| p.part).collect(),
+            hash,
+        }))
     }
+}
+
+/// The CRC64NVME of the whole object from its parts' (CRC, length), in
+/// order; `None` when a part has none.
+fn whole_crc(parts: impl IntoIterator<Item = (Option<u64>, u64)>) -> Option<u64> {
+    parts
+        .into_iter()
+        .try_fold(None, |whole, (crc, len)| {
+            let part = crc?;
+            Some(Some(match whole {
+                None => part,
+                Some(w) => crc_fast::checksum_combine(CrcAlgorithm::Crc64Nvme, w, part, len),
+            }))
+        })
+        .flatten()
+}
+
+/// A part as sent.
+struct SentPart {
+    part: CompletedPart,
+    /// Its MD5: computed, or the server's ETag for it under checksums.
+    md5: Option<[u8; 16]>,
+    crc: Option<u64>,
+    len: u64,
+}
+
+/// The parts of an upload as sent.
+struct SentParts {
+    parts: Vec<CompletedPart>,
+    /// The content hash they make up.
+    hash: String,
+    /// The whole object's CRC64NVME, when the parts carried theirs.
+    crc: Option<u64>,
 }
 
 /// `written`, saying the content hash `hash` when `req` did not.
@@ -489,5 +556,22 @@ impl Drop for AbortOnDrop {
             let this = store.clone();
             store.track(rt.spawn(async move { this.abort_multipart(&key, &upload_id).await }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_crc_is_the_parts_combined_in_order() {
+        let crc = |b: &[u8]| crc_fast::checksum(CrcAlgorithm::Crc64Nvme, b);
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (a, b, c) = (&body[..40_000], &body[40_000..90_000], &body[90_000..]);
+        let parts = [a, b, c].map(|p| (Some(crc(p)), p.len() as u64));
+        assert_eq!(whole_crc(parts), Some(crc(&body)));
+        assert_eq!(crc(b"123456789"), 0xae8b_1486_0a79_9888);
+        assert_eq!(whole_crc([(Some(1), 1), (None, 1)]), None);
+        assert_eq!(crc64_header(0xae8b_1486_0a79_9888), "rosUhgp5mIg=");
     }
 }
