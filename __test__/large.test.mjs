@@ -56,6 +56,10 @@ test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is k
       gets.every((r) => /^bytes=\d+-\d+$/.test(r.headers.range)),
       'ranged GETs',
     )
+    // Uploaded with checksums, it keeps its whole CRC64NVME, asked with a
+    // HEAD beside the first range: what checks the download.
+    const checked = proxy.requests.slice(before).filter((r) => r.method === 'HEAD' && r.headers['x-amz-checksum-mode'] === 'ENABLED')
+    assert.equal(checked.length, lacks('checksums') ? 0 : 1)
 
     // A fresh instance: the sync base knows the object's ETag; no HEAD, no GET.
     const mark = proxy.requests.length

@@ -62,6 +62,16 @@ pub fn plain_md5(hash: &str) -> Option<[u8; 16]> {
     hex::decode_to_slice(hash, &mut md5).ok().map(|()| md5)
 }
 
+/// Whether `hash` has the form of the content hash of `size` bytes: an
+/// MD5 below `PART_SIZE`, else the multipart form over `part_count(size)`
+/// parts.
+pub fn has_content_hash_form(hash: &str, size: u64) -> bool {
+    match hash.split_once('-') {
+        Some((_, n)) => size >= PART_SIZE && n.parse::<u64>().ok() == Some(part_count(size)),
+        None => size < PART_SIZE,
+    }
+}
+
 /// Whether `hash` is in the multipart form (`…-N`).
 pub fn is_composite(hash: &str) -> bool {
     hash.contains('-')

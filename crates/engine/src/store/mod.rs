@@ -35,6 +35,9 @@ pub struct ObjectBody {
     /// Whether an MD5-shaped ETag is the MD5 of the bytes: not for objects
     /// encrypted with KMS keys or customer keys (SSE-KMS, DSSE, SSE-C).
     pub etag_is_md5: bool,
+    /// The whole object's CRC64NVME, where the server keeps one and
+    /// verifies checksums (asked of a large object only).
+    pub crc64: Option<u64>,
 }
 
 impl ObjectBody {
@@ -45,6 +48,7 @@ impl ObjectBody {
             etag: info.etag,
             hash: info.hash,
             etag_is_md5: info.etag_is_md5,
+            crc64: None,
         }
     }
 

@@ -15,7 +15,7 @@ use super::{join_rel, CopyNames};
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
-use crate::hashing::{is_composite, ContentHasher, PART_SIZE};
+use crate::hashing::{has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
 use crate::local::anchor::is_link_error;
 use crate::local::{
     commit_beside, commit_temp_file, create_temp_file, split_parent, ConflictCopy, Dir,
@@ -163,6 +163,46 @@ impl BodyHasher {
     }
 }
 
+/// How a download's bytes are checked as they arrive.
+enum Check {
+    /// Hashed into their content hash (and a whole-body MD5 where that is
+    /// what the object is known by).
+    Hash(BodyHasher),
+    /// Against the object's CRC64NVME `crc`; `hash`, its content hash.
+    Crc {
+        digest: crc_fast::Digest,
+        crc: u64,
+        hash: String,
+    },
+}
+
+impl Check {
+    async fn add(&mut self, chunk: &Bytes, last: bool) -> Result<()> {
+        match self {
+            Check::Hash(hasher) => hasher.add(chunk, last).await,
+            Check::Crc { digest, .. } => {
+                digest.update(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    /// The content hash, and the whole-body MD5 if one was kept; a CRC
+    /// that does not match is an integrity error.
+    async fn finish(self, rel: &str) -> Result<(String, Option<String>)> {
+        match self {
+            Check::Hash(hasher) => hasher.finish().await,
+            Check::Crc { digest, crc, hash } => match digest.finalize() {
+                got if got == crc => Ok((hash, None)),
+                got => Err(Error::Integrity(format!(
+                    "{rel}: integrity check failed: the downloaded bytes' CRC64NVME is \
+                     {got:016x}, the object's is {crc:016x}"
+                ))),
+            },
+        }
+    }
+}
+
 fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
     result.map_err(|e| Error::task("hashing task", e))
 }
@@ -255,12 +295,27 @@ async fn receive(
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let expected = body.expected_hash();
+    // Where the server keeps the whole object's CRC64NVME and the metadata
+    // its content hash, the CRC checks the bytes (at memory speed) and
+    // nothing is MD5-hashed: the content hash is the metadata's.
+    let by_crc = body.crc64.zip(
+        expected
+            .clone()
+            .filter(|e| d.size.is_some_and(|s| has_content_hash_form(e, s))),
+    );
     // An object known only by a whole-body MD5 (one uploaded elsewhere in a
     // single PUT, or by an older version) is also hashed whole, in order.
     let whole = expected
         .as_deref()
         .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
-    let mut hasher = BodyHasher::new(whole);
+    let mut hasher = match by_crc {
+        Some((crc, hash)) => Check::Crc {
+            digest: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
+            crc,
+            hash,
+        },
+        None => Check::Hash(BodyHasher::new(whole)),
+    };
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<SpillWriter> = None;
@@ -318,7 +373,7 @@ async fn receive(
             d.size.unwrap_or_default()
         )));
     }
-    let (hash, whole_md5) = hasher.finish().await?;
+    let (hash, whole_md5) = hasher.finish(&d.rel).await?;
     if let Some(expected) = expected {
         let got = whole_md5.as_ref().unwrap_or(&hash);
         if *got != expected {

@@ -2,16 +2,20 @@
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
-use crate::store::answers::{object_info, quote_etag};
+use crate::store::answers::{object_info, quote_etag, unquote_etag};
 use crate::store::ObjectBody;
 
 use super::errors::error_chain;
+use super::probes::Probe;
 use super::{S3Store, MIB};
 
 /// Objects at least this large download as parallel ranged GETs, one
@@ -84,8 +88,19 @@ impl S3Store {
     /// yielded in order, so the caller still hashes and writes one stream.
     /// Every range after the first must come from the same object version.
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
-        let first = self.get_range(key, Some((0, RANGE_SIZE - 1)), None).await?;
+        // A ranged answer carries no whole-object checksum: asked with a
+        // HEAD at the same time, where the server verifies checksums.
+        let crc = async {
+            match self.honours(Probe::Checksum).await {
+                true => self.full_crc64(key).await,
+                false => None,
+            }
+        };
+        let (first, crc) = tokio::join!(self.get_range(key, Some((0, RANGE_SIZE - 1)), None), crc);
+        let first = first?;
         let info = info_of!(first);
+        // Of this very version.
+        let crc = crc.filter(|(etag, _)| info.etag.as_ref() == Some(etag));
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
@@ -121,6 +136,31 @@ impl S3Store {
         let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
             .chain(rest)
             .boxed();
-        Ok(ObjectBody::new(info, stream))
+        Ok(ObjectBody {
+            crc64: crc.map(|(_, crc)| crc),
+            ..ObjectBody::new(info, stream)
+        })
+    }
+
+    /// The object's full-object CRC64NVME and the ETag it is of, when the
+    /// server keeps one (an upload sent it, or the server computes it, as
+    /// AWS does). Not known is `None`: the download is hashed instead.
+    async fn full_crc64(&self, key: &str) -> Option<(String, u64)> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .ok()?;
+        if out.checksum_type() != Some(&ChecksumType::FullObject) {
+            return None;
+        }
+        let mut crc = [0u8; 8];
+        let decoded = BASE64.decode(out.checksum_crc64_nvme()?).ok()?;
+        crc.copy_from_slice(decoded.get(..8).filter(|_| decoded.len() == 8)?);
+        Some((unquote_etag(out.e_tag()?), u64::from_be_bytes(crc)))
     }
 }
