@@ -115,7 +115,7 @@ impl Store for MemoryStore {
             etag: Some(etag),
             hash: None,
             etag_is_md5: true,
-            crc64: None,
+            checksum: None,
         })
     }
 

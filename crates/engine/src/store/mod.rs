@@ -35,9 +35,19 @@ pub struct ObjectBody {
     /// Whether an MD5-shaped ETag is the MD5 of the bytes: not for objects
     /// encrypted with KMS keys or customer keys (SSE-KMS, DSSE, SSE-C).
     pub etag_is_md5: bool,
-    /// The whole object's CRC64NVME, where the server keeps one and
+    /// The whole object's checksum, where the server keeps one and
     /// verifies checksums (asked of a large object only).
-    pub crc64: Option<u64>,
+    pub checksum: Option<Checksum>,
+}
+
+/// A whole-object CRC a server keeps (`x-amz-checksum-*` of a checksum
+/// type `FULL_OBJECT`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checksum {
+    /// Which CRC.
+    pub algorithm: crc_fast::CrcAlgorithm,
+    /// Its value.
+    pub value: u64,
 }
 
 impl ObjectBody {
@@ -48,7 +58,7 @@ impl ObjectBody {
             etag: info.etag,
             hash: info.hash,
             etag_is_md5: info.etag_is_md5,
-            crc64: None,
+            checksum: None,
         }
     }
 

@@ -168,11 +168,13 @@ enum Check {
     /// Hashed into their content hash (and a whole-body MD5 where that is
     /// what the object is known by).
     Hash(BodyHasher),
-    /// Against the object's CRC64NVME `crc`; `hash`, its content hash.
+    /// Against the object's whole CRC `want`; the content hash is known
+    /// (`Ok`, the metadata's) or hashed in parts.
     Crc {
-        digest: crc_fast::Digest,
-        crc: u64,
-        hash: String,
+        digest: Box<crc_fast::Digest>,
+        algorithm: crc_fast::CrcAlgorithm,
+        want: u64,
+        hash: std::result::Result<String, BodyHasher>,
     },
 }
 
@@ -180,9 +182,12 @@ impl Check {
     async fn add(&mut self, chunk: &Bytes, last: bool) -> Result<()> {
         match self {
             Check::Hash(hasher) => hasher.add(chunk, last).await,
-            Check::Crc { digest, .. } => {
+            Check::Crc { digest, hash, .. } => {
                 digest.update(chunk);
-                Ok(())
+                match hash {
+                    Err(hasher) => hasher.add(chunk, last).await,
+                    Ok(_) => Ok(()),
+                }
             }
         }
     }
@@ -192,11 +197,19 @@ impl Check {
     async fn finish(self, rel: &str) -> Result<(String, Option<String>)> {
         match self {
             Check::Hash(hasher) => hasher.finish().await,
-            Check::Crc { digest, crc, hash } => match digest.finalize() {
-                got if got == crc => Ok((hash, None)),
+            Check::Crc {
+                digest,
+                algorithm,
+                want,
+                hash,
+            } => match digest.finalize() {
+                got if got == want => match hash {
+                    Ok(hash) => Ok((hash, None)),
+                    Err(hasher) => hasher.finish().await,
+                },
                 got => Err(Error::Integrity(format!(
-                    "{rel}: integrity check failed: the downloaded bytes' CRC64NVME is \
-                     {got:016x}, the object's is {crc:016x}"
+                    "{rel}: integrity check failed: the downloaded bytes' {algorithm:?} is \
+                     {got:x}, the object's is {want:x}"
                 ))),
             },
         }
@@ -295,27 +308,30 @@ async fn receive(
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let expected = body.expected_hash();
-    // Where the server keeps the whole object's CRC64NVME and the metadata
-    // its content hash, the CRC checks the bytes (at memory speed) and
-    // nothing is MD5-hashed: the content hash is the metadata's.
-    let by_crc = body.crc64.zip(
-        expected
-            .clone()
-            .filter(|e| d.size.is_some_and(|s| has_content_hash_form(e, s))),
-    );
     // An object known only by a whole-body MD5 (one uploaded elsewhere in a
     // single PUT, or by an older version) is also hashed whole, in order.
     let whole = expected
         .as_deref()
         .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
-    let mut hasher = match by_crc {
-        Some((crc, hash)) => Check::Crc {
-            digest: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
-            crc,
-            hash,
+    // Where the server keeps a whole-object CRC, it checks the bytes (at
+    // memory speed) instead of an MD5: the content hash is then the
+    // metadata's, or hashed in parts (never a whole-body MD5 too).
+    let mut hasher = match body.checksum {
+        Some(want) => Check::Crc {
+            digest: Box::new(crc_fast::Digest::new(want.algorithm)),
+            algorithm: want.algorithm,
+            want: want.value,
+            hash: match expected
+                .clone()
+                .filter(|e| d.size.is_some_and(|s| has_content_hash_form(e, s)))
+            {
+                Some(hash) => Ok(hash),
+                None => Err(BodyHasher::new(false)),
+            },
         },
         None => Check::Hash(BodyHasher::new(whole)),
     };
+    let by_checksum = matches!(hasher, Check::Crc { .. });
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<SpillWriter> = None;
@@ -374,7 +390,7 @@ async fn receive(
         )));
     }
     let (hash, whole_md5) = hasher.finish(&d.rel).await?;
-    if let Some(expected) = expected {
+    if let Some(expected) = expected.filter(|_| !by_checksum) {
         let got = whole_md5.as_ref().unwrap_or(&hash);
         if *got != expected {
             return Err(Error::Integrity(format!(

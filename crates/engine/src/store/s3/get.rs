@@ -12,7 +12,8 @@ use futures::StreamExt;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::ObjectBody;
+use crate::store::{Checksum, ObjectBody};
+use crc_fast::CrcAlgorithm;
 
 use super::errors::error_chain;
 use super::probes::Probe;
@@ -92,7 +93,7 @@ impl S3Store {
         // HEAD at the same time, where the server verifies checksums.
         let crc = async {
             match self.honours(Probe::Checksum).await {
-                true => self.full_crc64(key).await,
+                true => self.full_checksum(key).await,
                 false => None,
             }
         };
@@ -137,15 +138,16 @@ impl S3Store {
             .chain(rest)
             .boxed();
         Ok(ObjectBody {
-            crc64: crc.map(|(_, crc)| crc),
+            checksum: crc.map(|(_, crc)| crc),
             ..ObjectBody::new(info, stream)
         })
     }
 
-    /// The object's full-object CRC64NVME and the ETag it is of, when the
-    /// server keeps one (an upload sent it, or the server computes it, as
-    /// AWS does). Not known is `None`: the download is hashed instead.
-    async fn full_crc64(&self, key: &str) -> Option<(String, u64)> {
+    /// The object's whole-object CRC (CRC64NVME, CRC32C or CRC32) and the
+    /// ETag it is of, when the server keeps one (an upload sent it, or the
+    /// server computes it, as AWS does). A composite checksum (of parts:
+    /// `…-N`) is none. Not known is `None`: the download is hashed instead.
+    async fn full_checksum(&self, key: &str) -> Option<(String, Checksum)> {
         let out = self
             .client
             .head_object()
@@ -155,12 +157,25 @@ impl S3Store {
             .send()
             .await
             .ok()?;
-        if out.checksum_type() != Some(&ChecksumType::FullObject) {
+        if out
+            .checksum_type()
+            .is_some_and(|t| *t != ChecksumType::FullObject)
+        {
             return None;
         }
-        let mut crc = [0u8; 8];
-        let decoded = BASE64.decode(out.checksum_crc64_nvme()?).ok()?;
-        crc.copy_from_slice(decoded.get(..8).filter(|_| decoded.len() == 8)?);
-        Some((unquote_etag(out.e_tag()?), u64::from_be_bytes(crc)))
+        let etag = unquote_etag(out.e_tag()?);
+        let found = [
+            (CrcAlgorithm::Crc64Nvme, out.checksum_crc64_nvme(), 8),
+            (CrcAlgorithm::Crc32Iscsi, out.checksum_crc32_c(), 4),
+            (CrcAlgorithm::Crc32IsoHdlc, out.checksum_crc32(), 4),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, header, len)| {
+            // A composite value ends in `-N`: not base64 of `len` bytes.
+            let bytes = BASE64.decode(header?).ok().filter(|b| b.len() == len)?;
+            let value = bytes.iter().fold(0u64, |v, b| v << 8 | u64::from(*b));
+            Some(Checksum { algorithm, value })
+        });
+        found.map(|checksum| (etag, checksum))
     }
 }
