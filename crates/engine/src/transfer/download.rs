@@ -15,7 +15,7 @@ use super::{join_rel, CopyNames};
 use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
-use crate::hashing::{has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
+use crate::hashing::{etag_hash, has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
 use crate::local::anchor::is_link_error;
 use crate::local::{
     commit_beside, commit_temp_file, create_temp_file, split_parent, ConflictCopy, Dir,
@@ -314,17 +314,23 @@ async fn receive(
         .as_deref()
         .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
     // Where the server keeps a whole-object CRC, it checks the bytes (at
-    // memory speed) instead of an MD5: the content hash is then the
-    // metadata's, or hashed in parts (never a whole-body MD5 too).
+    // memory speed) instead of an MD5. The content hash is then the ETag,
+    // where that is it (the server's MD5s of these very bytes: never stale,
+    // as metadata another writer copied over can be), else hashed in parts;
+    // never a whole-body MD5 too.
+    let etag_hash = body
+        .etag
+        .as_deref()
+        .filter(|_| body.etag_is_md5)
+        .and_then(etag_hash);
     let mut hasher = match body.checksum {
         Some(want) => Check::Crc {
             digest: Box::new(crc_fast::Digest::new(want.algorithm)),
             algorithm: want.algorithm,
             want: want.value,
-            hash: match expected
-                .clone()
-                .filter(|e| d.size.is_some_and(|s| has_content_hash_form(e, s)))
-            {
+            hash: match expected.clone().filter(|e| {
+                etag_hash.as_ref() == Some(e) && d.size.is_some_and(|s| has_content_hash_form(e, s))
+            }) {
                 Some(hash) => Ok(hash),
                 None => Err(BodyHasher::new(false)),
             },
