@@ -6,9 +6,8 @@ use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
@@ -111,20 +110,14 @@ impl S3Store {
             // The server sent the whole object: stream it as it is.
             return Ok(ObjectBody::new(info, self.body_stream(key, first.body)));
         };
-        // The first range's body is read while the next ranges are asked
-        // for: all of them `RANGES_IN_FLIGHT` at a time, yielded in order.
-        let (this, key) = (self.clone(), key.to_owned());
-        let head: BoxFuture<'static, Result<Bytes>> = {
-            let (this, key) = (this.clone(), key.clone());
-            async move {
-                let bytes = first.body.collect().await;
-                Ok(bytes.map_err(|e| this.body_error(&key, e))?.into_bytes())
-            }
-            .boxed()
-        };
-        let version = info.etag.clone();
-        let rest = (RANGE_SIZE..total)
-            .step_by(RANGE_SIZE as usize)
+        let head = first
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.body_error(key, e))?;
+        let this = self.clone();
+        let (key, version) = (key.to_owned(), info.etag.clone());
+        let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
                 async move {
@@ -139,10 +132,10 @@ impl S3Store {
                         .map_err(|e| this.body_error(&key, e))?;
                     Ok(bytes.into_bytes())
                 }
-                .boxed()
-            });
-        let stream = futures::stream::iter(std::iter::once(head).chain(rest))
-            .buffered(RANGES_IN_FLIGHT)
+            })
+            .buffered(RANGES_IN_FLIGHT);
+        let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
+            .chain(rest)
             .boxed();
         Ok(ObjectBody {
             checksum: crc.map(|(_, crc)| crc),
