@@ -19,7 +19,8 @@ pub use probes::{
     observe_racy_window, probe_folding, probe_racy_window, COARSE_WINDOW, FINE_WINDOW,
 };
 pub use read::{
-    content_hash_file, content_hash_of, hash_file, md5_reader, read_at, read_part, whole_md5,
+    content_hash_file, content_hash_of, hash_file, hash_file_alone, md5_reader, read_at, read_part,
+    whole_md5,
 };
 pub use scan::{open_scanned, scan, scan_part};
 pub use state::{check_workspace_path, open_state_dir, open_workspace};

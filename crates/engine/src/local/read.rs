@@ -107,8 +107,18 @@ pub fn content_hash_of(path: &Path) -> Result<String> {
         let why = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
         return Err(Error::io("read", path, why));
     }
+    Ok(hash_file_alone(&file, path, meta.len())?.0)
+}
+
+/// `hash_file` for a file hashed on its own: its parts on every core.
+/// Blocking.
+pub fn hash_file_alone(
+    file: &std::fs::File,
+    path: &Path,
+    size: u64,
+) -> Result<(String, Vec<[u8; 16]>)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(hash_file(&file, path, meta.len(), threads)?.0)
+    hash_file(file, path, size, threads)
 }
 
 /// MD5 of an open file from where it stands, streamed (`path` names it in

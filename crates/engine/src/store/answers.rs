@@ -37,7 +37,7 @@ fn stored_hash<'a>(
     if let Some(hash) = meta(HASH_META) {
         return parse_hash(hash);
     }
-    let ours = meta(PART_SIZE_META) == Some(PART_SIZE.to_string().as_str());
+    let ours = meta(PART_SIZE_META).and_then(|v| v.parse::<u64>().ok()) == Some(PART_SIZE);
     md5_etag
         .filter(|_| ours)
         .and_then(parse_hash)

@@ -135,9 +135,7 @@ impl PutRequest<'_> {
             .try_clone()
             .map_err(|e| crate::error::Error::io("read", self.path, e))?;
         let (path, size) = (self.path.to_path_buf(), self.stat.size);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        crate::blocking::blocking(move || crate::local::hash_file(&file, &path, size, threads))
-            .await
+        crate::blocking::blocking(move || crate::local::hash_file_alone(&file, &path, size)).await
     }
 }
 

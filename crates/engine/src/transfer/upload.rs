@@ -9,7 +9,7 @@ use crate::base::BaseEntry;
 use crate::blocking::blocking;
 use crate::error::{Error, Result};
 use crate::keys::key_for;
-use crate::local::{hash_file, open_scanned, set_aside, split_parent, Dir};
+use crate::local::{hash_file_alone, open_scanned, set_aside, split_parent, Dir};
 use crate::model::Condition;
 use crate::plan::Upload;
 use crate::progress::FileProgress;
@@ -171,8 +171,7 @@ async fn hash_now(root: &Arc<Dir>, u: &Upload) -> Result<Upload> {
     let (dir, rel, stat) = (root.clone(), u.rel.clone(), u.stat);
     let (hash, parts) = blocking(move || {
         let file = open_scanned(&dir, &rel, stat)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        hash_file(&file, &dir.path().join(&rel), stat.size, threads)
+        hash_file_alone(&file, &dir.path().join(&rel), stat.size)
     })
     .await?;
     Ok(Upload {
