@@ -355,6 +355,56 @@ test('8. a push killed after the server stored its upload, then a deletion by an
   assert.ok(!existsSync(path.join(a, 'doc.md')))
 })
 
+test('8b. a push killed after the server stored its uploads, then those files deleted or edited again here: the pull keeps what was done here, and the push deletes or replaces those writes (no conflict, nothing comes back)', async () => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'doc.md': 'v1', 'edit.md': 'v1', ...many(4) })
+  const [a, b] = [tmpDir('a'), tmpDir('b')]
+  await sync(bucket, a).pull()
+  await settle()
+  write(a, 'doc.md', 'doc v2')
+  write(a, 'edit.md', 'edit v2')
+  write(a, 'new.md', 'new')
+  // Each upload's answer is held once the server stored it; the push is
+  // killed when all three are stored, never learning of any.
+  let stored = 0
+  await withProxy({ hold: (r) => (isPut(r) ? (stored++, new Promise(() => {})) : 0) }, async (proxy) => {
+    const options = { bucket, prefix: 'p/', workspaceDir: a, endpoint: proxy.endpoint, uploadConcurrency: 4 }
+    const killed = await inChild(options, 'push', {
+      onStart: async (child) => {
+        // eslint-disable-next-line no-unmodified-loop-condition -- the proxy's hold() sets it
+        while (stored < 3) await sleep(10)
+        child.kill('SIGKILL')
+      },
+    })
+    assert.deepEqual(killed, { killed: 'SIGKILL' })
+  })
+  for (const [rel, body] of [['doc.md', 'doc v2'], ['edit.md', 'edit v2'], ['new.md', 'new']]) {
+    assert.equal((await getObject(bucket, `p/${rel}`)).toString(), body)
+  }
+  rmSync(path.join(a, 'doc.md'))
+  rmSync(path.join(a, 'new.md'))
+  write(a, 'edit.md', 'edit v3')
+  // Those objects are this workspace's own writes, not another agent's
+  // changes: no conflict copy, nothing downloaded back.
+  const pulled = await sync(bucket, a).pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.deepEqual([pulled.conflicts, pulled.conflictCopies, pulled.transferredFiles], [undefined, undefined, 0])
+  assert.deepEqual(Object.keys(readTree(a)).filter((r) => r.endsWith('.md')).sort(), ['edit.md'])
+  assert.equal(read(a, 'edit.md'), 'edit v3')
+  const pushed = await sync(bucket, a).push()
+  assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
+  assert.equal(pushed.conflicts, undefined)
+  assert.deepEqual([pushed.uploadedFiles, pushed.deletedFiles], [1, 2])
+  const keys = await listKeys(bucket, 'p/')
+  assert.ok(!keys.includes('p/doc.md') && !keys.includes('p/new.md'), keys.join(' '))
+  assert.equal((await getObject(bucket, 'p/edit.md')).toString(), 'edit v3')
+  // Elsewhere, nothing comes back.
+  await sync(bucket, b).pull()
+  assert.deepEqual(Object.keys(readTree(b)).filter((r) => r.endsWith('.md')).sort(), ['edit.md'])
+  const again = await sync(bucket, a).push()
+  assert.deepEqual([again.success, again.uploadedFiles, again.deletedFiles], [true, 0, 0])
+})
+
 test('9. two agents editing one file in a tight pull-edit-push loop both make progress, and no pushed line is lost', { skip: lacks('conditions') }, async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'shared.txt': 'start\n' })

@@ -181,6 +181,26 @@ pub struct RemoteObject {
     pub last_modified: Option<std::time::SystemTime>,
 }
 
+/// What a HEAD of an object told beyond its listing: what the planner
+/// weighs where the ETag settles nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredMeta {
+    /// The content hash its metadata vouches for.
+    pub hash: Option<String>,
+    /// The token of the unhashed upload that wrote it.
+    pub token: Option<String>,
+}
+
+impl StoredMeta {
+    /// Whether the object is the write a base intent names (a content hash
+    /// or an upload token; see `SyncBase::intend`).
+    pub fn holds(&self, intent: &str) -> bool {
+        [&self.hash, &self.token]
+            .into_iter()
+            .any(|v| v.as_deref() == Some(intent))
+    }
+}
+
 /// What a write requires of the object it replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {

@@ -136,8 +136,8 @@ impl BaseEntries {
         self.entries.iter()
     }
 
-    /// Every upload under way (path, content hash sent).
-    pub(super) fn intents(&self) -> impl Iterator<Item = (&String, &String)> {
+    /// Every upload sent and not answered yet (path, intent).
+    pub fn intents(&self) -> impl Iterator<Item = (&String, &String)> {
         self.intents.iter()
     }
 
@@ -159,8 +159,9 @@ impl BaseEntries {
         (self.epoch > 0).then(|| (reference, reference.saturating_sub(self.established)))
     }
 
-    /// The content hash of an upload of `rel` sent but never answered (a
-    /// process killed mid-push), if any.
+    /// The intent of an upload of `rel` sent but never answered (a process
+    /// killed mid-push), if any: its content hash, or the token of an
+    /// unhashed upload.
     pub fn intent(&self, rel: &str) -> Option<&str> {
         self.intents.get(rel).map(String::as_str)
     }

@@ -36,7 +36,7 @@ use crate::base::{BaseEntries, BaseEntry};
 use crate::error::{Error, FileError, Warning, WarningCode};
 use crate::hashing::{etag_hash, is_composite};
 use crate::local::conflict_origin;
-use crate::model::{FileStat, Folding, RemoteObject};
+use crate::model::{FileStat, Folding, RemoteObject, StoredMeta};
 
 /// Conflict copies one path may have beside it (see the module docs).
 pub const MAX_COPIES: usize = 10;
@@ -150,7 +150,9 @@ pub fn pull_hash_candidates(remote: &RemoteFiles, local: &LocalView) -> Vec<Stri
 /// that settles it against a small file's (a multipart ETag of other part
 /// sizes, an encrypted object's, a large file sent in one PUT). Their hash is
 /// looked up (HEAD) before planning so identical content is recognised
-/// without a download.
+/// without a download. Also objects changed since the base where an upload
+/// of this workspace went unanswered, unless their ETag shows they are that
+/// write: their metadata tells whether they are (see `SyncBase::intend`).
 pub fn stored_hash_candidates<'a>(
     remote: &'a RemoteFiles,
     local: &LocalView,
@@ -159,18 +161,25 @@ pub fn stored_hash_candidates<'a>(
         .files
         .iter()
         .filter(|(rel, obj)| {
+            if remote_unchanged(obj, local.base.get(rel)) {
+                return false;
+            }
+            let etag = obj.etag.as_deref().and_then(etag_hash);
+            if let Some(intent) = local.base.intent(rel) {
+                if etag.as_deref() != Some(intent) {
+                    return true;
+                }
+            }
             let Local::Modified {
                 hash: Some(hash), ..
             } = local.classify(rel)
             else {
                 return false;
             };
-            let etag = obj.etag.as_deref().and_then(etag_hash);
-            let settled = match &etag {
-                Some(etag) => *etag == hash || !(is_composite(etag) || is_composite(&hash)),
-                None => false,
-            };
-            !remote_unchanged(obj, local.base.get(rel)) && !settled
+            match &etag {
+                Some(etag) => *etag != hash && (is_composite(etag) || is_composite(&hash)),
+                None => true,
+            }
         })
         .map(|(_, obj)| obj)
         .collect()
@@ -185,14 +194,15 @@ fn remote_unchanged(obj: &RemoteObject, base: Option<&BaseEntry>) -> bool {
     base.is_some_and(|b| b.etag.is_some() && b.etag == obj.etag)
 }
 
-/// Plans a pull. `stored_hashes`: content hashes read from object metadata, by path.
+/// Plans a pull. `stored`: what the HEADs of `stored_hash_candidates`
+/// told, by path.
 pub fn plan_pull(
     remote: RemoteFiles,
     local: &LocalView,
-    stored_hashes: &HashMap<String, String>,
+    stored: &HashMap<String, StoredMeta>,
     rules: PullRules,
 ) -> PullPlan {
-    let mut plan = plan_pull_part(remote, local, stored_hashes, rules, &Scope::all());
+    let mut plan = plan_pull_part(remote, local, stored, rules, &Scope::all());
     guard_local_deletes(&mut plan, local.scan.files.len(), local.base, rules);
     plan
 }
@@ -205,7 +215,7 @@ pub fn plan_pull(
 pub fn plan_pull_part(
     mut remote: RemoteFiles,
     local: &LocalView,
-    stored_hashes: &HashMap<String, String>,
+    stored: &HashMap<String, StoredMeta>,
     rules: PullRules,
     scope: &Scope,
 ) -> PullPlan {
@@ -263,6 +273,16 @@ pub fn plan_pull_part(
         let touched = local.scan.files.get(local_rel).is_some_and(|s| {
             s.mtime_ns.max(s.ctime_ns) >= local.started_ns && entry.is_none_or(|e| e.stat != *s)
         });
+        // The object is the write of an upload from here that was never
+        // answered (a push killed after S3 stored it): not another agent's
+        // change, so what was done here since (edited again, deleted) is
+        // what the next push sends over it.
+        let own = |o: &RemoteObject| {
+            local.base.intent(rel).is_some_and(|i| {
+                o.etag.as_deref().and_then(etag_hash).as_deref() == Some(i)
+                    || stored.get(rel).is_some_and(|m| m.holds(i))
+            })
+        };
         match (obj, state) {
             (_, Local::Unknown) => {}
             (None, Local::Absent) if shadowed => {}
@@ -306,7 +326,7 @@ pub fn plan_pull_part(
                     plan.record.push((rel.clone(), e));
                 }
             }
-            (Some(o), Local::Absent) if remote_unchanged(o, entry) => {
+            (Some(o), Local::Absent) if remote_unchanged(o, entry) || own(o) => {
                 deleted_here.push(rel);
                 plan.pending.push(rel.clone());
             }
@@ -341,7 +361,8 @@ pub fn plan_pull_part(
             ) => {
                 let etag = o.etag.as_deref().and_then(etag_hash);
                 let same = hash.as_ref().is_some_and(|m| {
-                    (etag.as_ref() == Some(m) || stored_hashes.get(rel) == Some(m))
+                    let stored_hash = stored.get(rel).and_then(|s| s.hash.as_ref());
+                    (etag.as_ref() == Some(m) || stored_hash == Some(m))
                         && Some(stat.size) == o.size
                 });
                 let keep_both = !mirror && policy == ConflictPolicy::KeepBoth;
@@ -356,6 +377,8 @@ pub fn plan_pull_part(
                     };
                     plan.unchanged += 1;
                     plan.record.push((rel.clone(), entry));
+                } else if own(o) {
+                    plan.pending.push(rel.clone());
                 } else if keep_both && over_copies {
                     let err = Error::Conflict(format!(
                         "{rel} changed here and on S3, and already has {MAX_COPIES} conflict \
@@ -618,6 +641,7 @@ mod tests {
         base: BaseEntries,
         scan: Scan,
         hashes: HashMap<String, Hashed>,
+        stored: HashMap<String, StoredMeta>,
     }
 
     impl Case {
@@ -630,6 +654,7 @@ mod tests {
                 base,
                 scan: Scan::default(),
                 hashes: HashMap::new(),
+                stored: HashMap::new(),
             }
         }
         /// A path synced at `MD5_A` / etag `MD5_A`, local stat mtime 1.
@@ -672,8 +697,65 @@ mod tests {
                 base: &self.base,
                 started_ns: NOW,
             };
-            plan_pull(remote, &view, &HashMap::new(), rules_for)
+            plan_pull(remote, &view, &self.stored, rules_for)
         }
+    }
+
+    #[test]
+    fn an_unanswered_upload_from_here_is_no_change_on_s3() {
+        let mut c = Case::new(true);
+        for rel in [
+            "deleted", "edited", "unhashed", "theirs", "k1", "k2", "k3", "k4",
+        ] {
+            c.synced(rel);
+        }
+        let again = "c".repeat(32);
+        for rel in ["edited", "unhashed", "theirs"] {
+            c.local(rel, 5, &again);
+        }
+        for rel in ["k1", "k2", "k3", "k4"] {
+            c.local(rel, 1, MD5_A);
+        }
+        // A push sent these and was killed before S3's answer: by content
+        // hash, or by the token of an unhashed upload.
+        for rel in ["deleted", "edited", "new"] {
+            c.base.intend(rel, MD5_B);
+        }
+        c.base.intend("unhashed", "upload-0123456789abcdef");
+        c.base.intend("theirs", "upload-00000000000000ff");
+        let listing: Vec<_> = ["deleted", "edited", "new", "unhashed", "theirs"]
+            .iter()
+            .map(|rel| obj(&format!("p/{rel}"), MD5_B))
+            .chain(["k1", "k2", "k3", "k4"].map(|rel| obj(&format!("p/{rel}"), MD5_A)))
+            .collect();
+        let token = |t: &str| StoredMeta {
+            hash: None,
+            token: Some(t.into()),
+        };
+        // Only the metadata tells whether the unhashed ones are that write.
+        let rules = IgnoreRules::new(&[]).unwrap();
+        let remote = remote_files("p/", &listing, &rules, Folding::default());
+        let view = LocalView {
+            scan: &c.scan,
+            hashes: &c.hashes,
+            base: &c.base,
+            started_ns: NOW,
+        };
+        let heads: Vec<&str> = stored_hash_candidates(&remote, &view)
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect();
+        assert_eq!(heads, ["p/theirs", "p/unhashed"]);
+        c.stored
+            .insert("unhashed".into(), token("upload-0123456789abcdef"));
+        c.stored
+            .insert("theirs".into(), token("upload-0000000000000001"));
+        let plan = c.plan(&listing, ConflictPolicy::KeepBoth);
+        // What was done here since is kept for the push, which sends it
+        // over that write; another agent's write is a conflict as ever.
+        assert_eq!(rels(&plan.downloads), [("theirs", true, true)]);
+        assert_eq!(plan.pending, ["deleted", "edited", "new", "unhashed"]);
+        assert_eq!(plan.deleted_here, 2);
     }
 
     fn rels(d: &[Download]) -> Vec<(&str, bool, bool)> {

@@ -91,8 +91,14 @@ impl Upload {
 pub struct RemoteDelete {
     /// The workspace-relative path.
     pub rel: String,
-    /// The base ETag the object must still have (`None`: unconditional).
+    /// The base ETag the object must still have (`None`: unconditional,
+    /// unless `intended` says otherwise).
     pub if_match: Option<String>,
+    /// The base intent of the path (an upload an earlier push sent and
+    /// never learned the outcome of): an object holding it is that push's
+    /// write, deleted too. With no `if_match`, the base never recorded the
+    /// path (a new file), and only that write is deleted.
+    pub intended: Option<String>,
 }
 
 /// What a push will do, and what it found while deciding.
@@ -222,8 +228,23 @@ pub fn plan_push(
             } else {
                 local.base.get(rel).and_then(|e| e.etag.clone())
             },
+            intended: (!overwrite)
+                .then(|| local.base.intent(rel).map(str::to_owned))
+                .flatten(),
         })
         .collect();
+    // New files deleted here after an upload of them went unanswered: if
+    // it was stored, its object is this workspace's to delete.
+    let unrecorded = local
+        .base
+        .intents()
+        .filter(|(rel, _)| local.base.get(rel).is_none() && local.classify(rel) == Local::Absent)
+        .map(|(rel, intent)| RemoteDelete {
+            rel: rel.clone(),
+            if_match: None,
+            intended: Some(intent.clone()),
+        });
+    deletes.extend(unrecorded);
     deletes.sort_by(|a, b| a.rel.cmp(&b.rel));
     let established = deletes
         .iter()
@@ -234,8 +255,12 @@ pub fn plan_push(
                 .is_some_and(|e| local.base.is_established(e))
         })
         .count();
+    let synced = deletes
+        .iter()
+        .filter(|d| local.base.get(&d.rel).is_some())
+        .count();
     let max = max_delete_percent;
-    let guard = |max| mass_delete(local.base, deletes.len(), established, max, true);
+    let guard = |max| mass_delete(local.base, synced, established, max, true);
     plan.consented =
         max > DEFAULT_MAX_DELETE_PERCENT && guard(DEFAULT_MAX_DELETE_PERCENT).is_some();
     if let Some(what) = guard(max) {
@@ -278,9 +303,16 @@ pub fn predict_push(plan: &PushPlan, listing: &BTreeMap<String, RemoteObject>) -
         }
     }
     for d in &plan.deletes {
-        match (&d.if_match, listing.get(&d.rel)) {
-            (_, None) => {}
-            (Some(etag), Some(o)) if o.etag.as_deref() != Some(etag.as_str()) => {
+        let Some(o) = listing.get(&d.rel) else {
+            continue;
+        };
+        let own = d.intended.is_some() && o.etag.as_deref().and_then(etag_hash) == d.intended;
+        match &d.if_match {
+            _ if own => out.delete_remote.push(d.rel.clone()),
+            // Another agent's object where an unanswered upload went: not
+            // this workspace's to delete, nor a conflict.
+            None if d.intended.is_some() => {}
+            Some(etag) if o.etag.as_deref() != Some(etag.as_str()) => {
                 out.conflicts.push(d.rel.clone())
             }
             _ => out.delete_remote.push(d.rel.clone()),
@@ -370,7 +402,8 @@ mod tests {
             plan.deletes,
             vec![RemoteDelete {
                 rel: "gone".into(),
-                if_match: Some("etag-gone".into())
+                if_match: Some("etag-gone".into()),
+                intended: None,
             }]
         );
         let plan = plan_push(&view, None, ConflictPolicy::Overwrite, 50, true);
@@ -426,6 +459,68 @@ mod tests {
         );
         assert_eq!(predicted.delete_remote, ["gone"]);
         assert_eq!(predicted.conflicts, ["gone-raced", "new-taken", "raced"]);
+    }
+
+    #[test]
+    fn a_deleted_file_whose_upload_went_unanswered_deletes_that_write() {
+        let (mut base, scan, hashes) = setup(&["synced", "k1", "k2", "k3"], &[]);
+        let mut scan = scan;
+        for rel in ["k1", "k2", "k3"] {
+            scan.files.insert(rel.into(), stat(1));
+        }
+        base.intend("synced", "h-sent");
+        base.intend("new", "h-new");
+        base.intend("new-raced", "h-raced");
+        let plan = plan_push(
+            &view(&base, &scan, &hashes),
+            None,
+            ConflictPolicy::KeepBoth,
+            50,
+            true,
+        );
+        let deletes: Vec<_> = plan
+            .deletes
+            .iter()
+            .map(|d| (d.rel.as_str(), d.if_match.as_deref(), d.intended.as_deref()))
+            .collect();
+        assert_eq!(
+            deletes,
+            [
+                ("new", None, Some("h-new")),
+                ("new-raced", None, Some("h-raced")),
+                ("synced", Some("etag-synced"), Some("h-sent")),
+            ]
+        );
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        // A dry run: the write sent is deleted, another agent's object at
+        // a path this workspace never synced is left alone.
+        let object = |rel: &str, etag: &str| {
+            let o = RemoteObject {
+                key: format!("p/{rel}"),
+                size: Some(1),
+                etag: Some(etag.into()),
+                last_modified: None,
+            };
+            (rel.to_owned(), o)
+        };
+        let md5 = |c: char| c.to_string().repeat(32);
+        base.intend("synced", &md5('a'));
+        base.intend("new", &md5('b'));
+        let plan = plan_push(
+            &view(&base, &scan, &hashes),
+            None,
+            ConflictPolicy::KeepBoth,
+            50,
+            true,
+        );
+        let listing = BTreeMap::from([
+            object("synced", &md5('a')),
+            object("new", &md5('b')),
+            object("new-raced", &md5('c')),
+        ]);
+        let predicted = predict_push(&plan, &listing);
+        assert_eq!(predicted.delete_remote, ["new", "synced"]);
+        assert!(predicted.conflicts.is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
-use crate::model::{Condition, FileStat, RemoteObject};
+use crate::model::{Condition, FileStat, RemoteObject, StoredMeta};
 use crate::progress::FileProgress;
 
 /// The body of a GET, streamed.
@@ -206,6 +206,14 @@ impl ObjectInfo {
     /// The content hash of the object, when known.
     pub fn content_hash(&self) -> Option<String> {
         expected_hash(self.hash.as_deref(), self.etag.as_deref(), self.etag_is_md5)
+    }
+
+    /// What the planner weighs of it (see `StoredMeta`).
+    pub fn stored(&self) -> StoredMeta {
+        StoredMeta {
+            hash: self.content_hash(),
+            token: self.token.clone(),
+        }
     }
 }
 

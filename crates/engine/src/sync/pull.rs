@@ -12,7 +12,7 @@ use crate::base::{BaseEntries, SyncBase};
 use crate::blocking::blocking;
 use crate::error::{Action, Error, FileError, Result};
 use crate::local::{delete_if_unchanged, scan, set_aside, split_parent, Dir};
-use crate::model::{nanos, FileStat, Folding, Scan};
+use crate::model::{nanos, FileStat, Folding, Scan, StoredMeta};
 use crate::plan::{
     guard_local_deletes, plan_pull_part, pull_hash_candidates, remote_files,
     stored_hash_candidates, LocalDelete, LocalView, PlanSummary, PullPlan, PullRules, RemoteFiles,
@@ -195,8 +195,8 @@ impl Workspace {
             .filter(|obj| scope.contains(&obj.key[prefix_len..]))
             .map(|obj| obj.key.clone())
             .collect();
-        let stored_hashes = self.stored_hashes(store, lookups).await;
-        let plan = plan_pull_part(remote, &view, &stored_hashes, rules, scope);
+        let stored = self.stored_meta(store, lookups).await;
+        let plan = plan_pull_part(remote, &view, &stored, rules, scope);
         for e in &plan.errors {
             self.log(Level::Warn, &format!("Skipping: {}", e.message));
         }
@@ -232,13 +232,13 @@ impl Workspace {
         })
     }
 
-    /// The content hashes kept in the metadata of the objects `keys` (by relative path). An
+    /// What the metadata of the objects `keys` tells (by relative path). An
     /// object whose metadata cannot be read is simply downloaded again.
-    async fn stored_hashes(
+    async fn stored_meta(
         &self,
         store: &Arc<dyn Store>,
         keys: Vec<String>,
-    ) -> HashMap<String, String> {
+    ) -> HashMap<String, StoredMeta> {
         use futures::StreamExt;
         let prefix_len = self.config.prefix.len();
         let lookups: Vec<_> = keys
@@ -247,17 +247,17 @@ impl Workspace {
                 let store = store.clone();
                 async move {
                     let info = store.head(&key).await.ok().flatten();
-                    (key[prefix_len..].to_owned(), info.and_then(|i| i.hash))
+                    (key[prefix_len..].to_owned(), info.map(|i| i.stored()))
                 }
             })
             .collect();
-        let found: Vec<(String, Option<String>)> = futures::stream::iter(lookups)
+        let found: Vec<(String, Option<StoredMeta>)> = futures::stream::iter(lookups)
             .buffer_unordered(self.config.download_concurrency)
             .collect()
             .await;
         found
             .into_iter()
-            .filter_map(|(rel, hash)| Some((rel, hash?)))
+            .filter_map(|(rel, meta)| Some((rel, meta?)))
             .collect()
     }
 

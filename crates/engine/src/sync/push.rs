@@ -210,7 +210,10 @@ impl Workspace {
         // A server that does not apply conditional writes is found out (or
         // refused, when they are required) before anything is written.
         let conditional = plan.uploads.iter().any(|u| u.condition != Condition::None)
-            || plan.deletes.iter().any(|d| d.if_match.is_some());
+            || plan
+                .deletes
+                .iter()
+                .any(|d| d.if_match.is_some() || d.intended.is_some());
         if conditional {
             store.check_conditions().await?;
         }
@@ -563,18 +566,53 @@ impl Workspace {
             out.kept.extend(gone.into_iter().map(|d| d.rel));
             return out;
         }
-        let objects: Vec<(String, Option<String>)> = gone
-            .iter()
-            .map(|d| (key_for(&self.config.prefix, &d.rel), d.if_match.clone()))
-            .collect();
+        // A path the base never recorded: its object is deleted only if it
+        // is the write its intent names (by its ETag now).
+        let mut objects = Vec::with_capacity(gone.len());
+        let mut batch = Vec::with_capacity(gone.len());
+        for d in gone {
+            let key = key_for(&self.config.prefix, &d.rel);
+            let condition = match (&d.if_match, &d.intended) {
+                (None, Some(intent)) => match own_write(store, &key, intent).await {
+                    Ok(Some(etag)) => Some(etag),
+                    Ok(None) => {
+                        progress.advance(&d.rel, 0);
+                        self.warn_if_unrecorded(base.clear_intent(&d.rel));
+                        continue;
+                    }
+                    Err(e) => {
+                        progress.advance(&d.rel, 0);
+                        report
+                            .errors
+                            .push(FileError::new(Action::Delete, d.rel.clone(), &e));
+                        out.kept.push(d.rel);
+                        continue;
+                    }
+                },
+                _ => d.if_match.clone(),
+            };
+            objects.push((key, condition));
+            batch.push(d);
+        }
         let mut results: HashMap<String, Result<()>> =
             store.delete_many(&objects).await.into_iter().collect();
-        for (d, (key, _)) in gone.into_iter().zip(objects) {
+        for (d, (key, _)) in batch.into_iter().zip(objects) {
             progress.advance(&d.rel, 0);
             // Missing: not attempted (the store stopped at a global failure).
             let Some(result) = results.remove(&key) else {
                 out.kept.push(d.rel);
                 continue;
+            };
+            // The object is not the base's: if it is the write of a push
+            // that never learned its outcome, that write is deleted too.
+            let result = match (result, &d.intended) {
+                (Err(Error::Conflict(m)), Some(intent)) => {
+                    match own_write(store, &key, intent).await {
+                        Ok(Some(etag)) => store.delete(&key, Some(&etag)).await,
+                        _ => Err(Error::Conflict(m)),
+                    }
+                }
+                (result, _) => result,
             };
             match result {
                 Ok(()) => {
@@ -609,6 +647,16 @@ impl Workspace {
         }
         out
     }
+}
+
+/// The ETag of the object at `key` if it is the write `intent` names,
+/// `None` if there is none or it is another's.
+async fn own_write(store: &dyn Store, key: &str, intent: &str) -> Result<Option<String>> {
+    Ok(store
+        .head(key)
+        .await?
+        .filter(|info| info.stored().holds(intent))
+        .and_then(|info| info.etag))
 }
 
 /// What `delete_remote` did.

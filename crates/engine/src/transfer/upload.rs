@@ -85,8 +85,9 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
         // write is what this one replaces, not another agent's. (An
         // unhashed upload's intent is its token.)
         Ok(Some(info))
-            if u.intended.is_some()
-                && (info.content_hash() == u.intended || info.token == u.intended) =>
+            if u.intended
+                .as_deref()
+                .is_some_and(|i| info.stored().holds(i)) =>
         {
             let Some(etag) = info.etag else {
                 return Err(Error::Conflict(conflict));
