@@ -378,7 +378,11 @@ test('8b. a push killed after the server stored its uploads, then those files de
     })
     assert.deepEqual(killed, { killed: 'SIGKILL' })
   })
-  for (const [rel, body] of [['doc.md', 'doc v2'], ['edit.md', 'edit v2'], ['new.md', 'new']]) {
+  for (const [rel, body] of [
+    ['doc.md', 'doc v2'],
+    ['edit.md', 'edit v2'],
+    ['new.md', 'new'],
+  ]) {
     assert.equal((await getObject(bucket, `p/${rel}`)).toString(), body)
   }
   rmSync(path.join(a, 'doc.md'))
@@ -389,7 +393,12 @@ test('8b. a push killed after the server stored its uploads, then those files de
   const pulled = await sync(bucket, a).pull()
   assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
   assert.deepEqual([pulled.conflicts, pulled.conflictCopies, pulled.transferredFiles], [undefined, undefined, 0])
-  assert.deepEqual(Object.keys(readTree(a)).filter((r) => r.endsWith('.md')).sort(), ['edit.md'])
+  assert.deepEqual(
+    Object.keys(readTree(a))
+      .filter((r) => r.endsWith('.md'))
+      .sort(),
+    ['edit.md'],
+  )
   assert.equal(read(a, 'edit.md'), 'edit v3')
   const pushed = await sync(bucket, a).push()
   assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
@@ -400,7 +409,12 @@ test('8b. a push killed after the server stored its uploads, then those files de
   assert.equal((await getObject(bucket, 'p/edit.md')).toString(), 'edit v3')
   // Elsewhere, nothing comes back.
   await sync(bucket, b).pull()
-  assert.deepEqual(Object.keys(readTree(b)).filter((r) => r.endsWith('.md')).sort(), ['edit.md'])
+  assert.deepEqual(
+    Object.keys(readTree(b))
+      .filter((r) => r.endsWith('.md'))
+      .sort(),
+    ['edit.md'],
+  )
   const again = await sync(bucket, a).push()
   assert.deepEqual([again.success, again.uploadedFiles, again.deletedFiles], [true, 0, 0])
 })
