@@ -62,6 +62,34 @@ pub fn plain_md5(hash: &str) -> Option<[u8; 16]> {
     hex::decode_to_slice(hash, &mut md5).ok().map(|()| md5)
 }
 
+/// A content hash or MD5-shaped ETag as (digest, part count; 0 for none),
+/// when it is one written exactly as `unpack_hash` writes it back
+/// (lowercase, the count without leading zeros): how the sync base keeps
+/// them, on disk and in memory.
+pub fn pack_hash(text: &str) -> Option<([u8; 16], u32)> {
+    let (hex_part, parts) = match text.split_once('-') {
+        Some((h, n)) if !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, n.parse::<u32>().ok()?)
+        }
+        Some(_) => return None,
+        None => (text, 0),
+    };
+    if hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut digest = [0u8; 16];
+    hex::decode_to_slice(hex_part, &mut digest).ok()?;
+    Some((digest, parts))
+}
+
+/// The text of a packed hash (see `pack_hash`).
+pub fn unpack_hash(digest: [u8; 16], parts: u32) -> String {
+    match parts {
+        0 => hex::encode(digest),
+        n => format!("{}-{n}", hex::encode(digest)),
+    }
+}
+
 /// Whether `hash` has the form of the content hash of `size` bytes: an
 /// MD5 below `PART_SIZE`, else the multipart form over `part_count(size)`
 /// parts.

@@ -23,7 +23,9 @@
 
 use serde::Deserialize;
 
+use super::table::Packed;
 use super::BaseEntry;
+use crate::hashing::{pack_hash, unpack_hash};
 use crate::model::FileStat;
 
 pub const MAGIC: &[u8] = b"s3ws-base 3\n";
@@ -105,6 +107,9 @@ pub struct Header {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {
     Set(String, BaseEntry),
+    /// A `Set` as decoded when its entry packs (see `Packed`): read without
+    /// spelling its hashes out.
+    SetPacked(String, Packed),
     Remove(String),
     /// An upload of these bytes (content hash) was sent; its outcome is not
     /// known until a `Set`, `Remove` or `ClearIntent` of the path.
@@ -145,6 +150,7 @@ impl Encoder {
     pub fn record(&mut self, out: &mut Vec<u8>, r: &Record) {
         match r {
             Record::Set(rel, e) => self.set(out, rel, e),
+            Record::SetPacked(rel, e) => self.set(out, rel, &e.to_entry()),
             Record::Remove(rel) => frame(out, |p| self.path(p, REMOVE, rel)),
             Record::Intent(rel, hash) => frame(out, |p| {
                 self.path(p, INTENT, rel);
@@ -162,9 +168,9 @@ impl Encoder {
     pub fn set(&mut self, out: &mut Vec<u8>, rel: &str, e: &BaseEntry) {
         frame(out, |p| {
             self.path(p, SET, rel);
-            let etag_hash = e.etag.as_deref().and_then(hash_bytes);
+            let etag_hash = e.etag.as_deref().and_then(pack_hash);
             let hash_is_etag = e.etag.as_deref() == Some(e.hash.as_str());
-            let content_hash = hash_bytes(&e.hash);
+            let content_hash = pack_hash(&e.hash);
             let flags = u8::from(e.etag.is_some())
                 | u8::from(etag_hash.is_some()) << 1
                 | u8::from(hash_is_etag) << 2
@@ -268,32 +274,6 @@ fn unzigzag(v: u128) -> i128 {
     ((v >> 1) as i128) ^ -((v & 1) as i128)
 }
 
-/// A content hash or MD5-shaped ETag as (digest, part count; 0 for none),
-/// when it is one written exactly as `hash_text` would write it back
-/// (lowercase, the count without leading zeros).
-fn hash_bytes(text: &str) -> Option<([u8; 16], u32)> {
-    let (hex_part, parts) = match text.split_once('-') {
-        Some((h, n)) if !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) => {
-            (h, n.parse::<u32>().ok()?)
-        }
-        Some(_) => return None,
-        None => (text, 0),
-    };
-    if hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut digest = [0u8; 16];
-    hex::decode_to_slice(hex_part, &mut digest).ok()?;
-    Some((digest, parts))
-}
-
-fn hash_text(digest: &[u8; 16], parts: u32) -> String {
-    match parts {
-        0 => hex::encode(digest),
-        n => format!("{}-{n}", hex::encode(digest)),
-    }
-}
-
 struct Payload<'a>(&'a [u8]);
 
 impl<'a> Payload<'a> {
@@ -334,7 +314,54 @@ impl<'a> Payload<'a> {
         let digest: [u8; 16] = self.0.get(..16)?.try_into().ok()?;
         self.0 = &self.0[16..];
         let parts = u32::try_from(self.uint()?).ok()?;
-        Some(hash_text(&digest, parts))
+        Some(unpack_hash(digest, parts))
+    }
+
+    /// The rest of a `Set` record after its path, when it packs: its
+    /// ETag is its content hash, or it has none and the hash packs
+    /// (`Some(None)`, and nothing is read, when it does not).
+    fn packed(&mut self) -> Option<Option<Packed>> {
+        let flags = *self.0.first()?;
+        let etag_is_hash = match (
+            flags & 1 != 0,
+            flags & 2 != 0,
+            flags & 4 != 0,
+            flags & 8 != 0,
+        ) {
+            (true, true, true, _) => true,
+            (false, _, false, true) => false,
+            _ => return Some(None),
+        };
+        self.byte()?;
+        let md5: [u8; 16] = self.0.get(..16)?.try_into().ok()?;
+        self.0 = &self.0[16..];
+        let parts = u32::try_from(self.uint()?).ok()?;
+        let (stat, recorded_ns) = self.stat()?;
+        let born = self.u64()?;
+        Some(Some(Packed {
+            md5,
+            parts,
+            etag_is_hash,
+            stat,
+            recorded_ns,
+            born,
+        }))
+    }
+
+    /// A stat and the time it was recorded, as `Encoder::set` writes them.
+    fn stat(&mut self) -> Option<(FileStat, i128)> {
+        let size = self.u64()?;
+        let mtime_ns = unzigzag(self.uint()?);
+        let ctime_ns = mtime_ns + unzigzag(self.uint()?);
+        let ino = self.u64()?;
+        let recorded_ns = mtime_ns + unzigzag(self.uint()?);
+        let stat = FileStat {
+            size,
+            mtime_ns,
+            ctime_ns,
+            ino,
+        };
+        Some((stat, recorded_ns))
     }
 
     /// The rest of a path record after its path: the entry of a `Set`.
@@ -350,18 +377,8 @@ impl<'a> Payload<'a> {
             (false, true) => self.hash()?,
             (false, false) => self.text()?,
         };
-        let size = self.u64()?;
-        let mtime_ns = unzigzag(self.uint()?);
-        let ctime_ns = mtime_ns + unzigzag(self.uint()?);
-        let ino = self.u64()?;
-        let recorded_ns = mtime_ns + unzigzag(self.uint()?);
+        let (stat, recorded_ns) = self.stat()?;
         let born = if born_field { self.u64()? } else { 0 };
-        let stat = FileStat {
-            size,
-            mtime_ns,
-            ctime_ns,
-            ino,
-        };
         Some(BaseEntry {
             etag,
             hash,
@@ -555,7 +572,10 @@ fn parse_record(payload: &[u8], anchor: &mut (String, u16)) -> Option<Record> {
         rel
     };
     Some(match kind & !RESTART {
-        SET => Record::Set(rel, p.entry(true)?),
+        SET => match p.packed()? {
+            Some(packed) => Record::SetPacked(rel, packed),
+            None => Record::Set(rel, p.entry(true)?),
+        },
         REMOVE => Record::Remove(rel),
         INTENT => Record::Intent(rel, p.text()?),
         CLEAR_INTENT => Record::ClearIntent(rel),
@@ -738,7 +758,13 @@ mod tests {
 
     fn all(data: &[u8]) -> (Vec<Record>, Decoded) {
         let mut got = Vec::new();
-        let decoded = decode(data, "bucket", "p/", |r| got.push(r)).unwrap();
+        let decoded = decode(data, "bucket", "p/", |r| {
+            got.push(match r {
+                Record::SetPacked(rel, e) => Record::Set(rel, e.to_entry()),
+                r => r,
+            })
+        })
+        .unwrap();
         (got, decoded)
     }
 

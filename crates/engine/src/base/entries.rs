@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::table::{Entry, Table};
 use crate::local::{COARSE_WINDOW, FINE_WINDOW};
 use crate::model::FileStat;
 
@@ -26,14 +27,11 @@ pub struct BaseEntry {
     pub born: u64,
 }
 
-/// Keyed by paths that come from S3 keys: a hasher with a random seed.
-pub(super) type Entries = foldhash::HashMap<String, BaseEntry>;
-
 /// Every synced path's entry, the uploads under way, and the deletion
 /// guard's reference.
 #[derive(Debug, Clone)]
 pub struct BaseEntries {
-    entries: Entries,
+    entries: Table,
     /// Paths whose upload was sent but not answered (see `intend`), with
     /// the content hash sent.
     intents: HashMap<String, String>,
@@ -57,7 +55,7 @@ impl BaseEntries {
     /// No base yet; its conflict copies will carry `copy_tag`.
     pub fn new(copy_tag: u16) -> Self {
         BaseEntries {
-            entries: Entries::default(),
+            entries: Table::default(),
             intents: HashMap::new(),
             established: 0,
             epoch: 0,
@@ -75,8 +73,8 @@ impl BaseEntries {
     }
 
     /// Takes the decoded records of an existing base.
-    pub(super) fn restore(&mut self, entries: Entries, intents: HashMap<String, String>) {
-        self.established = entries.values().filter(|e| e.born < self.epoch).count();
+    pub(super) fn restore(&mut self, entries: Table, intents: HashMap<String, String>) {
+        self.established = entries.entries().filter(|e| e.born() < self.epoch).count();
         self.entries = entries;
         self.intents = intents;
         self.exists = true;
@@ -112,7 +110,7 @@ impl BaseEntries {
     }
 
     /// The entry of `rel`, if it is synced.
-    pub fn get(&self, rel: &str) -> Option<&BaseEntry> {
+    pub fn get(&self, rel: &str) -> Option<Entry<'_>> {
         self.entries.get(rel)
     }
 
@@ -123,17 +121,28 @@ impl BaseEntries {
 
     /// Whether no path is synced.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     /// Every synced path, in no order.
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
+    pub fn paths(&self) -> impl Iterator<Item = String> + '_ {
+        self.entries.iter().map(|(rel, _)| rel)
+    }
+
+    /// The synced paths that `keep`, in no order (the others are never
+    /// spelled out).
+    pub fn paths_where(&self, keep: impl FnMut(&str) -> bool) -> Vec<String> {
+        self.entries.paths_where(keep)
     }
 
     /// Every entry, in no order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &BaseEntry)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (String, Entry<'_>)> + '_ {
         self.entries.iter()
+    }
+
+    /// Bytes the entries hold in memory, roughly.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.heap_bytes()
     }
 
     /// Every upload sent and not answered yet (path, intent).
@@ -147,8 +156,8 @@ impl BaseEntries {
     }
 
     /// Whether `entry` was there at the last full sync.
-    pub fn is_established(&self, entry: &BaseEntry) -> bool {
-        entry.born < self.epoch
+    pub fn is_established(&self, entry: Entry) -> bool {
+        entry.born() < self.epoch
     }
 
     /// Synced paths at the last full sync, and how many of them have been
@@ -174,26 +183,26 @@ impl BaseEntries {
     }
 
     /// `unchanged_by_stat` for an entry already looked up.
-    pub fn settled(&self, entry: &BaseEntry, stat: &FileStat) -> bool {
-        entry.stat == *stat && stat.mtime_ns < entry.recorded_ns - self.racy_window_ns
+    pub fn settled(&self, entry: Entry, stat: &FileStat) -> bool {
+        entry.stat() == *stat && stat.mtime_ns < entry.recorded_ns() - self.racy_window_ns
     }
 
     /// Sets the entry of `rel`; a path already synced keeps the epoch it
     /// was born in. Clears its intent.
-    pub fn set(&mut self, rel: String, mut entry: BaseEntry) -> &BaseEntry {
-        entry.born = self.entries.get(&rel).map_or(self.epoch, |e| e.born);
+    pub fn set(&mut self, rel: String, mut entry: BaseEntry) -> BaseEntry {
+        entry.born = self.entries.get(&rel).map_or(self.epoch, |e| e.born());
         self.intents.remove(&rel);
-        let slot = self.entries.entry(rel).insert_entry(entry);
-        slot.into_mut()
+        self.entries.insert(&rel, &entry);
+        entry
     }
 
     /// Forgets `rel` and its intent: whether it had (an entry, an intent).
     pub fn remove(&mut self, rel: &str) -> (bool, bool) {
         let had_intent = self.intents.remove(rel).is_some();
-        let Some(old) = self.entries.remove(rel) else {
+        let Some(born) = self.entries.remove(rel) else {
             return (false, had_intent);
         };
-        if old.born < self.epoch {
+        if born < self.epoch {
             self.established -= 1;
         }
         (true, had_intent)

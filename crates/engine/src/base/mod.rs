@@ -29,6 +29,7 @@
 
 mod codec;
 mod entries;
+mod table;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -42,8 +43,9 @@ use crate::error::{Error, Result};
 use crate::local::{create_temp_file, Dir};
 pub use codec::Identity;
 use codec::{Decoded, Encoder, Header, Record, Unusable};
-use entries::Entries;
 pub use entries::{BaseEntries, BaseEntry};
+pub use table::Entry;
+use table::Table;
 
 /// Superseded records a small base may carry before it is compacted.
 const COMPACT_SLACK: usize = 1_000;
@@ -180,9 +182,9 @@ impl SyncBase {
                 Err(_) => return base,
             },
         };
-        // About 56 bytes a record: room for them all at once.
-        let mut entries = Entries::default();
-        entries.reserve(data.len() / 48);
+        // About 60 bytes a record: room for about them all at once.
+        let mut entries = Table::default();
+        entries.reserve(data.len() / 60);
         let mut intents = HashMap::new();
         let mut records = 0;
         let mut epoch_seen = None;
@@ -190,8 +192,16 @@ impl SyncBase {
             records += 1;
             match record {
                 Record::Set(rel, entry) => {
-                    intents.remove(&rel);
-                    entries.insert(rel, entry);
+                    if !intents.is_empty() {
+                        intents.remove(&rel);
+                    }
+                    entries.insert(&rel, &entry);
+                }
+                Record::SetPacked(rel, entry) => {
+                    if !intents.is_empty() {
+                        intents.remove(&rel);
+                    }
+                    entries.insert_packed(&rel, &entry);
                 }
                 Record::Remove(rel) => {
                     intents.remove(&rel);
@@ -246,6 +256,7 @@ impl SyncBase {
             && decoded.header.identity.as_ref() == Some(identity)
             && decoded.header.recovering == recovering;
         base.records = records;
+        entries.shrink_to_fit();
         base.entries.restore(entries, intents);
         base
     }
@@ -291,7 +302,7 @@ impl SyncBase {
     pub fn record(&mut self, rel: String, entry: BaseEntry) -> Result<()> {
         let mut record = Vec::with_capacity(128);
         let entry = self.entries.set(rel.clone(), entry);
-        self.encoder.set(&mut record, &rel, entry);
+        self.encoder.set(&mut record, &rel, &entry);
         self.changed = true;
         self.append(&record)
     }
@@ -433,10 +444,10 @@ impl SyncBase {
         let mut out = Vec::with_capacity(64 + self.entries.len() * 80);
         let mut encoder = Encoder::default();
         encoder.start(&mut out, &self.header());
-        let mut sorted: Vec<(&String, &BaseEntry)> = self.entries.iter().collect();
-        sorted.sort_unstable_by_key(|(rel, _)| *rel);
+        let mut sorted: Vec<(String, Entry)> = self.entries.iter().collect();
+        sorted.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         for (rel, entry) in sorted {
-            encoder.set(&mut out, rel, entry);
+            encoder.set(&mut out, &rel, &entry.to_entry());
         }
         let mut intents = 0;
         for (rel, hash) in self.entries.intents() {
@@ -528,14 +539,14 @@ mod tests {
         let mut base = SyncBase::load(state(), "b", "p/", &id());
         assert!(base.exists());
         assert_eq!(base.len(), 1);
-        assert_eq!(base.get("a").unwrap().hash, "m3");
+        assert_eq!(base.get("a").unwrap().hash(), "m3");
         // What is recorded after a torn tail is not lost behind it.
         base.record("c".into(), entry("m4", 1, now)).unwrap();
         base.record("d".into(), entry("m5", 1, now)).unwrap();
         drop(base);
         let base = SyncBase::load(state(), "b", "p/", &id());
         assert_eq!(base.len(), 3);
-        assert_eq!(base.get("d").unwrap().hash, "m5");
+        assert_eq!(base.get("d").unwrap().hash(), "m5");
         // Another prefix has no base here.
         assert!(!SyncBase::load(state(), "b", "q/", &id()).exists());
     }
@@ -566,7 +577,7 @@ mod tests {
             SyncBase::load(state(), "b", "p/", &id())
                 .get("f1")
                 .unwrap()
-                .hash,
+                .hash(),
             "m2"
         );
         // Rewritten over and over: compacted once the superseded records
@@ -582,7 +593,7 @@ mod tests {
         assert!(compacted.len() < churned / 10);
         let base = SyncBase::load(state(), "b", "p/", &id());
         assert_eq!((base.len(), base.records), (10, 10));
-        assert_eq!(base.get("f1").unwrap().hash, "m2");
+        assert_eq!(base.get("f1").unwrap().hash(), "m2");
     }
 
     #[test]
@@ -624,7 +635,7 @@ mod tests {
         let mut base = SyncBase::load(state(), "b", "p/", &id());
         assert!(base.exists());
         assert_eq!(base.len(), 1);
-        let a = base.get("a").unwrap();
+        let a = base.get("a").unwrap().to_entry();
         assert_eq!(
             (a.etag.as_deref(), a.hash.as_str(), a.recorded_ns),
             (Some("e1"), "m1", 9)

@@ -16,7 +16,7 @@ pub use push::{hashed_as_sent, plan_push, predict_push, PushPlan, RemoteDelete, 
 pub use remote::{remote_files, RemoteFiles, REMOTE_STATE};
 pub use scope::Scope;
 
-use crate::base::{BaseEntries, BaseEntry};
+use crate::base::{BaseEntries, BaseEntry, Entry};
 use crate::model::{FileStat, Hashed, Scan};
 
 /// What to do when both sides changed one path since the base.
@@ -76,22 +76,17 @@ impl LocalView<'_> {
 
     /// `classify` of the scanned file `rel`, its base entry already looked
     /// up (a plan over a million files does each lookup once).
-    pub(crate) fn classify_file(
-        &self,
-        rel: &str,
-        stat: &FileStat,
-        entry: Option<&BaseEntry>,
-    ) -> Local {
+    pub(crate) fn classify_file(&self, rel: &str, stat: &FileStat, entry: Option<Entry>) -> Local {
         if entry.is_some_and(|e| self.base.settled(e, stat)) {
             return Local::Unchanged { refresh: None };
         }
         let hashed = self.hashes.get(rel);
         if let (Some(entry), Some(h)) = (entry, hashed) {
-            if entry.hash == h.hash {
+            if entry.hash_is(&h.hash) {
                 let refresh = BaseEntry {
                     stat: *stat,
                     recorded_ns: h.at_ns,
-                    ..entry.clone()
+                    ..entry.to_entry()
                 };
                 return Local::Unchanged {
                     refresh: Some(refresh),

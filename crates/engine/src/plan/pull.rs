@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::{
     is_mass_first_delete, mass_delete, ConflictPolicy, Local, LocalView, RemoteFiles, Scope,
 };
-use crate::base::{BaseEntries, BaseEntry};
+use crate::base::{BaseEntries, BaseEntry, Entry};
 use crate::error::{Error, FileError, Warning, WarningCode};
 use crate::hashing::{etag_hash, is_composite};
 use crate::local::conflict_origin;
@@ -134,7 +134,7 @@ pub fn pull_hash_candidates(remote: &RemoteFiles, local: &LocalView) -> Vec<Stri
             local
                 .base
                 .get(rel)
-                .is_some_and(|e| e.stat.size == stat.size)
+                .is_some_and(|e| e.stat().size == stat.size)
                 || remote
                     .files
                     .get(*rel)
@@ -190,8 +190,8 @@ fn mirrors(base: &BaseEntries, policy: ConflictPolicy) -> bool {
     !base.exists() && policy == ConflictPolicy::Overwrite
 }
 
-fn remote_unchanged(obj: &RemoteObject, base: Option<&BaseEntry>) -> bool {
-    base.is_some_and(|b| b.etag.is_some() && b.etag == obj.etag)
+fn remote_unchanged(obj: &RemoteObject, base: Option<Entry>) -> bool {
+    base.is_some_and(|b| b.etag_is(obj.etag.as_deref()))
 }
 
 /// Plans a pull. `stored`: what the HEADs of `stored_hash_candidates`
@@ -232,13 +232,20 @@ pub fn plan_pull_part(
     let copies = copies_by_path(local);
     // Synced files deleted here and not pushed (S3 still has them as synced).
     let mut deleted_here: Vec<&String> = Vec::new();
+    // Synced paths neither side has now.
+    let base_only = local.base.paths_where(|rel| {
+        scope.contains(rel)
+            && !remote.files.contains_key(rel)
+            && !remote.shadowed.contains_key(rel)
+            && !scan_names.contains_key(rel)
+    });
     let paths: BTreeSet<&String> = remote
         .files
         .keys()
         .chain(remote.shadowed.keys())
         .chain(scan_names.keys())
-        .chain(local.base.paths())
         .filter(|rel| scope.contains(rel))
+        .chain(&base_only)
         .collect();
     for rel in paths {
         if remote.is_blocked(rel) {
@@ -271,7 +278,7 @@ pub fn plan_pull_part(
         // call is the agent's current work.
         // (Our own writes are recorded with their stat in the base.)
         let touched = local.scan.files.get(local_rel).is_some_and(|s| {
-            s.mtime_ns.max(s.ctime_ns) >= local.started_ns && entry.is_none_or(|e| e.stat != *s)
+            s.mtime_ns.max(s.ctime_ns) >= local.started_ns && entry.is_none_or(|e| e.stat() != *s)
         });
         // The object is the write of an upload from here that was never
         // answered (a push killed after S3 stored it): not another agent's

@@ -67,7 +67,7 @@ pub fn hashed_as_sent(
     stat.size >= PART_SIZE
         && base.intent(rel).is_none()
         && match base.get(rel) {
-            Some(e) => e.stat.size != stat.size,
+            Some(e) => e.stat().size != stat.size,
             None => base.exists() || listing.is_some_and(|l| !l.contains_key(rel)),
         }
 }
@@ -170,7 +170,7 @@ pub fn plan_push(
         let hashed_ns = local.hashes.get(rel).map_or(local.started_ns, |h| h.at_ns);
         let condition = match (entry, listing.and_then(|l| l.get(rel))) {
             _ if overwrite => Condition::None,
-            (Some(e), _) => e.etag.clone().map_or(Condition::None, Condition::IfMatch),
+            (Some(e), _) => e.etag().map_or(Condition::None, Condition::IfMatch),
             (None, Some(obj)) => {
                 let same = |h: &String| obj.etag.as_deref().and_then(etag_hash).as_ref() == Some(h);
                 // (Never unhashed: an object is there.)
@@ -216,21 +216,24 @@ pub fn plan_push(
             condition,
         });
     }
-    let mut deletes: Vec<RemoteDelete> = local
-        .base
-        .paths()
-        .take_while(|_| in_base < local.base.len())
-        .filter(|rel| local.classify(rel) == Local::Absent)
+    let deleted = match in_base < local.base.len() {
+        true => local
+            .base
+            .paths_where(|rel| local.classify(rel) == Local::Absent),
+        false => Vec::new(),
+    };
+    let mut deletes: Vec<RemoteDelete> = deleted
+        .into_iter()
         .map(|rel| RemoteDelete {
-            rel: rel.clone(),
             if_match: if overwrite {
                 None
             } else {
-                local.base.get(rel).and_then(|e| e.etag.clone())
+                local.base.get(&rel).and_then(|e| e.etag())
             },
             intended: (!overwrite)
-                .then(|| local.base.intent(rel).map(str::to_owned))
+                .then(|| local.base.intent(&rel).map(str::to_owned))
                 .flatten(),
+            rel,
         })
         .collect();
     // New files deleted here after an upload of them went unanswered: if

@@ -126,7 +126,7 @@ impl Workspace {
             }
             // What S3 held when this instance last synced the path: it must
             // still hold it (a fresh instance takes S3 as it is now).
-            let expected = entries.get(rel).map(|e| e.etag.clone());
+            let expected = entries.get(rel).map(|e| e.etag());
             let untouched = fresh
                 || match (c, expected) {
                     (None, None) => true,
@@ -224,7 +224,7 @@ impl Workspace {
             // Unchanged since the base (the pull replaces it), or already
             // what the checkpoint holds: nothing to keep.
             let hash = local_hash(&opened.root, rel, *stat).await?;
-            let synced = base.entries().get(rel).is_some_and(|e| e.hash == hash);
+            let synced = base.entries().get(rel).is_some_and(|e| e.hash_is(&hash));
             if synced
                 || target
                     .is_some_and(|t| content_of(t, base.entries(), rel).as_deref() == Some(&hash))
@@ -496,8 +496,8 @@ impl Workspace {
         let scanned = blocking(move || scan(&root, &rules)).await?;
         let mut out = HashMap::new();
         for (rel, stat) in scanned.files {
-            let hash = match entries.get(&rel).filter(|e| entries.settled(e, &stat)) {
-                Some(e) => Some(e.hash.clone()),
+            let hash = match entries.get(&rel).filter(|e| entries.settled(*e, &stat)) {
+                Some(e) => Some(e.hash()),
                 None => local_hash(&opened.root, &rel, stat).await.ok(),
             };
             out.insert(rel, hash);
@@ -551,8 +551,8 @@ fn content_of(v: &Version, base: &BaseEntries, rel: &str) -> Option<String> {
         .clone()
         .or_else(|| {
             base.get(rel)
-                .filter(|e| e.etag.is_some() && e.etag == v.etag)
-                .map(|e| e.hash.clone())
+                .filter(|e| e.etag_is(v.etag.as_deref()))
+                .map(|e| e.hash())
         })
         .or_else(|| v.etag.as_deref().and_then(etag_hash))
 }
