@@ -346,6 +346,17 @@ mod tests {
         }
     }
 
+    /// A listed object of `rel`, keyed by `rel`.
+    fn object(rel: &str, etag: &str) -> (String, RemoteObject) {
+        let o = RemoteObject {
+            key: format!("p/{rel}"),
+            size: Some(1),
+            etag: Some(etag.into()),
+            last_modified: None,
+        };
+        (rel.to_owned(), o)
+    }
+
     fn setup(
         synced: &[&str],
         local: &[(&str, i128, &str)],
@@ -436,15 +447,6 @@ mod tests {
         );
         let view = view(&base, &scan, &hashes);
         let plan = plan_push(&view, None, ConflictPolicy::KeepBoth, 100, true);
-        let object = |rel: &str, etag: &str| {
-            let o = RemoteObject {
-                key: format!("p/{rel}"),
-                size: Some(1),
-                etag: Some(etag.into()),
-                last_modified: None,
-            };
-            (rel.to_owned(), o)
-        };
         let listing: BTreeMap<String, RemoteObject> = [
             object("changed", "etag-changed"),
             object("raced", "someone-else"),
@@ -474,13 +476,16 @@ mod tests {
         base.intend("synced", "h-sent");
         base.intend("new", "h-new");
         base.intend("new-raced", "h-raced");
-        let plan = plan_push(
-            &view(&base, &scan, &hashes),
-            None,
-            ConflictPolicy::KeepBoth,
-            50,
-            true,
-        );
+        let plan_of = |base: &BaseEntries| {
+            plan_push(
+                &view(base, &scan, &hashes),
+                None,
+                ConflictPolicy::KeepBoth,
+                50,
+                true,
+            )
+        };
+        let plan = plan_of(&base);
         let deletes: Vec<_> = plan
             .deletes
             .iter()
@@ -497,25 +502,10 @@ mod tests {
         assert!(plan.errors.is_empty(), "{:?}", plan.errors);
         // A dry run: the write sent is deleted, another agent's object at
         // a path this workspace never synced is left alone.
-        let object = |rel: &str, etag: &str| {
-            let o = RemoteObject {
-                key: format!("p/{rel}"),
-                size: Some(1),
-                etag: Some(etag.into()),
-                last_modified: None,
-            };
-            (rel.to_owned(), o)
-        };
         let md5 = |c: char| c.to_string().repeat(32);
         base.intend("synced", &md5('a'));
         base.intend("new", &md5('b'));
-        let plan = plan_push(
-            &view(&base, &scan, &hashes),
-            None,
-            ConflictPolicy::KeepBoth,
-            50,
-            true,
-        );
+        let plan = plan_of(&base);
         let listing = BTreeMap::from([
             object("synced", &md5('a')),
             object("new", &md5('b')),
