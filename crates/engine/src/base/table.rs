@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
 
@@ -211,11 +212,25 @@ fn split(rel: &str) -> (&str, &str) {
 }
 
 /// Every synced path's entry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Table {
     /// Row positions, by the hash of their path.
     index: HashTable<u32>,
     rows: Rows,
+    /// The row after the last one looked up: paths are mostly looked up in
+    /// order (a scan, a listing) and kept in order (a base file), so it is
+    /// mostly the next one, found without hashing.
+    next: AtomicU32,
+}
+
+impl Clone for Table {
+    fn clone(&self) -> Self {
+        Table {
+            index: self.index.clone(),
+            rows: self.rows.clone(),
+            next: AtomicU32::new(0),
+        }
+    }
 }
 
 /// The rows and the strings they point into.
@@ -380,11 +395,20 @@ impl Table {
 
     fn find(&self, rel: &str) -> Option<u32> {
         let (dir, name) = split(rel);
-        let hash = self.rows.path_hash(dir, name);
-        let rows = &self.rows;
-        self.index
-            .find(hash, |&at| rows.is_at(at, dir, name))
-            .copied()
+        let guess = self.next.load(Ordering::Relaxed);
+        let found = if guess < self.len() as u32 && self.rows.is_at(guess, dir, name) {
+            Some(guess)
+        } else {
+            let hash = self.rows.path_hash(dir, name);
+            let rows = &self.rows;
+            self.index
+                .find(hash, |&at| rows.is_at(at, dir, name))
+                .copied()
+        };
+        if let Some(at) = found {
+            self.next.store(at + 1, Ordering::Relaxed);
+        }
+        found
     }
 
     /// The entry of `rel`, if it is synced.

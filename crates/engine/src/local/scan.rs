@@ -1,6 +1,8 @@
 //! Listing the workspace through directory handles: regular files by
 //! relative path with their stat; everything that cannot sync, reported.
 
+use std::sync::{Condvar, Mutex};
+
 use super::anchor::{split_parent, Dir, Kind};
 use super::{is_temp_name, STATE_DIR};
 use crate::error::{Error, Result};
@@ -68,73 +70,172 @@ pub fn scan_part(root: &Dir, rules: &IgnoreRules, roots: &[Root]) -> Result<(Sca
     Ok((scan, refused))
 }
 
-/// Adds the files below `start` (`""`: the root) to `scan`.
+/// Adds the files below `start` (`""`: the root) to `scan`, reading
+/// directories on every core: a million files are mostly `statx` calls.
 fn walk(root: &Dir, rules: &IgnoreRules, scan: &mut Scan, start: String) -> Result<()> {
-    let mut stack = vec![start];
-    while let Some(dir_rel) = stack.pop() {
-        let entries = root.open_sub(&dir_rel).and_then(|d| Ok((d.entries()?, d)));
-        let (entries, dir) = match entries {
-            Ok(found) => found,
-            Err(e) if dir_rel.is_empty() => {
-                return Err(Error::Workspace(format!(
-                    "workspace directory {} cannot be read: {e}",
-                    root.path().display()
-                )))
+    let queue = Queue {
+        state: Mutex::new((vec![start.clone()], 0)),
+        more: Condvar::new(),
+    };
+    // The start directory first: only its failure fails the scan.
+    let first = queue.take().expect("the start directory");
+    read_dir(root, rules, scan, first, &queue, start.is_empty())?;
+    queue.done();
+    // No more threads than directories to start with (a small scan needs
+    // none).
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+        .min(queue.lock().0.len());
+    let parts: Vec<Scan> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut part = Scan::default();
+                    while let Some(dir_rel) = queue.take() {
+                        // Only the start directory's failure is an error.
+                        let _ = read_dir(root, rules, &mut part, dir_rel, &queue, false);
+                        queue.done();
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a scan worker does not panic"))
+            .collect()
+    });
+    for mut part in parts {
+        scan.files.append(&mut part.files);
+        scan.temp_files.append(&mut part.temp_files);
+        scan.unreadable_dirs.append(&mut part.unreadable_dirs);
+        scan.skipped.append(&mut part.skipped);
+    }
+    // The same order whichever worker found them.
+    scan.temp_files.sort_unstable();
+    scan.unreadable_dirs.sort_unstable();
+    scan.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
+}
+
+/// Threads a scan reads directories on, at most.
+const MAX_WORKERS: usize = 8;
+
+/// Directories still to read, and how many are being read (their
+/// subdirectories may come yet).
+struct Queue {
+    state: Mutex<(Vec<String>, usize)>,
+    more: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<String>, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next directory to read (counted as being read until `done`),
+    /// or `None` once there is none and none is being read.
+    fn take(&self) -> Option<String> {
+        let mut state = self.lock();
+        loop {
+            if let Some(dir) = state.0.pop() {
+                state.1 += 1;
+                return Some(dir);
             }
-            Err(e) => {
-                let why = format!("directory cannot be read: {e}");
-                scan.skip(dir_rel.clone(), SkipReason::Unreadable, why);
-                scan.unreadable_dirs.push(dir_rel);
-                continue;
+            if state.1 == 0 {
+                return None;
+            }
+            state = self.more.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn push(&self, dir: String) {
+        self.lock().0.push(dir);
+        self.more.notify_one();
+    }
+
+    fn done(&self) {
+        let mut state = self.lock();
+        state.1 -= 1;
+        if state.1 == 0 && state.0.is_empty() {
+            self.more.notify_all();
+        }
+    }
+}
+
+/// Adds the files of the directory `dir_rel` to `scan`, and queues its
+/// subdirectories. `start`: the workspace root, which must be readable.
+fn read_dir(
+    root: &Dir,
+    rules: &IgnoreRules,
+    scan: &mut Scan,
+    dir_rel: String,
+    queue: &Queue,
+    start: bool,
+) -> Result<()> {
+    let entries = root.open_sub(&dir_rel).and_then(|d| Ok((d.entries()?, d)));
+    let (entries, dir) = match entries {
+        Ok(found) => found,
+        Err(e) if start => {
+            return Err(Error::Workspace(format!(
+                "workspace directory {} cannot be read: {e}",
+                root.path().display()
+            )))
+        }
+        Err(e) => {
+            let why = format!("directory cannot be read: {e}");
+            scan.skip(dir_rel.clone(), SkipReason::Unreadable, why);
+            scan.unreadable_dirs.push(dir_rel);
+            return Ok(());
+        }
+    };
+    for (os_name, kind) in entries {
+        let join = |name: &str| {
+            if dir_rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{dir_rel}/{name}")
             }
         };
-        for (os_name, kind) in entries {
-            let join = |name: &str| {
-                if dir_rel.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{dir_rel}/{name}")
+        let Some(name) = os_name.to_str() else {
+            // Shown with escapes, so the log names the file exactly.
+            let shown = join(format!("{os_name:?}").trim_matches('"'));
+            let why = "file name is not valid UTF-8; it cannot be an S3 key";
+            scan.skip(shown, SkipReason::UnsafeName, why);
+            continue;
+        };
+        let rel = join(name);
+        match kind {
+            Kind::Dir if name == STATE_DIR => {}
+            Kind::Dir => {
+                if !rules.is_ignored(&rel, true) {
+                    queue.push(rel);
                 }
-            };
-            let Some(name) = os_name.to_str() else {
-                // Shown with escapes, so the log names the file exactly.
-                let shown = join(format!("{os_name:?}").trim_matches('"'));
-                let why = "file name is not valid UTF-8; it cannot be an S3 key";
-                scan.skip(shown, SkipReason::UnsafeName, why);
-                continue;
-            };
-            let rel = join(name);
-            match kind {
-                Kind::Dir if name == STATE_DIR => {}
-                Kind::Dir => {
-                    if !rules.is_ignored(&rel, true) {
-                        stack.push(rel);
-                    }
-                }
-                Kind::File if is_temp_name(name) => scan.temp_files.push(rel),
-                _ if rules.is_ignored(&rel, false) => {}
-                Kind::File => match dir.stat(name) {
-                    Ok(Some((Kind::File, stat))) => match validate_relative_path(&rel) {
-                        Ok(()) => {
-                            scan.files.insert(rel, stat);
-                        }
-                        Err(e) => scan.skip(rel, SkipReason::UnsafeName, e.to_string()),
-                    },
-                    // Gone since the listing, or replaced: seen next time.
-                    Ok(_) => {}
-                    Err(e) => {
-                        let why = format!("cannot be inspected: {e}");
-                        scan.skip(rel.clone(), SkipReason::Unreadable, why);
-                        scan.unreadable_dirs.push(rel);
-                    }
-                },
-                Kind::Symlink => scan.skip(rel, SkipReason::Symlink, "symbolic link not followed"),
-                Kind::Other => scan.skip(
-                    rel,
-                    SkipReason::SpecialFile,
-                    "not a regular file (FIFO, socket or device)",
-                ),
             }
+            Kind::File if is_temp_name(name) => scan.temp_files.push(rel),
+            _ if rules.is_ignored(&rel, false) => {}
+            Kind::File => match dir.stat(name) {
+                Ok(Some((Kind::File, stat))) => match validate_relative_path(&rel) {
+                    Ok(()) => {
+                        scan.files.insert(rel, stat);
+                    }
+                    Err(e) => scan.skip(rel, SkipReason::UnsafeName, e.to_string()),
+                },
+                // Gone since the listing, or replaced: seen next time.
+                Ok(_) => {}
+                Err(e) => {
+                    let why = format!("cannot be inspected: {e}");
+                    scan.skip(rel.clone(), SkipReason::Unreadable, why);
+                    scan.unreadable_dirs.push(rel);
+                }
+            },
+            Kind::Symlink => scan.skip(rel, SkipReason::Symlink, "symbolic link not followed"),
+            Kind::Other => scan.skip(
+                rel,
+                SkipReason::SpecialFile,
+                "not a regular file (FIFO, socket or device)",
+            ),
         }
     }
     Ok(())
@@ -164,6 +265,33 @@ pub fn open_scanned(root: &Dir, rel: &str, stat: FileStat) -> Result<std::fs::Fi
 mod tests {
     use super::*;
     use crate::local::Dir;
+
+    #[test]
+    fn a_wide_and_deep_tree_is_scanned_whole_on_several_threads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path()).unwrap();
+        let rules = IgnoreRules::new(&["skip/".to_owned()]).unwrap();
+        let mut want = Vec::new();
+        for d in 0..40 {
+            let dir = format!("d{d}/{}", "x/".repeat(d % 6));
+            std::fs::create_dir_all(tmp.path().join(&dir)).unwrap();
+            for f in 0..d % 5 {
+                let rel = format!("{dir}f{f}");
+                std::fs::write(tmp.path().join(&rel), "x").unwrap();
+                want.push(rel);
+            }
+        }
+        std::fs::create_dir_all(tmp.path().join("d3/skip")).unwrap();
+        std::fs::write(tmp.path().join("d3/skip/no"), "x").unwrap();
+        std::fs::write(tmp.path().join("top"), "x").unwrap();
+        want.push("top".into());
+        want.sort();
+        for _ in 0..5 {
+            let scan = scan(&root, &rules).unwrap();
+            let files: Vec<&String> = scan.files.keys().collect();
+            assert_eq!(files, want.iter().collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn a_part_is_scanned_alone_unless_a_directory_it_needs_is_a_file() {
