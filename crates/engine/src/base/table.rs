@@ -3,8 +3,8 @@
 //! a tree has far fewer directories than files) and its name (in one
 //! arena); an entry is a fixed row of numbers, its content hash as 16
 //! bytes and its ETag a flag where it is that hash (as for every object this
-//! package writes). About 90 bytes a path, against some 300 for a map of
-//! strings. An entry that does not pack exactly (another tool's ETag, a
+//! package writes). About 100 bytes a path (a 74-byte row, the name, a slot
+//! of the index), against some 300 for a map of strings. An entry that does not pack exactly (another tool's ETag, a
 //! hash not of the usual form, a time past 2262) is kept whole beside.
 
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use super::BaseEntry;
 use crate::hashing::{pack_hash, unpack_hash};
 use crate::model::FileStat;
 
-/// One entry, packed (see `Table::odd` for those that do not pack).
+/// One entry, packed (see `Rows::odd` for those that do not pack).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, packed(2))]
 struct Row {
@@ -32,7 +32,7 @@ struct Row {
     /// The content hash's part count (`…-N`; 0 for a plain MD5) in the
     /// low 30 bits, what the row says of the ETag (`Etag`) in the top 2.
     parts_etag: u32,
-    /// The path: its directory's id, and its name in `Table::names`.
+    /// The path: its directory's id, and its name in `Rows::names`.
     dir: u32,
     name: u32,
     name_len: u16,
