@@ -11,6 +11,7 @@
 
 pub mod base;
 mod blocking;
+mod buffer;
 pub mod content_type;
 pub mod error;
 pub mod hashing;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
+use crate::buffer::Buffer;
 use crate::error::{Error, Result};
 use crate::hashing::{content_hash, part_count, PART_SIZE};
 
@@ -15,7 +16,7 @@ const BUF: usize = 256 * 1024;
 
 /// `len` bytes of `file` at `offset` (`path` names it in errors). Blocking.
 pub fn read_at(file: &std::fs::File, path: &Path, offset: u64, len: u64) -> Result<bytes::Bytes> {
-    let mut buf = vec![0u8; len as usize];
+    let mut buf = Buffer::zeroed(len as usize).map_err(|e| Error::io("read", path, e))?;
     #[cfg(unix)]
     let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset);
     #[cfg(windows)]
@@ -42,7 +43,7 @@ pub fn read_at(file: &std::fs::File, path: &Path, offset: u64, len: u64) -> Resu
         r
     };
     read.map_err(|e| Error::io("read", path, e))?;
-    Ok(bytes::Bytes::from(buf))
+    Ok(buf.into_bytes(len as usize))
 }
 
 /// Content hash of the open regular file of `size` bytes, with the MD5s of
