@@ -5,7 +5,7 @@
 // the operation, the operation's result, and what the workspace holds after.
 
 import { createRequire } from 'node:module'
-import { lstatSync, readdirSync } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { applyEdits } from './workload.mjs'
@@ -113,6 +113,18 @@ function tree(dir) {
   return out
 }
 
+/**
+ * This process's peak RSS (VmHWM). Not `process.resourceUsage().maxRSS`:
+ * Linux carries the high-water mark of the image an exec replaced into it,
+ * so it never read below what the bench process held when it spawned this
+ * one (the same 141 MiB for every implementation of a run).
+ */
+function peakRssKB() {
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(status)
+  return m ? Number(m[1]) : process.resourceUsage().maxRSS
+}
+
 async function main() {
   const sync = await makeInstance()
   if (job.setupPull) {
@@ -143,7 +155,7 @@ async function main() {
   const cpu = process.cpuUsage(cpu0)
   const serverCpuMs = cpuMsOf(job.serverPid) - server0
   lag.disable()
-  const maxRssKB = process.resourceUsage().maxRSS
+  const maxRssKB = peakRssKB()
 
   // A peer's own process: its peak RSS and CPU, not this wrapper's.
   const peer = sync.last

@@ -185,7 +185,9 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
   lines.push(
     "- Time: the measured operation only (instance built and setup pull/edits done before the clock starts), in a fresh child process each run. floor / single-stream: the probe's own clock (client setup + listing + GETs), no process start.",
   )
-  lines.push('- Peak RSS: `process.resourceUsage().maxRSS` of the whole child at the end (probe: VmHWM). For the push scenarios after a setup pull it includes that pull.')
+  lines.push(
+    '- Peak RSS: VmHWM of the whole child at the end (`process.resourceUsage().maxRSS` carries the peak of the bench process across the exec). For the push scenarios after a setup pull it includes that pull.',
+  )
   lines.push('- Requests: one separate untimed pass through a counting proxy; only the measured operation is counted (setup pulls excluded).')
   lines.push(
     '- Client CPU: user + system time of the child process (all threads) during the operation. Server CPU: CPU time SeaweedFS used during the operation; it shares the 2 cores, so client + server CPU close to 2 × time means the machine was saturated.',
