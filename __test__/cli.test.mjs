@@ -94,10 +94,12 @@ test('6. the deletion guard and the other options as flags and variables; status
   assert.match(status.stdout, /Push would:\n {2}refused +.*delete 3 of 4 synced files.*--max-delete-percent/)
   const refused = await cli(['push'], { env })
   assert.equal(refused.status, 1)
+  assert.match(refused.stdout, /^Push did not complete: 0 uploaded, 0 deleted/m)
   assert.match(refused.stdout, /raise --max-delete-percent/)
   assert.equal((await listKeys(bucket, 'g/')).length, 4)
   const allowed = await cli(['push', '--max-delete-percent', '100'], { env })
   assert.equal(allowed.status, 0, allowed.stdout + allowed.stderr)
+  assert.match(allowed.stdout, /^Push: 0 uploaded, 3 deleted/m)
   assert.deepEqual(await listKeys(bucket, 'g/'), ['g/f3.txt'])
   // The other options reach the engine (a bad value is refused by name).
   assert.match((await cli(['push', '--conflict-policy', 'newest'], { env })).stderr, /--conflict-policy must be keep-both, overwrite/)

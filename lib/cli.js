@@ -405,7 +405,10 @@ const exitCodeOf = (result) => (result.success && !result.conflicts?.length ? 0 
  */
 function summary(label, result) {
   const moved = result.downloadedFiles !== undefined ? `${result.transferredFiles} downloaded` : `${result.uploadedFiles} uploaded`
-  const lines = [`${label}: ${moved}, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms`]
+  // The first line says the outcome: a reader (or a log search) need not
+  // find the error lines below to learn that something was left undone.
+  const outcome = exitCodeOf(result) === 0 ? label : `${label} did not complete`
+  const lines = [`${outcome}: ${moved}, ${result.deletedFiles} deleted, ${result.unchangedFiles} unchanged in ${result.duration} ms`]
   for (const c of result.conflicts ?? []) lines.push(`  conflict: ${c}`)
   for (const c of result.conflictCopies ?? []) lines.push(`  conflict copy of ${c.path}: ${c.copy}`)
   for (const w of result.warnings ?? []) lines.push(`  warning (${w.code}): ${cliWords(w.message)}`)
