@@ -603,16 +603,24 @@ impl Workspace {
                 out.kept.push(d.rel);
                 continue;
             };
-            // The object is not the base's: if it is the write of a push
-            // that never learned its outcome, that write is deleted too.
-            let result = match (result, &d.intended) {
-                (Err(Error::Conflict(m)), Some(intent)) => {
-                    match own_write(store, &key, intent).await {
-                        Ok(Some(etag)) => store.delete(&key, Some(&etag)).await,
-                        _ => Err(Error::Conflict(m)),
+            // The object is not the base's: gone, or the write of a push
+            // that never learned its outcome (deleted too), or another's.
+            let result = match result {
+                Err(Error::Conflict(m)) => match store.head(&key).await {
+                    Ok(None) => {
+                        // Deleted by someone else meanwhile: nothing to do.
+                        self.warn_if_unrecorded(base.forget(&d.rel));
+                        continue;
                     }
-                }
-                (result, _) => result,
+                    Ok(Some(info)) => match (&d.intended, &info.etag) {
+                        (Some(intent), Some(etag)) if info.stored().holds(intent) => {
+                            store.delete(&key, Some(etag)).await
+                        }
+                        _ => Err(Error::Conflict(m)),
+                    },
+                    Err(_) => Err(Error::Conflict(m)),
+                },
+                result => result,
             };
             match result {
                 Ok(()) => {
@@ -622,19 +630,15 @@ impl Workspace {
                     report.removed.push(d.rel.clone());
                     out.deleted += 1;
                 }
-                Err(Error::Conflict(m)) => match store.head(&key).await {
-                    // Deleted by someone else meanwhile: nothing to do.
-                    Ok(None) => self.warn_if_unrecorded(base.forget(&d.rel)),
-                    _ => {
-                        let err = Error::Conflict(format!(
-                            "{} changed on S3 since the last sync; not deleted (pull to get \
-                             it back) ({m})",
-                            d.rel
-                        ));
-                        self.conflict(report, Action::Delete, d.rel.clone(), &err);
-                        out.kept.push(d.rel);
-                    }
-                },
+                Err(Error::Conflict(m)) => {
+                    let err = Error::Conflict(format!(
+                        "{} changed on S3 since the last sync; not deleted (pull to get it \
+                         back) ({m})",
+                        d.rel
+                    ));
+                    self.conflict(report, Action::Delete, d.rel.clone(), &err);
+                    out.kept.push(d.rel);
+                }
                 Err(e) if !halt.should_report(&e) => out.kept.push(d.rel),
                 Err(e) => {
                     self.log(Level::Error, &format!("Delete failed: {}: {e}", d.rel));
