@@ -3,7 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
@@ -172,6 +172,42 @@ test('a large file new or resized under a base goes up unhashed (its parts hashe
       await b.close()
     },
   )
+})
+
+test('a new large file whose push stopped once S3 stored it, then deleted here: the pull does not bring it back, and the push deletes that write', async () => {
+  const bucket = await newBucket()
+  await putObject(bucket, 'p/x.md', 'x')
+  const dir = tmpDir()
+  const open = (at = endpoint) => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: at, logger: quiet() })
+  await open().pull()
+  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(9 * MiB))
+  const controller = new AbortController()
+  let fired = false
+  await withProxy(
+    {
+      hold: (req) => {
+        // As above: its completion, or its one PUT.
+        const write = (req.method === 'POST' && req.query.has('uploadId')) || (req.method === 'PUT' && !req.query.has('partNumber'))
+        if (fired || !write || !req.path.endsWith('/p/big.bin')) return 0
+        fired = true
+        setTimeout(() => controller.abort(), 20)
+        return 500
+      },
+    },
+    async (proxy) => {
+      await assert.rejects(open(proxy.endpoint).push({ signal: controller.signal }), { name: 'AbortError' })
+    },
+  )
+  assert.ok(fired)
+  assert.equal((await headObject(bucket, 'p/big.bin')).ContentLength, 9 * MiB)
+  rmSync(path.join(dir, 'big.bin'))
+  const pulled = await open().pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(pulled.transferredFiles, 0)
+  assert.ok(!existsSync(path.join(dir, 'big.bin')), 'the deleted file came back')
+  const pushed = await open().push()
+  assert.deepEqual([pushed.success, pushed.deletedFiles, pushed.conflicts], [true, 1, undefined])
+  await assert.rejects(headObject(bucket, 'p/big.bin'))
 })
 
 test(

@@ -874,6 +874,9 @@ impl Pulling<'_> {
                     .next()
                     .is_none_or(|(r, _)| !r.starts_with(&below))
                 && self.base.get(&rel).is_none()
+                // An upload from here went unanswered: the object may be
+                // that write (see `plan_pull`), not a new one to fetch.
+                && self.base.intent(&rel).is_none()
                 && self.rest.contains(&rel)
                 && !self.listing_parts.covers(&rel);
             if clear {
