@@ -3,9 +3,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } from '@aws-sdk/client-s3'
+import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import { admin, endpoint, getObject, putObject, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks, withProxy } from './helpers.mjs'
 
@@ -232,3 +232,40 @@ test(
     assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(a))
   },
 )
+
+test('a large object sent elsewhere in one PUT is checked by its CRC or whole MD5 and not hashed twice: kept while unchanged, sent again once touched, then known by its hash', async () => {
+  const bucket = await newBucket()
+  const a = randomBuffer(20 * MiB)
+  const b = randomBuffer(20 * MiB)
+  // One PUT with the SDK's default checksum (CRC32), one with none (an
+  // older tool): only the ETag, the whole MD5.
+  await putObject(bucket, 'p/crc.bin', a)
+  const plain = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' })
+  await plain.send(new PutObjectCommand({ Bucket: bucket, Key: 'p/md5.bin', Body: b }))
+  const dir = tmpDir()
+  const open = () => new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const pulled = await open().pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(md5(readFileSync(path.join(dir, 'crc.bin'))), md5(a))
+  assert.equal(md5(readFileSync(path.join(dir, 'md5.bin'))), md5(b))
+  assert.equal((await open().push()).uploadedFiles, 0, 'unchanged: known by its stat')
+  // Touched: the base holds no content hash to compare with, so the bytes
+  // go up again (hashed as they are sent), unchanged on S3.
+  const later = new Date(Date.now() + 5_000)
+  for (const name of ['crc.bin', 'md5.bin']) utimesSync(path.join(dir, name), later, later)
+  const resent = await open().push()
+  assert.equal(resent.success, true, JSON.stringify(resent.errors))
+  assert.equal(resent.uploadedFiles, 2)
+  assert.equal(md5(await getObject(bucket, 'p/crc.bin')), md5(a))
+  assert.equal(md5(await getObject(bucket, 'p/md5.bin')), md5(b))
+  // Now hashed: touched again, the hash says unchanged and nothing is sent.
+  const later2 = new Date(Date.now() + 10_000)
+  for (const name of ['crc.bin', 'md5.bin']) utimesSync(path.join(dir, name), later2, later2)
+  assert.equal((await open().push()).uploadedFiles, 0)
+  // A changed object on S3 replaces the unhashed file cleanly.
+  await putObject(bucket, 'p/crc.bin', b)
+  const again = await open().pull()
+  assert.deepEqual([again.success, again.transferredFiles, again.conflicts?.length ?? 0], [true, 1, 0], JSON.stringify(again))
+  assert.equal(md5(readFileSync(path.join(dir, 'crc.bin'))), md5(b))
+  plain.destroy()
+})

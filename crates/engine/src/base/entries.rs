@@ -15,7 +15,7 @@ pub struct BaseEntry {
     /// ETag of the object on S3, when the server gave one.
     pub etag: Option<String>,
     /// The content hash (see `hashing`: the MD5 below 8 MiB, else the
-    /// multipart form).
+    /// multipart form), or `UNHASHED`.
     pub hash: String,
     /// The local file as it was right after the transfer.
     pub stat: FileStat,
@@ -26,6 +26,14 @@ pub struct BaseEntry {
     /// at the last full sync, and the deletion guard counts it.
     pub born: u64,
 }
+
+/// The `hash` of an entry whose bytes were checked on the way in by
+/// another sum (a whole-object CRC, or the whole MD5 of an object sent in one
+/// PUT) and never hashed into their content hash: a large download is not
+/// MD5-hashed twice. It equals no file's hash, so once the file's stat
+/// changes it counts as modified (and is hashed as it is pushed). Older
+/// versions read it the same way: a hash no file has.
+pub const UNHASHED: &str = "";
 
 /// Every synced path's entry, the uploads under way, and the deletion
 /// guard's reference.

@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::local::{create_temp_file, Dir};
 pub use codec::Identity;
 use codec::{Decoded, Encoder, Header, Record, Unusable};
-pub use entries::{BaseEntries, BaseEntry};
+pub use entries::{BaseEntries, BaseEntry, UNHASHED};
 pub use table::Entry;
 use table::Table;
 
@@ -543,10 +543,12 @@ mod tests {
         // What is recorded after a torn tail is not lost behind it.
         base.record("c".into(), entry("m4", 1, now)).unwrap();
         base.record("d".into(), entry("m5", 1, now)).unwrap();
+        base.record("e".into(), entry(UNHASHED, 1, now)).unwrap();
         drop(base);
         let base = SyncBase::load(state(), "b", "p/", &id());
-        assert_eq!(base.len(), 3);
+        assert_eq!(base.len(), 4);
         assert_eq!(base.get("d").unwrap().hash(), "m5");
+        assert!(!base.get("e").unwrap().is_hashed());
         // Another prefix has no base here.
         assert!(!SyncBase::load(state(), "b", "q/", &id()).exists());
     }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
 
-use super::BaseEntry;
+use super::{BaseEntry, UNHASHED};
 use crate::hashing::{pack_hash, unpack_hash};
 use crate::model::FileStat;
 
@@ -155,10 +155,17 @@ impl Entry<'_> {
         }
     }
 
-    /// Whether the content hash is `hash`, without spelling it out.
+    /// Whether the bytes were hashed (not `UNHASHED`): a packed row always
+    /// holds a hash.
+    pub fn is_hashed(&self) -> bool {
+        self.odd.is_none_or(|e| e.hash != UNHASHED)
+    }
+
+    /// Whether the content hash is `hash`, without spelling it out (never
+    /// when the entry is `UNHASHED`).
     pub fn hash_is(&self, hash: &str) -> bool {
         match self.odd {
-            Some(e) => e.hash == hash,
+            Some(e) => e.hash == hash && self.is_hashed(),
             None => pack_hash(hash) == Some((self.row.md5, self.row.parts())),
         }
     }
@@ -582,16 +589,19 @@ mod tests {
                 "odd6",
                 entry("0cc175b9c0f1b6a831c399e269772661-1073741824", None, 9),
             ),
+            // Checked by a CRC, never hashed: no hash, not even "", is its.
+            ("odd7", entry(UNHASHED, Some(md5), 9)),
         ];
         let mut table = Table::default();
         for (rel, e) in &cases {
             table.insert(rel, e);
         }
-        assert_eq!(table.rows.odd.len(), 6);
+        assert_eq!(table.rows.odd.len(), 7);
         for (rel, e) in &cases {
             let got = table.get(rel).expect(rel);
             assert_eq!(got.to_entry(), *e, "{rel}");
-            assert!(got.hash_is(&e.hash), "{rel}");
+            assert_eq!(got.is_hashed(), *rel != "odd7");
+            assert_eq!(got.hash_is(&e.hash), got.is_hashed(), "{rel}");
             // No ETag matches none.
             assert_eq!(got.etag_is(e.etag.as_deref()), e.etag.is_some(), "{rel}");
             assert!(!got.etag_is(Some("x")) && !got.hash_is("x"));

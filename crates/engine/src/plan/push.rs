@@ -56,7 +56,7 @@ pub struct Upload {
 /// the upload. That is a file of `PART_SIZE` or more (smaller ones go in one
 /// PUT with their MD5), no earlier upload of it left unanswered (its intent
 /// names bytes the hash would be compared with), and of another size than
-/// its base entry, or new: no entry in an existing base, or (without a
+/// its base entry or never hashed (`UNHASHED`), or new: no entry in an existing base, or (without a
 /// base) no object in `listing`.
 pub fn hashed_as_sent(
     rel: &str,
@@ -67,7 +67,7 @@ pub fn hashed_as_sent(
     stat.size >= PART_SIZE
         && base.intent(rel).is_none()
         && match base.get(rel) {
-            Some(e) => e.stat().size != stat.size,
+            Some(e) => e.stat().size != stat.size || !e.is_hashed(),
             None => base.exists() || listing.is_some_and(|l| !l.contains_key(rel)),
         }
 }

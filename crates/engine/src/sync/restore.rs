@@ -496,7 +496,8 @@ impl Workspace {
         let scanned = blocking(move || scan(&root, &rules)).await?;
         let mut out = HashMap::new();
         for (rel, stat) in scanned.files {
-            let hash = match entries.get(&rel).filter(|e| entries.settled(*e, &stat)) {
+            let known = entries.get(&rel).filter(|e| e.is_hashed());
+            let hash = match known.filter(|e| entries.settled(*e, &stat)) {
                 Some(e) => Some(e.hash()),
                 None => local_hash(&opened.root, &rel, stat).await.ok(),
             };
@@ -551,7 +552,7 @@ fn content_of(v: &Version, base: &BaseEntries, rel: &str) -> Option<String> {
         .clone()
         .or_else(|| {
             base.get(rel)
-                .filter(|e| e.etag_is(v.etag.as_deref()))
+                .filter(|e| e.is_hashed() && e.etag_is(v.etag.as_deref()))
                 .map(|e| e.hash())
         })
         .or_else(|| v.etag.as_deref().and_then(etag_hash))

@@ -12,7 +12,7 @@ use md5::{Digest, Md5};
 use tokio::task::JoinHandle;
 
 use super::{join_rel, CopyNames};
-use crate::base::BaseEntry;
+use crate::base::{BaseEntry, UNHASHED};
 use crate::blocking::blocking;
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{etag_hash, has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
@@ -85,15 +85,19 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
-/// Hashes a download as it arrives, off the async threads: whole parts (the
-/// ranges of a large object) on blocking threads in parallel, at most
-/// `PARTS_AT_ONCE` at a time, other chunks in place; and, for an object
-/// known only by the MD5 of its whole body, that MD5 in order on a thread of
-/// its own.
+/// Hashes a download as it arrives, off the async threads: into its
+/// content hash, whole parts (the ranges of a large object) on blocking
+/// threads in parallel, at most `PARTS_AT_ONCE` at a time, other chunks in
+/// place; or, for an object known only by the MD5 of its whole body, into
+/// that MD5 alone, in order on a thread of its own. That MD5 is the content
+/// hash below `PART_SIZE`; above, the bytes are left `UNHASHED` rather
+/// than MD5-hashed twice over (on two cores, the two passes were most of a
+/// large pull's time).
 struct BodyHasher {
     hasher: ContentHasher,
     parts: VecDeque<(u64, JoinHandle<[u8; 16]>)>,
     whole: Option<(tokio::sync::mpsc::Sender<Bytes>, JoinHandle<String>)>,
+    received: u64,
 }
 
 impl BodyHasher {
@@ -115,13 +119,16 @@ impl BodyHasher {
             hasher: ContentHasher::default(),
             parts: VecDeque::new(),
             whole,
+            received: 0,
         }
     }
 
     async fn add(&mut self, chunk: &Bytes, last: bool) -> Result<()> {
+        self.received += chunk.len() as u64;
         if let Some((tx, _)) = &self.whole {
             // The receiver only stops with a panic, reported by `finish`.
             let _ = tx.send(chunk.clone()).await;
+            return Ok(());
         }
         let len = chunk.len() as u64;
         if self.hasher.at_part_boundary() && (len == PART_SIZE || (last && len < PART_SIZE)) {
@@ -147,19 +154,23 @@ impl BodyHasher {
         Ok(())
     }
 
-    /// The content hash, and the whole-body MD5 if one was kept.
+    /// The content hash (or `UNHASHED`), and the whole-body MD5 if that
+    /// is what was kept.
     async fn finish(mut self) -> Result<(String, Option<String>)> {
+        if let Some((tx, task)) = self.whole {
+            drop(tx);
+            let whole = joined(task.await)?;
+            let hash = if self.received < PART_SIZE {
+                whole.clone()
+            } else {
+                UNHASHED.to_owned()
+            };
+            return Ok((hash, Some(whole)));
+        }
         while !self.parts.is_empty() {
             self.settle_one().await?;
         }
-        let whole = match self.whole {
-            Some((tx, task)) => {
-                drop(tx);
-                Some(joined(task.await)?)
-            }
-            None => None,
-        };
-        Ok((self.hasher.finish(), whole))
+        Ok((self.hasher.finish(), None))
     }
 }
 
@@ -169,7 +180,8 @@ enum Check {
     /// what the object is known by).
     Hash(BodyHasher),
     /// Against the object's whole CRC `want`; the content hash is known
-    /// (`Ok`, the metadata's) or hashed in parts.
+    /// (`Ok`: the metadata's, or `UNHASHED` for an object of `PART_SIZE` or
+    /// more) or hashed in parts.
     Crc {
         digest: Box<crc_fast::Digest>,
         algorithm: crc_fast::CrcAlgorithm,
@@ -316,8 +328,10 @@ async fn receive(
     // Where the server keeps a whole-object CRC, it checks the bytes (at
     // memory speed) instead of an MD5. The content hash is then the ETag,
     // where that is it (the server's MD5s of these very bytes: never stale,
-    // as metadata another writer copied over can be), else hashed in parts;
-    // never a whole-body MD5 too.
+    // as metadata another writer copied over can be), else hashed in parts
+    // below `PART_SIZE` and left `UNHASHED` above (no MD5 at all: a large
+    // object sent in one PUT with the SDKs' default checksum comes at the
+    // speed of one with ours).
     let etag_hash = body
         .etag
         .as_deref()
@@ -332,6 +346,7 @@ async fn receive(
                 etag_hash.as_ref() == Some(e) && d.size.is_some_and(|s| has_content_hash_form(e, s))
             }) {
                 Some(hash) => Ok(hash),
+                None if d.size.is_some_and(|s| s >= PART_SIZE) => Ok(UNHASHED.to_owned()),
                 None => Err(BodyHasher::new(false)),
             },
         },
