@@ -36,6 +36,7 @@ import { PEERS_LIST as PEERS, availablePeers } from './peers.mjs'
 import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
+import { crc32 } from 'node:zlib'
 import path from 'node:path'
 import { S3Client, CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { ROOT, ensureNodeModules } from '../scripts/setup.mjs'
@@ -90,7 +91,7 @@ const HELP = `npm run bench -- [options]
   --build-head  the same, from the last commit (git archive HEAD into a temp dir): for
                 measuring while someone is mid-edit
   --only LIST   comma-separated scenarios: cold-pull,warm-pull,noop-push,edit-push,push-big,pull-big,
-                pull-big-single,cold-pull-many,warm-pull-many,noop-push-many,delete-push,
+                pull-big-single,pull-big-crc,cold-pull-many,warm-pull-many,noop-push-many,delete-push,
                 priority-ws,ensure-ws,first-ws,priority-many,ensure-many,first-many (instant start);
                 live (on its own: propagation latency between two instances and a watcher's
                 idle requests a minute, at 2,116 and 50,000 files; bench/live.mjs);
@@ -413,9 +414,13 @@ async function main() {
     const t0 = Date.now()
     await seed('ws/')
     await seed('edit/')
-    // The big object twice: as another tool sends it (one PUT, its ETag the
-    // whole MD5) here, and as this package pushes it (8 MiB parts) below.
-    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'bigone/big.bin', Body: createReadStream(tplBig), ContentLength: bigSize }))
+    // The big object three times: as other tools send it, in one PUT, here
+    // (with no checksum: its ETag the whole MD5 and nothing else; with the
+    // CRC32 the AWS SDKs and CLI send by default since 2025), and as this
+    // package pushes it (8 MiB parts) below.
+    const bigPut = (Key, extra) => admin.send(new PutObjectCommand({ Bucket: bucket, Key, Body: createReadStream(tplBig), ContentLength: bigSize, ...extra }))
+    await bigPut('bigone/big.bin', {})
+    await bigPut('bigcrc/big.bin', { ChecksumCRC32: await fileCrc32(tplBig) })
     console.log(`Seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     const edits = editPlan(files)
 
@@ -541,3 +546,12 @@ main().catch((e) => {
   console.error(e?.stack ?? e)
   process.exit(1)
 })
+
+/** The CRC32 of a file, as S3's `x-amz-checksum-crc32` spells it. */
+async function fileCrc32(file) {
+  let crc = 0
+  for await (const chunk of createReadStream(file)) crc = crc32(chunk, crc)
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE(crc)
+  return out.toString('base64')
+}

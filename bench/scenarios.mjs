@@ -114,6 +114,14 @@ export function selectScenarios({ opts, baseline, peers }, w) {
       prefix: () => 'bigone/',
       check: (s) => (expectTree(s).bytes === bigSize ? null : `got ${expectTree(s).bytes} B`),
     },
+    {
+      name: 'pull-big-crc',
+      title: `${bigSize / MiB} MiB pull of an object sent elsewhere in one PUT with a CRC32 (the AWS SDKs' default; verified by it)`,
+      impls: ['ours', 'single-stream'],
+      op: 'pull',
+      prefix: () => 'bigcrc/',
+      check: (s) => (expectTree(s).bytes === bigSize ? null : `got ${expectTree(s).bytes} B`),
+    },
     // Many small files: per-file costs rather than bytes. `workspace`: the
     // cold pull keeps each implementation's last good workspace under
     // `many:<impl>`; the warm pull and the no-op push run in it (`reuse`),

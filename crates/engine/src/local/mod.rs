@@ -28,7 +28,7 @@ pub use syncignore::{with_syncignore, MAX_SYNCIGNORE_BYTES, MAX_SYNCIGNORE_PATTE
 pub use write::{
     commit_beside, commit_temp_file, conflict_copy_name, conflict_origin, create_temp_file,
     delete_if_unchanged, held_for_writing, open_for_writing, remove_file_and_empty_parents,
-    set_aside, ConflictCopy,
+    set_aside, write_at, ConflictCopy,
 };
 
 /// The engine's own directory, by default at the workspace root: the sync

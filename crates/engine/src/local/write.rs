@@ -11,6 +11,28 @@ use super::temp_name;
 use crate::error::{Error, Result};
 use crate::model::FileStat;
 
+/// Writes all of `data` to `file` at `offset` (the file's cursor is not
+/// used: pieces of a download go in side by side). Blocking.
+pub fn write_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, data, offset);
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < data.len() {
+            match std::os::windows::fs::FileExt::seek_write(
+                file,
+                &data[done..],
+                offset + done as u64,
+            )? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A new temp file in `dir`, for the bytes of a download: its handle and name.
 pub fn create_temp_file(dir: &Dir) -> Result<(File, String)> {
     loop {

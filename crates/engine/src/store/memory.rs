@@ -110,13 +110,15 @@ impl Store for MemoryStore {
             tokio::task::yield_now().await;
             Ok(chunk)
         });
-        Ok(ObjectBody {
-            stream: Box::pin(stream),
+        let info = ObjectInfo {
             etag: Some(etag),
             hash: None,
             etag_is_md5: true,
-            checksum: None,
-        })
+            version: None,
+            size: None,
+            token: None,
+        };
+        Ok(ObjectBody::new(info, Box::pin(stream)))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {

@@ -25,8 +25,10 @@ use crate::progress::FileProgress;
 
 /// The body of a GET, streamed.
 pub struct ObjectBody {
-    /// The object's bytes in chunks; an `Err` is why the body broke off.
-    pub stream: BoxStream<'static, Result<Bytes>>,
+    /// The object's bytes in pieces, each at its offset: in order, or (the
+    /// ranges of a large object) as they arrive. An `Err` is why the body
+    /// broke off.
+    pub stream: BoxStream<'static, Result<Piece>>,
     /// The object's ETag, unquoted, when the server gave one.
     pub etag: Option<String>,
     /// The content hash this engine stored in the object's metadata (see
@@ -50,9 +52,30 @@ pub struct Checksum {
     pub value: u64,
 }
 
+/// Some of an object's bytes.
+#[derive(Debug)]
+pub struct Piece {
+    /// Where in the object they start.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
 impl ObjectBody {
-    /// The body `stream` of the object `info` describes.
+    /// The body of the object `info` describes, its bytes in order.
     pub fn new(info: ObjectInfo, stream: BoxStream<'static, Result<Bytes>>) -> Self {
+        let mut offset = 0;
+        let stream = futures::StreamExt::map(stream, move |chunk| {
+            let bytes = chunk?;
+            let piece = Piece { offset, bytes };
+            offset += piece.bytes.len() as u64;
+            Ok(piece)
+        });
+        Self::pieces(info, Box::pin(stream))
+    }
+
+    /// The body of the object `info` describes, in pieces at their offsets.
+    pub fn pieces(info: ObjectInfo, stream: BoxStream<'static, Result<Piece>>) -> Self {
         ObjectBody {
             stream,
             etag: info.etag,

@@ -68,8 +68,9 @@ pub async fn get_bytes(store: &dyn Store, key: &str, limit: usize) -> Result<Opt
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    while let Some(chunk) = got.stream.next().await {
-        out.extend_from_slice(&chunk?);
+    // Small: never ranged, so its pieces come in order.
+    while let Some(piece) = got.stream.next().await {
+        out.extend_from_slice(&piece?.bytes);
         if out.len() > limit {
             return Ok(Some(Fetched {
                 etag: got.etag,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{join_rel, CopyNames};
 use crate::base::{BaseEntry, UNHASHED};
@@ -18,12 +20,13 @@ use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{etag_hash, has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
 use crate::local::anchor::is_link_error;
 use crate::local::{
-    commit_beside, commit_temp_file, create_temp_file, split_parent, ConflictCopy, Dir,
+    commit_beside, commit_temp_file, create_temp_file, read_at, split_parent, write_at,
+    ConflictCopy, Dir,
 };
 use crate::model::{nanos, FileStat};
 use crate::plan::Download;
 use crate::progress::FileProgress;
-use crate::store::Store;
+use crate::store::{Piece, Store};
 
 /// A finished download: the new base entry, and the conflict copy it made
 /// (workspace-relative): where the local version went when both sides had
@@ -174,7 +177,7 @@ impl BodyHasher {
     }
 }
 
-/// How a download's bytes are checked as they arrive.
+/// How a download's bytes are checked.
 enum Check {
     /// Hashed into their content hash (and a whole-body MD5 where that is
     /// what the object is known by).
@@ -183,19 +186,19 @@ enum Check {
     /// (`Ok`: the metadata's, or `UNHASHED` for an object of `PART_SIZE` or
     /// more) or hashed in parts.
     Crc {
-        digest: Box<crc_fast::Digest>,
-        algorithm: crc_fast::CrcAlgorithm,
+        crcs: PieceCrcs,
         want: u64,
         hash: std::result::Result<String, BodyHasher>,
     },
 }
 
 impl Check {
+    /// Adds the next bytes in order.
     async fn add(&mut self, chunk: &Bytes, last: bool) -> Result<()> {
         match self {
             Check::Hash(hasher) => hasher.add(chunk, last).await,
-            Check::Crc { digest, hash, .. } => {
-                digest.update(chunk);
+            Check::Crc { crcs, hash, .. } => {
+                crcs.add_next(chunk);
                 match hash {
                     Err(hasher) => hasher.add(chunk, last).await,
                     Ok(_) => Ok(()),
@@ -204,27 +207,85 @@ impl Check {
         }
     }
 
+    /// The CRCs of a check by CRC alone, which can take the pieces in
+    /// whatever order they come.
+    fn pieces_crc(&mut self) -> Option<&mut PieceCrcs> {
+        match self {
+            Check::Crc {
+                crcs, hash: Ok(_), ..
+            } => Some(crcs),
+            _ => None,
+        }
+    }
+
     /// The content hash, and the whole-body MD5 if one was kept; a CRC
     /// that does not match is an integrity error.
     async fn finish(self, rel: &str) -> Result<(String, Option<String>)> {
         match self {
             Check::Hash(hasher) => hasher.finish().await,
-            Check::Crc {
-                digest,
-                algorithm,
-                want,
-                hash,
-            } => match digest.finalize() {
-                got if got == want => match hash {
-                    Ok(hash) => Ok((hash, None)),
-                    Err(hasher) => hasher.finish().await,
-                },
-                got => Err(Error::Integrity(format!(
-                    "{rel}: integrity check failed: the downloaded bytes' {algorithm:?} is \
-                     {got:x}, the object's is {want:x}"
-                ))),
-            },
+            Check::Crc { crcs, want, hash } => {
+                let algorithm = crcs.algorithm;
+                match crcs.value() {
+                    Some(got) if got == want => match hash {
+                        Ok(hash) => Ok((hash, None)),
+                        Err(hasher) => hasher.finish().await,
+                    },
+                    got => Err(Error::Integrity(format!(
+                        "{rel}: integrity check failed: the downloaded bytes' {algorithm:?} is \
+                         {}, the object's is {want:x}",
+                        got.map_or("not whole".into(), |g| format!("{g:x}"))
+                    ))),
+                }
+            }
         }
+    }
+}
+
+/// A whole-object CRC made of its pieces' CRCs, taken in any order.
+struct PieceCrcs {
+    algorithm: crc_fast::CrcAlgorithm,
+    /// Offset, length and CRC of each piece.
+    pieces: Vec<(u64, u64, u64)>,
+    /// Where the next piece `add_next` is given starts.
+    next: u64,
+}
+
+impl PieceCrcs {
+    fn new(algorithm: crc_fast::CrcAlgorithm) -> Self {
+        PieceCrcs {
+            algorithm,
+            pieces: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn add(&mut self, offset: u64, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let crc = crc_fast::checksum(self.algorithm, bytes);
+        self.pieces.push((offset, bytes.len() as u64, crc));
+    }
+
+    fn add_next(&mut self, bytes: &[u8]) {
+        self.add(self.next, bytes);
+        self.next += bytes.len() as u64;
+    }
+
+    /// The CRC of the whole, if the pieces cover it from the start with no
+    /// gap or overlap.
+    fn value(mut self) -> Option<u64> {
+        self.pieces.sort_unstable_by_key(|p| p.0);
+        let mut end = 0;
+        let mut whole = crc_fast::checksum(self.algorithm, &[]);
+        for (offset, len, crc) in self.pieces {
+            if offset != end {
+                return None;
+            }
+            whole = crc_fast::checksum_combine(self.algorithm, whole, crc, len);
+            end += len;
+        }
+        Some(whole)
     }
 }
 
@@ -232,49 +293,130 @@ fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T
     result.map_err(|e| Error::task("hashing task", e))
 }
 
-/// Writes a large download to its temp file, in order, on a thread of its
-/// own while the next ranges arrive and hash.
+/// Writes a large download's pieces to its temp file at their offsets, on
+/// a thread of its own, and publishes how far from the start the file is
+/// written without a gap (for `check_written`).
 struct SpillWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    task: JoinHandle<Result<std::fs::File>>,
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    task: JoinHandle<Result<()>>,
 }
 
 impl SpillWriter {
-    fn start(mut file: std::fs::File, shown: PathBuf) -> Self {
-        // Two chunks queued at most: a range is a whole 8 MiB part.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    fn start(file: Arc<std::fs::File>, shown: PathBuf) -> (Self, watch::Receiver<u64>) {
+        // Pieces queued while a write is slow, rather than sockets left
+        // unread; past these, the ranges wait on their sockets.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(QUEUED_PIECES);
+        let (mark, marked) = watch::channel(0);
         let task = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = rx.blocking_recv() {
-                std::io::Write::write_all(&mut file, &chunk)
+            let mut extent = Extent::default();
+            while let Some(piece) = rx.blocking_recv() {
+                write_at(&file, &piece.bytes, piece.offset)
                     .map_err(|e| Error::io("write", &shown, e))?;
+                if let Some(end) = extent.add(piece.offset, piece.bytes.len() as u64) {
+                    mark.send_replace(end);
+                }
             }
-            Ok(file)
+            Ok(())
         });
-        SpillWriter { tx, task }
+        (SpillWriter { tx, task }, marked)
     }
 
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        if self.tx.send(chunk).await.is_ok() {
+    async fn write(&mut self, piece: Piece) -> Result<()> {
+        if self.tx.send(piece).await.is_ok() {
             return Ok(());
         }
         // The writer stopped, which it does only on an error: that error.
         match (&mut self.task).await {
             Ok(Err(e)) => Err(e),
-            Ok(Ok(_)) => Err(Error::Task("the download's writer stopped early".into())),
+            Ok(Ok(())) => Err(Error::Task("the download's writer stopped early".into())),
             Err(e) => Err(Error::task("the download's writer", e)),
         }
     }
 
-    /// The written file, once every chunk is in it.
-    async fn finish(self) -> Result<std::fs::File> {
+    /// Once every piece is in the file.
+    async fn finish(self) -> Result<()> {
         drop(self.tx);
         joined(self.task.await)?
+    }
+}
+
+/// A download going to its temp file: the writer, the check reading it
+/// back, and the file they share.
+struct Spill {
+    writer: SpillWriter,
+    /// `None`: checked by the pieces' CRCs instead.
+    checked: Option<AbortOnDropHandle<Result<(Check, u64)>>>,
+    file: Arc<std::fs::File>,
+}
+
+/// The bytes written so far: the run from the start without a gap, and the
+/// runs beyond it (start to end).
+#[derive(Default)]
+struct Extent {
+    from_start: u64,
+    beyond: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Extent {
+    /// Adds `len` bytes at `offset`; the new end of the run from the start,
+    /// if it grew.
+    fn add(&mut self, offset: u64, len: u64) -> Option<u64> {
+        if offset > self.from_start {
+            let end = self.beyond.entry(offset).or_default();
+            *end = (*end).max(offset + len);
+            return None;
+        }
+        let before = self.from_start;
+        self.from_start = self.from_start.max(offset + len);
+        while let Some(entry) = self.beyond.first_entry() {
+            if *entry.key() > self.from_start {
+                break;
+            }
+            self.from_start = self.from_start.max(entry.remove());
+        }
+        (self.from_start > before).then_some(self.from_start)
+    }
+}
+
+/// Reads the temp file back in order as it is written without a gap
+/// (`marked`), into `check`, in blocks of `block` bytes; once the writer is
+/// done, to its end. The check and how many bytes it saw. Reading back
+/// rather than checking the pieces keeps the check off the download's path
+/// (a whole-body MD5 runs at its own pace, the ranges at theirs) and checks
+/// the bytes the file holds.
+async fn check_written(
+    file: Arc<std::fs::File>,
+    shown: PathBuf,
+    mut marked: watch::Receiver<u64>,
+    mut check: Check,
+    block: u64,
+) -> Result<(Check, u64)> {
+    let mut at = 0;
+    let mut done = false;
+    loop {
+        let upto = *marked.borrow_and_update();
+        while upto - at >= block || (done && at < upto) {
+            let len = block.min(upto - at);
+            let (file, shown) = (file.clone(), shown.clone());
+            let chunk = blocking(move || read_at(&file, &shown, at, len)).await?;
+            at += len;
+            check.add(&chunk, done && at == upto).await?;
+        }
+        if done {
+            return Ok((check, at));
+        }
+        done = marked.changed().await.is_err();
     }
 }
 
 /// Bodies up to this size are gathered in memory and written with a single
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
+/// Pieces (of about a MiB: see the store) waiting for the writer at most.
+const QUEUED_PIECES: usize = 16;
+/// The blocks a streamed check reads the temp file back in: under the size
+/// the allocator maps on its own, so they are reused, not faulted in anew.
+const READ_BACK: u64 = 512 * 1024;
 
 /// A download's temp file in its directory, removed unless the download
 /// succeeded: on failure, and when the download is dropped mid-way (its
@@ -337,10 +479,9 @@ async fn receive(
         .as_deref()
         .filter(|_| body.etag_is_md5)
         .and_then(etag_hash);
-    let mut hasher = match body.checksum {
+    let hasher = match body.checksum {
         Some(want) => Check::Crc {
-            digest: Box::new(crc_fast::Digest::new(want.algorithm)),
-            algorithm: want.algorithm,
+            crcs: PieceCrcs::new(want.algorithm),
             want: want.value,
             hash: match expected.clone().filter(|e| {
                 etag_hash.as_ref() == Some(e) && d.size.is_some_and(|s| has_content_hash_form(e, s))
@@ -353,9 +494,22 @@ async fn receive(
         None => Check::Hash(BodyHasher::new(whole)),
     };
     let by_checksum = matches!(hasher, Check::Crc { .. });
+    // Read back in whole parts where parts are hashed (in parallel), else
+    // in blocks that stay on the heap.
+    let block = match &hasher {
+        Check::Hash(h) if h.whole.is_none() => PART_SIZE,
+        _ => READ_BACK,
+    };
+    let mut check = Some(hasher);
+    // A check by CRC alone takes each piece's CRC as it comes, in whatever
+    // order: nothing is read back.
+    let mut piece_crcs = check
+        .as_mut()
+        .and_then(Check::pieces_crc)
+        .map(|crcs| std::mem::replace(crcs, PieceCrcs::new(crcs.algorithm)));
     let mut received: u64 = 0;
     let mut memory: Vec<u8> = Vec::new();
-    let mut file: Option<SpillWriter> = None;
+    let mut file: Option<Spill> = None;
     loop {
         // A body that stops sending is cut here and the download retried.
         let next = tokio::time::timeout(stall, body.stream.next())
@@ -368,34 +522,84 @@ async fn receive(
                     format!("GetObject {}: the body stalled for {stall:?}", d.key),
                 )
             })?;
-        let Some(chunk) = next else { break };
-        let chunk = chunk?;
-        let last = d.size == Some(received + chunk.len() as u64);
-        received += chunk.len() as u64;
-        progress.moved(chunk.len() as u64);
-        hasher.add(&chunk, last).await?;
-        if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_MAX {
-            memory.extend_from_slice(&chunk);
+        let Some(piece) = next else { break };
+        let piece = piece?;
+        let len = piece.bytes.len();
+        received += len as u64;
+        progress.moved(len as u64);
+        if let Some(crcs) = &mut piece_crcs {
+            crcs.add(piece.offset, &piece.bytes);
+        }
+        if file.is_none()
+            && piece.offset == memory.len() as u64
+            && memory.len() + len <= IN_MEMORY_MAX
+        {
+            memory.extend_from_slice(&piece.bytes);
             continue;
         }
         let out = match &mut file {
-            Some(out) => out,
+            Some(spill) => &mut spill.writer,
             None => {
                 let (root, rel) = (root.clone(), d.rel.clone());
                 let (std_file, dir, temp) = blocking(move || {
                     let dir = parent_dir(&root, &rel)?;
                     let (file, temp) = create_temp_file(&dir)?;
-                    Ok((file, Arc::new(dir), temp))
+                    Ok((Arc::new(file), Arc::new(dir), temp))
                 })
                 .await?;
                 let shown = dir.path().join(&temp);
                 spilled.0 = Some((dir, temp));
-                let out = file.insert(SpillWriter::start(std_file, shown));
-                out.write(std::mem::take(&mut memory).into()).await?;
-                out
+                let (writer, marked) = SpillWriter::start(std_file.clone(), shown.clone());
+                let checked = piece_crcs.is_none().then(|| {
+                    let check = check.take().expect("one check, handed over once");
+                    let read = check_written(std_file.clone(), shown, marked, check, block);
+                    AbortOnDropHandle::new(tokio::spawn(read))
+                });
+                let spill = file.insert(Spill {
+                    writer,
+                    checked,
+                    file: std_file,
+                });
+                if !memory.is_empty() {
+                    let bytes = Bytes::from(std::mem::take(&mut memory));
+                    spill.writer.write(Piece { offset: 0, bytes }).await?;
+                }
+                &mut spill.writer
             }
         };
-        out.write(chunk).await?;
+        out.write(piece).await?;
+    }
+    // The bytes in memory, or the file once written and read back whole.
+    let memory = Bytes::from(memory);
+    let (file, mut hasher, checked) = match (file, check) {
+        (Some(spill), check) => {
+            spill.writer.finish().await?;
+            let (hasher, seen) = match (spill.checked, check) {
+                (Some(checked), _) => joined(checked.await)??,
+                (None, Some(check)) => (check, received),
+                (None, None) => unreachable!("the check went to the file's reader"),
+            };
+            // The writer and the reader are done with it.
+            let file = Arc::try_unwrap(spill.file)
+                .map_err(|_| Error::Task("the download's file is still in use".into()))?;
+            (Some(file), hasher, seen)
+        }
+        (None, Some(mut hasher)) => {
+            if piece_crcs.is_none() {
+                hasher.add(&memory, true).await?;
+            }
+            (None, hasher, memory.len() as u64)
+        }
+        (None, None) => unreachable!("the check goes to the file's reader only with the file"),
+    };
+    if let Some(crcs) = piece_crcs {
+        *hasher.pieces_crc().expect("a check by CRC") = crcs;
+    }
+    if checked != received {
+        return Err(Error::Integrity(format!(
+            "{}: {received} bytes arrived, {checked} were read back in order",
+            d.rel
+        )));
     }
     // Verified before a byte reaches the final name (or, when gathered in
     // memory, the disk at all): the length always, the MD5 when known. An
@@ -432,10 +636,7 @@ async fn receive(
         names: names.clone(),
     };
     let (stat, conflict_copy) = match (file, spilled.0.clone()) {
-        (Some(out), Some((dir, temp))) => {
-            let out = out.finish().await?;
-            blocking(move || target.commit(&dir, out, &temp)).await?
-        }
+        (Some(out), Some((dir, temp))) => blocking(move || target.commit(&dir, out, &temp)).await?,
         _ => {
             let (root, rel) = (root.clone(), d.rel.clone());
             blocking(move || {
@@ -521,5 +722,50 @@ impl Target {
             Err(e) => return Err(Error::io("inspect", &shown, e)),
         };
         Ok((Some(stat), copy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Extent, PieceCrcs};
+
+    #[test]
+    fn pieces_in_any_order_make_the_whole_crc_and_a_gap_makes_none() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for algorithm in [
+            crc_fast::CrcAlgorithm::Crc64Nvme,
+            crc_fast::CrcAlgorithm::Crc32Iscsi,
+            crc_fast::CrcAlgorithm::Crc32IsoHdlc,
+        ] {
+            let mut crcs = PieceCrcs::new(algorithm);
+            // An empty piece (a body that began with nothing) counts for nothing.
+            for (start, end) in [
+                (0, 0),
+                (70_000, 100_000),
+                (0, 1),
+                (1, 30_000),
+                (30_000, 70_000),
+            ] {
+                crcs.add(start, &data[start as usize..end]);
+            }
+            assert_eq!(crcs.value(), Some(crc_fast::checksum(algorithm, &data)));
+            let mut gap = PieceCrcs::new(algorithm);
+            gap.add(0, &data[..10]);
+            gap.add(11, &data[11..20]);
+            assert_eq!(gap.value(), None);
+        }
+    }
+
+    #[test]
+    fn the_run_from_the_start_grows_only_over_no_gap() {
+        let mut e = Extent::default();
+        assert_eq!(e.add(10, 5), None);
+        assert_eq!(e.add(20, 5), None);
+        assert_eq!(e.add(0, 4), Some(4));
+        assert_eq!(e.add(4, 6), Some(15));
+        // Overlaps and repeats never move it back.
+        assert_eq!(e.add(0, 3), None);
+        assert_eq!(e.add(15, 5), Some(25));
+        assert!(e.beyond.is_empty());
     }
 }

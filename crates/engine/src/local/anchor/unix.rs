@@ -184,11 +184,11 @@ impl Dir {
         }
     }
 
-    /// A new file `name` for writing; fails if anything (a link too)
-    /// is there.
+    /// A new file `name` for writing (and reading back what was written);
+    /// fails if anything (a link too) is there.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
         let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         Ok(openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))?.into())
     }
 

@@ -82,9 +82,11 @@ impl Dir {
         }
     }
 
-    /// A new file `name` for writing; fails if anything is there.
+    /// A new file `name` for writing (and reading back what was written);
+    /// fails if anything is there.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
         std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(self.path.join(name))

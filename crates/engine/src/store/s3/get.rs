@@ -5,25 +5,31 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use bytes::Bytes;
+use bytes::BytesMut;
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::{Checksum, ObjectBody};
+use crate::store::{Checksum, ObjectBody, Piece};
 use crc_fast::CrcAlgorithm;
 
 use super::errors::error_chain;
 use super::probes::Probe;
 use super::{S3Store, MIB};
 
-/// Objects at least this large download as parallel ranged GETs, one
-/// range per part of the content hash (so each range hashes on its own).
+/// Objects at least this large download as parallel ranged GETs: a first
+/// range (whose answer gives the size and the version the others must be
+/// of), then the rest in up to `RANGES_IN_FLIGHT` streams at once.
 const RANGED_MIN: u64 = 32 * MIB;
-const RANGE_SIZE: u64 = PART_SIZE;
-const RANGES_IN_FLIGHT: usize = 6;
+const FIRST_RANGE: u64 = PART_SIZE;
+const MAX_RANGE: u64 = 64 * MIB;
+/// Ranges streamed side by side (each holds a piece in memory, not the
+/// range).
+const RANGES_IN_FLIGHT: usize = 8;
+/// The size of the pieces a body is handed over in.
+const PIECE: usize = MIB as usize;
 
 impl S3Store {
     /// The object, ranged when large.
@@ -33,7 +39,7 @@ impl S3Store {
             _ => {
                 let out = self.get_range(key, None, None).await?;
                 let info = info_of!(out);
-                Ok(ObjectBody::new(info, self.body_stream(key, out.body)))
+                Ok(ObjectBody::pieces(info, self.pieces(key, 0, out.body)))
             }
         }
     }
@@ -70,24 +76,52 @@ impl S3Store {
             .into()
     }
 
-    fn body_stream(&self, key: &str, body: ByteStream) -> BoxStream<'static, Result<Bytes>> {
+    /// `body`, the object's bytes from `offset` on, as pieces of about
+    /// `PIECE` bytes: written where they go as they come (a large object's
+    /// ranges arrive side by side), in few writes.
+    fn pieces(
+        &self,
+        key: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> BoxStream<'static, Result<Piece>> {
         let (this, key) = (self.clone(), key.to_owned());
-        futures::stream::unfold(Some(body), move |body| {
+        futures::stream::unfold(Some((body, offset)), move |state| {
             let (this, key) = (this.clone(), key.clone());
             async move {
-                let mut body: ByteStream = body?;
-                match body.next().await? {
-                    Ok(chunk) => Some((Ok(chunk), Some(body))),
-                    Err(e) => Some((Err(this.body_error(&key, e)), None)),
-                }
+                let (mut body, offset) = state?;
+                let mut piece = BytesMut::with_capacity(PIECE);
+                let whole = loop {
+                    match body.next().await {
+                        Some(Ok(chunk)) if piece.is_empty() && chunk.len() >= PIECE => {
+                            break Some(chunk);
+                        }
+                        Some(Ok(chunk)) => {
+                            piece.extend_from_slice(&chunk);
+                            if piece.len() >= PIECE {
+                                break None;
+                            }
+                        }
+                        Some(Err(e)) => return Some((Err(this.body_error(&key, e)), None)),
+                        None if piece.is_empty() => return None,
+                        None => {
+                            let bytes = piece.freeze();
+                            return Some((Ok(Piece { offset, bytes }), None));
+                        }
+                    }
+                };
+                let bytes = whole.unwrap_or_else(|| piece.freeze());
+                let next = offset + bytes.len() as u64;
+                Some((Ok(Piece { offset, bytes }), Some((body, next))))
             }
         })
         .boxed()
     }
 
-    /// A large object as ranges fetched `RANGES_IN_FLIGHT` at a time and
-    /// yielded in order, so the caller still hashes and writes one stream.
-    /// Every range after the first must come from the same object version.
+    /// A large object as ranges streamed `RANGES_IN_FLIGHT` at a time, their
+    /// pieces yielded as they arrive: the caller writes each at its offset
+    /// and checks the bytes in order from the file. Every range after the
+    /// first must come from the same object version.
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
         // A ranged answer carries no whole-object checksum: asked with a
         // HEAD at the same time, where the server verifies checksums.
@@ -97,7 +131,7 @@ impl S3Store {
                 false => None,
             }
         };
-        let (first, crc) = tokio::join!(self.get_range(key, Some((0, RANGE_SIZE - 1)), None), crc);
+        let (first, crc) = tokio::join!(self.get_range(key, Some((0, FIRST_RANGE - 1)), None), crc);
         let first = first?;
         let info = info_of!(first);
         // Of this very version.
@@ -108,38 +142,36 @@ impl S3Store {
             .and_then(|(_, t)| t.parse::<u64>().ok());
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
-            return Ok(ObjectBody::new(info, self.body_stream(key, first.body)));
+            return Ok(ObjectBody::pieces(info, self.pieces(key, 0, first.body)));
         };
-        let head = first
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.body_error(key, e))?;
         let this = self.clone();
         let (key, version) = (key.to_owned(), info.etag.clone());
-        let rest = futures::stream::iter((RANGE_SIZE..total).step_by(RANGE_SIZE as usize))
+        let head = self.pieces(&key, 0, first.body);
+        // The rest in as few ranges as fill the slots: each costs a round
+        // trip before its first byte, and holds no more memory than a small
+        // one.
+        let size = (total.saturating_sub(FIRST_RANGE))
+            .div_ceil(RANGES_IN_FLIGHT as u64)
+            .div_ceil(MIB)
+            * MIB;
+        let size = size.clamp(FIRST_RANGE, MAX_RANGE);
+        let rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
-                async move {
-                    let end = (start + RANGE_SIZE).min(total) - 1;
+                let end = (start + size).min(total) - 1;
+                futures::stream::once(async move {
                     let out = this
                         .get_range(&key, Some((start, end)), version.as_deref())
                         .await?;
-                    let bytes = out
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| this.body_error(&key, e))?;
-                    Ok(bytes.into_bytes())
-                }
+                    Ok::<_, Error>(this.pieces(&key, start, out.body))
+                })
+                .try_flatten()
+                .boxed()
             })
-            .buffered(RANGES_IN_FLIGHT);
-        let stream = futures::stream::once(async move { Ok(head.into_bytes()) })
-            .chain(rest)
-            .boxed();
+            .flatten_unordered(RANGES_IN_FLIGHT);
         Ok(ObjectBody {
             checksum: crc.map(|(_, crc)| crc),
-            ..ObjectBody::new(info, stream)
+            ..ObjectBody::pieces(info, futures::stream::select(head, rest).boxed())
         })
     }
 
