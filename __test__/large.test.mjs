@@ -11,6 +11,24 @@ import { admin, endpoint, getObject, putObject, newBucket, tmpDir, md5, contentH
 
 const MiB = 1024 * 1024
 
+/**
+ * A proxy `hold` for the first write of `p/big.bin` (its completion; or its
+ * one PUT, where the server ignores If-Match on completions and the engine
+ * sends the file whole): held 500 ms, `controller` aborted meanwhile, so a
+ * push stops once S3 stored the bytes but before it heard so.
+ */
+function holdFirstWrite(controller) {
+  const held = { fired: false }
+  held.hold = (req) => {
+    const write = (req.method === 'POST' && req.query.has('uploadId')) || (req.method === 'PUT' && !req.query.has('partNumber'))
+    if (held.fired || !write || !req.path.endsWith('/p/big.bin')) return 0
+    held.fired = true
+    setTimeout(() => controller.abort(), 20)
+    return 500
+  }
+  return held
+}
+
 test('a 40 MiB file goes up in parts and comes down in ranges, intact, then is known unchanged', async () => {
   const bucket = await newBucket()
   const body = randomBuffer(40 * MiB)
@@ -143,35 +161,22 @@ test('a large file new or resized under a base goes up unhashed (its parts hashe
   // it heard so; edited again: the next push replaces its own write (the
   // object's token is the base's intent), no conflict.
   const controller = new AbortController()
-  let fired = false
-  await withProxy(
-    {
-      hold: (req) => {
-        // Its completion; or its one PUT, where the server ignores If-Match
-        // on completions (the engine then sends the file whole).
-        const write = (req.method === 'POST' && req.query.has('uploadId')) || (req.method === 'PUT' && !req.query.has('partNumber'))
-        if (fired || !write || !req.path.endsWith('/p/big.bin')) return 0
-        fired = true
-        setTimeout(() => controller.abort(), 20)
-        return 500
-      },
-    },
-    async (proxy) => {
-      const b = open(proxy.endpoint)
-      const bigger = randomBuffer(24 * MiB)
-      writeFileSync(path.join(dir, 'big.bin'), bigger)
-      await assert.rejects(b.push({ signal: controller.signal }), { name: 'AbortError' })
-      assert.ok(fired)
-      assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(bigger))
-      const third = randomBuffer(24 * MiB)
-      writeFileSync(path.join(dir, 'big.bin'), third)
-      const again = await b.push()
-      assert.equal(again.success, true, JSON.stringify(again))
-      assert.deepEqual([again.uploadedFiles, again.conflicts ?? []], [1, []])
-      assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(third))
-      await b.close()
-    },
-  )
+  const held = holdFirstWrite(controller)
+  await withProxy({ hold: held.hold }, async (proxy) => {
+    const b = open(proxy.endpoint)
+    const bigger = randomBuffer(24 * MiB)
+    writeFileSync(path.join(dir, 'big.bin'), bigger)
+    await assert.rejects(b.push({ signal: controller.signal }), { name: 'AbortError' })
+    assert.ok(held.fired)
+    assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(bigger))
+    const third = randomBuffer(24 * MiB)
+    writeFileSync(path.join(dir, 'big.bin'), third)
+    const again = await b.push()
+    assert.equal(again.success, true, JSON.stringify(again))
+    assert.deepEqual([again.uploadedFiles, again.conflicts ?? []], [1, []])
+    assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(third))
+    await b.close()
+  })
 })
 
 test('a new large file whose push stopped once S3 stored it, then deleted here: the pull does not bring it back, and the push deletes that write', async () => {
@@ -182,23 +187,11 @@ test('a new large file whose push stopped once S3 stored it, then deleted here: 
   await open().pull()
   writeFileSync(path.join(dir, 'big.bin'), randomBuffer(9 * MiB))
   const controller = new AbortController()
-  let fired = false
-  await withProxy(
-    {
-      hold: (req) => {
-        // As above: its completion, or its one PUT.
-        const write = (req.method === 'POST' && req.query.has('uploadId')) || (req.method === 'PUT' && !req.query.has('partNumber'))
-        if (fired || !write || !req.path.endsWith('/p/big.bin')) return 0
-        fired = true
-        setTimeout(() => controller.abort(), 20)
-        return 500
-      },
-    },
-    async (proxy) => {
-      await assert.rejects(open(proxy.endpoint).push({ signal: controller.signal }), { name: 'AbortError' })
-    },
-  )
-  assert.ok(fired)
+  const held = holdFirstWrite(controller)
+  await withProxy({ hold: held.hold }, async (proxy) => {
+    await assert.rejects(open(proxy.endpoint).push({ signal: controller.signal }), { name: 'AbortError' })
+  })
+  assert.ok(held.fired)
   assert.equal((await headObject(bucket, 'p/big.bin')).ContentLength, 9 * MiB)
   rmSync(path.join(dir, 'big.bin'))
   const pulled = await open().pull()
