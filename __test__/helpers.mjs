@@ -140,7 +140,8 @@ export async function listKeys(bucket, prefix = '') {
  *   { flip: true }           forward, but flip one byte of the response body,
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more,
- *   { headers: {...} }      forward, with these response headers set;
+ *   { headers: {...} }      forward, with these response headers set,
+ *   { rewrite: (text) => text }  forward, with the response body rewritten;
  * `delay(req)` returns milliseconds (or a promise) to wait before forwarding;
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
@@ -175,6 +176,11 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
           up.pause()
           await (typeof held === 'number' ? new Promise((r) => setTimeout(r, held)) : held)
           up.resume()
+        }
+        if (action?.rewrite) {
+          const text = action.rewrite(Buffer.concat(await up.toArray()).toString())
+          res.writeHead(up.statusCode, { ...up.headers, ...action.headers, 'content-length': Buffer.byteLength(text) })
+          return res.end(text)
         }
         res.writeHead(up.statusCode, { ...up.headers, ...action?.headers })
         if (!action || (action.headers && !action.flip && action.truncateAfter === undefined && action.stallAfter === undefined)) {

@@ -91,6 +91,18 @@ pub fn unquote_etag(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
+/// The ETag a write's answer body names, whatever its root element is
+/// called (moto 5.2.1 answers CompleteMultipartUpload with a
+/// `CompleteMultipartUploadResponse` root, which the SDK refuses to read).
+pub fn etag_in_answer(body: &str) -> Option<String> {
+    let start = body.find("<ETag>")? + "<ETag>".len();
+    let end = start + body[start..].find("</ETag>")?;
+    let etag = body[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"");
+    Some(unquote_etag(etag.trim())).filter(|e| !e.is_empty())
+}
+
 /// An ETag as a condition header carries it.
 pub fn quote_etag(etag: &str) -> String {
     format!("\"{etag}\"")
@@ -233,6 +245,26 @@ mod tests {
         let s3 = e.s3().expect("an S3 error");
         assert_eq!((s3.code.as_str(), s3.status), ("NoSuchBucket", Some(404)));
         assert!(s3.message.starts_with("GetObject s3://b/k failed: NoSuchBucket: gone. Check the bucket name, the region (eu-west-1)"), "{}", s3.message);
+    }
+
+    #[test]
+    fn an_answer_names_its_etag_whatever_its_root_element() {
+        let moto = r#"<?xml version="1.0" encoding="utf-8"?>
+<CompleteMultipartUploadResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>l</Location><ETag>"3c74b969bdf74d8e5119031592328b6f-6"</ETag></CompleteMultipartUploadResponse>"#;
+        assert_eq!(
+            etag_in_answer(moto).as_deref(),
+            Some("3c74b969bdf74d8e5119031592328b6f-6")
+        );
+        let escaped = "<CopyObjectResult><ETag>&quot;abc&quot;</ETag></CopyObjectResult>";
+        assert_eq!(etag_in_answer(escaped).as_deref(), Some("abc"));
+        for none in [
+            "",
+            "<Result/>",
+            "<Result><ETag></ETag></Result>",
+            "<ETag>cut",
+        ] {
+            assert_eq!(etag_in_answer(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use crate::error::Error;
-use crate::store::answers::answer_error;
+use crate::error::{Error, Result};
+use crate::store::answers::{answer_error, etag_in_answer};
+use crate::store::Written;
 
 use super::S3Store;
 
@@ -20,6 +21,10 @@ impl S3Store {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let chain = error_chain(&err);
         let (code, detail) = match &err {
+            // A success the SDK could not read (see `written`).
+            SdkError::ServiceError(e) if e.raw().status().is_success() => {
+                ("InvalidResponse".to_owned(), chain)
+            }
             SdkError::ServiceError(e) => (
                 e.err()
                     .code()
@@ -42,6 +47,46 @@ impl S3Store {
         failure.error = failure.error.with_source(err);
         failure.into()
     }
+
+    /// What a write's answer says was written: `read` from the SDK's
+    /// output, or, for a success answer the SDK could not read, the ETag its
+    /// body names and its version header. S3 fails such a request only with
+    /// an `<Error>` body, which the SDK reads (it has a code); anything else
+    /// is done, and reporting it failed would make callers retry a write
+    /// that is already there.
+    pub(super) fn written<O, E>(
+        &self,
+        op: &str,
+        key: &str,
+        answer: std::result::Result<O, SdkError<E, HttpResponse>>,
+        read: impl FnOnce(O) -> Written,
+    ) -> Result<Written>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match answer {
+            Ok(out) => Ok(read(out)),
+            Err(err) => unread_success(&err).ok_or_else(|| self.error(op, key, err)),
+        }
+    }
+}
+
+/// See `S3Store::written`: `None` unless the answer is a 2xx with no error
+/// code whose body names an ETag.
+fn unread_success<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<Written> {
+    let SdkError::ServiceError(e) = err else {
+        return None;
+    };
+    let raw = e.raw();
+    if !raw.status().is_success() || e.err().code().is_some() {
+        return None;
+    }
+    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    Some(Written {
+        etag: Some(etag_in_answer(body)?),
+        version: raw.headers().get("x-amz-version-id").map(str::to_owned),
+        hash: None,
+    })
 }
 
 /// An error and its sources as one line of their `Display` forms (a

@@ -161,7 +161,7 @@ impl S3Store {
             return Ok(said(written, &req, hash));
         };
         let condition = self.sendable(req.key, req.condition).await?;
-        let done = self
+        let answer = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -177,13 +177,12 @@ impl S3Store {
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .send()
-            .await
-            .map(|out| Written {
-                etag: out.e_tag().map(unquote_etag),
-                version: out.version_id().map(str::to_owned),
-                hash: None,
-            })
-            .map_err(|e| self.error("CompleteMultipartUpload", req.key, e));
+            .await;
+        let done = self.written("CompleteMultipartUpload", req.key, answer, |out| Written {
+            etag: out.e_tag().map(unquote_etag),
+            version: out.version_id().map(str::to_owned),
+            hash: None,
+        });
         let done = missing_is_conflict(done, if_match(condition).is_some());
         if done.is_ok() {
             guard.0 = None;

@@ -143,7 +143,7 @@ impl S3Store {
             encode_key(key),
             encode_key(version)
         );
-        let out = self
+        let answer = self
             .client
             .copy_object()
             .bucket(&self.bucket)
@@ -152,17 +152,16 @@ impl S3Store {
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .send()
-            .await
-            .map_err(|e| self.error("CopyObject", key, e));
-        let out = missing_is_conflict(out, if_match(condition).is_some())?;
-        Ok(Written {
+            .await;
+        let written = self.written("CopyObject", key, answer, |out| Written {
             etag: out
                 .copy_object_result()
                 .and_then(|r| r.e_tag())
                 .map(unquote_etag),
             version: out.version_id().map(str::to_owned),
             hash: None,
-        })
+        });
+        missing_is_conflict(written, if_match(condition).is_some())
     }
 }
 
