@@ -207,6 +207,11 @@ impl Workspace {
             .await?;
         self.log(Level::Info, &announce);
         let result = self.cancellable(&run.cancel, body(&mut state)).await;
+        // What the operation left running to clean up after itself (a
+        // probe object's deletion) ends with it.
+        if let Some(store) = self.store.get() {
+            store.settle().await;
+        }
         self.finish(name, verb, started, result)
     }
 

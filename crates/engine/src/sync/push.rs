@@ -119,22 +119,37 @@ impl Workspace {
             let (root, rules) = (root.clone(), rules.clone());
             blocking(move || scan(&root, &rules))
         };
-        // The base load and the once-per-instance cleanup's request overlap
-        // the scan.
-        let loading = self.base(state, &opened, dry_run);
-        let (base, local) = if dry_run {
-            let (base, scanned) = tokio::join!(loading, scanning);
-            (base?, scanned?)
-        } else {
-            let cleanup = self.abort_abandoned_uploads(&*store);
-            let (cleanup, base, scanned) = tokio::join!(cleanup, loading, scanning);
-            // A failure every request would repeat ends the push now rather
-            // than after the listing or uploads retry it too.
-            if let Some(e) = cleanup {
-                return Err(e);
-            }
-            (base?, scanned?)
+        // The base load, then the listing where it is needed, overlap the
+        // scan; and so do the once-per-instance requests (the cleanup, and
+        // the bucket's versioning the checkpoint asks after the uploads).
+        let listed = async {
+            let base = self.base(state, &opened, dry_run).await?;
+            // Without a base, the listing tells which files S3 already has.
+            // A dry run lists anyway, to tell which conditional writes would
+            // hold.
+            let objects = match base.exists() && !dry_run {
+                true => None,
+                false => Some(list_all(&*store, &self.config.prefix).await?),
+            };
+            Ok::<_, Error>((base, objects))
         };
+        let once = async {
+            if dry_run {
+                return None;
+            }
+            let (cleanup, _) = tokio::join!(
+                self.abort_abandoned_uploads(&*store),
+                self.versioned(&*store)
+            );
+            cleanup
+        };
+        let (cleanup, listed, scanned) = tokio::join!(once, listed, scanning);
+        // A failure every request would repeat ends the push now rather
+        // than after the uploads retry it too.
+        if let Some(e) = cleanup {
+            return Err(e);
+        }
+        let ((base, objects), local) = (listed?, scanned?);
         for s in &local.skipped {
             self.log(
                 Level::Warn,
@@ -147,14 +162,9 @@ impl Workspace {
             .filter(|s| s.reason != SkipReason::Symlink)
             .map(Skipped::to_error)
             .collect::<Vec<_>>();
-        // Without a base, the listing tells which files S3 already has.
-        // A dry run lists anyway, to tell which conditional writes would hold.
-        let listing = if base.exists() && !dry_run {
-            None
-        } else {
-            let objects = list_all(&*store, &self.config.prefix).await?;
-            Some(remote_files(&self.config.prefix, &objects, &rules, Folding::default()).files)
-        };
+        let listing = objects.map(|objects| {
+            remote_files(&self.config.prefix, &objects, &rules, Folding::default()).files
+        });
         // Large files whose hash decides nothing go unhashed, their parts
         // hashed as they are sent (a dry run hashes them, to predict).
         let unhashed = !dry_run;

@@ -8,11 +8,12 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::PART_SIZE;
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::{Checksum, ObjectBody, Piece};
+use crate::store::{Checksum, ObjectBody, ObjectInfo, Piece};
 use crc_fast::CrcAlgorithm;
 
 use super::errors::error_chain;
@@ -30,6 +31,13 @@ const MAX_RANGE: u64 = 64 * MIB;
 const RANGES_IN_FLIGHT: usize = 8;
 /// The size of the pieces a body is handed over in.
 const PIECE: usize = MIB as usize;
+
+/// The checksum `crc` (with the ETag it is of) if it is of the object
+/// version `info` describes.
+fn of_version(crc: Option<(String, Checksum)>, info: &ObjectInfo) -> Option<Checksum> {
+    crc.filter(|(etag, _)| info.etag.as_ref() == Some(etag))
+        .map(|(_, crc)| crc)
+}
 
 impl S3Store {
     /// The object, ranged when large.
@@ -124,25 +132,38 @@ impl S3Store {
     /// first must come from the same object version.
     async fn get_ranged(&self, key: &str) -> Result<ObjectBody> {
         // A ranged answer carries no whole-object checksum: asked with a
-        // HEAD at the same time, where the server verifies checksums.
-        let crc = async {
-            match self.honours(Probe::Checksum).await {
-                true => self.full_checksum(key).await,
-                false => None,
-            }
+        // HEAD at the same time, and trusted where the server verifies
+        // checksums (probed side by side with the HEAD, the first time).
+        // Neither holds the ranges back.
+        let crc = {
+            let (this, key) = (self.clone(), key.to_owned());
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                match this.known(Probe::Checksum) {
+                    Some(false) => None,
+                    Some(true) => this.full_checksum(&key).await,
+                    None => {
+                        let (verified, crc) =
+                            tokio::join!(this.honours(Probe::Checksum), this.full_checksum(&key));
+                        crc.filter(|_| verified)
+                    }
+                }
+            }))
         };
-        let (first, crc) = tokio::join!(self.get_range(key, Some((0, FIRST_RANGE - 1)), None), crc);
-        let first = first?;
+        let first = self
+            .get_range(key, Some((0, FIRST_RANGE - 1)), None)
+            .await?;
         let info = info_of!(first);
-        // Of this very version.
-        let crc = crc.filter(|(etag, _)| info.etag.as_ref() == Some(etag));
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
             .and_then(|(_, t)| t.parse::<u64>().ok());
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
-            return Ok(ObjectBody::pieces(info, self.pieces(key, 0, first.body)));
+            let crc = crc.await.ok().flatten();
+            return Ok(ObjectBody {
+                checksum: of_version(crc, &info),
+                ..ObjectBody::pieces(info, self.pieces(key, 0, first.body))
+            });
         };
         let this = self.clone();
         let (key, version) = (key.to_owned(), info.etag.clone());
@@ -155,7 +176,7 @@ impl S3Store {
             .div_ceil(MIB)
             * MIB;
         let size = size.clamp(FIRST_RANGE, MAX_RANGE);
-        let rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
+        let mut rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
                 let end = (start + size).min(total) - 1;
@@ -168,9 +189,14 @@ impl S3Store {
                 .try_flatten()
                 .boxed()
             })
-            .flatten_unordered(RANGES_IN_FLIGHT);
+            .flatten_unordered(RANGES_IN_FLIGHT)
+            .boxed()
+            .peekable();
+        // Their requests go out (polled until a first piece is in) while the
+        // checksum is still being asked.
+        let (crc, _) = tokio::join!(crc, std::pin::Pin::new(&mut rest).peek());
         Ok(ObjectBody {
-            checksum: crc.map(|(_, crc)| crc),
+            checksum: of_version(crc.ok().flatten(), &info),
             ..ObjectBody::pieces(info, futures::stream::select(head, rest).boxed())
         })
     }

@@ -179,7 +179,8 @@ impl Store for S3Store {
         self.trusted().await
     }
 
-    /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads.
+    /// Up to `SETTLE_MAX` for the aborts of dropped multipart uploads and
+    /// the deletion of probe objects.
     async fn settle(&self) {
         let pending: Vec<_> =
             std::mem::take(&mut *self.aborting.lock().unwrap_or_else(|p| p.into_inner()));
