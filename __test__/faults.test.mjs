@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
 import {
   endpoint,
@@ -133,8 +134,12 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
   // version: the whole MD5 in the metadata (both checked in order).
   await putObject(bucket, 'p/single.bin', body)
   await putObject(bucket, 'p/legacy.bin', body, { Metadata: { 's3ws-md5': md5(body) } })
+  // With no checksum at all (an older tool): the whole MD5 alone.
+  const plain = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' })
+  await plain.send(new PutObjectCommand({ Bucket: bucket, Key: 'p/plain.bin', Body: body }))
+  plain.destroy()
   const second = (r) => isGet(r) && r.headers.range?.startsWith(`bytes=${8 * 1024 * 1024}-`)
-  const names = ['ours.bin', 'unhashed.bin', 'single.bin', 'legacy.bin']
+  const names = ['ours.bin', 'unhashed.bin', 'single.bin', 'legacy.bin', 'plain.bin']
   for (const name of names) {
     await withProxy({ fault: (r) => (second(r) && r.path.endsWith(name) ? { flip: true } : undefined) }, async (proxy) => {
       const dir = tmpDir()
@@ -145,7 +150,7 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
       // Where the server keeps a whole-object CRC, that is what checks the
       // bytes (no whole MD5): the CRC64NVME our unhashed upload sent, the
       // CRC32 the test's SDK sends with a PUT. Ours, sent hashed: MD5.
-      const checkedBy = { 'unhashed.bin': /Crc64Nvme/, 'single.bin': /Crc32IsoHdlc/, 'legacy.bin': /Crc32IsoHdlc/, 'ours.bin': /hash to/ }
+      const checkedBy = { 'unhashed.bin': /Crc64Nvme/, 'single.bin': /Crc32IsoHdlc/, 'legacy.bin': /Crc32IsoHdlc/, 'ours.bin': /hash to/, 'plain.bin': /hash to/ }
       if (!lacks('checksums')) assert.match(result.errors[0], checkedBy[name])
       assert.equal(existsSync(path.join(dir, name)), false, `${name} landed`)
       assert.equal(

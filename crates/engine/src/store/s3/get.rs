@@ -7,13 +7,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::BytesMut;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
-use crate::hashing::PART_SIZE;
+use crate::hashing::{is_composite, PART_SIZE};
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::{Checksum, ObjectBody, ObjectInfo, Piece};
+use crate::store::{Checksum, ObjectBody, Piece};
 use crc_fast::CrcAlgorithm;
 
 use super::errors::error_chain;
@@ -26,18 +26,13 @@ use super::{S3Store, MIB};
 const RANGED_MIN: u64 = 32 * MIB;
 const FIRST_RANGE: u64 = PART_SIZE;
 const MAX_RANGE: u64 = 64 * MIB;
+/// The ranges of a body hashed in order (see `get_ranged`).
+const IN_ORDER_RANGE: u64 = 8 * MIB;
 /// Ranges streamed side by side (each holds a piece in memory, not the
 /// range).
 const RANGES_IN_FLIGHT: usize = 8;
 /// The size of the pieces a body is handed over in.
 const PIECE: usize = MIB as usize;
-
-/// The checksum `crc` (with the ETag it is of) if it is of the object
-/// version `info` describes.
-fn of_version(crc: Option<(String, Checksum)>, info: &ObjectInfo) -> Option<Checksum> {
-    crc.filter(|(etag, _)| info.etag.as_ref() == Some(etag))
-        .map(|(_, crc)| crc)
-}
 
 impl S3Store {
     /// The object, ranged when large.
@@ -153,29 +148,54 @@ impl S3Store {
             .get_range(key, Some((0, FIRST_RANGE - 1)), None)
             .await?;
         let info = info_of!(first);
+        // Of this very version.
+        let crc = {
+            let etag = info.etag.clone();
+            async move {
+                let (of, crc) = crc.await.ok().flatten()?;
+                (etag.as_ref() == Some(&of)).then_some(crc)
+            }
+        };
         let total = first
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
             .and_then(|(_, t)| t.parse::<u64>().ok());
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
-            let crc = crc.await.ok().flatten();
             return Ok(ObjectBody {
-                checksum: of_version(crc, &info),
+                checksum: crc.await,
                 ..ObjectBody::pieces(info, self.pieces(key, 0, first.body))
             });
+        };
+        // The rest in as few ranges as fill the slots: each costs a round
+        // trip before its first byte, and holds no more memory than a small
+        // one. But a body checked by its whole MD5 (a hash that is no hash
+        // of parts, and no checksum kept: see `download`) is hashed in order
+        // as the file fills from its start, which long ranges side by side
+        // leave to the end: its ranges are short, so what is written without
+        // a gap keeps up with the bytes in. The checksum decides, and is
+        // then awaited first.
+        let spread = (total.saturating_sub(FIRST_RANGE))
+            .div_ceil(RANGES_IN_FLIGHT as u64)
+            .div_ceil(MIB)
+            * MIB;
+        let spread = spread.clamp(FIRST_RANGE, MAX_RANGE);
+        let whole_md5 = info.content_hash().is_some_and(|h| !is_composite(&h));
+        let (crc, size) = match whole_md5 {
+            true => {
+                let crc = crc.await;
+                let size = if crc.is_some() {
+                    spread
+                } else {
+                    IN_ORDER_RANGE
+                };
+                (futures::future::ready(crc).left_future(), size)
+            }
+            false => (crc.right_future(), spread),
         };
         let this = self.clone();
         let (key, version) = (key.to_owned(), info.etag.clone());
         let head = self.pieces(&key, 0, first.body);
-        // The rest in as few ranges as fill the slots: each costs a round
-        // trip before its first byte, and holds no more memory than a small
-        // one.
-        let size = (total.saturating_sub(FIRST_RANGE))
-            .div_ceil(RANGES_IN_FLIGHT as u64)
-            .div_ceil(MIB)
-            * MIB;
-        let size = size.clamp(FIRST_RANGE, MAX_RANGE);
         let mut rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
@@ -193,10 +213,10 @@ impl S3Store {
             .boxed()
             .peekable();
         // Their requests go out (polled until a first piece is in) while the
-        // checksum is still being asked.
-        let (crc, _) = tokio::join!(crc, std::pin::Pin::new(&mut rest).peek());
+        // checksum may still be being asked.
+        let (checksum, _) = tokio::join!(crc, std::pin::Pin::new(&mut rest).peek());
         Ok(ObjectBody {
-            checksum: of_version(crc.ok().flatten(), &info),
+            checksum,
             ..ObjectBody::pieces(info, futures::stream::select(head, rest).boxed())
         })
     }
