@@ -188,7 +188,7 @@ async fn upload(
         .send()
         .await?;
     let id = created.upload_id().unwrap_or_default().to_owned();
-    let parts: Vec<CompletedPart> = futures::stream::iter(0..size.div_ceil(PART))
+    let mut parts: Vec<CompletedPart> = futures::stream::iter(0..size.div_ceil(PART))
         .map(|i| {
             let (file, path, id) = (file.clone(), path.to_path_buf(), id.clone());
             async move {
@@ -217,9 +217,10 @@ async fn upload(
                 )
             }
         })
-        .buffered(6)
+        .buffer_unordered(6)
         .try_collect()
         .await?;
+    parts.sort_by_key(|p| p.part_number());
     client
         .complete_multipart_upload()
         .bucket(bucket)

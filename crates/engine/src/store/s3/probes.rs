@@ -68,8 +68,6 @@ pub(super) struct Honoured {
     copy: tokio::sync::OnceCell<Support>,
     checksum: tokio::sync::OnceCell<Support>,
     warnings: Mutex<Vec<Warning>>,
-    /// The conditional writes warning was given.
-    said: AtomicBool,
     /// The server answered `DeleteObjects` as a request it does not implement.
     batch_refused: AtomicBool,
     /// Names this store's probe objects.
@@ -85,7 +83,6 @@ impl Default for Honoured {
             copy: Default::default(),
             checksum: Default::default(),
             warnings: Default::default(),
-            said: Default::default(),
             batch_refused: Default::default(),
             tag: crate::local::rand_u64(),
         }
@@ -119,16 +116,20 @@ impl Probe {
         }
     }
 
-    /// What is done instead when the server ignores it, when that is worth
-    /// a warning.
-    fn fallback(self, endpoint: &str) -> Option<String> {
+    /// What is done instead when the server ignores it (or refuses it:
+    /// `found`), when that is worth a warning.
+    fn fallback(self, endpoint: &str, found: &Support) -> Option<String> {
+        let why = match found {
+            Support::Refused(e) => format!(" (they were refused: {e})"),
+            _ => String::new(),
+        };
         Some(match self {
             // Content-MD5 guards the bytes instead, as everywhere else.
             Probe::Checksum => return None,
             Probe::Put => format!(
                 "The S3 server at {endpoint} does not apply conditional writes (If-Match, \
-                 If-None-Match): concurrent writers can overwrite each other. Each write is \
-                 checked with a HEAD just before it is sent, which narrows that window but \
+                 If-None-Match){why}: concurrent writers can overwrite each other. Each write \
+                 is checked with a HEAD just before it is sent, which narrows that window but \
                  cannot close it; conditionalWrites: 'required' refuses to push instead"
             ),
             Probe::BatchDelete => format!(
@@ -258,9 +259,14 @@ impl S3Store {
                         Err(e) => failed(e),
                     },
                 };
+                // Said once (the probe runs once), before anyone waiting
+                // for the answer can take the warnings. Where conditions
+                // are required, the push is refused instead.
                 let learnt = !matches!(found, Support::Honoured | Support::Unavailable(_));
-                if let Some(fallback) = probe.fallback(&this.endpoint) {
-                    if learnt && probe != Probe::Put {
+                let refused =
+                    probe == Probe::Put && this.conditional_writes == ConditionalWrites::Required;
+                if let Some(fallback) = probe.fallback(&this.endpoint, &found) {
+                    if learnt && !refused {
                         this.note(WarningCode::StoreConditionIgnored, fallback);
                     }
                 }
@@ -283,51 +289,42 @@ impl S3Store {
     }
 
     /// Before a push that relies on conditional writes: whether the server
-    /// applies them (`Auto`: said once when not; `Required`: refused).
+    /// applies them. `Required`: found out now, and the push refused when
+    /// not. `Auto`: found out side by side with the push (its conditional
+    /// writes wait for the answer in `sendable`; what is done instead is
+    /// said once, by the probe), so the bytes of a large file are under way
+    /// meanwhile.
     pub(super) async fn check_conditions(&self) -> Result<()> {
-        let found = match self.conditional_writes {
-            ConditionalWrites::Off => Support::Refused("conditionalWrites is 'off'".into()),
-            _ => self.support(Probe::Put).await,
-        };
-        if found == Support::Honoured {
-            return Ok(());
-        }
-        if let Support::Unavailable(e) = &found {
-            // Not known this time: this push checks each write with a HEAD
-            // (or, when conditions are required, does not run), and says
-            // nothing of the server it could not ask.
-            if self.conditional_writes != ConditionalWrites::Required {
+        match self.conditional_writes {
+            ConditionalWrites::Off => return Ok(()),
+            ConditionalWrites::Auto => {
+                let this = self.clone();
+                self.track(tokio::spawn(async move {
+                    this.support(Probe::Put).await;
+                }));
                 return Ok(());
             }
-            return Err(Error::Unsupported(format!(
-                "Could not check that the S3 server at {} applies conditional writes \
-                 ({e}), and conditionalWrites is 'required': nothing was pushed; try again",
-                self.endpoint
-            )));
+            ConditionalWrites::Required => {}
         }
-        let why = match &found {
+        let why = match self.support(Probe::Put).await {
+            Support::Honoured => return Ok(()),
+            // Not known this time: the push does not run.
+            Support::Unavailable(e) => {
+                return Err(Error::Unsupported(format!(
+                    "Could not check that the S3 server at {} applies conditional writes \
+                     ({e}), and conditionalWrites is 'required': nothing was pushed; try again",
+                    self.endpoint
+                )))
+            }
             Support::Refused(e) => format!(" (they were refused: {e})"),
-            _ => String::new(),
+            Support::Ignored => String::new(),
         };
-        if self.conditional_writes == ConditionalWrites::Required {
-            return Err(Error::Unsupported(format!(
-                "The S3 server at {} does not apply conditional writes (If-Match, \
-                 If-None-Match){why}, and conditionalWrites is 'required': nothing was \
-                 pushed. Use a server that applies them, or conditionalWrites: 'auto'",
-                self.endpoint
-            )));
-        }
-        let first = !self.honoured.said.swap(true, Ordering::Relaxed);
-        if first && self.conditional_writes == ConditionalWrites::Auto {
-            self.note(
-                WarningCode::StoreConditionIgnored,
-                format!(
-                    "{}{why}",
-                    Probe::Put.fallback(&self.endpoint).unwrap_or_default()
-                ),
-            );
-        }
-        Ok(())
+        Err(Error::Unsupported(format!(
+            "The S3 server at {} does not apply conditional writes (If-Match, \
+             If-None-Match){why}, and conditionalWrites is 'required': nothing was \
+             pushed. Use a server that applies them, or conditionalWrites: 'auto'",
+            self.endpoint
+        )))
     }
 
     /// The condition to send with a write to `key`: as given where the

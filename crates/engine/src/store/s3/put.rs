@@ -353,7 +353,10 @@ impl S3Store {
             Content::Unhashed { .. } => None,
         };
         let parts = (0..count).map(|i| (i as i32 + 1, i * PART_SIZE));
-        let sent: Vec<SentPart> = futures::stream::iter(parts)
+        // Each slot takes the next part as soon as its last one is in, not
+        // when every part before it is: with a round trip between parts,
+        // waiting for the slowest of six idles the other five.
+        let mut sent: Vec<SentPart> = futures::stream::iter(parts)
             .map(|(number, offset)| async move {
                 let len = PART_SIZE.min(size - offset);
                 let file = req
@@ -405,9 +408,10 @@ impl S3Store {
                     len,
                 })
             })
-            .buffered(PARTS_IN_FLIGHT)
+            .buffer_unordered(PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
+        sent.sort_by_key(|p| p.part.part_number());
         // The parts are the bytes read just now; they match the hash recorded
         // in the metadata only if the file is still the one that was hashed
         // (an unhashed file: the one scanned).
