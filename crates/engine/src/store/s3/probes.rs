@@ -4,7 +4,7 @@
 //!
 //! | probe | requests | where the server ignores or refuses it |
 //! |---|---|---|
-//! | conditional PUT and DELETE | PUT, PUT `If-None-Match: *`, PUT `If-Match`, DELETE `If-Match` (the last three with a condition that cannot hold; the two PUTs at once), DELETE | writes are checked with a HEAD just before they are sent (a best effort: another writer can still slip in between), said once; `conditionalWrites: 'required'` refuses to push |
+//! | conditional PUT and DELETE | PUT, PUT `If-None-Match: *`, PUT `If-Match`, DELETE `If-Match` (the last three with a condition that cannot hold), DELETE | writes are checked with a HEAD just before they are sent (a best effort: another writer can still slip in between), said once; `conditionalWrites: 'required'` refuses to push |
 //! | per-key `ETag` of `DeleteObjects` | PUT, DeleteObjects, DELETE | one `DeleteObject` with `If-Match` per key |
 //! | `If-Match` on `CompleteMultipartUpload` | PUT, a multipart upload of one part, DELETE | one conditional `PutObject` (up to 5 GiB) |
 //! | `If-Match` on `CopyObject` (a restore's copies) | PUT, a `CopyObject` onto it, DELETE | checked with a HEAD just before, as above |
@@ -400,18 +400,17 @@ impl S3Store {
     }
 
     /// Conditional PUT and DELETE on the probe object `key`, each with a
-    /// condition that cannot hold: the two PUTs at once, then the DELETE (a
-    /// server that ignores its condition would delete the object under the
-    /// PUTs: s3rver then fails on its own files).
+    /// condition that cannot hold, one after the other: with the two PUTs
+    /// sent at once, SeaweedFS 4.48 once hung every later write (seen in a
+    /// benchmark, the probe object left behind), and a DELETE whose
+    /// condition is ignored would remove the object under the PUTs (s3rver
+    /// then fails on its own files). Under
+    /// `conditionalWrites: 'auto'` the probe runs beside the push anyway.
     async fn probe_put(&self, key: &str) -> Support {
-        let wrong = Condition::IfMatch(WRONG_ETAG.into());
-        let (absent, matching) = tokio::join!(
-            self.put_raw(key, &Condition::IfNoneMatch),
-            self.put_raw(key, &wrong),
-        );
         let answers = [
-            absent,
-            matching,
+            self.put_raw(key, &Condition::IfNoneMatch).await,
+            self.put_raw(key, &Condition::IfMatch(WRONG_ETAG.into()))
+                .await,
             self.delete_raw(key, Some(WRONG_ETAG)).await,
         ];
         let mut found = Support::Honoured;
