@@ -400,11 +400,11 @@ impl S3Store {
     }
 
     /// Conditional PUT and DELETE on the probe object `key`, each with a
-    /// condition that cannot hold, one after the other: with the two PUTs
-    /// sent at once, SeaweedFS 4.48 once hung every later write (seen in a
-    /// benchmark, the probe object left behind), and a DELETE whose
+    /// condition that cannot hold, one after the other: a DELETE whose
     /// condition is ignored would remove the object under the PUTs (s3rver
-    /// then fails on its own files). Under
+    /// then fails on its own files), and with the two PUTs sent at once a
+    /// SeaweedFS 4.48 stopped answering writes once, in a benchmark (not
+    /// seen again in 300 tries on a fresh one). Under
     /// `conditionalWrites: 'auto'` the probe runs beside the push anyway.
     async fn probe_put(&self, key: &str) -> Support {
         let answers = [
