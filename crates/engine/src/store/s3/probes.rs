@@ -60,6 +60,17 @@ pub(super) enum Support {
     Unavailable(String),
 }
 
+impl Support {
+    /// Why conditions are not applied, as a message goes on: " (they were
+    /// refused: …)", or nothing.
+    fn why(&self) -> String {
+        match self {
+            Support::Refused(e) => format!(" (they were refused: {e})"),
+            _ => String::new(),
+        }
+    }
+}
+
 /// What probing found, once per store; and the warnings to pass on.
 pub(super) struct Honoured {
     put: tokio::sync::OnceCell<Support>,
@@ -119,10 +130,7 @@ impl Probe {
     /// What is done instead when the server ignores it (or refuses it:
     /// `found`), when that is worth a warning.
     fn fallback(self, endpoint: &str, found: &Support) -> Option<String> {
-        let why = match found {
-            Support::Refused(e) => format!(" (they were refused: {e})"),
-            _ => String::new(),
-        };
+        let why = found.why();
         Some(match self {
             // Content-MD5 guards the bytes instead, as everywhere else.
             Probe::Checksum => return None,
@@ -316,8 +324,7 @@ impl S3Store {
                     self.endpoint
                 )))
             }
-            Support::Refused(e) => format!(" (they were refused: {e})"),
-            Support::Ignored => String::new(),
+            found => found.why(),
         };
         Err(Error::Unsupported(format!(
             "The S3 server at {} does not apply conditional writes (If-Match, \
