@@ -703,3 +703,18 @@ test('a push aborted while it records its checkpoint: the next one records its w
   }
   await newestIsS3(bucket)
 })
+
+test('a restore to versions first written as new files: another agent that synced the later ones takes the restore as an edit (no conflict copies)', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  const turns = await threeTurns(a)
+  const b = agent(bucket)
+  assert.equal((await b.sync.pull()).success, true)
+  assert.deepEqual(files(b.dir), turns[2].files)
+  const restored = await a.sync.restore({ checkpoint: turns[0].checkpoint })
+  assert.equal(restored.success, true, JSON.stringify(restored))
+  const pulled = await b.sync.pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(pulled.conflicts, undefined)
+  assert.deepEqual(files(b.dir), turns[0].files)
+})

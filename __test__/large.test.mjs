@@ -7,7 +7,24 @@ import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'nod
 import path from 'node:path'
 import { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { S3WorkspaceSync } from '../index.js'
-import { admin, endpoint, getObject, putObject, newBucket, tmpDir, md5, contentHash, randomBuffer, startProxy, headObject, isList, quiet, lacks, withProxy } from './helpers.mjs'
+import {
+  admin,
+  endpoint,
+  getObject,
+  putObject,
+  newBucket,
+  listKeys,
+  tmpDir,
+  md5,
+  contentHash,
+  randomBuffer,
+  startProxy,
+  headObject,
+  isList,
+  quiet,
+  lacks,
+  withProxy,
+} from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -305,4 +322,73 @@ test('a large object sent elsewhere in one PUT is checked by its CRC or whole MD
   assert.deepEqual([again.success, again.transferredFiles, again.conflicts?.length ?? 0], [true, 1, 0], JSON.stringify(again))
   assert.equal(md5(readFileSync(path.join(dir, 'crc.bin'))), md5(b))
   plain.destroy()
+})
+
+test('two agents push the same new large file at the same moment: neither version is lost', async () => {
+  // moto and SeaweedFS check If-None-Match on CompleteMultipartUpload and
+  // then store: both completions can pass. The push waits for the other
+  // upload of its key and looks: usually one is told CONFLICT. Where both
+  // still are told they stored it (moto ends an upload before it stores),
+  // the loser's next pull finds S3's version written as new over the one it
+  // synced, and keeps its own as a conflict copy. Several rounds: a race.
+  const bucket = await newBucket()
+  for (let round = 0; round < 4; round++) {
+    const prefix = `r${round}/`
+    const [dirA, dirB] = [tmpDir('a'), tmpDir('b')]
+    const [bodyA, bodyB] = [randomBuffer(20 * MiB), randomBuffer(20 * MiB)]
+    writeFileSync(path.join(dirA, 'n.bin'), bodyA)
+    writeFileSync(path.join(dirB, 'n.bin'), bodyB)
+    const a = new S3WorkspaceSync({ bucket, prefix, workspaceDir: dirA, endpoint, logger: quiet() })
+    const b = new S3WorkspaceSync({ bucket, prefix, workspaceDir: dirB, endpoint, logger: quiet() })
+    const both = await Promise.all([a.push(), b.push()])
+    const told = both.filter((r) => !r.success)
+    assert.ok(told.length <= 1, `round ${round}: ${JSON.stringify(both)}`)
+    for (const r of told) {
+      assert.deepEqual(
+        r.errorDetails.map((e) => e.code),
+        ['CONFLICT'],
+      )
+      assert.deepEqual(r.conflicts, ['n.bin'])
+    }
+    // Each pulls (the loser keeps its version under a conflict name) and
+    // pushes: S3, and each workspace after one more pull, hold both.
+    for (const agent of [a, b]) {
+      assert.equal((await agent.pull()).success, true)
+      assert.equal((await agent.push()).success, true)
+    }
+    const held = await Promise.all((await listKeys(bucket, prefix)).filter((k) => !k.includes('/.s3ws/')).map(async (k) => md5(await getObject(bucket, k))))
+    assert.deepEqual(held.sort(), [md5(bodyA), md5(bodyB)].sort(), `round ${round}`)
+  }
+})
+
+test('a pull about to replace a synced, unchanged file with an object another writer made as new keeps the file as a conflict copy; an edit of it replaces it', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const ours = randomBuffer(MiB)
+  writeFileSync(path.join(dir, 'n.bin'), ours)
+  const logs = []
+  const logger = { ...quiet(), warn: (m) => logs.push(m) }
+  const a = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger })
+  assert.equal((await a.push()).uploadedFiles, 1)
+  // What a second writer's creation leaves where its condition was checked
+  // before this write was stored: its bytes, marked as written new.
+  const theirs = randomBuffer(MiB)
+  await putObject(bucket, 'p/n.bin', theirs, { Metadata: { 's3ws-new': '1' } })
+  const pulled = await a.pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.deepEqual(pulled.conflicts, ['n.bin'])
+  assert.equal(md5(readFileSync(path.join(dir, 'n.bin'))), md5(theirs))
+  const copy = pulled.conflictCopies[0].copy
+  assert.equal(md5(readFileSync(path.join(dir, copy))), md5(ours))
+  assert.match(logs.join('\n'), /written as a new file by a writer that never saw the version synced here/)
+  // The copy goes up with the next push.
+  assert.equal((await a.push()).uploadedFiles, 1)
+  assert.equal(md5(await getObject(bucket, `p/${copy}`)), md5(ours))
+  // An edit by a writer that knew the synced version (no mark) replaces
+  // the file, as ever.
+  const edit = randomBuffer(MiB)
+  await putObject(bucket, 'p/n.bin', edit)
+  const again = await a.pull()
+  assert.equal(again.conflicts, undefined)
+  assert.equal(md5(readFileSync(path.join(dir, 'n.bin'))), md5(edit))
 })

@@ -9,6 +9,11 @@
 //! | changed              | changed              | same bytes: record; else keep  |
 //! |                      |                      | both (local → conflict name)   |
 //!
+//! An object written as new (`answers::NEW_META`) that would replace an
+//! unchanged synced file is a writer that never saw that file's version:
+//! the file is kept as a conflict copy first (decided as the GET answers:
+//! `Download::keep_if_new`).
+//!
 //! Without a base (first sync of this directory) nothing local is known to
 //! have been synced, so nothing local is lost: local-only files are kept
 //! for the next push, and a local file that differs from its object is kept
@@ -59,6 +64,10 @@ pub struct Download {
     pub replaces: Option<FileStat>,
     /// Move the local file (as `replaces`) to a conflict name first.
     pub keep_local: bool,
+    /// `keep_local` if the object turns out to be written as a new one
+    /// (`answers::NEW_META`): the synced version `replaces` was then never
+    /// seen by its writer.
+    pub keep_if_new: bool,
     /// Save S3's version under a conflict name beside the path, leaving
     /// what is there (the agent's current file, or a directory) alone; the
     /// base then holds S3's version as the one the local side changed from.
@@ -258,6 +267,7 @@ pub fn plan_pull_part(
         let shadowed = remote.shadowed.contains_key(rel);
         let entry = local.base.get(rel);
         let unknown = recovering && entry.is_none() && !shadowed;
+        let keep_both = !mirror && policy == ConflictPolicy::KeepBoth;
         let download = |replaces: Option<FileStat>, keep_local: bool, beside: bool| {
             let obj = obj.expect("downloads are of listed objects");
             Download {
@@ -266,6 +276,7 @@ pub fn plan_pull_part(
                 size: obj.size,
                 etag: obj.etag.clone(),
                 last_modified: obj.last_modified,
+                keep_if_new: replaces.is_some() && !keep_local && keep_both,
                 replaces,
                 keep_local,
                 beside,
@@ -372,7 +383,6 @@ pub fn plan_pull_part(
                     (etag.as_ref() == Some(m) || stored_hash == Some(m))
                         && Some(stat.size) == o.size
                 });
-                let keep_both = !mirror && policy == ConflictPolicy::KeepBoth;
                 if same {
                     let at_ns = local.hashes[local_rel].at_ns;
                     let entry = BaseEntry {
@@ -487,6 +497,7 @@ fn restore_deletions(
             last_modified: obj.last_modified,
             replaces: None,
             keep_local: false,
+            keep_if_new: false,
             beside: false,
         });
     }

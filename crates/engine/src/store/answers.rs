@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::{Error, S3Error};
 use crate::hashing::{is_composite, parse_hash, PART_SIZE};
 use crate::model::{Condition, FileStat};
-use crate::store::{Content, ObjectInfo};
+use crate::store::{Content, ObjectInfo, PutRequest};
 
 /// The object metadata key this engine keeps its content hash under (see
 /// `hashing`): what verifies a download whose ETag is not an MD5, such as an
@@ -25,6 +25,15 @@ pub const PART_SIZE_META: &str = "s3ws-part-size";
 /// The metadata key an unhashed upload keeps its token under (see
 /// `Content::Unhashed`).
 pub const UPLOAD_META: &str = "s3ws-upload";
+
+/// The metadata key a write sent under `If-None-Match` (as a new object)
+/// is marked with. A pull about to replace a synced, unchanged file with
+/// such an object keeps the file as a conflict copy first: the writer did
+/// not know the version synced here, so that version was either replaced
+/// by a second writer creating the path at the same moment (which a server
+/// that checks conditions before it stores lets through) or deleted and
+/// made anew since.
+pub const NEW_META: &str = "s3ws-new";
 
 /// The content hash an object's metadata gives, given how to look a
 /// metadata key up and the object's ETag (when that ETag is the MD5 form):
@@ -46,10 +55,14 @@ fn stored_hash<'a>(
 
 /// The metadata a write keeps: the content hash when it is known before
 /// the first byte is sent (`hash`), else the part size that makes the
-/// multipart ETag that hash; and an unhashed upload's token (see
-/// `Content::Unhashed`), which the base's intent names it by.
-pub fn upload_metadata(content: Content<'_>, hash: Option<&str>) -> HashMap<String, String> {
-    let mut meta = HashMap::new();
+/// multipart ETag that hash; an unhashed upload's token (see
+/// `Content::Unhashed`), which the base's intent names it by; and
+/// `NEW_META` on a write under `If-None-Match`.
+pub fn upload_metadata(req: &PutRequest<'_>, hash: Option<&str>) -> HashMap<String, String> {
+    let (content, mut meta) = (req.content, HashMap::new());
+    if *req.condition == Condition::IfNoneMatch {
+        meta.insert(NEW_META.to_owned(), "1".to_owned());
+    }
     match hash {
         Some(hash) => meta.insert(HASH_META.to_owned(), hash.to_owned()),
         None => meta.insert(PART_SIZE_META.to_owned(), PART_SIZE.to_string()),
@@ -80,6 +93,7 @@ pub fn object_info<'a>(
         etag: etag.map(unquote_etag),
         hash: stored_hash(&meta, etag.filter(|_| etag_is_md5)),
         token: meta(UPLOAD_META).map(str::to_owned),
+        written_new: meta(NEW_META).is_some(),
         etag_is_md5,
         version: None,
         size: None,

@@ -117,6 +117,7 @@ impl Store for MemoryStore {
             version: None,
             size: None,
             token: None,
+            written_new: false,
         };
         Ok(ObjectBody::new(info, Box::pin(stream)))
     }
@@ -129,6 +130,7 @@ impl Store for MemoryStore {
             version: None,
             size: Some(body.len() as u64),
             token: None,
+            written_new: false,
         }))
     }
 

@@ -40,6 +40,8 @@ pub struct ObjectBody {
     /// The whole object's checksum, where the server keeps one and
     /// verifies checksums (asked of a large object only).
     pub checksum: Option<Checksum>,
+    /// See `ObjectInfo::written_new`.
+    pub written_new: bool,
 }
 
 /// A whole-object CRC a server keeps (`x-amz-checksum-*` of a checksum
@@ -82,6 +84,7 @@ impl ObjectBody {
             hash: info.hash,
             etag_is_md5: info.etag_is_md5,
             checksum: None,
+            written_new: info.written_new,
         }
     }
 
@@ -179,6 +182,8 @@ pub struct ObjectInfo {
     /// The token of the unhashed upload that wrote it (see
     /// `Content::Unhashed`), if that is how it was written.
     pub token: Option<String>,
+    /// Written by this engine as a new object (`answers::NEW_META`).
+    pub written_new: bool,
 }
 
 /// What the server answered to a write.

@@ -385,7 +385,7 @@ impl<T: Transport> Store for TransportStore<T> {
                 size,
                 content_type: req.content_type,
                 content_md5: BASE64.encode(md5),
-                metadata: upload_metadata(req.content, Some(&hash)),
+                metadata: upload_metadata(&req, Some(&hash)),
                 if_match: if_match(req.condition),
                 if_none_match: if_none_match(req.condition),
             })

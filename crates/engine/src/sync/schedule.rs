@@ -889,6 +889,7 @@ impl Pulling<'_> {
                     rel,
                     replaces: None,
                     keep_local: false,
+                    keep_if_new: false,
                     beside: false,
                 });
             }
@@ -1036,6 +1037,13 @@ impl Workspace {
                         format!(
                             "Conflict: {rel} changed both here (after the pull was called) \
                              and on S3; the local version stays, S3's was saved as {copy}"
+                        )
+                    } else if done.unseen {
+                        format!(
+                            "Conflict: {rel} on S3 was written as a new file by a writer that \
+                             never saw the version synced here (two agents created it at the \
+                             same moment, or it was deleted and made again); S3's version was \
+                             downloaded and the local one kept as {copy}"
                         )
                     } else {
                         format!(

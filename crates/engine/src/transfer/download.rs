@@ -35,6 +35,9 @@ use crate::store::{Piece, Store};
 pub struct Downloaded {
     pub entry: BaseEntry,
     pub conflict_copy: Option<(String, ConflictCopy)>,
+    /// The local version was kept because the object was written as new
+    /// (`Download::keep_if_new`), not because it changed here.
+    pub unseen: bool,
 }
 
 /// The directory a download lands in, opened (made if missing) beneath the
@@ -639,13 +642,14 @@ async fn receive(
         }
     }
     let etag = body.etag.or_else(|| d.etag.clone());
+    let unseen = d.keep_if_new && body.written_new;
     let (parent, dest) = split_parent(&d.rel);
     let target = Target {
         dest: dest.to_owned(),
         parent: parent.to_owned(),
         mtime: d.last_modified,
         replaces: d.replaces,
-        keep_local: d.keep_local,
+        keep_local: d.keep_local || unseen,
         beside: d.beside,
         names: names.clone(),
     };
@@ -683,6 +687,7 @@ async fn receive(
     Ok(Downloaded {
         entry,
         conflict_copy: conflict_copy.map(|c| (join_rel(parent, &c.name), c)),
+        unseen,
     })
 }
 

@@ -17,6 +17,7 @@ macro_rules! info_of {
     }};
 }
 
+mod confirm;
 mod connect;
 mod delete;
 mod errors;

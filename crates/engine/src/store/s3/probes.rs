@@ -218,6 +218,13 @@ impl S3Store {
         self.conditional_writes != ConditionalWrites::Off && self.honours(Probe::Put).await
     }
 
+    /// Whether conditions are applied as the object is stored, so two
+    /// writers never both pass one: AWS documents it; no other server is
+    /// taken to (moto and SeaweedFS check first, then store).
+    pub(super) fn applies_atomically(&self) -> bool {
+        self.scratch.is_none()
+    }
+
     /// Whether the server honours what `probe` tests.
     pub(super) async fn honours(&self, probe: Probe) -> bool {
         self.support(probe).await == Support::Honoured

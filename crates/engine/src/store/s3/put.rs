@@ -187,7 +187,8 @@ impl S3Store {
         if done.is_ok() {
             guard.0 = None;
         }
-        done.map(|written| said(written, &req, sent.hash))
+        let written = self.confirm(&req, done?, &sent.hash).await?;
+        Ok(said(written, &req, sent.hash))
     }
 
     /// A large file in one conditional PutObject, streamed from the checked
@@ -214,6 +215,7 @@ impl S3Store {
         let written = self.send_put(req, body, md5, &hash).await?;
         req.progress.moved(size);
         check_unchanged(req.file, req.path, &req.stat)?;
+        let written = self.confirm(req, written, &hash).await?;
         Ok(said(written, req, hash))
     }
 
@@ -238,7 +240,7 @@ impl S3Store {
             .content_length(req.stat.size as i64)
             .content_type(req.content_type)
             .content_md5(BASE64.encode(md5))
-            .set_metadata(Some(upload_metadata(req.content, Some(hash))))
+            .set_metadata(Some(upload_metadata(req, Some(hash))))
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .customize()
@@ -275,7 +277,7 @@ impl S3Store {
             .key(req.key)
             .content_type(req.content_type)
             .set_metadata(Some(upload_metadata(
-                req.content,
+                req,
                 match req.content {
                     Content::Hashed(hash) => Some(hash),
                     Content::Unhashed { .. } => None,

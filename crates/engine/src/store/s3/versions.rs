@@ -1,13 +1,18 @@
 //! Object versions, for checkpoints: whether the bucket keeps them, which
 //! version of each object is current, and making an older one current again.
 
-use aws_sdk_s3::types::BucketVersioningStatus;
+use std::collections::HashMap;
+
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
+use aws_sdk_s3::types::{BucketVersioningStatus, MetadataDirective};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::probes::Probe;
 use super::S3Store;
 use crate::error::{Error, Result};
 use crate::model::{Condition, RemoteObject};
-use crate::store::answers::{if_match, if_none_match, missing_is_conflict, unquote_etag};
+use crate::store::answers::{if_match, if_none_match, missing_is_conflict, unquote_etag, NEW_META};
 use crate::store::{CurrentVersion, Versioning, Written};
 
 /// The largest object one CopyObject can copy (S3's limit).
@@ -97,15 +102,7 @@ impl S3Store {
     /// HeadObject of `key` at `version`: whether that version still exists
     /// (a delete marker, or an id the server does not know, is none).
     pub(super) async fn has_version(&self, key: &str, version: &str) -> Result<bool> {
-        let asked = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .version_id(version)
-            .send()
-            .await;
-        match asked {
+        match self.head_version(key, version).await {
             Ok(out) => Ok(out.delete_marker() != Some(true)),
             Err(e) => {
                 let status = e.raw_response().map(|r| r.status().as_u16());
@@ -120,8 +117,26 @@ impl S3Store {
         }
     }
 
+    /// HeadObject of `key` at `version`, as answered.
+    async fn head_version(
+        &self,
+        key: &str,
+        version: &str,
+    ) -> std::result::Result<HeadObjectOutput, SdkError<HeadObjectError, HttpResponse>> {
+        self.client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+    }
+
     /// CopyObject of `key` at `version` onto `key` (metadata copied with
-    /// it), under `condition` on what `key` holds now.
+    /// it), under `condition` on what `key` holds now. Over an object, a
+    /// version written as new loses that mark (`NEW_META`): the copy
+    /// replaces a version its maker knew of, and a pull must not take it
+    /// for a writer that never saw the version synced there.
     pub(super) async fn copy_from_version(
         &self,
         key: &str,
@@ -136,6 +151,10 @@ impl S3Store {
                 self.bucket
             )));
         }
+        let unmarked = match condition {
+            Condition::IfMatch(_) => self.unmarked_metadata(key, version).await?,
+            _ => None,
+        };
         let condition = self.sendable_with(Probe::Copy, key, condition).await?;
         let source = format!(
             "{}/{}?versionId={}",
@@ -149,6 +168,9 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(key)
             .copy_source(source)
+            .set_metadata_directive(unmarked.as_ref().map(|_| MetadataDirective::Replace))
+            .set_content_type(unmarked.as_ref().and_then(|u| u.0.clone()))
+            .set_metadata(unmarked.map(|u| u.1))
             .set_if_match(if_match(condition))
             .set_if_none_match(if_none_match(condition))
             .send()
@@ -162,6 +184,23 @@ impl S3Store {
             hash: None,
         });
         missing_is_conflict(written, if_match(condition).is_some())
+    }
+
+    /// The content type and metadata of `key` at `version` without
+    /// `NEW_META`, if it has that mark (`None`: copied as they are).
+    async fn unmarked_metadata(
+        &self,
+        key: &str,
+        version: &str,
+    ) -> Result<Option<(Option<String>, HashMap<String, String>)>> {
+        let out = self
+            .head_version(key, version)
+            .await
+            .map_err(|e| self.error("HeadObject", key, e))?;
+        let mut meta = out.metadata().cloned().unwrap_or_default();
+        Ok(meta
+            .remove(NEW_META)
+            .map(|_| (out.content_type().map(str::to_owned), meta)))
     }
 }
 
