@@ -186,7 +186,11 @@ test('idle: one HEAD of the journal a poll, no listing until the full check is d
   const start = proxy.requests.length
   await new Promise((r) => setTimeout(r, 2_500))
   const idle = proxy.requests.slice(start)
-  assert.ok(idle.length >= 6 && idle.length <= 12, `${idle.length} requests in 2.5 s at pollMs 250`)
+  // At most one a poll (10 in 2.5 s, and a little slack for the window's
+  // edges); at least a few, though a poll waits for the HEAD's answer
+  // before the next 250 ms, which a busy server (moto under the whole
+  // suite) stretches: 5 were seen there.
+  assert.ok(idle.length >= 3 && idle.length <= 12, `${idle.length} requests in 2.5 s at pollMs 250`)
   for (const r of idle) assert.ok(r.method === 'HEAD' && r.path.endsWith(`/p/${JOURNAL}`), `${r.method} ${r.path}`)
 
   // Another instance (a plain push(), not watching) changes one file.
