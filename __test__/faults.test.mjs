@@ -195,6 +195,30 @@ test('a body that stalls is cut by the stall guard and retried', async () => {
   })
 })
 
+test('a request the server never answers ends its operation with a Timeout: a part whose body is never read, a completion, a GET', async () => {
+  const never = () => new Promise(() => {})
+  const ours = (r) => !r.path.includes('/.s3ws/')
+  const bucket = await newBucket()
+  for (const [what, pick] of [
+    ['UploadPart', (r) => r.method === 'PUT' && r.query.has('partNumber') && ours(r)],
+    ['CompleteMultipartUpload', (r) => r.method === 'POST' && r.query.has('uploadId') && ours(r)],
+  ]) {
+    const dir = tmpDir()
+    writeFileSync(path.join(dir, 'big.bin'), randomBuffer(20 * 1024 * 1024))
+    await withProxy({ delay: (r) => (pick(r) ? never() : 0) }, async (proxy) => {
+      const pushed = await new S3WorkspaceSync({ bucket, prefix: `${what}/`, workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).push()
+      assert.equal(pushed.success, false)
+      assert.match(pushed.errors.join('\n'), new RegExp(`${what} .* failed: Timeout`))
+    })
+  }
+  await seed(bucket, 'p/', { 'a.txt': 'x' })
+  await withProxy({ delay: (r) => (isGet(r) && r.path.endsWith('/p/a.txt') ? never() : 0) }, async (proxy) => {
+    const pulled = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: tmpDir(), endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).pull()
+    assert.equal(pulled.success, false)
+    assert.match(pulled.errors.join('\n'), /GetObject .* failed: Timeout/)
+  })
+})
+
 /** A workspace with local work, and a pull through `fault` that must reject and change nothing. */
 async function assertListingRejected(bucket, fault, pattern) {
   const dir = tmpDir()
