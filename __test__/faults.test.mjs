@@ -219,6 +219,25 @@ test('a request the server never answers ends its operation with a Timeout: a pa
   })
 })
 
+test('a server that stops answering halts the push once no upload has succeeded for twice the stall timeout: the files not tried stay pending', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  for (let i = 0; i < 40; i++) writeFileSync(path.join(dir, `f${i}.txt`), `${i}`)
+  const put = (r) => r.method === 'PUT' && r.path.includes('/p/f')
+  await withProxy({ delay: (r) => (put(r) ? new Promise(() => {}) : 0) }, async (proxy) => {
+    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).push()
+    assert.equal(pushed.success, false)
+    assert.ok(pushed.errorDetails.every((e) => e.s3Code === 'Timeout'))
+    // The first ten (the upload concurrency) were tried; no other file.
+    const tried = new Set(proxy.requests.filter(put).map((r) => r.path))
+    assert.equal(tried.size, 10, [...tried].join(' '))
+    assert.equal(pushed.errorDetails.length, 10)
+  })
+  const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
+  assert.equal(again.success, true, JSON.stringify(again.errors))
+  assert.equal((await listKeys(bucket, 'p/')).filter((k) => !k.includes('/.s3ws/')).length, 40)
+})
+
 /** A workspace with local work, and a pull through `fault` that must reject and change nothing. */
 async function assertListingRejected(bucket, fault, pattern) {
   const dir = tmpDir()

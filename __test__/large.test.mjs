@@ -361,6 +361,40 @@ test('two agents push the same new large file at the same moment: neither versio
   }
 })
 
+test('a large write replaced as it landed (another writer whose check passed first stores after it) is a CONFLICT, and its version is kept', async () => {
+  // What a server that checks conditions before it stores allows, made
+  // certain: the proxy holds the answer to this push's completion while
+  // another writer's bytes land over the key.
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const ours = randomBuffer(10 * MiB)
+  const theirs = randomBuffer(MiB)
+  writeFileSync(path.join(dir, 'big.bin'), ours)
+  const completion = (r) => r.method === 'POST' && r.query.has('uploadId') && r.path.endsWith('/p/big.bin')
+  const hold = (r) => completion(r) && putObject(bucket, 'p/big.bin', theirs, { Metadata: { 's3ws-new': '1' } })
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  await withProxy({ hold }, async (proxy) => {
+    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).push()
+    assert.equal(pushed.success, false)
+    assert.deepEqual(
+      pushed.errorDetails.map((e) => e.code),
+      ['CONFLICT'],
+    )
+    assert.match(pushed.errors[0], /another writer's version replaced this one as it was stored/)
+    // The confirmation's look, and the conflict's own check that the
+    // object is not this upload's (a push killed after S3 stored it).
+    assert.equal(
+      proxy.count('HEAD', (r) => r.path.endsWith('/p/big.bin')),
+      2,
+    )
+  })
+  // The next pull keeps both: S3's at the name, ours beside it.
+  const pulled = await sync.pull()
+  assert.deepEqual(pulled.conflicts, ['big.bin'])
+  assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(theirs))
+  assert.equal(md5(readFileSync(path.join(dir, pulled.conflictCopies[0].copy))), md5(ours))
+})
+
 test('a pull about to replace a synced, unchanged file with an object another writer made as new keeps the file as a conflict copy; an edit of it replaces it', async () => {
   const bucket = await newBucket()
   const dir = tmpDir()

@@ -280,7 +280,7 @@ impl Workspace {
             .deletes
             .into_iter()
             .partition(|d| uploads.iter().any(|u| shapes_clash(&d.rel, &u.rel)));
-        let halt = Halt::default();
+        let halt = Halt::new(self.config.stall_timeout);
         let clearing: Vec<String> = first.iter().map(|d| d.rel.clone()).collect();
         let removed = self
             .delete_remote(&*store, &root, first, &mut base, &mut report, &halt)

@@ -216,7 +216,7 @@ impl Workspace {
             report,
             names,
             progress,
-            halt: Halt::default(),
+            halt: Halt::new(self.config.stall_timeout),
             urgent: VecDeque::new(),
             queue: VecDeque::new(),
             running: HashMap::new(),
