@@ -71,8 +71,9 @@ impl Halt {
 
     /// Runs one transfer (`transfer()` makes each attempt) unless halted
     /// (`None`); a global failure, or a timeout in a silence, halts the
-    /// rest before the transfer lets go of its concurrency slot. A throttled transfer is tried again as
-    /// long as another one succeeded within `THROTTLED_PATIENCE`.
+    /// rest before the transfer lets go of its concurrency slot. A
+    /// throttled transfer is tried again as long as another one succeeded
+    /// within `THROTTLED_PATIENCE`.
     pub async fn run<T, F: Future<Output = Result<T>>>(
         &self,
         transfer: impl Fn() -> F,
