@@ -718,3 +718,22 @@ test('a restore to versions first written as new files: another agent that synce
   assert.equal(pulled.conflicts, undefined)
   assert.deepEqual(files(b.dir), turns[0].files)
 })
+
+test('a restore of a file deleted since, to its first version: an agent that synced a later one and missed the deletion takes the restore as an edit', async () => {
+  const bucket = await versionedBucket()
+  const a = agent(bucket)
+  a.write('f.txt', 'v1')
+  const first = (await a.sync.push()).checkpoint
+  a.write('f.txt', 'v2')
+  await a.sync.push()
+  const b = agent(bucket)
+  assert.equal((await b.sync.pull()).success, true)
+  a.remove('f.txt')
+  await a.sync.push()
+  const restored = await a.sync.restore({ checkpoint: first })
+  assert.equal(restored.success, true, JSON.stringify(restored))
+  const pulled = await b.sync.pull()
+  assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
+  assert.equal(pulled.conflicts, undefined)
+  assert.deepEqual(files(b.dir), { 'f.txt': 'v1' })
+})

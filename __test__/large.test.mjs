@@ -395,6 +395,24 @@ test('a large write replaced as it landed (another writer whose check passed fir
   assert.equal(md5(readFileSync(path.join(dir, pulled.conflictCopies[0].copy))), md5(ours))
 })
 
+test("an edit pushed over another agent's deletion is created again, unmarked: a third agent that synced the old version takes it as an edit", async () => {
+  const bucket = await newBucket()
+  await putObject(bucket, 'p/f.txt', 'v1')
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => {
+    const dir = tmpDir(n)
+    return { dir, sync: new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }) }
+  })
+  for (const x of [a, b, c]) assert.equal((await x.sync.pull()).success, true)
+  rmSync(path.join(b.dir, 'f.txt'))
+  assert.equal((await b.sync.push()).deletedFiles, 1)
+  writeFileSync(path.join(a.dir, 'f.txt'), 'v2 by A')
+  const pushed = await a.sync.push()
+  assert.deepEqual([pushed.success, pushed.uploadedFiles], [true, 1])
+  const pulled = await c.sync.pull()
+  assert.equal(pulled.conflicts, undefined)
+  assert.equal(readFileSync(path.join(c.dir, 'f.txt'), 'utf8'), 'v2 by A')
+})
+
 test('a pull about to replace a synced, unchanged file with an object another writer made as new keeps the file as a conflict copy; an edit of it replaces it', async () => {
   const bucket = await newBucket()
   const dir = tmpDir()

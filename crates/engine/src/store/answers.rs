@@ -26,8 +26,8 @@ pub const PART_SIZE_META: &str = "s3ws-part-size";
 /// `Content::Unhashed`).
 pub const UPLOAD_META: &str = "s3ws-upload";
 
-/// The metadata key a write sent under `If-None-Match` (as a new object)
-/// is marked with. A pull about to replace a synced, unchanged file with
+/// The metadata key a write of a path its writer never synced a version of
+/// (sent under `If-None-Match`) is marked with. A pull about to replace a synced, unchanged file with
 /// such an object keeps the file as a conflict copy first: the writer did
 /// not know the version synced here, so that version was either replaced
 /// by a second writer creating the path at the same moment (which a server
@@ -57,10 +57,10 @@ fn stored_hash<'a>(
 /// the first byte is sent (`hash`), else the part size that makes the
 /// multipart ETag that hash; an unhashed upload's token (see
 /// `Content::Unhashed`), which the base's intent names it by; and
-/// `NEW_META` on a write under `If-None-Match`.
+/// `NEW_META` on a write of a path new to its writer (`PutRequest::new`).
 pub fn upload_metadata(req: &PutRequest<'_>, hash: Option<&str>) -> HashMap<String, String> {
     let (content, mut meta) = (req.content, HashMap::new());
-    if *req.condition == Condition::IfNoneMatch {
+    if req.new {
         meta.insert(NEW_META.to_owned(), "1".to_owned());
     }
     match hash {

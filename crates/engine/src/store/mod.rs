@@ -126,6 +126,9 @@ pub struct PutRequest<'a> {
     /// What the object being replaced must be; a mismatch fails the upload
     /// with `Error::Conflict` and leaves the object as it is.
     pub condition: &'a Condition,
+    /// The writer never synced a version of the path: the object is marked
+    /// as written new (`answers::NEW_META`).
+    pub new: bool,
     /// Where a store that sends in parts reports the bytes sent.
     pub progress: &'a FileProgress,
 }

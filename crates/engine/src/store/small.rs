@@ -45,6 +45,7 @@ pub async fn put_bytes(
             content: Content::Hashed(&hash_bytes(body)),
             parts: &[],
             condition,
+            new: false,
             progress: &FileProgress::new(&phase),
         })
         .await

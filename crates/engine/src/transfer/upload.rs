@@ -63,7 +63,7 @@ pub struct UploadTo<'a> {
 /// learned its outcome (see `Uploaded`); anything else is a conflict.
 pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
     let key = key_for(to.prefix, &u.rel);
-    let conflict = match upload_retrying(to, u, &key).await {
+    let conflict = match upload_retrying(to, u, &key, false).await {
         Err(Error::Conflict(m)) => m,
         other => return other.map(Uploaded::Synced),
     };
@@ -97,7 +97,7 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
                 intended: None,
                 ..u.clone()
             };
-            upload_retrying(to, &again, &key)
+            upload_retrying(to, &again, &key, false)
                 .await
                 .map(Uploaded::Synced)
         }
@@ -107,7 +107,8 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
                 condition: Condition::IfNoneMatch,
                 ..u.clone()
             };
-            upload_retrying(to, &again, &key)
+            // Not new to this writer: it synced the version deleted since.
+            upload_retrying(to, &again, &key, true)
                 .await
                 .map(Uploaded::Synced)
         }
@@ -116,10 +117,17 @@ pub async fn upload_checked(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
 }
 
 /// `upload`, tried again while S3 answers 409 `ConditionalRequestConflict`.
-async fn upload_retrying(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
+/// `recreated`: the path's object, which this writer synced, was deleted
+/// since, so it is not new to the writer (see `PutRequest::new`).
+async fn upload_retrying(
+    to: &UploadTo<'_>,
+    u: &Upload,
+    key: &str,
+    recreated: bool,
+) -> Result<Stored> {
     let mut attempt = 1;
     loop {
-        match upload(to, u, key).await {
+        match upload(to, u, key, recreated).await {
             Err(Error::S3(e))
                 if attempt < CONFLICT_ATTEMPTS
                     && (e.code == "ConditionalRequestConflict" || e.status == Some(409)) =>
@@ -159,7 +167,7 @@ async fn deletion_stands(to: &UploadTo<'_>, u: &Upload) -> Result<Uploaded> {
         interrupted: false,
         ..u.clone()
     };
-    let copy_entry = upload_retrying(to, &moved, &key_for(to.prefix, &copy_rel)).await;
+    let copy_entry = upload_retrying(to, &moved, &key_for(to.prefix, &copy_rel), false).await;
     Ok(Uploaded::DeletionStands {
         copy: copy_rel,
         copy_ignored: copy.ignored,
@@ -186,8 +194,8 @@ async fn hash_now(root: &Arc<Dir>, u: &Upload) -> Result<Upload> {
 /// (its MD5s sent as `Content-MD5`, so the server refuses bytes that
 /// changed since), or unhashed under `to.token`, and the plan's condition.
 /// The file is opened beneath the root, not through a link, and must still
-/// be the scanned one.
-async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
+/// be the scanned one. `recreated`: see `upload_retrying`.
+async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str, recreated: bool) -> Result<Stored> {
     let (dir, rel, stat) = (to.root.clone(), u.rel.clone(), u.stat);
     let file = blocking(move || open_scanned(&dir, &rel, stat)).await?;
     let path = to.root.path().join(&u.rel);
@@ -205,6 +213,7 @@ async fn upload(to: &UploadTo<'_>, u: &Upload, key: &str) -> Result<Stored> {
             },
             parts: &u.parts,
             condition: &u.condition,
+            new: u.condition == Condition::IfNoneMatch && !recreated,
             progress: to.progress,
         })
         .await?;

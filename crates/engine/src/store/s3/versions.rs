@@ -133,9 +133,9 @@ impl S3Store {
     }
 
     /// CopyObject of `key` at `version` onto `key` (metadata copied with
-    /// it), under `condition` on what `key` holds now. Over an object, a
-    /// version written as new loses that mark (`NEW_META`): the copy
-    /// replaces a version its maker knew of, and a pull must not take it
+    /// it), under `condition` on what `key` holds now. A version written as
+    /// new loses that mark (`NEW_META`): the restore knows the versions it
+    /// goes back over (also one deleted since), and a pull must not take it
     /// for a writer that never saw the version synced there.
     pub(super) async fn copy_from_version(
         &self,
@@ -151,10 +151,7 @@ impl S3Store {
                 self.bucket
             )));
         }
-        let unmarked = match condition {
-            Condition::IfMatch(_) => self.unmarked_metadata(key, version).await?,
-            _ => None,
-        };
+        let unmarked = self.unmarked_metadata(key, version).await?;
         let condition = self.sendable_with(Probe::Copy, key, condition).await?;
         let source = format!(
             "{}/{}?versionId={}",
