@@ -335,6 +335,11 @@ impl S3Error {
             )
     }
 
+    /// Whether the request got no answer within the stall timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.code == "Timeout"
+    }
+
     /// Whether every other request of the operation would fail the same
     /// way (bucket missing, credentials refused, endpoint unreachable): the
     /// operation stops at the first such failure instead of repeating it.

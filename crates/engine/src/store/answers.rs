@@ -27,9 +27,9 @@ pub const PART_SIZE_META: &str = "s3ws-part-size";
 pub const UPLOAD_META: &str = "s3ws-upload";
 
 /// The metadata key a write of a path its writer never synced a version of
-/// (sent under `If-None-Match`) is marked with. A pull about to replace a synced, unchanged file with
-/// such an object keeps the file as a conflict copy first: the writer did
-/// not know the version synced here, so that version was either replaced
+/// (sent under `If-None-Match`) is marked with. A pull about to replace a
+/// synced, unchanged file with such an object keeps the file as a conflict
+/// copy first: the writer did not know the version synced here, so that version was either replaced
 /// by a second writer creating the path at the same moment (which a server
 /// that checks conditions before it stores lets through) or deleted and
 /// made anew since.

@@ -90,7 +90,7 @@ impl Halt {
                     *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
                 }
                 Err(Some(s3)) if s3.is_global() => self.halted.store(true, Ordering::Relaxed),
-                Err(Some(s3)) if s3.code == "Timeout" && progressed().elapsed() >= self.silence => {
+                Err(Some(s3)) if s3.is_timeout() && progressed().elapsed() >= self.silence => {
                     self.halted.store(true, Ordering::Relaxed)
                 }
                 Err(Some(s3))
