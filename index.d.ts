@@ -61,7 +61,7 @@ export interface S3WorkspaceSyncOptions {
   endpoint?: string
   /** Beyond upstream: path-style addressing (default: on with a custom endpoint). */
   forcePathStyle?: boolean
-  /** Beyond upstream: a response or download body silent this long is cut and retried (default 30000). */
+  /** Beyond upstream: a request with nothing sent or received this long (an upload body counts while it moves), or a download body silent this long, is cut and retried (default 30000). */
   stallTimeoutMs?: number
   /**
    * Beyond upstream: what happens when a file changed both locally and on S3

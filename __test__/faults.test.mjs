@@ -17,6 +17,7 @@ import {
   md5,
   contentHash,
   headObject,
+  getObject,
   randomBuffer,
   recordingLogger,
   isList,
@@ -219,23 +220,89 @@ test('a request the server never answers ends its operation with a Timeout: a pa
   })
 })
 
+test('a slow but steady upload is not cut by the stall timeout, however long its body takes; one whose body stops moving is', async () => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const big = randomBuffer(9 * 1024 * 1024)
+  writeFileSync(path.join(dir, 'big.bin'), big)
+  const part1 = (r) => r.method === 'PUT' && r.path.endsWith('/p/big.bin') && r.query.get('partNumber') === '1'
+  // The first part's first 3.5 MiB at 1.5 MiB a second: 2.3 s, more than the
+  // stall timeout, in steps of about 1.3 MB (the kernel wakes a writer once a
+  // third of its send buffer is free).
+  const slow = (r) => (part1(r) ? { bodyRate: 1.5 * 1024 * 1024, bodySlowBytes: 3.5 * 1024 * 1024 } : undefined)
+  await withProxy({ fault: slow }, async (proxy) => {
+    const started = Date.now()
+    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1500, logger: quiet() }).push()
+    assert.equal(pushed.success, true, JSON.stringify(pushed.errors))
+    assert.equal(pushed.uploadedFiles, 1)
+    assert.ok(Date.now() - started > 2000, 'the body was slow')
+    // The part was sent once: no attempt was cut and sent again.
+    assert.equal(proxy.count('PUT', part1), 1)
+  })
+  assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(big))
+  writeFileSync(path.join(dir, 'big.bin'), randomBuffer(9 * 1024 * 1024))
+  // A body the server stops reading a megabyte in (the first part's; an
+  // update goes in one PUT where the server ignores If-Match on completions,
+  // as moto does): the upload ends in a Timeout.
+  const first = (r) => r.method === 'PUT' && r.path.endsWith('/p/big.bin') && (r.query.get('partNumber') ?? '1') === '1'
+  await withProxy({ fault: (r) => (first(r) ? { bodyStallAfter: 1024 * 1024 } : undefined) }, async (proxy) => {
+    const started = Date.now()
+    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).push()
+    assert.equal(pushed.success, false)
+    assert.match(pushed.errors.join('\n'), /(UploadPart|PutObject) .* failed: Timeout/)
+    assert.ok(Date.now() - started < 20_000, `${Date.now() - started} ms`)
+  })
+  assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(big), 'the old version stays')
+})
+
 test('a server that stops answering halts the push once no upload has succeeded for twice the stall timeout: the files not tried stay pending', async () => {
   const bucket = await newBucket()
   const dir = tmpDir()
   for (let i = 0; i < 40; i++) writeFileSync(path.join(dir, `f${i}.txt`), `${i}`)
   const put = (r) => r.method === 'PUT' && r.path.includes('/p/f')
   await withProxy({ delay: (r) => (put(r) ? new Promise(() => {}) : 0) }, async (proxy) => {
-    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).push()
+    const { logger, calls } = recordingLogger()
+    const pushed = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger }).push()
     assert.equal(pushed.success, false)
     assert.ok(pushed.errorDetails.every((e) => e.s3Code === 'Timeout'))
     // The first ten (the upload concurrency) were tried; no other file.
     const tried = new Set(proxy.requests.filter(put).map((r) => r.path))
     assert.equal(tried.size, 10, [...tried].join(' '))
-    assert.equal(pushed.errorDetails.length, 10)
+    // Each file is named: the ten that timed out, the thirty not tried.
+    assert.equal(pushed.errorDetails.length, 40)
+    assert.deepEqual(new Set(pushed.errorDetails.map((e) => e.path)).size, 40)
+    const untried = pushed.errorDetails.filter((e) => /not tried: the server stopped answering/.test(e.message))
+    assert.equal(untried.length, 30)
+    assert.ok(untried.every((e) => !tried.has(`/${bucket}/p/${e.path}`)))
+    const stopped = calls.filter((c) => c.level === 'error' && /^Stopped: .*each file it left is named/.test(c.message))
+    assert.equal(stopped.length, 1, JSON.stringify(calls))
   })
   const again = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() }).push()
   assert.equal(again.success, true, JSON.stringify(again.errors))
   assert.equal((await listKeys(bucket, 'p/')).filter((k) => !k.includes('/.s3ws/')).length, 40)
+  // A pull the same: the files not tried are named, and the next pull gets them.
+  const get = (r) => isGet(r) && r.path.includes('/p/f')
+  const there = tmpDir()
+  await withProxy({ delay: (r) => (get(r) ? new Promise(() => {}) : 0) }, async (proxy) => {
+    const pulled = await new S3WorkspaceSync({
+      bucket,
+      prefix: 'p/',
+      workspaceDir: there,
+      endpoint: proxy.endpoint,
+      stallTimeoutMs: 500,
+      downloadConcurrency: 10,
+      logger: quiet(),
+    }).pull()
+    assert.equal(pulled.success, false)
+    const tried = new Set(proxy.requests.filter(get).map((r) => r.path))
+    assert.equal(tried.size, 10, [...tried].join(' '))
+    assert.equal(pulled.errorDetails.length, 40)
+    assert.equal(pulled.errorDetails.filter((e) => /not tried/.test(e.message)).length, 30)
+    assert.ok(pulled.errorDetails.every((e) => e.s3Code === 'Timeout' && e.path.startsWith('f')))
+  })
+  const next = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: there, endpoint, logger: quiet() }).pull()
+  assert.equal(next.success, true, JSON.stringify(next.errors))
+  assert.equal(readdirSync(there).filter((n) => n.startsWith('f')).length, 40)
 })
 
 /** A workspace with local work, and a pull through `fault` that must reject and change nothing. */

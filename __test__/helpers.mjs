@@ -141,7 +141,10 @@ export async function listKeys(bucket, prefix = '') {
  *   { truncateAfter: n }     forward n body bytes, then reset the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more,
  *   { headers: {...} }      forward, with these response headers set,
- *   { rewrite: (text) => text }  forward, with the response body rewritten;
+ *   { rewrite: (text) => text }  forward, with the response body rewritten,
+ *   { bodyRate: n, bodySlowBytes: m }  read the request body's first m bytes
+ *                            at n bytes a second (a slow uplink), the rest at once,
+ *   { bodyStallAfter: n }    read n request body bytes, then read no more;
  * `delay(req)` returns milliseconds (or a promise) to wait before forwarding;
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
@@ -215,6 +218,7 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
       // or the server would hold that connection open until its own timeout.
       res.on('close', () => res.writableFinished || fwd.destroy())
       if (body) fwd.end(body)
+      else if (action?.bodyRate || action?.bodyStallAfter !== undefined) readSlowly(req, fwd, action)
       else req.pipe(fwd)
     }
     const wait = delay?.(entry) ?? 0
@@ -239,6 +243,29 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
         for (const u of upstreams) u.destroy()
         server.close(r)
       }),
+  }
+}
+
+/**
+ * Forwards `req`'s body to `fwd`: its first `bodySlowBytes` at `bodyRate`
+ * bytes a second, and none past `bodyStallAfter`. (On loopback the kernel
+ * holds about 4 MB of a body the reader has not read, out of the client's
+ * sight: a slow link holds far less. The rest of the body, read at once,
+ * stands for that.)
+ */
+async function readSlowly(req, fwd, { bodyRate, bodySlowBytes = Infinity, bodyStallAfter = Infinity }) {
+  let read = 0
+  try {
+    for await (const chunk of req) {
+      const part = chunk.subarray(0, Math.max(0, bodyStallAfter - read))
+      read += part.length
+      if (part.length) fwd.write(part)
+      if (read >= bodyStallAfter) return // silent from here: the client's bytes pile up unread
+      if (bodyRate && read <= bodySlowBytes) await new Promise((r) => setTimeout(r, (chunk.length / bodyRate) * 1000))
+    }
+    fwd.end()
+  } catch {
+    fwd.destroy()
   }
 }
 

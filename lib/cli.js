@@ -28,7 +28,13 @@ const OPTIONS = {
   region: { type: 'string', env: 'S3WS_REGION', arg: 'REGION', group: 'Connection', help: 'AWS region (default: AWS_REGION, then us-east-1)' },
   profile: { type: 'string', env: 'S3WS_PROFILE', arg: 'NAME', group: 'Connection', help: 'AWS profile; it wins over credentials in the environment, as with aws-cli' },
   timeout: { type: 'string', env: 'S3WS_TIMEOUT', arg: 'SECONDS', group: 'Connection', help: 'Give up after this long (default: no limit)' },
-  'stall-timeout': { type: 'string', env: 'S3WS_STALL_TIMEOUT', arg: 'MS', group: 'Connection', help: 'A response silent this long is cut and retried (default 30000)' },
+  'stall-timeout': {
+    type: 'string',
+    env: 'S3WS_STALL_TIMEOUT',
+    arg: 'MS',
+    group: 'Connection',
+    help: 'A request with nothing sent or received this long is cut and retried (default 30000)',
+  },
   concurrency: { type: 'string', env: 'S3WS_CONCURRENCY', arg: 'N', group: 'Sync', help: 'Parallel transfers, downloads and uploads (default 50 and 10)' },
   ignore: {
     type: 'string',

@@ -105,8 +105,9 @@ async function waitReady(endpoint, child, logFile, timeoutMs = 60000) {
 }
 
 /**
- * Starts the server. Returns { endpoint, env, stop() }, where `env` holds the
- * variables a client process needs (credentials, region, no IMDS lookups).
+ * Starts the server. Returns { endpoint, env, pid, dir, master, stop() }, where
+ * `env` holds the variables a client process needs (credentials, region, no
+ * IMDS lookups), `dir` its data and `master` its master server's URL.
  * `baseDir` is where the server's data directory is created (default
  * `os.tmpdir()`; the benchmarks pass `/dev/shm` to keep it on tmpfs).
  * `volumeSizeLimitMB`: small by default for the test suites' many buckets;
@@ -163,7 +164,7 @@ export async function startS3Server({ quiet = false, baseDir = os.tmpdir(), volu
     throw e
   }
   if (!quiet) console.log(`SeaweedFS S3 server ready at ${endpoint} (pid ${child.pid})`)
-  return { endpoint, env: clientEnv(endpoint), pid: child.pid, stop }
+  return { endpoint, env: clientEnv(endpoint), pid: child.pid, dir, master: `http://127.0.0.1:${master}`, stop }
 }
 
 /** What a client of the server at `endpoint` needs in its environment. */

@@ -40,6 +40,7 @@ use crate::plan::REMOTE_STATE;
 use crate::progress::{Level, Observer};
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
+use crate::transfer::Halt;
 pub use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -368,6 +369,20 @@ impl Workspace {
         })
         .await?;
         Ok(base)
+    }
+
+    /// Why a file the operation's halt kept from moving did not move, when
+    /// the result must name it (see `Halt::untried`); the first is logged,
+    /// for the operation as a whole.
+    pub(crate) fn untried(&self, halt: &Halt) -> Option<Error> {
+        let (err, first) = halt.untried()?;
+        if first {
+            self.log(
+                Level::Error,
+                &format!("Stopped: {err}; each file it left is named in the errors"),
+            );
+        }
+        Some(err)
     }
 
     /// Reports a conflict copy this operation made (and, when the ignore

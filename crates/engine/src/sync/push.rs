@@ -484,7 +484,12 @@ impl Workspace {
                 ));
                 return;
             };
-            let Some(result) = result else { return };
+            let Some(result) = result else {
+                if let Some(e) = self.untried(halt) {
+                    report.errors.push(FileError::new(Action::Upload, rel, &e));
+                }
+                return;
+            };
             let mut base = lock();
             match result {
                 Ok(Uploaded::Synced((entry, version))) => {
@@ -573,7 +578,14 @@ impl Workspace {
             }
         }
         if gone.is_empty() || halt.halted() {
-            out.kept.extend(gone.into_iter().map(|d| d.rel));
+            for d in gone {
+                if let Some(e) = self.untried(halt) {
+                    report
+                        .errors
+                        .push(FileError::new(Action::Delete, d.rel.clone(), &e));
+                }
+                out.kept.push(d.rel);
+            }
             return out;
         }
         // A path the base never recorded: its object is deleted only if it

@@ -1028,7 +1028,13 @@ impl Workspace {
         report: &mut Report,
     ) -> Outcome {
         let Some(result) = result else {
-            return Outcome::Failed(None);
+            let Some(e) = self.untried(halt) else {
+                return Outcome::Failed(None);
+            };
+            let key = key_for(&self.config.prefix, rel);
+            let err = FileError::download(key, Some(rel.to_owned()), &e);
+            report.errors.push(err.clone());
+            return Outcome::Failed(Some(err));
         };
         match result {
             Ok(done) => {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, S3Error};
 use crate::ignore_rules::IgnoreRules;
 use crate::local::{conflict_copy_name, ConflictCopy, Dir};
 
@@ -27,12 +27,16 @@ use crate::local::{conflict_copy_name, ConflictCopy, Dir};
 /// transfer has succeeded for twice the stall timeout: a server that
 /// accepts connections and answers nothing would otherwise cost every
 /// file its attempts (a push of 500 files, 10 at a time, took 10 minutes
-/// to fail so). What was not attempted stays pending. And keeps a
-/// throttled transfer going while the operation makes progress.
+/// to fail so). What was not attempted stays pending, and after a timeout
+/// is named in the result (`untried`). And keeps a throttled transfer going
+/// while the operation makes progress.
 #[derive(Clone)]
 pub struct Halt {
     halted: Arc<AtomicBool>,
+    /// The failure that halted the operation.
+    cause: Arc<std::sync::OnceLock<S3Error>>,
     reported: Arc<AtomicBool>,
+    untried_named: Arc<AtomicBool>,
     /// When a transfer of the operation last succeeded (or it began).
     progressed: Arc<std::sync::Mutex<Instant>>,
     /// How long no transfer may succeed before one timing out halts.
@@ -58,7 +62,9 @@ impl Halt {
     pub fn new(stall: Duration) -> Self {
         Halt {
             halted: Arc::default(),
+            cause: Arc::default(),
             reported: Arc::default(),
+            untried_named: Arc::default(),
             progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
             silence: stall * 2,
         }
@@ -89,8 +95,11 @@ impl Halt {
                 Ok(_) => {
                     *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
                 }
-                Err(Some(s3)) if s3.is_global() => self.halted.store(true, Ordering::Relaxed),
-                Err(Some(s3)) if s3.is_timeout() && progressed().elapsed() >= self.silence => {
+                Err(Some(s3))
+                    if s3.is_global()
+                        || (s3.is_timeout() && progressed().elapsed() >= self.silence) =>
+                {
+                    let _ = self.cause.set(s3.clone());
                     self.halted.store(true, Ordering::Relaxed)
                 }
                 Err(Some(s3))
@@ -104,6 +113,25 @@ impl Halt {
             }
             return Some(result);
         }
+    }
+
+    /// Why a transfer the halt kept from running did not move, when each
+    /// such file must be named: after a timeout (the operation may have
+    /// moved other files, so which did not must be known). After a global
+    /// failure, reported once, that one error says it for every file
+    /// (`None`). The flag is true the first time, for one log line.
+    pub fn untried(&self) -> Option<(Error, bool)> {
+        let cause = self.cause.get().filter(|c| !c.is_global())?;
+        let message = format!(
+            "not tried: the server stopped answering ({} of {} timed out after no \
+             transfer had succeeded for {}s); left for the next call",
+            cause.operation,
+            cause.key,
+            self.silence.as_secs_f64()
+        );
+        let err = S3Error::new(&cause.operation, &cause.key, &cause.code, message);
+        let first = !self.untried_named.swap(true, Ordering::Relaxed);
+        Some((Error::S3(Box::new(err)), first))
     }
 
     /// Whether `err` should be reported: a global failure once, not its

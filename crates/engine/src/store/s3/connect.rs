@@ -29,7 +29,8 @@ pub struct S3Settings {
     /// Where credentials come from; the default AWS chain when `None`. The
     /// SDK caches them and asks again before they expire.
     pub credentials: Option<SharedCredentialsProvider>,
-    /// Longest wait for a response to start (the SDK then retries).
+    /// Longest a request may go with no piece of its body taken and no
+    /// answer (the SDK then retries).
     pub read_timeout: Option<Duration>,
     /// Where the store may write probe objects of its own (under the
     /// prefix: the only place a scoped policy lets it write) to find out
@@ -74,7 +75,7 @@ impl S3Store {
             }
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(super::pacer::paced(http))
+            .http_client(super::pacer::paced(super::stall::watched(http)))
             .region(Region::new(region.clone()))
             .retry_config(super::retry::retry_config())
             .timeout_config(

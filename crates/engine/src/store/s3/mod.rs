@@ -26,6 +26,7 @@ mod pacer;
 mod probes;
 mod put;
 mod retry;
+mod stall;
 mod versions;
 
 pub use connect::{https_client, S3Settings};
