@@ -1,6 +1,10 @@
 //! Node.js binding: converts values between JavaScript and the engine and
 //! wraps JS callbacks as ThreadsafeFunctions. No sync logic lives here.
 
+#[global_allocator]
+static GLOBAL: allocator::SplitAlloc = allocator::SplitAlloc;
+
+mod allocator;
 mod checkpoints;
 mod env_cleanup;
 mod errors;
