@@ -16,8 +16,13 @@ const LARGE: usize = 256 * 1024;
 
 pub struct SplitAlloc;
 
-fn large(size: usize) -> bool {
-    size >= LARGE
+/// The allocator for blocks of `size` bytes.
+fn owner(size: usize) -> &'static dyn GlobalAlloc {
+    if size >= LARGE {
+        &System
+    } else {
+        &MiMalloc
+    }
 }
 
 // SAFETY: each block is freed (and resized) by the allocator that made it,
@@ -25,54 +30,34 @@ fn large(size: usize) -> bool {
 unsafe impl GlobalAlloc for SplitAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as received.
-        unsafe {
-            if large(layout.size()) {
-                System.alloc(layout)
-            } else {
-                MiMalloc.alloc(layout)
-            }
-        }
+        unsafe { owner(layout.size()).alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as received.
-        unsafe {
-            if large(layout.size()) {
-                System.alloc_zeroed(layout)
-            } else {
-                MiMalloc.alloc_zeroed(layout)
-            }
-        }
+        unsafe { owner(layout.size()).alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from the allocator its size picks.
-        unsafe {
-            if large(layout.size()) {
-                System.dealloc(ptr, layout)
-            } else {
-                MiMalloc.dealloc(ptr, layout)
-            }
-        }
+        unsafe { owner(layout.size()).dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from the allocator `layout`'s size picks; a
-        // block that changes sides is copied over and freed where it was.
+        let (from, to) = (owner(layout.size()), owner(new_size));
+        // SAFETY: `ptr` came from `from`; a block that changes allocators
+        // is copied over and freed where it was. (Both are zero-sized, so
+        // their addresses cannot tell them apart: their sizes do.)
         unsafe {
-            match (large(layout.size()), large(new_size)) {
-                (true, true) => System.realloc(ptr, layout, new_size),
-                (false, false) => MiMalloc.realloc(ptr, layout, new_size),
-                _ => {
-                    let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-                    let new = self.alloc(new_layout);
-                    if !new.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    new
-                }
+            if (layout.size() >= LARGE) == (new_size >= LARGE) {
+                return from.realloc(ptr, layout, new_size);
             }
+            let new = to.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+            if !new.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                from.dealloc(ptr, layout);
+            }
+            new
         }
     }
 }
