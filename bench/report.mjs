@@ -52,7 +52,7 @@ function stats(samples) {
   }
 }
 
-export function renderReport({ opts, results, native, baseline, ws, many, del, bigSize, tmpBase, elapsedMs, waitedMs, peers }) {
+export function renderReport({ opts, results, stopped = [], native, baseline, ws, many, del, bigSize, tmpBase, elapsedMs, waitedMs, peers }) {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no']) ? ' (uncommitted changes)' : ''
   const lines = []
@@ -82,6 +82,7 @@ export function renderReport({ opts, results, native, baseline, ws, many, del, b
   )
   const fewer = results.filter((r) => r.reps < opts.reps)
   if (fewer.length) lines.push(`- Fewer timed reps (long runs): ${fewer.map((r) => `${r.name} ${r.reps}`).join(', ')} per implementation, not ${opts.reps}`)
+  for (const { name, why } of stopped) lines.push(`- **Stopped, no result: ${name}** (${why})`)
   lines.push('')
   lines.push('| scenario | impl | median time (min–max) | client CPU | server CPU | peak RSS | requests | loop lag max / p99 | ratio |')
   lines.push('|---|---|---|---|---|---|---|---|---|')

@@ -531,8 +531,22 @@ async function main() {
     }
 
     const results = []
+    /** Scenarios that could not finish, with why: the rest still run and are reported. */
+    const stopped = []
     for (const sc of scenarios) {
       console.log(`\n== ${sc.title}`)
+      try {
+        results.push(await runScenario(sc))
+      } catch (e) {
+        console.log(`  STOPPED: ${e?.message ?? e}`)
+        stopped.push({ name: sc.name, why: String(e?.message ?? e) })
+      }
+    }
+
+    writeReport({ opts, results, stopped, native, baseline, ws, many, del, bigSize, tmpBase, elapsedMs: Date.now() - started, waitedMs, peers })
+
+    /** One scenario's counting runs and timed reps. */
+    async function runScenario(sc) {
       const reps = Math.min(opts.reps, sc.reps ?? opts.reps)
       const entry = { name: sc.name, title: sc.title, reps, impls: {} }
       for (const impl of sc.impls) entry.impls[impl] = { samples: [], counts: null, countRun: null }
@@ -560,10 +574,8 @@ async function main() {
           console.log(`  rep ${rep + 1}  ${impl.padEnd(13)} ${note}`)
         }
       }
-      results.push(entry)
+      return entry
     }
-
-    writeReport({ opts, results, native, baseline, ws, many, del, bigSize, tmpBase, elapsedMs: Date.now() - started, waitedMs, peers })
   } finally {
     await cleanup()
   }
