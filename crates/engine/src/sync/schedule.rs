@@ -949,7 +949,7 @@ impl Pulling<'_> {
         let failure = match outcome {
             Outcome::Downloaded | Outcome::Left => None,
             Outcome::Failed(Some(e)) => Some(e),
-            Outcome::Failed(None) => Some(halted_by(&self.report, &self.ws.config.prefix, &rel)),
+            Outcome::Failed(None) => Some(halted_by(&self.halt, &self.ws.config.prefix, &rel)),
         };
         if let Some(e) = &failure {
             self.failures.insert(rel.clone(), e.clone());
@@ -1094,16 +1094,10 @@ impl Workspace {
 
 /// Why `rel` was not downloaded when the pull halted: the failure every
 /// request would repeat, as the pull reported it once.
-fn halted_by(report: &Report, prefix: &str, rel: &str) -> FileError {
-    let cause = report
-        .errors
-        .iter()
-        .rev()
-        .find_map(|e| e.s3.as_ref().filter(|s3| s3.is_global()));
-    let err = match cause {
-        Some(s3) => Error::S3(Box::new(s3.clone())),
-        None => Error::Cancelled("not downloaded: the pull stopped".into()),
-    };
+fn halted_by(halt: &Halt, prefix: &str, rel: &str) -> FileError {
+    let err = halt
+        .cause()
+        .unwrap_or_else(|| Error::Cancelled("not downloaded: the pull stopped".into()));
     FileError::download(key_for(prefix, rel), Some(rel.to_owned()), &err)
 }
 

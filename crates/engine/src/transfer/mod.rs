@@ -115,6 +115,12 @@ impl Halt {
         }
     }
 
+    /// The failure that halted the operation, if one did.
+    pub fn cause(&self) -> Option<Error> {
+        let cause = self.cause.get()?;
+        Some(Error::S3(Box::new(cause.clone())))
+    }
+
     /// Why a transfer the halt kept from running did not move, when each
     /// such file must be named: after a timeout (the operation may have
     /// moved other files, so which did not must be known). After a global
