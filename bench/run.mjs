@@ -146,6 +146,23 @@ async function compact(server) {
   else if (after < before) console.log(`  (server data compacted: ${fmtMiB(before / 1024)} -> ${fmtMiB(after / 1024)})`)
 }
 
+/**
+ * What the server was doing when a scenario could not finish: its log and
+ * its volumes' state (writable or not, sizes), kept in a file outside the
+ * run's temp directory (which cleanup removes). Returns the file.
+ */
+async function keepServerState(server, name) {
+  const out = path.join(os.tmpdir(), `bench-server-${name}-${Date.now()}.log`)
+  const ask = async (what) => {
+    const answer = await fetch(`${server.master}${what}`, { signal: AbortSignal.timeout(10_000) }).catch((e) => e)
+    return `${what}: ${answer.ok ? await answer.text() : (answer.status ?? answer.message)}`
+  }
+  const state = [await ask('/vol/status'), await ask('/dir/status'), `data: ${diskBytes(server.dir)} bytes`]
+  copyFileSync(path.join(server.dir, 'weed.log'), out)
+  writeFileSync(out, `\n==== state when ${name} stopped\n${state.join('\n')}\n`, { flag: 'a' })
+  return out
+}
+
 const ownCpuMs = () => {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1000
@@ -539,6 +556,8 @@ async function main() {
         results.push(await runScenario(sc))
       } catch (e) {
         console.log(`  STOPPED: ${e?.message ?? e}`)
+        const kept = await keepServerState(server, sc.name).catch((err) => `not kept: ${err.message}`)
+        console.log(`  (the server's log and volume state: ${kept})`)
         stopped.push({ name: sc.name, why: String(e?.message ?? e) })
       }
     }
