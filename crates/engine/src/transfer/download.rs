@@ -91,14 +91,14 @@ fn is_body_error(e: &Error) -> bool {
     }
 }
 
-/// Hashes a download as it arrives, off the async threads: into its
-/// content hash, whole parts (the ranges of a large object) on blocking
-/// threads in parallel, at most `PARTS_AT_ONCE` at a time, other chunks in
-/// place; or, for an object known only by the MD5 of its whole body, into
-/// that MD5 alone, in order on a thread of its own. That MD5 is the content
-/// hash below `PART_SIZE`; above, the bytes are left `UNHASHED` rather
-/// than MD5-hashed twice over (on two cores, the two passes were most of a
-/// large pull's time).
+/// Hashes a download as it arrives: into its content hash, whole parts
+/// (the ranges of a large object, a body of up to a part) on blocking
+/// threads in parallel, at most `PARTS_AT_ONCE` at a time, a small body and
+/// other chunks in place; or, for an object known only by the MD5 of its
+/// whole body, into that MD5 alone, in order on a thread of its own. That
+/// MD5 is the content hash below `PART_SIZE`; above, the bytes are left
+/// `UNHASHED` rather than MD5-hashed twice over (on two cores, the two
+/// passes were most of a large pull's time).
 struct BodyHasher {
     hasher: ContentHasher,
     parts: VecDeque<(u64, JoinHandle<[u8; 16]>)>,
@@ -137,7 +137,8 @@ impl BodyHasher {
             return Ok(());
         }
         let len = chunk.len() as u64;
-        if self.hasher.at_part_boundary() && (len == PART_SIZE || (last && len < PART_SIZE)) {
+        let whole_part = len == PART_SIZE || (last && len < PART_SIZE);
+        if self.hasher.at_part_boundary() && whole_part && len > IN_PLACE_MAX as u64 {
             if self.parts.len() >= Self::PARTS_AT_ONCE {
                 self.settle_one().await?;
             }
@@ -429,6 +430,9 @@ async fn check_written(
 /// Bodies up to this size are gathered in memory and written with a single
 /// blocking call (most workspace files); larger ones stream to the temp file.
 const IN_MEMORY_MAX: usize = 1024 * 1024;
+/// Bodies up to this size are hashed on the async thread (within 100 µs):
+/// handing them to a blocking thread and back cost more.
+const IN_PLACE_MAX: usize = 64 * 1024;
 /// Pieces (of about a MiB: see the store) waiting for the writer at most.
 const QUEUED_PIECES: usize = 16;
 /// The blocks a streamed check reads the temp file back in: under the size
