@@ -196,6 +196,34 @@ test('a body that stalls is cut by the stall guard and retried', async () => {
   })
 })
 
+test('a download that comes slowly, or pauses for longer than 5 s, is not cut while bytes keep arriving within the stall timeout', async () => {
+  const bucket = await newBucket()
+  const slowBody = randomBuffer(2 * 1024 * 1024)
+  const pausedBody = randomBuffer(256 * 1024)
+  await putObject(bucket, 'p/slow.bin', slowBody)
+  await putObject(bucket, 'p/paused.bin', pausedBody)
+  const of = (name) => (r) => isGet(r) && r.path.endsWith(`/p/${name}`)
+  // 2 MiB at 400 KB/s: each MiB takes 2.6 s, longer than the 1.5 s stall
+  // timeout, but bytes arrive every few hundred ms. And an 8 s pause, longer
+  // than the AWS SDK's own stalled-stream guard (5 s), shorter than 10 s.
+  for (const [name, body, action, stallTimeoutMs] of [
+    ['slow.bin', slowBody, { rate: 400 * 1000 }, 1500],
+    ['paused.bin', pausedBody, { pauseAfter: 100 * 1000, pauseMs: 8000 }, 10_000],
+  ]) {
+    await withProxy({ fault: (r) => (of(name)(r) ? action : undefined) }, async (proxy) => {
+      const dir = tmpDir()
+      const started = Date.now()
+      const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs, logger: quiet() })
+      const result = await sync.pull()
+      assert.equal(result.success, true, `${name}: ${JSON.stringify(result.errors)}`)
+      assert.ok(Date.now() - started > 4000, `${name} came slowly`)
+      assert.equal(md5(readFileSync(path.join(dir, name))), md5(body))
+      // One GET: no attempt was cut and made again.
+      assert.equal(proxy.count('GET', of(name)), 1, name)
+    })
+  }
+})
+
 test('a request the server never answers ends its operation with a Timeout: a part whose body is never read, a completion, a GET', async () => {
   const never = () => new Promise(() => {})
   const ours = (r) => !r.path.includes('/.s3ws/')

@@ -145,6 +145,9 @@ export async function listKeys(bucket, prefix = '') {
  *   { bodyRate: n, bodySlowBytes: m }  read the request body's first m bytes
  *                            at n bytes a second (a slow uplink), the rest at once,
  *   { bodyStallAfter: n }    read n request body bytes, then read no more;
+ *   { rate: n }              forward the response body at n bytes a second,
+ *   { pauseAfter: n, pauseMs: m }  forward n response body bytes, pause m ms,
+ *                            then the rest;
  * `delay(req)` returns milliseconds (or a promise) to wait before forwarding;
  * `hold(req)` milliseconds (or a promise) to hold the server's answer before
  * passing it on (the server has acted, the client does not know yet).
@@ -191,7 +194,23 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
         }
         let sent = 0
         let flipped = false
+        /** Holds the rest of the body for `ms`, then writes `rest` first. */
+        const pause = (ms, rest) => {
+          up.pause()
+          setTimeout(() => {
+            if (rest?.length) res.write(rest)
+            up.resume()
+          }, ms)
+        }
         up.on('data', (chunk) => {
+          if (action.pauseAfter !== undefined && sent < action.pauseAfter && sent + chunk.length >= action.pauseAfter) {
+            const cut = action.pauseAfter - sent
+            res.write(chunk.subarray(0, cut))
+            sent += chunk.length
+            pause(action.pauseMs, chunk.subarray(cut))
+            return
+          }
+          if (action.rate) pause((chunk.length / action.rate) * 1000)
           if (action.flip && !flipped && chunk.length > 0) {
             chunk = Buffer.from(chunk)
             chunk[0] ^= 0x01

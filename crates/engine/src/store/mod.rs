@@ -5,6 +5,7 @@
 pub mod answers;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod life;
 pub mod memory;
 pub mod s3;
 pub mod small;
@@ -12,6 +13,7 @@ pub mod transport;
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ use crate::error::{Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
 use crate::model::{Condition, FileStat, RemoteObject, StoredMeta};
 use crate::progress::FileProgress;
+use crate::store::life::Life;
 
 /// The body of a GET, streamed.
 pub struct ObjectBody {
@@ -42,6 +45,9 @@ pub struct ObjectBody {
     pub checksum: Option<Checksum>,
     /// See `ObjectInfo::written_new`.
     pub written_new: bool,
+    /// When bytes of the body last arrived: a store that hands them over in
+    /// pieces larger than what arrives at a time notes each arrival here.
+    pub life: Arc<Life>,
 }
 
 /// A whole-object CRC a server keeps (`x-amz-checksum-*` of a checksum
@@ -85,6 +91,7 @@ impl ObjectBody {
             etag_is_md5: info.etag_is_md5,
             checksum: None,
             written_new: info.written_new,
+            life: Arc::default(),
         }
     }
 

@@ -532,18 +532,17 @@ async fn receive(
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<Spill> = None;
     loop {
-        // A body that stops sending is cut here and the download retried.
-        let next = tokio::time::timeout(stall, body.stream.next())
-            .await
-            .map_err(|_| {
-                S3Error::new(
-                    "GetObject",
-                    &d.key,
-                    BODY_ERROR,
-                    format!("GetObject {}: the body stalled for {stall:?}", d.key),
-                )
-            })?;
+        // A body that stops sending (nothing arrived for `stall`, however
+        // slowly it came before) is cut here and the download retried.
+        let next = tokio::select! {
+            next = body.stream.next() => next,
+            () = body.life.stalled(stall) => {
+                let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
+                return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
+            }
+        };
         let Some(piece) = next else { break };
+        body.life.now();
         let piece = piece?;
         let len = piece.bytes.len();
         received += len as u64;

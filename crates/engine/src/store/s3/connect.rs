@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -78,6 +80,10 @@ impl S3Store {
             .http_client(super::pacer::paced(super::stall::watched(http)))
             .region(Region::new(region.clone()))
             .retry_config(super::retry::retry_config())
+            // Stalls are `stallTimeoutMs`'s alone (`stall`, and each body's
+            // `Life`): the SDK's own guard cut a body that paused for 5 s,
+            // with its own wording, whatever that option said.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))

@@ -8,11 +8,14 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use std::sync::Arc;
+
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{is_composite, PART_SIZE};
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
+use crate::store::life::Life;
 use crate::store::{Checksum, ObjectBody, Piece};
 use crc_fast::CrcAlgorithm;
 
@@ -42,7 +45,12 @@ impl S3Store {
             _ => {
                 let out = self.get_range(key, None, None).await?;
                 let info = info_of!(out);
-                Ok(ObjectBody::pieces(info, self.pieces(key, 0, out.body)))
+                let life = Arc::<Life>::default();
+                let pieces = self.pieces(key, 0, out.body, &life);
+                Ok(ObjectBody {
+                    life,
+                    ..ObjectBody::pieces(info, pieces)
+                })
             }
         }
     }
@@ -81,21 +89,25 @@ impl S3Store {
 
     /// `body`, the object's bytes from `offset` on, as pieces of about
     /// `PIECE` bytes: written where they go as they come (a large object's
-    /// ranges arrive side by side), in few writes.
+    /// ranges arrive side by side), in few writes. Each arrival is noted in
+    /// `life`: a slow body takes long to fill a piece, and is not stalled.
     fn pieces(
         &self,
         key: &str,
         offset: u64,
         body: ByteStream,
+        life: &Arc<Life>,
     ) -> BoxStream<'static, Result<Piece>> {
-        let (this, key) = (self.clone(), key.to_owned());
+        let (this, key, life) = (self.clone(), key.to_owned(), life.clone());
         futures::stream::unfold(Some((body, offset)), move |state| {
-            let (this, key) = (this.clone(), key.clone());
+            let (this, key, life) = (this.clone(), key.clone(), life.clone());
             async move {
                 let (mut body, offset) = state?;
                 let mut piece = BytesMut::with_capacity(PIECE);
                 let whole = loop {
-                    match body.next().await {
+                    let next = body.next().await;
+                    life.now();
+                    match next {
                         Some(Ok(chunk)) if piece.is_empty() && chunk.len() >= PIECE => {
                             break Some(chunk);
                         }
@@ -160,11 +172,14 @@ impl S3Store {
             .content_range()
             .and_then(|r| r.rsplit_once('/'))
             .and_then(|(_, t)| t.parse::<u64>().ok());
+        let life = Arc::<Life>::default();
         let Some(total) = total else {
             // The server sent the whole object: stream it as it is.
+            let pieces = self.pieces(key, 0, first.body, &life);
             return Ok(ObjectBody {
                 checksum: crc.await,
-                ..ObjectBody::pieces(info, self.pieces(key, 0, first.body))
+                life,
+                ..ObjectBody::pieces(info, pieces)
             });
         };
         // The rest in as few ranges as fill the slots: each costs a round
@@ -195,16 +210,18 @@ impl S3Store {
         };
         let this = self.clone();
         let (key, version) = (key.to_owned(), info.etag.clone());
-        let head = self.pieces(&key, 0, first.body);
+        let head = self.pieces(&key, 0, first.body, &life);
+        let ranges_life = life.clone();
         let mut rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
+                let life = ranges_life.clone();
                 let end = (start + size).min(total) - 1;
                 futures::stream::once(async move {
                     let out = this
                         .get_range(&key, Some((start, end)), version.as_deref())
                         .await?;
-                    Ok::<_, Error>(this.pieces(&key, start, out.body))
+                    Ok::<_, Error>(this.pieces(&key, start, out.body, &life))
                 })
                 .try_flatten()
                 .boxed()
@@ -217,6 +234,7 @@ impl S3Store {
         let (checksum, _) = tokio::join!(crc, std::pin::Pin::new(&mut rest).peek());
         Ok(ObjectBody {
             checksum,
+            life,
             ..ObjectBody::pieces(info, futures::stream::select(head, rest).boxed())
         })
     }

@@ -6,7 +6,6 @@
 //! has been taken nor an answer has come for the whole timeout.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,7 +19,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Instant;
+
+use crate::store::life::Life;
 
 /// Body bytes handed to the connection at a time. The connection asks for
 /// the next slice once it has room for it, so each ask shows the bytes
@@ -50,7 +50,7 @@ struct Watched {
 
 impl HttpConnector for Watched {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
-        let life = Arc::new(Life::new());
+        let life = Arc::new(Life::default());
         if request.body().content_length() != Some(0) {
             let body = request.take_body();
             *request.body_mut() = SdkBody::from_body_1_x(Noted {
@@ -61,50 +61,13 @@ impl HttpConnector for Watched {
         }
         let (answer, stall) = (self.inner.call(request), self.stall);
         HttpConnectorFuture::new(async move {
-            tokio::pin!(answer);
-            loop {
-                let due = life.last() + stall;
-                tokio::select! {
-                    answer = &mut answer => return answer,
-                    () = tokio::time::sleep_until(due) => {
-                        if life.last() + stall <= Instant::now() {
-                            return Err(ConnectorError::timeout(
-                                format!(
-                                    "HTTP read timeout: nothing sent or received for {stall:?}"
-                                )
-                                .into(),
-                            ));
-                        }
-                    }
-                }
+            tokio::select! {
+                answer = answer => answer,
+                () = life.stalled(stall) => Err(ConnectorError::timeout(
+                    format!("HTTP read timeout: nothing sent or received for {stall:?}").into(),
+                )),
             }
         })
-    }
-}
-
-/// When a request last showed life.
-#[derive(Debug)]
-struct Life {
-    start: Instant,
-    /// Milliseconds from `start`.
-    last: AtomicU64,
-}
-
-impl Life {
-    fn new() -> Self {
-        Life {
-            start: Instant::now(),
-            last: AtomicU64::new(0),
-        }
-    }
-
-    fn now(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
     }
 }
 
@@ -165,7 +128,7 @@ mod tests {
         let mut body = Noted {
             inner: SdkBody::from(data.clone()),
             rest: Bytes::new(),
-            life: Arc::new(Life::new()),
+            life: Arc::default(),
         };
         assert_eq!(body.size_hint().exact(), Some(data.len() as u64));
         let mut got = Vec::new();

@@ -1,0 +1,48 @@
+//! When a transfer last showed life: the stall timeout counts from there,
+//! not from the start, so a slow transfer that keeps moving is never cut.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// When a request or body last moved a byte (or began).
+#[derive(Debug)]
+pub struct Life {
+    start: Instant,
+    /// Milliseconds from `start`.
+    last: AtomicU64,
+}
+
+impl Default for Life {
+    fn default() -> Self {
+        Life {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Life {
+    /// Notes that bytes moved now.
+    pub fn now(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When bytes last moved.
+    pub fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+
+    /// Waits until nothing has moved for `stall`.
+    pub async fn stalled(&self, stall: Duration) {
+        loop {
+            let due = self.last() + stall;
+            tokio::time::sleep_until(due).await;
+            if self.last() + stall <= Instant::now() {
+                return;
+            }
+        }
+    }
+}
