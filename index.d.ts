@@ -318,7 +318,7 @@ export interface SyncPlan {
 
 /** Beyond upstream: options of `watch()`. */
 export interface WatchOptions {
-  /** Push this long after the last change (default 2000). */
+  /** Push this long after the last change (default 2000), or five times that after the first while changes keep coming. */
   debounceMs?: number
   /**
    * `'both'` (default): push local changes and pull other writers' changes as they happen;
@@ -478,10 +478,11 @@ export declare class S3WorkspaceSync extends EventEmitter {
   getWorkspacePath(): string
   /**
    * Beyond upstream: pulls, pushes what was pending at once, then pushes
-   * each change `debounceMs` after it happens (file-system notifications,
-   * with a periodic rescan), never two pushes at once; `stop()` resolves
-   * after a final push. An agent that crashes loses at most the debounce
-   * window of work.
+   * each change `debounceMs` after it happens (five times that after the
+   * first while changes keep coming; file-system notifications, with a
+   * periodic rescan), never two pushes at once; `stop()` resolves after a
+   * final push. An agent that crashes loses at most the debounce window of
+   * work (five windows if it never paused for one).
    */
   watch(options?: WatchOptions): Promise<Watcher>
   /**

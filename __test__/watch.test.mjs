@@ -80,6 +80,40 @@ test('watch: a file written is on S3 within debounce + 2 s; a burst is a few pus
   assert.equal(await watcher.stop(), final, 'stop() is idempotent')
 })
 
+test('watch: an agent that never stops writing still has its work pushed, within five debounce windows', async (t) => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+  const debounceMs = 400
+  const watcher = await sync.watch({ debounceMs, direction: 'push' })
+  t.after(() => watcher.stop())
+  // The push of what was pending when watching began, done before the agent starts.
+  await new Promise((r) => setTimeout(r, 1000))
+  assert.equal(watcher.pushes, 1)
+  // A note every 100 ms until the first is on S3: never a quiet debounce window.
+  const writing = new AbortController()
+  let notes = 0
+  const agent = (async () => {
+    while (!writing.signal.aborted) {
+      writeFileSync(path.join(dir, `note-${notes++}.md`), `note ${notes}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })()
+  const started = Date.now()
+  try {
+    // Five windows (2 s) and the push's own time: the first note is on S3
+    // while the agent is still writing.
+    const landed = await eventually(async () => (await listKeys(bucket, 'p/')).includes('p/note-0.md'), 4500)
+    assert.ok(landed - started <= 4500)
+  } finally {
+    writing.abort()
+    await agent
+  }
+  const final = await watcher.stop()
+  assert.equal(final.success, true)
+  assert.equal((await listKeys(bucket, 'p/')).filter((k) => k.includes('/note-')).length, notes)
+})
+
 test('watch: aborting the signal stops it after a final push; bad options are refused', async (t) => {
   const bucket = await newBucket()
   const dir = tmpDir()

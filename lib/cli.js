@@ -69,7 +69,14 @@ const OPTIONS = {
   limit: { type: 'string', commands: ['log'], arg: 'N', group: 'Checkpoints', help: 'log: list at most N checkpoints (default 20)' },
   'restore-deleted': { type: 'boolean', commands: ['pull'], group: 'Sync', help: 'pull: bring back files deleted here and not yet pushed' },
   'dry-run': { type: 'boolean', commands: ['pull', 'push', 'restore'], group: 'Sync', help: 'Decide and report, change nothing (pull, push, restore)' },
-  debounce: { type: 'string', env: 'S3WS_DEBOUNCE', commands: ['watch'], arg: 'MS', group: 'Sync', help: 'watch: push this long after the last change (default 2000)' },
+  debounce: {
+    type: 'string',
+    env: 'S3WS_DEBOUNCE',
+    commands: ['watch'],
+    arg: 'MS',
+    group: 'Sync',
+    help: 'watch: push this long after the last change (default 2000), or five times that after the first while changes keep coming',
+  },
   direction: {
     type: 'string',
     env: 'S3WS_DIRECTION',

@@ -46,6 +46,12 @@ const { nothingPushed } = require('./result.js')
 /** A periodic rescan under `watch()`, for changes notifications missed. */
 const RESCAN_MS = 30_000
 /**
+ * An agent that never stops writing still has its work pushed: at the
+ * latest this many debounce windows after the first change not yet pushed
+ * (10 s by default). Without it, every change put the push off again.
+ */
+const MAX_WAIT_DEBOUNCES = 5
+/**
  * By default the safety-net full pull waits at least this long per 1,000
  * files (a listing page each): 10 pages a minute beside the journal's 48
  * HEADs keeps an idle watcher under one request a second.
@@ -58,7 +64,8 @@ const FOLLOW_RETRY_MS = 30_000
 
 /**
  * Pulls, then keeps the workspace live: a push `debounceMs` after the
- * last local change, a pull of what other instances push (polled every
+ * last local change (or `MAX_WAIT_DEBOUNCES` times that after the first
+ * one, while changes keep coming), a pull of what other instances push (polled every
  * `pollMs`), a full pull every `fullCheckMs` or more; never two
  * operations at once. `stop()` (or aborting `signal`) stops watching and
  * resolves after a final push.
@@ -147,10 +154,20 @@ async function watchWorkspace(sync, options) {
       },
     }
   }
+  /** When the first change the next push takes was seen. @type {number | undefined} */
+  let pendingSince
   const schedule = () => {
     if (state.stopped || !pushing) return
     clearTimeout(state.timer)
-    state.timer = setTimeout(() => void pushNow(), debounceMs)
+    pendingSince ??= Date.now()
+    const wait = Math.min(debounceMs, pendingSince + debounceMs * MAX_WAIT_DEBOUNCES - Date.now())
+    state.timer = setTimeout(
+      () => {
+        pendingSince = undefined
+        void pushNow()
+      },
+      Math.max(0, wait),
+    )
   }
   const stateDir = sync.stateDir
   const watcher = pushing
