@@ -349,6 +349,32 @@ async function assertListingRejected(bucket, fault, pattern) {
   })
 }
 
+test('a download that keeps moving is no silence: one request never answered does not stop the rest of the pull', async () => {
+  const bucket = await newBucket()
+  const big = randomBuffer(3 * 1024 * 1024)
+  await putObject(bucket, 'p/a-big.bin', big)
+  const names = Array.from({ length: 12 }, (_, i) => `f${String(i).padStart(2, '0')}.txt`)
+  await seed(bucket, 'p/', Object.fromEntries(names.map((n) => [n, `small ${n}`])))
+  const of = (name) => (r) => isGet(r) && r.path.endsWith(`/p/${name}`)
+  // The big file at 500 KB/s (6 s) in one slot, the never answered one in
+  // the other (its attempts time out in about 5 s): no transfer succeeds for
+  // longer than twice the stall timeout, but bytes keep moving.
+  const slow = (r) => (of('a-big.bin')(r) ? { rate: 500 * 1000 } : undefined)
+  const never = (r) => (of('f00.txt')(r) ? new Promise(() => {}) : 0)
+  await withProxy({ fault: slow, delay: never }, async (proxy) => {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1000, downloadConcurrency: 2, logger: quiet() })
+    const result = await sync.pull()
+    assert.deepEqual(
+      result.errorDetails.map((e) => [e.path, e.s3Code]),
+      [['f00.txt', 'Timeout']],
+    )
+    assert.doesNotMatch(result.errors.join('\n'), /not tried/)
+    assert.equal(result.downloadedFiles, 12)
+    assert.equal(md5(readFileSync(path.join(dir, 'a-big.bin'))), md5(big))
+  })
+})
+
 test('listing faults reject the pull and delete nothing', async () => {
   const bucket = await newBucket()
   await seed(bucket, 'p/', { 'x.txt': 'x' })

@@ -107,6 +107,8 @@ pub struct PhaseProgress {
     /// moving bytes (atomics: `moved` runs for every chunk of every file).
     last_bytes: AtomicU64,
     last_ms: AtomicU64,
+    /// Milliseconds since `started` when bytes last moved.
+    moved_ms: AtomicU64,
     started: Instant,
     /// (current, bytes, percentage, total) of the last event sent. Callers race
     /// between counting and sending; one overtaken by another is dropped,
@@ -151,9 +153,21 @@ impl PhaseProgress {
             bytes: AtomicU64::new(0),
             last_bytes: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
+            moved_ms: AtomicU64::new(0),
             started: Instant::now(),
             sent: Mutex::new((0, 0, 0, 0)),
         }
+    }
+
+    /// When bytes of the phase last moved (or it began).
+    pub fn last_moved(&self) -> Instant {
+        self.started + Duration::from_millis(self.moved_ms.load(Ordering::Relaxed))
+    }
+
+    /// Bytes moved at `at`, not yet counted (they are, with their piece).
+    fn moving(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.started).as_millis() as u64;
+        self.moved_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// `files` more files of `bytes` bytes to handle.
@@ -223,6 +237,7 @@ impl PhaseProgress {
     pub fn moved(&self, n: u64) {
         let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
         let now = self.started.elapsed().as_millis() as u64;
+        self.moved_ms.fetch_max(now, Ordering::Relaxed);
         let last_ms = self.last_ms.load(Ordering::Relaxed);
         let due = bytes.saturating_sub(self.last_bytes.load(Ordering::Relaxed)) >= BYTES_STEP
             || now.saturating_sub(last_ms) >= INTERVAL.as_millis() as u64;
@@ -275,6 +290,12 @@ impl FileProgress {
     pub fn moved(&self, n: u64) {
         self.moved.fetch_add(n, Ordering::Relaxed);
         self.phase.moved(n);
+    }
+
+    /// Bytes of this file moved at `at`, counted later (with the piece
+    /// they are in): a slow body is not taken for silence meanwhile.
+    pub fn moving(&self, at: Instant) {
+        self.phase.moving(at);
     }
 
     /// The file is done (or failed); `size`: its length.

@@ -431,6 +431,7 @@ impl Workspace {
             uploads.len(),
             total_bytes,
         ));
+        halt.follow(&progress);
         let names = Arc::new(CopyNames {
             rules: rules.clone(),
             tag: base.copy_tag(),

@@ -200,6 +200,8 @@ impl Workspace {
             self.observer.clone(),
             Phase::Download,
         ));
+        let halt = Halt::new(self.config.stall_timeout);
+        halt.follow(&progress);
         let mut run = Pulling {
             ws: self,
             store,
@@ -216,7 +218,7 @@ impl Workspace {
             report,
             names,
             progress,
-            halt: Halt::new(self.config.stall_timeout),
+            halt,
             urgent: VecDeque::new(),
             queue: VecDeque::new(),
             running: HashMap::new(),

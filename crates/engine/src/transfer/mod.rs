@@ -10,7 +10,7 @@ pub use upload::{upload_checked, UploadTo, Uploaded};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, Result, S3Error};
 use crate::ignore_rules::IgnoreRules;
 use crate::local::{conflict_copy_name, ConflictCopy, Dir};
+use crate::progress::PhaseProgress;
 
 /// Stops an operation's remaining transfers after a failure that every
 /// other request would repeat (`S3Error::is_global`: a missing bucket,
@@ -27,18 +28,21 @@ use crate::local::{conflict_copy_name, ConflictCopy, Dir};
 /// transfer has succeeded for twice the stall timeout: a server that
 /// accepts connections and answers nothing would otherwise cost every
 /// file its attempts (a push of 500 files, 10 at a time, took 10 minutes
-/// to fail so). What was not attempted stays pending, and after a timeout
-/// is named in the result (`untried`). And keeps a throttled transfer going
-/// while the operation makes progress.
+/// to fail so). Bytes moving count as progress too (`follow`): a long
+/// download that keeps moving is no silence. What was not attempted stays
+/// pending, and after a timeout is named in the result (`untried`). And
+/// keeps a throttled transfer going while the operation makes progress.
 #[derive(Clone)]
 pub struct Halt {
     halted: Arc<AtomicBool>,
     /// The failure that halted the operation.
-    cause: Arc<std::sync::OnceLock<S3Error>>,
+    cause: Arc<OnceLock<S3Error>>,
     reported: Arc<AtomicBool>,
     untried_named: Arc<AtomicBool>,
     /// When a transfer of the operation last succeeded (or it began).
     progressed: Arc<std::sync::Mutex<Instant>>,
+    /// The phase whose bytes moving count as progress.
+    moving: Arc<OnceLock<Arc<PhaseProgress>>>,
     /// How long no transfer may succeed before one timing out halts.
     silence: Duration,
 }
@@ -66,8 +70,21 @@ impl Halt {
             reported: Arc::default(),
             untried_named: Arc::default(),
             progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
+            moving: Arc::default(),
             silence: stall * 2,
         }
+    }
+
+    /// Counts the bytes of `phase` moving as progress.
+    pub fn follow(&self, phase: &Arc<PhaseProgress>) {
+        let _ = self.moving.set(phase.clone());
+    }
+
+    /// How long since a transfer succeeded or a byte moved.
+    fn quiet_for(&self) -> Duration {
+        let succeeded = *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = self.moving.get().map(|p| p.last_moved());
+        moved.map_or(succeeded, |m| m.max(succeeded)).elapsed()
     }
 
     /// Whether a failure stopped the operation's transfers.
@@ -84,7 +101,6 @@ impl Halt {
         &self,
         transfer: impl Fn() -> F,
     ) -> Option<Result<T>> {
-        let progressed = || *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
         let mut waits = 0;
         loop {
             if self.halted() {
@@ -96,15 +112,12 @@ impl Halt {
                     *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
                 }
                 Err(Some(s3))
-                    if s3.is_global()
-                        || (s3.is_timeout() && progressed().elapsed() >= self.silence) =>
+                    if s3.is_global() || (s3.is_timeout() && self.quiet_for() >= self.silence) =>
                 {
                     let _ = self.cause.set(s3.clone());
                     self.halted.store(true, Ordering::Relaxed)
                 }
-                Err(Some(s3))
-                    if s3.is_throttled() && progressed().elapsed() < THROTTLED_PATIENCE =>
-                {
+                Err(Some(s3)) if s3.is_throttled() && self.quiet_for() < THROTTLED_PATIENCE => {
                     tokio::time::sleep(throttled_wait(waits)).await;
                     waits += 1;
                     continue;
