@@ -35,14 +35,17 @@ impl Life {
         self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
     }
 
-    /// Waits until nothing has moved for `stall`.
-    pub async fn stalled(&self, stall: Duration) {
+    /// Waits until nothing has moved for `stall`; meanwhile tells `moving`,
+    /// every quarter of it, when bytes last moved.
+    pub async fn stalled(&self, stall: Duration, mut moving: impl FnMut(Instant)) {
         loop {
             let due = self.last() + stall;
-            tokio::time::sleep_until(due).await;
-            if self.last() + stall <= Instant::now() {
+            tokio::time::sleep_until(due.min(Instant::now() + stall / 4)).await;
+            let last = self.last();
+            if last + stall <= Instant::now() {
                 return;
             }
+            moving(last);
         }
     }
 }

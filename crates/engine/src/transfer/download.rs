@@ -535,17 +535,11 @@ async fn receive(
         // A body that stops sending (nothing arrived for `stall`, however
         // slowly it came before) is cut here and the download retried.
         // While a piece fills, the bytes arriving are progress.
-        let next = loop {
-            tokio::select! {
-                next = body.stream.next() => break next,
-                () = tokio::time::sleep(stall / 4) => {
-                    let last = body.life.last();
-                    if last + stall <= tokio::time::Instant::now() {
-                        let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
-                        return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
-                    }
-                    progress.moving(last.into_std());
-                }
+        let next = tokio::select! {
+            next = body.stream.next() => next,
+            () = body.life.stalled(stall, |last| progress.moving(last.into_std())) => {
+                let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
+                return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
             }
         };
         let Some(piece) = next else { break };

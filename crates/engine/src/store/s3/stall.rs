@@ -63,7 +63,7 @@ impl HttpConnector for Watched {
         HttpConnectorFuture::new(async move {
             tokio::select! {
                 answer = answer => answer,
-                () = life.stalled(stall) => Err(ConnectorError::timeout(
+                () = life.stalled(stall, |_| {}) => Err(ConnectorError::timeout(
                     format!("HTTP read timeout: nothing sent or received for {stall:?}").into(),
                 )),
             }
