@@ -279,9 +279,42 @@ test('a slow but steady upload is not cut by the stall timeout, however long its
     assert.equal(pushed.success, false)
     assert.match(pushed.errors.join('\n'), /(UploadPart|PutObject) .* failed: Timeout/)
     assert.ok(Date.now() - started < 20_000, `${Date.now() - started} ms`)
+    // Each cut attempt's connection (its bytes never read) is let go, with
+    // the part it held: the kernel aborts it after the stall timeout.
+    if (process.platform === 'linux') {
+      const port = Number(new URL(proxy.endpoint).port)
+      await eventually(
+        () => unsentTo(port) === 0,
+        10_000,
+        () => `${unsentTo(port)} connections still hold unsent bytes`,
+      )
+    }
   })
   assert.equal(md5(await getObject(bucket, 'p/big.bin')), md5(big), 'the old version stays')
 })
+
+/**
+ * Connections to 127.0.0.1:`port` with bytes still in their send queue
+ * (Linux: /proc/net/tcp, each address as hex `IP:PORT`).
+ * @param {number} port
+ */
+function unsentTo(port) {
+  const to = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[2] === to && parseInt(f[4]?.split(':')[0] ?? '0', 16) > 0).length
+}
+
+/** Resolves once `check()` is true; fails with `why()` after `ms`. */
+async function eventually(check, ms, why) {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${why()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
 
 test('a server that stops answering halts the push once no upload has succeeded for twice the stall timeout: the files not tried stay pending', async () => {
   const bucket = await newBucket()

@@ -4,7 +4,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import http from 'node:http'
+import https from 'node:https'
 import { existsSync, readFileSync, renameSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -325,6 +327,62 @@ test('a folder marker that carries content is skipped with a warning, not silent
   assert.equal(pulled.success, true, JSON.stringify(pulled.errors))
   assert.equal(readFileSync(path.join(dir, 'dir/a.txt'), 'utf8'), 'a')
   assert.ok(calls.some((c) => c.level === 'warn' && c.message.includes('p/dir/') && /folder marker/.test(c.message)))
+})
+
+test('an https:// endpoint is verified against the CA certificates SSL_CERT_FILE names: trusted, it syncs; not trusted, nothing lands', async (t) => {
+  const dir = tmpDir()
+  const sh = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+  try {
+    sh('version')
+  } catch {
+    return t.skip('openssl is not installed')
+  }
+  // Two CAs, and the server's certificate for localhost signed by the first.
+  const ca = (name) => sh('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', `${name}-key.pem`, '-out', `${name}.pem`)
+  ca('test-ca')
+  ca('other-ca')
+  writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n')
+  sh('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'key.pem', '-out', 'csr.pem')
+  sh('x509', '-req', '-in', 'csr.pem', '-CA', 'test-ca.pem', '-CAkey', 'test-ca-key.pem', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'cert.pem')
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'a.txt': 'over TLS' })
+  // A TLS front for the test server (the Host header is kept: it is signed).
+  const upstream = new URL(endpoint)
+  const front = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers)
+      up.pipe(res)
+    })
+    fwd.on('error', () => res.destroy())
+    req.pipe(fwd)
+  })
+  await new Promise((r) => front.listen(0, '127.0.0.1', r))
+  t.after(() => front.close())
+  const tls = `https://localhost:${front.address().port}`
+  const pull = (caFile, into) => {
+    const script = `
+      const { S3WorkspaceSync } = require(${JSON.stringify(ROOT)})
+      const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+      new S3WorkspaceSync({ bucket: ${JSON.stringify(bucket)}, prefix: 'p/', workspaceDir: ${JSON.stringify(into)}, endpoint: ${JSON.stringify(tls)}, stallTimeoutMs: 5000, logger: quiet })
+        .pull().then((r) => process.stdout.write(JSON.stringify(r)), (e) => process.stdout.write(JSON.stringify({ thrown: e.code, s3Code: e.s3Code, message: e.message })))
+    `
+    const env = { ...process.env, SSL_CERT_FILE: caFile, SSL_CERT_DIR: '/nonexistent' }
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, ['-e', script], { env, encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(JSON.parse(out))))
+    })
+  }
+  const trusted = tmpDir()
+  const ok = await pull(path.join(dir, 'test-ca.pem'), trusted)
+  assert.equal(ok.success, true, JSON.stringify(ok))
+  assert.equal(readFileSync(path.join(trusted, 'a.txt'), 'utf8'), 'over TLS')
+  // Another CA: the server's certificate is refused, and nothing lands.
+  const untrusted = tmpDir()
+  const refused = await pull(path.join(dir, 'other-ca.pem'), untrusted)
+  assert.equal(refused.s3Code, 'NetworkError', JSON.stringify(refused))
+  assert.match(refused.message, /certificate/)
+  assert.equal(existsSync(path.join(untrusted, 'a.txt')), false)
 })
 
 test('without any CA certificates an http:// endpoint still works, and nothing panics', async () => {

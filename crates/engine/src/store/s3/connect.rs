@@ -9,7 +9,6 @@ use aws_sdk_s3::config::{
     Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -60,22 +59,18 @@ impl S3Store {
         let plain = custom_endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
-        let http = match (plain, has_ca_roots()) {
-            (_, true) => https_client(),
-            // No TLS needed for an http:// endpoint (a local server).
-            (true, false) => aws_smithy_http_client::Builder::new().build_http(),
-            (false, false) => {
-                let endpoint = custom_endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-                let message = format!(
-                    "no trusted CA certificates were found, so HTTPS to {endpoint} cannot be \
-                     verified: install the system CA bundle (ca-certificates) or point \
-                     SSL_CERT_FILE at one"
-                );
-                return Err(S3Error::new("Connect", "", "NetworkError", message).into());
-            }
-        };
+        if !plain && !super::http::has_ca_roots() {
+            let endpoint = custom_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+            let message = format!(
+                "no trusted CA certificates were found, so HTTPS to {endpoint} cannot be \
+                 verified: install the system CA bundle (ca-certificates) or point \
+                 SSL_CERT_FILE at one"
+            );
+            return Err(S3Error::new("Connect", "", "NetworkError", message).into());
+        }
+        let http = https_client();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(super::pacer::paced(super::stall::watched(http)))
             .region(Region::new(region.clone()))
@@ -134,20 +129,9 @@ impl S3Store {
     }
 }
 
-/// Whether the system has CA certificates to verify HTTPS with (looked up
-/// once per process; the HTTP client would otherwise fail obscurely, or
-/// panic in debug builds).
-fn has_ca_roots() -> bool {
-    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
-}
-
-/// The HTTP(S) client for the SDK: rustls on ring rather than aws-lc, since
-/// ring cross-compiles to every target the package ships.
+/// The HTTP(S) client for the SDK (see `http`).
 pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    super::http::client()
 }
 
 const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);

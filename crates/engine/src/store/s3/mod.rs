@@ -22,6 +22,7 @@ mod connect;
 mod delete;
 mod errors;
 mod get;
+mod http;
 mod pacer;
 mod probes;
 mod put;

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
-    http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings,
-    SharedHttpClient, SharedHttpConnector,
+    http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient,
+    SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
@@ -28,13 +28,13 @@ use crate::store::life::Life;
 /// within the default timeout.
 const SLICE: usize = 64 * 1024;
 
-/// `http` with the read timeout of its settings taken over: counted from
-/// the last piece of body taken, not from the start of the request.
+/// `http` (`super::http`, which times no request itself: it only has the
+/// kernel abort a connection whose bytes sit unacknowledged that long)
+/// with the read timeout counted here, from the last piece of body taken,
+/// not from the start of the request.
 pub(super) fn watched(http: SharedHttpClient) -> SharedHttpClient {
     http_client_fn(move |settings, components| {
-        let mut untimed = HttpConnectorSettings::builder();
-        untimed.set_connect_timeout(settings.connect_timeout());
-        let inner = http.http_connector(&untimed.build(), components);
+        let inner = http.http_connector(settings, components);
         match settings.read_timeout() {
             Some(stall) => SharedHttpConnector::new(Watched { inner, stall }),
             None => inner,
