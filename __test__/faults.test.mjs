@@ -237,7 +237,7 @@ test('a request the server never answers ends its operation with a Timeout: a pa
     await withProxy({ delay: (r) => (pick(r) ? never() : 0) }, async (proxy) => {
       const pushed = await new S3WorkspaceSync({ bucket, prefix: `${what}/`, workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 500, logger: quiet() }).push()
       assert.equal(pushed.success, false)
-      assert.match(pushed.errors.join('\n'), new RegExp(`${what} .* failed: Timeout`))
+      assert.match(pushed.errors.join('\n'), new RegExp(`${what} .* failed: Timeout: HTTP read timeout: nothing sent or received for 500ms`))
     })
   }
   await seed(bucket, 'p/', { 'a.txt': 'x' })

@@ -89,8 +89,19 @@ fn unread_success<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> O
     })
 }
 
+/// The SDK's words for its own wrappers of a failed request ("dispatch
+/// failure: timeout: …"): the error's code says as much.
+const SDK_WRAPPERS: [&str; 5] = [
+    "dispatch failure",
+    "timeout",
+    "io error",
+    "user error",
+    "other",
+];
+
 /// An error and its sources as one line of their `Display` forms (a
-/// source that repeats its parent's text is left out).
+/// source that repeats its parent's text, and the SDK's wrappers, are left
+/// out).
 pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut next = err.source();
@@ -100,6 +111,11 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
             parts.push(text);
         }
         next = e.source();
+    }
+    if parts.len() > 1 {
+        let last = parts.pop();
+        parts.retain(|p| !SDK_WRAPPERS.contains(&p.as_str()));
+        parts.extend(last);
     }
     // One line: a credential chain lists its attempts on lines of their own.
     parts
