@@ -170,29 +170,71 @@ test('large objects are verified whatever hash they carry; a corrupted range nev
   }
 })
 
-test('a connection reset mid-body is retried', async () => {
+test('a body that breaks off or stalls is asked again from where it stopped, of the same version', async () => {
   const bucket = await newBucket()
   const body = randomBuffer(256 * 1024)
   await putObject(bucket, 'p/r.bin', body)
-  await withProxy({ fault: perObject((p, n) => (n === 1 ? { truncateAfter: 1000 } : undefined)) }, async (proxy) => {
-    const dir = tmpDir()
-    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
-    assert.equal(result.success, true, JSON.stringify(result.errors))
-    assert.equal(md5(readFileSync(path.join(dir, 'r.bin'))), md5(body))
-  })
-})
-
-test('a body that stalls is cut by the stall guard and retried', async () => {
-  const bucket = await newBucket()
-  const body = randomBuffer(256 * 1024)
   await putObject(bucket, 'p/s.bin', body)
-  await withProxy({ fault: perObject((p, n) => (n === 1 ? { stallAfter: 1000 } : undefined)) }, async (proxy) => {
+  const { ETag } = await headObject(bucket, 'p/r.bin')
+  // A connection reset after 1000 bytes, and a body that goes silent after
+  // 1000 bytes (cut by the stall timeout), each on the first GET.
+  const fault = perObject((p, n) => (n > 1 ? undefined : p.endsWith('/r.bin') ? { truncateAfter: 1000 } : { stallAfter: 1000 }))
+  await withProxy({ fault }, async (proxy) => {
     const dir = tmpDir()
     const started = Date.now()
     const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 400, logger: quiet() }).pull()
     assert.equal(result.success, true, JSON.stringify(result.errors))
-    assert.equal(md5(readFileSync(path.join(dir, 's.bin'))), md5(body))
     assert.ok(Date.now() - started < 10000)
+    for (const name of ['r.bin', 's.bin']) {
+      assert.equal(md5(readFileSync(path.join(dir, name))), md5(body), name)
+      const gets = proxy.requests.filter((r) => isGet(r) && r.path.endsWith(`/p/${name}`))
+      assert.equal(gets.length, 2, name)
+      // The rest only, and only if the object is still the one begun.
+      assert.equal(gets[1].headers.range, `bytes=1000-${body.length - 1}`, name)
+      assert.equal(gets[1].headers['if-match'], ETag, name)
+    }
+  })
+})
+
+test('a stalled range of a large object costs the bytes it still owed, not the object; one rewritten meanwhile comes whole as the newer one', async () => {
+  const bucket = await newBucket()
+  const MiB = 1024 * 1024
+  const body = randomBuffer(40 * MiB) // ranged: 8 MiB, then 4 ranges of 8 MiB
+  await putObject(bucket, 'p/big.bin', body)
+  const second = (r) => isGet(r) && r.headers.range === `bytes=${8 * MiB}-${16 * MiB - 1}`
+  let cut = 0
+  await withProxy({ fault: (r) => (second(r) && cut++ === 0 ? { stallAfter: 3 * MiB } : undefined) }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1000, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(body))
+    const ranges = proxy.requests.filter(isGet).map((r) => r.headers.range)
+    // Five ranges, and the rest of the second: nothing asked twice.
+    assert.equal(ranges.length, 6, JSON.stringify(ranges))
+    assert.ok(ranges.includes(`bytes=${11 * MiB}-${16 * MiB - 1}`), JSON.stringify(ranges))
+  })
+  // Rewritten (smaller) while a range stalls: the rest is refused
+  // (If-Match), and the newer object comes whole; nothing of the two is
+  // mixed. Every ask for the rest waits for the rewrite.
+  const newer = randomBuffer(MiB)
+  const rest = (r) => isGet(r) && r.headers.range === `bytes=${11 * MiB}-${16 * MiB - 1}`
+  let rewrite
+  cut = 0
+  const fault = (r) => (second(r) && cut++ === 0 ? { stallAfter: 3 * MiB } : undefined)
+  const delay = (r) => (rest(r) ? (rewrite ??= putObject(bucket, 'p/big.bin', newer)) : 0)
+  await withProxy({ fault, delay }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1000, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.ok(
+      proxy.requests.some((r) => rest(r) && r.status === 412),
+      JSON.stringify(proxy.requests.filter(isGet).map((r) => [r.headers.range, r.status])),
+    )
+    assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(newer))
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.endsWith('.partial')),
+      [],
+    )
   })
 })
 

@@ -134,11 +134,12 @@ export async function listKeys(bucket, prefix = '') {
 
 /**
  * An HTTP proxy in front of the S3 server that records every request
- * ({ method, path, query, headers }) and can be scripted per request:
+ * ({ method, path, query, headers, and the server's status once it
+ * answers }) and can be scripted per request:
  * `fault(req)` may return
  *   { status, body }         answer instead of the server,
  *   { flip: true }           forward, but flip one byte of the response body,
- *   { truncateAfter: n }     forward n body bytes, then reset the connection,
+ *   { truncateAfter: n }     forward n body bytes, then close the connection,
  *   { stallAfter: n }        forward n body bytes, then send nothing more,
  *   { headers: {...} }      forward, with these response headers set,
  *   { rewrite: (text) => text }  forward, with the response body rewritten,
@@ -177,6 +178,7 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
     const forward = () => {
       // The Host header is kept: it is part of the SigV4 signature.
       const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, async (up) => {
+        entry.status = up.statusCode
         const held = hold?.(entry)
         if (held) {
           up.pause()
@@ -219,11 +221,15 @@ export async function startProxy({ target = requireServer(), fault, delay, hold 
           const limit = action.truncateAfter ?? action.stallAfter
           if (limit !== undefined && sent + chunk.length > limit) {
             chunk = chunk.subarray(0, Math.max(0, limit - sent))
-            if (chunk.length) res.write(chunk)
             sent = limit
             up.destroy()
-            if (action.truncateAfter !== undefined) res.socket?.destroy()
-            return // a stall: the response stays open, silent
+            // A cut connection, once the client has had the bytes sent (a
+            // reset at once could discard them unread); or a stall: the
+            // response stays open, silent.
+            const cut = () => action.truncateAfter !== undefined && setTimeout(() => res.socket?.destroy(), 50)
+            if (chunk.length) res.write(chunk, cut)
+            else cut()
+            return
           }
           sent += chunk.length
           res.write(chunk)

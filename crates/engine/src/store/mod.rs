@@ -48,6 +48,9 @@ pub struct ObjectBody {
     /// When bytes of the body last arrived: a store that hands them over in
     /// pieces larger than what arrives at a time notes each arrival here.
     pub life: Arc<Life>,
+    /// The store cuts a body that stalls itself (and asks for the rest
+    /// again); else the download cuts it.
+    pub watched: bool,
 }
 
 /// A whole-object CRC a server keeps (`x-amz-checksum-*` of a checksum
@@ -92,6 +95,21 @@ impl ObjectBody {
             checksum: None,
             written_new: info.written_new,
             life: Arc::default(),
+            watched: false,
+        }
+    }
+
+    /// The same, from a store that notes each arrival in `life` and cuts
+    /// (or resumes) a body that stalls itself.
+    pub fn watched(
+        info: ObjectInfo,
+        stream: BoxStream<'static, Result<Piece>>,
+        life: Arc<Life>,
+    ) -> Self {
+        ObjectBody {
+            life,
+            watched: true,
+            ..Self::pieces(info, stream)
         }
     }
 

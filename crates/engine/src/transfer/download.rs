@@ -533,13 +533,18 @@ async fn receive(
     let mut file: Option<Spill> = None;
     loop {
         // A body that stops sending (nothing arrived for `stall`, however
-        // slowly it came before) is cut here and the download retried.
-        // While a piece fills, the bytes arriving are progress.
+        // slowly it came before) is cut, here unless its store does so
+        // itself, and the download retried. While a piece fills, the bytes
+        // arriving are progress.
         let next = tokio::select! {
             next = body.stream.next() => next,
             () = body.life.stalled(stall, |last| progress.moving(last.into_std())) => {
-                let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
-                return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
+                if body.watched {
+                    body.stream.next().await
+                } else {
+                    let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
+                    return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
+                }
             }
         };
         let Some(piece) = next else { break };

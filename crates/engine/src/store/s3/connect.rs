@@ -70,6 +70,7 @@ impl S3Store {
             );
             return Err(S3Error::new("Connect", "", "NetworkError", message).into());
         }
+        let stall = settings.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
         let http = https_client();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(super::pacer::paced(super::stall::watched(http)))
@@ -82,7 +83,7 @@ impl S3Store {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(settings.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
+                    .read_timeout(stall)
                     .build(),
             );
         if let Some(ep) = &settings.endpoint {
@@ -125,6 +126,7 @@ impl S3Store {
             scratch,
             honoured: Arc::default(),
             conditional_writes: settings.conditional_writes,
+            stall,
         })
     }
 }

@@ -46,28 +46,29 @@ impl S3Store {
                 let out = self.get_range(key, None, None).await?;
                 let info = info_of!(out);
                 let life = Arc::<Life>::default();
-                let pieces = self.pieces(key, 0, out.body, &life);
-                Ok(ObjectBody {
-                    life,
-                    ..ObjectBody::pieces(info, pieces)
-                })
+                let span = (0, last_byte(out.content_length()));
+                let pieces = self.pieces(key, span, out.body, info.etag.as_deref(), &life);
+                Ok(ObjectBody::watched(info, pieces, life))
             }
         }
     }
 
-    /// A GET of the whole object, or of `bytes=start-end` (inclusive),
-    /// optionally only if the object still has ETag `if_match`.
+    /// A GET of the whole object, or of `bytes=start-end` (inclusive; no
+    /// end: to the object's end), optionally only if the object still has
+    /// ETag `if_match`.
     async fn get_range(
         &self,
         key: &str,
-        range: Option<(u64, u64)>,
+        range: Option<(u64, Option<u64>)>,
         if_match: Option<&str>,
     ) -> Result<GetObjectOutput> {
         self.client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_range(range.map(|(s, e)| format!("bytes={s}-{e}")))
+            .set_range(range.map(|(s, e)| {
+                format!("bytes={s}-{}", e.map(|e| e.to_string()).unwrap_or_default())
+            }))
             .set_if_match(if_match.map(quote_etag))
             .send()
             .await
@@ -87,47 +88,40 @@ impl S3Store {
             .into()
     }
 
-    /// `body`, the object's bytes from `offset` on, as pieces of about
-    /// `PIECE` bytes: written where they go as they come (a large object's
-    /// ranges arrive side by side), in few writes. Each arrival is noted in
-    /// `life`: a slow body takes long to fill a piece, and is not stalled.
+    /// `body`, the answer to a GET of the object's bytes `start..=end`
+    /// (`end` unknown: to its end), as pieces of about `PIECE` bytes:
+    /// written where they go as they come (a large object's ranges arrive
+    /// side by side), in few writes. Each arrival is noted in `life`: a
+    /// slow body takes long to fill a piece, and is not stalled. A body
+    /// that breaks off, ends short or has nothing arrive for the stall
+    /// timeout is asked again from where it stopped, of the same version
+    /// (`If-Match`), up to `RESUMES` times in a row with nothing gained:
+    /// one stalled range costs the bytes it still owed, not the object.
     fn pieces(
         &self,
         key: &str,
-        offset: u64,
+        (start, end): (u64, Option<u64>),
         body: ByteStream,
+        version: Option<&str>,
         life: &Arc<Life>,
     ) -> BoxStream<'static, Result<Piece>> {
-        let (this, key, life) = (self.clone(), key.to_owned(), life.clone());
-        futures::stream::unfold(Some((body, offset)), move |state| {
-            let (this, key, life) = (this.clone(), key.clone(), life.clone());
-            async move {
-                let (mut body, offset) = state?;
-                let mut piece = BytesMut::with_capacity(PIECE);
-                let whole = loop {
-                    let next = body.next().await;
-                    life.now();
-                    match next {
-                        Some(Ok(chunk)) if piece.is_empty() && chunk.len() >= PIECE => {
-                            break Some(chunk);
-                        }
-                        Some(Ok(chunk)) => {
-                            piece.extend_from_slice(&chunk);
-                            if piece.len() >= PIECE {
-                                break None;
-                            }
-                        }
-                        Some(Err(e)) => return Some((Err(this.body_error(&key, e)), None)),
-                        None if piece.is_empty() => return None,
-                        None => {
-                            let bytes = piece.freeze();
-                            return Some((Ok(Piece { offset, bytes }), None));
-                        }
-                    }
-                };
-                let bytes = whole.unwrap_or_else(|| piece.freeze());
-                let next = offset + bytes.len() as u64;
-                Some((Ok(Piece { offset, bytes }), Some((body, next))))
+        let reading = Reading {
+            store: self.clone(),
+            key: key.to_owned(),
+            body,
+            at: start,
+            end,
+            version: version.map(str::to_owned),
+            life: life.clone(),
+            resumes: 0,
+            done: false,
+        };
+        futures::stream::unfold(Some(reading), |reading| async move {
+            let mut reading = reading.filter(|r| !r.done)?;
+            match reading.next_piece().await {
+                Ok(Some(piece)) => Some((Ok(piece), Some(reading))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
             }
         })
         .boxed()
@@ -157,7 +151,7 @@ impl S3Store {
             }))
         };
         let first = self
-            .get_range(key, Some((0, FIRST_RANGE - 1)), None)
+            .get_range(key, Some((0, Some(FIRST_RANGE - 1))), None)
             .await?;
         let info = info_of!(first);
         // Of this very version.
@@ -168,18 +162,15 @@ impl S3Store {
                 (etag.as_ref() == Some(&of)).then_some(crc)
             }
         };
-        let total = first
-            .content_range()
-            .and_then(|r| r.rsplit_once('/'))
-            .and_then(|(_, t)| t.parse::<u64>().ok());
+        let range = first.content_range().and_then(content_range);
         let life = Arc::<Life>::default();
-        let Some(total) = total else {
+        let Some((_, first_end, total)) = range else {
             // The server sent the whole object: stream it as it is.
-            let pieces = self.pieces(key, 0, first.body, &life);
+            let span = (0, last_byte(first.content_length()));
+            let pieces = self.pieces(key, span, first.body, info.etag.as_deref(), &life);
             return Ok(ObjectBody {
                 checksum: crc.await,
-                life,
-                ..ObjectBody::pieces(info, pieces)
+                ..ObjectBody::watched(info, pieces, life)
             });
         };
         // The rest in as few ranges as fill the slots: each costs a round
@@ -210,7 +201,13 @@ impl S3Store {
         };
         let this = self.clone();
         let (key, version) = (key.to_owned(), info.etag.clone());
-        let head = self.pieces(&key, 0, first.body, &life);
+        let head = self.pieces(
+            &key,
+            (0, Some(first_end)),
+            first.body,
+            version.as_deref(),
+            &life,
+        );
         let ranges_life = life.clone();
         let mut rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
@@ -219,9 +216,10 @@ impl S3Store {
                 let end = (start + size).min(total) - 1;
                 futures::stream::once(async move {
                     let out = this
-                        .get_range(&key, Some((start, end)), version.as_deref())
+                        .get_range(&key, Some((start, Some(end))), version.as_deref())
                         .await?;
-                    Ok::<_, Error>(this.pieces(&key, start, out.body, &life))
+                    let span = (start, Some(end));
+                    Ok::<_, Error>(this.pieces(&key, span, out.body, version.as_deref(), &life))
                 })
                 .try_flatten()
                 .boxed()
@@ -232,10 +230,10 @@ impl S3Store {
         // Their requests go out (polled until a first piece is in) while the
         // checksum may still be being asked.
         let (checksum, _) = tokio::join!(crc, std::pin::Pin::new(&mut rest).peek());
+        let pieces = futures::stream::select(head, rest).boxed();
         Ok(ObjectBody {
             checksum,
-            life,
-            ..ObjectBody::pieces(info, futures::stream::select(head, rest).boxed())
+            ..ObjectBody::watched(info, pieces, life)
         })
     }
 
@@ -273,5 +271,132 @@ impl S3Store {
             Some(Checksum { algorithm, value })
         });
         found.map(|checksum| (etag, checksum))
+    }
+}
+
+/// Times in a row a body is asked again from where it stopped with no byte
+/// gained before its failure is given up (the download may then try the
+/// whole object again).
+const RESUMES: usize = 2;
+
+/// One GET's body being read, and how to ask for the rest of it.
+struct Reading {
+    store: S3Store,
+    key: String,
+    body: ByteStream,
+    /// The offset of the next byte to come.
+    at: u64,
+    /// The last byte asked for, when known.
+    end: Option<u64>,
+    /// The ETag the rest must be of; without one, nothing is asked again.
+    version: Option<String>,
+    life: Arc<Life>,
+    /// Times asked again since a byte last came.
+    resumes: usize,
+    /// The body is whole.
+    done: bool,
+}
+
+impl Reading {
+    /// The next piece; `None` once the body is whole.
+    async fn next_piece(&mut self) -> Result<Option<Piece>> {
+        let offset = self.at;
+        let mut piece = BytesMut::new();
+        loop {
+            let failure = match tokio::time::timeout(self.store.stall, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    self.life.now();
+                    self.resumes = 0;
+                    self.at += chunk.len() as u64;
+                    if piece.is_empty() && chunk.len() >= PIECE {
+                        return Ok(Some(Piece {
+                            offset,
+                            bytes: chunk,
+                        }));
+                    }
+                    if piece.is_empty() {
+                        piece.reserve(PIECE);
+                    }
+                    piece.extend_from_slice(&chunk);
+                    if piece.len() >= PIECE {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Some(Err(e))) => self.store.body_error(&self.key, e),
+                Ok(None) => match self.end.filter(|end| self.at <= *end) {
+                    Some(end) => self.failure(format!(
+                        "the body ended at byte {} of the {} asked for",
+                        self.at,
+                        end + 1
+                    )),
+                    None => {
+                        self.done = true;
+                        break;
+                    }
+                },
+                Err(_) => self.failure(format!("nothing arrived for {:?}", self.store.stall)),
+            };
+            self.resume(failure).await?;
+        }
+        Ok((!piece.is_empty()).then(|| Piece {
+            offset,
+            bytes: piece.freeze(),
+        }))
+    }
+
+    fn failure(&self, why: String) -> Error {
+        let message = format!("GetObject {}: {why}", self.key);
+        S3Error::new("GetObject", &self.key, BODY_ERROR, message).into()
+    }
+
+    /// Asks again for the bytes from `at` on, or gives up with `failure`.
+    async fn resume(&mut self, failure: Error) -> Result<()> {
+        let version = match &self.version {
+            Some(version) if self.resumes < RESUMES => version.clone(),
+            _ => return Err(failure),
+        };
+        self.resumes += 1;
+        let range = Some((self.at, self.end));
+        let out = match self.store.get_range(&self.key, range, Some(&version)).await {
+            Ok(out) => out,
+            // Rewritten since: the whole (newer) object is tried again.
+            Err(Error::Conflict(_)) => return Err(failure),
+            Err(e) => return Err(e),
+        };
+        // A server that sent other bytes than those asked for: the same.
+        if out.content_range().and_then(content_range).map(|r| r.0) != Some(self.at) {
+            return Err(failure);
+        }
+        self.body = out.body;
+        Ok(())
+    }
+}
+
+/// A `Content-Range` (`bytes 100-199/200`): its first and last byte, and
+/// the object's length.
+fn content_range(header: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = header.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?, total.parse().ok()?))
+}
+
+/// The last byte of a body of `length` bytes (none when empty or unknown).
+fn last_byte(length: Option<i64>) -> Option<u64> {
+    length.and_then(|n| u64::try_from(n).ok())?.checked_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{content_range, last_byte};
+
+    #[test]
+    fn a_content_range_gives_its_bytes_and_the_length() {
+        assert_eq!(content_range("bytes 100-199/200"), Some((100, 199, 200)));
+        assert_eq!(content_range("bytes */200"), None);
+        assert_eq!(content_range("100-199/200"), None);
+        assert_eq!(last_byte(Some(10)), Some(9));
+        assert_eq!(last_byte(Some(0)), None);
+        assert_eq!(last_byte(None), None);
     }
 }

@@ -62,6 +62,9 @@ pub struct S3Store {
     /// Which conditions the server was found to honour.
     honoured: Arc<Honoured>,
     conditional_writes: ConditionalWrites,
+    /// How long a response body may send nothing before it is asked again
+    /// from where it stopped (`get`).
+    stall: Duration,
 }
 
 impl S3Store {
