@@ -31,7 +31,9 @@ let moto
 let motoAdmin
 before(async () => {
   moto = await startMoto()
-  motoAdmin = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true })
+  // The server's own client environment, as a user's script would take it.
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: region } = moto.env
+  motoAdmin = new S3Client({ endpoint: moto.endpoint, region, forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } })
 })
 after(async () => {
   motoAdmin?.destroy()

@@ -22,7 +22,9 @@ let s3rver
 let admin
 before(async () => {
   s3rver = await startS3rver()
-  admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true })
+  // The server's own client environment, as a user's script would take it.
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: region } = s3rver.env
+  admin = new S3Client({ endpoint: s3rver.endpoint, region, forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } })
 })
 after(async () => {
   admin?.destroy()

@@ -35,7 +35,7 @@ export function ensureMoto() {
 
 /**
  * Starts a moto S3 server on a free port of 127.0.0.1 (it accepts any
- * credentials). Returns { endpoint, stop() }.
+ * credentials). Returns { endpoint, env, stop() } as `startS3Server` does.
  */
 export async function startMoto() {
   const moto = process.env.MOTO_BIN || ensureMoto()
@@ -57,7 +57,7 @@ export async function startMoto() {
         (r) => r.ok,
         () => false,
       )
-      if (up) return { endpoint, stop }
+      if (up) return { endpoint, env: clientEnv(endpoint), stop }
       await new Promise((r) => setTimeout(r, 200))
     }
     await stop()
@@ -199,7 +199,7 @@ export async function startTestServer(kind = process.env.S3WS_TEST_SERVER || 'se
   if (kind === 'moto') {
     const moto = await startMoto()
     console.log(`moto ${MOTO_VERSION} S3 server ready at ${moto.endpoint}`)
-    return { name: `moto ${MOTO_VERSION}`, endpoint: moto.endpoint, env: testEnv(moto.endpoint), stop: moto.stop }
+    return { name: `moto ${MOTO_VERSION}`, ...moto, env: testEnv(moto.endpoint) }
   }
   const s3rver = await startS3rver()
   console.log(`s3rver S3 server ready at ${s3rver.endpoint}`)
@@ -209,7 +209,7 @@ export async function startTestServer(kind = process.env.S3WS_TEST_SERVER || 'se
 /**
  * Starts s3rver (npm: an S3 server that ignores If-Match and If-None-Match)
  * in this process on 127.0.0.1, accepting `CREDENTIALS`. Returns
- * { endpoint, stop() }.
+ * { endpoint, env, stop() } as `startS3Server` does.
  */
 export async function startS3rver() {
   const { default: S3rver } = await import('s3rver')
@@ -219,8 +219,10 @@ export async function startS3rver() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 's3ws-s3rver-'))
   const s3rver = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true })
   const { port } = await s3rver.run()
+  const endpoint = `http://127.0.0.1:${port}`
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
+    env: clientEnv(endpoint),
     stop: async () => {
       await s3rver.close()
       rmSync(dir, { recursive: true, force: true })
