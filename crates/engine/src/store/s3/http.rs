@@ -1,14 +1,21 @@
 //! The HTTP client under the SDK: hyper's, TLS by rustls on ring, and, on
-//! Linux, `TCP_USER_TIMEOUT` at the stall timeout on every connection. The
-//! SDK's own client takes no socket options, and hyper closes a connection
-//! by flushing what it holds first: a request cut while the server had
-//! stopped reading its body (a zero window) kept its connection, and the
-//! part it was sending, for the life of the process. With the option set,
-//! the kernel aborts a connection whose bytes have sat unacknowledged (or
-//! unsent, under a zero window) that long, and that flush ends. Otherwise
-//! it does what the SDK's client does: the connect timeout, pooled
-//! connections, the SDK's handle to poison one after a failure, and its
-//! error classes (which decide the retries).
+//! Linux, two socket options the SDK's own client cannot set:
+//! - `TCP_USER_TIMEOUT` at the stall timeout. Hyper closes a connection by
+//!   flushing what it holds first: a request cut while the server had
+//!   stopped reading its body (a zero window) kept its connection, and the
+//!   part it was sending, for the life of the process. Now the kernel
+//!   aborts a connection whose bytes have sat unacknowledged (or unsent,
+//!   under a zero window) that long, and that flush ends.
+//! - `TCP_NOTSENT_LOWAT` (`UNSENT`). The kernel otherwise takes up to 4 MB
+//!   of a body before the link sends it, and asks for no more while it
+//!   drains: on a slow uplink that is silence to the stall timer (which
+//!   counts the body taken, `stall`), and a part still moving was cut.
+//!   Holding back what is not yet sent keeps the body taken as the link
+//!   sends it.
+//!
+//! Otherwise it does what the SDK's client does: the connect timeout,
+//! pooled connections, the SDK's handle to poison one after a failure, and
+//! its error classes (which decide the retries).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -31,7 +38,8 @@ use hyper_util::client::legacy::connect::{
     capture_connection, CaptureConnection, HttpConnector as Tcp, HttpInfo,
 };
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
 /// The CA certificates of the system, loaded once per process.
 static ROOTS: LazyLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
@@ -70,7 +78,7 @@ impl HttpClient for Pools {
 }
 
 #[derive(Debug)]
-struct Pool(Client<HttpsConnector<Tcp>, SdkBody>);
+struct Pool(Client<HttpsConnector<Sockets>, SdkBody>);
 
 impl Pool {
     fn new(connect: Option<Duration>, stall: Option<Duration>) -> Self {
@@ -78,16 +86,61 @@ impl Pool {
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(connect);
-        #[cfg(any(target_os = "android", target_os = "linux"))]
+        #[cfg(target_os = "linux")]
         tcp.set_tcp_user_timeout(stall);
-        #[cfg(not(any(target_os = "android", target_os = "linux")))]
+        #[cfg(not(target_os = "linux"))]
         let _ = stall;
-        let https = HttpsConnector::from((tcp, tls_config()));
+        let https = HttpsConnector::from((Sockets(tcp), tls_config()));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // What hyper holds of a body beyond the kernel: drained after
+            // the body's last slice is taken, before the answer can come,
+            // so it too is silence to the stall timer on a slow uplink.
+            .http1_max_buf_size(BUFFERED)
             .build(https);
         Pool(client)
+    }
+}
+
+/// Bytes of a body the kernel holds unsent at most (see the module's
+/// comment): a slice taken at least every `UNSENT` bytes the link sends
+/// (every 1.3 s at 100 KB/s), and a loopback upload as fast as without.
+#[cfg(target_os = "linux")]
+const UNSENT: u32 = 128 * 1024;
+
+/// What hyper buffers of a connection's bytes at most (its default: about
+/// 400 KB), each way.
+const BUFFERED: usize = 128 * 1024;
+
+/// The TCP connector, with `TCP_NOTSENT_LOWAT` set on each connection.
+#[derive(Debug, Clone)]
+struct Sockets(Tcp);
+
+type Connecting = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>,
+>;
+
+impl tower_service::Service<http::Uri> for Sockets {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Connecting {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            #[cfg(target_os = "linux")]
+            socket2::SockRef::from(io.inner()).set_tcp_notsent_lowat(UNSENT)?;
+            Ok(io)
+        })
     }
 }
 
