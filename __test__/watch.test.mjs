@@ -114,6 +114,35 @@ test('watch: an agent that never stops writing still has its work pushed, within
   assert.equal((await listKeys(bucket, 'p/')).filter((k) => k.includes('/note-')).length, notes)
 })
 
+test('watch: stop() during a push resolves with what that push and the final one sent together', async (t) => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const held = (r) => r.method === 'PUT' && r.path.endsWith('/p/held.txt')
+  await withProxy({ hold: (r) => (held(r) ? 1500 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const onPush = []
+    const watcher = await sync.watch({ debounceMs: 100, direction: 'push', onPush: (r) => onPush.push(r) })
+    t.after(() => watcher.stop())
+    await eventually(() => watcher.pushes === 1 && onPush.length === 1, 5000)
+    writeFileSync(path.join(dir, 'held.txt'), 'in flight at the stop')
+    await eventually(() => proxy.count('PUT', held) === 1, 5000)
+    writeFileSync(path.join(dir, 'late.txt'), 'written while it was in flight')
+    const final = await watcher.stop()
+    assert.equal(final.success, true, JSON.stringify(final.errors))
+    // The push in flight took held.txt; the final one late.txt.
+    assert.equal(onPush.length, 3)
+    assert.deepEqual(
+      onPush.slice(1).map((r) => r.uploadedFiles),
+      [1, 1],
+    )
+    assert.equal(final.uploadedFiles, 2)
+    assert.equal(final.transferredFiles, 2)
+    assert.equal(final.unchangedFiles, 0)
+    assert.equal(final.bytesTransferred, onPush[1].bytesTransferred + onPush[2].bytesTransferred)
+  })
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/held.txt', 'p/late.txt'])
+})
+
 test('watch: aborting the signal stops it after a final push; bad options are refused', async (t) => {
   const bucket = await newBucket()
   const dir = tmpDir()
@@ -126,9 +155,10 @@ test('watch: aborting the signal stops it after a final push; bad options are re
   writeFileSync(path.join(dir, 'pending.txt'), 'not yet pushed')
   controller.abort()
   const final = await watcher.stop()
-  // The first push (right after the pull) or the final one took it.
+  // The first push (right after the pull) or the final one took it: the
+  // stop's result says so either way.
   assert.equal(final.success, true)
-  assert.equal(pushed.at(-1), final)
+  assert.equal(final.uploadedFiles, 1)
   assert.equal(
     pushed.reduce((n, r) => n + r.uploadedFiles, 0),
     1,

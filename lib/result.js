@@ -124,4 +124,39 @@ function nothingPushed() {
   return toResult({ transferred: 0, bytes: 0, deleted: 0, unchanged: 0, conflicts: [], conflictCopies: [], warnings: [], skipped: [], errors: [], durationMs: 0 }, 'push')
 }
 
-module.exports = { errorDetail, detailOf, failedResult, toResult, toRestoreResult, nothingPushed }
+/**
+ * Pushes that ran one after another (a `watch().stop()`'s: those running or
+ * queued when it was called, then its final push) as one result: what they
+ * moved and how long they took, summed; what any of them reported, in
+ * order; the files none of them moved (the last one's unchanged count, less
+ * what the others sent before it); the last checkpoint.
+ * @param {import('../index').PushResult[]} results
+ * @returns {import('../index').PushResult}
+ */
+function mergePushes(results) {
+  if (results.length === 1) return results[0]
+  const last = results[results.length - 1]
+  /** @param {'uploadedFiles' | 'deletedFiles' | 'transferredFiles' | 'bytesTransferred' | 'duration'} k @param {typeof results} of */
+  const sum = (k, of = results) => of.reduce((n, r) => n + (r[k] ?? 0), 0)
+  /** @type {any} */
+  const merged = {
+    ...last,
+    success: results.every((r) => r.success),
+    uploadedFiles: sum('uploadedFiles'),
+    deletedFiles: sum('deletedFiles'),
+    duration: sum('duration'),
+    transferredFiles: sum('transferredFiles'),
+    unchangedFiles: Math.max(0, (last.unchangedFiles ?? 0) - sum('transferredFiles', results.slice(0, -1))),
+    bytesTransferred: sum('bytesTransferred'),
+  }
+  for (const k of /** @type {const} */ (['errors', 'errorDetails', 'conflicts', 'conflictCopies', 'warnings', 'skipped'])) {
+    const all = results.flatMap((r) => /** @type {any} */ (r)[k] ?? [])
+    if (all.length > 0) merged[k] = all
+    else delete merged[k]
+  }
+  const checkpoint = results.findLast((r) => r.checkpoint)?.checkpoint
+  if (checkpoint) merged.checkpoint = checkpoint
+  return merged
+}
+
+module.exports = { errorDetail, detailOf, failedResult, toResult, toRestoreResult, nothingPushed, mergePushes }

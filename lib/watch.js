@@ -10,7 +10,7 @@
 const { readdirSync, watch } = require('node:fs')
 const path = require('node:path')
 const { checkWatchOptions } = require('./options.js')
-const { nothingPushed } = require('./result.js')
+const { mergePushes, nothingPushed } = require('./result.js')
 
 /** @typedef {import('../index').PullResult} PullResult */
 /** @typedef {import('../index').PushResult} PushResult */
@@ -99,9 +99,11 @@ async function watchWorkspace(sync, options) {
   }
   /** @type {ReturnType<typeof followRemote> | undefined} */
   let remote
+  /** Pushes running or queued. @type {Set<Promise<PushResult>>} */
+  const unfinished = new Set()
   /** @returns {Promise<PushResult>} */
-  const pushNow = () =>
-    queued(async () => {
+  const pushNow = () => {
+    const push = queued(async () => {
       state.pushes++
       const result = await sync.push()
       // Changed on S3 since this side synced them: pulled next (both
@@ -114,8 +116,24 @@ async function watchWorkspace(sync, options) {
       }
       return result
     })
-  /** The push a stop ends with (after what is queued; none for a follower). */
-  const finalPush = () => (pushing ? pushNow() : queued(async () => /** @type {PushResult} */ (nothingPushed())))
+    unfinished.add(push)
+    const done = () => void unfinished.delete(push)
+    push.then(done, done)
+    return push
+  }
+  /**
+   * The push a stop ends with, after what is queued (none for a
+   * follower), and with it the pushes it waited for, as one result: the
+   * work they took is what the stop pushed.
+   * @returns {Promise<PushResult>}
+   */
+  const finalPush = async () => {
+    if (!pushing) return queued(async () => /** @type {PushResult} */ (nothingPushed()))
+    const before = [...unfinished]
+    const final = await pushNow()
+    const earlier = await Promise.allSettled(before)
+    return mergePushes([...earlier.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])), final])
+  }
   // The journal first: a push made while the first pull runs is pulled
   // next, not missed. A follower that only pulls never writes it (nor
   // anything else). Where it cannot be read, full pulls only, and the
