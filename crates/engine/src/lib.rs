@@ -17,6 +17,7 @@ pub mod error;
 pub mod hashing;
 pub mod ignore_rules;
 pub mod keys;
+pub mod life;
 pub mod local;
 pub mod model;
 pub mod plan;

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::life::Life;
+
 /// The part of an operation a progress event counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -107,8 +109,8 @@ pub struct PhaseProgress {
     /// moving bytes (atomics: `moved` runs for every chunk of every file).
     last_bytes: AtomicU64,
     last_ms: AtomicU64,
-    /// Milliseconds since `started` when bytes last moved.
-    moved_ms: AtomicU64,
+    /// When bytes last moved.
+    moved: Life,
     started: Instant,
     /// (current, bytes, percentage, total) of the last event sent. Callers race
     /// between counting and sending; one overtaken by another is dropped,
@@ -153,21 +155,15 @@ impl PhaseProgress {
             bytes: AtomicU64::new(0),
             last_bytes: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
-            moved_ms: AtomicU64::new(0),
+            moved: Life::default(),
             started: Instant::now(),
             sent: Mutex::new((0, 0, 0, 0)),
         }
     }
 
     /// When bytes of the phase last moved (or it began).
-    pub fn last_moved(&self) -> Instant {
-        self.started + Duration::from_millis(self.moved_ms.load(Ordering::Relaxed))
-    }
-
-    /// Bytes moved at `at`, not yet counted (they are, with their piece).
-    fn moving(&self, at: Instant) {
-        let ms = at.saturating_duration_since(self.started).as_millis() as u64;
-        self.moved_ms.fetch_max(ms, Ordering::Relaxed);
+    pub fn last_moved(&self) -> tokio::time::Instant {
+        self.moved.last()
     }
 
     /// `files` more files of `bytes` bytes to handle.
@@ -236,8 +232,8 @@ impl PhaseProgress {
     /// `n` more bytes moved (a chunk of a file in flight).
     pub fn moved(&self, n: u64) {
         let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        self.moved.now();
         let now = self.started.elapsed().as_millis() as u64;
-        self.moved_ms.fetch_max(now, Ordering::Relaxed);
         let last_ms = self.last_ms.load(Ordering::Relaxed);
         let due = bytes.saturating_sub(self.last_bytes.load(Ordering::Relaxed)) >= BYTES_STEP
             || now.saturating_sub(last_ms) >= INTERVAL.as_millis() as u64;
@@ -294,8 +290,8 @@ impl FileProgress {
 
     /// Bytes of this file moved at `at`, counted later (with the piece
     /// they are in): a slow body is not taken for silence meanwhile.
-    pub fn moving(&self, at: Instant) {
-        self.phase.moving(at);
+    pub fn moving(&self, at: tokio::time::Instant) {
+        self.phase.moved.at(at);
     }
 
     /// The file is done (or failed); `size`: its length.

@@ -5,7 +5,6 @@
 pub mod answers;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-pub mod life;
 pub mod memory;
 pub mod s3;
 pub mod small;
@@ -22,9 +21,9 @@ use futures::stream::BoxStream;
 
 use crate::error::{Result, S3Error};
 use crate::hashing::{is_composite, parse_hash};
+use crate::life::Life;
 use crate::model::{Condition, FileStat, RemoteObject, StoredMeta};
 use crate::progress::FileProgress;
-use crate::store::life::Life;
 
 /// The body of a GET, streamed.
 pub struct ObjectBody {

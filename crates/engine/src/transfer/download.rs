@@ -538,7 +538,7 @@ async fn receive(
         // arriving are progress.
         let next = tokio::select! {
             next = body.stream.next() => next,
-            () = body.life.stalled(stall, |last| progress.moving(last.into_std())) => {
+            () = body.life.stalled(stall, |last| progress.moving(last)) => {
                 if body.watched {
                     body.stream.next().await
                 } else {
@@ -567,14 +567,18 @@ async fn receive(
             Some(spill) => &mut spill.writer,
             None => {
                 let (root, rel) = (root.clone(), d.rel.clone());
-                let (std_file, dir, temp) = blocking(move || {
+                // Made with its guard: a download dropped (its operation
+                // cancelled) while the file is being made drops the guard
+                // with the unclaimed result, and the file goes too.
+                let (std_file, made) = blocking(move || {
                     let dir = parent_dir(&root, &rel)?;
                     let (file, temp) = create_temp_file(&dir)?;
-                    Ok((Arc::new(file), Arc::new(dir), temp))
+                    Ok((Arc::new(file), Spilled(Some((Arc::new(dir), temp)))))
                 })
                 .await?;
-                let shown = dir.path().join(&temp);
-                spilled.0 = Some((dir, temp));
+                *spilled = made;
+                let (dir, temp) = spilled.0.as_ref().expect("just made");
+                let shown = dir.path().join(temp);
                 let (writer, marked) = SpillWriter::start(std_file.clone(), shown.clone());
                 let checked = piece_crcs.is_none().then(|| {
                     let check = check.take().expect("one check, handed over once");

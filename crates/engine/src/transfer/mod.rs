@@ -11,13 +11,14 @@ pub use upload::{upload_checked, UploadTo, Uploaded};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result, S3Error};
 use crate::ignore_rules::IgnoreRules;
+use crate::life::Life;
 use crate::local::{conflict_copy_name, ConflictCopy, Dir};
 use crate::progress::PhaseProgress;
 
@@ -40,7 +41,7 @@ pub struct Halt {
     reported: Arc<AtomicBool>,
     untried_named: Arc<AtomicBool>,
     /// When a transfer of the operation last succeeded (or it began).
-    progressed: Arc<std::sync::Mutex<Instant>>,
+    progressed: Arc<Life>,
     /// The phase whose bytes moving count as progress.
     moving: Arc<OnceLock<Arc<PhaseProgress>>>,
     /// How long no transfer may succeed before one timing out halts.
@@ -69,7 +70,7 @@ impl Halt {
             cause: Arc::default(),
             reported: Arc::default(),
             untried_named: Arc::default(),
-            progressed: Arc::new(std::sync::Mutex::new(Instant::now())),
+            progressed: Arc::default(),
             moving: Arc::default(),
             silence: stall * 2,
         }
@@ -82,7 +83,7 @@ impl Halt {
 
     /// How long since a transfer succeeded or a byte moved.
     fn quiet_for(&self) -> Duration {
-        let succeeded = *self.progressed.lock().unwrap_or_else(|p| p.into_inner());
+        let succeeded = self.progressed.last();
         let moved = self.moving.get().map(|p| p.last_moved());
         moved.map_or(succeeded, |m| m.max(succeeded)).elapsed()
     }
@@ -108,9 +109,7 @@ impl Halt {
             }
             let result = transfer().await;
             match result.as_ref().map_err(|e| e.s3()) {
-                Ok(_) => {
-                    *self.progressed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
-                }
+                Ok(_) => self.progressed.now(),
                 Err(Some(s3))
                     if s3.is_global() || (s3.is_timeout() && self.quiet_for() >= self.silence) =>
                 {

@@ -14,8 +14,8 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{is_composite, PART_SIZE};
+use crate::life::Life;
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::life::Life;
 use crate::store::{Checksum, ObjectBody, Piece};
 use crc_fast::CrcAlgorithm;
 

@@ -20,7 +20,7 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::store::life::Life;
+use crate::life::Life;
 
 /// Body bytes handed to the connection at a time. The connection asks for
 /// the next slice once it has room for it, so each ask shows the bytes

@@ -1,5 +1,7 @@
-//! When a transfer last showed life: the stall timeout counts from there,
-//! not from the start, so a slow transfer that keeps moving is never cut.
+//! When something last showed life: a request's or body's stall timeout
+//! counts from there, not from the start, so a slow transfer that keeps
+//! moving is never cut; and the halt counts an operation's silence from
+//! when its transfers last succeeded or moved a byte.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,7 +28,12 @@ impl Default for Life {
 impl Life {
     /// Notes that bytes moved now.
     pub fn now(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
+        self.at(Instant::now());
+    }
+
+    /// Notes that bytes moved at `when` (never moving the note back).
+    pub fn at(&self, when: Instant) {
+        let ms = when.saturating_duration_since(self.start).as_millis() as u64;
         self.last.fetch_max(ms, Ordering::Relaxed);
     }
 
