@@ -236,6 +236,54 @@ test('a stalled range of a large object costs the bytes it still owed, not the o
       [],
     )
   })
+  // Rewritten after the first range, before the third is asked: refused
+  // too (it was failing the file with PreconditionFailed).
+  await putObject(bucket, 'p/big.bin', body)
+  const newest = randomBuffer(40 * MiB)
+  const third = (r) => isGet(r) && r.headers.range === `bytes=${16 * MiB}-${24 * MiB - 1}`
+  rewrite = undefined
+  await withProxy({ delay: (r) => (third(r) ? (rewrite ??= putObject(bucket, 'p/big.bin', newest)) : 0) }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 5000, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.ok(proxy.requests.some((r) => third(r) && r.status === 412))
+    assert.equal(md5(readFileSync(path.join(dir, 'big.bin'))), md5(newest))
+  })
+})
+
+test('an answer of another object to a body asked again (a server that ignores If-Match) never lands: the newer object comes whole', async () => {
+  const bucket = await newBucket()
+  const body = randomBuffer(256 * 1024)
+  await putObject(bucket, 'p/s.bin', body)
+  // The first GET stalls after 1000 bytes; the answer to the rest claims
+  // another ETag, as a server that ignored the condition after a rewrite
+  // would send.
+  const fault = perObject((p, n) => (n === 1 ? { stallAfter: 1000 } : n === 2 ? { headers: { etag: '"0123456789abcdef0123456789abcdef"' } } : undefined))
+  await withProxy({ fault }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 400, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 's.bin'))), md5(body))
+    const gets = proxy.requests.filter(isGet).map((r) => r.headers.range ?? 'whole')
+    assert.deepEqual(gets, ['whole', `bytes=1000-${body.length - 1}`, 'whole'])
+  })
+})
+
+test('a file listed under 8 MiB and rewritten past it before its GET is hashed as what came, and lands', async () => {
+  const bucket = await newBucket()
+  const MiB = 1024 * 1024
+  await putObject(bucket, 'p/grows.bin', randomBuffer(5 * MiB))
+  const grown = randomBuffer(9 * MiB)
+  let rewrite
+  const get = (r) => isGet(r) && r.path.endsWith('/p/grows.bin')
+  // Sent in one PUT by the test's client: a whole-body MD5 ETag, and a CRC32.
+  await withProxy({ delay: (r) => (get(r) ? (rewrite ??= putObject(bucket, 'p/grows.bin', grown)) : 0) }, async (proxy) => {
+    const dir = tmpDir()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() }).pull()
+    assert.equal(result.success, true, JSON.stringify(result.errors))
+    assert.equal(md5(readFileSync(path.join(dir, 'grows.bin'))), md5(grown))
+    assert.equal(proxy.count('GET', get), 1)
+  })
 })
 
 test('a download that comes slowly, or pauses for longer than 5 s, is not cut while bytes keep arriving within the stall timeout', async () => {

@@ -143,6 +143,31 @@ test('watch: stop() during a push resolves with what that push and the final one
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/held.txt', 'p/late.txt'])
 })
 
+test('watch: stop() during a push that fails: the final push sends the file again, and the stop says it is pushed', async (t) => {
+  const bucket = await newBucket()
+  const dir = tmpDir()
+  const held = (r) => r.method === 'PUT' && r.path.endsWith('/p/held.txt')
+  let refused = 0
+  const boom = { status: 500, body: '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>boom</Message></Error>' }
+  // Every attempt of the first push (the SDK makes 4) is refused, slowly.
+  const fault = (r) => (held(r) && refused++ < 4 ? boom : undefined)
+  await withProxy({ fault, delay: (r) => (held(r) && refused < 4 ? 300 : 0) }, async (proxy) => {
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, logger: quiet() })
+    const onPush = []
+    const watcher = await sync.watch({ debounceMs: 100, direction: 'push', onPush: (r) => onPush.push(r) })
+    t.after(() => watcher.stop())
+    await eventually(() => onPush.length === 1, 5000)
+    writeFileSync(path.join(dir, 'held.txt'), 'refused, then sent')
+    await eventually(() => proxy.count('PUT', held) >= 1, 5000)
+    const final = await watcher.stop()
+    assert.equal(onPush[1].success, false)
+    assert.equal(final.success, true, JSON.stringify(final.errors))
+    assert.equal(final.errors, undefined)
+    assert.equal(final.uploadedFiles, 1)
+  })
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/held.txt'])
+})
+
 test('watch: aborting the signal stops it after a final push; bad options are refused', async (t) => {
   const bucket = await newBucket()
   const dir = tmpDir()

@@ -127,9 +127,12 @@ function nothingPushed() {
 /**
  * Pushes that ran one after another (a `watch().stop()`'s: those running or
  * queued when it was called, then its final push) as one result: what they
- * moved and how long they took, summed; what any of them reported, in
- * order; the files none of them moved (the last one's unchanged count, less
- * what the others sent before it); the last checkpoint.
+ * moved and how long they took, summed; the conflicts, conflict copies and
+ * warnings any of them reported, each once; the files none of them moved
+ * (the last one's unchanged count, less what the others sent before it);
+ * and whether anything is left unpushed, which only the last one says (it
+ * tried again all the others failed): its success, errors and skipped
+ * paths. The last checkpoint.
  * @param {import('../index').PushResult[]} results
  * @returns {import('../index').PushResult}
  */
@@ -141,7 +144,6 @@ function mergePushes(results) {
   /** @type {any} */
   const merged = {
     ...last,
-    success: results.every((r) => r.success),
     uploadedFiles: sum('uploadedFiles'),
     deletedFiles: sum('deletedFiles'),
     duration: sum('duration'),
@@ -149,10 +151,9 @@ function mergePushes(results) {
     unchangedFiles: Math.max(0, (last.unchangedFiles ?? 0) - sum('transferredFiles', results.slice(0, -1))),
     bytesTransferred: sum('bytesTransferred'),
   }
-  for (const k of /** @type {const} */ (['errors', 'errorDetails', 'conflicts', 'conflictCopies', 'warnings', 'skipped'])) {
-    const all = results.flatMap((r) => /** @type {any} */ (r)[k] ?? [])
-    if (all.length > 0) merged[k] = all
-    else delete merged[k]
+  for (const k of /** @type {const} */ (['conflicts', 'conflictCopies', 'warnings'])) {
+    const seen = new Map(results.flatMap((r) => (r[k] ?? []).map((v) => [JSON.stringify(v), v])))
+    if (seen.size > 0) merged[k] = [...seen.values()]
   }
   const checkpoint = results.findLast((r) => r.checkpoint)?.checkpoint
   if (checkpoint) merged.checkpoint = checkpoint

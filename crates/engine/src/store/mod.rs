@@ -33,6 +33,9 @@ pub struct ObjectBody {
     pub stream: BoxStream<'static, Result<Piece>>,
     /// The object's ETag, unquoted, when the server gave one.
     pub etag: Option<String>,
+    /// The whole object's length, as the answer gave it (the listing's
+    /// may be of an older version).
+    pub size: Option<u64>,
     /// The content hash this engine stored in the object's metadata (see
     /// `hashing`; an older version stored the whole-object MD5 there).
     pub hash: Option<String>,
@@ -89,6 +92,7 @@ impl ObjectBody {
         ObjectBody {
             stream,
             etag: info.etag,
+            size: info.size,
             hash: info.hash,
             etag_is_md5: info.etag_is_md5,
             checksum: None,

@@ -483,11 +483,14 @@ async fn receive(
 ) -> Result<Downloaded> {
     let mut body = store.get(&d.key, d.size).await?;
     let expected = body.expected_hash();
+    // The object's size as it came: one rewritten since it was listed can
+    // have crossed `PART_SIZE`, which decides how it is hashed.
+    let size = body.size.or(d.size);
     // An object known only by a whole-body MD5 (one uploaded elsewhere in a
     // single PUT, or by an older version) is also hashed whole, in order.
     let whole = expected
         .as_deref()
-        .is_some_and(|e| !is_composite(e) && d.size.is_none_or(|s| s >= PART_SIZE));
+        .is_some_and(|e| !is_composite(e) && size.is_none_or(|s| s >= PART_SIZE));
     // Where the server keeps a whole-object CRC, it checks the bytes (at
     // memory speed) instead of an MD5. The content hash is then the ETag,
     // where that is it (the server's MD5s of these very bytes: never stale,
@@ -505,10 +508,10 @@ async fn receive(
             crcs: PieceCrcs::new(want.algorithm),
             want: want.value,
             hash: match expected.clone().filter(|e| {
-                etag_hash.as_ref() == Some(e) && d.size.is_some_and(|s| has_content_hash_form(e, s))
+                etag_hash.as_ref() == Some(e) && size.is_some_and(|s| has_content_hash_form(e, s))
             }) {
                 Some(hash) => Ok(hash),
-                None if d.size.is_some_and(|s| s >= PART_SIZE) => Ok(UNHASHED.to_owned()),
+                None if size.is_some_and(|s| s >= PART_SIZE) => Ok(UNHASHED.to_owned()),
                 None => Err(BodyHasher::new(false)),
             },
         },

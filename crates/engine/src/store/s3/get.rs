@@ -16,7 +16,7 @@ use crate::error::{Error, Result, S3Error, BODY_ERROR};
 use crate::hashing::{is_composite, PART_SIZE};
 use crate::life::Life;
 use crate::store::answers::{object_info, quote_etag, unquote_etag};
-use crate::store::{Checksum, ObjectBody, Piece};
+use crate::store::{Checksum, ObjectBody, ObjectInfo, Piece};
 use crc_fast::CrcAlgorithm;
 
 use super::errors::error_chain;
@@ -44,10 +44,13 @@ impl S3Store {
             Some(size) if size >= RANGED_MIN => self.get_ranged(key).await,
             _ => {
                 let out = self.get_range(key, None, None).await?;
-                let info = info_of!(out);
+                let info = ObjectInfo {
+                    size: length(out.content_length()),
+                    ..info_of!(out)
+                };
                 let life = Arc::<Life>::default();
                 let span = (0, last_byte(out.content_length()));
-                let pieces = self.pieces(key, span, out.body, info.etag.as_deref(), &life);
+                let pieces = self.pieces(key, span, out.body, &Version::of(&info), &life);
                 Ok(ObjectBody::watched(info, pieces, life))
             }
         }
@@ -102,7 +105,7 @@ impl S3Store {
         key: &str,
         (start, end): (u64, Option<u64>),
         body: ByteStream,
-        version: Option<&str>,
+        version: &Version,
         life: &Arc<Life>,
     ) -> BoxStream<'static, Result<Piece>> {
         let reading = Reading {
@@ -111,7 +114,7 @@ impl S3Store {
             body,
             at: start,
             end,
-            version: version.map(str::to_owned),
+            version: version.clone(),
             life: life.clone(),
             resumes: 0,
             done: false,
@@ -153,7 +156,11 @@ impl S3Store {
         let first = self
             .get_range(key, Some((0, Some(FIRST_RANGE - 1))), None)
             .await?;
-        let info = info_of!(first);
+        let range = first.content_range().and_then(content_range);
+        let info = ObjectInfo {
+            size: range.map_or(length(first.content_length()), |r| Some(r.2)),
+            ..info_of!(first)
+        };
         // Of this very version.
         let crc = {
             let etag = info.etag.clone();
@@ -162,12 +169,11 @@ impl S3Store {
                 (etag.as_ref() == Some(&of)).then_some(crc)
             }
         };
-        let range = first.content_range().and_then(content_range);
         let life = Arc::<Life>::default();
         let Some((_, first_end, total)) = range else {
             // The server sent the whole object: stream it as it is.
             let span = (0, last_byte(first.content_length()));
-            let pieces = self.pieces(key, span, first.body, info.etag.as_deref(), &life);
+            let pieces = self.pieces(key, span, first.body, &Version::of(&info), &life);
             return Ok(ObjectBody {
                 checksum: crc.await,
                 ..ObjectBody::watched(info, pieces, life)
@@ -200,26 +206,17 @@ impl S3Store {
             false => (crc.right_future(), spread),
         };
         let this = self.clone();
-        let (key, version) = (key.to_owned(), info.etag.clone());
-        let head = self.pieces(
-            &key,
-            (0, Some(first_end)),
-            first.body,
-            version.as_deref(),
-            &life,
-        );
+        let (key, version) = (key.to_owned(), Version::of(&info));
+        let head = self.pieces(&key, (0, Some(first_end)), first.body, &version, &life);
         let ranges_life = life.clone();
         let mut rest = futures::stream::iter((FIRST_RANGE..total).step_by(size as usize))
             .map(move |start| {
                 let (this, key, version) = (this.clone(), key.clone(), version.clone());
                 let life = ranges_life.clone();
-                let end = (start + size).min(total) - 1;
+                let span = (start, Some((start + size).min(total) - 1));
                 futures::stream::once(async move {
-                    let out = this
-                        .get_range(&key, Some((start, Some(end))), version.as_deref())
-                        .await?;
-                    let span = (start, Some(end));
-                    Ok::<_, Error>(this.pieces(&key, span, out.body, version.as_deref(), &life))
+                    let out = this.get_rest(&key, span, &version).await?;
+                    Ok::<_, Error>(this.pieces(&key, span, out.body, &version, &life))
                 })
                 .try_flatten()
                 .boxed()
@@ -288,8 +285,9 @@ struct Reading {
     at: u64,
     /// The last byte asked for, when known.
     end: Option<u64>,
-    /// The ETag the rest must be of; without one, nothing is asked again.
-    version: Option<String>,
+    /// The object the rest must be of; without its ETag, nothing is asked
+    /// again.
+    version: Version,
     life: Arc<Life>,
     /// Times asked again since a byte last came.
     resumes: usize,
@@ -352,24 +350,68 @@ impl Reading {
 
     /// Asks again for the bytes from `at` on, or gives up with `failure`.
     async fn resume(&mut self, failure: Error) -> Result<()> {
-        let version = match &self.version {
-            Some(version) if self.resumes < RESUMES => version.clone(),
-            _ => return Err(failure),
-        };
-        self.resumes += 1;
-        let range = Some((self.at, self.end));
-        let out = match self.store.get_range(&self.key, range, Some(&version)).await {
-            Ok(out) => out,
-            // Rewritten since: the whole (newer) object is tried again.
-            Err(Error::Conflict(_)) => return Err(failure),
-            Err(e) => return Err(e),
-        };
-        // A server that sent other bytes than those asked for: the same.
-        if out.content_range().and_then(content_range).map(|r| r.0) != Some(self.at) {
+        if self.version.etag.is_none() || self.resumes >= RESUMES {
             return Err(failure);
         }
-        self.body = out.body;
+        self.resumes += 1;
+        let span = (self.at, self.end);
+        self.body = self
+            .store
+            .get_rest(&self.key, span, &self.version)
+            .await?
+            .body;
         Ok(())
+    }
+}
+
+/// Which object a body is of, as its first answer gave it: the rest of it
+/// (other ranges, a body asked again) must be of the same.
+#[derive(Debug, Clone)]
+struct Version {
+    etag: Option<String>,
+    total: Option<u64>,
+}
+
+impl Version {
+    fn of(info: &ObjectInfo) -> Self {
+        Version {
+            etag: info.etag.clone(),
+            total: info.size,
+        }
+    }
+}
+
+impl S3Store {
+    /// Bytes `start..=end` of the object `version` (conditional on its
+    /// ETag). An object rewritten since (the condition failed, the range
+    /// no longer fits, or, from a server that ignores the condition or the
+    /// range, an answer of another object or from another byte) is a body
+    /// error: the download is tried again, whole, as the newer object.
+    async fn get_rest(
+        &self,
+        key: &str,
+        (start, end): (u64, Option<u64>),
+        version: &Version,
+    ) -> Result<GetObjectOutput> {
+        let etag = version.etag.as_deref();
+        let rewritten = || {
+            let message = format!("GetObject {key}: the object was rewritten while it downloaded");
+            Error::from(S3Error::new("GetObject", key, BODY_ERROR, message))
+        };
+        let out = match self.get_range(key, Some((start, end)), etag).await {
+            Ok(out) => out,
+            Err(Error::Conflict(_)) => return Err(rewritten()),
+            Err(e) if e.s3().is_some_and(|s| s.status == Some(416)) => return Err(rewritten()),
+            Err(e) => return Err(e),
+        };
+        let range = out.content_range().and_then(content_range);
+        let same = range.is_some_and(|(from, _, total)| {
+            from == start && version.total.is_none_or(|t| t == total)
+        }) && (etag.is_none() || out.e_tag().map(unquote_etag).as_deref() == etag);
+        if !same {
+            return Err(rewritten());
+        }
+        Ok(out)
     }
 }
 
@@ -381,9 +423,14 @@ fn content_range(header: &str) -> Option<(u64, u64, u64)> {
     Some((start.parse().ok()?, end.parse().ok()?, total.parse().ok()?))
 }
 
+/// A `Content-Length`, when given.
+fn length(header: Option<i64>) -> Option<u64> {
+    header.and_then(|n| u64::try_from(n).ok())
+}
+
 /// The last byte of a body of `length` bytes (none when empty or unknown).
-fn last_byte(length: Option<i64>) -> Option<u64> {
-    length.and_then(|n| u64::try_from(n).ok())?.checked_sub(1)
+fn last_byte(header: Option<i64>) -> Option<u64> {
+    length(header)?.checked_sub(1)
 }
 
 #[cfg(test)]
