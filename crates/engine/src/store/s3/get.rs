@@ -395,7 +395,10 @@ impl S3Store {
     ) -> Result<GetObjectOutput> {
         let etag = version.etag.as_deref();
         let rewritten = || {
-            let message = format!("GetObject {key}: the object was rewritten while it downloaded");
+            let message = format!(
+                "GetObject {key}: the object changed while it downloaded (or the server \
+                 answered with other bytes than those asked for)"
+            );
             Error::from(S3Error::new("GetObject", key, BODY_ERROR, message))
         };
         let out = match self.get_range(key, Some((start, end)), etag).await {
