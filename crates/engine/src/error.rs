@@ -297,6 +297,17 @@ impl S3Error {
         self
     }
 
+    /// A GET body of `key` that broke off, stalled or was not the one
+    /// asked for: `why`, after the operation and key.
+    pub fn body_failed(key: &str, why: impl std::fmt::Display) -> Self {
+        S3Error::new(
+            "GetObject",
+            key,
+            BODY_ERROR,
+            format!("GetObject {key}: {why}"),
+        )
+    }
+
     /// The same, with the client's own error as its source.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));

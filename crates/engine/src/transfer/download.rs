@@ -16,7 +16,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::{join_rel, CopyNames};
 use crate::base::{BaseEntry, UNHASHED};
 use crate::blocking::blocking;
-use crate::error::{Error, Result, S3Error, BODY_ERROR};
+use crate::error::{Error, Result, S3Error};
 use crate::hashing::{etag_hash, has_content_hash_form, is_composite, ContentHasher, PART_SIZE};
 use crate::local::anchor::is_link_error;
 use crate::local::{
@@ -545,8 +545,8 @@ async fn receive(
                 if body.watched {
                     body.stream.next().await
                 } else {
-                    let message = format!("GetObject {}: nothing arrived for {stall:?}", d.key);
-                    return Err(S3Error::new("GetObject", &d.key, BODY_ERROR, message).into());
+                    let why = format!("nothing arrived for {stall:?}");
+                    return Err(S3Error::body_failed(&d.key, why).into());
                 }
             }
         };

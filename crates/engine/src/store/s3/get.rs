@@ -344,8 +344,7 @@ impl Reading {
     }
 
     fn failure(&self, why: String) -> Error {
-        let message = format!("GetObject {}: {why}", self.key);
-        S3Error::new("GetObject", &self.key, BODY_ERROR, message).into()
+        S3Error::body_failed(&self.key, why).into()
     }
 
     /// Asks again for the bytes from `at` on, or gives up with `failure`.
@@ -395,11 +394,9 @@ impl S3Store {
     ) -> Result<GetObjectOutput> {
         let etag = version.etag.as_deref();
         let rewritten = || {
-            let message = format!(
-                "GetObject {key}: the object changed while it downloaded (or the server \
-                 answered with other bytes than those asked for)"
-            );
-            Error::from(S3Error::new("GetObject", key, BODY_ERROR, message))
+            let why = "the object changed while it downloaded (or the server answered with \
+                       other bytes than those asked for)";
+            Error::from(S3Error::body_failed(key, why))
         };
         let out = match self.get_range(key, Some((start, end)), etag).await {
             Ok(out) => out,
