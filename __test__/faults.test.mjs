@@ -182,7 +182,7 @@ test('a body that breaks off or stalls is asked again from where it stopped, of 
   await withProxy({ fault }, async (proxy) => {
     const dir = tmpDir()
     const started = Date.now()
-    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 400, logger: quiet() }).pull()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1500, logger: quiet() }).pull()
     assert.equal(result.success, true, JSON.stringify(result.errors))
     assert.ok(Date.now() - started < 10000)
     for (const name of ['r.bin', 's.bin']) {
@@ -261,7 +261,7 @@ test('an answer of another object to a body asked again (a server that ignores I
   const fault = perObject((p, n) => (n === 1 ? { stallAfter: 1000 } : n === 2 ? { headers: { etag: '"0123456789abcdef0123456789abcdef"' } } : undefined))
   await withProxy({ fault }, async (proxy) => {
     const dir = tmpDir()
-    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 400, logger: quiet() }).pull()
+    const result = await new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint: proxy.endpoint, stallTimeoutMs: 1500, logger: quiet() }).pull()
     assert.equal(result.success, true, JSON.stringify(result.errors))
     assert.equal(md5(readFileSync(path.join(dir, 's.bin'))), md5(body))
     const gets = proxy.requests.filter(isGet).map((r) => r.headers.range ?? 'whole')
