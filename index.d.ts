@@ -340,7 +340,7 @@ export interface WatchOptions {
 
 /** Beyond upstream: what `watch()` resolves to. */
 export interface Watcher {
-  /** Stops watching; resolves after a final push with what it, and the pushes running or queued when `stop()` was called, sent, as one result: counts and bytes summed (a file sent twice counts twice), the conflicts and warnings of each once, and the final push's `success` and `errors` (it tried again what the others failed to send); idempotent; a `direction: 'pull'` watch pushes nothing. */
+  /** Stops watching; resolves after a final push with what it, and the pushes running or queued when `stop()` was called, sent, as one result: counts and bytes summed (a file sent twice counts twice), the conflicts and warnings of each once, and the final push's `success` and `errors` (it tried again what the others failed to send); a file the final push finds changed on S3 is pulled, both versions kept (this side's as a conflict copy, in `conflictCopies`), and pushed again, at most twice; idempotent; a `direction: 'pull'` watch pushes nothing. */
   stop(): Promise<PushResult>
   /** Pushes started so far. */
   readonly pushes: number

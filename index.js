@@ -431,7 +431,13 @@ class S3WorkspaceSync extends EventEmitter {
           if (!pulled) return null
           const { report, written, removed } = pulled
           if (report.errors.length > 0) this._logger.warn(`watch: ${report.errors.length} file(s) of a remote change failed: ${report.errors[0].message}`)
-          return { written, removed, conflicts: report.conflicts, files: report.transferred + report.unchanged }
+          return {
+            written,
+            removed,
+            conflicts: report.conflicts,
+            copies: report.conflictCopies.map(({ path, copy }) => ({ path, copy })),
+            files: report.transferred + report.unchanged,
+          }
         },
         remoteChanged: (change) => {
           try {

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { S3WorkspaceSync } from '../index.js'
 import { endpoint, newBucket, seed, tmpDir, quiet, getObject, listKeys, lacks, withProxy, isList } from './helpers.mjs'
@@ -166,6 +166,60 @@ test('watch: stop() during a push that fails: the final push sends the file agai
     assert.equal(final.uploadedFiles, 1)
   })
   assert.deepEqual(await listKeys(bucket, 'p/'), ['p/held.txt'])
+})
+
+test("watch: agents stopping one after the other with one file changed by each: both versions end on S3, the second's under a conflict name", async (t) => {
+  const bucket = await newBucket()
+  await seed(bucket, 'p/', { 'shared.txt': 'base' })
+  // No push nor remote check but the first and the final ones: both final
+  // pushes find shared.txt changed since their base, the second finds it
+  // changed on S3 too. (One after the other: SeaweedFS and moto check a
+  // condition before they store, so two PUTs at the same instant can both
+  // pass it; see README, S3 servers.)
+  const quietWatch = { debounceMs: 60_000, pollMs: 60_000, fullCheckMs: 600_000 }
+  const agents = []
+  for (const name of ['a', 'b']) {
+    const dir = tmpDir()
+    const sync = new S3WorkspaceSync({ bucket, prefix: 'p/', workspaceDir: dir, endpoint, logger: quiet() })
+    const onPush = []
+    const remote = []
+    sync.on('remote-change', (e) => remote.push(e))
+    const watcher = await sync.watch({ ...quietWatch, onPush: (r) => onPush.push(r) })
+    t.after(() => watcher.stop())
+    // The push a watch starts with has run: the stop's is the one to take the file.
+    await eventually(() => onPush.length === 1, 5000)
+    writeFileSync(path.join(dir, 'shared.txt'), `from ${name}`)
+    agents.push({ name, dir, watcher, onPush, remote })
+  }
+  const [a, b] = agents
+  const first = await a.watcher.stop()
+  assert.equal(first.success, true, JSON.stringify(first.errorDetails))
+  assert.equal(first.conflicts, undefined)
+  const second = await b.watcher.stop()
+  // Before: success false, CONFLICT, and "from b" on b's disk alone.
+  assert.equal(second.success, true, JSON.stringify(second.errorDetails))
+  assert.equal(second.errors, undefined)
+  assert.deepEqual(second.conflicts, ['shared.txt'])
+  assert.equal(second.conflictCopies?.length, 1, JSON.stringify(second))
+  const { path: at, copy } = second.conflictCopies[0]
+  assert.equal(at, 'shared.txt')
+  assert.match(copy, /^shared\.conflict-\d{8}-\d{6}-\w+\.txt$/)
+  // Its pushes: the refused one, then the copy's.
+  assert.deepEqual(
+    b.onPush.slice(1).map((r) => [r.success, r.uploadedFiles]),
+    [
+      [false, 0],
+      [true, 1],
+    ],
+  )
+  assert.equal(second.uploadedFiles, 1)
+  assert.deepEqual(b.remote, [{ paths: ['shared.txt'], deleted: [], conflicts: ['shared.txt'] }])
+  // Both versions on S3, and on b's disk.
+  assert.deepEqual(await listKeys(bucket, 'p/'), ['p/.s3ws/changes.json', 'p/' + copy, 'p/shared.txt'])
+  assert.equal((await getObject(bucket, 'p/shared.txt')).toString(), 'from a')
+  assert.equal((await getObject(bucket, 'p/' + copy)).toString(), 'from b')
+  assert.equal(readFileSync(path.join(b.dir, copy), 'utf8'), 'from b')
+  assert.equal(readFileSync(path.join(b.dir, 'shared.txt'), 'utf8'), 'from a')
 })
 
 test('watch: aborting the signal stops it after a final push; bad options are refused', async (t) => {

@@ -25,6 +25,7 @@ const { mergePushes, nothingPushed } = require('./result.js')
  * @property {string[]} written paths downloaded
  * @property {string[]} removed paths deleted here
  * @property {string[]} conflicts paths both sides changed (both versions kept)
+ * @property {{ path: string, copy: string }[]} copies the conflict copies it made
  * @property {number} files files the pull saw (downloaded or already in sync)
  */
 
@@ -61,6 +62,12 @@ const FULL_CHECK_MS_PER_PAGE = 6_000
 const MAX_BACKOFF_MS = 30_000
 /** Without the journal (it could not be read), how often to try again. */
 const FOLLOW_RETRY_MS = 30_000
+/**
+ * How many times a stop whose push found files changed on S3 pulls them
+ * (both versions kept) and pushes again: once settles it unless the agent
+ * or another writer is still at those files.
+ */
+const STOP_CONFLICT_ROUNDS = 2
 
 /**
  * Pulls, then keeps the workspace live: a push `debounceMs` after the
@@ -130,9 +137,41 @@ async function watchWorkspace(sync, options) {
   const finalPush = async () => {
     if (!pushing) return queued(async () => /** @type {PushResult} */ (nothingPushed()))
     const before = [...unfinished]
-    const final = await pushNow()
+    const pushes = [await pushNow()]
     const earlier = await Promise.allSettled(before)
-    return mergePushes([...earlier.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])), final])
+    const copies = await settleConflicts(pushes)
+    const merged = mergePushes([...earlier.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])), ...pushes])
+    if (copies.length > 0) merged.conflictCopies = [...(merged.conflictCopies ?? []), ...copies]
+    return merged
+  }
+  /**
+   * A stop's push that found files changed on S3 (another agent stopping
+   * at the same moment) left this side's version only on a disk about to
+   * go: those paths are pulled, both versions kept (this one as a conflict
+   * copy), and pushed again, as a watch does between pushes. Appends the
+   * pushes it makes; returns the copies its pulls made.
+   * @param {PushResult[]} pushes
+   */
+  const settleConflicts = async (pushes) => {
+    /** @type {{ path: string, copy: string }[]} */
+    const copies = []
+    for (let round = 0; round < STOP_CONFLICT_ROUNDS; round++) {
+      const paths = [...new Set((pushes[pushes.length - 1].errorDetails ?? []).flatMap((d) => (d.code === 'CONFLICT' ? [d.path] : [])))]
+      if (paths.length === 0) break
+      try {
+        // Not the watch's signal: aborting it is what stops the watch.
+        const pulled = await queued(() => sync.pullRemoteChanges({ paths, signal: new AbortController().signal }))
+        if (pulled) {
+          copies.push(...pulled.copies)
+          announce(sync, pulled)
+        }
+      } catch (e) {
+        sync.info(`watch: stop: pulling ${paths.length} path(s) changed on S3 failed (${/** @type {Error} */ (e)?.message ?? e}); this side's version is only here`)
+        break
+      }
+      pushes.push(await pushNow())
+    }
+    return copies
   }
   // The journal first: a push made while the first pull runs is pulled
   // next, not missed. A follower that only pulls never writes it (nor
@@ -227,6 +266,16 @@ async function watchWorkspace(sync, options) {
 }
 
 /**
+ * Emits `remote-change` for what a pull of other instances' changes did,
+ * when it did something.
+ * @param {Watched} sync
+ * @param {RemotePull} pulled
+ */
+function announce(sync, { written, removed, conflicts }) {
+  if (written.length + removed.length + conflicts.length > 0) sync.remoteChanged({ paths: written, deleted: removed, conflicts })
+}
+
+/**
  * The remote half of a watch: checks the change journal every `pollMs`
  * (a full pull instead when it is time; without the journal, full pulls
  * only, and the journal tried again every `FOLLOW_RETRY_MS`), and pulls the
@@ -283,8 +332,7 @@ function followRemote(sync, { pollMs, fullCheckMs, scaled, journal, follow, file
         }
         if (pulled) {
           if (whole) files = pulled.files
-          const { written, removed, conflicts } = pulled
-          if (written.length + removed.length + conflicts.length > 0) sync.remoteChanged({ paths: written, deleted: removed, conflicts })
+          announce(sync, pulled)
         }
       }
     } catch (e) {
