@@ -6,12 +6,8 @@
 //!   part it was sending, for the life of the process. Now the kernel
 //!   aborts a connection whose bytes have sat unacknowledged (or unsent,
 //!   under a zero window) that long, and that flush ends.
-//! - `TCP_NOTSENT_LOWAT` (`UNSENT`). The kernel otherwise takes up to 4 MB
-//!   of a body before the link sends it, and asks for no more while it
-//!   drains: on a slow uplink that is silence to the stall timer (which
-//!   counts the body taken, `stall`), and a part still moving was cut.
-//!   Holding back what is not yet sent keeps the body taken as the link
-//!   sends it.
+//! - `TCP_NOTSENT_LOWAT`, and a handle on what each socket still has to
+//!   send (`socket`), so a slow uplink's body is not taken for silence.
 //!
 //! Otherwise it does what the SDK's client does: the connect timeout,
 //! pooled connections, the SDK's handle to poison one after a failure, and
@@ -38,8 +34,9 @@ use hyper_util::client::legacy::connect::{
     capture_connection, CaptureConnection, HttpConnector as Tcp, HttpInfo,
 };
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::socket::{Connection, Sockets};
 
 /// The CA certificates of the system, loaded once per process.
 static ROOTS: LazyLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
@@ -103,46 +100,9 @@ impl Pool {
     }
 }
 
-/// Bytes of a body the kernel holds unsent at most (see the module's
-/// comment): a slice taken at least every `UNSENT` bytes the link sends
-/// (every 1.3 s at 100 KB/s), and a loopback upload as fast as without.
-#[cfg(target_os = "linux")]
-const UNSENT: u32 = 128 * 1024;
-
 /// What hyper buffers of a connection's bytes at most (its default: about
 /// 400 KB), each way.
 const BUFFERED: usize = 128 * 1024;
-
-/// The TCP connector, with `TCP_NOTSENT_LOWAT` set on each connection.
-#[derive(Debug, Clone)]
-struct Sockets(Tcp);
-
-type Connecting = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>,
->;
-
-impl tower_service::Service<http::Uri> for Sockets {
-    type Response = TokioIo<TcpStream>;
-    type Error = BoxError;
-    type Future = Connecting;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Connecting {
-        let connecting = self.0.call(uri);
-        Box::pin(async move {
-            let io = connecting.await?;
-            #[cfg(target_os = "linux")]
-            socket2::SockRef::from(io.inner()).set_tcp_notsent_lowat(UNSENT)?;
-            Ok(io)
-        })
-    }
-}
 
 /// rustls on ring with the system's CA certificates and the cipher suites
 /// the SDK allows, HTTP/1.1 only (S3 speaks nothing else).
@@ -184,6 +144,9 @@ impl HttpConnector for Pool {
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
         let captured = capture_connection(&mut request);
+        if let Some(connection) = request.extensions().get::<Connection>() {
+            connection.attach(&captured);
+        }
         if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
             capture.set_connection_retriever(move || metadata(&captured));
         }

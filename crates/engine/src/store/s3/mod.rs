@@ -27,6 +27,7 @@ mod pacer;
 mod probes;
 mod put;
 mod retry;
+mod socket;
 mod stall;
 mod versions;
 

@@ -2,8 +2,11 @@
 //! than from its start. The SDK's counts the time its body takes to send
 //! (smithy-rs#3145): on a slow uplink an 8 MiB part could never be sent
 //! within it, however steadily the bytes went. Here a request fails with a
-//! timeout (which the SDK retries) only once neither a piece of its body
-//! has been taken nor an answer has come for the whole timeout.
+//! timeout (which the SDK retries) only once, for the whole timeout, no
+//! piece of its body has been taken, no answer has come, and its
+//! connection's queue has not fallen (once the body is all taken, what the
+//! kernel holds of it drains before the answer can come: on a slow uplink,
+//! longer than the timeout).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use super::socket::Connection;
 use crate::life::Life;
 
 /// Body bytes handed to the connection at a time. The connection asks for
@@ -51,6 +55,8 @@ struct Watched {
 impl HttpConnector for Watched {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
         let life = Arc::new(Life::default());
+        let connection = Connection::default();
+        request.add_extension(connection.clone());
         if request.body().content_length() != Some(0) {
             let body = request.take_body();
             *request.body_mut() = SdkBody::from_body_1_x(Noted {
@@ -63,11 +69,36 @@ impl HttpConnector for Watched {
         HttpConnectorFuture::new(async move {
             tokio::select! {
                 answer = answer => answer,
-                () = life.stalled(stall, |_| {}) => Err(ConnectorError::timeout(
+                () = silent(&life, stall, &connection) => Err(ConnectorError::timeout(
                     format!("HTTP read timeout: nothing sent or received for {stall:?}").into(),
                 )),
             }
         })
+    }
+}
+
+/// Waits until neither the request (`life`) nor its connection's queue has
+/// moved for `stall`: the queue is looked at every quarter of it, and one
+/// lower than the look before is bytes the network took, life from then.
+async fn silent(life: &Life, stall: Duration, connection: &Connection) {
+    let mut seen = None;
+    let mut fell = || {
+        let now = connection.queued();
+        let fell = seen.zip(now).is_some_and(|(before, now)| now < before);
+        seen = now;
+        if fell {
+            life.now();
+        }
+        fell
+    };
+    loop {
+        life.stalled(stall, |_| {
+            fell();
+        })
+        .await;
+        if !fell() {
+            return;
+        }
     }
 }
 
